@@ -1,0 +1,153 @@
+"""The payment state machine: one table, and the pure rules around it.
+
+Every change of status anywhere goes through :func:`plan` (pure: checks the table
+and says what to write) and then the store's single transition function, which
+bumps the version and writes the transition and its outbox event in one database
+transaction. The docs' diagram (``docs/lifecycle.md``) is generated from
+:data:`TRANSITIONS` by :func:`mermaid`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+import attrs
+
+
+__all__ = [
+    "TERMINAL",
+    "TRANSITIONS",
+    "Cause",
+    "Decision",
+    "Status",
+    "event_type",
+    "is_allowed",
+    "mermaid",
+    "plan",
+]
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class Cause(StrEnum):
+    """Who moved the payment."""
+
+    API = "api"
+    WEBHOOK = "webhook"
+    JOB = "job"
+    RECONCILE = "reconcile"
+
+
+S = Status
+
+#: The one table. ``unknown`` may become anything the provider reports, except that
+#: time alone never makes it ``failed`` (the resolver only moves it on the
+#: provider's word). ``expired`` and ``canceled`` reach ``succeeded`` only on the
+#: provider's confirmation that money was taken (a late or racing payment), and
+#: ``expired`` may return to ``pending`` when the provider revives it (a CIP whose
+#: expiry was extended).
+TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
+    S.CREATED: frozenset({S.PENDING, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.UNKNOWN}),
+    S.PENDING: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED, S.UNKNOWN}),
+    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.PENDING, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
+    S.EXPIRED: frozenset({S.SUCCEEDED, S.PENDING}),
+    S.CANCELED: frozenset({S.SUCCEEDED}),
+    S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+#: States with no way out.
+TERMINAL: Final = frozenset(s for s, out in TRANSITIONS.items() if not out)
+
+#: Edges that only the provider's word may take (never the API or the clock).
+PROVIDER_ONLY: Final = frozenset({(S.EXPIRED, S.SUCCEEDED), (S.CANCELED, S.SUCCEEDED),
+                                  (S.EXPIRED, S.PENDING)})
+
+# How far along a payment is, to tell a stale report from news. A report whose rank
+# is lower than the current status's is out of order and never moves us backwards.
+_RANK: Final[dict[Status, int]] = {
+    S.CREATED: 0,
+    S.UNKNOWN: 1,
+    S.PENDING: 2,
+    S.PROCESSING: 3,
+    S.CANCELED: 4,
+    S.EXPIRED: 4,
+    S.FAILED: 5,
+    S.SUCCEEDED: 5,
+    S.PARTIALLY_REFUNDED: 6,
+    S.REFUNDED: 7,
+}
+
+
+def is_allowed(source: Status, target: Status) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def event_type(source: Status, target: Status) -> str:
+    """The outbox event a transition emits. A late payment has its own type."""
+    if target is S.SUCCEEDED and source in (S.EXPIRED, S.CANCELED):
+        return "payment.late_succeeded"
+    return f"payment.{target.value}"
+
+
+@attrs.frozen
+class Decision:
+    """What to do with a reported status.
+
+    ``apply`` is False for a repeat (same status) or a stale/out-of-order report,
+    which is recorded and ignored; ``reason`` says which.
+    """
+
+    apply: bool
+    source: Status
+    target: Status
+    reason: str
+    event: str | None = None
+
+
+def plan(source: Status, target: Status, *, cause: Cause, provider_confirmed: bool) -> Decision:
+    """Decide whether *target* may follow *source*.
+
+    Raises nothing for reports from providers: a report that the table does not
+    allow is a stale or out-of-order event and comes back with ``apply=False``.
+    For the API and jobs (``provider_confirmed=False``) an illegal move is the
+    caller's bug and :func:`pasarela.errors.IllegalTransitionError` is raised by the
+    caller on ``apply=False`` with reason ``illegal``.
+    """
+    if source is target and source is not S.PARTIALLY_REFUNDED:
+        return Decision(False, source, target, "duplicate")
+    if not is_allowed(source, target):
+        if provider_confirmed and _RANK[target] <= _RANK[source]:
+            return Decision(False, source, target, "stale")
+        return Decision(False, source, target, "illegal")
+    if (source, target) in PROVIDER_ONLY and not provider_confirmed:
+        return Decision(False, source, target, "illegal")
+    if source is S.UNKNOWN and target is S.FAILED and not provider_confirmed:
+        return Decision(False, source, target, "illegal")
+    return Decision(True, source, target, "applied", event_type(source, target))
+
+
+def mermaid() -> str:
+    """The state diagram, as Mermaid source, generated from :data:`TRANSITIONS`."""
+    lines = ["stateDiagram-v2", "    [*] --> created"]
+    for source in Status:
+        for target in sorted(TRANSITIONS[source], key=list(Status).index):
+            note = " : provider only" if (source, target) in PROVIDER_ONLY else ""
+            lines.append(f"    {source.value} --> {target.value}{note}")
+    lines.extend(f"    {s.value} --> [*]" for s in Status if s in TERMINAL)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,475 @@
+"""The data model: frozen attrs values, validated at construction.
+
+A change makes a new value (``attrs.evolve``). Validators raise
+:class:`pasarela.errors.ValidationError` naming the field. Secrets (a card
+``client_secret``) are kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Final
+
+import attrs
+import phonenumbers
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.pe import cui, ruc
+
+from pasarela.errors import ValidationError
+from pasarela.lifecycle import Cause, Status
+from pasarela.money import Money
+
+
+__all__ = [
+    "ApproveInWallet",
+    "ConfirmCard",
+    "Customer",
+    "Document",
+    "Method",
+    "NextAction",
+    "OpenUrl",
+    "Order",
+    "Payment",
+    "Refund",
+    "RefundStatus",
+    "ScanQr",
+    "ShowCashCode",
+    "Transition",
+    "next_action_from_dict",
+]
+
+
+class Method(StrEnum):
+    """How the customer pays."""
+
+    CASH = "cash"
+    WALLET = "wallet"
+    CARD = "card"
+
+
+def _as_method(value: object) -> Method:
+    try:
+        return Method(value)
+    except ValueError:
+        raise ValidationError(
+            f"unknown method {value!r}; one of {', '.join(m.value for m in Method)}",
+            field="method",
+        ) from None
+
+
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_ALNUM_RE: Final = re.compile(r"^[A-Za-z0-9]+$")
+_COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}$")
+
+
+def _aware(field: str) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise ValidationError("must be a timezone-aware datetime", field=field)
+
+    return check
+
+
+def _text(field: str, *, max_len: int, required: bool = True) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is None or value == "":
+            if required:
+                raise ValidationError("is required", field=field)
+            return
+        if not isinstance(value, str):
+            raise ValidationError(f"must be text, not {type(value).__name__}", field=field)
+        if len(value) > max_len:
+            raise ValidationError(f"at most {max_len} characters", field=field)
+
+    return check
+
+
+@attrs.frozen
+class Document:
+    """An identity document. ``kind`` is DNI, CE, RUC or PAS.
+
+    DNI and RUC are checked with python-stdnum (the RUC check digit included); CE
+    is 8 to 12 letters or digits and a passport 5 to 12.
+    """
+
+    KINDS: ClassVar[tuple[str, ...]] = ("DNI", "CE", "RUC", "PAS")
+
+    kind: str
+    number: str
+
+    def __attrs_post_init__(self) -> None:
+        kind = self.kind.upper() if isinstance(self.kind, str) else self.kind
+        if kind not in self.KINDS:
+            raise ValidationError(
+                f"unknown document type {self.kind!r}; one of {', '.join(self.KINDS)}",
+                field="customer.document",
+            )
+        number = str(self.number).strip()
+        try:
+            if kind == "DNI":
+                number = cui.validate(number)[:8]
+            elif kind == "RUC":
+                number = ruc.validate(number)
+        except StdnumError as exc:
+            raise ValidationError(
+                f"invalid {kind} number: {exc}", field="customer.document"
+            ) from None
+        if kind == "CE" and not (_ALNUM_RE.match(number) and 8 <= len(number) <= 12):
+            raise ValidationError(
+                "a CE has 8 to 12 letters or digits", field="customer.document"
+            )
+        if kind == "PAS" and not (_ALNUM_RE.match(number) and 5 <= len(number) <= 12):
+            raise ValidationError(
+                "a passport number has 5 to 12 letters or digits", field="customer.document"
+            )
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "number", number.upper())
+
+    @classmethod
+    def coerce(cls, value: Document | tuple[str, str] | Mapping[str, str] | None) -> Document | None:
+        if value is None or isinstance(value, Document):
+            return value
+        if isinstance(value, Mapping):
+            return cls(value.get("kind", ""), value.get("number", ""))
+        if isinstance(value, tuple | list) and len(value) == 2:
+            return cls(str(value[0]), str(value[1]))
+        raise ValidationError("expected (kind, number)", field="customer.document")
+
+    def masked(self) -> str:
+        return f"{self.kind} ****{self.number[-3:]}"
+
+
+def _phone(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("must be text", field="customer.phone")
+    try:
+        parsed = phonenumbers.parse(value, "PE")
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(f"not a phone number: {exc}", field="customer.phone") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(f"not a valid phone number: {value!r}", field="customer.phone")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _email(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL_RE.match(value.strip()):
+        raise ValidationError(f"not an email address: {value!r}", field="customer.email")
+    return value.strip()
+
+
+@attrs.frozen(kw_only=True)
+class Customer:
+    """The paying customer. The phone is kept in E.164 (``+51987654321``)."""
+
+    first_name: str = attrs.field(validator=_text("customer.first_name", max_len=60))
+    last_name: str = attrs.field(validator=_text("customer.last_name", max_len=60))
+    email: str | None = attrs.field(default=None, converter=_email)
+    phone: str | None = attrs.field(default=None, converter=_phone)
+    document: Document | None = attrs.field(default=None, converter=Document.coerce)
+
+    @property
+    def is_peruvian_mobile(self) -> bool:
+        return bool(self.phone and re.fullmatch(r"\+519\d{8}", self.phone))
+
+    @property
+    def national_phone(self) -> str | None:
+        """The phone without country code (``987654321`` for a Peruvian number)."""
+        if self.phone is None:
+            return None
+        parsed = phonenumbers.parse(self.phone)
+        return str(parsed.national_number)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "phone": self.phone,
+            "document": [self.document.kind, self.document.number] if self.document else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Customer:
+        doc = data.get("document")
+        return cls(
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            email=data.get("email"),
+            phone=data.get("phone"),
+            document=tuple(doc) if isinstance(doc, list) else doc,  # type: ignore[arg-type]
+        )
+
+
+def _positive_money(instance: object, attribute: attrs.Attribute[Money], value: Money) -> None:
+    if not isinstance(value, Money):
+        raise ValidationError(
+            f"must be Money (Money.of('12.50', 'PEN')), not {type(value).__name__}",
+            field="amount",
+        )
+    if value.minor <= 0:
+        raise ValidationError("must be greater than zero", field="amount")
+
+
+def _country(value: str) -> str:
+    if not isinstance(value, str) or not _COUNTRY_RE.match(value.upper()):
+        raise ValidationError(f"expected an ISO 3166 alpha-2 code, got {value!r}", field="country")
+    return value.upper()
+
+
+def _metadata(value: Mapping[str, Any] | None) -> Mapping[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError("must be a mapping of text to text", field="metadata")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str | int | bool):
+            raise ValidationError(f"key {key!r}: values must be text", field="metadata")
+        out[key] = str(item)
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """What the merchant sells: the reference, amount and who pays."""
+
+    reference: str = attrs.field(validator=_text("reference", max_len=64))
+    amount: Money = attrs.field(validator=_positive_money)
+    country: str = attrs.field(default="PE", converter=_country)
+    description: str = attrs.field(default="", validator=_text("description", max_len=200, required=False))
+    customer: Customer | None = attrs.field(default=None)
+    metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_metadata)
+    expires_at: datetime | None = attrs.field(default=None, validator=_aware("expires_at"))
+
+    @customer.validator
+    def _check_customer(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, Customer):
+            raise ValidationError("must be a Customer", field="customer")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "amount": {"minor": self.amount.minor, "currency": self.amount.currency},
+            "country": self.country,
+            "description": self.description,
+            "customer": self.customer.to_dict() if self.customer else None,
+            "metadata": dict(self.metadata),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Order:
+        """Build from JSON-like data. ``amount`` is ``{"minor", "currency"}`` or ``"PEN 12.50"``."""
+        raw_amount = data.get("amount")
+        if isinstance(raw_amount, Mapping):
+            amount = (
+                Money(int(raw_amount["minor"]), raw_amount["currency"])
+                if "minor" in raw_amount
+                else Money.of(str(raw_amount.get("value", "")), raw_amount.get("currency", ""))
+            )
+        elif isinstance(raw_amount, str):
+            amount = Money.parse(raw_amount)
+        else:
+            raise ValidationError("expected 'PEN 12.50' or {minor, currency}", field="amount")
+        customer = data.get("customer")
+        expires = data.get("expires_at")
+        return cls(
+            reference=data.get("reference", ""),
+            amount=amount,
+            country=data.get("country", "PE"),
+            description=data.get("description", ""),
+            customer=Customer.from_dict(customer) if customer else None,
+            metadata=data.get("metadata") or {},
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+
+
+# --- next actions -----------------------------------------------------------------
+
+
+_NEXT_ACTIONS: dict[str, type[NextAction]] = {}
+
+
+@attrs.frozen(kw_only=True)
+class NextAction:
+    """What the customer must do next. ``type`` tells the variant."""
+
+    type: ClassVar[str] = "none"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _NEXT_ACTIONS[cls.type] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self, value_serializer=_serialize)
+        data["type"] = self.type
+        return data
+
+
+def _serialize(instance: object, field: attrs.Attribute[Any] | None, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Money):
+        return {"minor": value.minor, "currency": value.currency}
+    return value
+
+
+def next_action_from_dict(data: Mapping[str, Any] | None) -> NextAction | None:
+    if not data:
+        return None
+    cls = _NEXT_ACTIONS[data["type"]]
+    kwargs: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.type in ("datetime | None", "datetime") and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif field.type in ("Money", "Money | None") and isinstance(value, Mapping):
+            value = Money(value["minor"], value["currency"])
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict):
+            value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+@attrs.frozen(kw_only=True)
+class ShowCashCode(NextAction):
+    """Pay a cash code (a PagoEfectivo CIP) at a bank, agent or banking app."""
+
+    type: ClassVar[str] = "show_cash_code"
+    code: str
+    amount: Money
+    expires_at: datetime | None
+    url: str | None = None
+    qr_svg: str | None = attrs.field(default=None, repr=False)
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ScanQr(NextAction):
+    """Scan a QR from a wallet app (Yape or Plin) before it expires."""
+
+    type: ClassVar[str] = "scan_qr"
+    qr_data: str = attrs.field(repr=False)
+    expires_at: datetime | None
+    wallets: tuple[str, ...] = ("yape", "plin")
+    qr_svg: str | None = attrs.field(default=None, repr=False)
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ApproveInWallet(NextAction):
+    """Give the approval code from the wallet app (``confirm(phone=, code=)``)."""
+
+    type: ClassVar[str] = "approve_in_wallet"
+    wallet: str
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ConfirmCard(NextAction):
+    """Confirm the card with the provider's client SDK, using ``client_secret``."""
+
+    type: ClassVar[str] = "confirm_card"
+    client_secret: str = attrs.field(repr=False)
+    step: str = "confirm"  # "confirm" or "authenticate" (3-D Secure)
+    url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OpenUrl(NextAction):
+    """Send the customer to a page."""
+
+    type: ClassVar[str] = "open_url"
+    url: str
+
+
+# --- payments ------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Transition:
+    """One entry of a payment's append-only history.
+
+    ``applied`` is False for a report that was recorded and ignored (a duplicate or
+    a stale, out-of-order event); ``reason`` says why.
+    """
+
+    payment_id: str
+    seq: int
+    source: Status
+    target: Status
+    cause: Cause
+    at: datetime
+    version: int
+    applied: bool = True
+    reason: str = ""
+    event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Payment:
+    """One attempt to take an order's money through one provider.
+
+    Attributes:
+        id: our id, a ULID (sortable by creation time).
+        version: bumped by every applied transition (optimistic concurrency).
+        next_action: what the customer must do, while pending.
+        routing: the decision that chose the provider (with its explanation).
+        history: the transitions, oldest first; filled by ``get``.
+    """
+
+    id: str
+    order_reference: str
+    idempotency_key: str
+    provider: str
+    method: Method = attrs.field(converter=_as_method)
+    amount: Money
+    status: Status
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    provider_reference: str | None = None
+    expires_at: datetime | None = None
+    next_action: NextAction | None = None
+    refunded: Money | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    routing: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    order: Order | None = attrs.field(default=None, repr=False)
+    history: tuple[Transition, ...] = attrs.field(default=(), repr=False, eq=False)
+
+    @property
+    def refunded_amount(self) -> Money:
+        return self.refunded or Money.zero(self.amount.currency)
+
+    @property
+    def refundable(self) -> Money:
+        return self.amount - self.refunded_amount
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class Refund:
+    id: str
+    payment_id: str
+    amount: Money
+    status: RefundStatus
+    created_at: datetime
+    reason: str = ""
+    provider_reference: str | None = None

@@ -1,0 +1,163 @@
+"""Money: integer minor units plus an ISO 4217 currency code.
+
+Floats are refused everywhere: ``Money.of("12.50", "PEN")`` or
+``Money.parse("PEN 12.50")``. Arithmetic between different currencies is an
+error. Formatting for people goes through Babel (``S/ 1,234.50`` in es-PE).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Final
+
+import attrs
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+from pasarela.errors import ValidationError
+
+
+__all__ = ["Money", "currency_exponent"]
+
+# Codes that ISO 4217 reserves for tests, metals and "no currency".
+_NOT_MONEY: Final = frozenset({"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR"})
+_PARSE_RE: Final = re.compile(r"^\s*([A-Za-z]{3})\s*([+-]?[0-9][0-9,]*(?:\.[0-9]+)?)\s*$")
+
+
+@cache
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies()) - _NOT_MONEY
+
+
+def currency_exponent(currency: str, *, field: str = "currency") -> int:
+    """Return the number of decimals of *currency*, or raise ``ValidationError``."""
+    if not isinstance(currency, str) or currency.upper() not in _known_currencies():
+        raise ValidationError(f"unknown ISO 4217 currency {currency!r}", field=field)
+    return int(get_currency_precision(currency.upper()))
+
+
+def _check_currency(instance: Money, attribute: attrs.Attribute[str], value: str) -> None:
+    currency_exponent(value)
+    if value != value.upper():
+        raise ValidationError("currency must be upper case", field="currency")
+
+
+def _check_minor(instance: Money, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            f"minor units must be an int, not {type(value).__name__}", field="amount"
+        )
+
+
+@attrs.frozen(order=False)
+class Money:
+    """An amount of money.
+
+    Attributes:
+        minor: the amount in minor units (céntimos for PEN, cents for USD).
+        currency: the ISO 4217 code, upper case.
+    """
+
+    minor: int = attrs.field(validator=_check_minor)
+    currency: str = attrs.field(validator=_check_currency)
+
+    @classmethod
+    def of(cls, amount: str | Decimal | int, currency: str, *, field: str = "amount") -> Money:
+        """Build from a decimal amount in major units: ``Money.of("149.90", "PEN")``.
+
+        More decimals than the currency has, floats and non-numbers are refused.
+        """
+        code = currency.upper() if isinstance(currency, str) else currency
+        exponent = currency_exponent(code, field=f"{field}.currency" if field != "amount" else "currency")
+        if isinstance(amount, float) or isinstance(amount, bool):
+            raise ValidationError("amounts must not be floats; pass a string or Decimal", field=field)
+        if isinstance(amount, int):
+            value = Decimal(amount)
+        elif isinstance(amount, Decimal):
+            value = amount
+        elif isinstance(amount, str):
+            try:
+                value = Decimal(amount.strip())
+            except InvalidOperation:
+                raise ValidationError(f"not a decimal amount: {amount!r}", field=field) from None
+        else:
+            raise ValidationError(
+                f"amounts must be str, Decimal or int, not {type(amount).__name__}", field=field
+            )
+        if not value.is_finite():
+            raise ValidationError(f"not a finite amount: {amount!r}", field=field)
+        scaled = value.scaleb(exponent)
+        if scaled != scaled.to_integral_value():
+            raise ValidationError(
+                f"{code} has {exponent} decimals; {amount!r} has more", field=field
+            )
+        return cls(int(scaled), code)
+
+    @classmethod
+    def parse(cls, text: str, *, field: str = "amount") -> Money:
+        """Parse ``"PEN 12.50"`` (thousands separators allowed: ``"PEN 1,500"``)."""
+        if not isinstance(text, str):
+            raise ValidationError("expected text like 'PEN 12.50'", field=field)
+        match = _PARSE_RE.match(text)
+        if match is None:
+            raise ValidationError(f"expected 'CUR 12.50', got {text!r}", field=field)
+        currency, number = match.groups()
+        return cls.of(number.replace(",", ""), currency, field=field)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    @property
+    def exponent(self) -> int:
+        return currency_exponent(self.currency)
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount in major units, exact."""
+        return Decimal(self.minor).scaleb(-self.exponent)
+
+    def decimal_string(self) -> str:
+        """``"149.90"``: major units with exactly the currency's decimals."""
+        return f"{self.amount:.{self.exponent}f}"
+
+    def _same(self, other: object) -> Money:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise ValidationError(
+                f"cannot mix {self.currency} and {other.currency}", field="currency"
+            )
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.minor + self._same(other).minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.minor - self._same(other).minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        return self.minor < self._same(other).minor
+
+    def __le__(self, other: Money) -> bool:
+        return self.minor <= self._same(other).minor
+
+    def __gt__(self, other: Money) -> bool:
+        return self.minor > self._same(other).minor
+
+    def __ge__(self, other: Money) -> bool:
+        return self.minor >= self._same(other).minor
+
+    def __bool__(self) -> bool:
+        return self.minor != 0
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.decimal_string()}"
+
+    def format(self, locale: str = "es_PE") -> str:
+        """Format for people with Babel: ``S/ 1,234.50`` in ``es_PE``."""
+        return str(format_currency(self.amount, self.currency, locale=locale))

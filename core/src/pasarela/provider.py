@@ -1,0 +1,295 @@
+"""The provider contract: what an adapter declares and the operations it offers.
+
+An adapter is a :class:`Provider` subclass in its own distribution, announced with
+the ``pasarela_register_providers`` hook. Its HTTP operations are **flows**:
+generators that yield :class:`httpx.Request` and receive :class:`httpx.Response`
+(as ``httpx.Auth.auth_flow`` does), built from pure ``build_*``/``parse_*``
+functions. Adapters hold no clients and do no I/O; the core drives the flows,
+records each exchange (redacted), applies timeouts and retries, and maps transport
+failures. Webhook verification is a pure function of the raw bytes with the clock
+passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+import httpx
+
+from pasarela.errors import ErrorCode, UnsupportedError
+from pasarela.lifecycle import Status
+from pasarela.model import Method, NextAction, Order, Payment, RefundStatus
+from pasarela.money import Money
+
+
+__all__ = [
+    "CreateRequest",
+    "Flow",
+    "Operation",
+    "Provider",
+    "ProviderPayment",
+    "ProviderRefund",
+    "ProviderSettings",
+    "SettlementLine",
+    "WebhookEvent",
+    "WebhookReply",
+]
+
+T = TypeVar("T")
+
+#: A flow yields requests and receives responses; its return value is the result.
+Flow = Generator[httpx.Request, httpx.Response, T]
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    CONFIRM = "confirm"
+    GET = "get"
+    CANCEL = "cancel"
+    REFUND = "refund"
+    WEBHOOK = "webhook"
+    SETTLEMENTS = "settlements"
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSettings:
+    """Settings every provider has; an adapter subclasses it to add its own fields.
+
+    Secret fields are marked ``attrs.field(metadata={"secret": True}, repr=False)``;
+    their values are scrubbed from recorded exchanges and logs.
+    """
+
+    environment: str = "sandbox"
+    base_url: str = ""
+    enabled: bool = True
+    timeout: float = 10.0
+    max_retries: int = 2
+    expiry: timedelta | None = None
+    min_amount: Money | None = None
+    max_amount: Money | None = None
+    fees: Mapping[str, Any] = attrs.field(factory=dict)
+    webhook_secrets: tuple[str, ...] = attrs.field(default=(), repr=False, metadata={"secret": True})
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret field (for redaction)."""
+        out: list[str] = []
+        for field in attrs.fields(type(self)):
+            if field.metadata.get("secret"):
+                value = getattr(self, field.name)
+                if isinstance(value, str) and value:
+                    out.append(value)
+                elif isinstance(value, tuple | list):
+                    out.extend(v for v in value if isinstance(v, str) and v)
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class CreateRequest:
+    """What the core asks a provider to create.
+
+    ``params`` carries method-specific inputs from ``pay(..., **params)``, such as a
+    wallet phone and approval code, or a card PaymentMethod id.
+    """
+
+    payment_id: str
+    idempotency_key: str
+    order: Order
+    method: Method
+    amount: Money
+    expires_at: datetime | None
+    params: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ProviderPayment:
+    """What a provider says about a payment, in lifecycle terms."""
+
+    status: Status
+    reference: str | None = None
+    raw_status: str = ""
+    next_action: NextAction | None = None
+    amount: Money | None = None
+    expires_at: datetime | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ProviderRefund:
+    status: RefundStatus
+    reference: str | None = None
+    amount: Money | None = None
+    payment_reference: str | None = None
+    refund_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """A verified delivery, parsed into neutral terms.
+
+    Attributes:
+        event_id: stable id for deduplication (unique per provider).
+        type: the provider's event type (``cip.paid``).
+        provider_reference: the provider's id of the payment it concerns.
+        status: the status it reports, or None when it reports none to apply.
+        verify_by_fetch: True when the provider signs nothing: the core fetches the
+            payment from the provider and applies that instead of the body.
+        refund: a refund outcome the event carries.
+    """
+
+    event_id: str
+    type: str
+    provider_reference: str | None
+    status: Status | None = None
+    amount: Money | None = None
+    verify_by_fetch: bool = False
+    refund: ProviderRefund | None = None
+    occurred_at: datetime | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class WebhookReply:
+    """What to answer the provider."""
+
+    status_code: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+@attrs.frozen(kw_only=True)
+class SettlementLine:
+    """One line of a provider's statement of what it collected."""
+
+    provider: str
+    provider_reference: str | None
+    order_reference: str | None
+    amount: Money
+    fee: Money | None
+    status: str
+    occurred_at: datetime
+    line_no: int = 0
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+class Provider:
+    """Base class of every provider adapter.
+
+    Subclasses declare the class variables and implement the operations they list
+    in ``operations``. ``error_codes`` is the adapter's one table from the
+    provider's documented error codes to normalized ones; the conformance suite
+    checks it covers them.
+    """
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    methods: ClassVar[frozenset[Method]]
+    countries: ClassVar[frozenset[str]] = frozenset({"PE"})
+    currencies: ClassVar[frozenset[str]]
+    #: Per currency, the (min, max) amount in minor units; None is unbounded.
+    limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {}
+    default_expiry: ClassVar[timedelta | None] = None
+    operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE, Operation.GET})
+    #: Operations that may be repeated safely (idempotent at the provider).
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET})
+    settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    error_codes: ClassVar[Mapping[str, ErrorCode]] = {}
+    #: Header names whose values are secrets (scrubbed from recorded exchanges).
+    secret_headers: ClassVar[frozenset[str]] = frozenset(
+        {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+    )
+    #: JSON body keys whose values are secrets or personal data.
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    #: ``"module:function"`` returning the provider's sandbox ASGI app, called as
+    #: ``factory(**options)``; ``pasarela sandbox NAME --port N`` serves it.
+    sandbox_factory: ClassVar[str | None] = None
+
+    def __init__(
+        self, settings: ProviderSettings, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    # --- capabilities -----------------------------------------------------------
+
+    @classmethod
+    def supports(cls, operation: Operation) -> bool:
+        return operation in cls.operations
+
+    def amount_limits(self, currency: str) -> tuple[int | None, int | None]:
+        low, high = self.limits.get(currency, (None, None))
+        if self.settings.min_amount is not None and self.settings.min_amount.currency == currency:
+            low = self.settings.min_amount.minor
+        if self.settings.max_amount is not None and self.settings.max_amount.currency == currency:
+            high = self.settings.max_amount.minor
+        return low, high
+
+    def ineligibility(self, order: Order, method: Method) -> str | None:
+        """Why this provider cannot take *order* by *method*, or None if it can."""
+        if not self.settings.enabled:
+            return "disabled in configuration"
+        if method not in self.methods:
+            return f"does not offer {method.value}"
+        if order.country not in self.countries:
+            return f"does not serve {order.country}"
+        if order.amount.currency not in self.currencies:
+            return f"does not accept {order.amount.currency}"
+        low, high = self.amount_limits(order.amount.currency)
+        if low is not None and order.amount.minor < low:
+            return f"amount below minimum {Money(low, order.amount.currency)}"
+        if high is not None and order.amount.minor > high:
+            return f"amount above maximum {Money(high, order.amount.currency)}"
+        return None
+
+    def expiry(self) -> timedelta | None:
+        return self.settings.expiry or self.default_expiry
+
+    # --- operations (flows) -------------------------------------------------------
+
+    def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
+        raise self._unsupported(Operation.CREATE)
+
+    def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
+        raise self._unsupported(Operation.CONFIRM)
+
+    def get(self, payment: Payment) -> Flow[ProviderPayment]:
+        raise self._unsupported(Operation.GET)
+
+    def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
+        raise self._unsupported(Operation.CANCEL)
+
+    def refund(
+        self, payment: Payment, amount: Money, *, refund_id: str, reason: str
+    ) -> Flow[ProviderRefund]:
+        raise self._unsupported(Operation.REFUND)
+
+    def settlements(
+        self, since: datetime, until: datetime
+    ) -> Flow[Iterable[SettlementLine]]:
+        raise self._unsupported(Operation.SETTLEMENTS)
+
+    # --- webhooks (pure) ----------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> list[WebhookEvent]:
+        """Verify the raw bytes and parse them. Raises ``SignatureInvalidError``
+        for forged or stale deliveries and ``WebhookError`` for malformed ones."""
+        raise self._unsupported(Operation.WEBHOOK)
+
+    def webhook_reply(self, error: Exception | None = None) -> WebhookReply:
+        """What to answer the provider: 200 on success, 4xx on a rejection."""
+        if error is None:
+            return WebhookReply(200, b'{"received":true}')
+        return WebhookReply(400, b'{"received":false}')
+
+    def _unsupported(self, operation: Operation) -> UnsupportedError:
+        return UnsupportedError(
+            f"{self.name} does not support {operation.value}",
+            code=ErrorCode.UNSUPPORTED_OPERATION,
+            provider=self.name,
+        )

@@ -1,0 +1,154 @@
+"""The tables, in SQLAlchemy Core. Alembic migrations create them; keep both in step."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+__all__ = [
+    "exchanges",
+    "metadata",
+    "outbox",
+    "payments",
+    "refunds",
+    "routing_decisions",
+    "transitions",
+    "webhook_deliveries",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+_ts = sa.DateTime(timezone=True)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("order_reference", sa.String(64), nullable=False, index=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("provider_reference", sa.String(128), nullable=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=True),
+    # When the resolver should next ask the provider (unknown / stale pending).
+    sa.Column("next_check_at", _ts, nullable=True),
+    sa.Column("check_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_action", sa.JSON, nullable=True),
+    sa.Column("routing", sa.JSON, nullable=True),
+    sa.Column("order", sa.JSON, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Index("ix_payments_provider_reference", "provider", "provider_reference"),
+    sa.Index("ix_payments_status_expires_at", "status", "expires_at"),
+    sa.Index("ix_payments_status_next_check_at", "status", "next_check_at"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", sa.String(26), sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(24), nullable=False),
+    sa.Column("target", sa.String(24), nullable=False),
+    sa.Column("cause", sa.String(16), nullable=False),
+    sa.Column("applied", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("event_id", sa.String(128), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("at", _ts, nullable=False),
+    sa.UniqueConstraint("payment_id", "seq"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("payment_id", sa.String(26), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("provider_reference", sa.String(128), nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    # NULL for rejected deliveries (forged, stale, malformed): those are logged,
+    # never deduplicated.
+    sa.Column("event_id", sa.String(255), nullable=True),
+    sa.Column("event_type", sa.String(64), nullable=True),
+    sa.Column("payment_id", sa.String(26), nullable=True, index=True),
+    # applied · ignored · unknown_payment · rejected
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("received_at", _ts, nullable=False),
+    sa.UniqueConstraint("provider", "event_id"),
+)
+
+exchanges = sa.Table(
+    "exchanges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", sa.String(26), nullable=True, index=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("operation", sa.String(24), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("request_headers", sa.JSON, nullable=False),
+    sa.Column("request_body", sa.Text, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response_headers", sa.JSON, nullable=False),
+    sa.Column("response_body", sa.Text, nullable=False),
+    sa.Column("error", sa.String(64), nullable=True),
+    sa.Column("started_at", _ts, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # The event id: a ULID, stable across redeliveries.
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("payment_id", sa.String(26), nullable=False, index=True),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("dispatched_at", _ts, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", _ts, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_outbox_pending", "dispatched_at", "next_attempt_at"),
+)
+
+routing_decisions = sa.Table(
+    "routing_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", sa.String(26), nullable=True, index=True),
+    sa.Column("order_reference", sa.String(64), nullable=False),
+    sa.Column("decision", sa.JSON, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)
