@@ -131,6 +131,9 @@ def plan(source: Status, target: Status, *, cause: Cause, provider_confirmed: bo
     """
     if source is target and source is not S.PARTIALLY_REFUNDED:
         return Decision(False, source, target, "duplicate")
+    if target is S.UNKNOWN and provider_confirmed:
+        # "unknown" is ours (an answer we could not get); a provider never reports it.
+        return Decision(False, source, target, "stale")
     if not is_allowed(source, target):
         if provider_confirmed and _RANK[target] <= _RANK[source]:
             return Decision(False, source, target, "stale")
@@ -151,3 +154,20 @@ def mermaid() -> str:
             lines.append(f"    {source.value} --> {target.value}{note}")
     lines.extend(f"    {s.value} --> [*]" for s in Status if s in TERMINAL)
     return "\n".join(lines) + "\n"
+
+
+def render_doc() -> str:
+    """``docs/lifecycle.md``: the diagram and the table, generated from the table."""
+    rows = "\n".join(
+        f"| `{s.value}` | {', '.join(f'`{t.value}`' for t in sorted(TRANSITIONS[s], key=list(Status).index)) or '(terminal)'} |"
+        for s in Status
+    )
+    return (
+        "# Payment lifecycle\n\n"
+        "Generated from `pasarela.lifecycle.TRANSITIONS` by `make docs`; a test fails when\n"
+        "this file is stale. Edges marked *provider only* are taken only on the provider's\n"
+        "word (a late payment, a revived cash code), never by the API or the clock, and\n"
+        "`unknown` never becomes `failed` by the passing of time alone.\n\n"
+        "```mermaid\n" + mermaid() + "```\n\n"
+        "| from | may go to |\n|---|---|\n" + rows + "\n"
+    )

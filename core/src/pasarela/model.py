@@ -445,9 +445,23 @@ class Payment:
     refunded: Money | None = None
     error_code: str | None = None
     error_message: str | None = None
+    next_check_at: datetime | None = attrs.field(default=None, repr=False)
+    check_attempts: int = attrs.field(default=0, repr=False)
     routing: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     order: Order | None = attrs.field(default=None, repr=False)
     history: tuple[Transition, ...] = attrs.field(default=(), repr=False, eq=False)
+
+    def customer_message(self, language: str = "es") -> str | None:
+        """A message safe to show the customer about a failed payment, or None."""
+        if self.error_code is None:
+            return None
+        from pasarela.errors import ErrorCode, PasarelaError  # noqa: PLC0415
+
+        try:
+            code = ErrorCode(self.error_code)
+        except ValueError:
+            code = ErrorCode.PROVIDER_ERROR
+        return PasarelaError("", code=code).customer_message(language)
 
     @property
     def refunded_amount(self) -> Money:

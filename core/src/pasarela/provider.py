@@ -250,6 +250,14 @@ class Provider:
 
     # --- operations (flows) -------------------------------------------------------
 
+    def check_request(self, request: CreateRequest) -> None:
+        """Check *request* against the provider's field rules without any I/O.
+
+        Called by the core before anything is stored, so bad input gets its
+        ``ProviderValidationError`` naming the field and nothing is written. Adapters
+        override it (and may call it again from ``create``).
+        """
+
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         raise self._unsupported(Operation.CREATE)
 

@@ -5,19 +5,68 @@ The one function that changes a payment's status is :meth:`Store.transition`: it
 checks the expected version (optimistic concurrency), bumps it, appends the
 transition and writes the outbox event, all in the same transaction, together with
 whatever evidence rows the caller passes (exchanges, a webhook delivery, a refund).
+
+Datetimes go in and come out timezone-aware, in UTC (a naive datetime is refused).
+Jobs that several processes may run at once claim rows: :meth:`Store.claim_outbox`,
+:meth:`Store.due_for_expiry` and :meth:`Store.due_for_check` select with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL (on SQLite, writers are serialised by
+``BEGIN IMMEDIATE``) and push a lease forward in the same transaction, so another
+worker does not take the same rows until the lease runs out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Final, TypeAlias
 
 import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite
+from ulid import ULID
 
+from pasarela.errors import (
+    ConcurrencyConflictError,
+    ConfigurationError,
+    IdempotencyConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from pasarela.flows import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import Payment, Refund, Transition
+from pasarela.model import (
+    NextAction,
+    Order,
+    Payment,
+    Refund,
+    RefundStatus,
+    Transition,
+    next_action_from_dict,
+)
+from pasarela.money import Money
+from pasarela.store.engine import (
+    SETTING,
+    WRITE,
+    create_engine,
+    display_url,
+    is_memory_sqlite,
+    normalize_url,
+)
+from pasarela.store.schema import (
+    exchanges as exchanges_t,
+)
+from pasarela.store.schema import (
+    outbox,
+    payments,
+    refunds,
+    routing_decisions,
+    transitions,
+    webhook_deliveries,
+)
 
 
 __all__ = ["Delivery", "OutboxEvent", "Store"]
@@ -47,8 +96,71 @@ class OutboxEvent:
     attempts: int
 
 
+_Row: TypeAlias = sa.Row[*tuple[Any, ...]]
+
+#: Columns :meth:`Store.update_payment` may change.
+_UPDATABLE: Final = frozenset(
+    {
+        "provider_reference",
+        "next_action",
+        "expires_at",
+        "routing",
+        "next_check_at",
+        "check_attempts",
+        "error_code",
+        "error_message",
+    }
+)
+#: Columns the ``changes`` of :meth:`Store.transition` may set.
+_TRANSITION_CHANGES: Final = _UPDATABLE | {"refunded_minor"}
+_DATETIME_COLUMNS: Final = frozenset({"expires_at", "next_check_at"})
+#: Advisory lock key serialising concurrent ``upgrade()`` calls on PostgreSQL.
+_MIGRATION_LOCK: Final = 0x70617361  # "pasa"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_db(value: datetime, field: str) -> datetime:
+    """An aware datetime converted to UTC (SQLite keeps no offset: store UTC)."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError("must be a timezone-aware datetime", field=field)
+    return value.astimezone(UTC)
+
+
+def _opt_to_db(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else _to_db(value, field)
+
+
+def _from_db(value: datetime) -> datetime:
+    """A stored datetime as aware UTC (SQLite returns it naive, in UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _opt_from_db(value: datetime | None) -> datetime | None:
+    return None if value is None else _from_db(value)
+
+
+def _json(value: Mapping[str, Any] | None) -> Any:
+    """A JSON column value; None is SQL NULL rather than JSON ``null``."""
+    return sa.null() if value is None else dict(value)
+
+
 class Store:
-    """Persistence for payments and their evidence. Thread-safe; one per process."""
+    """Persistence for payments and their evidence. Thread-safe; one per process.
+
+    With ``sqlite://`` (in memory) every call is serialised on the one connection;
+    it suits tests and single-threaded scripts, not a server.
+    """
+
+    #: How long a claimed outbox event stays invisible to other dispatchers.
+    outbox_lease: ClassVar[timedelta] = timedelta(seconds=30)
+    #: How long a payment handed out by ``due_for_expiry``/``due_for_check`` stays
+    #: invisible to other workers.
+    job_lease: ClassVar[timedelta] = timedelta(seconds=30)
 
     def __init__(self, url: str, *, upgrade: bool | None = None) -> None:
         """Connect to *url* (``sqlite:///pasarela.db`` or ``postgresql+psycopg://...``).
@@ -58,22 +170,118 @@ class Store:
         Alembic migrations to head; its default is True for SQLite (the embedded
         store upgrades itself) and False for PostgreSQL (``pasarela db upgrade``).
         """
-        raise NotImplementedError
+        self._url = normalize_url(url)
+        self._engine = create_engine(self._url)
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time: queue this process's writers on a lock
+        # instead of letting them spin on the busy timeout. In memory, one
+        # connection is shared, so every call is serialised.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else nullcontext()
+        )
+        self._read_lock: AbstractContextManager[Any] = (
+            self._write_lock if is_memory_sqlite(self._url) else nullcontext()
+        )
+        try:
+            with self._begin() as conn:
+                conn.execute(sa.select(1))
+            if upgrade if upgrade is not None else self._sqlite:
+                self.upgrade()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Store({display_url(self._url)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
-        raise NotImplementedError
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for reports and maintenance; prefer the methods)."""
+        return self._engine
 
     def upgrade(self) -> None:
         """Run Alembic migrations to head."""
-        raise NotImplementedError
+        # Imported here: Alembic is only needed to migrate, not to `import pasarela`.
+        from alembic import command  # noqa: PLC0415
+        from alembic.config import Config  # noqa: PLC0415
+
+        config = Config()
+        location = str(Path(__file__).with_name("migrations"))
+        config.set_main_option("script_location", location.replace("%", "%%"))
+        with self._begin(write=True) as conn:
+            if not self._sqlite:
+                # Two `pasarela db upgrade` at once: the second waits, then finds head.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
     def ping(self) -> bool:
-        raise NotImplementedError
+        try:
+            with self._begin() as conn:
+                conn.execute(sa.select(1))
+        except (sa.exc.SQLAlchemyError, ConfigurationError):
+            return False
+        return True
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._engine.dispose()
+
+    # --- transactions --------------------------------------------------------------
+
+    @contextmanager
+    def _begin(self, *, write: bool = False) -> Iterator[sa.Connection]:
+        """One transaction; ``BEGIN IMMEDIATE`` on SQLite when *write*."""
+        with self._write_lock if write else self._read_lock:
+            try:
+                conn = self._engine.connect()
+            except sa.exc.DBAPIError as exc:
+                raise ConfigurationError(
+                    f"cannot connect to {display_url(self._url)}: {exc.orig}".strip(),
+                    path=SETTING,
+                ) from exc
+            with conn:
+                if write:
+                    conn.execution_options(**{WRITE: True})
+                try:
+                    with conn.begin():
+                        yield conn
+                except sa.exc.OperationalError as exc:
+                    text = str(exc.orig).lower()
+                    if "database is locked" in text or "database is busy" in text:
+                        raise ConcurrencyConflictError(
+                            "the database is busy (another process holds the write lock); "
+                            "retry"
+                        ) from exc
+                    if "no such table" in text:
+                        raise self._not_migrated() from exc
+                    raise
+                except sa.exc.ProgrammingError as exc:
+                    if getattr(exc.orig, "sqlstate", None) == "42P01":  # undefined_table
+                        raise self._not_migrated() from exc
+                    raise
+
+    def _not_migrated(self) -> ConfigurationError:
+        return ConfigurationError(
+            f"{display_url(self._url)} has no pasarela tables; run `pasarela db upgrade`",
+            path=SETTING,
+        )
+
+    def _insert(self, table: sa.Table) -> pg.Insert | sqlite.Insert:
+        return sqlite.insert(table) if self._sqlite else pg.insert(table)
+
+    def _select_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query if self._sqlite else query.with_for_update(skip_locked=True)
 
     # --- payments --------------------------------------------------------------
 
@@ -86,11 +294,35 @@ class Store:
         any number of concurrent callers with one key (the unique constraint
         decides; the losers read the winner's row).
         """
-        raise NotImplementedError
+        values = _payment_values(payment, fingerprint)
+        insert = (
+            self._insert(payments)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
+        )
+        with self._begin(write=True) as conn:
+            if conn.execute(insert).rowcount == 1:
+                return _as_stored(payment), True
+            # The key is taken. On PostgreSQL the insert waited for a concurrent
+            # winner to commit; this statement sees its row.
+            row = conn.execute(
+                sa.select(payments).where(payments.c.idempotency_key == payment.idempotency_key)
+            ).one()
+        if row.fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                f"idempotency_key: {payment.idempotency_key!r} was already used for payment "
+                f"{row.id} with different parameters; use a new key for a new payment"
+            )
+        return _payment_from_row(row), False
 
     def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
         """The payment, with its transitions when *history*; ``NotFoundError`` if none."""
-        raise NotImplementedError
+        with self._begin() as conn:
+            row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+            if row is None:
+                raise NotFoundError(f"no payment {payment_id!r}")
+            steps = self._history(conn, payment_id) if history else ()
+        return _payment_from_row(row, history=tuple(steps))
 
     def find_payment(
         self,
@@ -99,7 +331,27 @@ class Store:
         provider_reference: str | None = None,
         idempotency_key: str | None = None,
     ) -> Payment | None:
-        raise NotImplementedError
+        """The payment matching every criterion given (the newest, if several)."""
+        clauses: list[sa.ColumnElement[bool]] = []
+        if provider is not None:
+            clauses.append(payments.c.provider == provider)
+        if provider_reference is not None:
+            clauses.append(payments.c.provider_reference == provider_reference)
+        if idempotency_key is not None:
+            clauses.append(payments.c.idempotency_key == idempotency_key)
+        if provider_reference is None and idempotency_key is None:
+            raise ValidationError(
+                "give provider_reference or idempotency_key", field="provider_reference"
+            )
+        query = (
+            sa.select(payments)
+            .where(*clauses)
+            .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+            .limit(1)
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _payment_from_row(row)
 
     def update_payment(self, payment_id: str, *, expected_version: int, **changes: Any) -> Payment:
         """Change non-status fields (``provider_reference``, ``next_action``,
@@ -108,7 +360,51 @@ class Store:
 
         ``ConcurrencyConflictError`` if the version moved on.
         """
-        raise NotImplementedError
+        values = _change_values(changes, allowed=_UPDATABLE)
+        with self._begin(write=True) as conn:
+            self._lock_payment(conn, payment_id, expected_version)
+            row = self._bump(conn, payment_id, expected_version, values, _now())
+        return _payment_from_row(row)
+
+    def _lock_payment(
+        self, conn: sa.Connection, payment_id: str, expected_version: int | None
+    ) -> _Row:
+        """Read (and on PostgreSQL lock) the payment's status and version."""
+        query = sa.select(payments.c.status, payments.c.version).where(
+            payments.c.id == payment_id
+        )
+        if not self._sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no payment {payment_id!r}")
+        if expected_version is not None and row.version != expected_version:
+            raise ConcurrencyConflictError(
+                f"payment {payment_id} is at version {row.version}, not {expected_version}: "
+                "another writer changed it first; reload and retry"
+            )
+        return row
+
+    def _bump(
+        self,
+        conn: sa.Connection,
+        payment_id: str,
+        expected_version: int,
+        values: Mapping[str, Any],
+        now: datetime,
+    ) -> _Row:
+        update = (
+            sa.update(payments)
+            .where(payments.c.id == payment_id, payments.c.version == expected_version)
+            .values(version=payments.c.version + 1, updated_at=now, **values)
+            .returning(*payments.c)
+        )
+        row = conn.execute(update).first()
+        if row is None:  # pragma: no cover - the row is locked or the writer is alone
+            raise ConcurrencyConflictError(
+                f"payment {payment_id} moved past version {expected_version}; reload and retry"
+            )
+        return row
 
     def transition(
         self,
@@ -135,8 +431,51 @@ class Store:
         a new ULID id and *payload* (default: the payment's public fields); insert
         the *exchanges*, the *delivery* and upsert the *refund*. The caller has
         already checked the lifecycle table. Returns the new payment.
+
+        A *delivery* whose ``(provider, event_id)`` was recorded already rolls the
+        whole transaction back and raises ``ConcurrencyConflictError`` (duplicate
+        delivery): reload, and the delivery will be seen.
         """
-        raise NotImplementedError
+        target = Status(target)
+        cause = Cause(cause)
+        values = _change_values(changes or {}, allowed=_TRANSITION_CHANGES)
+        values["status"] = target.value
+        with self._begin(write=True) as conn:
+            now = _now()
+            current = self._lock_payment(conn, payment_id, expected_version)
+            row = self._bump(conn, payment_id, expected_version, values, now)
+            if delivery is not None:
+                self._insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+            conn.execute(
+                sa.insert(transitions).values(
+                    payment_id=payment_id,
+                    seq=self._next_seq(conn, payment_id),
+                    source=current.status,
+                    target=target.value,
+                    cause=cause.value,
+                    applied=True,
+                    reason=reason,
+                    event_id=event_id,
+                    version=row.version,
+                    at=now,
+                )
+            )
+            payment = _payment_from_row(row)
+            conn.execute(
+                sa.insert(outbox).values(
+                    id=str(ULID()),
+                    payment_id=payment_id,
+                    type=event_type,
+                    payload=dict(payload) if payload is not None else _default_payload(payment),
+                    created_at=now,
+                    next_attempt_at=now,
+                    attempts=0,
+                )
+            )
+            self._insert_exchanges(conn, exchanges, payment_id=payment_id)
+            if refund is not None:
+                self._upsert_refund(conn, refund, now=now)
+        return payment
 
     def record_ignored(
         self,
@@ -152,35 +491,177 @@ class Store:
     ) -> None:
         """Append a transition with ``applied=False`` (a duplicate or stale report)
         and the evidence rows, without touching the payment or its version."""
-        raise NotImplementedError
+        now = _now()
+        with self._begin(write=True) as conn:
+            # On PostgreSQL the row lock serialises this with transition(), so the
+            # two never pick the same seq.
+            current = self._lock_payment(conn, payment_id, None)
+            if delivery is not None:
+                self._insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+            conn.execute(
+                sa.insert(transitions).values(
+                    payment_id=payment_id,
+                    seq=self._next_seq(conn, payment_id),
+                    source=Status(source).value,
+                    target=Status(target).value,
+                    cause=Cause(cause).value,
+                    applied=False,
+                    reason=reason,
+                    event_id=event_id,
+                    version=current.version,
+                    at=now,
+                )
+            )
+            self._insert_exchanges(conn, exchanges, payment_id=payment_id)
+
+    def _next_seq(self, conn: sa.Connection, payment_id: str) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1).where(
+            transitions.c.payment_id == payment_id
+        )
+        return int(conn.execute(query).scalar_one())
 
     def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
-        raise NotImplementedError
+        rows = list(exchanges)
+        if not rows:
+            return
+        with self._begin(write=True) as conn:
+            self._insert_exchanges(conn, rows, payment_id=None)
+
+    def _insert_exchanges(
+        self, conn: sa.Connection, exchanges: Iterable[Exchange], *, payment_id: str | None
+    ) -> None:
+        rows = [_exchange_values(exchange, payment_id) for exchange in exchanges]
+        if rows:
+            conn.execute(sa.insert(exchanges_t), rows)
 
     def exchanges_for(self, payment_id: str) -> list[dict[str, Any]]:
         """The recorded (redacted) exchanges of a payment, oldest first."""
-        raise NotImplementedError
+        query = (
+            sa.select(exchanges_t)
+            .where(exchanges_t.c.payment_id == payment_id)
+            .order_by(exchanges_t.c.started_at, exchanges_t.c.id)
+        )
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for row in rows:
+            item = dict(row._mapping)
+            item["started_at"] = _from_db(row.started_at)
+            item["request_headers"] = dict(row.request_headers or {})
+            item["response_headers"] = dict(row.response_headers or {})
+            out.append(item)
+        return out
 
     def history(self, payment_id: str) -> list[Transition]:
-        raise NotImplementedError
+        with self._begin() as conn:
+            return self._history(conn, payment_id)
+
+    def _history(self, conn: sa.Connection, payment_id: str) -> list[Transition]:
+        query = (
+            sa.select(transitions)
+            .where(transitions.c.payment_id == payment_id)
+            .order_by(transitions.c.seq)
+        )
+        return [
+            Transition(
+                payment_id=row.payment_id,
+                seq=row.seq,
+                source=Status(row.source),
+                target=Status(row.target),
+                cause=Cause(row.cause),
+                at=_from_db(row.at),
+                version=row.version,
+                applied=bool(row.applied),
+                reason=row.reason,
+                event_id=row.event_id,
+            )
+            for row in conn.execute(query)
+        ]
 
     # --- refunds ---------------------------------------------------------------
 
     def refunds_for(self, payment_id: str) -> list[Refund]:
-        raise NotImplementedError
+        query = (
+            sa.select(refunds)
+            .where(refunds.c.payment_id == payment_id)
+            .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Refund(
+                id=row.id,
+                payment_id=row.payment_id,
+                amount=Money(row.amount_minor, row.currency),
+                status=RefundStatus(row.status),
+                created_at=_from_db(row.created_at),
+                reason=row.reason,
+                provider_reference=row.provider_reference,
+            )
+            for row in rows
+        ]
 
     def save_refund(self, refund: Refund) -> None:
         """Insert or update a refund row by id (outside a status change)."""
-        raise NotImplementedError
+        with self._begin(write=True) as conn:
+            self._lock_payment(conn, refund.payment_id, None)
+            self._upsert_refund(conn, refund, now=_now())
+
+    def _upsert_refund(self, conn: sa.Connection, refund: Refund, *, now: datetime) -> None:
+        values = {
+            "id": refund.id,
+            "payment_id": refund.payment_id,
+            "amount_minor": refund.amount.minor,
+            "currency": refund.amount.currency,
+            "status": RefundStatus(refund.status).value,
+            "reason": refund.reason,
+            "provider_reference": refund.provider_reference,
+            "created_at": _to_db(refund.created_at, "refund.created_at"),
+            "updated_at": now,
+        }
+        mutable = ("amount_minor", "currency", "status", "reason", "provider_reference")
+        stmt = self._insert(refunds).values(**values)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[refunds.c.id],
+                set_={name: values[name] for name in (*mutable, "updated_at")},
+            )
+        )
 
     # --- webhooks --------------------------------------------------------------
 
     def seen_delivery(self, provider: str, event_id: str) -> bool:
-        raise NotImplementedError
+        query = sa.select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.provider == provider,
+            webhook_deliveries.c.event_id == event_id,
+        )
+        with self._begin() as conn:
+            return conn.execute(query.limit(1)).first() is not None
 
     def record_delivery(self, delivery: Delivery) -> bool:
         """Insert a delivery; False when (provider, event_id) was recorded already."""
-        raise NotImplementedError
+        insert = (
+            self._insert(webhook_deliveries)
+            .values(**_delivery_values(delivery, None, _now()))
+            .on_conflict_do_nothing(
+                index_elements=[webhook_deliveries.c.provider, webhook_deliveries.c.event_id]
+            )
+        )
+        with self._begin(write=True) as conn:
+            return bool(conn.execute(insert).rowcount == 1)
+
+    def _insert_delivery(
+        self, conn: sa.Connection, delivery: Delivery, *, payment_id: str, now: datetime
+    ) -> None:
+        try:
+            conn.execute(
+                sa.insert(webhook_deliveries).values(**_delivery_values(delivery, payment_id, now))
+            )
+        except sa.exc.IntegrityError as exc:
+            raise ConcurrencyConflictError(
+                f"duplicate delivery: {delivery.provider} event {delivery.event_id!r} was "
+                "recorded already; nothing was applied"
+            ) from exc
 
     # --- outbox ----------------------------------------------------------------
 
@@ -188,31 +669,274 @@ class Store:
         """Undispatched events due at *now*, oldest first. On PostgreSQL rows are
         claimed with ``FOR UPDATE SKIP LOCKED`` and their ``next_attempt_at`` pushed
         forward (a lease) so concurrent dispatchers do not take the same rows."""
-        raise NotImplementedError
+        at = _to_db(now, "now")
+        query = self._select_for_claim(
+            sa.select(outbox)
+            .where(outbox.c.dispatched_at.is_(None), outbox.c.next_attempt_at <= at)
+            .order_by(outbox.c.created_at, outbox.c.id)
+            .limit(limit)
+        )
+        with self._begin(write=True) as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    sa.update(outbox)
+                    .where(outbox.c.id.in_([row.id for row in rows]))
+                    .values(next_attempt_at=at + self.outbox_lease)
+                )
+        return [
+            OutboxEvent(
+                id=row.id,
+                payment_id=row.payment_id,
+                type=row.type,
+                payload=row.payload,
+                created_at=_from_db(row.created_at),
+                attempts=row.attempts,
+            )
+            for row in rows
+        ]
 
     def mark_dispatched(self, event_ids: Sequence[str], *, now: datetime) -> None:
-        raise NotImplementedError
+        if not event_ids:
+            return
+        at = _to_db(now, "now")
+        with self._begin(write=True) as conn:
+            conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id.in_(list(event_ids)), outbox.c.dispatched_at.is_(None))
+                .values(dispatched_at=at)
+            )
 
     def mark_failed(self, event_id: str, *, error: str, retry_at: datetime) -> None:
-        raise NotImplementedError
+        with self._begin(write=True) as conn:
+            conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id == event_id)
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    last_error=error,
+                    next_attempt_at=_to_db(retry_at, "retry_at"),
+                )
+            )
 
     def outbox_lag(self, *, now: datetime) -> tuple[int, float]:
         """(undispatched count, age in seconds of the oldest undispatched event)."""
-        raise NotImplementedError
+        at = _to_db(now, "now")
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
+            outbox.c.dispatched_at.is_(None)
+        )
+        with self._begin() as conn:
+            count, oldest = conn.execute(query).one()
+        if not count or oldest is None:
+            return 0, 0.0
+        return int(count), max(0.0, (at - _from_db(oldest)).total_seconds())
 
     # --- jobs ------------------------------------------------------------------
 
     def due_for_expiry(self, *, now: datetime, limit: int = 500) -> list[Payment]:
-        """Pending payments whose ``expires_at`` has passed."""
-        raise NotImplementedError
+        """Pending payments whose ``expires_at`` has passed.
+
+        Claimed: each is leased (``claimed_until``) for :attr:`job_lease`, so
+        another worker does not get it meanwhile; the version is not bumped.
+        """
+        at = _to_db(now, "now")
+        query = self._select_for_claim(
+            sa.select(payments)
+            .where(
+                payments.c.status == Status.PENDING.value,
+                payments.c.expires_at <= at,
+                sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at),
+            )
+            .order_by(payments.c.expires_at, payments.c.id)
+            .limit(limit)
+        )
+        with self._begin(write=True) as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    sa.update(payments)
+                    .where(payments.c.id.in_([row.id for row in rows]))
+                    .values(claimed_until=at + self.job_lease)
+                )
+        return [_payment_from_row(row) for row in rows]
 
     def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:
-        """Unknown (and pending) payments whose ``next_check_at`` has passed."""
-        raise NotImplementedError
+        """Unknown (and pending) payments whose ``next_check_at`` has passed.
+
+        Claimed: ``next_check_at`` is pushed forward by :attr:`job_lease` (the
+        resolver then sets the real next check); the version is not bumped.
+        """
+        at = _to_db(now, "now")
+        query = self._select_for_claim(
+            sa.select(payments)
+            .where(
+                payments.c.status.in_([Status.UNKNOWN.value, Status.PENDING.value]),
+                payments.c.next_check_at <= at,
+            )
+            .order_by(payments.c.next_check_at, payments.c.id)
+            .limit(limit)
+        )
+        with self._begin(write=True) as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    sa.update(payments)
+                    .where(payments.c.id.in_([row.id for row in rows]))
+                    .values(next_check_at=at + self.job_lease)
+                )
+        return [_payment_from_row(row) for row in rows]
 
     # --- routing ---------------------------------------------------------------
 
     def record_decision(
         self, *, order_reference: str, payment_id: str | None, decision: Mapping[str, Any]
     ) -> None:
-        raise NotImplementedError
+        with self._begin(write=True) as conn:
+            conn.execute(
+                sa.insert(routing_decisions).values(
+                    order_reference=order_reference,
+                    payment_id=payment_id,
+                    decision=dict(decision),
+                    created_at=_now(),
+                )
+            )
+
+
+# --- rows <-> values ----------------------------------------------------------------
+
+
+def _payment_values(payment: Payment, fingerprint: str) -> dict[str, Any]:
+    refunded = payment.refunded
+    if refunded is not None and refunded.currency != payment.amount.currency:
+        raise ValidationError("must be in the payment's currency", field="refunded")
+    return {
+        "id": payment.id,
+        "idempotency_key": payment.idempotency_key,
+        "fingerprint": fingerprint,
+        "order_reference": payment.order_reference,
+        "provider": payment.provider,
+        "method": payment.method.value,
+        "provider_reference": payment.provider_reference,
+        "amount_minor": payment.amount.minor,
+        "currency": payment.amount.currency,
+        "refunded_minor": refunded.minor if refunded is not None else 0,
+        "status": Status(payment.status).value,
+        "version": payment.version,
+        "created_at": _to_db(payment.created_at, "created_at"),
+        "updated_at": _to_db(payment.updated_at, "updated_at"),
+        "expires_at": _opt_to_db(payment.expires_at, "expires_at"),
+        "next_action": _json(payment.next_action.to_dict() if payment.next_action else None),
+        "routing": _json(payment.routing),
+        "order": _json(payment.order.to_dict() if payment.order else None),
+        "error_code": payment.error_code,
+        "error_message": payment.error_message,
+    }
+
+
+def _as_stored(payment: Payment) -> Payment:
+    """*payment* as a read would return it: timestamps in UTC."""
+    return attrs.evolve(
+        payment,
+        created_at=_from_db(payment.created_at),
+        updated_at=_from_db(payment.updated_at),
+        expires_at=_opt_from_db(payment.expires_at),
+    )
+
+
+def _change_values(changes: Mapping[str, Any], *, allowed: frozenset[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "refunded" and "refunded_minor" in allowed:
+            # A convenience: the Money refunded so far.
+            if not isinstance(value, Money):
+                raise ValidationError("must be Money", field="refunded")
+            values["refunded_minor"] = value.minor
+            continue
+        if name not in allowed:
+            raise ValidationError(
+                f"cannot be changed here; one of {', '.join(sorted(allowed))}", field=name
+            )
+        if name in _DATETIME_COLUMNS:
+            values[name] = _opt_to_db(value, name)
+        elif name == "next_action":
+            if value is not None and not isinstance(value, NextAction | Mapping):
+                raise ValidationError("must be a NextAction or None", field=name)
+            values[name] = _json(value.to_dict() if isinstance(value, NextAction) else value)
+        elif name == "routing":
+            values[name] = _json(value)
+        elif name in ("refunded_minor", "check_attempts"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError("must be a non-negative int", field=name)
+            values[name] = value
+        else:
+            values[name] = value
+    return values
+
+
+def _payment_from_row(row: _Row, *, history: tuple[Transition, ...] = ()) -> Payment:
+    amount = Money(row.amount_minor, row.currency)
+    return Payment(
+        id=row.id,
+        order_reference=row.order_reference,
+        idempotency_key=row.idempotency_key,
+        provider=row.provider,
+        method=row.method,
+        amount=amount,
+        status=Status(row.status),
+        version=row.version,
+        created_at=_from_db(row.created_at),
+        updated_at=_from_db(row.updated_at),
+        provider_reference=row.provider_reference,
+        expires_at=_opt_from_db(row.expires_at),
+        next_action=next_action_from_dict(row.next_action),
+        refunded=Money(row.refunded_minor, row.currency) if row.refunded_minor else None,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        routing=dict(row.routing or {}),
+        order=Order.from_dict(row.order) if row.order else None,
+        history=history,
+    )
+
+
+def _default_payload(payment: Payment) -> dict[str, Any]:
+    return {
+        "payment_id": payment.id,
+        "order_reference": payment.order_reference,
+        "provider": payment.provider,
+        "method": payment.method.value,
+        "status": payment.status.value,
+        "amount": {"minor": payment.amount.minor, "currency": payment.amount.currency},
+        "provider_reference": payment.provider_reference,
+        "version": payment.version,
+    }
+
+
+def _exchange_values(exchange: Exchange, payment_id: str | None) -> dict[str, Any]:
+    return {
+        "payment_id": exchange.payment_id or payment_id,
+        "provider": exchange.provider,
+        "operation": exchange.operation,
+        "attempt": exchange.attempt,
+        "method": exchange.method,
+        "url": exchange.url,
+        "request_headers": dict(exchange.request_headers),
+        "request_body": exchange.request_body,
+        "status_code": exchange.status_code,
+        "response_headers": dict(exchange.response_headers),
+        "response_body": exchange.response_body,
+        "error": exchange.error,
+        "started_at": _to_db(exchange.started_at, "exchange.started_at"),
+        "duration_ms": float(exchange.duration_ms),
+    }
+
+
+def _delivery_values(delivery: Delivery, payment_id: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "provider": delivery.provider,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "payment_id": delivery.payment_id or payment_id,
+        "outcome": delivery.outcome,
+        "detail": delivery.detail,
+        "received_at": now,
+    }

@@ -49,6 +49,8 @@ payments = sa.Table(
     # When the resolver should next ask the provider (unknown / stale pending).
     sa.Column("next_check_at", _ts, nullable=True),
     sa.Column("check_attempts", sa.Integer, nullable=False, server_default="0"),
+    # A job's lease: ``due_for_expiry`` hands a payment to one worker until then.
+    sa.Column("claimed_until", _ts, nullable=True),
     sa.Column("next_action", sa.JSON, nullable=True),
     sa.Column("routing", sa.JSON, nullable=True),
     sa.Column("order", sa.JSON, nullable=True),
@@ -80,7 +82,9 @@ refunds = sa.Table(
     "refunds",
     metadata,
     sa.Column("id", sa.String(26), primary_key=True),
-    sa.Column("payment_id", sa.String(26), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column(
+        "payment_id", sa.String(26), sa.ForeignKey("payments.id"), nullable=False, index=True
+    ),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),

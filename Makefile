@@ -1,0 +1,38 @@
+# pasarela: `make demo` runs a whole checkout against the local sandboxes;
+# `make test` runs the tests. Each creates .venv with the standard venv and pip.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ADAPTERS := $(sort $(wildcard adapters/*/pyproject.toml))
+ADAPTER_DIRS := $(patsubst %/pyproject.toml,%,$(ADAPTERS))
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench clean docs
+
+venv: $(STAMP)
+
+$(STAMP): core/pyproject.toml $(ADAPTERS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e 'core[test]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pasarela.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check core adapters tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+docs: $(STAMP)
+	$(BIN)/python -c "from pasarela.lifecycle import render_doc; import sys; sys.stdout.write(render_doc())" > docs/lifecycle.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,105 @@
+"""Stripe webhook signatures: pure functions of the raw bytes and a clock.
+
+``Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]``: each ``v1`` is the
+hex HMAC-SHA256, keyed with an endpoint secret (``whsec_...``, used as is), of
+``b"<t>." + raw body``. Several ``v1`` values appear while secrets roll; several
+secrets may be configured here for the same reason. A delivery verifies when any
+configured secret matches any ``v1`` (constant-time), and its timestamp is no
+more than ``tolerance`` seconds old (300 by default, as Stripe's libraries) and,
+a pasarela addition, no more than ``tolerance`` seconds in the future.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pasarela.errors import SignatureInvalidError
+
+
+__all__ = ["DEFAULT_TOLERANCE", "SIGNATURE_HEADER", "sign", "signature_header", "verify"]
+
+DEFAULT_TOLERANCE = 300
+SIGNATURE_HEADER = "Stripe-Signature"
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The hex ``v1`` signature of *body* at *timestamp* with *secret*."""
+    message = str(timestamp).encode("ascii") + b"." + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def signature_header(body: bytes, secrets: Iterable[str], timestamp: int) -> str:
+    """A ``Stripe-Signature`` value with one ``v1`` per secret (as during a roll)."""
+    parts = [f"t={timestamp}"]
+    parts.extend(f"v1={sign(body, secret, timestamp)}" for secret in secrets)
+    return ",".join(parts)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _error(message: str) -> SignatureInvalidError:
+    return SignatureInvalidError(message, provider="stripe")
+
+
+def parse_header(value: str) -> tuple[int, list[str]]:
+    """``(timestamp, [v1 signatures])`` from a ``Stripe-Signature`` value."""
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for item in value.split(","):
+        key, sep, val = item.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t":
+            if not val.isdigit() or timestamp is not None:
+                raise _error("Stripe-Signature has a malformed timestamp")
+            timestamp = int(val)
+        elif key == "v1" and val:
+            signatures.append(val.strip())
+    if timestamp is None:
+        raise _error("Stripe-Signature has no timestamp")
+    if not signatures:
+        raise _error("Stripe-Signature has no v1 signature")
+    return timestamp, signatures
+
+
+def verify(
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Iterable[str],
+    *,
+    now: datetime,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> int:
+    """Verify a delivery's raw *body*; return its signed timestamp.
+
+    Raises :class:`~pasarela.errors.SignatureInvalidError` when the header is
+    missing or malformed, no secret matches any ``v1``, or the timestamp is
+    outside ``now ± tolerance``.
+    """
+    value = _header(headers, SIGNATURE_HEADER)
+    if not value:
+        raise _error("no Stripe-Signature header")
+    timestamp, signatures = parse_header(value)
+    matched = False
+    for secret in secrets:
+        expected = sign(body, secret, timestamp).encode("ascii")
+        for candidate in signatures:
+            # compare_digest on every pair: no early exit that leaks which one matched
+            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+    if not matched:
+        raise _error("no signature matches the expected signature for the payload")
+    age = int(now.timestamp()) - timestamp
+    if age > tolerance:
+        raise _error(f"timestamp outside the tolerance zone ({age} s old)")
+    if -age > tolerance:
+        raise _error(f"timestamp outside the tolerance zone ({-age} s in the future)")
+    return timestamp

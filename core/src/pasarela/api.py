@@ -1,0 +1,273 @@
+"""The public API: :class:`Pasarela` (sync) and :class:`AsyncPasarela` (async).
+
+Both are thin drivers over one :class:`~pasarela.service.Service`: every
+operation is written once as a generator of steps; the sync class performs the
+steps with :class:`httpx.Client`, the async one with :class:`httpx.AsyncClient`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import httpx
+
+from pasarela.config import Config, load_config, structure_settings
+from pasarela.flows import Steps, adrive, drive
+from pasarela.jobs import expire_due, resolve_due
+from pasarela.model import Method, Order, Payment, Refund
+from pasarela.money import Money
+from pasarela.outbox import dispatch_outbox
+from pasarela.plugins import PasarelaPlugins, get_plugin_manager
+from pasarela.provider import Provider, WebhookReply
+from pasarela.service import Option, Service
+from pasarela.store import Store
+from pasarela.webhooks import handle_webhook
+
+
+__all__ = ["AsyncPasarela", "Pasarela"]
+
+T = TypeVar("T")
+
+
+def _build(
+    config: Config | str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    plugins: Iterable[object],
+    load_entrypoints: bool,
+    clock: Callable[[], datetime] | None,
+    env: Mapping[str, str] | None,
+    store: Store | None,
+) -> tuple[Config, PasarelaPlugins, Service]:
+    cfg = config if isinstance(config, Config) else load_config(config, env=env)
+    manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
+    for module in cfg.plugins.modules:
+        manager.load_module(module)
+    registry = manager.providers()
+    providers: dict[str, Provider] = {}
+    for name, table in cfg.providers.items():
+        cls = registry.get(name)
+        settings = structure_settings(name, table, cls.settings_class, env=env)
+        providers[name] = cls(settings, clock=clock)
+    backend = store or Store(cfg.store.url)
+
+    def select(order: Order, method: Method, candidates: list[str]) -> str | None:
+        return manager.select_provider(order=order, method=method, candidates=candidates)
+
+    service = Service(
+        store=backend,
+        providers=providers,
+        preference=tuple(cfg.checkout.preference),
+        select_provider=select,
+        clock=clock,
+    )
+    return cfg, manager, service
+
+
+class _Base:
+    config: Config
+    plugins: PasarelaPlugins
+    service: Service
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        return self.service.providers
+
+    def options(self, order: Order) -> list[Option]:
+        """Which ways to pay *order* (cash, wallet, card): provider, expiry, fee, why."""
+        return self.service.options(order)
+
+    def get(self, payment_id: str) -> Payment:
+        """The payment with its history."""
+        return self.service.get(payment_id)
+
+    def _dispatch_inline(self) -> None:
+        if self.config.outbox.dispatch == "inline":
+            dispatch_outbox(self.service, self.plugins)
+
+
+class Pasarela(_Base):
+    """The synchronous API.
+
+    ``Pasarela.from_config("pasarela.toml")`` reads the configuration, discovers the
+    installed provider plugins and opens the store (SQLite unless configured).
+    """
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | Mapping[str, Any] = "pasarela.toml",
+        *,
+        plugins: Iterable[object] = (),
+        load_entrypoints: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        env: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config, self.plugins, self.service = _build(
+            config, plugins=plugins, load_entrypoints=load_entrypoints, clock=clock, env=env,
+            store=store,
+        )
+        self._client = httpx.Client(transport=transport)
+
+    @classmethod
+    def from_config(
+        cls, config: Config | str | os.PathLike[str] | Mapping[str, Any] | Path, **kwargs: Any
+    ) -> Pasarela:
+        return cls(config, **kwargs)
+
+    def _run(self, steps: Steps[T]) -> T:
+        try:
+            return drive(steps, self._client)
+        finally:
+            self._dispatch_inline()
+
+    def pay(
+        self,
+        order: Order,
+        *,
+        method: Method | str,
+        idempotency_key: str,
+        provider: str | None = None,
+        **params: Any,
+    ) -> Payment:
+        """Start paying *order*; ``payment.next_action`` says what the customer does."""
+        return self._run(self.service.pay(order, method=method, provider=provider,
+                                          idempotency_key=idempotency_key, params=params))
+
+    def confirm(self, payment_id: str, **params: Any) -> Payment:
+        """Complete a pending payment (a wallet approval code, a card PaymentMethod)."""
+        return self._run(self.service.confirm(payment_id, params))
+
+    def sync(self, payment_id: str) -> Payment:
+        """Ask the provider and apply what it says."""
+        return self._run(self.service.sync(payment_id))
+
+    def cancel(self, payment_id: str) -> Payment:
+        return self._run(self.service.cancel(payment_id))
+
+    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "") -> Refund:
+        """Refund all (``amount=None``) or part of a succeeded payment."""
+        return self._run(self.service.refund(payment_id, amount, reason=reason))
+
+    def handle_webhook(
+        self, provider: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookReply:
+        """Verify, dedupe and apply a provider's delivery; returns what to answer."""
+        return self._run(handle_webhook(self.service, provider, headers, body))
+
+    def expire_due(self) -> int:
+        return self._run(expire_due(self.service))
+
+    def resolve_due(self) -> int:
+        return self._run(resolve_due(self.service))
+
+    def dispatch_outbox(self) -> int:
+        """Deliver committed lifecycle events to the observer hooks (at least once)."""
+        return dispatch_outbox(self.service, self.plugins)
+
+    def close(self) -> None:
+        self._client.close()
+        self.service.store.close()
+
+    def __enter__(self) -> Pasarela:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncPasarela(_Base):
+    """The asynchronous API: the same operations, awaited."""
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | Mapping[str, Any] = "pasarela.toml",
+        *,
+        plugins: Iterable[object] = (),
+        load_entrypoints: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        env: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config, self.plugins, self.service = _build(
+            config, plugins=plugins, load_entrypoints=load_entrypoints, clock=clock, env=env,
+            store=store,
+        )
+        self._client = httpx.AsyncClient(transport=transport)
+
+    @classmethod
+    def from_config(
+        cls, config: Config | str | os.PathLike[str] | Mapping[str, Any] | Path, **kwargs: Any
+    ) -> AsyncPasarela:
+        return cls(config, **kwargs)
+
+    async def _run(self, steps: Steps[T]) -> T:
+        try:
+            return await adrive(steps, self._client)
+        finally:
+            if self.config.outbox.dispatch == "inline":
+                await anyio.to_thread.run_sync(dispatch_outbox, self.service, self.plugins)
+
+    async def pay(
+        self,
+        order: Order,
+        *,
+        method: Method | str,
+        idempotency_key: str,
+        provider: str | None = None,
+        **params: Any,
+    ) -> Payment:
+        return await self._run(self.service.pay(order, method=method, provider=provider,
+                                                idempotency_key=idempotency_key, params=params))
+
+    async def confirm(self, payment_id: str, **params: Any) -> Payment:
+        return await self._run(self.service.confirm(payment_id, params))
+
+    async def get(self, payment_id: str) -> Payment:  # type: ignore[override]
+        """The payment with its history."""
+        return await anyio.to_thread.run_sync(self.service.get, payment_id)
+
+    async def sync(self, payment_id: str) -> Payment:
+        return await self._run(self.service.sync(payment_id))
+
+    async def cancel(self, payment_id: str) -> Payment:
+        return await self._run(self.service.cancel(payment_id))
+
+    async def refund(
+        self, payment_id: str, amount: Money | None = None, *, reason: str = ""
+    ) -> Refund:
+        return await self._run(self.service.refund(payment_id, amount, reason=reason))
+
+    async def handle_webhook(
+        self, provider: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookReply:
+        return await self._run(handle_webhook(self.service, provider, headers, body))
+
+    async def expire_due(self) -> int:
+        return await self._run(expire_due(self.service))
+
+    async def resolve_due(self) -> int:
+        return await self._run(resolve_due(self.service))
+
+    async def dispatch_outbox(self) -> int:
+        return await anyio.to_thread.run_sync(dispatch_outbox, self.service, self.plugins)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        self.service.store.close()
+
+    async def __aenter__(self) -> AsyncPasarela:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

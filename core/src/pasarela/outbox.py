@@ -1,0 +1,67 @@
+"""The outbox dispatcher: committed lifecycle events reach the observer hooks.
+
+Events are written with the transition that caused them, in the same database
+transaction. The dispatcher claims due events, calls every
+``pasarela_payment_event`` observer (each isolated: an observer's exception is
+logged and does not undo the payment), then marks them dispatched. A crash between
+the two delivers the event again: observers see each event at least once, with a
+stable ``event.id`` to deduplicate on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from pasarela.events import LifecycleEvent
+from pasarela.money import Money
+from pasarela.plugins import PasarelaPlugins
+from pasarela.service import Service
+from pasarela.store import OutboxEvent
+
+
+__all__ = ["dispatch_outbox", "to_lifecycle_event"]
+
+log = structlog.get_logger("pasarela")
+
+
+def to_lifecycle_event(row: OutboxEvent) -> LifecycleEvent:
+    payload = dict(row.payload)
+    amount = payload.get("amount") or {}
+    return LifecycleEvent(
+        id=row.id,
+        type=row.type,
+        payment_id=row.payment_id,
+        order_reference=str(payload.get("order_reference", "")),
+        provider=str(payload.get("provider", "")),
+        status=str(payload.get("status", "")),
+        amount=Money(int(amount.get("minor", 0)), str(amount.get("currency", "PEN"))),
+        occurred_at=row.created_at,
+        payload=payload,
+    )
+
+
+def dispatch_outbox(service: Service, plugins: PasarelaPlugins, *, limit: int = 200) -> int:
+    """Dispatch due events; returns how many were delivered."""
+    delivered = 0
+    while True:
+        now = service.clock()
+        rows = service.store.claim_outbox(now=now, limit=limit)
+        if not rows:
+            return delivered
+        done: list[str] = []
+        for row in rows:
+            try:
+                event = to_lifecycle_event(row)
+                plugins.payment_event(event)
+            except Exception as exc:  # a malformed row must not block the others
+                log.exception("outbox_dispatch_failed", event_id=row.id)
+                backoff = timedelta(seconds=min(3600, 5 * 2 ** min(row.attempts, 10)))
+                service.store.mark_failed(row.id, error=repr(exc)[:500], retry_at=now + backoff)
+                continue
+            done.append(row.id)
+        service.store.mark_dispatched(done, now=service.clock())
+        delivered += len(done)
+        if len(rows) < limit:
+            return delivered

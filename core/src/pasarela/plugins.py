@@ -1,0 +1,565 @@
+"""Plugin discovery and the provider registry.
+
+A plugin is a module named by an entry point in the ``pasarela`` group, or any
+object handed to :meth:`PasarelaPlugins.register`. Discovery is strict, because a
+payments system must not silently lose a provider:
+
+- a module that fails to import raises :class:`~pasarela.errors.PluginLoadError`
+  naming the entry point and its distribution, ``from`` the original error;
+- a hook implementation that matches no specification (a misspelled
+  ``pasarela_register_provider``) fails :meth:`pluggy.PluginManager.check_pending`
+  and is reported the same way;
+- two plugins registering one provider name raise
+  :class:`~pasarela.errors.DuplicateProviderError` naming both.
+
+Environment controls (entry point names, comma-separated):
+
+- ``PASARELA_LOAD_PLUGINS``: load only these entry points (empty: none);
+- ``PASARELA_DISABLE_PLUGINS``: never load these (``pm.set_blocked``);
+- ``PASARELA_TRACE_PLUGINS=1``: log every hook call at debug level.
+
+Nothing is discovered at import time; call :func:`get_plugin_manager`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cache
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+import pluggy
+import structlog
+
+from pasarela import hookspecs
+from pasarela.errors import (
+    DuplicateProviderError,
+    PasarelaError,
+    PluginError,
+    PluginLoadError,
+    ProviderNotFoundError,
+)
+from pasarela.model import Method
+from pasarela.provider import Provider
+
+
+if TYPE_CHECKING:
+    from pasarela.events import LifecycleEvent
+    from pasarela.model import Order
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PasarelaPlugins",
+    "ProviderOrigin",
+    "ProviderRegistry",
+    "get_plugin_manager",
+]
+
+log = structlog.get_logger("pasarela.plugins")
+
+#: The entry point group that provider distributions declare.
+ENTRY_POINT_GROUP: Final = hookspecs.PROJECT_NAME
+LOAD_ENV: Final = "PASARELA_LOAD_PLUGINS"
+DISABLE_ENV: Final = "PASARELA_DISABLE_PLUGINS"
+TRACE_ENV: Final = "PASARELA_TRACE_PLUGINS"
+
+_PROVIDER_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ProviderOrigin(NamedTuple):
+    """Where a provider came from: ``(plugin, distribution, version)``.
+
+    Each part is None where unknown (a class added directly, or a plugin object
+    that belongs to no installed distribution).
+    """
+
+    plugin: str | None
+    distribution: str | None
+    version: str | None
+
+
+_Resolver = Callable[[str], tuple[str | None, str | None]]
+
+
+def _no_distribution(plugin: str) -> tuple[str | None, str | None]:
+    return None, None
+
+
+class ProviderRegistry:
+    """The installed provider classes, by name.
+
+    Plugins fill it from ``pasarela_register_providers``; everything else reads it.
+    """
+
+    def __init__(self, *, resolve_distribution: _Resolver | None = None) -> None:
+        self._classes: dict[str, type[Provider]] = {}
+        self._plugins: dict[str, str | None] = {}
+        self._resolve = resolve_distribution or _no_distribution
+        #: The plugin on whose behalf ``add`` is called when ``plugin`` is omitted.
+        self._current_plugin: str | None = None
+
+    def add(self, provider_class: type[Provider], *, plugin: str | None = None) -> type[Provider]:
+        """Register *provider_class* under its ``name`` and return it.
+
+        :param provider_class: a :class:`~pasarela.provider.Provider` subclass.
+        :param plugin: the registering plugin's name; inside the hook it defaults to
+            the plugin whose hook is running.
+        :raises PluginLoadError: the class is not a Provider subclass, or lacks a
+            required class variable, or its name is not ``^[a-z][a-z0-9_]*$``.
+        :raises DuplicateProviderError: another class has that name already.
+        """
+        plugin = plugin if plugin is not None else self._current_plugin
+        problem = _check_provider_class(provider_class)
+        if problem is not None:
+            label = getattr(provider_class, "__qualname__", repr(provider_class))
+            raise PluginLoadError(
+                f"cannot register {label}: {problem}",
+                plugin=plugin or str(getattr(provider_class, "__module__", "?")),
+                distribution=self._resolve(plugin)[0] if plugin else None,
+            )
+        name = provider_class.name
+        if name in self._classes:
+            first = self._describe(self._plugins[name], self._classes[name])
+            second = self._describe(plugin, provider_class)
+            raise DuplicateProviderError(
+                f"provider name {name!r} is registered twice: by {first} and by {second}; "
+                f"uninstall one, or disable one with {DISABLE_ENV}"
+            )
+        self._classes[name] = provider_class
+        self._plugins[name] = plugin
+        return provider_class
+
+    def get(self, name: str) -> type[Provider]:
+        """The provider class called *name*.
+
+        :raises ProviderNotFoundError: naming the installed providers.
+        """
+        try:
+            return self._classes[name]
+        except KeyError:
+            pass
+        installed = ", ".join(self.names()) or "none"
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ProviderNotFoundError(
+            f"no provider named {name!r} is installed (installed: {installed}){hint}"
+        )
+
+    def names(self) -> list[str]:
+        """The registered provider names, sorted."""
+        return sorted(self._classes)
+
+    def items(self) -> list[tuple[str, type[Provider]]]:
+        """``(name, class)`` pairs sorted by name."""
+        return [(name, self._classes[name]) for name in self.names()]
+
+    def origin(self, name: str) -> ProviderOrigin:
+        """The plugin, distribution and version that registered *name*."""
+        self.get(name)
+        plugin = self._plugins[name]
+        if plugin is None:
+            return ProviderOrigin(None, None, None)
+        distribution, version = self._resolve(plugin)
+        return ProviderOrigin(plugin, distribution, version)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __repr__(self) -> str:
+        return f"<ProviderRegistry {self.names()}>"
+
+    def _describe(self, plugin: str | None, cls: type[Provider]) -> str:
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        if plugin is None:
+            return where
+        distribution, version = self._resolve(plugin)
+        if distribution:
+            dist = f"{distribution} {version}" if version else distribution
+            return f"plugin {plugin!r} ({dist}: {where})"
+        return f"plugin {plugin!r} ({where})"
+
+
+def _check_provider_class(cls: object) -> str | None:
+    """Why *cls* cannot be registered, or None."""
+    if not isinstance(cls, type) or not issubclass(cls, Provider):
+        return "not a subclass of pasarela.provider.Provider"
+    missing = [
+        attr
+        for attr in ("name", "display_name", "methods", "currencies")
+        if not hasattr(cls, attr)
+    ]
+    if missing:
+        return f"missing class variable(s) {', '.join(missing)}"
+    if not isinstance(cls.name, str) or not _PROVIDER_NAME.match(cls.name):
+        return f"name {cls.name!r} must match {_PROVIDER_NAME.pattern}"
+    if not isinstance(cls.display_name, str) or not cls.display_name.strip():
+        return "display_name must be a non-empty string"
+    methods: object = cls.methods
+    if isinstance(methods, str) or not isinstance(methods, Iterable) or not methods:
+        return "methods must be a non-empty set of pasarela.model.Method"
+    for method in methods:
+        try:
+            Method(method)
+        except ValueError:
+            return f"methods: {method!r} is not one of {', '.join(m.value for m in Method)}"
+    currencies: object = cls.currencies
+    if isinstance(currencies, str) or not isinstance(currencies, Iterable) or not currencies:
+        return "currencies must be a non-empty set of ISO 4217 codes"
+    for currency in currencies:
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            return f"currencies: {currency!r} is not an upper-case ISO 4217 code"
+    return None
+
+
+# --- the plugin manager facade ---------------------------------------------------
+
+
+class PasarelaPlugins:
+    """A typed facade over :class:`pluggy.PluginManager`.
+
+    Build it with :func:`get_plugin_manager`. Every hook call goes through a method
+    here, with keyword arguments.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        #: entry point name -> (distribution, version), for plugins from entry points.
+        self._distributions: dict[str, tuple[str | None, str | None]] = {}
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """The raw hook relay (``pm.hook``)."""
+        return self.pm.hook
+
+    # --- registration -------------------------------------------------------------
+
+    def register(self, obj: object, name: str | None = None) -> str | None:
+        """Register a plugin object (a module, a class or an instance).
+
+        Returns the name it was registered under, or None if that name is blocked.
+
+        :raises PluginLoadError: its hook implementations do not match the
+            specifications (unknown hook, unknown argument), it implements no
+            pasarela hook at all, or the name is taken.
+        """
+        registered = self._register(obj, name, distribution=None)
+        self._check_pending()
+        return registered
+
+    def load_module(self, module: str) -> str | None:
+        """Import the module *module* (dotted name) and register it.
+
+        For the ``[plugins] modules`` list of the configuration.
+        """
+        if self.pm.is_blocked(module):
+            return None
+        try:
+            obj = importlib.import_module(module)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"cannot import module {module!r}: {type(exc).__name__}: {exc}", plugin=module
+            ) from exc
+        if self.pm.is_registered(obj):
+            return self.pm.get_name(obj)
+        return self.register(obj, name=module)
+
+    def unregister(self, name: str) -> None:
+        """Remove the plugin registered as *name*."""
+        self.pm.unregister(name=name)
+
+    def plugin_names(self) -> list[str]:
+        """Names of the registered plugins, sorted."""
+        return sorted(name for name, plugin in self.pm.list_name_plugin() if plugin is not None)
+
+    def distribution(self, plugin: str) -> tuple[str | None, str | None]:
+        """``(distribution, version)`` that *plugin* came from, where known."""
+        if plugin in self._distributions:
+            return self._distributions[plugin]
+        obj = self.pm.get_plugin(plugin)
+        if obj is None:
+            return None, None
+        module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__
+        if isinstance(obj, type):
+            module = obj.__module__
+        return _distribution_of_module(module)
+
+    # --- hooks --------------------------------------------------------------------
+
+    def providers(self) -> ProviderRegistry:
+        """A new registry filled by every ``pasarela_register_providers`` impl.
+
+        :raises PluginLoadError: an implementation raised, naming the plugin.
+        :raises DuplicateProviderError: two plugins registered the same name.
+        """
+        registry = ProviderRegistry(resolve_distribution=self.distribution)
+        caller = self.pm.hook.pasarela_register_providers
+        for impl in _call_order(caller):
+            registry._current_plugin = impl.plugin_name
+            try:
+                _call_impl(impl, {"register": registry})
+            except PasarelaError:
+                raise
+            except Exception as exc:
+                distribution, _ = self.distribution(impl.plugin_name)
+                raise PluginLoadError(
+                    f"pasarela_register_providers failed: {type(exc).__name__}: {exc}",
+                    plugin=impl.plugin_name,
+                    distribution=distribution,
+                ) from exc
+            finally:
+                registry._current_plugin = None
+        return registry
+
+    def select_provider(
+        self, *, order: Order, method: Method, candidates: Sequence[str]
+    ) -> str | None:
+        """The routing override's choice among *candidates*, or None to follow the rules.
+
+        :raises PluginError: an implementation chose a name not among *candidates*.
+        """
+        chosen: object = self.pm.hook.pasarela_select_provider(
+            order=order, method=method, candidates=tuple(candidates)
+        )
+        if chosen is None:
+            return None
+        if not isinstance(chosen, str) or chosen not in candidates:
+            raise PluginError(
+                f"pasarela_select_provider returned {chosen!r}, which is not one of the "
+                f"candidates {list(candidates)}"
+            )
+        return chosen
+
+    def payment_event(self, event: LifecycleEvent) -> list[str]:
+        """Deliver *event* to every observer, each on its own.
+
+        An observer that raises is logged (``observer_failed``) and the others still
+        run. Returns the names of the plugins that raised.
+        """
+        return self._notify(
+            "pasarela_payment_event",
+            {"event": event},
+            event_id=event.id,
+            event_type=event.type,
+            payment_id=event.payment_id,
+        )
+
+    def routing_decision(self, decision: Mapping[str, Any]) -> list[str]:
+        """Deliver a routing *decision* to every observer, each on its own."""
+        return self._notify("pasarela_routing_decision", {"decision": decision})
+
+    # --- internals ----------------------------------------------------------------
+
+    def _notify(self, hook_name: str, kwargs: Mapping[str, Any], **context: Any) -> list[str]:
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        failed: list[str] = []
+        for impl in _call_order(caller):
+            try:
+                _call_impl(impl, kwargs)
+            except Exception:
+                failed.append(impl.plugin_name)
+                log.exception(
+                    "observer_failed", plugin=impl.plugin_name, hook=hook_name, **context
+                )
+        return failed
+
+    def _register(
+        self, obj: object, name: str | None, *, distribution: tuple[str | None, str | None] | None
+    ) -> str | None:
+        label = name or _label(obj)
+        if name is not None and self.pm.is_blocked(name):
+            return None
+        dist_name = distribution[0] if distribution else None
+        try:
+            registered = self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise PluginLoadError(message, plugin=label, distribution=dist_name) from exc
+        except ValueError as exc:
+            raise PluginLoadError(
+                f"cannot register: {exc}".splitlines()[0], plugin=label, distribution=dist_name
+            ) from exc
+        if registered is None:
+            return None
+        if not self.pm.get_hookcallers(obj):
+            label = self._name_of(obj)
+            self.pm.unregister(obj)
+            raise PluginLoadError(
+                "implements no pasarela hook (is each hook decorated with "
+                "pasarela.hookspecs.hookimpl?)",
+                plugin=label,
+                distribution=dist_name,
+            )
+        if distribution is not None:
+            self._distributions[registered] = distribution
+        return registered
+
+    def _check_pending(self) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            plugin = self._name_of(exc.plugin)
+            distribution, _ = self.distribution(plugin)
+            unknown = sorted(
+                name
+                for name, caller in vars(self.pm.hook).items()
+                if not name.startswith("_")
+                and not caller.has_spec()
+                and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+            )
+            self.pm.unregister(exc.plugin)
+            hints = "; ".join(f"{name!r}{_hook_hint(name)}" for name in unknown)
+            raise PluginLoadError(
+                f"implements unknown hook {hints}", plugin=plugin, distribution=distribution
+            ) from exc
+
+    def _name_of(self, obj: object) -> str:
+        name = self.pm.get_name(obj)
+        return name if name and not name.isdigit() else _label(obj)
+
+    def _load_entrypoints(self, env: Mapping[str, str]) -> None:
+        allow = _names(env.get(LOAD_ENV))
+        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        seen: dict[str, str | None] = {}
+        for ep in entry_points:
+            if allow is not None and ep.name not in allow:
+                continue
+            if self.pm.is_blocked(ep.name):
+                log.debug("plugin_disabled", plugin=ep.name)
+                continue
+            dist = ep.dist
+            dist_name = dist.name if dist is not None else None
+            version = dist.version if dist is not None else None
+            if ep.name in seen:
+                raise PluginLoadError(
+                    f"entry point name is declared by two distributions: "
+                    f"{seen[ep.name]} and {dist_name}",
+                    plugin=ep.name,
+                    distribution=dist_name,
+                )
+            seen[ep.name] = dist_name
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"cannot import {ep.value!r}: {type(exc).__name__}: {exc}",
+                    plugin=ep.name,
+                    distribution=dist_name,
+                ) from exc
+            self._register(obj, ep.name, distribution=(dist_name, version))
+        if allow:
+            for missing in sorted(allow - set(seen)):
+                if not self.pm.is_blocked(missing):
+                    raise PluginLoadError(
+                        f"listed in {LOAD_ENV} but no entry point of that name is installed "
+                        f"in the {ENTRY_POINT_GROUP!r} group",
+                        plugin=missing,
+                    )
+
+
+def get_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    plugins: Iterable[object] = (),
+    env: Mapping[str, str] | None = None,
+) -> PasarelaPlugins:
+    """Build a plugin manager: hookspecs added, entry points and *plugins* registered.
+
+    :param load_entrypoints: discover the ``pasarela`` entry point group (honouring
+        ``PASARELA_LOAD_PLUGINS`` and ``PASARELA_DISABLE_PLUGINS``).
+    :param plugins: further plugin objects to register (a host's observers).
+    :param env: the environment to read the controls from (default ``os.environ``).
+    :raises PluginLoadError: a plugin failed to import or to validate.
+    """
+    env = os.environ if env is None else env
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in sorted(_names(env.get(DISABLE_ENV)) or ()):
+        pm.set_blocked(name)
+    if env.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        pm.add_hookcall_monitoring(_trace_before, _trace_after)
+    facade = PasarelaPlugins(pm)
+    if load_entrypoints:
+        facade._load_entrypoints(env)
+    for obj in plugins:
+        facade._register(obj, None, distribution=None)
+    facade._check_pending()
+    return facade
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _names(value: str | None) -> set[str] | None:
+    """Parse a comma-separated list; None when the variable is unset."""
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _label(obj: object) -> str:
+    if isinstance(obj, types.ModuleType | type):
+        return obj.__name__
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _hook_hint(name: str) -> str:
+    """Suggest the closest specified hook for an unknown hook *name*."""
+    known = [n for n in dir(hookspecs) if n.startswith("pasarela_")]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else f" (known hooks: {', '.join(known)})"
+
+
+def _call_order(caller: pluggy.HookCaller) -> list[pluggy.HookImpl]:
+    """The implementations in the order pluggy calls them (LIFO, tryfirst first)."""
+    return [
+        impl
+        for impl in reversed(caller.get_hookimpls())
+        if not (impl.hookwrapper or impl.wrapper)
+    ]
+
+
+def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> object:
+    return impl.function(*[kwargs[arg] for arg in impl.argnames])
+
+
+@cache
+def _packages() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _distribution_of_module(module: str) -> tuple[str | None, str | None]:
+    top = module.partition(".")[0]
+    names = _packages().get(top)
+    if not names:
+        return None, None
+    try:
+        return names[0], metadata.version(names[0])
+    except metadata.PackageNotFoundError:
+        return names[0], None
+
+
+def _trace_before(
+    hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]
+) -> None:
+    log.debug("hook_call", hook=hook_name, plugins=[impl.plugin_name for impl in hook_impls])
+
+
+def _trace_after(
+    outcome: pluggy.Result[object],
+    hook_name: str,
+    hook_impls: Sequence[pluggy.HookImpl],
+    kwargs: Mapping[str, object],
+) -> None:
+    log.debug("hook_done", hook=hook_name, failed=outcome.exception is not None)

@@ -1,0 +1,521 @@
+"""The payment operations, written once as generators of steps.
+
+:class:`Service` holds the logic of ``pay``, ``confirm``, ``sync``, ``cancel``,
+``refund`` and the application of a provider's report. Each operation that talks
+to a provider is a generator of :mod:`pasarela.flows` steps, driven by the sync
+API with ``httpx.Client`` and by the async API with ``httpx.AsyncClient``: one
+implementation, two drivers. Store calls happen between steps, each its own short
+transaction; none is held across network I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import structlog
+from ulid import ULID
+
+from pasarela.errors import (
+    ConcurrencyConflictError,
+    DeclinedError,
+    ErrorCode,
+    IllegalTransitionError,
+    ProviderError,
+    ProviderNotFoundError,
+    RefundError,
+    UnknownOutcomeError,
+    UnsupportedError,
+    ValidationError,
+)
+from pasarela.fees import FeeSchedule
+from pasarela.flows import Exchange, Steps, run_flow
+from pasarela.lifecycle import Cause, Status, plan
+from pasarela.model import Method, Order, Payment, Refund, RefundStatus
+from pasarela.money import Money
+from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
+from pasarela.store import Delivery, Store
+
+
+__all__ = ["Option", "Service"]
+
+log = structlog.get_logger("pasarela")
+
+#: How long the resolver waits before asking again about an unknown or stale
+#: payment, by attempt (the last value repeats): Kill Bill's Janitor is the model.
+RESOLVER_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+
+
+@attrs.frozen(kw_only=True)
+class Option:
+    """One way to pay an order, as a checkout page would offer it."""
+
+    method: Method
+    available: bool
+    provider: str | None = None
+    display_name: str | None = None
+    expires_at: datetime | None = None
+    fee: Money | None = None
+    reason: str = ""
+
+
+def _fingerprint(order: Order, method: Method, provider: str | None) -> str:
+    data = {"order": order.to_dict(), "method": method.value, "provider": provider}
+    if data["order"].get("expires_at") is None:
+        data["order"].pop("expires_at")
+    raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _as_method(value: Method | str) -> Method:
+    try:
+        return Method(value)
+    except ValueError:
+        raise ValidationError(
+            f"unknown method {value!r}; one of {', '.join(m.value for m in Method)}",
+            field="method",
+        ) from None
+
+
+class Service:
+    """The logic behind :class:`pasarela.Pasarela` and :class:`pasarela.AsyncPasarela`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        providers: Mapping[str, Provider],
+        preference: tuple[str, ...] = (),
+        select_provider: Callable[[Order, Method, list[str]], str | None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep_scale: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.providers = dict(providers)
+        self.preference = tuple(preference) + tuple(
+            sorted(n for n in self.providers if n not in preference)
+        )
+        self.select_provider = select_provider
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.sleep_scale = sleep_scale
+
+    # --- lookups ------------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            installed = ", ".join(sorted(self.providers)) or "none"
+            raise ProviderNotFoundError(
+                f"no provider {name!r} is configured (configured: {installed})", path="provider"
+            ) from None
+
+    def get(self, payment_id: str) -> Payment:
+        return self.store.get_payment(payment_id, history=True)
+
+    # --- choosing -------------------------------------------------------------------
+
+    def candidates(self, order: Order, method: Method) -> tuple[list[str], dict[str, str]]:
+        """Eligible providers in preference order, and why the others are not."""
+        eligible: list[str] = []
+        rejected: dict[str, str] = {}
+        for name in self.preference:
+            why = self.providers[name].ineligibility(order, method)
+            if why is None:
+                eligible.append(name)
+            else:
+                rejected[name] = why
+        return eligible, rejected
+
+    def options(self, order: Order) -> list[Option]:
+        """Which ways to pay *order*: provider, expiry, fee and why, per method."""
+        if not isinstance(order, Order):
+            raise ValidationError("must be an Order", field="order")
+        now = self.clock()
+        out: list[Option] = []
+        for method in Method:
+            eligible, rejected = self.candidates(order, method)
+            if not eligible:
+                reasons = "; ".join(f"{n}: {why}" for n, why in rejected.items())
+                out.append(Option(method=method, available=False,
+                                  reason=reasons or "no provider configured for this method"))
+                continue
+            name = self._choose(order, method, eligible)
+            provider = self.providers[name]
+            expiry = provider.expiry()
+            expires_at = order.expires_at or (now + expiry if expiry else None)
+            fee = FeeSchedule.from_mapping(provider.settings.fees,
+                                           path=f"providers.{name}.fees").fee(order.amount)
+            out.append(Option(
+                method=method, available=True, provider=name,
+                display_name=provider.display_name, expires_at=expires_at, fee=fee,
+                reason=f"first eligible provider for {method.value} in preference order",
+            ))
+        return out
+
+    def _choose(self, order: Order, method: Method, eligible: list[str]) -> str:
+        if self.select_provider is not None:
+            chosen = self.select_provider(order, method, list(eligible))
+            if chosen is not None:
+                if chosen not in eligible:
+                    raise ProviderNotFoundError(
+                        f"routing override chose {chosen!r}, which is not eligible "
+                        f"(eligible: {', '.join(eligible)})", path="provider",
+                    )
+                return chosen
+        return eligible[0]
+
+    # --- pay ------------------------------------------------------------------------
+
+    def pay(
+        self,
+        order: Order,
+        *,
+        method: Method | str,
+        provider: str | None = None,
+        idempotency_key: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> Steps[Payment]:
+        """Start a payment; returns it pending (with its next action), or settled."""
+        if not isinstance(order, Order):
+            raise ValidationError("must be an Order", field="order")
+        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+            raise ValidationError("must be 1 to 255 characters", field="idempotency_key")
+        how = _as_method(method)
+        existing = self.store.find_payment(idempotency_key=idempotency_key)
+        fingerprint = _fingerprint(order, how, provider)
+        if existing is not None:
+            # Same key: the same payment (the store checks the parameters too).
+            created, _ = self.store.create_payment(existing, fingerprint=fingerprint)
+            return self.get(created.id)
+        eligible, rejected = self.candidates(order, how)
+        if provider is not None:
+            chosen = self.provider(provider).name
+            why = rejected.get(chosen)
+            if why is not None:
+                raise UnsupportedError(f"{chosen} cannot take this order: {why}",
+                                       code=_unsupported_code(why), provider=chosen)
+        elif not eligible:
+            detail = "; ".join(f"{n}: {w}" for n, w in rejected.items()) or "none configured"
+            raise UnsupportedError(f"no provider can take {how.value} for this order ({detail})",
+                                   code=ErrorCode.UNSUPPORTED_METHOD)
+        else:
+            chosen = self._choose(order, how, eligible)
+        adapter = self.providers[chosen]
+        now = self.clock()
+        expiry = adapter.expiry()
+        expires_at = order.expires_at or (now + expiry if expiry else None)
+        payment_id = str(ULID())
+        request = CreateRequest(
+            payment_id=payment_id, idempotency_key=idempotency_key, order=order, method=how,
+            amount=order.amount, expires_at=expires_at, params=dict(params or {}),
+        )
+        adapter.check_request(request)  # bad input: typed error, nothing written
+        fee = FeeSchedule.from_mapping(adapter.settings.fees,
+                                       path=f"providers.{chosen}.fees").fee(order.amount)
+        routing = {
+            "provider": chosen,
+            "method": how.value,
+            "requested_provider": provider,
+            "eligible": eligible,
+            "rejected": rejected,
+            "expected_fee": {"minor": fee.minor, "currency": fee.currency},
+            "explanation": (f"requested {provider}" if provider else
+                            f"first eligible of {', '.join(eligible)} in preference order"),
+        }
+        draft = Payment(
+            id=payment_id, order_reference=order.reference, idempotency_key=idempotency_key,
+            provider=chosen, method=how, amount=order.amount, status=Status.CREATED, version=1,
+            created_at=now, updated_at=now, expires_at=expires_at, routing=routing, order=order,
+        )
+        payment, inserted = self.store.create_payment(draft, fingerprint=fingerprint)
+        if not inserted:
+            return self.get(payment.id)
+        self.store.record_decision(order_reference=order.reference, payment_id=payment.id,
+                                   decision=routing)
+        log.info("payment_created", payment_id=payment.id, provider=chosen, method=how.value)
+        result = yield from self._call(adapter, Operation.CREATE, payment,
+                                       lambda: adapter.create(request))
+        return result
+
+    def confirm(self, payment_id: str, params: Mapping[str, Any]) -> Steps[Payment]:
+        """Complete a pending payment with what the customer gave (a wallet code...)."""
+        payment = self.store.get_payment(payment_id)
+        if payment.status not in (Status.PENDING, Status.CREATED):
+            raise IllegalTransitionError(
+                f"cannot confirm payment {payment_id} in state {payment.status.value}",
+                source=payment.status.value, target="confirm", payment_id=payment_id,
+            )
+        adapter = self.provider(payment.provider)
+        return (yield from self._call(adapter, Operation.CONFIRM, payment,
+                                      lambda: adapter.confirm(payment, dict(params))))
+
+    def _call(
+        self,
+        adapter: Provider,
+        operation: Operation,
+        payment: Payment,
+        make_flow: Callable[[], Flow[ProviderPayment]],
+    ) -> Steps[Payment]:
+        exchanges: list[Exchange] = []
+        try:
+            reported = yield from run_flow(
+                adapter, operation, make_flow, payment_id=payment.id,
+                record=exchanges.append, sleep_scale=self.sleep_scale,
+            )
+        except UnknownOutcomeError as exc:
+            log.warning("outcome_unknown", payment_id=payment.id, provider=adapter.name,
+                        operation=operation.value)
+            return self._move(payment, Status.UNKNOWN, Cause.API, reason=str(exc),
+                              exchanges=exchanges, provider_confirmed=False, changes={
+                                  "error_code": str(exc.code), "error_message": exc.message,
+                                  "next_check_at": self.clock() + RESOLVER_SCHEDULE[0],
+                              })
+        except DeclinedError as exc:
+            return self._move(payment, Status.FAILED, Cause.API, reason=exc.message,
+                              exchanges=exchanges, provider_confirmed=True, changes={
+                                  "error_code": str(exc.code), "error_message": exc.message,
+                              })
+        except ProviderError as exc:
+            if operation is Operation.CREATE:
+                self._move(payment, Status.FAILED, Cause.API, reason=str(exc),
+                           exchanges=exchanges, provider_confirmed=True, changes={
+                               "error_code": str(exc.code), "error_message": exc.message,
+                           })
+            else:
+                self.store.record_exchanges(exchanges)
+            exc.payment_id = payment.id  # type: ignore[attr-defined]
+            raise
+        return self._apply_report(payment, reported, Cause.API, exchanges=exchanges)
+
+    # --- applying what providers say --------------------------------------------
+
+    def _apply_report(
+        self,
+        payment: Payment,
+        reported: ProviderPayment,
+        cause: Cause,
+        *,
+        exchanges: list[Exchange] | tuple[Exchange, ...] = (),
+        delivery: Delivery | None = None,
+        event_id: str | None = None,
+    ) -> Payment:
+        changes: dict[str, Any] = {}
+        if reported.reference and reported.reference != payment.provider_reference:
+            changes["provider_reference"] = reported.reference
+        if reported.next_action is not None:
+            changes["next_action"] = reported.next_action
+        if reported.expires_at is not None and reported.expires_at != payment.expires_at:
+            changes["expires_at"] = reported.expires_at
+        if reported.failure_code or reported.failure_message:
+            changes["error_code"] = reported.failure_code
+            changes["error_message"] = reported.failure_message
+        if reported.status in (Status.PENDING, Status.PROCESSING, Status.UNKNOWN):
+            changes["next_check_at"] = self.clock() + RESOLVER_SCHEDULE[-1]
+        elif reported.status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELED,
+                                 Status.EXPIRED):
+            changes["next_check_at"] = None
+        return self._move(payment, reported.status, cause, reason=reported.raw_status,
+                          exchanges=exchanges, delivery=delivery, event_id=event_id,
+                          provider_confirmed=True, changes=changes)
+
+    def _move(
+        self,
+        payment: Payment,
+        target: Status,
+        cause: Cause,
+        *,
+        reason: str = "",
+        exchanges: list[Exchange] | tuple[Exchange, ...] = (),
+        delivery: Delivery | None = None,
+        event_id: str | None = None,
+        provider_confirmed: bool,
+        changes: Mapping[str, Any] | None = None,
+        refund: Refund | None = None,
+    ) -> Payment:
+        """The one path to a status change: plan with the table, then write once.
+
+        On a concurrency conflict the payment is reloaded and the plan made again,
+        so a retry applies cleanly and a report that has become stale is ignored.
+        """
+        for _ in range(5):
+            decision = plan(payment.status, target, cause=cause,
+                            provider_confirmed=provider_confirmed)
+            if not decision.apply and decision.reason == "illegal" and not provider_confirmed:
+                raise IllegalTransitionError(
+                    f"payment {payment.id} cannot go from {payment.status.value} to "
+                    f"{target.value}", source=payment.status.value, target=target.value,
+                    payment_id=payment.id,
+                )
+            try:
+                if not decision.apply:
+                    extra = {k: v for k, v in (changes or {}).items()
+                             if k in ("provider_reference", "next_action", "next_check_at")
+                             and decision.reason == "duplicate"}
+                    self.store.record_ignored(
+                        payment.id, source=payment.status, target=target, cause=cause,
+                        reason=f"{decision.reason}: {reason}".rstrip(": "), event_id=event_id,
+                        exchanges=exchanges, delivery=delivery,
+                    )
+                    if extra:
+                        return self.store.update_payment(payment.id,
+                                                         expected_version=payment.version,
+                                                         **extra)
+                    return self.store.get_payment(payment.id)
+                assert decision.event is not None
+                moved = self.store.transition(
+                    payment.id, expected_version=payment.version, target=target, cause=cause,
+                    event_type=decision.event, reason=reason, event_id=event_id,
+                    changes=changes, exchanges=exchanges, delivery=delivery, refund=refund,
+                )
+                log.info("payment_transition", payment_id=payment.id, provider=payment.provider,
+                         source=payment.status.value, target=target.value, cause=cause.value)
+                return moved
+            except ConcurrencyConflictError:
+                if delivery is not None and delivery.event_id and self.store.seen_delivery(
+                        delivery.provider, delivery.event_id):
+                    return self.store.get_payment(payment.id)
+                payment = self.store.get_payment(payment.id)
+        raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again")
+
+    # --- sync / cancel ------------------------------------------------------------
+
+    def sync(self, payment_id: str, *, cause: Cause = Cause.API) -> Steps[Payment]:
+        """Ask the provider for the payment's status and apply it."""
+        payment = self.store.get_payment(payment_id)
+        adapter = self.provider(payment.provider)
+        if not adapter.supports(Operation.GET):
+            raise adapter._unsupported(Operation.GET)  # noqa: SLF001
+        exchanges: list[Exchange] = []
+        try:
+            reported = yield from run_flow(adapter, Operation.GET, lambda: adapter.get(payment),
+                                           payment_id=payment.id, record=exchanges.append,
+                                           sleep_scale=self.sleep_scale)
+        except ProviderError:
+            self.store.record_exchanges(exchanges)
+            raise
+        return self._apply_report(payment, reported, cause, exchanges=exchanges)
+
+    def cancel(self, payment_id: str) -> Steps[Payment]:
+        payment = self.store.get_payment(payment_id)
+        if payment.status not in (Status.PENDING, Status.CREATED):
+            raise IllegalTransitionError(
+                f"payment {payment_id} is {payment.status.value}; only pending payments can "
+                "be canceled", source=payment.status.value, target="canceled",
+                payment_id=payment_id,
+            )
+        adapter = self.provider(payment.provider)
+        if not adapter.supports(Operation.CANCEL):
+            raise adapter._unsupported(Operation.CANCEL)  # noqa: SLF001
+        exchanges: list[Exchange] = []
+        try:
+            reported = yield from run_flow(adapter, Operation.CANCEL,
+                                           lambda: adapter.cancel(payment),
+                                           payment_id=payment.id, record=exchanges.append,
+                                           sleep_scale=self.sleep_scale)
+        except ProviderError:
+            self.store.record_exchanges(exchanges)
+            raise
+        return self._apply_report(payment, reported, Cause.API, exchanges=exchanges)
+
+    # --- refunds -------------------------------------------------------------------
+
+    def refund(self, payment_id: str, amount: Money | None, *, reason: str = "") -> Steps[Refund]:
+        """Refund all or part of a succeeded payment. Never more than was captured."""
+        payment = self.store.get_payment(payment_id)
+        if payment.status not in (Status.SUCCEEDED, Status.PARTIALLY_REFUNDED):
+            raise RefundError(
+                f"payment {payment_id} is {payment.status.value}; only succeeded payments "
+                "can be refunded", code=ErrorCode.REFUND_NOT_ALLOWED,
+            )
+        adapter = self.provider(payment.provider)
+        if not adapter.supports(Operation.REFUND):
+            raise adapter._unsupported(Operation.REFUND)  # noqa: SLF001
+        pending = sum(r.amount.minor for r in self.store.refunds_for(payment_id)
+                      if r.status is RefundStatus.PENDING)
+        want = amount if amount is not None else payment.refundable - Money(pending,
+                                                                          payment.amount.currency)
+        if not isinstance(want, Money):
+            raise ValidationError("must be Money", field="amount")
+        if want.currency != payment.amount.currency:
+            raise ValidationError(f"must be in {payment.amount.currency}", field="amount")
+        if want.minor <= 0:
+            raise ValidationError("must be greater than zero", field="amount")
+        if want.minor + pending > payment.refundable.minor:
+            raise RefundError(
+                f"refund of {want} exceeds what can still be refunded "
+                f"({Money(payment.refundable.minor - pending, want.currency)})",
+                code=ErrorCode.REFUND_EXCEEDS_CAPTURE,
+            )
+        now = self.clock()
+        # Reserve: the version bump makes a concurrent refund conflict before any I/O.
+        payment = self.store.update_payment(payment_id, expected_version=payment.version)
+        refund = Refund(id=str(ULID()), payment_id=payment_id, amount=want,
+                        status=RefundStatus.PENDING, created_at=now, reason=reason)
+        self.store.save_refund(refund)
+        exchanges: list[Exchange] = []
+        try:
+            result = yield from run_flow(
+                adapter, Operation.REFUND,
+                lambda: adapter.refund(payment, want, refund_id=refund.id, reason=reason),
+                payment_id=payment_id, record=exchanges.append, sleep_scale=self.sleep_scale,
+            )
+        except ProviderError as exc:
+            self.store.record_exchanges(exchanges)
+            if not isinstance(exc, UnknownOutcomeError):  # an unknown refund stays pending
+                self.store.save_refund(attrs.evolve(refund, status=RefundStatus.FAILED))
+            raise
+        refund = attrs.evolve(refund, status=result.status,
+                              provider_reference=result.reference or refund.provider_reference)
+        if refund.status is RefundStatus.SUCCEEDED:
+            self._settle_refund(payment, refund, Cause.API, exchanges=exchanges)
+        else:
+            self.store.save_refund(refund)
+            self.store.record_exchanges(exchanges)
+        return refund
+
+    def _settle_refund(
+        self,
+        payment: Payment,
+        refund: Refund,
+        cause: Cause,
+        *,
+        exchanges: list[Exchange] | tuple[Exchange, ...] = (),
+        delivery: Delivery | None = None,
+        event_id: str | None = None,
+    ) -> Payment:
+        for _ in range(5):
+            refunded = payment.refunded_amount.minor + refund.amount.minor
+            if refunded > payment.amount.minor:
+                raise RefundError("refunds would exceed the captured amount",
+                                  code=ErrorCode.REFUND_EXCEEDS_CAPTURE)
+            target = (Status.REFUNDED if refunded == payment.amount.minor
+                      else Status.PARTIALLY_REFUNDED)
+            try:
+                return self.store.transition(
+                    payment.id, expected_version=payment.version, target=target, cause=cause,
+                    event_type=f"payment.{target.value}", reason=f"refund {refund.id}",
+                    event_id=event_id, changes={"refunded_minor": refunded},
+                    exchanges=exchanges, delivery=delivery, refund=refund,
+                )
+            except ConcurrencyConflictError:
+                payment = self.store.get_payment(payment.id)
+        raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again")
+
+
+def _unsupported_code(why: str) -> ErrorCode:
+    if why.startswith("does not accept"):
+        return ErrorCode.UNSUPPORTED_CURRENCY
+    if why.startswith("amount"):
+        return ErrorCode.AMOUNT_OUT_OF_RANGE
+    return ErrorCode.UNSUPPORTED_METHOD

@@ -1,0 +1,150 @@
+"""Engine creation for the store: URL normalisation, SQLite pragmas, write transactions.
+
+SQLite is the embedded default; PostgreSQL through psycopg 3 is the production store.
+
+SQLite notes. Every connection gets ``journal_mode=WAL``, ``synchronous=NORMAL``,
+``busy_timeout=5000`` and ``foreign_keys=ON``. The sqlite3 driver's own transaction
+handling is switched off and SQLAlchemy emits ``BEGIN`` itself: ``BEGIN IMMEDIATE``
+for connections marked with the :data:`WRITE` execution option (the write lock is
+taken up front, so a transaction never has to upgrade a read lock to a write lock,
+which is what makes SQLite answer "database is locked" without waiting), and a
+deferred ``BEGIN`` for reads (a consistent snapshot in WAL mode). A file database
+uses a :class:`~sqlalchemy.pool.QueuePool` shared by threads. ``sqlite://`` (in
+memory) uses a :class:`~sqlalchemy.pool.StaticPool`: one connection, so the store
+serialises every call on it (see :class:`pasarela.store.Store`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from pasarela.errors import ConfigurationError
+
+
+__all__ = [
+    "SETTING",
+    "WRITE",
+    "create_engine",
+    "display_url",
+    "is_memory_sqlite",
+    "normalize_url",
+]
+
+#: The configuration path named in errors about the store's URL.
+SETTING: Final = "store.url"
+
+#: Execution option marking a connection whose transaction writes
+#: (``BEGIN IMMEDIATE`` on SQLite).
+WRITE: Final = "pasarela_write"
+
+# busy_timeout first: switching to WAL needs a moment of exclusive access.
+_SQLITE_PRAGMAS: Final = (
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse *url*; ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``.
+
+    Only SQLite (the standard library driver) and PostgreSQL through psycopg 3 are
+    supported; anything else is a ``ConfigurationError`` naming ``store.url``.
+    """
+    if isinstance(url, str) and url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"not a database URL: {exc}", path=SETTING) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgresql":
+        if driver not in ("", "psycopg"):
+            raise ConfigurationError(
+                f"driver {driver!r} is not supported; use postgresql+psycopg:// (psycopg 3)",
+                path=SETTING,
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise ConfigurationError(
+                f"driver {driver!r} is not supported; use sqlite:///path.db", path=SETTING
+            )
+        return parsed
+    raise ConfigurationError(
+        f"unsupported database {backend!r}: use sqlite:///path.db or postgresql://...",
+        path=SETTING,
+    )
+
+
+def display_url(url: URL) -> str:
+    """The URL for messages and logs, password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(url: str | URL) -> Engine:
+    """An engine for *url* (see :func:`normalize_url`), configured for the store.
+
+    Connecting does not happen here; the first checkout does.
+    """
+    parsed = normalize_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        return _postgres_engine(parsed)
+    except (sa.exc.ArgumentError, ImportError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot use {display_url(parsed)}: {exc}", path=SETTING
+        ) from None
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if is_memory_sqlite(url):
+        kwargs["poolclass"] = StaticPool
+    else:
+        # Writers are serialised by SQLite anyway; a small pool keeps readers busy.
+        kwargs.update(poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8, pool_timeout=30)
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the sqlite3 driver: we emit BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = 10
+    return sa.create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=30,
+    )

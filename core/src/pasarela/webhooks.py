@@ -1,0 +1,134 @@
+"""Receiving provider webhooks: verify, dedupe, apply, then acknowledge.
+
+:func:`handle_webhook` is the core path behind ``Pasarela.handle_webhook`` and the
+ASGI app. It verifies the raw bytes (the adapter's pure ``parse_webhook``), skips
+deliveries already recorded, fetches the object from the provider where the
+provider signs nothing, checks amount and currency against the payment, applies
+the reported status through the lifecycle (never backwards), and answers only after
+the commit. Forged, stale or malformed deliveries get a 4xx, are recorded as
+rejected, and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+import structlog
+from ulid import ULID
+
+from pasarela.errors import NotFoundError, ProviderError, WebhookError
+from pasarela.flows import Exchange, Steps, run_flow
+from pasarela.lifecycle import Cause, Status
+from pasarela.model import Payment, Refund, RefundStatus
+from pasarela.provider import Operation, ProviderPayment, WebhookEvent, WebhookReply
+from pasarela.service import Service
+from pasarela.store import Delivery
+
+
+__all__ = ["handle_webhook"]
+
+log = structlog.get_logger("pasarela")
+
+_NOT_FOUND = WebhookReply(404, b'{"error":"unknown provider"}')
+
+
+def handle_webhook(
+    service: Service, provider_name: str, headers: Mapping[str, str], body: bytes
+) -> Steps[WebhookReply]:
+    adapter = service.providers.get(provider_name)
+    if adapter is None or not adapter.supports(Operation.WEBHOOK):
+        return _NOT_FOUND
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        events = adapter.parse_webhook(lowered, body, now=service.clock())
+    except WebhookError as exc:
+        log.warning("webhook_rejected", provider=provider_name, code=str(exc.code))
+        service.store.record_delivery(Delivery(
+            provider=provider_name, event_id=None, event_type=None, outcome="rejected",
+            detail=f"{exc.code}: {exc.message}"[:500],
+        ))
+        return adapter.webhook_reply(exc)
+    for event in events:
+        yield from _apply_event(service, provider_name, event)
+    return adapter.webhook_reply(None)
+
+
+def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> Steps[None]:
+    store = service.store
+    if store.seen_delivery(provider_name, event.event_id):
+        log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
+        return
+    payment = (store.find_payment(provider=provider_name,
+                                  provider_reference=event.provider_reference)
+               if event.provider_reference else None)
+
+    def delivery(outcome: str, detail: str = "") -> Delivery:
+        return Delivery(provider=provider_name, event_id=event.event_id, event_type=event.type,
+                        outcome=outcome, detail=detail,
+                        payment_id=payment.id if payment else None)
+
+    if payment is None:
+        log.warning("webhook_unknown_payment", provider=provider_name, event_type=event.type)
+        store.record_delivery(delivery("unknown_payment",
+                                       f"no payment with reference {event.provider_reference}"))
+        return
+    exchanges: list[Exchange] = []
+    reported: ProviderPayment | None = None
+    if event.verify_by_fetch:
+        adapter = service.provider(provider_name)
+        try:
+            reported = yield from run_flow(adapter, Operation.GET, lambda: adapter.get(payment),
+                                           payment_id=payment.id, record=exchanges.append,
+                                           sleep_scale=service.sleep_scale)
+        except ProviderError:
+            store.record_exchanges(exchanges)
+            raise  # not acknowledged: the provider will deliver again
+        status: Status | None = reported.status
+        amount = reported.amount
+    else:
+        status = event.status
+        amount = event.amount
+    if amount is not None and amount != payment.amount:
+        log.warning("webhook_amount_mismatch", provider=provider_name, payment_id=payment.id)
+        store.record_exchanges(exchanges)
+        store.record_delivery(delivery("mismatch", f"event amount {amount} != {payment.amount}"))
+        return
+    if event.refund is not None and event.refund.status is RefundStatus.SUCCEEDED:
+        _apply_refund(service, payment, event, delivery("applied"), exchanges)
+        return
+    if status is None:
+        store.record_exchanges(exchanges)
+        store.record_delivery(delivery("ignored", f"event type {event.type} carries no status"))
+        return
+    report = reported or ProviderPayment(status=status, reference=event.provider_reference,
+                                         raw_status=event.type)
+    service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,  # noqa: SLF001
+                          delivery=delivery("applied"), event_id=event.event_id)
+
+
+def _apply_refund(
+    service: Service, payment: Payment, event: WebhookEvent, delivery: Delivery,
+    exchanges: list[Exchange],
+) -> None:
+    assert event.refund is not None
+    report = event.refund
+    known = {r.provider_reference: r for r in service.store.refunds_for(payment.id)
+             if r.provider_reference}
+    refund = known.get(report.reference)
+    if refund is not None and refund.status is RefundStatus.SUCCEEDED:
+        service.store.record_exchanges(exchanges)
+        service.store.record_delivery(attrs.evolve(delivery, outcome="ignored",
+                                                   detail="refund already applied"))
+        return
+    amount = report.amount
+    if refund is None:
+        if amount is None:
+            raise NotFoundError(f"refund {report.reference} is unknown and has no amount")
+        refund = Refund(id=str(ULID()), payment_id=payment.id, amount=amount,
+                        status=RefundStatus.SUCCEEDED, created_at=service.clock(),
+                        reason="reported by provider", provider_reference=report.reference)
+    else:
+        refund = attrs.evolve(refund, status=RefundStatus.SUCCEEDED)
+    service._settle_refund(payment, refund, Cause.WEBHOOK, exchanges=exchanges,  # noqa: SLF001
+                           delivery=delivery, event_id=event.event_id)

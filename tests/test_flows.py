@@ -1,0 +1,117 @@
+"""Flows: one implementation, two drivers; transport failures mapped; exchanges redacted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+import httpx
+import pytest
+
+from pasarela.errors import (
+    DeclinedError,
+    ProviderUnavailableError,
+    UnknownOutcomeError,
+)
+from pasarela.flows import Exchange, adrive, drive, run_flow
+from pasarela.lifecycle import Status
+from pasarela.model import Customer, Method, Order
+from pasarela.money import Money
+from pasarela.provider import CreateRequest, Operation
+from pasarela.testing.fake import FakeGateway, FakeProvider, FakeSettings
+
+
+def request(scenario: str, *, method: Method = Method.CARD, key: str = "k") -> CreateRequest:
+    order = Order(reference="o-1", amount=Money.of("20.00", "PEN"),
+                  customer=Customer(first_name="Rosa", last_name="Quispe",
+                                    email="rosa@example.pe"))
+    return CreateRequest(payment_id="01JPAYMENT", idempotency_key=key, order=order,
+                         method=method, amount=order.amount, expires_at=None,
+                         params={"scenario": scenario})
+
+
+def run_both(scenario: str, **kwargs):
+    """Run the same create through the sync and the async driver, each on a fresh gateway."""
+    results = []
+    for mode in ("sync", "async"):
+        gateway = FakeGateway()
+        provider = FakeProvider(FakeSettings(**kwargs))
+        exchanges: list[Exchange] = []
+        steps = run_flow(provider, Operation.CREATE, lambda p=provider: p.create(request(scenario)),
+                         payment_id="01JPAYMENT", record=exchanges.append, sleep_scale=0)
+        try:
+            if mode == "sync":
+                with httpx.Client(transport=gateway.transport()) as client:
+                    outcome = drive(steps, client)
+            else:
+                async def go(steps=steps, gateway=gateway):
+                    async with httpx.AsyncClient(transport=gateway.transport()) as client:
+                        return await adrive(steps, client)
+                outcome = anyio.run(go)
+        except Exception as exc:  # noqa: BLE001 - compared across drivers below
+            outcome = exc
+        results.append((outcome, exchanges, gateway))
+    return results
+
+
+@pytest.mark.parametrize(("scenario", "expected"), [
+    ("succeed", Status.SUCCEEDED),
+    ("pending", Status.PENDING),
+])
+def test_parity_success(scenario, expected):
+    (sync_out, sync_ex, _), (async_out, async_ex, _) = run_both(scenario)
+    assert sync_out.status is async_out.status is expected
+    assert sync_out.reference == async_out.reference
+    assert [e.status_code for e in sync_ex] == [e.status_code for e in async_ex] == [200]
+
+
+@pytest.mark.parametrize(("scenario", "error", "calls"), [
+    ("decline", DeclinedError, 1),
+    ("5xx", ProviderUnavailableError, 3),         # retried: create carries an idempotency key
+    ("connect_error", ProviderUnavailableError, 3),
+    ("malformed", ProviderUnavailableError, 3),
+])
+def test_parity_errors(scenario, error, calls):
+    (sync_out, sync_ex, sync_gw), (async_out, async_ex, async_gw) = run_both(scenario)
+    assert type(sync_out) is type(async_out) is error
+    assert len(sync_ex) == len(async_ex) == calls
+    assert len(sync_gw.calls) == len(async_gw.calls) == calls
+
+
+def test_5xx_once_then_safe_retry_with_same_key():
+    for outcome, exchanges, gateway in run_both("5xx_once"):
+        assert outcome.status is Status.SUCCEEDED
+        assert [e.status_code for e in exchanges] == [503, 200]
+        assert len(gateway.payments) == 1
+
+
+def test_connect_error_created_nothing():
+    for outcome, _, gateway in run_both("connect_error", max_retries=0):
+        assert isinstance(outcome, ProviderUnavailableError)
+        assert outcome.created_nothing
+        assert gateway.payments == {}
+
+
+def test_timeout_after_send_is_unknown_never_failed():
+    for outcome, exchanges, gateway in run_both("timeout", max_retries=0):
+        assert isinstance(outcome, UnknownOutcomeError)
+        assert not outcome.created_nothing
+        assert exchanges[0].error == "ReadTimeout"
+        assert len(gateway.payments) == 1  # it did reach the provider
+
+
+def test_exchanges_are_redacted():
+    (_, exchanges, _), _ = run_both("succeed")
+    exchange = exchanges[0]
+    assert exchange.request_headers["authorization"] == "[redacted]"
+    assert "fake_sk_test_123" not in exchange.request_body + exchange.response_body
+    assert exchange.started_at <= datetime.now(UTC)
+    assert exchange.duration_ms >= 0
+
+
+def test_timeout_retried_with_same_key_creates_one_payment():
+    for outcome, exchanges, gateway in run_both("timeout", max_retries=1):
+        # The retry carries the same Idempotency-Key and gets the first answer back.
+        assert outcome.status is Status.SUCCEEDED
+        assert [e.error for e in exchanges] == ["ReadTimeout", None]
+        assert len(gateway.payments) == 1

@@ -1,0 +1,91 @@
+"""The state machine table, its rules, and the generated diagram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pasarela.lifecycle import (
+    TERMINAL,
+    TRANSITIONS,
+    Cause,
+    Status,
+    event_type,
+    plan,
+    render_doc,
+)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md"
+
+
+def test_every_state_is_reachable_from_created():
+    seen = {Status.CREATED}
+    frontier = [Status.CREATED]
+    while frontier:
+        for target in TRANSITIONS[frontier.pop()]:
+            if target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    assert seen == set(Status)
+
+
+def test_terminal_states():
+    assert {Status.FAILED, Status.REFUNDED} == TERMINAL
+
+
+def test_late_payment_has_its_own_event():
+    assert event_type(Status.EXPIRED, Status.SUCCEEDED) == "payment.late_succeeded"
+    assert event_type(Status.PENDING, Status.SUCCEEDED) == "payment.succeeded"
+
+
+def test_late_payment_needs_the_providers_word():
+    assert not plan(Status.EXPIRED, Status.SUCCEEDED, cause=Cause.JOB,
+                    provider_confirmed=False).apply
+    assert plan(Status.EXPIRED, Status.SUCCEEDED, cause=Cause.WEBHOOK,
+                provider_confirmed=True).apply
+
+
+def test_unknown_never_fails_by_time_alone():
+    assert plan(Status.UNKNOWN, Status.FAILED, cause=Cause.JOB,
+                provider_confirmed=False).reason == "illegal"
+    assert plan(Status.UNKNOWN, Status.FAILED, cause=Cause.JOB, provider_confirmed=True).apply
+
+
+def test_stale_report_is_ignored_not_an_error():
+    decision = plan(Status.SUCCEEDED, Status.PENDING, cause=Cause.WEBHOOK,
+                    provider_confirmed=True)
+    assert (decision.apply, decision.reason) == (False, "stale")
+
+
+def test_doc_is_generated_from_the_table():
+    assert DOC.read_text(encoding="utf-8") == render_doc(), "run `make docs`"
+
+
+_RANK = {Status.CREATED: 0, Status.UNKNOWN: 1, Status.PENDING: 2, Status.PROCESSING: 3,
+         Status.CANCELED: 4, Status.EXPIRED: 4, Status.FAILED: 5, Status.SUCCEEDED: 5,
+         Status.PARTIALLY_REFUNDED: 6, Status.REFUNDED: 7}
+_PROVIDER_EVENTS = [s for s in Status if s is not Status.CREATED]
+
+
+@given(st.lists(st.sampled_from(_PROVIDER_EVENTS), max_size=40))
+def test_any_sequence_of_provider_events_never_goes_backwards(events):
+    """Provider reports in any order, with duplicates: only allowed edges are taken,
+    terminal states are left only by an allowed edge, and the payment never returns
+    to an earlier stage except through the provider-only revival of an expired code."""
+    status = Status.CREATED
+    for reported in events:
+        decision = plan(status, reported, cause=Cause.WEBHOOK, provider_confirmed=True)
+        if decision.apply:
+            assert reported in TRANSITIONS[status]
+            revival = (status, reported) == (Status.EXPIRED, Status.PENDING)
+            if not revival and status is not Status.UNKNOWN:
+                assert _RANK[reported] >= _RANK[status]
+            status = reported
+        else:
+            assert decision.reason in {"duplicate", "stale", "illegal"}
+        if status in TERMINAL:
+            assert not any(plan(status, s, cause=Cause.WEBHOOK, provider_confirmed=True).apply
+                           for s in Status if s is not Status.PARTIALLY_REFUNDED)

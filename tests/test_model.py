@@ -1,0 +1,129 @@
+"""Model validation: documents, phones, emails, orders; each error names its field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import attrs
+import pytest
+
+from pasarela.errors import ValidationError
+from pasarela.model import (
+    Customer,
+    Document,
+    Order,
+    ScanQr,
+    ShowCashCode,
+    next_action_from_dict,
+)
+from pasarela.money import Money
+
+
+def customer(**overrides):
+    data = {"first_name": "Rosa", "last_name": "Quispe", "email": "rosa@example.pe",
+            "phone": "+51 987 654 321", "document": ("DNI", "45678912")}
+    data.update(overrides)
+    return Customer(**data)
+
+
+class TestDocument:
+    def test_dni_with_check_character_is_normalised(self):
+        # python-stdnum accepts the printed 9th check character and we keep 8 digits.
+        from stdnum.pe import cui
+
+        check = cui.calc_check_digits("45678912")
+        assert Document("DNI", "45678912" + check[0]).number == "45678912"
+
+    def test_dni_wrong_check_character(self):
+        from stdnum.pe import cui
+
+        good = cui.calc_check_digits("45678912")
+        wrong = next(c for c in "0123456789" if c not in good)
+        with pytest.raises(ValidationError, match="DNI") as info:
+            Document("DNI", "45678912" + wrong)
+        assert info.value.field == "customer.document"
+
+    @pytest.mark.parametrize("number", ["20512333797", "20100047218"])
+    def test_valid_ruc(self, number):
+        assert Document("RUC", number).number == number
+
+    def test_ruc_bad_check_digit(self):
+        with pytest.raises(ValidationError, match="RUC"):
+            Document("RUC", "20512333798")
+
+    @pytest.mark.parametrize(("kind", "number"), [("CE", "1234"), ("PAS", "AB!12345"),
+                                                  ("XX", "123")])
+    def test_other_documents(self, kind, number):
+        with pytest.raises(ValidationError):
+            Document(kind, number)
+
+    def test_ce_and_passport_ok(self):
+        assert Document("ce", "001234567").kind == "CE"
+        assert Document("PAS", "ab12345").number == "AB12345"
+
+
+class TestCustomer:
+    def test_phone_kept_in_e164(self):
+        c = customer()
+        assert c.phone == "+51987654321"
+        assert c.is_peruvian_mobile
+        assert c.national_phone == "987654321"
+
+    def test_landline_is_not_a_mobile(self):
+        assert not customer(phone="+51 1 4567890").is_peruvian_mobile
+
+    @pytest.mark.parametrize(("field", "value"), [("phone", "12"), ("email", "rosa@"),
+                                                  ("first_name", "")])
+    def test_errors_name_the_field(self, field, value):
+        with pytest.raises(ValidationError) as info:
+            customer(**{field: value})
+        assert info.value.field == f"customer.{field}"
+
+    def test_round_trip(self):
+        c = customer()
+        assert Customer.from_dict(c.to_dict()) == c
+
+
+class TestOrder:
+    def test_amount_must_be_money(self):
+        with pytest.raises(ValidationError) as info:
+            Order(reference="x", amount=149.9)  # type: ignore[arg-type]
+        assert info.value.field == "amount"
+
+    def test_amount_positive(self):
+        with pytest.raises(ValidationError, match="greater than zero"):
+            Order(reference="x", amount=Money(0, "PEN"))
+
+    def test_naive_expiry_refused(self):
+        with pytest.raises(ValidationError) as info:
+            Order(reference="x", amount=Money(100, "PEN"),
+                  expires_at=datetime(2026, 1, 1))  # noqa: DTZ001
+        assert info.value.field == "expires_at"
+
+    def test_country_code(self):
+        with pytest.raises(ValidationError) as info:
+            Order(reference="x", amount=Money(100, "PEN"), country="PER")
+        assert info.value.field == "country"
+
+    def test_round_trip_and_frozen(self):
+        order = Order(reference="pedido-1", amount=Money.of("149.90", "PEN"),
+                      customer=customer(), metadata={"sku": "A1"},
+                      expires_at=datetime(2026, 1, 1, tzinfo=UTC))
+        assert Order.from_dict(order.to_dict()) == order
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            order.reference = "other"  # type: ignore[misc]
+
+
+class TestNextAction:
+    def test_round_trip(self):
+        action = ShowCashCode(code="123", amount=Money(100, "PEN"),
+                              expires_at=datetime(2026, 1, 1, tzinfo=UTC), url="https://x",
+                              instructions={"es": ("a", "b")})
+        assert next_action_from_dict(action.to_dict()) == action
+        qr = ScanQr(qr_data="000201", expires_at=None)
+        assert next_action_from_dict(qr.to_dict()) == qr
+
+    def test_secret_not_in_repr(self):
+        from pasarela.model import ConfirmCard
+
+        assert "pi_secret" not in repr(ConfirmCard(client_secret="pi_secret_abc"))
