@@ -10,7 +10,7 @@ stable ``event.id`` to deduplicate on.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -43,10 +43,14 @@ def to_lifecycle_event(row: OutboxEvent) -> LifecycleEvent:
 
 
 def dispatch_outbox(service: Service, plugins: PasarelaPlugins, *, limit: int = 200) -> int:
-    """Dispatch due events; returns how many were delivered."""
+    """Dispatch due events; returns how many were delivered.
+
+    Claims use wall-clock time, like the store's own timestamps (the service clock
+    is business time: expiry, webhook tolerance).
+    """
     delivered = 0
     while True:
-        now = service.clock()
+        now = datetime.now(UTC)
         rows = service.store.claim_outbox(now=now, limit=limit)
         if not rows:
             return delivered
@@ -61,7 +65,7 @@ def dispatch_outbox(service: Service, plugins: PasarelaPlugins, *, limit: int = 
                 service.store.mark_failed(row.id, error=repr(exc)[:500], retry_at=now + backoff)
                 continue
             done.append(row.id)
-        service.store.mark_dispatched(done, now=service.clock())
+        service.store.mark_dispatched(done, now=datetime.now(UTC))
         delivered += len(done)
         if len(rows) < limit:
             return delivered

@@ -299,9 +299,10 @@ class Store:
             self._insert(payments)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
+            .returning(payments.c.id)
         )
         with self._begin(write=True) as conn:
-            if conn.execute(insert).rowcount == 1:
+            if conn.execute(insert).first() is not None:
                 return _as_stored(payment), True
             # The key is taken. On PostgreSQL the insert waited for a concurrent
             # winner to commit; this statement sees its row.
@@ -646,9 +647,10 @@ class Store:
             .on_conflict_do_nothing(
                 index_elements=[webhook_deliveries.c.provider, webhook_deliveries.c.event_id]
             )
+            .returning(webhook_deliveries.c.id)
         )
         with self._begin(write=True) as conn:
-            return bool(conn.execute(insert).rowcount == 1)
+            return conn.execute(insert).first() is not None
 
     def _insert_delivery(
         self, conn: sa.Connection, delivery: Delivery, *, payment_id: str, now: datetime

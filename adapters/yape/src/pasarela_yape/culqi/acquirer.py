@@ -1,0 +1,169 @@
+"""Culqi as the acquirer of Yape payments: the flows, built from ``api``'s pure parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import httpx
+
+from pasarela.errors import (
+    ErrorCode,
+    ProviderError,
+    ProviderUnavailableError,
+    UnknownOutcomeError,
+    UnsupportedError,
+)
+from pasarela.lifecycle import Status
+from pasarela.model import Payment
+from pasarela.money import Money
+from pasarela.provider import Flow, ProviderPayment, ProviderRefund, WebhookEvent
+
+from pasarela_yape.acquirer import CodeCharge, QrOrder
+from pasarela_yape.culqi.api import (
+    build_charge_request,
+    build_delete_order_request,
+    build_get_request,
+    build_order_request,
+    build_refund_request,
+    build_search_request,
+    build_token_request,
+    match_search,
+    parse_charge,
+    parse_json,
+    parse_order,
+    parse_refund,
+    parse_token,
+)
+from pasarela_yape.culqi.webhooks import parse_event
+from pasarela_yape.errors import ERROR_CODES, PROVIDER, error_from_response
+from pasarela_yape.settings import YapeSettings
+
+
+__all__ = ["CulqiAcquirer"]
+
+
+class CulqiAcquirer:
+    """Yape through Culqi: approval-code charges, QR orders, refunds, webhooks."""
+
+    #: Culqi's QR wallets take S/ 6 to S/ 500 (providers.md §3).
+    qr_limits: tuple[int, int] = (600, 50_000)
+    error_codes: Mapping[str, ErrorCode] = ERROR_CODES
+    #: After this long, an object Culqi does not list was never created.
+    not_found_after: ClassVar[timedelta] = timedelta(minutes=10)
+
+    def __init__(self, settings: YapeSettings, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    # --- approval code ------------------------------------------------------------
+
+    def charge_with_code(self, charge: CodeCharge) -> Flow[ProviderPayment]:
+        """Token (public key) then charge (secret key). A refused code raises on the token."""
+        response = yield build_token_request(self.settings, charge)
+        token = parse_token(response)
+        response = yield build_charge_request(self.settings, charge, token)
+        return self._charged(response)
+
+    def _charged(self, response: httpx.Response) -> ProviderPayment:
+        # The charge moves money: an answer we cannot read may hide a charge, so it
+        # is an unknown outcome (resolved later by finding the charge), not a failure.
+        if response.status_code >= 500:
+            raise UnknownOutcomeError(
+                f"charge sent to Culqi, which answered HTTP {response.status_code}",
+                provider=PROVIDER, http_status=response.status_code,
+            ) from error_from_response(response)
+        try:
+            return parse_charge(parse_json(response))
+        except ProviderUnavailableError as exc:
+            raise UnknownOutcomeError(
+                f"charge sent to Culqi but its answer is unreadable: {exc.message}",
+                provider=PROVIDER, http_status=response.status_code,
+            ) from exc
+
+    # --- QR order -----------------------------------------------------------------
+
+    def create_qr_order(self, order: QrOrder) -> Flow[ProviderPayment]:
+        response = yield build_order_request(self.settings, order)
+        return parse_order(parse_json(response))
+
+    # --- status ---------------------------------------------------------------------
+
+    def get(self, payment: Payment) -> Flow[ProviderPayment]:
+        reference = payment.provider_reference
+        if reference is None:
+            return (yield from self._find(payment))
+        if not reference.startswith(("ord_", "chr_")):
+            raise ProviderError(f"not a Culqi order or charge id: {reference!r}",
+                                provider=PROVIDER)
+        response = yield build_get_request(self.settings, reference)
+        body = parse_json(response)
+        return parse_order(body) if reference.startswith("ord_") else parse_charge(body)
+
+    def _find(self, payment: Payment) -> Flow[ProviderPayment]:
+        """Find the charge or order of a payment whose creation answer was lost.
+
+        Both carry our payment id in their metadata. When Culqi lists neither, long
+        enough after the attempt, nothing was created: the payment failed (Culqi's
+        word, not the clock's: until then it stays unknown).
+        """
+        incomplete = False
+        for kind in ("charges", "orders"):
+            response = yield build_search_request(
+                self.settings, kind, payment.amount, payment.created_at
+            )
+            item, more = match_search(parse_json(response), payment.id)
+            if item is not None:
+                return parse_charge(item) if kind == "charges" else parse_order(item)
+            incomplete = incomplete or more
+        if not incomplete and self.clock() - payment.created_at >= self.not_found_after:
+            return ProviderPayment(
+                status=Status.FAILED, raw_status="not_found",
+                failure_code=str(ErrorCode.PROVIDER_ERROR),
+                failure_message="Culqi has no charge or order for this payment",
+            )
+        return ProviderPayment(status=Status.UNKNOWN, raw_status="not_found_yet")
+
+    # --- cancel / refund ------------------------------------------------------------
+
+    def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
+        reference = payment.provider_reference
+        if reference is None:
+            # Waiting for an approval code: nothing exists at Culqi yet.
+            return ProviderPayment(status=Status.CANCELED, raw_status="canceled")
+        if not reference.startswith("ord_"):
+            raise UnsupportedError("only a QR order can be canceled at Culqi",
+                                   code=ErrorCode.UNSUPPORTED_OPERATION, provider=PROVIDER)
+        response = yield build_delete_order_request(self.settings, reference)
+        if response.is_success:
+            parse_json(response)
+            return ProviderPayment(status=Status.CANCELED, reference=reference,
+                                   raw_status="deleted")
+        if response.status_code in (400, 409, 422):
+            # Refused (paid or expired meanwhile?): report what the order is now.
+            response = yield build_get_request(self.settings, reference)
+            return parse_order(parse_json(response))
+        raise error_from_response(response)
+
+    def refund(
+        self, payment: Payment, amount: Money, *, refund_id: str, reason: str
+    ) -> Flow[ProviderRefund]:
+        reference = payment.provider_reference
+        if reference is None or not reference.startswith("chr_"):
+            raise UnsupportedError(
+                "Culqi refunds a charge (an approval-code payment); a QR order paid from "
+                "a wallet is refunded from CulqiPanel",
+                code=ErrorCode.UNSUPPORTED_OPERATION, provider=PROVIDER,
+            )
+        response = yield build_refund_request(
+            self.settings, reference, amount, refund_id=refund_id, reason=reason
+        )
+        return parse_refund(response, currency=amount.currency, refund_id=refund_id)
+
+    # --- webhooks ---------------------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> list[WebhookEvent]:
+        return parse_event(body)

@@ -1,0 +1,399 @@
+"""Culqi API v2, pure: ``build_*`` make :class:`httpx.Request`, ``parse_*`` read responses.
+
+Facts (``../shared/reference/providers.md`` §2.1, §4): tokens are made on the
+secure host with the public key, everything else on the API host with the secret
+key, both as ``Authorization: Bearer``; amounts are integer céntimos; ids carry a
+prefix (``ype_``, ``chr_``, ``ord_``, ``ref_``, ``evt_``) then ``test_``/``live_``;
+an order's ``expiration_date`` is Unix seconds, a charge's ``creation_date`` Unix
+milliseconds. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import httpx
+
+from pasarela.errors import (
+    ErrorCode,
+    ProviderError,
+    ProviderUnavailableError,
+    UnknownOutcomeError,
+)
+from pasarela.lifecycle import Status
+from pasarela.model import RefundStatus
+from pasarela.money import Money
+from pasarela.provider import ProviderPayment, ProviderRefund
+
+from pasarela_yape.acquirer import CodeCharge, QrOrder
+from pasarela_yape.actions import scan_qr
+from pasarela_yape.errors import ERROR_TABLE, PROVIDER, error_from_response
+from pasarela_yape.settings import YapeSettings
+
+
+__all__ = [
+    "ORDER_STATES",
+    "REFUND_REASONS",
+    "build_charge_request",
+    "build_delete_order_request",
+    "build_get_request",
+    "build_order_request",
+    "build_refund_request",
+    "build_search_request",
+    "build_token_request",
+    "culqi_reason",
+    "match_search",
+    "moment_of",
+    "money_of",
+    "parse_charge",
+    "parse_json",
+    "parse_order",
+    "parse_refund",
+    "parse_token",
+]
+
+CLIENT = "pasarela-yape"
+CLIENT_VERSION = "0.1.0"
+#: The metadata key that ties a Culqi object to our payment id (for lost answers).
+PAYMENT_KEY: Final = "pasarela_payment_id"
+REFUND_KEY: Final = "pasarela_refund_id"
+
+#: Culqi order states and what they mean here. Only ``paid`` is seen in a real
+#: webhook; ``pending``/``expired``/``deleted`` are from Culqi's docs (unverified).
+ORDER_STATES: Final[Mapping[str, Status]] = {
+    "created": Status.PENDING,
+    "pending": Status.PENDING,
+    "paid": Status.SUCCEEDED,
+    "expired": Status.EXPIRED,
+    "deleted": Status.CANCELED,
+    "canceled": Status.CANCELED,
+    "cancelled": Status.CANCELED,
+}
+
+#: The only refund reasons Culqi accepts.
+REFUND_REASONS: Final = ("duplicado", "fraudulento", "solicitud_comprador")
+_REASON_ALIASES: Final[Mapping[str, str]] = {
+    "duplicate": "duplicado",
+    "fraud": "fraudulento",
+    "fraudulent": "fraudulento",
+    "requested_by_customer": "solicitud_comprador",
+    "customer_request": "solicitud_comprador",
+}
+
+_SUCCESS_OUTCOME = "venta_exitosa"
+
+
+def _headers(settings: YapeSettings, key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "x-culqi-env": "live" if settings.live else "test",
+        "x-api-version": "2",
+        "x-culqi-client": CLIENT,
+        "x-culqi-client-version": CLIENT_VERSION,
+    }
+
+
+def _json(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _description(text: str) -> str:
+    # Culqi takes 5 to 80 characters.
+    text = " ".join(text.split())[:80]
+    return text if len(text) >= 5 else f"{text} (pago)"[:80]
+
+
+# --- build ---------------------------------------------------------------------
+
+
+def build_token_request(settings: YapeSettings, charge: CodeCharge) -> httpx.Request:
+    """``POST /v2/tokens/yape`` (public key): phone + approval code + amount -> ``ype_`` token."""
+    body = {
+        "amount": charge.amount.minor,
+        "number_phone": charge.phone,
+        "otp": charge.code,
+        "metadata": {**charge.metadata, PAYMENT_KEY: charge.payment_id},
+    }
+    return httpx.Request(
+        "POST", f"{settings.tokens_url}/v2/tokens/yape",
+        headers=_headers(settings, settings.public_key), content=_json(body),
+    )
+
+
+def build_charge_request(
+    settings: YapeSettings, charge: CodeCharge, token_id: str
+) -> httpx.Request:
+    """``POST /v2/charges`` (secret key) with the Yape token as ``source_id``."""
+    body = {
+        "amount": charge.amount.minor,
+        "currency_code": charge.amount.currency,
+        "email": charge.email,
+        "source_id": token_id,
+        "description": _description(charge.description),
+        "metadata": {**charge.metadata, PAYMENT_KEY: charge.payment_id},
+    }
+    return httpx.Request(
+        "POST", f"{settings.api_url}/v2/charges",
+        headers=_headers(settings, settings.secret_key), content=_json(body),
+    )
+
+
+def build_order_request(settings: YapeSettings, order: QrOrder) -> httpx.Request:
+    """``POST /v2/orders`` (secret key): an order payable by QR until ``expiration_date``."""
+    body = {
+        "amount": order.amount.minor,
+        "currency_code": order.amount.currency,
+        "description": _description(order.description),
+        "order_number": order.payment_id,
+        "client_details": {
+            "first_name": order.first_name,
+            "last_name": order.last_name,
+            "email": order.email,
+            "phone_number": order.phone,
+        },
+        "expiration_date": int(order.expires_at.timestamp()),
+        "metadata": {
+            **order.metadata,
+            "order_reference": order.order_reference,
+            PAYMENT_KEY: order.payment_id,
+        },
+    }
+    return httpx.Request(
+        "POST", f"{settings.api_url}/v2/orders",
+        headers=_headers(settings, settings.secret_key), content=_json(body),
+    )
+
+
+def build_get_request(settings: YapeSettings, reference: str) -> httpx.Request:
+    """``GET /v2/orders/{id}`` or ``GET /v2/charges/{id}``, by the id's prefix."""
+    kind = "orders" if reference.startswith("ord_") else "charges"
+    return httpx.Request(
+        "GET", f"{settings.api_url}/v2/{kind}/{reference}",
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+def build_delete_order_request(settings: YapeSettings, reference: str) -> httpx.Request:
+    return httpx.Request(
+        "DELETE", f"{settings.api_url}/v2/orders/{reference}",
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+def culqi_reason(reason: str) -> str:
+    """Culqi's refund reason for *reason* (default: the buyer asked for it)."""
+    key = (reason or "").strip().lower()
+    if key in REFUND_REASONS:
+        return key
+    return _REASON_ALIASES.get(key, "solicitud_comprador")
+
+
+def build_refund_request(
+    settings: YapeSettings, charge_id: str, amount: Money, *, refund_id: str, reason: str
+) -> httpx.Request:
+    """``POST /v2/refunds`` ``{amount, charge_id, reason}``; partial amounts allowed."""
+    body = {
+        "amount": amount.minor,
+        "charge_id": charge_id,
+        "reason": culqi_reason(reason),
+        "metadata": {REFUND_KEY: refund_id},
+    }
+    return httpx.Request(
+        "POST", f"{settings.api_url}/v2/refunds",
+        headers=_headers(settings, settings.secret_key), content=_json(body),
+    )
+
+
+def build_search_request(
+    settings: YapeSettings, kind: str, amount: Money, created_at: datetime,
+    *, window: timedelta = timedelta(minutes=30),
+) -> httpx.Request:
+    """``GET /v2/charges`` or ``/v2/orders`` filtered by amount and creation time.
+
+    Used to find an object whose creation answer was lost; the match is then made
+    on our payment id in its metadata (:func:`match_search`). The filter names
+    follow Culqi's list API (``amount``, ``currency_code``, ``creation_date_from``,
+    ``creation_date_to``, ``limit``); their units are **unverified** (seconds here).
+    """
+    params = {
+        "amount": str(amount.minor),
+        "currency_code": amount.currency,
+        "creation_date_from": str(int((created_at - window).timestamp())),
+        "creation_date_to": str(int((created_at + window).timestamp())),
+        "limit": "100",
+    }
+    return httpx.Request(
+        "GET", f"{settings.api_url}/v2/{kind}", params=params,
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+# --- parse ---------------------------------------------------------------------
+
+
+def parse_json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; a Culqi error raises the mapped error."""
+    if not response.is_success:
+        raise error_from_response(response)
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailableError(
+            f"Culqi answered HTTP {response.status_code} with a body that is not a JSON object",
+            provider=PROVIDER, http_status=response.status_code,
+        )
+    return body
+
+
+def _unexpected(what: str, body: Mapping[str, Any]) -> ProviderError:
+    return ProviderUnavailableError(
+        f"Culqi answered with an unexpected {what}: object={body.get('object')!r}",
+        provider=PROVIDER,
+    )
+
+
+def money_of(body: Mapping[str, Any], field: str = "amount") -> Money | None:
+    value, currency = body.get(field), body.get("currency_code")
+    if isinstance(value, bool) or not isinstance(currency, str):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return Money(value, currency) if isinstance(value, int) else None
+
+
+def moment_of(value: Any, *, ms: bool) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000 if ms else value, UTC)
+
+
+def parse_token(response: httpx.Response) -> str:
+    """The ``ype_`` token id of a Yape token answer."""
+    body = parse_json(response)
+    token = body.get("id")
+    if body.get("object") != "token" or not isinstance(token, str) or not token.startswith("ype_"):
+        raise _unexpected("Yape token", body)
+    return token
+
+
+def parse_charge(body: Mapping[str, Any]) -> ProviderPayment:
+    """A Culqi charge in lifecycle terms.
+
+    ``outcome.type == "venta_exitosa"`` with ``capture: true`` is a sale: succeeded.
+    With ``capture: false`` it is only an authorization (money not taken yet):
+    processing. Any other outcome is a decline: failed, with the mapped code.
+    """
+    reference = body.get("id")
+    if body.get("object") != "charge" or not isinstance(reference, str):
+        raise _unexpected("charge", body)
+    outcome = body.get("outcome") if isinstance(body.get("outcome"), Mapping) else {}
+    assert isinstance(outcome, Mapping)
+    amount = money_of(body)
+    kind = str(outcome.get("type") or "")
+    if kind == _SUCCESS_OUTCOME:
+        captured = body.get("capture") is not False
+        return ProviderPayment(
+            status=Status.SUCCEEDED if captured else Status.PROCESSING,
+            reference=reference,
+            raw_status=kind if captured else f"{kind}:authorized",
+            amount=amount,
+        )
+    decline = str(outcome.get("decline_code") or outcome.get("code") or kind or "declined")
+    rule = ERROR_TABLE.get(decline)
+    return ProviderPayment(
+        status=Status.FAILED,
+        reference=reference,
+        raw_status=kind or "declined",
+        amount=amount,
+        failure_code=str(rule.code if rule else ErrorCode.DECLINED),
+        failure_message=str(outcome.get("merchant_message") or decline),
+    )
+
+
+def parse_order(body: Mapping[str, Any]) -> ProviderPayment:
+    """A Culqi order in lifecycle terms; a pending one carries the QR to scan."""
+    reference = body.get("id")
+    if body.get("object") != "order" or not isinstance(reference, str):
+        raise _unexpected("order", body)
+    state = str(body.get("state") or "")
+    status = ORDER_STATES.get(state)
+    if status is None:
+        raise ProviderUnavailableError(
+            f"Culqi order {reference} is in an unknown state {state!r}", provider=PROVIDER,
+            provider_code=state,
+        )
+    amount = money_of(body)
+    expires_at = moment_of(body.get("expiration_date"), ms=False)
+    next_action = None
+    if status is Status.PENDING:
+        qr = body.get("qr") or body.get("payment_code") or reference
+        if amount is None:
+            raise _unexpected("order without amount", body)
+        next_action = scan_qr(str(qr), amount, expires_at)
+    return ProviderPayment(
+        status=status,
+        reference=reference,
+        raw_status=state,
+        amount=amount,
+        expires_at=expires_at,
+        next_action=next_action,
+        failure_code=str(ErrorCode.EXPIRED) if status is Status.EXPIRED else None,
+    )
+
+
+def parse_refund(
+    response: httpx.Response, *, currency: str, refund_id: str
+) -> ProviderRefund:
+    """A Culqi refund: created means done (Culqi has no pending refund state)."""
+    try:
+        body = parse_json(response)
+    except ProviderUnavailableError as exc:
+        if response.is_success or response.status_code >= 500:
+            raise UnknownOutcomeError(
+                f"refund sent to Culqi but its outcome is unknown: {exc.message}",
+                provider=PROVIDER, http_status=response.status_code,
+            ) from exc
+        raise
+    reference = body.get("id")
+    if body.get("object") != "refund" or not isinstance(reference, str):
+        raise UnknownOutcomeError(
+            "refund sent to Culqi but its answer is not a refund", provider=PROVIDER
+        )
+    value = body.get("amount")
+    amount = Money(value, currency) if isinstance(value, int) and value > 0 else None
+    charge = body.get("charge_id")
+    return ProviderRefund(
+        status=RefundStatus.SUCCEEDED,
+        reference=reference,
+        amount=amount,
+        payment_reference=charge if isinstance(charge, str) else None,
+        refund_id=refund_id,
+    )
+
+
+def match_search(body: Mapping[str, Any], payment_id: str) -> tuple[Mapping[str, Any] | None, bool]:
+    """The listed object that belongs to *payment_id*, and whether more pages remain."""
+    items = body.get("data")
+    if not isinstance(items, list):
+        raise _unexpected("list", body)
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        metadata = item.get("metadata")
+        if isinstance(metadata, Mapping) and metadata.get(PAYMENT_KEY) == payment_id:
+            return item, False
+        if item.get("object") == "order" and item.get("order_number") == payment_id:
+            return item, False
+    paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
+    assert isinstance(paging, Mapping)
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
+    assert isinstance(cursors, Mapping)
+    more = bool(paging.get("next") or cursors.get("after"))
+    return None, more

@@ -1,0 +1,227 @@
+"""The ``pasarela`` command: providers, config check, payments, database, sandboxes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pasarela.errors import ConfigurationError, PasarelaError
+
+
+__all__ = ["main"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(error: PasarelaError) -> None:
+    err_console.print(f"[bold red]error:[/] {error}")
+    for line in getattr(error, "errors", [])[1:]:
+        err_console.print(f"[bold red]error:[/] {line}")
+    sys.exit(1)
+
+
+@click.group()
+@click.option("--config", "config_path", envvar="PASARELA_CONFIG", default="pasarela.toml",
+              show_default=True, help="The configuration file.")
+@click.option("--json-logs", is_flag=True, help="Log as JSON lines instead of for people.")
+@click.pass_context
+def main(ctx: click.Context, config_path: str, json_logs: bool) -> None:
+    """pasarela: payments in Peru through one API."""
+    from pasarela.logs import configure  # noqa: PLC0415
+
+    configure(json=json_logs)
+    ctx.obj = {"config": config_path}
+
+
+def _open(ctx: click.Context) -> Any:
+    from pasarela.api import Pasarela  # noqa: PLC0415
+
+    try:
+        return Pasarela.from_config(ctx.obj["config"])
+    except PasarelaError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.pass_context
+def providers(ctx: click.Context) -> None:
+    """List the installed providers, with the distribution each came from."""
+    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+
+    try:
+        manager = get_plugin_manager()
+        path = Path(ctx.obj["config"])
+        if path.exists():
+            from pasarela.config import load_config  # noqa: PLC0415
+
+            for module in load_config(path).plugins.modules:
+                manager.load_module(module)
+        registry = manager.providers()
+    except PasarelaError as exc:
+        _fail(exc)
+    table = Table(title="Installed providers")
+    for column in ("name", "display name", "methods", "currencies", "operations",
+                   "distribution", "version"):
+        table.add_column(column)
+    for name, cls in registry.items():
+        origin = registry.origin(name)
+        table.add_row(name, cls.display_name, ", ".join(sorted(m.value for m in cls.methods)),
+                      ", ".join(sorted(cls.currencies)),
+                      ", ".join(sorted(o.value for o in cls.operations)),
+                      origin.distribution or "-", origin.version or "-")
+    console.print(table)
+
+
+@main.group()
+def config() -> None:
+    """Check configuration files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.pass_context
+def config_check(ctx: click.Context, file: str | None) -> None:
+    """Check FILE (default: --config): syntax, settings of every provider, routes."""
+    from pasarela.config import load_config, structure_settings  # noqa: PLC0415
+    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+
+    path = file or ctx.obj["config"]
+    problems: list[str] = []
+    try:
+        cfg = load_config(path)
+        manager = get_plugin_manager()
+        for module in cfg.plugins.modules:
+            manager.load_module(module)
+        registry = manager.providers()
+        for name, table in cfg.providers.items():
+            try:
+                structure_settings(name, table, registry.get(name).settings_class)
+            except ConfigurationError as exc:
+                problems.extend(getattr(exc, "errors", None) or [str(exc)])
+    except ConfigurationError as exc:
+        problems.extend(getattr(exc, "errors", None) or [str(exc)])
+    except PasarelaError as exc:
+        problems.append(str(exc))
+    if problems:
+        for line in problems:
+            err_console.print(f"[bold red]error:[/] {line}")
+        sys.exit(1)
+    console.print(f"[green]ok[/] {path}: {len(cfg.providers)} provider(s), "
+                  f"{len(cfg.routes)} route(s)")
+
+
+@main.group()
+def payments() -> None:
+    """Inspect payments."""
+
+
+@payments.command("show")
+@click.argument("payment_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
+    """Show a payment, its history and its (redacted) provider exchanges."""
+    with _open(ctx) as pasarela:
+        try:
+            payment = pasarela.get(payment_id)
+        except PasarelaError as exc:
+            _fail(exc)
+        exchanges = pasarela.store.exchanges_for(payment_id)
+    if as_json:
+        click.echo(json.dumps({
+            "id": payment.id, "status": payment.status.value, "provider": payment.provider,
+            "amount": str(payment.amount), "version": payment.version,
+            "history": [{"from": t.source.value, "to": t.target.value, "cause": t.cause.value,
+                         "applied": t.applied, "reason": t.reason, "at": t.at.isoformat()}
+                        for t in payment.history],
+            "exchanges": exchanges,
+        }, default=str, indent=2))
+        return
+    print_payment(payment, exchanges)
+
+
+def print_payment(payment: Any, exchanges: list[dict[str, Any]] | None = None) -> None:
+    console.print(f"[bold]{payment.id}[/]  {payment.order_reference}  {payment.provider}/"
+                  f"{payment.method.value}  {payment.amount.format()}  [bold]{payment.status}[/]"
+                  f"  v{payment.version}")
+    table = Table(show_header=True, header_style="bold")
+    for column in ("at (UTC)", "from", "to", "cause", "applied", "reason"):
+        table.add_column(column)
+    for t in payment.history:
+        table.add_row(t.at.strftime("%Y-%m-%d %H:%M:%S"), t.source.value, t.target.value,
+                      t.cause.value, "yes" if t.applied else "ignored", t.reason[:60])
+    console.print(table)
+    if exchanges:
+        ex_table = Table(title="provider exchanges (redacted)")
+        for column in ("operation", "request", "status", "ms", "error"):
+            ex_table.add_column(column)
+        for ex in exchanges:
+            ex_table.add_row(str(ex["operation"]), f"{ex['method']} {ex['url']}",
+                             str(ex["status_code"] or "-"), f"{ex['duration_ms']:.1f}",
+                             str(ex["error"] or ""))
+        console.print(ex_table)
+
+
+@main.group()
+def db() -> None:
+    """Manage the store."""
+
+
+@db.command("upgrade")
+@click.option("--url", help="The store URL (default: from the configuration).")
+@click.pass_context
+def db_upgrade(ctx: click.Context, url: str | None) -> None:
+    """Run the database migrations to the newest version."""
+    from pasarela.config import load_config  # noqa: PLC0415
+    from pasarela.store import Store  # noqa: PLC0415
+
+    try:
+        target = url or load_config(ctx.obj["config"]).store.url
+        store = Store(target, upgrade=True)
+        store.close()
+    except PasarelaError as exc:
+        _fail(exc)
+    console.print("[green]database is at the newest version[/]")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8800, show_default=True, type=int)
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A sandbox option (repeatable), e.g. --option latency=0.2")
+def sandbox(name: str, host: str, port: int, options: tuple[str, ...]) -> None:
+    """Serve provider NAME's local sandbox (a simulator of its HTTP API)."""
+    import uvicorn  # noqa: PLC0415
+
+    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+
+    try:
+        cls = get_plugin_manager().providers().get(name)
+    except PasarelaError as exc:
+        _fail(exc)
+    if not cls.sandbox_factory:
+        err_console.print(f"[bold red]error:[/] {name} ships no sandbox")
+        sys.exit(1)
+    module_name, _, func = cls.sandbox_factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), func)
+    kwargs: dict[str, Any] = {}
+    for item in options:
+        key, _, value = item.partition("=")
+        kwargs[key.replace("-", "_")] = _coerce(value)
+    uvicorn.run(factory(**kwargs), host=host, port=port, log_level="warning")
+
+
+def _coerce(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -1,0 +1,106 @@
+"""Opening the store: URLs, pragmas, migrations on construction, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pasarela.errors import ConfigurationError
+from pasarela.model import Payment
+from pasarela.store import Store
+from pasarela.store import schema as t
+from pasarela.store.engine import normalize_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@db:5432/pay", "postgresql+psycopg://u:p@db:5432/pay"),
+        ("postgres://u@db/pay", "postgresql+psycopg://u@db/pay"),
+        ("postgresql+psycopg://u@db/pay", "postgresql+psycopg://u@db/pay"),
+        ("sqlite:///pasarela.db", "sqlite:///pasarela.db"),
+        ("sqlite://", "sqlite://"),
+    ],
+)
+def test_url_normalisation(url: str, expected: str) -> None:
+    assert normalize_url(url).render_as_string(hide_password=False) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "mysql://u@db/pay",
+        "postgresql+psycopg2://u@db/pay",
+        "sqlite+aiosqlite:///x.db",
+    ],
+)
+def test_bad_urls_name_the_setting(url: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^store\.url: ") as caught:
+        Store(url)
+    assert caught.value.path == "store.url"
+
+
+def test_unreachable_postgres_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match=r"store\.url: cannot connect") as caught:
+        Store("postgresql://postgres:hunter2@127.0.0.1:1/none?connect_timeout=2")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_unopenable_sqlite_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"store\.url: cannot connect"):
+        Store(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+
+
+def test_sqlite_upgrades_itself_and_sets_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "embedded.db"
+    with Store(f"sqlite:///{path}") as store:
+        assert store.dialect == "sqlite"
+        with store.engine.connect() as conn:
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            }
+            tables = set(sa.inspect(conn).get_table_names())
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000,
+                      "foreign_keys": 1}
+    assert tables >= set(t.metadata.tables)
+    # Opening it again finds it at head.
+    with Store(f"sqlite:///{path}") as again:
+        assert again.ping()
+
+
+def test_sqlite_without_upgrade_says_to_upgrade(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'bare.db'}", upgrade=False) as store:
+        with pytest.raises(ConfigurationError, match="pasarela db upgrade"):
+            store.get_payment("x")
+        store.upgrade()
+        with pytest.raises(LookupError):
+            store.get_payment("x")
+
+
+def test_in_memory_sqlite(make_payment: Callable[..., Payment]) -> None:
+    with Store("sqlite://") as store:
+        payment, inserted = store.create_payment(make_payment(), fingerprint="fp")
+        assert inserted
+        assert store.get_payment(payment.id) == payment
+
+
+@pytest.mark.postgres
+def test_postgres_upgrades_only_when_asked(postgres_schema_url: str) -> None:
+    with Store(postgres_schema_url) as store:
+        assert store.dialect == "postgresql"
+        with store.engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == []
+        with pytest.raises(ConfigurationError, match="pasarela db upgrade"):
+            store.get_payment("x")
+        store.upgrade()
+        with store.engine.connect() as conn:
+            assert set(sa.inspect(conn).get_table_names()) == set(t.metadata.tables) | {
+                "alembic_version"
+            }
+    with Store(postgres_schema_url.replace("postgresql+psycopg://", "postgresql://")) as plain:
+        assert plain.ping()
