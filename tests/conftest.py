@@ -42,7 +42,7 @@ def _postgres_unreachable() -> str | None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
-        return f"{type(exc.orig or exc).__name__}: {exc.orig or exc}".strip()
+        return " ".join(f"{type(exc.orig or exc).__name__}: {exc.orig or exc}".split())
     finally:
         engine.dispose()
     return None
@@ -54,7 +54,10 @@ def require_postgres() -> None:
     if reason is None:
         return
     url = normalize_url(postgres_base_url()).render_as_string(hide_password=True)
-    message = f"PostgreSQL test database {url} unreachable ({reason}); set PASARELA_TEST_POSTGRES_URL"
+    message = (
+        f"PostgreSQL test database {url} unreachable ({reason}); "
+        "set PASARELA_TEST_POSTGRES_URL"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)

@@ -77,7 +77,8 @@ def created(store: Store) -> Payment:
 
 def count_rows(store: Store, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
+        query = sa.select(sa.func.count()).select_from(table).where(*where)
+        return int(conn.execute(query).scalar_one())
 
 
 @pytest.fixture

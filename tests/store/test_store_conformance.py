@@ -120,6 +120,7 @@ def test_update_payment_checks_and_bumps_the_version(store: Store, created: Paym
     assert updated.provider_reference == "ref-1"
     assert updated.expires_at == expires
     assert updated.routing == {"route": "cash", "candidates": ["fake"]}
+    assert (updated.next_check_at, updated.check_attempts) == (None, 2)
     assert (updated.error_code, updated.error_message) == ("declined", "no")
     assert store.get_payment(created.id) == updated
     assert store.history(created.id) == []
@@ -304,6 +305,15 @@ def test_record_ignored_keeps_the_version(
     assert rows(store, t.outbox) == 1  # no event for an ignored report
     assert len(store.exchanges_for(created.id)) == 1
     assert store.seen_delivery("fake", "evt-old")
+    with pytest.raises(ConcurrencyConflictError, match="duplicate delivery"):
+        store.record_ignored(
+            created.id, source=Status.PENDING, target=Status.CREATED, cause=Cause.WEBHOOK,
+            reason="stale", exchanges=[make_exchange(None)],
+            delivery=Delivery(provider="fake", event_id="evt-old", event_type="x",
+                              outcome="ignored"),
+        )
+    assert len(store.history(created.id)) == 2
+    assert len(store.exchanges_for(created.id)) == 1
     with pytest.raises(NotFoundError):
         store.record_ignored(str(ULID()), source=Status.PENDING, target=Status.PENDING,
                              cause=Cause.JOB, reason="duplicate")
@@ -479,8 +489,10 @@ def test_due_for_check_claims_unknown_and_pending(
     claimed = store.due_for_check(now=now)
 
     assert [p.id for p in claimed] == [unknown.id, pending.id]
+    assert unknown.next_check_at == now - timedelta(minutes=5)
+    assert [p.next_check_at for p in claimed] == [now + Store.job_lease] * 2
     assert store.due_for_check(now=now) == []  # next_check_at pushed forward
-    assert store.get_payment(unknown.id).version == unknown.version
+    assert store.get_payment(unknown.id) == claimed[0]  # the version is not bumped
     assert {p.id for p in store.due_for_check(now=now + Store.job_lease)} == {
         unknown.id, pending.id
     }
@@ -545,7 +557,8 @@ def test_round_trip_of_next_action_order_routing_and_datetimes(
     )
     payment = make_payment(order=order, order_reference=order.reference, next_action=action,
                            routing={"rule": "cash", "candidates": ["fake"], "scores": {"a": 1}},
-                           created_at=lima_time, updated_at=lima_time, expires_at=lima_time)
+                           created_at=lima_time, updated_at=lima_time, expires_at=lima_time,
+                           next_check_at=lima_time, check_attempts=3)
 
     stored, _ = store.create_payment(payment, fingerprint="fp")
     loaded = store.get_payment(payment.id)
@@ -554,7 +567,8 @@ def test_round_trip_of_next_action_order_routing_and_datetimes(
     assert stored == loaded
     assert loaded.order == order
     assert loaded.next_action == action
-    for value in (loaded.created_at, loaded.updated_at, loaded.expires_at):
+    assert (loaded.next_check_at, loaded.check_attempts) == (lima_time, 3)
+    for value in (loaded.created_at, loaded.updated_at, loaded.expires_at, loaded.next_check_at):
         assert value is not None
         assert value.tzinfo is UTC
         assert value == lima_time
@@ -572,12 +586,27 @@ def test_round_trip_of_next_action_order_routing_and_datetimes(
     assert len(raw) == 1  # SQL NULL, not JSON null
 
 
-def test_naive_datetimes_are_refused(store: Store, make_payment: PaymentFactory) -> None:
+def test_naive_datetimes_are_refused(
+    store: Store, make_payment: PaymentFactory, rows: RowCounter
+) -> None:
     naive = datetime(2030, 1, 1)  # noqa: DTZ001
     with pytest.raises(ValidationError, match="created_at"):
         store.create_payment(make_payment(created_at=naive), fingerprint="fp")
+    assert rows(store, t.payments) == 0
     with pytest.raises(ValidationError, match="now"):
         store.claim_outbox(now=naive)
+
+
+def test_a_bad_refund_in_a_transition_writes_nothing(
+    store: Store, created: Payment, rows: RowCounter
+) -> None:
+    bad = Refund(id=str(ULID()), payment_id=created.id, amount=Money(1, "PEN"),
+                 status=RefundStatus.PENDING, created_at=datetime(2030, 1, 1))  # noqa: DTZ001
+    with pytest.raises(ValidationError, match=r"refund\.created_at"):
+        store.transition(created.id, expected_version=1, target=Status.PENDING, cause=Cause.API,
+                         event_type="payment.pending", refund=bad)
+    assert store.get_payment(created.id) == created
+    assert (rows(store, t.transitions), rows(store, t.outbox), rows(store, t.refunds)) == (0, 0, 0)
 
 
 # --- migrations and engine --------------------------------------------------------

@@ -597,13 +597,17 @@ def _expected(what: str, value: object) -> _Invalid:
     return _Invalid(f"expected {what}, got {_kind(value)}")
 
 
-def _structure_str(value: object, _: type) -> str:
+def _structure_str(value: object, t: type) -> str:
+    if t is not str and _is_enum(t):  # a StrEnum dispatches here as a str subclass
+        return _structure_enum(value, t)  # type: ignore[return-value]
     if isinstance(value, str):
         return str(value)
     raise _expected("a string", value)
 
 
-def _structure_int(value: object, _: type) -> int:
+def _structure_int(value: object, t: type) -> int:
+    if t is not int and _is_enum(t):  # an IntEnum dispatches here as an int subclass
+        return _structure_enum(value, t)  # type: ignore[return-value]
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, _EnvStr) and re.fullmatch(r"\s*[+-]?\d+\s*", value):

@@ -13,8 +13,7 @@ LOCKED`` on PostgreSQL).
 
 from __future__ import annotations
 
-import structlog
-
+from pasarela._log import get_logger
 from pasarela.errors import PasarelaError
 from pasarela.flows import Steps
 from pasarela.lifecycle import Cause, Status
@@ -24,7 +23,7 @@ from pasarela.service import RESOLVER_SCHEDULE, Service
 
 __all__ = ["expire_due", "resolve_due"]
 
-log = structlog.get_logger("pasarela")
+log = get_logger("pasarela")
 
 
 def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
@@ -42,7 +41,7 @@ def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
                             provider=payment.provider, code=str(exc.code))
                 current = service.store.get_payment(payment.id)
         if current.status is Status.PENDING:
-            current = service._move(current, Status.EXPIRED, Cause.JOB,  # noqa: SLF001
+            current = service._move(current, Status.EXPIRED, Cause.JOB,
                                     reason="expires_at passed", provider_confirmed=False,
                                     changes={"next_check_at": None})
         if current.status is Status.EXPIRED:

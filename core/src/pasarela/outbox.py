@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
+from pasarela._log import get_logger
 from pasarela.events import LifecycleEvent
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins
@@ -23,7 +22,7 @@ from pasarela.store import OutboxEvent
 
 __all__ = ["dispatch_outbox", "to_lifecycle_event"]
 
-log = structlog.get_logger("pasarela")
+log = get_logger("pasarela")
 
 
 def to_lifecycle_event(row: OutboxEvent) -> LifecycleEvent:

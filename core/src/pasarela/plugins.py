@@ -540,14 +540,17 @@ def _packages() -> Mapping[str, list[str]]:
 
 
 def _distribution_of_module(module: str) -> tuple[str | None, str | None]:
+    """The distribution that provides *module*: from installed file lists, or else
+    the distribution named like its top-level package (``pasarela_plin`` is
+    ``pasarela-plin``), which also finds editable installs."""
     top = module.partition(".")[0]
-    names = _packages().get(top)
-    if not names:
-        return None, None
-    try:
-        return names[0], metadata.version(names[0])
-    except metadata.PackageNotFoundError:
-        return names[0], None
+    for name in [*_packages().get(top, []), top]:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return dist.name, dist.version
+    return None, None
 
 
 def _trace_before(

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
-import structlog
 from ulid import ULID
 
+from pasarela._log import get_logger
 from pasarela.errors import (
     ConcurrencyConflictError,
     DeclinedError,
@@ -43,7 +43,7 @@ from pasarela.store import Delivery, Store
 
 __all__ = ["Option", "Service"]
 
-log = structlog.get_logger("pasarela")
+log = get_logger("pasarela")
 
 #: How long the resolver waits before asking again about an unknown or stale
 #: payment, by attempt (the last value repeats): Kill Bill's Janitor is the model.
@@ -362,11 +362,15 @@ class Service:
                     extra = {k: v for k, v in (changes or {}).items()
                              if k in ("provider_reference", "next_action", "next_check_at")
                              and decision.reason == "duplicate"}
-                    self.store.record_ignored(
-                        payment.id, source=payment.status, target=target, cause=cause,
-                        reason=f"{decision.reason}: {reason}".rstrip(": "), event_id=event_id,
-                        exchanges=exchanges, delivery=delivery,
-                    )
+                    if decision.reason == "duplicate" and delivery is None:
+                        # A poll that finds nothing new is evidence, not history.
+                        self.store.record_exchanges(exchanges)
+                    else:
+                        self.store.record_ignored(
+                            payment.id, source=payment.status, target=target, cause=cause,
+                            reason=f"{decision.reason}: {reason}".rstrip(": "),
+                            event_id=event_id, exchanges=exchanges, delivery=delivery,
+                        )
                     if extra:
                         return self.store.update_payment(payment.id,
                                                          expected_version=payment.version,
@@ -395,7 +399,7 @@ class Service:
         payment = self.store.get_payment(payment_id)
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.GET):
-            raise adapter._unsupported(Operation.GET)  # noqa: SLF001
+            raise adapter._unsupported(Operation.GET)
         exchanges: list[Exchange] = []
         try:
             reported = yield from run_flow(adapter, Operation.GET, lambda: adapter.get(payment),
@@ -416,7 +420,7 @@ class Service:
             )
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.CANCEL):
-            raise adapter._unsupported(Operation.CANCEL)  # noqa: SLF001
+            raise adapter._unsupported(Operation.CANCEL)
         exchanges: list[Exchange] = []
         try:
             reported = yield from run_flow(adapter, Operation.CANCEL,
@@ -440,7 +444,7 @@ class Service:
             )
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.REFUND):
-            raise adapter._unsupported(Operation.REFUND)  # noqa: SLF001
+            raise adapter._unsupported(Operation.REFUND)
         pending = sum(r.amount.minor for r in self.store.refunds_for(payment_id)
                       if r.status is RefundStatus.PENDING)
         want = amount if amount is not None else payment.refundable - Money(pending,

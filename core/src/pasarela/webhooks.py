@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import attrs
-import structlog
 from ulid import ULID
 
+from pasarela._log import get_logger
 from pasarela.errors import NotFoundError, ProviderError, WebhookError
 from pasarela.flows import Exchange, Steps, run_flow
 from pasarela.lifecycle import Cause, Status
@@ -28,7 +28,7 @@ from pasarela.store import Delivery
 
 __all__ = ["handle_webhook"]
 
-log = structlog.get_logger("pasarela")
+log = get_logger("pasarela")
 
 _NOT_FOUND = WebhookReply(404, b'{"error":"unknown provider"}')
 
@@ -103,7 +103,7 @@ def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> S
         return
     report = reported or ProviderPayment(status=status, reference=event.provider_reference,
                                          raw_status=event.type)
-    service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,  # noqa: SLF001
+    service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,
                           delivery=delivery("applied"), event_id=event.event_id)
 
 
@@ -130,5 +130,5 @@ def _apply_refund(
                         reason="reported by provider", provider_reference=report.reference)
     else:
         refund = attrs.evolve(refund, status=RefundStatus.SUCCEEDED)
-    service._settle_refund(payment, refund, Cause.WEBHOOK, exchanges=exchanges,  # noqa: SLF001
+    service._settle_refund(payment, refund, Cause.WEBHOOK, exchanges=exchanges,
                            delivery=delivery, event_id=event.event_id)

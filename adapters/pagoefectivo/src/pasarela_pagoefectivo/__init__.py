@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pasarela.hookspecs import hookimpl
-
 from pasarela_pagoefectivo.provider import PagoEfectivoProvider
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 

@@ -28,7 +28,6 @@ import phonenumbers
 from pasarela.errors import ProviderError, ProviderValidationError, UnknownOutcomeError
 from pasarela.money import Money
 from pasarela.provider import CreateRequest
-
 from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.errors import PROVIDER, error_from_response, response_code
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
@@ -401,7 +400,7 @@ def parse_search_response(response: httpx.Response) -> list[CipState]:
                 cip=str(item["cip"]).strip(),
                 transaction_code=str(item.get("transactionCode") or ""),
                 amount=_money(item.get("amount"), item.get("currency"), "CIP search"),
-                status=int(status) if not isinstance(status, bool) else -1,
+                status=int(str(status)) if not isinstance(status, bool) else -1,
                 status_name=str(item.get("statusName") or ""),
                 created_at=parse_timestamp(item.get("dateCreation")),
                 expires_at=parse_timestamp(item.get("dateExpiry")),

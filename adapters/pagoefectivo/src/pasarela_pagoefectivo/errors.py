@@ -36,7 +36,6 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
-
 from pasarela_pagoefectivo import jsontext
 
 

@@ -15,7 +15,6 @@ from babel.dates import format_datetime
 
 from pasarela.model import ShowCashCode
 from pasarela.money import Money
-
 from pasarela_pagoefectivo.api import LIMA
 
 

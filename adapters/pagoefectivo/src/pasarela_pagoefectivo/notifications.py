@@ -23,7 +23,6 @@ import attrs
 
 from pasarela.errors import SignatureInvalidError, ValidationError, WebhookError
 from pasarela.money import Money
-
 from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.api import lima_timestamp, parse_timestamp
 from pasarela_pagoefectivo.errors import PROVIDER

@@ -31,7 +31,6 @@ from pasarela.provider import (
     WebhookEvent,
     WebhookReply,
 )
-
 from pasarela_pagoefectivo import api, notifications
 from pasarela_pagoefectivo.errors import ERROR_TABLE, PROVIDER
 from pasarela_pagoefectivo.instructions import cash_code_action

@@ -49,7 +49,7 @@ def _service_id(value: object) -> int:
     if isinstance(value, bool):
         raise ConfigurationError("must be a number", path=f"{_PATH}.service_id")
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number = int(str(value))
     except (TypeError, ValueError):
         raise ConfigurationError(
             f"must be a number, got {value!r}", path=f"{_PATH}.service_id"

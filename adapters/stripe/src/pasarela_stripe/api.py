@@ -33,12 +33,12 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
+
 from pasarela.errors import ErrorCode, ProviderError, ValidationError
 from pasarela.lifecycle import Status
 from pasarela.model import ConfirmCard, NextAction, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund
-
 from pasarela_stripe import form
 from pasarela_stripe.errors import error_from_response
 from pasarela_stripe.settings import StripeSettings
@@ -119,7 +119,9 @@ def _url(settings: StripeSettings, path: str) -> str:
     return settings.base_url.rstrip("/") + path
 
 
-def _post(settings: StripeSettings, path: str, params: Mapping[str, Any], key: str) -> httpx.Request:
+def _post(
+    settings: StripeSettings, path: str, params: Mapping[str, Any], key: str
+) -> httpx.Request:
     headers = _headers(settings, key)
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     return httpx.Request("POST", _url(settings, path), headers=headers,

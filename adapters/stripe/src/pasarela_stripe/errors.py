@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import httpx
+
 from pasarela.errors import (
     AuthenticationError,
     DeclinedError,

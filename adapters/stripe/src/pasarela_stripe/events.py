@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
+
 from pasarela.errors import WebhookError
 from pasarela.provider import WebhookEvent
-
 from pasarela_stripe.api import parse_intent, parse_refund, timestamp
 
 

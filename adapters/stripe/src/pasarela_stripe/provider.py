@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 import httpx
+
 from pasarela.errors import ConfigurationError, ErrorCode, ProviderError, ValidationError
 from pasarela.model import Method, Payment
 from pasarela.money import Money
@@ -27,7 +28,6 @@ from pasarela.provider import (
     ProviderSettings,
     WebhookEvent,
 )
-
 from pasarela_stripe import webhooks
 from pasarela_stripe.api import (
     build_cancel,
@@ -107,8 +107,10 @@ class StripeProvider(Provider):
                                   field="payment_method")
         key = f"{payment.idempotency_key}:confirm:{payment_method}"
         return_url = params.get("return_url")
-        request = build_confirm(self.settings, payment.provider_reference, payment_method,
-                                key=key, return_url=return_url if isinstance(return_url, str) else None)
+        request = build_confirm(
+            self.settings, payment.provider_reference, payment_method, key=key,
+            return_url=return_url if isinstance(return_url, str) else None,
+        )
         response = yield request
         return (yield from self._answer_or_refetch(response, payment.provider_reference,
                                                    after_confirm=True))

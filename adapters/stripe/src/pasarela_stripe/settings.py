@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
 from pasarela.errors import ConfigurationError
 from pasarela.provider import ProviderSettings
 
@@ -25,7 +26,9 @@ def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> Non
                                  path=f"{_PATH}.{attribute.name}")
 
 
-def _descriptor_suffix(instance: Any, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+def _descriptor_suffix(
+    instance: Any, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
     if value is not None and not (1 <= len(value) <= 22):
         raise ConfigurationError("must have 1 to 22 characters", path=f"{_PATH}.{attribute.name}")
 
@@ -53,7 +56,9 @@ class StripeSettings(ProviderSettings):
     api_version: str = API_VERSION
     webhook_tolerance: int = attrs.field(default=300, validator=_positive)
     return_url: str | None = None
-    statement_descriptor_suffix: str | None = attrs.field(default=None, validator=_descriptor_suffix)
+    statement_descriptor_suffix: str | None = attrs.field(
+        default=None, validator=_descriptor_suffix
+    )
 
     def __attrs_post_init__(self) -> None:
         key = self.api_key

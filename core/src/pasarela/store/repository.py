@@ -21,12 +21,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects import sqlite
 from ulid import ULID
 
 from pasarela.errors import (
@@ -67,6 +65,10 @@ from pasarela.store.schema import (
     transitions,
     webhook_deliveries,
 )
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 
 __all__ = ["Delivery", "OutboxEvent", "Store"]
@@ -247,7 +249,8 @@ class Store:
                 conn = self._engine.connect()
             except sa.exc.DBAPIError as exc:
                 raise ConfigurationError(
-                    f"cannot connect to {display_url(self._url)}: {exc.orig}".strip(),
+                    f"cannot connect to {display_url(self._url)}: "
+                    + " ".join(str(exc.orig).split()),
                     path=SETTING,
                 ) from exc
             with conn:
@@ -277,8 +280,15 @@ class Store:
             path=SETTING,
         )
 
-    def _insert(self, table: sa.Table) -> pg.Insert | sqlite.Insert:
-        return sqlite.insert(table) if self._sqlite else pg.insert(table)
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT with the dialect's ON CONFLICT clauses (imported on first use)."""
+        if self._sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+            return sqlite_insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        return pg_insert(table)
 
     def _select_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query if self._sqlite else query.with_for_update(skip_locked=True)
@@ -491,7 +501,11 @@ class Store:
         delivery: Delivery | None = None,
     ) -> None:
         """Append a transition with ``applied=False`` (a duplicate or stale report)
-        and the evidence rows, without touching the payment or its version."""
+        and the evidence rows, without touching the payment or its version.
+
+        As in :meth:`transition`, a *delivery* recorded already rolls everything
+        back with ``ConcurrencyConflictError`` (duplicate delivery).
+        """
         now = _now()
         with self._begin(write=True) as conn:
             # On PostgreSQL the row lock serialises this with transition(), so the
@@ -778,15 +792,16 @@ class Store:
             .order_by(payments.c.next_check_at, payments.c.id)
             .limit(limit)
         )
+        lease_end = at + self.job_lease
         with self._begin(write=True) as conn:
             rows = conn.execute(query).all()
             if rows:
                 conn.execute(
                     sa.update(payments)
                     .where(payments.c.id.in_([row.id for row in rows]))
-                    .values(next_check_at=at + self.job_lease)
+                    .values(next_check_at=lease_end)
                 )
-        return [_payment_from_row(row) for row in rows]
+        return [attrs.evolve(_payment_from_row(row), next_check_at=lease_end) for row in rows]
 
     # --- routing ---------------------------------------------------------------
 
@@ -832,6 +847,8 @@ def _payment_values(payment: Payment, fingerprint: str) -> dict[str, Any]:
         "order": _json(payment.order.to_dict() if payment.order else None),
         "error_code": payment.error_code,
         "error_message": payment.error_message,
+        "next_check_at": _opt_to_db(payment.next_check_at, "next_check_at"),
+        "check_attempts": payment.check_attempts,
     }
 
 
@@ -842,6 +859,7 @@ def _as_stored(payment: Payment) -> Payment:
         created_at=_from_db(payment.created_at),
         updated_at=_from_db(payment.updated_at),
         expires_at=_opt_from_db(payment.expires_at),
+        next_check_at=_opt_from_db(payment.next_check_at),
     )
 
 
@@ -894,6 +912,8 @@ def _payment_from_row(row: _Row, *, history: tuple[Transition, ...] = ()) -> Pay
         refunded=Money(row.refunded_minor, row.currency) if row.refunded_minor else None,
         error_code=row.error_code,
         error_message=row.error_message,
+        next_check_at=_opt_from_db(row.next_check_at),
+        check_attempts=row.check_attempts,
         routing=dict(row.routing or {}),
         order=Order.from_dict(row.order) if row.order else None,
         history=history,

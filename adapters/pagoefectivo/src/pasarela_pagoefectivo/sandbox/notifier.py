@@ -118,7 +118,7 @@ class Notifier:
         record["ms"] = round((time.monotonic() - started) * 1000, 1)
         with self._lock:
             delivery.attempts.append(record)
-        return record["status"] == 200
+        return bool(record["status"] == 200)
 
     def _run(self, delivery: Delivery, delay: float) -> None:
         try:

@@ -1,0 +1,549 @@
+"""The sandbox's account: PaymentIntents, Charges, Refunds and Events in memory.
+
+Pure state transitions with Stripe's rules; the HTTP layer (:mod:`.app`) adds
+authentication, idempotency, fault knobs and webhook delivery. Operations take
+decoded form parameters and return Stripe objects, or raise :class:`APIError`
+with Stripe's error shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from pasarela_stripe.sandbox import objects
+from pasarela_stripe.sandbox.objects import TEST_CARDS, SandboxCard, new_id
+
+
+__all__ = ["APIError", "Account"]
+
+#: Minimum charge per currency in minor units (USD 0.50 documented; the rest are
+#: the sandbox's assumptions, PEN 2.00 as the adapter's limits).
+MINIMUMS: Final[Mapping[str, int]] = {
+    "usd": 50, "pen": 200, "eur": 50, "gbp": 30, "mxn": 1000, "brl": 50,
+}
+MAXIMUM: Final = 99_999_999
+CANCELABLE: Final = frozenset(
+    {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action"}
+)
+CONFIRMABLE: Final = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action"}
+)
+CANCELLATION_REASONS: Final = frozenset(
+    {"abandoned", "duplicate", "fraudulent", "requested_by_customer"}
+)
+REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+CREATE_PARAMS: Final = frozenset({
+    "amount", "currency", "payment_method_types", "metadata", "description",
+    "payment_method", "confirm", "return_url", "capture_method", "statement_descriptor",
+    "statement_descriptor_suffix", "receipt_email", "expand", "automatic_payment_methods",
+    "payment_method_options", "confirmation_method",
+})
+CONFIRM_PARAMS: Final = frozenset({"payment_method", "return_url", "expand", "receipt_email"})
+CANCEL_PARAMS: Final = frozenset({"cancellation_reason", "expand"})
+REFUND_PARAMS: Final = frozenset(
+    {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
+)
+
+
+class APIError(Exception):
+    """A Stripe error answer. ``saved`` is False for refusals before execution
+    (parameter validation), which Stripe does not store under an idempotency key."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        decline_code: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        saved: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.code = code
+        self.param = param
+        self.decline_code = decline_code
+        self.extra = dict(extra or {})
+        self.saved = saved
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+            error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
+        if self.decline_code:
+            error["decline_code"] = self.decline_code
+        if self.param:
+            error["param"] = self.param
+        error.update(self.extra)
+        return {"error": error}
+
+
+def invalid(message: str, *, param: str | None = None, code: str | None = None,
+            saved: bool = False) -> APIError:
+    return APIError(400, "invalid_request_error", message, param=param, code=code, saved=saved)
+
+
+def _unknown_params(params: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    for name in params:
+        if name not in allowed:
+            raise invalid(f"Received unknown parameter: {name}", param=name,
+                          code="parameter_unknown")
+
+
+def _integer(params: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"-?\d+", value):
+        raise invalid("Invalid integer: " + str(value), param=name,
+                      code="parameter_invalid_integer")
+    return int(value)
+
+
+def _string(params: Mapping[str, Any], name: str, *, max_len: int = 5000) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"Invalid string: {name}", param=name)
+    if len(value) > max_len:
+        raise invalid(f"Invalid string: {value[:20]}...; must be at most {max_len} characters",
+                      param=name)
+    return value
+
+
+def _boolean(params: Mapping[str, Any], name: str) -> bool:
+    value = params.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise invalid(f"Invalid boolean: {value}", param=name)
+    return bool(value == "true")
+
+
+def _metadata(params: Mapping[str, Any]) -> dict[str, str]:
+    value = params.get("metadata")
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("Invalid hash", param="metadata")
+    if len(value) > 50:
+        raise invalid("Metadata can have at most 50 keys.", param="metadata")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise invalid("Invalid string", param=f"metadata[{key}]")
+        if len(key) > 40:
+            raise invalid("Metadata keys must be at most 40 characters.", param=f"metadata[{key}]")
+        if len(item) > 500:
+            raise invalid("Metadata values must be at most 500 characters.",
+                          param=f"metadata[{key}]")
+    return dict(value)
+
+
+def _format(amount: int, currency: str) -> str:
+    return f"{currency.upper()} {amount / 100:.2f}"
+
+
+class Account:
+    """One Stripe account in test mode. Not thread-safe: the app calls it from its
+    event loop, between awaits."""
+
+    def __init__(self, *, clock: Callable[[], float], rng: random.Random) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        #: Events made by the last operations, waiting for the app to deliver them.
+        self.outbox: list[dict[str, Any]] = []
+        #: Intent id -> return_url given at confirmation (for the 3-D Secure page).
+        self.return_urls: dict[str, str] = {}
+        #: Concrete PaymentMethod ids (pm_...) -> the test token they were made from.
+        self._tokens: dict[str, str] = {}
+        self.processing = False
+        self.refund_status = "succeeded"
+        self.request_id: str | None = None
+        self.idempotency_key: str | None = None
+
+    # --- helpers ------------------------------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def _id(self, prefix: str) -> str:
+        return new_id(prefix, self.rng)
+
+    def emit(self, type: str, obj: Mapping[str, Any],
+             previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        event = objects.event(
+            id=self._id("evt"), type=type, obj=copy.deepcopy(dict(obj)), created=self.now(),
+            request_id=self.request_id, idempotency_key=self.idempotency_key,
+            previous_attributes=previous,
+        )
+        self.events[event["id"]] = event
+        self.outbox.append(event)
+        return event
+
+    def intent(self, intent_id: str, *, param: str = "intent") -> dict[str, Any]:
+        found = self.intents.get(intent_id)
+        if found is None:
+            raise APIError(404, "invalid_request_error",
+                           f"No such payment_intent: '{intent_id}'", code="resource_missing",
+                           param=param, saved=False)
+        return found
+
+    # --- PaymentIntents -------------------------------------------------------------
+
+    def create_intent(self, params: Mapping[str, Any], *, base_url: str) -> dict[str, Any]:
+        _unknown_params(params, CREATE_PARAMS)
+        amount = _integer(params, "amount", required=True)
+        currency = _string(params, "currency")
+        if currency is None:
+            raise invalid("Missing required param: currency.", param="currency",
+                          code="parameter_missing")
+        if currency not in MINIMUMS:
+            raise invalid(f"Invalid currency: {currency}. Stripe currently supports these "
+                          f"currencies: {', '.join(sorted(MINIMUMS))}", param="currency")
+        assert amount is not None
+        if amount < 1:
+            raise invalid("This value must be greater than or equal to 1.", param="amount")
+        if amount < MINIMUMS[currency]:
+            raise invalid(
+                f"Amount must be at least {_format(MINIMUMS[currency], currency)}",
+                param="amount", code="amount_too_small")
+        if amount > MAXIMUM:
+            raise invalid(f"Amount must be no more than {_format(MAXIMUM, currency)}",
+                          param="amount", code="amount_too_large")
+        types = params.get("payment_method_types", ["card"])
+        if not isinstance(types, list) or any(t != "card" for t in types):
+            raise invalid("The sandbox supports only payment_method_types[]=card.",
+                          param="payment_method_types")
+        capture = _string(params, "capture_method") or "automatic"
+        if capture not in ("automatic", "automatic_async", "manual"):
+            raise invalid(f"Invalid capture_method: {capture}", param="capture_method")
+        suffix = _string(params, "statement_descriptor_suffix", max_len=22)
+        descriptor = _string(params, "statement_descriptor", max_len=22)
+        metadata = _metadata(params)
+        description = _string(params, "description", max_len=1000)
+        confirm = _boolean(params, "confirm")
+        payment_method = _string(params, "payment_method")
+        if payment_method is not None:
+            self._card(payment_method)
+        if confirm and payment_method is None:
+            raise invalid(
+                "You cannot confirm this PaymentIntent because it's missing a payment method. "
+                "To confirm the PaymentIntent with pm_card_visa, specify "
+                "payment_method=pm_card_visa.",
+                code="payment_intent_unexpected_state")
+        return_url = _string(params, "return_url")
+        intent_id = self._id("pi")
+        intent = objects.payment_intent(
+            id=intent_id, amount=amount, currency=currency, created=self.now(),
+            client_secret=f"{intent_id}_secret_{new_id('', self.rng, 25)[1:]}",
+            metadata=metadata, description=description, capture_method=capture,
+            statement_descriptor=descriptor, statement_descriptor_suffix=suffix,
+            receipt_email=_string(params, "receipt_email"),
+        )
+        self.intents[intent_id] = intent
+        self.emit("payment_intent.created", intent)
+        if payment_method is not None:
+            intent["payment_method"] = self._attach(payment_method)
+            intent["status"] = "requires_confirmation"
+            if confirm:
+                return self._confirm(intent, payment_method, return_url, base_url)
+        return intent
+
+    def retrieve_intent(self, intent_id: str) -> dict[str, Any]:
+        return self.intent(intent_id)
+
+    def confirm_intent(self, intent_id: str, params: Mapping[str, Any], *,
+                       base_url: str) -> dict[str, Any]:
+        intent = self.intent(intent_id)
+        _unknown_params(params, CONFIRM_PARAMS)
+        payment_method = _string(params, "payment_method")
+        return_url = _string(params, "return_url")
+        if intent["status"] not in CONFIRMABLE:
+            raise self._unexpected(intent, "confirm")
+        if payment_method is None:
+            pm = intent.get("payment_method")
+            token = self._tokens.get(pm) if isinstance(pm, str) else None
+            if token is None:
+                raise invalid(
+                    "You cannot confirm this PaymentIntent because it's missing a payment "
+                    "method.", code="payment_intent_unexpected_state")
+            payment_method = token
+        else:
+            self._card(payment_method)
+            intent["payment_method"] = self._attach(payment_method)
+        return self._confirm(intent, payment_method, return_url, base_url)
+
+    def cancel_intent(self, intent_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        intent = self.intent(intent_id)
+        _unknown_params(params, CANCEL_PARAMS)
+        reason = _string(params, "cancellation_reason")
+        if reason is not None and reason not in CANCELLATION_REASONS:
+            raise invalid(f"Invalid cancellation_reason: {reason}", param="cancellation_reason")
+        if intent["status"] not in CANCELABLE:
+            raise self._unexpected(intent, "cancel")
+        intent.update(status="canceled", canceled_at=self.now(), cancellation_reason=reason,
+                      next_action=None, amount_capturable=0)
+        self.emit("payment_intent.canceled", intent)
+        return intent
+
+    def search_intents(self, query: str, limit: int) -> dict[str, Any]:
+        match = re.fullmatch(
+            r"""\s*(?:metadata\[(["'])(?P<key>[^"']+)\1\]|(?P<field>status|currency))"""
+            r"""\s*:\s*(["'])(?P<value>(?:[^"'\\]|\\.)*)\5\s*""",
+            query,
+        )
+        if match is None:
+            raise invalid("The sandbox searches only metadata[\"key\"]:\"value\", status:\"...\" "
+                          "or currency:\"...\".", param="query")
+        value = re.sub(r"\\(.)", r"\1", match["value"])
+        if match["key"]:
+            found = [i for i in self.intents.values()
+                     if i["metadata"].get(match["key"]) == value]
+        else:
+            found = [i for i in self.intents.values() if i[match["field"]] == value]
+        found.sort(key=lambda i: i["created"], reverse=True)
+        return {"object": "search_result", "data": found[:limit], "has_more": len(found) > limit,
+                "next_page": None, "url": "/v1/payment_intents/search"}
+
+    # --- confirmation and its outcomes ------------------------------------------------
+
+    def _card(self, payment_method: str) -> SandboxCard:
+        token = self._tokens.get(payment_method, payment_method)
+        card = TEST_CARDS.get(token)
+        if card is None:
+            raise invalid(f"No such PaymentMethod: '{payment_method}'", param="payment_method",
+                          code="resource_missing")
+        return card
+
+    def _attach(self, token: str) -> str:
+        if token in self._tokens:  # already a concrete pm_ id
+            return token
+        pm_id = self._id("pm")
+        self._tokens[pm_id] = token
+        return pm_id
+
+    def _unexpected(self, intent: Mapping[str, Any], action: str) -> APIError:
+        allowed = CANCELABLE if action == "cancel" else CONFIRMABLE
+        return APIError(
+            400, "invalid_request_error",
+            f"You cannot {action} this PaymentIntent because it has a status of "
+            f"{intent['status']}. Only a PaymentIntent with one of the following statuses may "
+            f"be {'canceled' if action == 'cancel' else 'confirmed'}: "
+            f"{', '.join(sorted(allowed))}.",
+            code="payment_intent_unexpected_state",
+            extra={"payment_intent": copy.deepcopy(dict(intent))},
+        )
+
+    def _confirm(self, intent: dict[str, Any], token: str, return_url: str | None,
+                 base_url: str) -> dict[str, Any]:
+        token = self._tokens.get(token, token)
+        card = self._card(token)
+        pm_id = intent["payment_method"]
+        if card.outcome == "authenticate":
+            if intent["status"] == "requires_action":  # still waiting for the customer
+                return intent
+            if return_url:
+                self.return_urls[intent["id"]] = return_url
+            url = f"{base_url.rstrip('/')}/_sandbox/3ds/{intent['id']}"
+            if return_url:
+                action: dict[str, Any] = {
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {"return_url": return_url, "url": url},
+                }
+            else:
+                action = {"type": "use_stripe_sdk",
+                          "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url}}
+            intent.update(status="requires_action", next_action=action, last_payment_error=None)
+            self.emit("payment_intent.requires_action", intent)
+            return intent
+        if card.outcome == "decline":
+            self._decline(intent, card, pm_id)
+            raise APIError(
+                402, "card_error", card.message or "Your card was declined.",
+                code=card.code, decline_code=card.decline_code,
+                extra={"charge": intent["latest_charge"],
+                       "payment_intent": copy.deepcopy(intent)},
+            )
+        self._succeed(intent, card, pm_id)
+        return intent
+
+    def _decline(self, intent: dict[str, Any], card: SandboxCard, pm_id: str) -> None:
+        ch = objects.charge(id=self._id("ch"), intent=intent, card=card, payment_method=pm_id,
+                            created=self.now(), succeeded=False, balance_transaction=None)
+        self.charges[ch["id"]] = ch
+        error: dict[str, Any] = {"type": "card_error", "code": card.code,
+                                 "message": card.message, "charge": ch["id"]}
+        if card.decline_code:
+            error["decline_code"] = card.decline_code
+        intent.update(status="requires_payment_method", next_action=None, payment_method=None,
+                      latest_charge=ch["id"], last_payment_error=error)
+        self.emit("charge.failed", ch)
+        self.emit("payment_intent.payment_failed", intent)
+
+    def _succeed(self, intent: dict[str, Any], card: SandboxCard, pm_id: str) -> None:
+        if self.processing and intent["status"] != "processing":
+            intent.update(status="processing", next_action=None, last_payment_error=None,
+                          processing={"card": {}, "type": "card"})
+            self.emit("payment_intent.processing", intent)
+            return
+        manual = intent["capture_method"] == "manual"
+        ch = objects.charge(id=self._id("ch"), intent=intent, card=card, payment_method=pm_id,
+                            created=self.now(), succeeded=True,
+                            balance_transaction=None if manual else self._id("txn"))
+        if manual:
+            ch.update(captured=False, amount_captured=0)
+        self.charges[ch["id"]] = ch
+        intent.update(next_action=None, last_payment_error=None, processing=None,
+                      latest_charge=ch["id"])
+        if manual:
+            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            self.emit("charge.succeeded", ch)
+            self.emit("payment_intent.amount_capturable_updated", intent)
+        else:
+            intent.update(status="succeeded", amount_received=intent["amount"])
+            self.emit("charge.succeeded", ch)
+            self.emit("payment_intent.succeeded", intent)
+
+    # --- control: what the customer and the card networks do --------------------------
+
+    def authenticate(self, intent_id: str, succeed: bool) -> dict[str, Any]:
+        """Complete (or fail) 3-D Secure for a PaymentIntent in requires_action."""
+        intent = self.intent(intent_id)
+        if intent["status"] != "requires_action":
+            raise invalid(f"PaymentIntent {intent_id} is {intent['status']}, not requires_action")
+        pm_id = intent["payment_method"]
+        card = self._card(pm_id)
+        if succeed:
+            self._succeed(intent, card, pm_id)
+        else:
+            intent.update(
+                status="requires_payment_method", next_action=None, payment_method=None,
+                last_payment_error={
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_authentication_failure",
+                    "message": "We are unable to authenticate your payment method. Please "
+                               "choose a different payment method and try again.",
+                },
+            )
+            self.emit("payment_intent.payment_failed", intent)
+        return intent
+
+    def settle(self, intent_id: str, succeed: bool) -> dict[str, Any]:
+        """Finish a PaymentIntent left in processing (the ``processing`` knob)."""
+        intent = self.intent(intent_id)
+        if intent["status"] != "processing":
+            raise invalid(f"PaymentIntent {intent_id} is {intent['status']}, not processing")
+        pm_id = intent["payment_method"]
+        card = self._card(pm_id)
+        if succeed:
+            saved, self.processing = self.processing, False
+            try:
+                self._succeed(intent, card, pm_id)
+            finally:
+                self.processing = saved
+        else:
+            declined = SandboxCard(card.brand, card.last4, "decline", "card_declined",
+                                   "generic_decline", "Your card was declined.")
+            intent["status"] = "requires_payment_method"
+            self._decline(intent, declined, pm_id)
+        return intent
+
+    # --- refunds ----------------------------------------------------------------------
+
+    def create_refund(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        _unknown_params(params, REFUND_PARAMS)
+        intent_id = _string(params, "payment_intent")
+        charge_id = _string(params, "charge")
+        if (intent_id is None) == (charge_id is None):
+            raise invalid("You must pass either a charge or a payment_intent, but not both.",
+                          code="parameters_exclusive" if intent_id else "parameter_missing",
+                          param="payment_intent")
+        if intent_id is not None:
+            intent = self.intent(intent_id, param="payment_intent")
+            charge_id = intent["latest_charge"]
+            if intent["status"] != "succeeded" or charge_id is None:
+                raise invalid(f"This PaymentIntent ({intent_id}) does not have a successful "
+                              "charge to refund.", param="payment_intent", saved=True)
+        ch = self.charges.get(charge_id or "")
+        if ch is None:
+            raise invalid(f"No such charge: '{charge_id}'", param="charge",
+                          code="resource_missing")
+        metadata = _metadata(params)
+        reason = _string(params, "reason")
+        if reason is not None and reason not in REFUND_REASONS:
+            raise invalid(f"Invalid reason: {reason}", param="reason")
+        remaining = ch["amount"] - ch["amount_refunded"]
+        amount = _integer(params, "amount", required=False)
+        if amount is None:
+            amount = remaining
+        if amount < 1:
+            raise invalid("Invalid positive integer", param="amount",
+                          code="parameter_invalid_integer")
+        if remaining <= 0:
+            raise APIError(400, "invalid_request_error",
+                           f"Charge {ch['id']} has already been refunded.",
+                           code="charge_already_refunded")
+        if amount > remaining:
+            raise APIError(
+                400, "invalid_request_error",
+                f"Refund amount ({_format(amount, ch['currency'])}) is greater than unrefunded "
+                f"amount on charge ({_format(remaining, ch['currency'])})", param="amount")
+        status = self.refund_status
+        re_ = objects.refund(
+            id=self._id("re"), amount=amount, currency=ch["currency"], charge_id=ch["id"],
+            intent_id=ch["payment_intent"], created=self.now(), status=status, reason=reason,
+            metadata=metadata,
+            balance_transaction=self._id("txn") if status == "succeeded" else None,
+        )
+        self.refunds[re_["id"]] = re_
+        previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+        ch["amount_refunded"] += amount
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+        ch["refunds"]["data"].insert(0, re_)
+        self.emit("charge.refunded", ch, previous)
+        return re_
+
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        found = self.refunds.get(refund_id)
+        if found is None:
+            raise APIError(404, "invalid_request_error", f"No such refund: '{refund_id}'",
+                           code="resource_missing", param="id", saved=False)
+        return found
+
+    def settle_refund(self, refund_id: str, status: str) -> dict[str, Any]:
+        """Move a pending refund to succeeded or failed (the ``refund_status`` knob)."""
+        re_ = self.retrieve_refund(refund_id)
+        if re_["status"] != "pending" or status not in ("succeeded", "failed"):
+            raise invalid(f"refund {refund_id} is {re_['status']}; settle takes a pending refund "
+                          "to succeeded or failed")
+        previous = {"status": re_["status"]}
+        re_["status"] = status
+        if status == "failed":
+            re_["failure_reason"] = "lost_or_stolen_card"
+            ch = self.charges[re_["charge"]]
+            ch["amount_refunded"] -= re_["amount"]
+            ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+        else:
+            re_["balance_transaction"] = self._id("txn")
+        self.emit("refund.updated", re_, previous)
+        return re_

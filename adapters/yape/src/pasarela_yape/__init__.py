@@ -1,0 +1,27 @@
+"""pasarela-yape: Yape / Plin wallet payments for pasarela, through Culqi.
+
+Approval-code charges (phone + the 6-digit code from the Yape app) and QR orders
+payable from Yape or Plin, with refunds and Culqi's ``order.status.changed``
+webhook. ``pasarela_yape.sandbox.create_app`` is a local Culqi simulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from pasarela_yape.provider import YapeProvider
+from pasarela_yape.settings import YapeSettings
+
+
+__all__ = ["YapeProvider", "YapeSettings", "pasarela_register_providers"]
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("pasarela")
+
+
+@hookimpl
+def pasarela_register_providers(register: Any) -> None:
+    """Announce the Yape provider to pasarela."""
+    register.add(YapeProvider)

@@ -1,0 +1,88 @@
+"""The base cassette configuration (pytest-recording over vcrpy) that scrubs secrets.
+
+An adapter's ``conftest.py``::
+
+    from pasarela.testing.cassettes import base_vcr_config
+
+    @pytest.fixture(scope="module")
+    def vcr_config():
+        return base_vcr_config(secret_fields={"otp"}, secret_values=[SANDBOX_KEY])
+
+Recording is a deliberate local action (``--record-mode=once``); CI replays with
+``--record-mode=none --block-network``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pasarela.logs import mask_email
+
+
+__all__ = ["SECRET_HEADERS", "base_vcr_config", "scrub_body"]
+
+SECRET_HEADERS = (
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "pe-signature",
+    "stripe-signature", "x-api-key", "idempotency-key",
+)
+_MASK = "[redacted]"
+
+
+def scrub_body(body: bytes | str | None, secret_fields: Iterable[str],
+               secret_values: Iterable[str]) -> bytes | str | None:
+    """Mask secret JSON fields and secret values, and mask email addresses."""
+    if body is None:
+        return None
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    fields = {f.lower() for f in secret_fields}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        out = text
+    else:
+        def clean(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: (_MASK if k.lower() in fields else clean(v)) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            return value
+
+        out = json.dumps(clean(data), separators=(",", ":"), ensure_ascii=False)
+    for secret in secret_values:
+        if secret:
+            out = out.replace(secret, _MASK)
+    out = mask_email(out)
+    return out.encode() if isinstance(body, bytes) else out
+
+
+def base_vcr_config(*, secret_fields: Iterable[str] = (), secret_values: Iterable[str] = (),
+                    extra_headers: Iterable[str] = ()) -> dict[str, Any]:
+    fields = tuple(secret_fields)
+    values = tuple(secret_values)
+
+    def before_record_request(request: Any) -> Any:
+        request.body = scrub_body(request.body, fields, values)
+        return request
+
+    def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
+        body = response.get("body", {})
+        if isinstance(body, dict) and "string" in body:
+            body["string"] = scrub_body(body["string"], fields, values)
+        for header in list(response.get("headers", {})):
+            if header.lower() in SECRET_HEADERS:
+                response["headers"][header] = [_MASK]
+        return response
+
+    hooks: dict[str, Callable[..., Any]] = {
+        "before_record_request": before_record_request,
+        "before_record_response": before_record_response,
+    }
+    return {
+        "filter_headers": [(h, _MASK) for h in (*SECRET_HEADERS, *extra_headers)],
+        "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
+        "decode_compressed_response": True,
+        "record_mode": "none",
+        **hooks,
+    }

@@ -1,0 +1,209 @@
+"""``ProviderConformance``: the contract test suite every adapter subclasses.
+
+An adapter's ``tests/test_conformance.py``::
+
+    from pasarela.testing.conformance import ProviderConformance
+
+    class TestConformance(ProviderConformance):
+        provider_class = MyProvider
+        documented_error_codes = {"111", "112", ...}   # the provider's documented codes
+
+        @pytest.fixture
+        def settings(self): ...            # a settings instance pointing at the sandbox
+        @pytest.fixture
+        def client(self): ...              # an httpx.Client that reaches the sandbox
+        @pytest.fixture
+        def create_request(self): ...      # a CreateRequest the sandbox accepts
+        @pytest.fixture
+        def signed_webhook(self, provider): ...  # (headers, body, now) the provider accepts
+
+The suite checks the entry point (installed, named like the provider, registering
+it), that the declared capabilities are coherent, that every declared operation
+works against the sandbox and every undeclared one is refused, that webhook
+verification rejects tampered bytes, and that the error table covers the
+provider's documented codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from importlib import metadata
+from typing import Any, ClassVar
+
+import attrs
+import httpx
+import pytest
+
+from pasarela.errors import PasarelaError, SignatureInvalidError, UnsupportedError, WebhookError
+from pasarela.flows import drive, run_flow
+from pasarela.lifecycle import Status
+from pasarela.model import Method, Payment
+from pasarela.money import Money, currency_exponent
+from pasarela.plugins import ENTRY_POINT_GROUP, get_plugin_manager
+from pasarela.provider import CreateRequest, Operation, Provider, ProviderSettings
+
+
+__all__ = ["ProviderConformance"]
+
+
+class ProviderConformance:
+    """Subclass it, set ``provider_class``, and provide the fixtures above."""
+
+    provider_class: ClassVar[type[Provider]]
+    #: The provider's documented error codes; each must be in ``error_codes``.
+    documented_error_codes: ClassVar[frozenset[str] | set[str]] = frozenset()
+    #: False only for a provider shipped inside another distribution (the fake).
+    has_entry_point: ClassVar[bool] = True
+
+    @pytest.fixture
+    def provider(self, settings: ProviderSettings) -> Provider:
+        return self.provider_class(settings)
+
+    # --- distribution ------------------------------------------------------------
+
+    def test_entry_point_is_named_like_the_provider(self) -> None:
+        """An entry point in the ``pasarela`` group has the provider's name and
+        registers it through the plugin hook."""
+        if not self.has_entry_point:
+            pytest.skip(f"{self.provider_class.name} is registered by module, not entry point")
+        points = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        name = self.provider_class.name
+        assert name in points, f"no entry point {name!r} in group {ENTRY_POINT_GROUP!r}"
+        manager = get_plugin_manager(load_entrypoints=False)
+        manager.register(points[name].load(), name=name)
+        assert manager.providers().get(name) is self.provider_class
+
+    # --- capabilities ----------------------------------------------------------------
+
+    def test_capabilities_are_coherent(self) -> None:
+        cls = self.provider_class
+        assert cls.name.isidentifier() and cls.name == cls.name.lower()
+        assert cls.display_name
+        assert cls.methods and all(isinstance(m, Method) for m in cls.methods)
+        assert cls.currencies
+        for currency in cls.currencies:
+            currency_exponent(currency)
+        for country in cls.countries:
+            assert len(country) == 2 and country.isupper()
+        for currency, (low, high) in cls.limits.items():
+            assert currency in cls.currencies, f"limit for undeclared currency {currency}"
+            if low is not None and high is not None:
+                assert 0 <= low <= high
+        assert Operation.CREATE in cls.operations
+        assert cls.retry_safe <= cls.operations, "retry_safe names undeclared operations"
+        assert issubclass(cls.settings_class, ProviderSettings)
+        assert attrs.has(cls.settings_class)
+        if cls.default_expiry is not None:
+            assert cls.default_expiry.total_seconds() > 0
+
+    def test_secret_settings_are_hidden_from_repr(self, settings: ProviderSettings) -> None:
+        for secret in settings.secret_values():
+            assert secret not in repr(settings)
+
+    def test_error_table_covers_documented_codes(self) -> None:
+        missing = set(self.documented_error_codes) - set(self.provider_class.error_codes)
+        assert not missing, f"error table lacks documented codes {sorted(missing)}"
+
+    # --- operations ----------------------------------------------------------------
+
+    def _run(self, provider: Provider, client: httpx.Client, operation: Operation,
+             make: Any) -> Any:
+        return drive(run_flow(provider, operation, make, sleep_scale=0), client)
+
+    def _payment(self, request: CreateRequest, reported: Any, provider: Provider) -> Payment:
+        now = request.order.expires_at or datetime.now().astimezone()
+        return Payment(
+            id=request.payment_id, order_reference=request.order.reference,
+            idempotency_key=request.idempotency_key, provider=provider.name,
+            method=request.method, amount=request.amount, status=reported.status, version=2,
+            created_at=now, updated_at=now, provider_reference=reported.reference,
+            order=request.order,
+        )
+
+    def test_create_then_get(self, provider: Provider, client: httpx.Client,
+                             create_request: CreateRequest) -> None:
+        reported = self._run(provider, client, Operation.CREATE,
+                             lambda: provider.create(create_request))
+        assert reported.status in set(Status) - {Status.CREATED}
+        assert reported.reference
+        if reported.status is Status.PENDING:
+            assert reported.next_action is not None, "a pending payment needs a next action"
+        if Operation.GET in provider.operations:
+            payment = self._payment(create_request, reported, provider)
+            again = self._run(provider, client, Operation.GET, lambda: provider.get(payment))
+            assert again.reference == reported.reference
+            assert again.status is reported.status
+
+    def test_cancel_as_declared(self, provider: Provider, client: httpx.Client,
+                                create_request: CreateRequest) -> None:
+        reported = self._run(provider, client, Operation.CREATE,
+                             lambda: provider.create(create_request))
+        payment = self._payment(create_request, reported, provider)
+        if Operation.CANCEL not in provider.operations:
+            with pytest.raises(UnsupportedError):
+                provider.cancel(payment)
+            return
+        if reported.status is not Status.PENDING:
+            pytest.skip("the sample request does not leave the payment pending")
+        canceled = self._run(provider, client, Operation.CANCEL, lambda: provider.cancel(payment))
+        assert canceled.status is Status.CANCELED
+
+    def test_refund_as_declared(self, provider: Provider, client: httpx.Client,
+                                create_request: CreateRequest) -> None:
+        if Operation.REFUND not in provider.operations:
+            with pytest.raises(UnsupportedError):
+                provider.refund(self._payment(create_request, _Stub(), provider),
+                                Money(100, next(iter(provider.currencies))), refund_id="r",
+                                reason="")
+            return
+        reported = self._run(provider, client, Operation.CREATE,
+                             lambda: provider.create(create_request))
+        if reported.status is not Status.SUCCEEDED:
+            pytest.skip("the sample request does not succeed synchronously")
+        payment = self._payment(create_request, reported, provider)
+        part = Money(max(1, create_request.amount.minor // 2), create_request.amount.currency)
+        refund = self._run(provider, client, Operation.REFUND,
+                           lambda: provider.refund(payment, part, refund_id="re-conf-1",
+                                                   reason="solicitud_comprador"))
+        assert refund.status.value in {"pending", "succeeded"}
+
+    # --- webhooks -------------------------------------------------------------------
+
+    def test_webhook_accepts_genuine_and_rejects_tampered_bytes(
+        self, provider: Provider, signed_webhook: tuple[Mapping[str, str], bytes, datetime]
+    ) -> None:
+        if Operation.WEBHOOK not in provider.operations:
+            pytest.skip("the provider declares no webhooks")
+        headers, body, now = signed_webhook
+        events = provider.parse_webhook(headers, body, now=now)
+        assert events and all(e.event_id for e in events)
+        tampered = bytearray(body)
+        index = max(0, len(tampered) // 2)
+        tampered[index] = (tampered[index] + 1) % 256
+        with pytest.raises((SignatureInvalidError, WebhookError)):
+            provider.parse_webhook(headers, bytes(tampered), now=now)
+
+    def test_undeclared_operations_refuse(self, provider: Provider) -> None:
+        """Undeclared operations refuse with the hierarchy's UnsupportedError."""
+        now = datetime.now().astimezone()
+        calls: dict[Operation, Any] = {
+            Operation.CONFIRM: lambda: provider.confirm(None, {}),  # type: ignore[arg-type]
+            Operation.GET: lambda: provider.get(None),  # type: ignore[arg-type]
+            Operation.CANCEL: lambda: provider.cancel(None),  # type: ignore[arg-type]
+            Operation.REFUND: lambda: provider.refund(None, None, refund_id="r",  # type: ignore[arg-type]
+                                                      reason=""),
+            Operation.SETTLEMENTS: lambda: provider.settlements(now, now),
+            Operation.WEBHOOK: lambda: provider.parse_webhook({}, b"", now=now),
+        }
+        for operation, call in calls.items():
+            if operation not in provider.operations:
+                with pytest.raises(UnsupportedError):
+                    call()
+
+
+class _Stub:
+    status = Status.SUCCEEDED
+    reference = "stub"
+
+
