@@ -11,20 +11,19 @@ import time
 from pathlib import Path
 
 import httpx
-
 from harness import compare, report, serve
 
 
 def bench_create(n: int = 200) -> bool:
     """pay() through pasarela (SQLite store, exchange recording, outbox) against the
     same POST sent with bare httpx, both to one fake gateway process on loopback."""
+    import logging
+
     from pasarela.api import Pasarela
     from pasarela.logs import configure
     from pasarela.model import Order
     from pasarela.money import Money
     from pasarela.testing.fake import FakePlugin
-
-    import logging
 
     configure(level=logging.WARNING)
     with serve("fake_server.py") as url, tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,7 @@
-"""Serve the fake gateway over loopback HTTP for benchmarks: ``python bench/fake_server.py PORT``."""
+"""Serve the fake gateway over loopback HTTP for benchmarks.
+
+``python bench/fake_server.py PORT``
+"""
 
 from __future__ import annotations
 

@@ -60,8 +60,8 @@ def compare(subject: Callable[[int], None], baseline: Callable[[int], None], *, 
     subject_times, baseline_times = [], []
     offset = 0
     for _ in range(rounds):
-        baseline_times.append(per_op(lambda i: baseline(offset + i), n))
-        subject_times.append(per_op(lambda i: subject(offset + i), n))
+        baseline_times.append(per_op(lambda i, o=offset: baseline(o + i), n))
+        subject_times.append(per_op(lambda i, o=offset: subject(o + i), n))
         offset += n
     s, b = statistics.median(subject_times), statistics.median(baseline_times)
     return s, b, s / b

@@ -144,7 +144,7 @@ class TestCashCheckout:
 
     def test_webhook_for_unknown_payment_is_recorded(self, pasarela, gateway):
         payment = pasarela.pay(order(), method="cash", idempotency_key="k")
-        headers, body = gateway.settle(payment.provider_reference)
+        _headers, body = gateway.settle(payment.provider_reference)
         body2 = body.replace(payment.provider_reference.encode(), b"fp_999999")
         import json
 
@@ -277,7 +277,7 @@ class TestIdempotency:
             barrier.wait()
             try:
                 ids.append(pasarela.pay(order(), method="cash", idempotency_key="same").id)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=worker) for _ in range(50)]

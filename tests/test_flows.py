@@ -48,7 +48,7 @@ def run_both(scenario: str, **kwargs):
                     async with httpx.AsyncClient(transport=gateway.transport()) as client:
                         return await adrive(steps, client)
                 outcome = anyio.run(go)
-        except Exception as exc:  # noqa: BLE001 - compared across drivers below
+        except Exception as exc:
             outcome = exc
         results.append((outcome, exchanges, gateway))
     return results

@@ -49,7 +49,9 @@ class FeeSchedule:
             raise ConfigurationError(f"unknown fee keys {sorted(unknown)}", path=path)
         raw = data.get("percent", "0")
         if isinstance(raw, float):
-            raise ConfigurationError("write percentages as strings, e.g. \"3.5\"", path=f"{path}.percent")
+            raise ConfigurationError(
+                'write percentages as strings, e.g. "3.5"', path=f"{path}.percent"
+            )
         try:
             percent = Decimal(str(raw))
         except InvalidOperation:

@@ -225,7 +225,8 @@ def run_flow(
         except ProviderError as exc:
             if not exc.retryable or attempt > retries:
                 raise
-            wait = exc.retry_after if isinstance(exc, RateLimitedError) and exc.retry_after else None
+            hinted = isinstance(exc, RateLimitedError) and exc.retry_after
+            wait = exc.retry_after if hinted else None  # type: ignore[attr-defined]
             yield Sleep((wait if wait is not None else backoff(attempt)) * sleep_scale)
 
 

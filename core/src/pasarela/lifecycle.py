@@ -158,8 +158,10 @@ def mermaid() -> str:
 
 def render_doc() -> str:
     """``docs/lifecycle.md``: the diagram and the table, generated from the table."""
+    order = list(Status).index
     rows = "\n".join(
-        f"| `{s.value}` | {', '.join(f'`{t.value}`' for t in sorted(TRANSITIONS[s], key=list(Status).index)) or '(terminal)'} |"
+        f"| `{s.value}` | "
+        f"{', '.join(f'`{t.value}`' for t in sorted(TRANSITIONS[s], key=order)) or '(terminal)'} |"
         for s in Status
     )
     return (

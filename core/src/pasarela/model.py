@@ -50,7 +50,7 @@ class Method(StrEnum):
     CARD = "card"
 
 
-def _as_method(value: object) -> Method:
+def _as_method(value: Method | str) -> Method:
     try:
         return Method(value)
     except ValueError:
@@ -129,7 +129,9 @@ class Document:
         object.__setattr__(self, "number", number.upper())
 
     @classmethod
-    def coerce(cls, value: Document | tuple[str, str] | Mapping[str, str] | None) -> Document | None:
+    def coerce(
+        cls, value: Document | tuple[str, str] | Mapping[str, str] | None
+    ) -> Document | None:
         if value is None or isinstance(value, Document):
             return value
         if isinstance(value, Mapping):
@@ -140,6 +142,10 @@ class Document:
 
     def masked(self) -> str:
         return f"{self.kind} ****{self.number[-3:]}"
+
+
+def _document(value: Document | tuple[str, str] | Mapping[str, str] | None) -> Document | None:
+    return Document.coerce(value)
 
 
 def _phone(value: str | None) -> str | None:
@@ -172,7 +178,7 @@ class Customer:
     last_name: str = attrs.field(validator=_text("customer.last_name", max_len=60))
     email: str | None = attrs.field(default=None, converter=_email)
     phone: str | None = attrs.field(default=None, converter=_phone)
-    document: Document | None = attrs.field(default=None, converter=Document.coerce)
+    document: Document | None = attrs.field(default=None, converter=_document)
 
     @property
     def is_peruvian_mobile(self) -> bool:
@@ -203,7 +209,7 @@ class Customer:
             last_name=data.get("last_name", ""),
             email=data.get("email"),
             phone=data.get("phone"),
-            document=tuple(doc) if isinstance(doc, list) else doc,  # type: ignore[arg-type]
+            document=(str(doc[0]), str(doc[1])) if isinstance(doc, list) else doc,
         )
 
 
@@ -243,7 +249,9 @@ class Order:
     reference: str = attrs.field(validator=_text("reference", max_len=64))
     amount: Money = attrs.field(validator=_positive_money)
     country: str = attrs.field(default="PE", converter=_country)
-    description: str = attrs.field(default="", validator=_text("description", max_len=200, required=False))
+    description: str = attrs.field(
+        default="", validator=_text("description", max_len=200, required=False)
+    )
     customer: Customer | None = attrs.field(default=None)
     metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_metadata)
     expires_at: datetime | None = attrs.field(default=None, validator=_aware("expires_at"))

@@ -69,9 +69,13 @@ class Money:
         More decimals than the currency has, floats and non-numbers are refused.
         """
         code = currency.upper() if isinstance(currency, str) else currency
-        exponent = currency_exponent(code, field=f"{field}.currency" if field != "amount" else "currency")
-        if isinstance(amount, float) or isinstance(amount, bool):
-            raise ValidationError("amounts must not be floats; pass a string or Decimal", field=field)
+        exponent = currency_exponent(
+            code, field=f"{field}.currency" if field != "amount" else "currency"
+        )
+        if isinstance(amount, float | bool):
+            raise ValidationError(
+                "amounts must not be floats; pass a string or Decimal", field=field
+            )
         if isinstance(amount, int):
             value = Decimal(amount)
         elif isinstance(amount, Decimal):

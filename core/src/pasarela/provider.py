@@ -72,7 +72,9 @@ class ProviderSettings:
     min_amount: Money | None = None
     max_amount: Money | None = None
     fees: Mapping[str, Any] = attrs.field(factory=dict)
-    webhook_secrets: tuple[str, ...] = attrs.field(default=(), repr=False, metadata={"secret": True})
+    webhook_secrets: tuple[str, ...] = attrs.field(
+        default=(), repr=False, metadata={"secret": True}
+    )
 
     def secret_values(self) -> list[str]:
         """The values of every secret field (for redaction)."""

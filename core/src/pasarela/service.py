@@ -70,9 +70,10 @@ class Option:
 
 
 def _fingerprint(order: Order, method: Method, provider: str | None) -> str:
-    data = {"order": order.to_dict(), "method": method.value, "provider": provider}
-    if data["order"].get("expires_at") is None:
-        data["order"].pop("expires_at")
+    order_data = order.to_dict()
+    if order_data.get("expires_at") is None:
+        order_data.pop("expires_at")
+    data = {"order": order_data, "method": method.value, "provider": provider}
     raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()
 

@@ -115,7 +115,7 @@ def _apply_refund(
     report = event.refund
     known = {r.provider_reference: r for r in service.store.refunds_for(payment.id)
              if r.provider_reference}
-    refund = known.get(report.reference)
+    refund = known.get(report.reference) if report.reference else None
     if refund is not None and refund.status is RefundStatus.SUCCEEDED:
         service.store.record_exchanges(exchanges)
         service.store.record_delivery(attrs.evolve(delivery, outcome="ignored",

@@ -19,7 +19,6 @@ from pasarela.errors import ConfigurationError, ErrorCode
 from pasarela.model import Payment
 from pasarela.money import Money
 from pasarela.provider import Flow, ProviderPayment, ProviderRefund, WebhookEvent
-
 from pasarela_yape.settings import YapeSettings
 
 

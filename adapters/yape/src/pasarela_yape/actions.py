@@ -30,7 +30,8 @@ def approve_in_yape(amount: Money) -> ApproveInWallet:
             "es": (
                 "Abre Yape en tu celular.",
                 "En el menú, entra a «Código de aprobación».",
-                f"Ingresa aquí tu número de celular y el código de 6 dígitos para pagar {es_amount}.",
+                "Ingresa aquí tu número de celular y el código de 6 dígitos "
+                f"para pagar {es_amount}.",
                 "El código vence en pocos minutos; si venció, genera uno nuevo.",
             ),
             "en": (

@@ -39,7 +39,6 @@ from pasarela.provider import (
     ProviderSettings,
     WebhookEvent,
 )
-
 from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder, make_acquirer
 from pasarela_yape.actions import approve_in_yape
 from pasarela_yape.errors import ERROR_CODES

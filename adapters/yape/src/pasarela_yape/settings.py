@@ -32,7 +32,7 @@ CULQI_SECURE_URL = "https://secure.culqi.com"
 def _key(prefix: str, field: str) -> Any:
     def check(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
         if not isinstance(value, str) or not (
-            value.startswith(f"{prefix}_test_") or value.startswith(f"{prefix}_live_")
+            value.startswith((f"{prefix}_test_", f"{prefix}_live_"))
         ):
             # Never echo the value: it may be a secret.
             raise ConfigurationError(

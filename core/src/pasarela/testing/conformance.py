@@ -35,7 +35,7 @@ import attrs
 import httpx
 import pytest
 
-from pasarela.errors import PasarelaError, SignatureInvalidError, UnsupportedError, WebhookError
+from pasarela.errors import SignatureInvalidError, UnsupportedError, WebhookError
 from pasarela.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment
@@ -78,14 +78,17 @@ class ProviderConformance:
 
     def test_capabilities_are_coherent(self) -> None:
         cls = self.provider_class
-        assert cls.name.isidentifier() and cls.name == cls.name.lower()
+        assert cls.name.isidentifier()
+        assert cls.name == cls.name.lower()
         assert cls.display_name
-        assert cls.methods and all(isinstance(m, Method) for m in cls.methods)
+        assert cls.methods
+        assert all(isinstance(m, Method) for m in cls.methods)
         assert cls.currencies
         for currency in cls.currencies:
             currency_exponent(currency)
         for country in cls.countries:
-            assert len(country) == 2 and country.isupper()
+            assert len(country) == 2
+            assert country.isupper()
         for currency, (low, high) in cls.limits.items():
             assert currency in cls.currencies, f"limit for undeclared currency {currency}"
             if low is not None and high is not None:
@@ -177,7 +180,8 @@ class ProviderConformance:
             pytest.skip("the provider declares no webhooks")
         headers, body, now = signed_webhook
         events = provider.parse_webhook(headers, body, now=now)
-        assert events and all(e.event_id for e in events)
+        assert events
+        assert all(e.event_id for e in events)
         tampered = bytearray(body)
         index = max(0, len(tampered) // 2)
         tampered[index] = (tampered[index] + 1) % 256

@@ -45,7 +45,14 @@ from pasarela.errors import (
 )
 from pasarela.hookspecs import hookimpl
 from pasarela.lifecycle import Status
-from pasarela.model import ApproveInWallet, ConfirmCard, Method, Payment, ShowCashCode
+from pasarela.model import (
+    ApproveInWallet,
+    ConfirmCard,
+    Method,
+    NextAction,
+    Payment,
+    ShowCashCode,
+)
 from pasarela.money import Money
 from pasarela.provider import (
     CreateRequest,
@@ -148,7 +155,7 @@ class FakeProvider(Provider):
         status = _STATUS[data["status"]]
         amount = Money(int(data["amount"]), data["currency"])
         expires = datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None
-        action = None
+        action: NextAction | None = None
         if status is Status.PENDING and data.get("method") == "cash":
             action = ShowCashCode(code=data["code"], amount=amount, expires_at=expires,
                                   url=f"{self.settings.base_url}/codes/{data['code']}",
@@ -181,8 +188,8 @@ class FakeProvider(Provider):
         raw = str(error.get("code", ""))
         message = str(error.get("message", "error"))
         code = self.error_codes.get(raw)
-        common = {"provider": self.name, "provider_code": raw or None,
-                  "provider_message": message, "http_status": status}
+        common: dict[str, Any] = {"provider": self.name, "provider_code": raw or None,
+                                  "provider_message": message, "http_status": status}
         if code in (ErrorCode.CARD_DECLINED, ErrorCode.INSUFFICIENT_FUNDS):
             return DeclinedError(message, code=code, decline_code=raw, **common)
         if code is ErrorCode.VALIDATION:
@@ -306,7 +313,7 @@ class _FakePayment:
 class FakeGateway:
     """An in-memory gateway behind :class:`FakeProvider`. Thread-safe."""
 
-    def __init__(self, *, webhook_secret: str = "whsec_fake_123",
+    def __init__(self, *, webhook_secret: str = "whsec_fake_123",  # noqa: S107
                  clock: Callable[[], datetime] | None = None, slow_seconds: float = 0.05) -> None:
         self.webhook_secret = webhook_secret
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -330,7 +337,7 @@ class FakeGateway:
         status, payload, error = self.respond(request.method, request.url.path,
                                               dict(request.headers), body)
         if error is not None:
-            raise error(f"fake gateway: {error.__name__}", request=request)
+            raise error(f"fake gateway: {error.__name__}", request=request)  # type: ignore[call-arg]
         return httpx.Response(status, content=payload,
                               headers={"Content-Type": "application/json"})
 

@@ -309,7 +309,7 @@ class Account:
     def search_intents(self, query: str, limit: int) -> dict[str, Any]:
         match = re.fullmatch(
             r"""\s*(?:metadata\[(["'])(?P<key>[^"']+)\1\]|(?P<field>status|currency))"""
-            r"""\s*:\s*(["'])(?P<value>(?:[^"'\\]|\\.)*)\5\s*""",
+            r"""\s*:\s*(?P<q>["'])(?P<value>(?:(?!(?P=q))[^\\]|\\.)*)(?P=q)\s*""",
             query,
         )
         if match is None:

@@ -19,7 +19,6 @@ from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.money import Money
 from pasarela.provider import Flow, ProviderPayment, ProviderRefund, WebhookEvent
-
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.culqi.api import (
     build_charge_request,

@@ -27,7 +27,6 @@ from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
 from pasarela.provider import ProviderPayment, ProviderRefund
-
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.actions import scan_qr
 from pasarela_yape.errors import ERROR_TABLE, PROVIDER, error_from_response

@@ -16,7 +16,6 @@ from typing import Any
 
 from pasarela.errors import PasarelaError, WebhookError
 from pasarela.provider import WebhookEvent
-
 from pasarela_yape.culqi.api import ORDER_STATES, moment_of, money_of, parse_charge
 from pasarela_yape.errors import PROVIDER
 

@@ -182,7 +182,7 @@ class Sandbox:
         self.knobs = knobs
         self._clock = clock or time.time
         self.offset = 0.0
-        self.random = random.Random(seed)
+        self.random = random.Random(seed)  # noqa: S311 (a simulator, not security)
         self._seeded = seed is not None
         self.public_key = public_key
         self.secret_key = secret_key
@@ -254,10 +254,10 @@ class Sandbox:
             "_outcome": outcome,
             "_used": False,
         }
-        self.tokens[token["id"]] = token
+        self.tokens[str(token["id"])] = token
         return public(token)
 
-    # --- charges --------------------------------------------------------------------------
+    # --- charges ------------------------------------------------------------------
 
     def create_charge(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
@@ -355,7 +355,7 @@ class Sandbox:
             raise not_found("un cargo", charge_id)
         return charge
 
-    # --- orders -------------------------------------------------------------------------------
+    # --- orders -------------------------------------------------------------------
 
     def create_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
@@ -464,7 +464,7 @@ class Sandbox:
                      expiration_date=min(order["expiration_date"], now))
         return order
 
-    # --- refunds ------------------------------------------------------------------------------
+    # --- refunds ------------------------------------------------------------------
 
     def create_refund(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
@@ -486,19 +486,19 @@ class Sandbox:
             raise _param("amount", "El monto a devolver excede el monto disponible del cargo.")
         charge["amount_refunded"] += amount
         charge["current_amount"] -= amount
-        refund = {
+        refund: dict[str, Any] = {
             "object": "refund",
             "id": self.new_id("ref"),
             "charge_id": charge_id,
             "creation_date": int(self.now() * 1000),
             "amount": amount,
-            "reason": _REFUND_REASONS[reason],
+            "reason": _REFUND_REASONS[str(reason)],
             "metadata": _metadata(body.get("metadata")),
         }
         self.refunds[refund["id"]] = refund
         return refund
 
-    # --- lists -------------------------------------------------------------------------------------
+    # --- lists --------------------------------------------------------------------
 
     def search(self, kind: str, query: Mapping[str, str]) -> dict[str, Any]:
         """``GET /v2/charges`` or ``/v2/orders``: newest first, filtered, paged by ``limit``."""
