@@ -587,3 +587,18 @@ def test_nothing_is_discovered_at_import_time(sites: dict[str, Path]) -> None:
     )
     # The broken plugin would raise if anything discovered plugins on import.
     assert _run(code, [sites["broken"]]) == {"ok": True}
+
+
+def test_unnamed_plugins_are_reported_by_class_path() -> None:
+    class Anonymous:
+        @hookimpl
+        def pasarela_payment_event(self, event: LifecycleEvent) -> None:
+            raise RuntimeError("x")
+
+    plugins = _manager(Anonymous(), Registers(Cash))
+    with capture_logs() as logs:
+        [failed] = plugins.payment_event(_event())
+    assert failed.endswith("Anonymous")
+    assert not failed.isdigit()
+    assert logs[0]["plugin"] == failed
+    assert plugins.providers().origin("cash_co").plugin == f"{__name__}.Registers"

@@ -13,15 +13,6 @@ import attrs
 import httpx
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from ulid import ULID
-
-from pasarela.model import Customer, Method, Order
-from pasarela.money import Money
-from pasarela.provider import CreateRequest
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.sandbox import (
     DEFAULT_ACCESS_KEY,
@@ -31,6 +22,15 @@ from pasarela_pagoefectivo.sandbox import (
     Sandbox,
     create_app,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from ulid import ULID
+
+from pasarela.model import Customer, Method, Order
+from pasarela.money import Money
+from pasarela.provider import CreateRequest
 
 
 @contextmanager

@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from pasarela_pagoefectivo import api
+from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 
 from pasarela.errors import ProviderError, ProviderValidationError, UnknownOutcomeError
 from pasarela.model import Customer, Order
 from pasarela.money import Money
 from pasarela.provider import CreateRequest
-from pasarela_pagoefectivo import api
-from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 
 
 SETTINGS = PagoEfectivoSettings(
@@ -64,7 +64,8 @@ def test_authorization_request_body() -> None:
         "hashString": "d50ba4ef5cd3a250e227488117ee27ed7fb7d6a2c5eefad601b828e194285d52",
     }
     assert b'"idService":913' in request.content
-    assert "secretKey" not in body and SETTINGS.secret_key.encode() not in request.content
+    assert "secretKey" not in body
+    assert SETTINGS.secret_key.encode() not in request.content
 
 
 def test_parse_authorization_response_spec_example_with_string_code() -> None:
@@ -272,7 +273,8 @@ def test_parse_create_response_spec_example() -> None:
     assert created.amount == Money.of("1.00", "PEN")
     assert created.transaction_code == "101"
     assert created.expires_at == datetime.fromisoformat("2020-12-31T23:59:59-05:00")
-    assert created.url is not None and created.url.endswith("4D9DD5AD260A.html")
+    assert created.url is not None
+    assert created.url.endswith("4D9DD5AD260A.html")
 
 
 def test_parse_create_response_demo_screenshot_with_string_code() -> None:
@@ -328,7 +330,8 @@ def test_parse_search_response_screenshot() -> None:
     assert state.amount == Money.of("25.00", "PEN")
     assert state.created_at == datetime.fromisoformat("2018-08-13T17:18:58-05:00")
     assert state.expires_at == datetime.fromisoformat("2018-08-13T21:18:58-05:00")
-    assert state.paid_at is None and state.removed_at is None  # the 1900 sentinel
+    assert state.paid_at is None
+    assert state.removed_at is None
 
 
 def test_extend_and_delete_requests() -> None:

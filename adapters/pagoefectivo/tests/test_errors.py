@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pasarela_pagoefectivo import PagoEfectivoProvider
+from pasarela_pagoefectivo.errors import (
+    ERROR_TABLE,
+    PagoEfectivoConfigurationError,
+    error_from_response,
+)
 
 from pasarela.errors import (
     AuthenticationError,
@@ -13,12 +19,6 @@ from pasarela.errors import (
     ProviderUnavailableError,
     ProviderValidationError,
     UnsupportedError,
-)
-from pasarela_pagoefectivo import PagoEfectivoProvider
-from pasarela_pagoefectivo.errors import (
-    ERROR_TABLE,
-    PagoEfectivoConfigurationError,
-    error_from_response,
 )
 
 
@@ -53,9 +53,11 @@ def test_111_envelope_names_each_field_by_its_order_field() -> None:
 def test_508_is_a_configuration_error(code: str) -> None:
     exc = error(400, f'{{"code": {code}, "message": "Servicio asociado al token es inválido."}}')
     assert isinstance(exc, PagoEfectivoConfigurationError)
-    assert isinstance(exc, ConfigurationError) and isinstance(exc, ProviderError)
+    assert isinstance(exc, ConfigurationError)
+    assert isinstance(exc, ProviderError)
     assert exc.code is ErrorCode.CONFIGURATION
-    assert exc.created_nothing and not exc.retryable
+    assert exc.created_nothing
+    assert not exc.retryable
 
 
 def test_511_is_amount_out_of_range_and_created_nothing() -> None:

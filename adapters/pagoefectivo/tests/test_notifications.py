@@ -5,11 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from pasarela.errors import SignatureInvalidError, WebhookError
-from pasarela.lifecycle import Status
-from pasarela.model import RefundStatus
-from pasarela.money import Money
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.notifications import (
     build_notification,
@@ -17,6 +12,11 @@ from pasarela_pagoefectivo.notifications import (
     sign,
     verify,
 )
+
+from pasarela.errors import SignatureInvalidError, WebhookError
+from pasarela.lifecycle import Status
+from pasarela.model import RefundStatus
+from pasarela.money import Money
 
 
 SECRET = "ki7/AduMGTZnDk0eRxM21cFRj73EEnXqx6Zw0rBL"
@@ -73,7 +73,8 @@ def test_parse_the_pretty_spec_example() -> None:
     assert note.cip == "11546901"
     assert note.amount == Money.of("22.05", "PEN")
     assert note.event_id == "11546901:cip.paid:1253"
-    assert note.payment_date is None and note.transaction_code is None
+    assert note.payment_date is None
+    assert note.transaction_code is None
 
 
 def test_verification_is_on_the_raw_bytes() -> None:
@@ -163,7 +164,8 @@ def test_unknown_event_type_is_recorded_without_a_status() -> None:
     body = b'{"eventType":"cip.deleted","operationNumber":"8","data":{"cip":"1"}}'
     [event] = provider().parse_webhook(_signed(body), body, now=NOW)
     assert event.type == "cip.deleted"
-    assert event.status is None and event.amount is None
+    assert event.status is None
+    assert event.amount is None
     assert event.event_id == "1:cip.deleted:8"
 
 

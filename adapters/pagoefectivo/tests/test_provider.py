@@ -9,6 +9,9 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
+from pasarela_pagoefectivo.errors import PagoEfectivoConfigurationError
+from pasarela_pagoefectivo.instructions import qr_svg
 
 from pasarela.errors import (
     AuthenticationError,
@@ -23,9 +26,6 @@ from pasarela.flows import Exchange, drive, redact_exchange, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Payment, ShowCashCode
 from pasarela.provider import CreateRequest, Operation, ProviderPayment, SettlementLine
-from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
-from pasarela_pagoefectivo.errors import PagoEfectivoConfigurationError
-from pasarela_pagoefectivo.instructions import qr_svg
 
 
 def run(provider: PagoEfectivoProvider, client: httpx.Client, operation: Operation,
@@ -58,7 +58,8 @@ def test_create_gives_a_pending_payment_with_the_cip_to_show(
 ) -> None:
     reported = create(provider, client, create_request)
     assert reported.status is Status.PENDING
-    assert reported.reference is not None and reported.reference.isdigit()
+    assert reported.reference is not None
+    assert reported.reference.isdigit()
     record = served.sandbox.cips[int(reported.reference)]
     assert record.transaction_code == create_request.payment_id  # our payment id
     assert record.fields["userphone"] == "987654321"
@@ -70,14 +71,17 @@ def test_create_gives_a_pending_payment_with_the_cip_to_show(
     assert action.expires_at is not None
     assert abs(action.expires_at - (datetime.now(UTC) + timedelta(hours=48))) < timedelta(
         minutes=1)
-    assert action.url is not None and action.url.startswith(served.url + "/payment/")
+    assert action.url is not None
+    assert action.url.startswith(served.url + "/payment/")
     assert action.qr_svg == qr_svg(action.url)
     es, en = action.instructions["es"], action.instructions["en"]
-    assert reported.reference in es[0] and "S/\xa0149.90" in es[0]
+    assert reported.reference in es[0]
+    assert "S/\xa0149.90" in es[0]
     assert "(hora de Lima)" in es[0]
     assert any("Agentes y bodegas" in line for line in es)
     assert any("app de tu banco" in line for line in es)
-    assert reported.reference in en[0] and "(Lima time)" in en[0]
+    assert reported.reference in en[0]
+    assert "(Lima time)" in en[0]
     assert httpx.get(action.url).status_code == 200  # the cipUrl page
 
 
@@ -200,12 +204,14 @@ def test_5xx_on_search_is_retried(
 
 
 def test_timeout_after_send_is_unknown_and_search_cannot_find_it(
-    served: Any, provider: PagoEfectivoProvider, create_request: CreateRequest,
+    served: Any, settings: PagoEfectivoSettings, client: httpx.Client,
+    create_request: CreateRequest,
 ) -> None:
+    provider = PagoEfectivoProvider(attrs.evolve(settings, timeout=0.5))
     served.control("POST", "/faults", json={"operation": "create", "kind": "timeout",
                                             "seconds": 1.5})
-    with httpx.Client(timeout=0.5) as impatient, pytest.raises(UnknownOutcomeError):
-        create(provider, impatient, create_request)
+    with pytest.raises(UnknownOutcomeError):
+        create(provider, client, create_request)
     assert len(served.sandbox.cips) == 1  # the CIP exists at PagoEfectivo
     # PagoEfectivo's search takes CIP numbers only: without the answer there is no
     # number to ask about, and the payment stays unknown (no request is made).
@@ -237,7 +243,8 @@ def test_get_follows_the_cip_through_its_life(
     assert revived.expires_at == later.replace(microsecond=0)
     assert served.control("POST", f"/cips/{reported.reference}/pay").status_code == 200
     paid = get()
-    assert paid.status is Status.SUCCEEDED and paid.raw_status == "23 Cancelado."
+    assert paid.status is Status.SUCCEEDED
+    assert paid.raw_status == "23 Cancelado."
     assert paid.amount == create_request.amount
 
 
@@ -330,7 +337,8 @@ def test_redaction_of_a_raw_exchange(provider: PagoEfectivoProvider) -> None:
     request = httpx.Request("POST", "http://x/v1/authorizations", json={
         "accessKey": provider.settings.access_key, "idService": 1028, "hashString": "ab"})
     headers, body, _, _ = redact_exchange(provider, request, None)
-    assert provider.settings.access_key not in body and "[redacted]" in body
+    assert provider.settings.access_key not in body
+    assert "[redacted]" in body
     assert headers["content-type"] == "application/json"
 
 
@@ -353,5 +361,6 @@ def test_settings_validation() -> None:
     settings = PagoEfectivoSettings(access_key="a" * 20, secret_key="s3cr3t-value",
                                     service_id="1028")  # type: ignore[arg-type]
     assert settings.service_id == 1028
-    assert "s3cr3t-value" not in repr(settings) and "a" * 20 not in repr(settings)
+    assert "s3cr3t-value" not in repr(settings)
+    assert "a" * 20 not in repr(settings)
     assert set(settings.secret_values()) == {"a" * 20, "s3cr3t-value"}

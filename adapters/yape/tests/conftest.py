@@ -79,6 +79,20 @@ class Served:
         self.thread.join(10)
 
 
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], Served]]:
+    """Serve any ASGI app on loopback for one test."""
+    started: list[Served] = []
+
+    def start(app: Any) -> Served:
+        started.append(Served(app))
+        return started[-1]
+
+    yield start
+    for served in started:
+        served.stop()
+
+
 @pytest.fixture(scope="module")
 def sandbox_server() -> Iterator[Served]:
     served = Served(create_app(public_key=PK, secret_key=SK, seed=7))

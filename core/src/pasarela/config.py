@@ -336,8 +336,13 @@ def _source_name(source: object) -> str | None:
 def _load(
     source: str | os.PathLike[str] | Mapping[str, Any], env: Mapping[str, str] | None
 ) -> tuple[Config | None, list[str]]:
-    """The structured configuration (None when it could not be built) and all errors
-    found outside the provider tables."""
+    """The configuration and every error found outside the provider tables.
+
+    The configuration is None only when the file cannot be read or parsed. With
+    errors it is partial (a section that failed keeps its defaults; the routes are
+    kept only if all of them are valid, so that their indexes stay those of the
+    file), which is enough for :func:`check_config` to go on to the providers.
+    """
     name = _source_name(source)
     if isinstance(source, Mapping):
         raw: Mapping[str, Any] = source
@@ -377,6 +382,8 @@ def _load(
             except Exception as exc:
                 errors += _flatten(exc, f"routes[{i}]")
         errors += _check_routes(routes)
+        if len(routes) != len(raw_routes):
+            routes = {}
     else:
         errors.append(("routes", "expected an array of tables ([[routes]])"))
     raw_providers = raw.get("providers", {})

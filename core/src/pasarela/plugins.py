@@ -278,6 +278,7 @@ class PasarelaPlugins:
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as *name*."""
         self.pm.unregister(name=name)
+        self._distributions.pop(name, None)
 
     def plugin_names(self) -> list[str]:
         """Names of the registered plugins, sorted."""
@@ -306,16 +307,17 @@ class PasarelaPlugins:
         registry = ProviderRegistry(resolve_distribution=self.distribution)
         caller = self.pm.hook.pasarela_register_providers
         for impl in _call_order(caller):
-            registry._current_plugin = impl.plugin_name
+            plugin = self._name_of(impl.plugin)
+            registry._current_plugin = plugin
             try:
                 _call_impl(impl, {"register": registry})
             except PasarelaError:
                 raise
             except Exception as exc:
-                distribution, _ = self.distribution(impl.plugin_name)
+                distribution, _ = self.distribution(plugin)
                 raise PluginLoadError(
                     f"pasarela_register_providers failed: {type(exc).__name__}: {exc}",
-                    plugin=impl.plugin_name,
+                    plugin=plugin,
                     distribution=distribution,
                 ) from exc
             finally:
@@ -368,10 +370,9 @@ class PasarelaPlugins:
             try:
                 _call_impl(impl, kwargs)
             except Exception:
-                failed.append(impl.plugin_name)
-                log.exception(
-                    "observer_failed", plugin=impl.plugin_name, hook=hook_name, **context
-                )
+                plugin = self._name_of(impl.plugin)
+                failed.append(plugin)
+                log.exception("observer_failed", plugin=plugin, hook=hook_name, **context)
         return failed
 
     def _register(
@@ -425,6 +426,8 @@ class PasarelaPlugins:
             ) from exc
 
     def _name_of(self, obj: object) -> str:
+        """The plugin's registered name, or its module/class path when pluggy gave it
+        a generated (numeric) name."""
         name = self.pm.get_name(obj)
         return name if name and not name.isdigit() else _label(obj)
 
@@ -433,7 +436,7 @@ class PasarelaPlugins:
         entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
         seen: dict[str, str | None] = {}
         for ep in entry_points:
-            if False:
+            if allow is not None and ep.name not in allow:
                 continue
             if self.pm.is_blocked(ep.name):
                 log.debug("plugin_disabled", plugin=ep.name)

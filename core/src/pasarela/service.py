@@ -193,12 +193,7 @@ class Service:
         if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
             raise ValidationError("must be 1 to 255 characters", field="idempotency_key")
         how = _as_method(method)
-        existing = self.store.find_payment(idempotency_key=idempotency_key)
         fingerprint = _fingerprint(order, how, provider)
-        if existing is not None:
-            # Same key: the same payment (the store checks the parameters too).
-            created, _ = self.store.create_payment(existing, fingerprint=fingerprint)
-            return self.get(created.id)
         eligible, rejected = self.candidates(order, how)
         if provider is not None:
             chosen = self.provider(provider).name
@@ -239,11 +234,11 @@ class Service:
             provider=chosen, method=how, amount=order.amount, status=Status.CREATED, version=1,
             created_at=now, updated_at=now, expires_at=expires_at, routing=routing, order=order,
         )
-        payment, inserted = self.store.create_payment(draft, fingerprint=fingerprint)
+        # The key is stored before any I/O; the same key returns the same payment.
+        payment, inserted = self.store.create_payment(draft, fingerprint=fingerprint,
+                                                      decision=routing)
         if not inserted:
             return self.get(payment.id)
-        self.store.record_decision(order_reference=order.reference, payment_id=payment.id,
-                                   decision=routing)
         log.info("payment_created", payment_id=payment.id, provider=chosen, method=how.value)
         result = yield from self._call(adapter, Operation.CREATE, payment,
                                        lambda: adapter.create(request))

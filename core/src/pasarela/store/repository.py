@@ -120,6 +120,19 @@ _DATETIME_COLUMNS: Final = frozenset({"expires_at", "next_check_at"})
 _MIGRATION_LOCK: Final = 0x70617361  # "pasa"
 
 
+_INSERT_TRANSITION: Final = sa.insert(transitions)
+_INSERT_OUTBOX: Final = sa.insert(outbox)
+_INSERT_DECISION: Final = sa.insert(routing_decisions)
+_NEXT_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1).where(
+    transitions.c.payment_id == sa.bindparam("_id")
+)
+_LOCK_PAYMENT: Final = sa.select(payments.c.status, payments.c.version).where(
+    payments.c.id == sa.bindparam("_id")
+)
+_LOCK_PAYMENT_FOR_UPDATE: Final = _LOCK_PAYMENT.with_for_update()
+_GET_PAYMENT: Final = sa.select(payments).where(payments.c.id == sa.bindparam("_id"))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -175,6 +188,8 @@ class Store:
         self._url = normalize_url(url)
         self._engine = create_engine(self._url)
         self._sqlite = self._engine.dialect.name == "sqlite"
+        self._create_stmt: Any = None
+        self._bump_stmts: dict[tuple[str, ...], Any] = {}
         # SQLite has one writer at a time: queue this process's writers on a lock
         # instead of letting them spin on the busy timeout. In memory, one
         # connection is shared, so every call is serialised.
@@ -295,24 +310,36 @@ class Store:
 
     # --- payments --------------------------------------------------------------
 
-    def create_payment(self, payment: Payment, *, fingerprint: str) -> tuple[Payment, bool]:
+    def create_payment(
+        self,
+        payment: Payment,
+        *,
+        fingerprint: str,
+        decision: Mapping[str, Any] | None = None,
+    ) -> tuple[Payment, bool]:
         """Insert *payment* (status ``created``) keyed by its idempotency key.
 
         Returns ``(payment, True)`` when inserted. When the key exists already,
         returns ``(existing, False)`` if the stored fingerprint equals
         *fingerprint*, and raises ``IdempotencyConflictError`` otherwise. Safe under
         any number of concurrent callers with one key (the unique constraint
-        decides; the losers read the winner's row).
+        decides; the losers read the winner's row). A routing *decision*, when
+        given, is stored with the new payment in the same transaction.
         """
         values = _payment_values(payment, fingerprint)
-        insert = (
-            self._insert(payments)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
-            .returning(payments.c.id)
-        )
+        if self._create_stmt is None:  # built once: SQLAlchemy caches its compiled form
+            self._create_stmt = (
+                self._insert(payments)
+                .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
+                .returning(payments.c.id)
+            )
         with self._begin(write=True) as conn:
-            if conn.execute(insert).first() is not None:
+            if conn.execute(self._create_stmt, values).first() is not None:
+                if decision is not None:
+                    conn.execute(_INSERT_DECISION, {
+                        "order_reference": payment.order_reference, "payment_id": payment.id,
+                        "decision": dict(decision), "created_at": _now(),
+                    })
                 return _as_stored(payment), True
             # The key is taken. On PostgreSQL the insert waited for a concurrent
             # winner to commit; this statement sees its row.
@@ -329,7 +356,7 @@ class Store:
     def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
         """The payment, with its transitions when *history*; ``NotFoundError`` if none."""
         with self._begin() as conn:
-            row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+            row = conn.execute(_GET_PAYMENT, {"_id": payment_id}).first()
             if row is None:
                 raise NotFoundError(f"no payment {payment_id!r}")
             steps = self._history(conn, payment_id) if history else ()
@@ -381,12 +408,8 @@ class Store:
         self, conn: sa.Connection, payment_id: str, expected_version: int | None
     ) -> _Row:
         """Read (and on PostgreSQL lock) the payment's status and version."""
-        query = sa.select(payments.c.status, payments.c.version).where(
-            payments.c.id == payment_id
-        )
-        if not self._sqlite:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        query = _LOCK_PAYMENT if self._sqlite else _LOCK_PAYMENT_FOR_UPDATE
+        row = conn.execute(query, {"_id": payment_id}).first()
         if row is None:
             raise NotFoundError(f"no payment {payment_id!r}")
         if expected_version is not None and row.version != expected_version:
@@ -404,13 +427,20 @@ class Store:
         values: Mapping[str, Any],
         now: datetime,
     ) -> _Row:
-        update = (
-            sa.update(payments)
-            .where(payments.c.id == payment_id, payments.c.version == expected_version)
-            .values(version=payments.c.version + 1, updated_at=now, **values)
-            .returning(*payments.c)
-        )
-        row = conn.execute(update).first()
+        keys = tuple(sorted(values))
+        update = self._bump_stmts.get(keys)
+        if update is None:  # one statement per set of columns, compiled once
+            update = (
+                sa.update(payments)
+                .where(payments.c.id == sa.bindparam("_id"),
+                       payments.c.version == sa.bindparam("_version"))
+                .values(version=payments.c.version + 1, updated_at=sa.bindparam("_now"),
+                        **{key: sa.bindparam(key) for key in keys})
+                .returning(*payments.c)
+            )
+            self._bump_stmts[keys] = update
+        params = {"_id": payment_id, "_version": expected_version, "_now": now, **values}
+        row = conn.execute(update, params).first()
         if row is None:  # pragma: no cover - the row is locked or the writer is alone
             raise ConcurrencyConflictError(
                 f"payment {payment_id} moved past version {expected_version}; reload and retry"
@@ -457,31 +487,35 @@ class Store:
             row = self._bump(conn, payment_id, expected_version, values, now)
             if delivery is not None:
                 self._insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+            # Plain INSERTs with bound parameters: compiled once, cached by SQLAlchemy.
             conn.execute(
-                sa.insert(transitions).values(
-                    payment_id=payment_id,
-                    seq=self._next_seq(conn, payment_id),
-                    source=current.status,
-                    target=target.value,
-                    cause=cause.value,
-                    applied=True,
-                    reason=reason,
-                    event_id=event_id,
-                    version=row.version,
-                    at=now,
-                )
+                _INSERT_TRANSITION,
+                {
+                    "payment_id": payment_id,
+                    "seq": self._next_seq(conn, payment_id),
+                    "source": current.status,
+                    "target": target.value,
+                    "cause": cause.value,
+                    "applied": True,
+                    "reason": reason,
+                    "event_id": event_id,
+                    "version": row.version,
+                    "at": now,
+                },
             )
             payment = _payment_from_row(row)
             conn.execute(
-                sa.insert(outbox).values(
-                    id=str(ULID()),
-                    payment_id=payment_id,
-                    type=event_type,
-                    payload=dict(payload) if payload is not None else _default_payload(payment),
-                    created_at=now,
-                    next_attempt_at=now,
-                    attempts=0,
-                )
+                _INSERT_OUTBOX,
+                {
+                    "id": str(ULID()),
+                    "payment_id": payment_id,
+                    "type": event_type,
+                    "payload": dict(payload) if payload is not None
+                    else _default_payload(payment),
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "attempts": 0,
+                },
             )
             self._insert_exchanges(conn, exchanges, payment_id=payment_id)
             if refund is not None:
@@ -530,10 +564,7 @@ class Store:
             self._insert_exchanges(conn, exchanges, payment_id=payment_id)
 
     def _next_seq(self, conn: sa.Connection, payment_id: str) -> int:
-        query = sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1).where(
-            transitions.c.payment_id == payment_id
-        )
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(_NEXT_SEQ, {"_id": payment_id}).scalar_one())
 
     def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
         rows = list(exchanges)

@@ -20,8 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     options: dict[str, object] = {"notification_url": args.notification_url,
                                   "strict": not args.lenient}
     if args.max_amount:
-        currency, _, value = args.max_amount.partition(" ")
-        options["max_amount"] = {currency: value}
+        options["max_amount"] = args.max_amount
     uvicorn.run(create_app(**options), host=args.host, port=args.port, log_level="warning")
 
 

@@ -70,6 +70,28 @@ def _number(amount: Decimal) -> Decimal:
     return amount.normalize()
 
 
+def _flag(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _limits(value: object) -> dict[str, Decimal]:
+    """``{"PEN": "5000"}`` or ``"PEN 5000"`` (or a list of such strings)."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        pairs = [str(item).split() for item in value]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"max_amount: expected 'PEN 5000', got {value!r}")
+        return {cur.upper(): Decimal(amount) for cur, amount in pairs}
+    if isinstance(value, Mapping):
+        return {str(k).upper(): Decimal(str(v)) for k, v in value.items()}
+    raise ValueError(f"max_amount: expected {{currency: amount}}, got {value!r}")
+
+
 @attrs.define
 class Knobs:
     """Faults and limits; all can be changed at run time with ``POST /_control/config``."""
@@ -182,7 +204,7 @@ class Sandbox:
         for name, given in values.items():
             value: Any = given
             if name == "max_amount":
-                value = {str(k).upper(): Decimal(str(v)) for k, v in (given or {}).items()}
+                value = _limits(given)
             elif name in ("latency", "error_rate", "default_expiry", "token_ttl",
                           "notification_delay", "lose_notifications", "late_payment_grace"):
                 value = float(given)
@@ -191,7 +213,7 @@ class Sandbox:
             elif name == "duplicate_notifications":
                 value = int(given)
             elif name in ("strict", "expired_notifications"):
-                value = bool(given)
+                value = _flag(given)
             setattr(self.knobs, name, value)
         return self.describe_knobs()
 

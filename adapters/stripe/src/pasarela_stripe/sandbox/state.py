@@ -494,15 +494,15 @@ class Account:
             raise invalid(f"Invalid reason: {reason}", param="reason")
         remaining = ch["amount"] - ch["amount_refunded"]
         amount = _integer(params, "amount", required=False)
-        if amount is None:
-            amount = remaining
-        if amount < 1:
+        if amount is not None and amount < 1:
             raise invalid("Invalid positive integer", param="amount",
                           code="parameter_invalid_integer")
         if remaining <= 0:
             raise APIError(400, "invalid_request_error",
                            f"Charge {ch['id']} has already been refunded.",
                            code="charge_already_refunded")
+        if amount is None:
+            amount = remaining
         if amount > remaining:
             raise APIError(
                 400, "invalid_request_error",

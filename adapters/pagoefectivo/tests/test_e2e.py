@@ -1,0 +1,283 @@
+"""End to end through ``pasarela.Pasarela`` against the sandbox on loopback.
+
+The sandbox delivers its signed notifications over HTTP to a receiver that hands
+the raw headers and bytes to ``Pasarela.handle_webhook``, as a host's endpoint does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pasarela_pagoefectivo
+import pytest
+from pasarela_pagoefectivo.notifications import build_notification, sign
+from pasarela_pagoefectivo.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+
+from pasarela import hookimpl
+from pasarela.api import Pasarela
+from pasarela.errors import ProviderUnavailableError, ProviderValidationError
+from pasarela.lifecycle import Status
+from pasarela.model import Order, ShowCashCode
+from pasarela.money import Money
+from pasarela.store import Store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @hookimpl
+    def pasarela_payment_event(self, event: Any) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def observer() -> Observer:
+    return Observer()
+
+
+@pytest.fixture
+def shop(served: Any, receiver: Any, tmp_path: Path, clock: Clock,
+         observer: Observer) -> Iterator[Pasarela]:
+    """A host app: Pasarela on SQLite, its webhook endpoint behind *receiver*."""
+    config = {
+        "store": {"url": f"sqlite:///{tmp_path / 'pasarela.db'}"},
+        "providers": {"pagoefectivo": {
+            "environment": "sandbox", "base_url": served.url,
+            "access_key": "env:PE_ACCESS_KEY", "secret_key": "env:PE_SECRET_KEY",
+            "service_id": 1028, "expiry": "48h", "timeout": 2.0,
+        }},
+    }
+    env = {"PE_ACCESS_KEY": DEFAULT_ACCESS_KEY, "PE_SECRET_KEY": DEFAULT_SECRET_KEY}
+    app = Pasarela(config, plugins=[pasarela_pagoefectivo, observer], load_entrypoints=False,
+                   clock=clock, env=env, store=Store(config["store"]["url"], upgrade=True))
+    app.service.sleep_scale = 0
+    replies: list[int] = []
+
+    def endpoint(headers: dict[str, str], body: bytes) -> int:
+        reply = app.handle_webhook("pagoefectivo", headers, body)
+        replies.append(reply.status_code)
+        return reply.status_code
+
+    receiver.handler = endpoint
+    served.control("POST", "/notification-url", json={"url": receiver.url})
+    app.replies = replies  # type: ignore[attr-defined]
+    try:
+        yield app
+    finally:
+        served.sandbox.notifier.wait(len(served.sandbox.notifier.deliveries))
+        app.close()
+
+
+def pay(shop: Pasarela, order: Order, key: str = "pedido-1042") -> Any:
+    return shop.pay(order, method="cash", idempotency_key=key)
+
+
+def test_create_pay_webhook_succeeded(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], observer: Observer,
+) -> None:
+    payment = pay(shop, order_factory())
+    assert payment.status is Status.PENDING
+    assert payment.provider == "pagoefectivo"
+    action = payment.next_action
+    assert isinstance(action, ShowCashCode)
+    assert action.code == payment.provider_reference
+    assert action.amount == Money.of("149.90", "PEN")
+    assert action.qr_svg
+    assert action.qr_svg.startswith("<svg")
+    assert action.code in action.instructions["es"][0]
+    assert served.sandbox.cips[int(action.code)].transaction_code == payment.id
+    served.control("POST", f"/cips/{action.code}/pay")
+    served.sandbox.notifier.wait(1)
+    assert shop.replies == [200]  # type: ignore[attr-defined]
+    done = shop.get(payment.id)
+    assert done.status is Status.SUCCEEDED
+    assert [(t.source, t.target, t.cause.value) for t in done.history] == [
+        (Status.CREATED, Status.PENDING, "api"), (Status.PENDING, Status.SUCCEEDED, "webhook")]
+    assert observer.types() == ["payment.pending", "payment.succeeded"]
+
+
+def test_same_key_gives_the_same_payment_and_one_cip(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    first = pay(shop, order_factory())
+    again = pay(shop, order_factory())
+    assert again.id == first.id
+    assert len(served.sandbox.cips) == 1
+
+
+def test_duplicate_notifications_apply_once(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], observer: Observer,
+) -> None:
+    served.control("POST", "/config", json={"duplicate_notifications": 2})
+    payment = pay(shop, order_factory())
+    served.control("POST", f"/cips/{payment.provider_reference}/pay")
+    served.sandbox.notifier.wait(3)
+    assert shop.replies == [200, 200, 200]  # type: ignore[attr-defined]
+    done = shop.get(payment.id)
+    assert done.status is Status.SUCCEEDED
+    assert len(done.history) == 2
+    assert observer.types().count("payment.succeeded") == 1
+
+
+def test_create_then_expire(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], observer: Observer,
+) -> None:
+    payment = pay(shop, order_factory())
+    served.control("POST", f"/cips/{payment.provider_reference}/expire")
+    assert shop.sync(payment.id).status is Status.EXPIRED
+    assert observer.types()[-1] == "payment.expired"
+
+
+def test_expiry_sweep_asks_first_then_expires(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
+) -> None:
+    soon = clock.now + timedelta(hours=1)
+    payment = pay(shop, order_factory(expires_at=soon))
+    assert payment.expires_at == soon.replace(microsecond=0)
+    record = served.sandbox.cips[int(payment.provider_reference)]
+    assert record.expires_at == soon.replace(microsecond=0)  # dateExpiry from the order
+    clock.now = soon + timedelta(seconds=1)
+    served.sandbox.offset = timedelta(hours=1, seconds=1)  # the same time at PagoEfectivo
+    assert shop.expire_due() == 1
+    done = shop.get(payment.id)
+    assert done.status is Status.EXPIRED
+    assert done.history[-1].cause.value == "job"
+
+
+def test_lost_notification_is_found_by_the_resolver(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
+    observer: Observer,
+) -> None:
+    served.control("POST", "/config", json={"lose_notifications": 1.0})
+    payment = pay(shop, order_factory())
+    served.control("POST", f"/cips/{payment.provider_reference}/pay")
+    served.sandbox.notifier.wait(1)
+    assert shop.replies == []  # type: ignore[attr-defined]
+    assert shop.get(payment.id).status is Status.PENDING
+    assert shop.resolve_due() == 0  # not due yet
+    clock.now += timedelta(hours=7)  # past the resolver's wait for a pending payment
+    assert shop.resolve_due() == 1
+    done = shop.get(payment.id)
+    assert done.status is Status.SUCCEEDED
+    assert done.history[-1].cause.value == "job"
+    assert observer.types()[-1] == "payment.succeeded"
+
+
+def test_payment_racing_local_expiry_is_a_late_success(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
+    observer: Observer,
+) -> None:
+    served.control("POST", "/config", json={"notification_delay": 0.2})
+    soon = clock.now + timedelta(hours=1)
+    payment = pay(shop, order_factory(expires_at=soon))
+    cip = payment.provider_reference
+    served.control("POST", f"/cips/{cip}/expire")
+    clock.now = soon + timedelta(seconds=1)
+    assert shop.expire_due() == 1  # our sweep asked: expired, released the stock
+    # ...but the customer paid at the agent in the last second.
+    served.control("POST", f"/cips/{cip}/pay", json={"race": True})
+    served.sandbox.notifier.wait(1)
+    done = shop.get(payment.id)
+    assert done.status is Status.SUCCEEDED
+    assert observer.types()[-2:] == ["payment.expired", "payment.late_succeeded"]
+
+
+def test_forged_notification_gets_a_4xx_and_changes_nothing(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    payment = pay(shop, order_factory())
+    body = build_notification("cip.paid", operation_number="1", cip=payment.provider_reference,
+                              amount=payment.amount)
+    forged = shop.handle_webhook("pagoefectivo", {"PE-Signature": sign(body, "guess")}, body)
+    assert 400 <= forged.status_code < 500
+    unsigned = shop.handle_webhook("pagoefectivo", {}, body)
+    assert 400 <= unsigned.status_code < 500
+    assert shop.get(payment.id).status is Status.PENDING
+
+
+def test_wrong_amount_is_not_applied(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    payment = pay(shop, order_factory())
+    body = build_notification("cip.paid", operation_number="2", cip=payment.provider_reference,
+                              amount=Money.of("1.00", "PEN"))
+    reply = shop.handle_webhook("pagoefectivo", {"PE-Signature": sign(body, DEFAULT_SECRET_KEY)},
+                                body)
+    assert reply.status_code == 200
+    assert shop.get(payment.id).status is Status.PENDING
+
+
+def test_notification_for_an_unknown_cip_is_answered(shop: Pasarela) -> None:
+    body = build_notification("cip.paid", operation_number="3", cip="77777777",
+                              amount=Money.of("10.00", "PEN"))
+    reply = shop.handle_webhook("pagoefectivo", {"PE-Signature": sign(body, DEFAULT_SECRET_KEY)},
+                                body)
+    assert reply.status_code == 200
+
+
+def test_cancel_deletes_the_cip(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    payment = pay(shop, order_factory())
+    assert shop.cancel(payment.id).status is Status.CANCELED
+    assert served.sandbox.cips[int(payment.provider_reference)].removed_at is not None
+
+
+def test_bad_input_writes_nothing_and_sends_nothing(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    with pytest.raises(ProviderValidationError) as caught:
+        pay(shop, order_factory(customer=None))
+    assert "customer" in caught.value.fields
+    assert served.sandbox.calls == dict.fromkeys(served.sandbox.calls, 0)
+    assert shop.store.find_payment(idempotency_key="pedido-1042") is None
+
+
+def test_5xx_on_create(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    served.control("POST", "/faults", json={"operation": "create", "kind": "500"})
+    with pytest.raises(ProviderUnavailableError):
+        pay(shop, order_factory())
+    assert served.sandbox.calls["create"] == 1
+    # A new attempt (new key) is a new payment and a new CIP; the sandbox's 166
+    # made none, so there is exactly one CIP.
+    retried = pay(shop, order_factory(), key="pedido-1042-2")
+    assert retried.status is Status.PENDING
+    assert len(served.sandbox.cips) == 1
+
+
+def test_timeout_after_send_leaves_the_payment_unknown_without_a_second_cip(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
+) -> None:
+    served.control("POST", "/faults", json={"operation": "create", "kind": "timeout",
+                                            "seconds": 3})
+    payment = pay(shop, order_factory())
+    assert payment.status is Status.UNKNOWN
+    assert payment.provider_reference is None
+    clock.now += timedelta(minutes=1)
+    shop.resolve_due()
+    # PagoEfectivo's search takes CIP numbers only: nothing to ask, nothing re-sent.
+    assert shop.get(payment.id).status is Status.UNKNOWN
+    assert len(served.sandbox.cips) == 1
+    assert served.sandbox.calls["create"] == 1

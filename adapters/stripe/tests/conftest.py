@@ -1,0 +1,427 @@
+"""Fixtures for the Stripe adapter's tests.
+
+- ``stripe_spec``: Stripe's OpenAPI spec (2023-08-16) from ``../shared/peers``,
+  loaded once per session with openapi-core and the two fixes peers/README.md
+  describes (see :class:`StripeSpec`). Absent peers skip the tests that need them,
+  except under ``CI=true``, where they fail.
+- ``sandbox_server``: the sandbox on real loopback HTTP (uvicorn in a thread);
+  ``sandbox`` resets it for each test and hands back its :class:`Sandbox`.
+- ``client``: an ``httpx.Client`` whose every request and response is checked
+  against the spec.
+- ``receiver``: a loopback HTTP server that records webhook deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pasarela_stripe.sandbox import Knobs, Sandbox, create_app
+
+
+ROOT = Path(__file__).resolve().parents[3]
+PEERS = ROOT / ".." / "shared" / "peers" / "stripe"
+SPEC_DIR = PEERS / "openapi-2023-08-16"
+SANDBOX_KEY = "sk_test_pasarela_4eC39HqLyjWDarjtT1zdp7dc"
+WEBHOOK_SECRET = "whsec_test_pasarela_endpoint"
+
+
+def require_peers() -> Path:
+    """The peers folder beside the repository; skip (or fail under CI) without it."""
+    if not (SPEC_DIR / "spec3.json").is_file():
+        message = (f"Stripe's OpenAPI spec is not at {SPEC_DIR} (the shared/peers folder "
+                   "beside the repository)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI must have it")
+        pytest.skip(message)
+    return SPEC_DIR
+
+
+# --- the OpenAPI oracle -------------------------------------------------------------------
+
+
+def accept_null_where_nullable(node: Any) -> None:
+    """Fix 1: Stripe writes ``nullable: true`` beside ``anyOf`` (no ``type``) and beside
+    ``enum`` lists that lack null; a strict OAS 3.0 validator then rejects those nulls."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True:
+            if "anyOf" in node and {"enum": [None]} not in node["anyOf"]:
+                node["anyOf"].append({"enum": [None]})
+            if "enum" in node and None not in node["enum"]:
+                node["enum"].append(None)
+        for value in node.values():
+            accept_null_where_nullable(value)
+    elif isinstance(node, list):
+        for value in node:
+            accept_null_where_nullable(value)
+
+
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _bracket_path(key: str) -> tuple[str, list[str]]:
+    start = key.find("[")
+    if start < 0:
+        return key, []
+    rest = key[start:]
+    parts = _BRACKETS.findall(rest)
+    if "".join(f"[{p}]" for p in parts) != rest:
+        raise ValueError(f"malformed bracket key {key!r}")
+    return key[:start], parts
+
+
+def stripe_deep_object(explode: bool, name: str, schema_type: str,
+                       location: Mapping[str, Any]) -> Any:
+    """Fix 2: a deepObject deserializer for Stripe's bracket notation, on objects *and*
+    arrays (``payment_method_types[]=card``, ``metadata[k]=v``, ``a[0][b]=c``)."""
+    items = location.items(multi=True) if hasattr(location, "getlist") else location.items()
+    root: dict[Any, Any] = {}
+    found = False
+    for key, value in items:
+        base, parts = _bracket_path(key)
+        if base != name or not parts:
+            continue
+        found = True
+        node = root
+        for depth, part in enumerate(parts):
+            index: Any = part
+            if part == "":
+                index = sum(1 for k in node if isinstance(k, int))
+            elif part.isdigit():
+                index = int(part)
+            if depth == len(parts) - 1:
+                node[index] = value
+            else:
+                node = node.setdefault(index, {})
+    if not found:
+        raise KeyError(name)
+
+    def finish(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if node and all(isinstance(k, int) for k in node):
+            return [finish(node[k]) for k in sorted(node)]
+        return {k: finish(v) for k, v in node.items()}
+
+    return finish(root)
+
+
+class SpecError(AssertionError):
+    pass
+
+
+class StripeSpec:
+    """openapi-core over Stripe's spec, validating httpx requests and responses."""
+
+    HOST = "https://api.stripe.com"
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from openapi_core import Config, OpenAPI
+        from openapi_core.casting.schemas import oas30_write_schema_casters_factory
+        from openapi_core.deserializing.styles import (
+            StyleDeserializersFactory,
+            style_deserializers,
+        )
+
+        self.raw = spec
+        factory = StyleDeserializersFactory(
+            oas30_write_schema_casters_factory,
+            style_deserializers={**style_deserializers, "deepObject": stripe_deep_object},
+        )
+        self.api = OpenAPI.from_dict(
+            spec, config=Config(spec_validator_cls=None, style_deserializers_factory=factory)
+        )
+
+    def _mock_request(self, request: httpx.Request) -> Any:
+        from openapi_core.testing import MockRequest
+
+        content_type = request.headers.get("content-type", "application/json")
+        return MockRequest(
+            self.HOST, request.method.lower(), request.url.path,
+            args=dict(request.url.params.multi_items()),
+            headers=dict(request.headers), data=request.content or None,
+            content_type=content_type.split(";")[0],
+        )
+
+    def form_properties(self, method: str, path_pattern: str) -> set[str]:
+        operation = self.raw["paths"][path_pattern][method.lower()]
+        body = operation.get("requestBody", {}).get("content", {})
+        schema = body.get("application/x-www-form-urlencoded", {}).get("schema", {})
+        return set(schema.get("properties", {}))
+
+    def validate_request(self, request: httpx.Request) -> dict[str, Any]:
+        """Validate *request*; return the body as openapi-core decoded it."""
+        result = self.api.unmarshal_request(self._mock_request(request))
+        if result.errors:
+            details = [f"{e!r}: {getattr(e, '__cause__', None)!r}" for e in result.errors]
+            raise SpecError(f"{request.method} {request.url.path} violates Stripe's spec: "
+                            f"{details}")
+        # openapi-core ignores form fields the schema does not name; Stripe refuses them
+        # (additionalProperties: false), so check the parameter names too.
+        if request.method == "POST" and request.content:
+            pattern = self.path_pattern(request.method, request.url.path)
+            allowed = self.form_properties(request.method, pattern)
+            names = {_bracket_path(k)[0] for k, _ in parse_qsl(request.content.decode())}
+            unknown = names - allowed
+            if unknown:
+                raise SpecError(f"{request.url.path}: parameters not in the spec: {unknown}")
+        body = result.body
+        return dict(body) if isinstance(body, Mapping) else {}
+
+    def path_pattern(self, method: str, path: str) -> str:
+        matches = []
+        for pattern, item in self.raw["paths"].items():
+            regex = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(pattern)) + "$"
+            if method.lower() in item and re.match(regex, path):
+                matches.append(pattern)
+        if not matches:
+            raise SpecError(f"{method} {path} is not in Stripe's spec")
+        # a literal path beats a templated one (search before {intent})
+        return min(matches, key=lambda p: p.count("{"))
+
+    def validate_response(self, request: httpx.Request, response: httpx.Response) -> Any:
+        from openapi_core.testing import MockResponse
+
+        result = self.api.unmarshal_response(
+            self._mock_request(request),
+            MockResponse(response.content, status_code=response.status_code,
+                         headers=dict(response.headers),
+                         content_type=response.headers.get("content-type", "").split(";")[0]),
+        )
+        if result.errors:
+            details = [f"{e!r}: {getattr(e, '__cause__', None)!r}" for e in result.errors]
+            raise SpecError(f"answer {response.status_code} to {request.method} "
+                            f"{request.url.path} violates Stripe's spec: {details}")
+        return result.data
+
+    def validate_object(self, schema: str, obj: Mapping[str, Any]) -> None:
+        """Validate *obj* against ``components/schemas/<schema>``."""
+        from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
+        path = self.api.spec / "components" / "schemas" / schema
+        validator = oas30_read_schema_validators_factory.create(self.api.spec, path)
+        validator.validate(obj)
+
+
+@pytest.fixture(scope="session")
+def stripe_fixtures() -> dict[str, Any]:
+    """Stripe's sample objects for API version 2023-08-16 (``resources``)."""
+    data = json.loads((require_peers() / "fixtures3.json").read_text())
+    resources: dict[str, Any] = data["resources"]
+    return resources
+
+
+@pytest.fixture(scope="session")
+def current_stripe_fixtures() -> dict[str, Any]:
+    """Stripe's current (2026) sample objects."""
+    require_peers()
+    path = PEERS / "openapi-v2436-2026-08-21" / "fixtures3.json"
+    resources: dict[str, Any] = json.loads(path.read_text())["resources"]
+    return resources
+
+
+@pytest.fixture(scope="session")
+def spec_factory() -> Callable[[bool], StripeSpec]:
+    """Build a StripeSpec with or without the null fix (slow-ish: for one test)."""
+    def build(fix_nulls: bool) -> StripeSpec:
+        spec = json.loads((require_peers() / "spec3.json").read_text())
+        if fix_nulls:
+            accept_null_where_nullable(spec)
+        return StripeSpec(spec)
+    return build
+
+
+@pytest.fixture(scope="session")
+def stripe_spec() -> StripeSpec:
+    spec = json.loads((require_peers() / "spec3.json").read_text())
+    accept_null_where_nullable(spec)
+    return StripeSpec(spec)
+
+
+# --- loopback servers ------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, app: Any) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the loopback server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], str]]:
+    """Serve an ASGI app on loopback for one test; returns its base URL."""
+    servers: list[Server] = []
+
+    def start(app: Any) -> str:
+        server = Server(app).__enter__()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.__exit__()
+
+
+@pytest.fixture
+def webhook_secret() -> str:
+    return WEBHOOK_SECRET
+
+
+@pytest.fixture
+def sandbox_key() -> str:
+    return SANDBOX_KEY
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[tuple[str, Sandbox]]:
+    app = create_app(api_key=SANDBOX_KEY, seed=7)
+    with Server(app) as server:
+        yield server.url, app.state.sandbox
+
+
+@pytest.fixture
+def sandbox(sandbox_server: tuple[str, Sandbox]) -> Sandbox:
+    """The running sandbox, emptied and with default knobs."""
+    url, box = sandbox_server
+    box.knobs = Knobs(webhook_secrets=[WEBHOOK_SECRET])
+    box.reset()
+    box.account.processing = False
+    box.account.refund_status = "succeeded"
+    box.url = url  # type: ignore[attr-defined]
+    return box
+
+
+@pytest.fixture
+def sandbox_url(sandbox: Sandbox) -> str:
+    url: str = sandbox.url  # type: ignore[attr-defined]
+    return url
+
+
+class Checked:
+    """What went over the wire, checked against the spec."""
+
+    def __init__(self, spec: StripeSpec) -> None:
+        self.spec = spec
+        self.requests: list[httpx.Request] = []
+
+    def on_request(self, request: httpx.Request) -> None:
+        if request.url.path.startswith("/v1/"):
+            self.spec.validate_request(request)
+        self.requests.append(request)
+
+    def on_response(self, response: httpx.Response) -> None:
+        response.read()
+        if response.request.url.path.startswith("/v1/"):
+            self.spec.validate_response(response.request, response)
+
+
+@pytest.fixture
+def wire(stripe_spec: StripeSpec) -> Checked:
+    return Checked(stripe_spec)
+
+
+@pytest.fixture
+def client(wire: Checked) -> Iterator[httpx.Client]:
+    with httpx.Client(event_hooks={"request": [wire.on_request],
+                                   "response": [wire.on_response]}) as c:
+        yield c
+
+
+class CheckingTransport(httpx.BaseTransport):
+    """A transport that checks each exchange against the spec (for ``Pasarela``)."""
+
+    def __init__(self, wire: Checked) -> None:
+        self.wire = wire
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.wire.on_request(request)
+        response = self.inner.handle_request(request)
+        response.read()
+        response.request = request
+        self.wire.on_response(response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def checking_transport(wire: Checked) -> Iterator[CheckingTransport]:
+    transport = CheckingTransport(wire)
+    yield transport
+    transport.close()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        self.hook: Callable[[dict[str, str], bytes], int] | None = None
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        headers = dict(request.headers)
+        self.deliveries.append((headers, body))
+        status = self.hook(headers, body) if self.hook else self.status
+        return JSONResponse({"received": status < 300}, status)
+
+    def wait(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.deliveries)
+
+
+@pytest.fixture(scope="session")
+def receiver_server() -> Iterator[tuple[str, Receiver]]:
+    receiver = Receiver()
+    app = Starlette(routes=[Route("/webhooks/stripe", receiver.endpoint, methods=["POST"])])
+    with Server(app) as server:
+        yield server.url + "/webhooks/stripe", receiver
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[str, Receiver]) -> Receiver:
+    url, receiver = receiver_server
+    receiver.deliveries.clear()
+    receiver.status = 200
+    receiver.hook = None
+    receiver.url = url  # type: ignore[attr-defined]
+    return receiver

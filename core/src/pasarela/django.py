@@ -1,0 +1,103 @@
+"""Receiving provider webhooks in a Django project.
+
+Django is optional: it is imported when :func:`webhook_view` is called, not when
+this module is. The view does what the ASGI app's webhook route does (see
+:mod:`pasarela.asgi`): it refuses a provider that is not installed (404), a content
+type the provider does not send (415) and a body over ``max_body`` bytes (413),
+passes the raw ``request.body`` and the headers to ``handle_webhook``, and returns
+its reply. A failure to reach the provider or a busy store answers 503, so the
+provider delivers again. The view is exempt from CSRF (providers sign their
+deliveries instead)::
+
+    # urls.py
+    from django.urls import path
+    from pasarela import Pasarela
+    from pasarela.django import webhook_view
+
+    pasarela = Pasarela.from_config("pasarela.toml")
+    urlpatterns = [
+        path("pasarela/webhooks/<str:provider>/", webhook_view(pasarela)),
+    ]
+
+Only the synchronous :class:`~pasarela.api.Pasarela` is accepted: Django serves
+the view from a thread, as it does every sync view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pasarela._log import get_logger
+from pasarela.api import Pasarela
+from pasarela.provider import Operation
+
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+
+__all__ = ["webhook_view"]
+
+log = get_logger("pasarela")
+
+
+def webhook_view(
+    pasarela: Pasarela, *, provider: str | None = None, max_body: int = 65536
+) -> Callable[..., HttpResponse]:
+    """A CSRF-exempt Django view receiving webhooks for *pasarela*.
+
+    Route it with a ``provider`` URL parameter (``<str:provider>``), or fix the
+    provider with ``provider="pagoefectivo"`` for a route of its own.
+    """
+    if not isinstance(pasarela, Pasarela):
+        raise TypeError("webhook_view needs a (synchronous) pasarela.Pasarela")
+    try:
+        from django.http import HttpResponse  # noqa: PLC0415
+        from django.views.decorators.csrf import csrf_exempt  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("pasarela.django needs Django: pip install django") from exc
+
+    # The ASGI module holds the shared rules (content types, retryable errors).
+    from pasarela.asgi import RETRY_LATER, accepted_content_types  # noqa: PLC0415
+
+    def refuse(status: int, message: str, name: str, reason: str) -> HttpResponse:
+        log.warning("webhook_rejected", provider=name[:64], reason=reason, status=status)
+        return HttpResponse(json.dumps({"error": message}), status=status,
+                            content_type="application/json")
+
+    @csrf_exempt
+    def view(request: HttpRequest, provider: str | None = provider, **_: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = refuse(405, "method not allowed", provider or "", "method_not_allowed")
+            response["Allow"] = "POST"
+            return response
+        name = provider or ""
+        adapter = pasarela.providers.get(name)
+        if adapter is None or not adapter.supports(Operation.WEBHOOK):
+            return refuse(404, "unknown provider", name, "unknown_provider")
+        accepted = accepted_content_types(adapter)
+        media_type = (request.content_type or "").lower()
+        if media_type not in accepted:
+            return refuse(415, f"content type must be one of {', '.join(sorted(accepted))}",
+                          name, "unsupported_media_type")
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared.isdigit() and int(declared) > max_body:
+            return refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
+        body = request.body
+        if len(body) > max_body:
+            return refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
+        try:
+            reply = pasarela.handle_webhook(name, dict(request.headers.items()), body)
+        except RETRY_LATER as exc:
+            log.warning("webhook_deferred", provider=name, error=type(exc).__name__)
+            response = HttpResponse(
+                json.dumps({"error": "temporarily unavailable; deliver again"}), status=503,
+                content_type="application/json")
+            response["Retry-After"] = "5"
+            return response
+        return HttpResponse(reply.body, status=reply.status_code,
+                            content_type=reply.content_type)
+
+    return view
