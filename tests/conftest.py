@@ -115,3 +115,12 @@ def store(store_factory: Callable[..., Store]) -> Store:
 
 
 # --- end of store fixtures -----------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """The CLI configures structlog globally; give every test the defaults back."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()

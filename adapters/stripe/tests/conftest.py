@@ -27,12 +27,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import uvicorn
+from pasarela_stripe.sandbox import Knobs, Sandbox, create_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from pasarela_stripe.sandbox import Knobs, Sandbox, create_app
 
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,10 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pasarela.model import Method, Order, Payment
-from pasarela.money import Money
-from pasarela.provider import CreateRequest
-
 from pasarela_stripe.api import (
     build_cancel,
     build_confirm,
@@ -21,6 +17,10 @@ from pasarela_stripe.api import (
     parse_intent,
 )
 from pasarela_stripe.settings import StripeSettings
+
+from pasarela.model import Method, Order, Payment
+from pasarela.money import Money
+from pasarela.provider import CreateRequest
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -12,6 +12,9 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
+from pasarela_stripe.sandbox import Sandbox
+
 from pasarela.errors import (
     ConfigurationError,
     DeclinedError,
@@ -27,9 +30,6 @@ from pasarela.lifecycle import Status
 from pasarela.model import ConfirmCard, Method, Order, Payment, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Operation
-
-from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
-from pasarela_stripe.sandbox import Sandbox
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -82,7 +82,8 @@ def test_create_leaves_a_pending_payment_to_confirm_with_stripe_js(
     assert reported.raw_status == "requires_payment_method"
     assert reported.amount == Money(14990, "PEN")
     action = reported.next_action
-    assert isinstance(action, ConfirmCard) and action.step == "confirm"
+    assert isinstance(action, ConfirmCard)
+    assert action.step == "confirm"
     intent = sandbox.account.intents[reported.reference]
     assert action.client_secret == intent["client_secret"]
     assert intent["metadata"] == {"payment_id": req.payment_id, "order_reference": "pedido-1042"}
@@ -119,6 +120,7 @@ def test_declines_raise_with_the_decline_code_and_the_intent(
     assert not error.retryable
     assert isinstance(error, StripeDeclinedError)
     assert error.payment_intent in sandbox.account.intents
+    assert sandbox.account.intents[error.payment_intent]["status"] == "canceled"
     assert error.customer_message("es").endswith(".")
     assert len(sandbox.account.intents) == 1  # declines are not retried
 
@@ -133,7 +135,8 @@ def test_three_d_secure_stays_pending_with_the_authentication_step(
     action = reported.next_action
     assert isinstance(action, ConfirmCard)
     assert action.step == "authenticate"
-    assert action.url is not None and action.url.endswith(f"/_sandbox/3ds/{reported.reference}")
+    assert action.url is not None
+    assert action.url.endswith(f"/_sandbox/3ds/{reported.reference}")
     sandbox.account.authenticate(reported.reference, True)
     again = run(Operation.GET, lambda: provider.get(payment_of(req, reported.reference)))
     assert again.status is Status.SUCCEEDED
@@ -153,18 +156,25 @@ def test_confirm_after_create(run: Run, provider: StripeProvider) -> None:
     assert again.status is Status.SUCCEEDED
 
 
-def test_confirm_decline_then_another_card(run: Run, provider: StripeProvider) -> None:
+def test_a_declined_confirmation_closes_the_intent(run: Run, provider: StripeProvider,
+                                                   wire: Any) -> None:
+    """The core records a decline as failed (terminal): the adapter cancels the
+    PaymentIntent so that its client secret cannot take money later."""
     req = request()
     created = run(Operation.CREATE, lambda: provider.create(req))
     payment = payment_of(req, created.reference)
     with pytest.raises(DeclinedError):
         run(Operation.CONFIRM,
             lambda: provider.confirm(payment, {"payment_method": "pm_card_chargeDeclined"}))
+    cancel = wire.requests[-1]
+    assert cancel.url.path == f"/v1/payment_intents/{created.reference}/cancel"
+    assert cancel.headers["idempotency-key"] == "pedido-1042:cancel-after-decline"
     reported = run(Operation.GET, lambda: provider.get(payment))
-    assert reported.status is Status.PENDING  # the customer may still try another card
+    assert reported.status is Status.CANCELED
     assert reported.failure_code == "generic_decline"
-    ok = run(Operation.CONFIRM, lambda: provider.confirm(payment, {"payment_method": "pm_card_visa"}))
-    assert ok.status is Status.SUCCEEDED
+    late = run(Operation.CONFIRM,
+               lambda: provider.confirm(payment, {"payment_method": "pm_card_visa"}))
+    assert late.status is Status.CANCELED
 
 
 def test_confirm_needs_a_payment_method(provider: StripeProvider) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-
 from pasarela_stripe.sandbox import Sandbox, create_app
 
 
@@ -124,7 +123,8 @@ def test_three_d_secure_redirect_and_completion(client: httpx.Client, sandbox_ur
     redirect = intent["next_action"]["redirect_to_url"]
     assert redirect["return_url"] == "https://tienda.pe/vuelta"
     page = client.get(redirect["url"])
-    assert page.status_code == 200 and intent["id"] in page.text
+    assert page.status_code == 200
+    assert intent["id"] in page.text
     # the customer presses the button on the page: a form post, then back to the shop
     done = client.post(f"{sandbox_url}/_control/payment_intents/{intent['id']}/authenticate",
                        data={"outcome": "succeed"})
@@ -257,7 +257,8 @@ def test_saved_answers_expire_after_24_hours(serve: Any) -> None:
         assert create(plain, url, key="old-key", amount=2500).status_code == 400
         now[0] += 2 * 3600
         fresh = create(plain, url, key="old-key", amount=2500)
-    assert fresh.status_code == 200 and fresh.json()["amount"] == 2500
+    assert fresh.status_code == 200
+    assert fresh.json()["amount"] == 2500
 
 
 # --- fault knobs ---------------------------------------------------------------------------
@@ -319,7 +320,8 @@ def test_partial_then_full_refund_then_nothing_left(client: httpx.Client,
     assert first["metadata"] == {"refund_id": "r1"}
     too_much = post(client, f"{sandbox_url}/v1/refunds",
                     f"payment_intent={intent['id']}&amount=1001")
-    assert too_much.status_code == 400 and too_much.json()["error"]["param"] == "amount"
+    assert too_much.status_code == 400
+    assert too_much.json()["error"]["param"] == "amount"
     rest = post(client, f"{sandbox_url}/v1/refunds", f"payment_intent={intent['id']}").json()
     assert rest["amount"] == 1000
     charge = client.get(f"{sandbox_url}/v1/charges/{intent['latest_charge']}",
@@ -433,7 +435,8 @@ def test_duplicate_and_reorder_knobs(sandbox: Sandbox, receiver: Any,
     create(client, url, "payment_method=pm_card_visa&confirm=true")
     assert receiver.deliveries == []
     results = httpx.post(f"{url}/_control/webhooks/flush").json()
-    assert len(results) == 6 and all(r["outcome"] == "delivered" for r in results)
+    assert len(results) == 6
+    assert all(r["outcome"] == "delivered" for r in results)
     ids = [e["id"] for e in _events_of(receiver.wait(6))]
     created_order = list(sandbox.account.events)
     # each event twice, newest first

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import stripe
-
 from pasarela_stripe.sandbox import Sandbox
 
 

@@ -59,6 +59,9 @@ class Served:
         self.app = app
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # A pre-bound socket misses asyncio's TCP_NODELAY: without it every keep-alive
+        # answer waits ~40 ms for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -189,8 +192,9 @@ def make_settings(base_url: str = "http://127.0.0.1:9", **overrides: Any) -> Yap
 
 
 @pytest.fixture
-def provider(sandbox_server: Served, clock: Clock) -> YapeProvider:
-    return YapeProvider(make_settings(sandbox_server.url), clock=clock)
+def provider(sandbox: Control, clock: Clock) -> YapeProvider:
+    """The Yape provider pointed at a freshly reset sandbox."""
+    return YapeProvider(make_settings(sandbox.url), clock=clock)
 
 
 def customer(**overrides: Any) -> Customer:

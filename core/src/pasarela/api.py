@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import httpx
 
-from pasarela.config import Config, load_config, structure_settings
+from pasarela.config import Config, load_config
 from pasarela.flows import Steps, adrive, drive
 from pasarela.jobs import expire_due, resolve_due
 from pasarela.model import Method, Order, Payment, Refund
@@ -48,11 +48,13 @@ def _build(
     for module in cfg.plugins.modules:
         manager.load_module(module)
     registry = manager.providers()
-    providers: dict[str, Provider] = {}
-    for name, table in cfg.providers.items():
-        cls = registry.get(name)
-        settings = structure_settings(name, table, cls.settings_class, env=env)
-        providers[name] = cls(settings, clock=clock)
+    classes = {}
+    for name in cfg.providers:
+        classes[name] = registry.get(name)  # ProviderNotFoundError names what is installed
+    settings = cfg.all_provider_settings({n: c.settings_class for n, c in classes.items()})
+    providers: dict[str, Provider] = {
+        name: classes[name](settings[name], clock=clock) for name in cfg.providers
+    }
     backend = store or Store(cfg.store.url)
 
     def select(order: Order, method: Method, candidates: list[str]) -> str | None:

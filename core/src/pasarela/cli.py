@@ -12,13 +12,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pasarela.errors import ConfigurationError, PasarelaError
+from pasarela.errors import PasarelaError
 
 
 __all__ = ["main"]
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(error: PasarelaError) -> None:
@@ -90,30 +90,31 @@ def config() -> None:
 @click.pass_context
 def config_check(ctx: click.Context, file: str | None) -> None:
     """Check FILE (default: --config): syntax, settings of every provider, routes."""
-    from pasarela.config import load_config, structure_settings  # noqa: PLC0415
+    import tomllib  # noqa: PLC0415
+
+    from pasarela.config import check_config, load_config  # noqa: PLC0415
     from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
 
     path = file or ctx.obj["config"]
     problems: list[str] = []
     try:
-        cfg = load_config(path)
         manager = get_plugin_manager()
-        for module in cfg.plugins.modules:
-            manager.load_module(module)
+        try:
+            with open(path, "rb") as fh:
+                modules = tomllib.load(fh).get("plugins", {}).get("modules", [])
+        except (OSError, tomllib.TOMLDecodeError):
+            modules = []  # check_config reports the file's own problem
+        for module in modules if isinstance(modules, list) else []:
+            manager.load_module(str(module))
         registry = manager.providers()
-        for name, table in cfg.providers.items():
-            try:
-                structure_settings(name, table, registry.get(name).settings_class)
-            except ConfigurationError as exc:
-                problems.extend(getattr(exc, "errors", None) or [str(exc)])
-    except ConfigurationError as exc:
-        problems.extend(getattr(exc, "errors", None) or [str(exc)])
+        problems = check_config(path, {n: c.settings_class for n, c in registry.items()})
     except PasarelaError as exc:
-        problems.append(str(exc))
+        problems.extend(getattr(exc, "errors", None) or [str(exc)])
     if problems:
         for line in problems:
             err_console.print(f"[bold red]error:[/] {line}")
         sys.exit(1)
+    cfg = load_config(path)
     console.print(f"[green]ok[/] {path}: {len(cfg.providers)} provider(s), "
                   f"{len(cfg.routes)} route(s)")
 

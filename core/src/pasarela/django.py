@@ -25,17 +25,14 @@ the view from a thread, as it does every sync view.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pasarela._log import get_logger
 from pasarela.api import Pasarela
 from pasarela.provider import Operation
-
-
-if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
 
 
 __all__ = ["webhook_view"]
@@ -45,7 +42,7 @@ log = get_logger("pasarela")
 
 def webhook_view(
     pasarela: Pasarela, *, provider: str | None = None, max_body: int = 65536
-) -> Callable[..., HttpResponse]:
+) -> Callable[..., Any]:
     """A CSRF-exempt Django view receiving webhooks for *pasarela*.
 
     Route it with a ``provider`` URL parameter (``<str:provider>``), or fix the
@@ -53,22 +50,22 @@ def webhook_view(
     """
     if not isinstance(pasarela, Pasarela):
         raise TypeError("webhook_view needs a (synchronous) pasarela.Pasarela")
-    try:
-        from django.http import HttpResponse  # noqa: PLC0415
-        from django.views.decorators.csrf import csrf_exempt  # noqa: PLC0415
+    try:  # imported by name: Django ships no type information
+        http = importlib.import_module("django.http")
+        csrf = importlib.import_module("django.views.decorators.csrf")
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("pasarela.django needs Django: pip install django") from exc
+    HttpResponse = http.HttpResponse
 
     # The ASGI module holds the shared rules (content types, retryable errors).
     from pasarela.asgi import RETRY_LATER, accepted_content_types  # noqa: PLC0415
 
-    def refuse(status: int, message: str, name: str, reason: str) -> HttpResponse:
+    def refuse(status: int, message: str, name: str, reason: str) -> Any:
         log.warning("webhook_rejected", provider=name[:64], reason=reason, status=status)
         return HttpResponse(json.dumps({"error": message}), status=status,
                             content_type="application/json")
 
-    @csrf_exempt
-    def view(request: HttpRequest, provider: str | None = provider, **_: Any) -> HttpResponse:
+    def view(request: Any, provider: str | None = provider, **_: Any) -> Any:
         if request.method != "POST":
             response = refuse(405, "method not allowed", provider or "", "method_not_allowed")
             response["Allow"] = "POST"
@@ -100,4 +97,5 @@ def webhook_view(
         return HttpResponse(reply.body, status=reply.status_code,
                             content_type=reply.content_type)
 
-    return view
+    exempt: Callable[..., Any] = csrf.csrf_exempt(view)
+    return exempt

@@ -42,6 +42,7 @@ __all__ = ["IGV_RATE", "FeeBreakdown", "FeeSchedule"]
 
 #: Peru's IGV (IGV + IPM), charged on the provider's fee.
 IGV_RATE: Final = Decimal("0.18")
+_IGV_NUM, _IGV_DEN = IGV_RATE.as_integer_ratio()
 
 _METHODS: Final = ("cash", "wallet", "card")
 _KEYS: Final = (
@@ -260,7 +261,7 @@ class FeeSchedule:
         if minimum is not None and commission_num < minimum.minor * den:
             commission_num = minimum.minor * den
         commission = _round_half_up(commission_num, den) if commission_num > 0 else 0
-        igv = _round_half_up(commission * 18, 100) if self.igv else 0
+        igv = _round_half_up(commission * _IGV_NUM, _IGV_DEN) if self.igv else 0
         fx = 0
         if self.settlement_currency is not None and currency != self.settlement_currency:
             fx_num, fx_den = self._fx_ratio
@@ -288,7 +289,7 @@ class FeeSchedule:
             commission_num = minimum.minor * den
             notes.append(f"raised to the minimum {minimum}")
         commission = _round_half_up(commission_num, den) if commission_num > 0 else 0
-        igv = _round_half_up(commission * 18, 100) if self.igv else 0
+        igv = _round_half_up(commission * _IGV_NUM, _IGV_DEN) if self.igv else 0
         fx = 0
         if self.settlement_currency is not None and currency != self.settlement_currency:
             fx_num, fx_den = self._fx_ratio
@@ -305,5 +306,5 @@ class FeeSchedule:
         fixed = _in(self.refund_fixed, amount.currency)
         minor = fixed.minor if fixed is not None else 0
         if self.igv:
-            minor += _round_half_up(minor * 18, 100)
+            minor += _round_half_up(minor * _IGV_NUM, _IGV_DEN)
         return Money(minor, amount.currency)

@@ -14,9 +14,6 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 import attrs
-import phonenumbers
-from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.pe import cui, ruc
 
 from pasarela.errors import ValidationError
 from pasarela.lifecycle import Cause, Status
@@ -108,6 +105,10 @@ class Document:
                 field="customer.document",
             )
         number = str(self.number).strip()
+        # Imported on first use: validation libraries stay out of `import pasarela`.
+        from stdnum.exceptions import ValidationError as StdnumError  # noqa: PLC0415
+        from stdnum.pe import cui, ruc  # noqa: PLC0415
+
         try:
             if kind == "DNI":
                 number = cui.validate(number)[:8]
@@ -153,6 +154,8 @@ def _phone(value: str | None) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError("must be text", field="customer.phone")
+    import phonenumbers  # noqa: PLC0415 - imported on first use
+
     try:
         parsed = phonenumbers.parse(value, "PE")
     except phonenumbers.NumberParseException as exc:
@@ -189,6 +192,8 @@ class Customer:
         """The phone without country code (``987654321`` for a Peruvian number)."""
         if self.phone is None:
             return None
+        import phonenumbers  # noqa: PLC0415 - imported on first use
+
         parsed = phonenumbers.parse(self.phone)
         return str(parsed.national_number)
 

@@ -34,9 +34,9 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import pluggy
-import structlog
 
 from pasarela import hookspecs
+from pasarela._log import get_logger
 from pasarela.errors import (
     DuplicateProviderError,
     PasarelaError,
@@ -61,7 +61,7 @@ __all__ = [
     "get_plugin_manager",
 ]
 
-log = structlog.get_logger("pasarela.plugins")
+log = get_logger("pasarela.plugins")
 
 #: The entry point group that provider distributions declare.
 ENTRY_POINT_GROUP: Final = hookspecs.PROJECT_NAME
@@ -124,6 +124,8 @@ class ProviderRegistry:
                 distribution=self._resolve(plugin)[0] if plugin else None,
             )
         name = provider_class.name
+        if self._classes.get(name) is provider_class:
+            return provider_class  # the same class announced twice (module and object)
         if name in self._classes:
             first = self._describe(self._plugins[name], self._classes[name])
             second = self._describe(plugin, provider_class)

@@ -144,7 +144,7 @@ def _retry_after(response: httpx.Response, now: datetime | None) -> float | None
 
 def normalized_code(error: Mapping[str, Any], status: int) -> ErrorCode:
     """The normalized code for a Stripe error object and HTTP status."""
-    if status == 401:
+    if status in (401, 403):
         return E.AUTHENTICATION
     if status == 429:
         return E.RATE_LIMITED
@@ -152,8 +152,6 @@ def normalized_code(error: Mapping[str, Any], status: int) -> ErrorCode:
         value = error.get(key)
         if isinstance(value, str) and value in ERROR_CODES:
             return ERROR_CODES[value]
-    if status == 403:
-        return E.AUTHENTICATION
     if status == 404:
         return E.NOT_FOUND
     if status == 409 or status >= 500:

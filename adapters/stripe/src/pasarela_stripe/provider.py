@@ -41,7 +41,12 @@ from pasarela_stripe.api import (
     parse_refund,
     parse_search,
 )
-from pasarela_stripe.errors import ERROR_CODES, error_object
+from pasarela_stripe.errors import (
+    ERROR_CODES,
+    StripeDeclinedError,
+    error_from_response,
+    error_object,
+)
 from pasarela_stripe.events import parse_events
 from pasarela_stripe.settings import StripeSettings
 
@@ -98,6 +103,8 @@ class StripeProvider(Provider):
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         response = yield build_create(self.settings, request)
+        if "payment_method" in request.params:
+            yield from self._close_if_declined(response, request.idempotency_key)
         return parse_intent(parse_json(response), after_confirm="payment_method" in request.params)
 
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
@@ -112,6 +119,7 @@ class StripeProvider(Provider):
             return_url=return_url if isinstance(return_url, str) else None,
         )
         response = yield request
+        yield from self._close_if_declined(response, payment.idempotency_key)
         return (yield from self._answer_or_refetch(response, payment.provider_reference,
                                                    after_confirm=True))
 
@@ -149,6 +157,23 @@ class StripeProvider(Provider):
         if refund.refund_id is None:
             refund = attrs.evolve(refund, refund_id=refund_id)
         return refund
+
+    def _close_if_declined(self, response: httpx.Response, key: str) -> Flow[None]:
+        """After a server-side confirmation is declined, cancel the PaymentIntent.
+
+        The core records a declined payment as ``failed``, which is terminal; Stripe
+        keeps the PaymentIntent open (``requires_payment_method``) so that its client
+        secret could still confirm another card. Cancelling it makes Stripe agree, so
+        a "failed" payment can never take money later. Best effort: the decline is the
+        outcome whatever the cancel answers. Then raise the decline.
+        """
+        if response.status_code != 402:
+            return
+        error = error_from_response(response)
+        if isinstance(error, StripeDeclinedError) and error.payment_intent:
+            yield build_cancel(self.settings, error.payment_intent,
+                               key=f"{key}:cancel-after-decline")
+        raise error
 
     def _answer_or_refetch(
         self, response: httpx.Response, reference: str | None, *, after_confirm: bool = False

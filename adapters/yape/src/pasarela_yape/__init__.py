@@ -7,21 +7,22 @@ webhook. ``pasarela_yape.sandbox.create_app`` is a local Culqi simulator.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import pluggy
-
+from pasarela.hookspecs import hookimpl
 from pasarela_yape.provider import YapeProvider
 from pasarela_yape.settings import YapeSettings
+
+
+if TYPE_CHECKING:
+    from pasarela.plugins import ProviderRegistry
 
 
 __all__ = ["YapeProvider", "YapeSettings", "pasarela_register_providers"]
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker("pasarela")
-
 
 @hookimpl
-def pasarela_register_providers(register: Any) -> None:
+def pasarela_register_providers(register: ProviderRegistry) -> None:
     """Announce the Yape provider to pasarela."""
     register.add(YapeProvider)

@@ -1,0 +1,134 @@
+"""``pasarela serve`` and ``pasarela worker``: run pasarela as a service.
+
+Both are plain click commands, added to the ``pasarela`` group by
+:mod:`pasarela.cli`. Each takes ``--config`` itself, and otherwise uses the group's
+``pasarela --config FILE`` (default ``pasarela.toml``, or ``$PASARELA_CONFIG``).
+``python -m pasarela.service_cli serve|worker`` runs them without the group.
+
+- ``serve`` runs :func:`pasarela.asgi.create_app` over an
+  :class:`~pasarela.api.AsyncPasarela` under uvicorn (one process; scale out with
+  more processes behind a proxy). SIGTERM and SIGINT stop it gracefully: requests
+  in flight finish, then the store is closed.
+- ``worker`` runs :func:`pasarela.worker.run_worker`: expiry sweep, resolver,
+  outbox dispatcher, late-payment policy. With ``[outbox] dispatch = "worker"`` the
+  server leaves lifecycle events to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any, NoReturn, cast
+
+import click
+
+from pasarela.errors import PasarelaError
+
+
+__all__ = ["serve", "worker"]
+
+_CONFIG_HELP = "The configuration file (default: the group's --config, or pasarela.toml)."
+
+
+def _config_path(ctx: click.Context, given: str | None) -> str:
+    if given:
+        return given
+    obj = ctx.find_root().obj
+    if isinstance(obj, dict) and obj.get("config"):
+        return str(obj["config"])
+    return os.environ.get("PASARELA_CONFIG", "pasarela.toml")
+
+
+def _fail(error: Exception) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    for line in getattr(error, "errors", [])[1:]:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--config", "config_path", default=None, help=_CONFIG_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--max-body", default=65536, show_default=True, type=click.IntRange(1),
+              help="Largest webhook body accepted, in bytes (larger: 413).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="uvicorn's log level.")
+@click.pass_context
+def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max_body: int,
+          log_level: str) -> None:
+    """Serve provider webhooks, /healthz and /metrics (uvicorn)."""
+    from pasarela.api import AsyncPasarela  # noqa: PLC0415
+
+    path = _config_path(ctx, config_path)
+    try:
+        pasarela = AsyncPasarela.from_config(path)
+    except PasarelaError as exc:
+        _fail(exc)
+    asyncio.run(_serve(pasarela, host=host, port=port, max_body=max_body, log_level=log_level))
+
+
+async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_level: str) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    from pasarela.asgi import create_app  # noqa: PLC0415
+
+    config = uvicorn.Config(create_app(pasarela, max_body=max_body), host=host, port=port,
+                            log_level=log_level, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        await server.serve()
+    finally:
+        await pasarela.aclose()
+
+
+@click.command()
+@click.option("--config", "config_path", default=None, help=_CONFIG_HELP)
+@click.option("--once", is_flag=True, help="One pass of every job until nothing is due, "
+              "then exit (1 if a job failed).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds between passes.")
+@click.option("--late-payment", type=click.Choice(["flag", "refund"]), default=None,
+              help="Late-payment policy (default: [worker] late_payment, else flag).")
+@click.pass_context
+def worker(ctx: click.Context, config_path: str | None, once: bool, interval: float,
+           late_payment: str | None) -> None:
+    """Run the background jobs: expiry, resolver, outbox dispatch, late refunds."""
+    from pasarela.api import Pasarela  # noqa: PLC0415
+    from pasarela.worker import LatePaymentPolicy, run_worker  # noqa: PLC0415
+
+    path = _config_path(ctx, config_path)
+    try:
+        pasarela = Pasarela.from_config(path)
+    except PasarelaError as exc:
+        _fail(exc)
+    with pasarela:
+        try:
+            stats = run_worker(pasarela, once=once, interval=interval,
+                               late_payment=cast("LatePaymentPolicy | None", late_payment))
+        except PasarelaError as exc:
+            _fail(exc)
+    click.echo(f"worker: {stats.ticks} pass(es), {stats.expired} expired, {stats.resolved} "
+               f"resolved, {stats.dispatched} events dispatched, {stats.refunded} refunded, "
+               f"{stats.errors} error(s)", err=True)
+    if once and stats.errors:
+        sys.exit(1)
+
+
+@click.group()
+def _standalone() -> None:
+    """pasarela's service commands (normally `pasarela serve` / `pasarela worker`)."""
+    from pasarela.logs import configure  # noqa: PLC0415
+
+    configure()
+
+
+_standalone.add_command(serve)
+_standalone.add_command(worker)
+
+
+if __name__ == "__main__":
+    _standalone()
