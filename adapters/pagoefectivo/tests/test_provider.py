@@ -350,14 +350,19 @@ def test_undeclared_refund_refuses(provider: PagoEfectivoProvider,
 
 
 def test_settings_validation() -> None:
-    from pasarela.errors import ConfigurationError
+    from pasarela.config import InvalidConfigError, structure_settings
+    from pasarela.errors import ValidationError
 
-    with pytest.raises(ConfigurationError, match="service_id"):
+    with pytest.raises(ValidationError, match="service_id"):
         PagoEfectivoSettings(access_key="a", secret_key="b", service_id=12345)
-    with pytest.raises(ConfigurationError, match="access_key"):
+    with pytest.raises(ValidationError, match="access_key"):
         PagoEfectivoSettings(access_key="", secret_key="b", service_id=1)
-    with pytest.raises(ConfigurationError, match="origin"):
+    with pytest.raises(ValidationError, match="origin"):
         PagoEfectivoSettings(access_key="a", secret_key="b", service_id=1, origin="tv")
+    where = r"providers\.pagoefectivo\.service_id: must have 1 to 4"
+    with pytest.raises(InvalidConfigError, match=where):
+        structure_settings("pagoefectivo", {"access_key": "a", "secret_key": "b",
+                                            "service_id": 12345}, PagoEfectivoSettings, env={})
     settings = PagoEfectivoSettings(access_key="a" * 20, secret_key="s3cr3t-value",
                                     service_id="1028")  # type: ignore[arg-type]
     assert settings.service_id == 1028

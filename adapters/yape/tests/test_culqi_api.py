@@ -294,3 +294,19 @@ def test_any_5xx_is_provider_unavailable_even_with_an_error_body() -> None:
     assert exc.http_status == 503
     with pytest.raises(ProviderUnavailableError):
         parse_json(httpx.Response(502, content=b"Bad Gateway"))
+
+
+def test_the_charge_step_treats_unclear_answers_as_unknown(h: Any) -> None:
+    from pasarela_yape.culqi.acquirer import CulqiAcquirer
+
+    acquirer = CulqiAcquirer(h.make_settings(), clock=lambda: datetime.now(UTC))
+    for unclear in (answer(503, error("api_error")), answer(502, b"Bad Gateway"),
+                    answer(201, b"{truncated"), answer(201, {"object": "token"})):
+        with pytest.raises(UnknownOutcomeError):
+            acquirer._charged(unclear)
+    with pytest.raises(RateLimitedError):  # refused before any work: not unknown
+        acquirer._charged(answer(429, error("limit_api_error")))
+    with pytest.raises(DeclinedError):
+        acquirer._charged(answer(402, error("card_error", code="card_declined",
+                                           decline_code="insufficient_funds",
+                                           charge_id="chr_test_1")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pasarela_yape import YapeProvider, YapeSettings, pasarela_register_providers
@@ -11,11 +11,12 @@ from pasarela_yape.acquirer import ACQUIRERS
 from pasarela_yape.culqi import CulqiAcquirer
 from pasarela_yape.provider import national_mobile
 
+from pasarela.config import InvalidConfigError, structure_settings
 from pasarela.errors import (
-    ConfigurationError,
     ErrorCode,
     ProviderValidationError,
     UnsupportedError,
+    ValidationError,
 )
 from pasarela.flows import redact_exchange
 from pasarela.lifecycle import Status
@@ -67,15 +68,18 @@ def test_the_sandbox_factory_resolves() -> None:
 
 
 def test_settings_check_keys_without_echoing_them(h: Any) -> None:
-    with pytest.raises(ConfigurationError, match=r"providers\.yape\.secret_key") as caught:
+    with pytest.raises(ValidationError) as caught:
         h.make_settings(secret_key="sk_bogus_1234")
+    assert caught.value.field == "secret_key"
     assert "sk_bogus_1234" not in str(caught.value)
-    with pytest.raises(ConfigurationError, match=r"providers\.yape\.public_key"):
+    with pytest.raises(ValidationError) as caught:
         h.make_settings(public_key="nope")
-    with pytest.raises(ConfigurationError, match="both"):
+    assert caught.value.field == "public_key"
+    with pytest.raises(ValidationError, match="both"):
         h.make_settings(secret_key="sk_live_1")
-    with pytest.raises(ConfigurationError, match="environment"):
+    with pytest.raises(ValidationError) as caught:
         h.make_settings(environment="production")
+    assert caught.value.field == "environment"
     live = h.make_settings(environment="production", public_key="pk_live_1",
                            secret_key="sk_live_1")
     assert live.live
@@ -83,11 +87,40 @@ def test_settings_check_keys_without_echoing_them(h: Any) -> None:
     assert h.make_settings().secret_values() == [h.SK]
 
 
-def test_unknown_acquirer_is_a_configuration_error(h: Any) -> None:
+def test_settings_from_a_pasarela_toml_table(h: Any) -> None:
+    settings = structure_settings("yape", {
+        "public_key": "env:CULQI_PK", "secret_key": "env:CULQI_SK", "acquirer": "culqi",
+        "base_url": "http://127.0.0.1:8802", "expiry": "20m", "max_amount": "PEN 300.00",
+    }, YapeSettings, env={"CULQI_PK": h.PK, "CULQI_SK": h.SK})
+    assert settings.secret_key == h.SK
+    assert settings.expiry == timedelta(minutes=20)
+    assert settings.max_amount == Money(30000, "PEN")
+    assert settings.tokens_url == settings.api_url == "http://127.0.0.1:8802"
+    with pytest.raises(InvalidConfigError) as caught:
+        structure_settings("yape", {"public_key": h.PK, "secret_key": "sk_oops_secret"},
+                           YapeSettings)
+    assert caught.value.errors == [
+        "providers.yape.secret_key: must be a Culqi key starting with sk_test_ or sk_live_"]
+
+
+def test_the_acquirer_is_a_seam(h: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(YapeProvider(h.make_settings()).acquirer, CulqiAcquirer)
-    assert set(ACQUIRERS) == {"culqi"}
-    with pytest.raises(ConfigurationError, match=r"providers\.yape\.acquirer"):
-        YapeProvider(h.make_settings(acquirer="niubiz"))
+    with pytest.raises(ValidationError) as caught:
+        h.make_settings(acquirer="niubiz")
+    assert caught.value.field == "acquirer"
+
+    class Niubiz:
+        qr_limits = (100, 50_000)
+        error_codes: ClassVar[dict[str, ErrorCode]] = {}
+
+        def __init__(self, settings: Any, clock: Any) -> None:
+            self.settings = settings
+
+    monkeypatch.setitem(ACQUIRERS, "niubiz", Niubiz)
+    provider = YapeProvider(h.make_settings(acquirer="niubiz"))
+    assert isinstance(provider.acquirer, Niubiz)
+    # the QR floor comes from the acquirer, not from the provider
+    provider.check_request(h.create_request(h.order("1.00"), flow="qr"))
 
 
 @pytest.mark.parametrize(("given", "national"), [

@@ -169,6 +169,7 @@ def test_decline_matrix_is_configurable(culqi: Culqi, sandbox: Any) -> None:
     assert token.status_code == 201
     assert culqi.charge(token.json()["id"]).status_code == 201
     assert culqi.token(phone="955555555").status_code == 201  # default: approve
+    assert culqi.token(phone="900000003").status_code == 402  # the rest of the matrix stays
     declined = culqi.charge(culqi.token(phone="900000001").json()["id"])
     assert error_of(declined, 402, "card_error")["decline_code"] == "insufficient_funds"
 

@@ -142,10 +142,14 @@ class FeeSchedule:
     refund_fixed: tuple[Money, ...] = ()
     _percent_ratio: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
     _fx_ratio: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
+    _fixed: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
+    _minimum: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_percent_ratio", _ratio(self.percent))
         object.__setattr__(self, "_fx_ratio", _ratio(self.fx_spread))
+        object.__setattr__(self, "_fixed", {m.currency: m.minor for m in self.fixed})
+        object.__setattr__(self, "_minimum", {m.currency: m.minor for m in self.minimum})
 
     @classmethod
     def from_mapping(
@@ -247,25 +251,28 @@ class FeeSchedule:
         """The currencies of the schedule's fixed amounts."""
         return frozenset(m.currency for m in (*self.fixed, *self.minimum, *self.refund_fixed))
 
-    def fee_minor(self, minor: int, currency: str) -> int:
-        """The total expected fee for *minor* units of *currency*, in minor units.
-
-        Integer arithmetic only; the same number as ``breakdown(...).total``.
-        """
+    def _parts(self, minor: int, currency: str) -> tuple[int, int, int, bool]:
+        """Commission, IGV and FX spread in minor units; whether the minimum applied."""
         num, den = self._percent_ratio
-        commission_num = minor * num
-        fixed = _in(self.fixed, currency)
-        if fixed is not None:
-            commission_num += fixed.minor * den
-        minimum = _in(self.minimum, currency)
-        if minimum is not None and commission_num < minimum.minor * den:
-            commission_num = minimum.minor * den
+        commission_num = minor * num + self._fixed.get(currency, 0) * den
+        floor = self._minimum.get(currency)
+        raised = False
+        if floor is not None and commission_num < floor * den:
+            commission_num, raised = floor * den, True
         commission = _round_half_up(commission_num, den) if commission_num > 0 else 0
         igv = _round_half_up(commission * _IGV_NUM, _IGV_DEN) if self.igv else 0
         fx = 0
         if self.settlement_currency is not None and currency != self.settlement_currency:
             fx_num, fx_den = self._fx_ratio
             fx = _round_half_up(minor * fx_num, fx_den) if fx_num else 0
+        return commission, igv, fx, raised
+
+    def fee_minor(self, minor: int, currency: str) -> int:
+        """The total expected fee for *minor* units of *currency*, in minor units.
+
+        Integer arithmetic only; the same number as ``breakdown(...).total``.
+        """
+        commission, igv, fx, _ = self._parts(minor, currency)
         return commission + igv + fx
 
     def fee(self, amount: Money) -> Money:
@@ -275,25 +282,14 @@ class FeeSchedule:
     def breakdown(self, amount: Money) -> FeeBreakdown:
         """The expected fee for *amount*, part by part, with notes on what was left out."""
         currency = amount.currency
+        commission, igv, fx, raised = self._parts(amount.minor, currency)
         notes: list[str] = []
-        num, den = self._percent_ratio
-        commission_num = amount.minor * num
-        fixed = _in(self.fixed, currency)
-        if fixed is not None:
-            commission_num += fixed.minor * den
-        elif self.fixed:
+        if self.fixed and currency not in self._fixed:
             listed = ", ".join(str(m) for m in self.fixed)
             notes.append(f"no fixed fee counted: the schedule has none in {currency} ({listed})")
-        minimum = _in(self.minimum, currency)
-        if minimum is not None and commission_num < minimum.minor * den:
-            commission_num = minimum.minor * den
-            notes.append(f"raised to the minimum {minimum}")
-        commission = _round_half_up(commission_num, den) if commission_num > 0 else 0
-        igv = _round_half_up(commission * _IGV_NUM, _IGV_DEN) if self.igv else 0
-        fx = 0
+        if raised:
+            notes.append(f"raised to the minimum {_in(self.minimum, currency)}")
         if self.settlement_currency is not None and currency != self.settlement_currency:
-            fx_num, fx_den = self._fx_ratio
-            fx = _round_half_up(amount.minor * fx_num, fx_den) if fx_num else 0
             notes.append(f"FX spread {self.fx_spread}% to settle in {self.settlement_currency}")
         return FeeBreakdown(
             amount=amount, commission=Money(commission, currency), igv=Money(igv, currency),

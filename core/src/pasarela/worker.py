@@ -95,6 +95,7 @@ def run_worker(
     interval: float = 1.0,
     stop: threading.Event | None = None,
     late_payment: LatePaymentPolicy | None = None,
+    min_backoff: float = 1.0,
     max_backoff: float = 60.0,
     handle_signals: bool = True,
 ) -> WorkerStats:
@@ -106,7 +107,8 @@ def run_worker(
         hand.
     :param late_payment: ``flag`` or ``refund``; default from the configuration
         (``[worker] late_payment``), else ``flag``.
-    :param max_backoff: the longest pause of a failing job, in seconds.
+    :param min_backoff, max_backoff: a failing job pauses *min_backoff* seconds,
+        doubling with each further failure up to *max_backoff* (with jitter).
     :param handle_signals: on the main thread, SIGTERM and SIGINT set *stop*.
     :returns: the totals.
     """
@@ -141,7 +143,7 @@ def run_worker(
                 except Exception as exc:
                     job.failures += 1
                     stats.errors += 1
-                    pause = min(max_backoff, max(interval, 0.5) * 2 ** (job.failures - 1))
+                    pause = min(max_backoff, min_backoff * 2 ** (job.failures - 1))
                     pause *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
                     job.resume_at = time.monotonic() + pause
                     log.warning("worker_job_failed", job=job.name, failures=job.failures,
@@ -195,7 +197,7 @@ def refund_late_payments(pasarela: Pasarela, *, limit: int = 100) -> int:
                         if adapter.supports(Operation.REFUND))
     if not refundable:
         return 0
-    now = datetime.now(UTC)
+    now = pasarela.service.clock()  # the jobs' time: leases and refund dates use it
     in_flight = sa.select(refunds.c.id).where(
         refunds.c.payment_id == payments.c.id,
         refunds.c.status.in_([RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value]),
@@ -245,7 +247,8 @@ def _lease(pasarela: Pasarela, payment_id: str, now: datetime) -> bool:
     """Hold *payment_id* for :data:`REFUND_LEASE`; False when another worker holds it.
 
     ``claimed_until`` is the job lease column; the expiry sweep reads it only for
-    pending payments, and a late payment is succeeded.
+    pending payments, and a late payment is succeeded. (A payment the sweep just
+    expired is refunded once the sweep's lease has run out.)
     """
     at = now.astimezone(UTC)
     update = (

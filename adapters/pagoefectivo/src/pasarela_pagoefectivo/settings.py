@@ -1,6 +1,8 @@
 """PagoEfectivo settings: the ``[providers.pagoefectivo]`` table of ``pasarela.toml``.
 
-Every key of :class:`pasarela.provider.ProviderSettings` applies (``environment``,
+Validators raise :class:`pasarela.errors.ValidationError` naming the setting (the
+configuration loader reports it as ``providers.pagoefectivo.<key>``). Every key of
+:class:`pasarela.provider.ProviderSettings` applies (``environment``,
 ``base_url``, ``timeout``, ``max_retries``, ``expiry``, ``min_amount``,
 ``max_amount``, ``fees``, ``webhook_secrets``), plus PagoEfectivo's credentials and
 request options. ``secret_key`` signs the authorization hash *and* the payment
@@ -15,7 +17,7 @@ from typing import Any, Final
 
 import attrs
 
-from pasarela.errors import ConfigurationError
+from pasarela.errors import ConfigurationError, ValidationError
 from pasarela.provider import ProviderSettings
 
 
@@ -37,9 +39,9 @@ _PATH = "providers.pagoefectivo"
 def _required_text(name: str, max_len: int | None = None) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError("is required", path=f"{_PATH}.{name}")
+            raise ValidationError("is required", field=name)
         if max_len is not None and len(value) > max_len:
-            raise ConfigurationError(f"at most {max_len} characters", path=f"{_PATH}.{name}")
+            raise ValidationError(f"at most {max_len} characters", field=name)
 
     return check
 
@@ -47,24 +49,20 @@ def _required_text(name: str, max_len: int | None = None) -> Any:
 def _service_id(value: object) -> int:
     # idService is N(4), sent as a JSON number.
     if isinstance(value, bool):
-        raise ConfigurationError("must be a number", path=f"{_PATH}.service_id")
+        raise ValidationError("must be a number", field="service_id")
     try:
         number = int(str(value))
     except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"must be a number, got {value!r}", path=f"{_PATH}.service_id"
-        ) from None
+        raise ValidationError(f"must be a number, got {value!r}", field="service_id") from None
     if not 1 <= number <= 9999:
-        raise ConfigurationError("must have 1 to 4 digits", path=f"{_PATH}.service_id")
+        raise ValidationError("must have 1 to 4 digits", field="service_id")
     return number
 
 
 def _one_of(name: str, allowed: tuple[str, ...]) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in allowed:
-            raise ConfigurationError(
-                f"must be one of {', '.join(allowed)}, got {value!r}", path=f"{_PATH}.{name}"
-            )
+            raise ValidationError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
 
     return check
 
@@ -72,7 +70,7 @@ def _one_of(name: str, allowed: tuple[str, ...]) -> Any:
 def _positive(name: str) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigurationError("must be a positive integer", path=f"{_PATH}.{name}")
+            raise ValidationError("must be a positive integer", field=name)
 
     return check
 

@@ -97,6 +97,8 @@ class YapeProvider(Provider):
         "otp", "number_phone", "email", "phone_number", "first_name", "last_name",
     })
     sandbox_factory: ClassVar[str | None] = "pasarela_yape.sandbox:create_app"
+    #: Culqi posts its events as JSON (read by the core's webhook server).
+    webhook_content_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
 
     def __init__(
         self, settings: ProviderSettings, *, clock: Callable[[], datetime] | None = None

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from pasarela.errors import ConfigurationError
+from pasarela.errors import ValidationError
 from pasarela.provider import ProviderSettings
 
 
@@ -35,12 +35,22 @@ def _key(prefix: str, field: str) -> Any:
             value.startswith((f"{prefix}_test_", f"{prefix}_live_"))
         ):
             # Never echo the value: it may be a secret.
-            raise ConfigurationError(
+            raise ValidationError(
                 f"must be a Culqi key starting with {prefix}_test_ or {prefix}_live_",
-                path=f"providers.yape.{field}",
+                field=field,
             )
 
     return check
+
+
+def _known_acquirer(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    from pasarela_yape.acquirer import ACQUIRERS  # noqa: PLC0415 (acquirer imports settings)
+
+    if value not in ACQUIRERS:
+        raise ValidationError(
+            f"unknown acquirer {value!r}; one of {', '.join(sorted(ACQUIRERS))}",
+            field="acquirer",
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -60,22 +70,22 @@ class YapeSettings(ProviderSettings):
     secret_key: str = attrs.field(
         repr=False, metadata={"secret": True}, validator=_key("sk", "secret_key")
     )
-    acquirer: str = "culqi"
+    acquirer: str = attrs.field(default="culqi", validator=_known_acquirer)
     secure_url: str = ""
 
     def __attrs_post_init__(self) -> None:
         live = "_live_" in self.public_key or "_live_" in self.secret_key
         test = "_test_" in self.public_key or "_test_" in self.secret_key
         if live and test:
-            raise ConfigurationError(
+            raise ValidationError(
                 "public_key and secret_key must both be test keys or both live keys",
-                path="providers.yape.secret_key",
+                field="secret_key",
             )
         if (self.environment == "production") != live:
-            raise ConfigurationError(
+            raise ValidationError(
                 "production needs live keys (pk_live_/sk_live_) and live keys need "
                 f"environment = \"production\" (it is {self.environment!r})",
-                path="providers.yape.environment",
+                field="environment",
             )
 
     @property

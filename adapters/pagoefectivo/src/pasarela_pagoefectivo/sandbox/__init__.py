@@ -9,13 +9,12 @@ pasarela_pagoefectivo.sandbox``). See :mod:`.app` for the endpoints and
 from __future__ import annotations
 
 from pasarela_pagoefectivo.sandbox.app import create_app
+from pasarela_pagoefectivo.sandbox.knobs import Fault, Knobs
 from pasarela_pagoefectivo.sandbox.notifier import Delivery, Notifier
 from pasarela_pagoefectivo.sandbox.state import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
     DEFAULT_SERVICE_ID,
-    Fault,
-    Knobs,
     Sandbox,
 )
 

@@ -41,7 +41,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pasarela_pagoefectivo import jsontext
-from pasarela_pagoefectivo.sandbox.state import STATUS_NAMES, Answer, Fault, Sandbox
+from pasarela_pagoefectivo.sandbox.knobs import Fault
+from pasarela_pagoefectivo.sandbox.state import STATUS_NAMES, Answer, Sandbox
 
 
 __all__ = ["create_app"]

@@ -12,6 +12,7 @@ from pasarela.errors import (
     ErrorCode,
     ProviderError,
     ProviderUnavailableError,
+    RateLimitedError,
     UnknownOutcomeError,
     UnsupportedError,
 )
@@ -66,18 +67,17 @@ class CulqiAcquirer:
         return self._charged(response)
 
     def _charged(self, response: httpx.Response) -> ProviderPayment:
-        # The charge moves money: an answer we cannot read may hide a charge, so it
-        # is an unknown outcome (resolved later by finding the charge), not a failure.
-        if response.status_code >= 500:
-            raise UnknownOutcomeError(
-                f"charge sent to Culqi, which answered HTTP {response.status_code}",
-                provider=PROVIDER, http_status=response.status_code,
-            ) from error_from_response(response)
+        # The charge moves money: a 5xx or an answer we cannot read may hide a charge,
+        # so it is an unknown outcome (resolved later by finding the charge), never a
+        # failure. A 429 was refused before any work: it stays a rate limit.
         try:
             return parse_charge(parse_json(response))
+        except RateLimitedError:
+            raise
         except ProviderUnavailableError as exc:
             raise UnknownOutcomeError(
-                f"charge sent to Culqi but its answer is unreadable: {exc.message}",
+                f"charge sent to Culqi, whose answer (HTTP {response.status_code}) does not "
+                f"say what happened: {exc.message}",
                 provider=PROVIDER, http_status=response.status_code,
             ) from exc
 

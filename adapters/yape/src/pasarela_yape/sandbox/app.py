@@ -305,10 +305,11 @@ def _knobs(base: Knobs, changes: dict[str, Any]) -> Knobs:
         outcomes = updates["yape_outcomes"]
         if not isinstance(outcomes, dict):
             raise TypeError("yape_outcomes must map phone to a decline code or null")
-        updates["yape_outcomes"] = {
+        # Merged into the current matrix: name only the phones that change.
+        updates["yape_outcomes"] = {**base.yape_outcomes, **{
             str(k): (None if v in (None, "approve", "approved") else str(v))
             for k, v in outcomes.items()
-        }
+        }}
     for name in ("latency", "error_rate", "hang_seconds", "webhook_delay", "lose", "token_ttl"):
         if name in updates:
             value = updates[name]

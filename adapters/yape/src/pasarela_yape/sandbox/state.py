@@ -152,7 +152,8 @@ class Knobs:
     reorder: bool = False
     #: resend a webhook the receiver did not answer with 2xx, this many times
     webhook_retries: int = 2
-    #: phone -> decline code (or None to approve) for Yape tokens
+    #: phone -> decline code (or None to approve) for Yape tokens; options and
+    #: ``/_control/config`` merge into it
     yape_outcomes: dict[str, str | None] = attrs.field(
         factory=lambda: dict(DEFAULT_YAPE_OUTCOMES)
     )

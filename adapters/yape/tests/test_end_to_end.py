@@ -1,0 +1,230 @@
+"""End to end through ``pasarela.Pasarela``: both flows, webhooks, refunds, faults.
+
+The sandbox runs on loopback; for the QR flow its webhook reaches the core's own
+webhook server (``pasarela.asgi``) on loopback too, which fetches the order from the
+sandbox before applying anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pasarela_yape
+import pytest
+from pasarela_yape import YapeProvider
+
+from pasarela import hookimpl
+from pasarela.api import Pasarela
+from pasarela.asgi import create_app as webhook_app
+from pasarela.lifecycle import Status
+from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
+from pasarela.money import Money
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @hookimpl
+    def pasarela_payment_event(self, event: Any) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+@pytest.fixture
+def observer() -> Observer:
+    return Observer()
+
+
+@pytest.fixture
+def make(tmp_path: Path, sandbox: Any, h: Any, observer: Observer
+         ) -> Iterator[Callable[..., Pasarela]]:
+    opened: list[Pasarela] = []
+
+    def build(**yape: Any) -> Pasarela:
+        table = {"public_key": h.PK, "secret_key": h.SK, "base_url": sandbox.url,
+                 "timeout": 5.0, "max_retries": 0, **yape}
+        config = {"store": {"url": f"sqlite:///{tmp_path / 'pasarela.db'}"},
+                  "providers": {"yape": table}}
+        pasarela = Pasarela.from_config(config, plugins=[pasarela_yape, observer],
+                                        load_entrypoints=False)
+        opened.append(pasarela)
+        return pasarela
+
+    yield build
+    for pasarela in opened:
+        pasarela.close()
+
+
+@pytest.fixture
+def pasarela(make: Callable[..., Pasarela]) -> Pasarela:
+    return make()
+
+
+def sandbox_count(sandbox: Any, what: str) -> int:
+    return int(sandbox.http.get("/_control").json()["counts"][what])
+
+
+# --- approval code -----------------------------------------------------------------------
+
+
+def test_pay_with_the_approval_code(pasarela: Pasarela, sandbox: Any, h: Any,
+                                    observer: Observer) -> None:
+    assert isinstance(pasarela.providers["yape"], YapeProvider)
+    payment = pasarela.pay(h.order("149.90"), method="wallet", idempotency_key="k-1",
+                           phone="900000001", code="425251")
+    assert payment.status is Status.SUCCEEDED
+    assert payment.provider == "yape"
+    assert payment.provider_reference.startswith("chr_test_")
+    again = pasarela.pay(h.order("149.90"), method="wallet", idempotency_key="k-1",
+                         phone="900000001", code="425251")
+    assert again.id == payment.id
+    assert sandbox_count(sandbox, "charges") == 1  # one provider call for one key
+    assert "payment.succeeded" in observer.types()
+
+
+def test_options_offer_yape_for_wallets(pasarela: Pasarela, h: Any) -> None:
+    wallet = next(o for o in pasarela.options(h.order()) if o.method.value == "wallet")
+    assert wallet.available
+    assert wallet.provider == "yape"
+    assert wallet.display_name == "Yape / Plin"
+    too_much = next(o for o in pasarela.options(h.order("500.01"))
+                    if o.method.value == "wallet")
+    assert not too_much.available
+
+
+def test_pending_then_confirm(pasarela: Pasarela, h: Any) -> None:
+    payment = pasarela.pay(h.order(), method="wallet", idempotency_key="k-2")
+    assert payment.status is Status.PENDING
+    assert isinstance(payment.next_action, ApproveInWallet)
+    assert pasarela.sync(payment.id).status is Status.PENDING
+    confirmed = pasarela.confirm(payment.id, phone="900000001", code="111111")
+    assert confirmed.status is Status.SUCCEEDED
+    assert confirmed.provider_reference.startswith("chr_test_")
+
+
+def test_wrong_code_fails_with_a_spanish_message(pasarela: Pasarela, h: Any) -> None:
+    payment = pasarela.pay(h.order(), method="wallet", idempotency_key="k-3")
+    failed = pasarela.confirm(payment.id, phone="900000003", code="111111")
+    assert failed.status is Status.FAILED
+    assert failed.error_code == "invalid_code"
+    assert "código de aprobación" in failed.customer_message("es")
+
+
+def test_insufficient_funds_fails(pasarela: Pasarela, h: Any) -> None:
+    payment = pasarela.pay(h.order(), method="wallet", idempotency_key="k-4",
+                           phone="900000002", code="425251")
+    assert payment.status is Status.FAILED
+    assert payment.error_code == "insufficient_funds"
+
+
+def test_partial_then_full_refund(pasarela: Pasarela, h: Any, observer: Observer) -> None:
+    payment = pasarela.pay(h.order("100.00"), method="wallet", idempotency_key="k-5",
+                           phone="900000001", code="425251")
+    first = pasarela.refund(payment.id, Money.of("30.00", "PEN"), reason="duplicado")
+    assert first.status is RefundStatus.SUCCEEDED
+    assert first.provider_reference.startswith("ref_test_")
+    assert pasarela.get(payment.id).status is Status.PARTIALLY_REFUNDED
+    rest = pasarela.refund(payment.id)
+    assert rest.amount == Money.of("70.00", "PEN")
+    done = pasarela.get(payment.id)
+    assert done.status is Status.REFUNDED
+    assert done.refunded == Money.of("100.00", "PEN")
+    assert {"payment.partially_refunded", "payment.refunded"} <= set(observer.types())
+
+
+def test_charge_timeout_is_unknown_then_resolved(make: Callable[..., Pasarela], sandbox: Any,
+                                                 h: Any) -> None:
+    pasarela = make(timeout=0.3)
+    sandbox.fault("POST /v2/charges", "hang_after")
+    payment = pasarela.pay(h.order(), method="wallet", idempotency_key="k-6",
+                           phone="900000001", code="425251")
+    assert payment.status is Status.UNKNOWN
+    assert payment.provider_reference is None
+    resolved = pasarela.sync(payment.id)
+    assert resolved.status is Status.SUCCEEDED
+    assert resolved.provider_reference.startswith("chr_test_")
+
+
+# --- QR orders, webhooks ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhooks(pasarela: Pasarela, sandbox: Any, serve: Any) -> Any:
+    """The core's webhook server for *pasarela*, with the sandbox delivering to it."""
+    served = serve(webhook_app(pasarela))
+    sandbox.config(webhook_url=f"{served.url}/webhooks/yape")
+    return served
+
+
+def test_qr_paid_from_plin_through_the_webhook(pasarela: Pasarela, sandbox: Any, h: Any,
+                                               webhooks: Any, observer: Observer) -> None:
+    payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-7", flow="qr")
+    assert payment.status is Status.PENDING
+    assert isinstance(payment.next_action, ScanQr)
+    assert payment.next_action.wallets == ("yape", "plin")
+    assert payment.next_action.qr_svg.startswith("<svg")
+    assert payment.expires_at is not None
+    reference = payment.provider_reference
+    assert reference.startswith("ord_test_")
+    sandbox.config(duplicates=1)
+    sandbox.post(f"/orders/{reference}/pay", wallet="plin")
+    deliveries = sandbox.webhooks()
+    assert [d["status"] for d in deliveries] == ["delivered", "delivered"]
+    paid = pasarela.get(payment.id)
+    assert paid.status is Status.SUCCEEDED
+    assert observer.types().count("payment.succeeded") == 1  # the duplicate changed nothing
+    assert sum(1 for t in paid.history if t.target is Status.SUCCEEDED and t.applied) == 1
+
+
+def test_a_forged_paid_event_changes_nothing(pasarela: Pasarela, sandbox: Any,
+                                             h: Any) -> None:
+    payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-8", flow="qr")
+    order = {"object": "order", "id": payment.provider_reference, "amount": 2500,
+             "currency_code": "PEN", "state": "paid"}
+    forged = json.dumps({"object": "event", "id": "evt_test_forged", "type":
+                         "order.status.changed", "creation_date": 1, "data": json.dumps(order)})
+    reply = pasarela.handle_webhook("yape", {"content-type": "application/json"},
+                                    forged.encode())
+    assert reply.status_code == 200
+    assert pasarela.get(payment.id).status is Status.PENDING  # Culqi says: still pending
+
+
+def test_malformed_delivery_is_refused(pasarela: Pasarela) -> None:
+    reply = pasarela.handle_webhook("yape", {"content-type": "application/json"},
+                                    b'{"object":"event","id":"evt_1","data":"{oops"}')
+    assert reply.status_code == 400
+
+
+def test_expired_qr_then_late_payment(pasarela: Pasarela, sandbox: Any, h: Any,
+                                      webhooks: Any, observer: Observer) -> None:
+    payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-9", flow="qr")
+    sandbox.post(f"/orders/{payment.provider_reference}/expire")
+    assert pasarela.get(payment.id).status is Status.EXPIRED
+    sandbox.post(f"/orders/{payment.provider_reference}/pay", wallet="yape", late=True)
+    assert pasarela.get(payment.id).status is Status.SUCCEEDED
+    assert "payment.late_succeeded" in observer.types()
+
+
+def test_lost_webhook_is_caught_by_sync(pasarela: Pasarela, sandbox: Any, h: Any,
+                                        webhooks: Any) -> None:
+    payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-10",
+                           flow="qr")
+    sandbox.config(lose_next=1)
+    sandbox.post(f"/orders/{payment.provider_reference}/pay", wallet="plin")
+    assert pasarela.get(payment.id).status is Status.PENDING
+    assert pasarela.sync(payment.id).status is Status.SUCCEEDED
+
+
+def test_cancel_a_qr_payment(pasarela: Pasarela, h: Any, sandbox: Any) -> None:
+    payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-11",
+                           flow="qr")
+    assert pasarela.cancel(payment.id).status is Status.CANCELED
+    order = sandbox.http.get(f"/v2/orders/{payment.provider_reference}",
+                             headers={"Authorization": f"Bearer {h.SK}"}).json()
+    assert order["state"] == "deleted"
