@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from harness import compare, report
+from harness import per_op, report
 
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
@@ -185,6 +185,17 @@ class _Clock:
         return self.now
 
 
+def interleaved(subject: Callable[[int], None], baseline: Callable[[int], None], *, n: int,
+                rounds: int = 9) -> tuple[float, float]:
+    """Seconds per call of each, the best of *rounds* interleaved rounds: a shared
+    machine only ever slows a round down, so the fastest is the least disturbed."""
+    best_s = best_b = float("inf")
+    for r in range(rounds):
+        best_b = min(best_b, per_op(lambda i: baseline(r * n + i), n))
+        best_s = min(best_s, per_op(lambda i: subject(r * n + i), n))
+    return best_s, best_b
+
+
 def bench_routing(n: int = 20_000) -> bool:
     routes = rules()
     router = Router.from_config(routes, providers(), clock=_Clock())
@@ -192,13 +203,19 @@ def bench_routing(n: int = 20_000) -> bool:
     size = len(work)
     chain = if_else_chain(routes)
     naive = naive_loop(routes)
-    for order, method in work:  # warm the plan cache; check the chain agrees
+    for order, method in work:  # warm the plan cache; the chain must agree on the rule
         decision = router.decide(order, method)
-        assert decision.rule is not None
+        expected = routes[decision.rule_index or 0]["use"][0]
+        first = expected["provider"] if isinstance(expected, dict) else expected
+        assert chain(order, method) == first, (order, method, decision.rule)
 
     def subject(i: int) -> None:
         order, method = work[i % size]
         router.decide(order, method)
+
+    def stored(i: int) -> None:
+        order, method = work[i % size]
+        router.decide(order, method).to_dict()
 
     def baseline(i: int) -> None:
         order, method = work[i % size]
@@ -208,15 +225,18 @@ def bench_routing(n: int = 20_000) -> bool:
         order, method = work[i % size]
         naive(order, method)
 
-    s, b, ratio = compare(subject, baseline, n=n)
-    _, nv, naive_ratio = compare(subject, interpreted, n=n // 4)
+    s, b = interleaved(subject, baseline, n=n)
+    full, _ = interleaved(stored, baseline, n=n // 4, rounds=5)
+    _, nv = interleaved(subject, interpreted, n=n // 10, rounds=5)
     rate = 1 / s
-    report("routing decisions/s (100 rules, full Decision)", f"{rate:,.0f}/s "
-           f"({s * 1e6:.1f} us each)", f">= {BUDGET:,}/s", rate >= BUDGET)
-    report("  vs hand-written if/elif chain (first provider)",
-           f"{ratio:.1f}x ({b * 1e6:.2f} us each, {1 / b:,.0f}/s)", "reported", True)
-    report("  vs naive loop over raw tables",
-           f"{naive_ratio:.2f}x ({nv * 1e6:.1f} us each, {1 / nv:,.0f}/s)", "reported", True)
+    report("routing decisions/s (100 rules)", f"{rate:,.0f}/s ({s * 1e6:.1f} us each)",
+           f">= {BUDGET:,}/s", rate >= BUDGET)
+    report("  ratio to a hand-written if/elif chain", f"{s / b:.1f}x (chain {b * 1e6:.2f} us, "
+           f"first provider only)", "reported", True)
+    report("  with to_dict() (what pay() stores)", f"{1 / full:,.0f}/s ({full * 1e6:.1f} us)",
+           "reported", True)
+    report("  naive loop over the raw tables", f"{1 / nv:,.0f}/s ({nv / s:.1f}x slower)",
+           "reported", True)
     return rate >= BUDGET
 
 

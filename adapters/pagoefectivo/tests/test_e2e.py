@@ -267,7 +267,7 @@ def test_5xx_on_create(
     assert len(served.sandbox.cips) == 1
 
 
-def test_timeout_after_send_leaves_the_payment_unknown_without_a_second_cip(
+def test_timeout_after_send_is_unknown_until_the_notification_resolves_it(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
 ) -> None:
     served.control("POST", "/faults", json={"operation": "create", "kind": "timeout",
@@ -281,3 +281,13 @@ def test_timeout_after_send_leaves_the_payment_unknown_without_a_second_cip(
     assert shop.get(payment.id).status is Status.UNKNOWN
     assert len(served.sandbox.cips) == 1
     assert served.sandbox.calls["create"] == 1
+    # When the customer pays, the notification carries our id as transactionCode:
+    # the unknown payment learns its CIP and succeeds, still with one CIP.
+    (cip,) = served.sandbox.cips
+    served.control("POST", f"/cips/{cip}/pay")
+    served.sandbox.notifier.wait(1)
+    done = shop.get(payment.id)
+    assert done.status is Status.SUCCEEDED
+    assert done.provider_reference == str(cip)
+    assert [(t.source, t.target) for t in done.history if t.applied] == [
+        (Status.CREATED, Status.UNKNOWN), (Status.UNKNOWN, Status.SUCCEEDED)]

@@ -141,11 +141,15 @@ class WebhookEvent:
         verify_by_fetch: True when the provider signs nothing: the core fetches the
             payment from the provider and applies that instead of the body.
         refund: a refund outcome the event carries.
+        payment_id: our payment id, where the provider echoes it (PagoEfectivo's
+            ``transactionCode``): it finds a payment whose create answer was lost
+            and so has no provider reference yet.
     """
 
     event_id: str
     type: str
     provider_reference: str | None
+    payment_id: str | None = None
     status: Status | None = None
     amount: Money | None = None
     verify_by_fetch: bool = False

@@ -62,6 +62,8 @@ def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> S
     payment = (store.find_payment(provider=provider_name,
                                   provider_reference=event.provider_reference)
                if event.provider_reference else None)
+    if payment is None and event.payment_id:
+        payment = _by_our_id(service, provider_name, event)
 
     def delivery(outcome: str, detail: str = "") -> Delivery:
         return Delivery(provider=provider_name, event_id=event.event_id, event_type=event.type,
@@ -105,6 +107,20 @@ def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> S
                                          raw_status=event.type)
     service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,
                           delivery=delivery("applied"), event_id=event.event_id)
+
+
+def _by_our_id(service: Service, provider_name: str, event: WebhookEvent) -> Payment | None:
+    """The payment the provider names by our id, if it is ours and has no other
+    reference (its create's answer was lost: the event teaches us the reference)."""
+    assert event.payment_id is not None
+    try:
+        payment = service.store.get_payment(event.payment_id)
+    except NotFoundError:
+        return None
+    if payment.provider != provider_name or payment.provider_reference not in (
+            None, event.provider_reference):
+        return None
+    return payment
 
 
 def _apply_refund(

@@ -349,6 +349,7 @@ class PagoEfectivoProvider(Provider):
             event_id=note.event_id,
             type=note.event_type,
             provider_reference=note.cip,
+            payment_id=note.transaction_code,  # our payment id, echoed back
             status=EVENT_STATUS.get(note.event_type),
             amount=amount,
             refund=refund,

@@ -8,13 +8,14 @@ An adapter's ``conftest.py``::
     def vcr_config():
         return base_vcr_config(secret_fields={"otp"}, secret_values=[SANDBOX_KEY])
 
-Recording is a deliberate local action (``--record-mode=once``); CI replays with
-``--record-mode=none --block-network``.
+Recording is a deliberate local action (``--record-mode=once``); the default mode
+(``none``) replays, and CI adds ``--block-network``.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,19 +38,32 @@ def scrub_body(body: bytes | str | None, secret_fields: Iterable[str],
         return None
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     fields = {f.lower() for f in secret_fields}
+    found = False
+
+    def clean(value: Any) -> Any:
+        nonlocal found
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k.lower() in fields:
+                    found = True
+                    out[k] = _MASK
+                else:
+                    out[k] = clean(v)
+            return out
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
     try:
-        data = json.loads(text)
+        # Decimals stay exactly as sent (149.90 must not become 149.9).
+        data = json.loads(text, parse_float=Decimal)
     except ValueError:
         out = text
     else:
-        def clean(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: (_MASK if k.lower() in fields else clean(v)) for k, v in value.items()}
-            if isinstance(value, list):
-                return [clean(v) for v in value]
-            return value
-
-        out = json.dumps(clean(data), separators=(",", ":"), ensure_ascii=False)
+        cleaned = clean(data)
+        out = (json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False,
+                          default=str) if found else text)
     for secret in secret_values:
         if secret:
             out = out.replace(secret, _MASK)
@@ -83,6 +97,5 @@ def base_vcr_config(*, secret_fields: Iterable[str] = (), secret_values: Iterabl
         "filter_headers": [(h, _MASK) for h in (*SECRET_HEADERS, *extra_headers)],
         "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
         "decode_compressed_response": True,
-        "record_mode": "none",
         **hooks,
     }
