@@ -14,8 +14,7 @@ Recording is a deliberate local action (``--record-mode=once``); the default mod
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,32 +37,14 @@ def scrub_body(body: bytes | str | None, secret_fields: Iterable[str],
         return None
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     fields = {f.lower() for f in secret_fields}
-    found = False
-
-    def clean(value: Any) -> Any:
-        nonlocal found
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                if k.lower() in fields:
-                    found = True
-                    out[k] = _MASK
-                else:
-                    out[k] = clean(v)
-            return out
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    try:
-        # Decimals stay exactly as sent (149.90 must not become 149.9).
-        data = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        out = text
-    else:
-        cleaned = clean(data)
-        out = (json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False,
-                          default=str) if found else text)
+    # Only the secret values are rewritten, in place: every other byte stays as sent
+    # (149.90 must not become 149.9), so cassettes pin the exact wire format.
+    out = text
+    for field in fields:
+        out = re.sub(
+            rf'("{re.escape(field)}"\s*:\s*)("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|true|false|null)',
+            rf'\1"{_MASK}"', out, flags=re.IGNORECASE,
+        )
     for secret in secret_values:
         if secret:
             out = out.replace(secret, _MASK)
