@@ -153,7 +153,6 @@ def test_sigkill_mid_load_loses_no_acknowledged_delivery(tmp_path: Path) -> None
         load.join(timeout=60)
     acknowledged = {n for n, outcome in first.items()
                     if isinstance(outcome, int) and 200 <= outcome < 300}
-    print("ACK", len(acknowledged), "OF", len(deliveries), Counter(map(str, first.values())))
     assert acknowledged, "no delivery was acknowledged before the kill"
     assert len(acknowledged) < len(deliveries), "the kill came after the load had finished"
     assert not [o for o in first.values() if isinstance(o, int) and not 200 <= o < 300]

@@ -45,11 +45,19 @@ __all__ = ["route"]
 #: Files with at least this many lines get a progress bar.
 PROGRESS_FROM: Final = 1000
 
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _out() -> Console:
+    """The console for results, made per command so it sees the current terminal."""
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, details: list[str] | None = None) -> NoReturn:
+    err_console = _err()
     err_console.print(Text("error: ", style="bold red") + Text(message))
     for line in details or []:
         err_console.print(Text("error: ", style="bold red") + Text(line))
@@ -141,7 +149,7 @@ def _style(line: str) -> str:
     return ""
 
 
-def _print_decision(decision: Decision) -> None:
+def _print_decision(console: Console, decision: Decision) -> None:
     title = Text(f"{decision.method.value}: ", style="bold")
     if decision.provider is None:
         title += Text("not available", style="bold red")
@@ -189,8 +197,9 @@ def explain(ctx: click.Context, order_file: str, method: str | None, at_text: st
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in decisions], indent=2, ensure_ascii=False))
         return
+    console = _out()
     for decision in decisions:
-        _print_decision(decision)
+        _print_decision(console, decision)
 
 
 # --- simulate ---------------------------------------------------------------------------
@@ -263,7 +272,7 @@ def simulate(ctx: click.Context, orders_file: str, other_config: str | None,
         moved = 0
         errors: list[str] = []
         progress = Progress("routing", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=err_console, transient=True,
+                            console=_err(), transient=True,
                             disable=count < PROGRESS_FROM)
         with progress:
             task = progress.add_task("routing", total=count)
@@ -307,6 +316,7 @@ def _print_split(current: _Tally, other: _Tally | None, moved: int) -> None:
             m = other.orders.get(key, 0)
             row += [str(m), f"{m - n:+d}", other.fee_text(key)]
         table.add_row(*row)
+    console = _out()
     console.print(table)
     totals = current.currencies()
     console.print("expected fees: " + (", ".join(

@@ -17,6 +17,7 @@ Both are plain click commands, added to the ``pasarela`` group by
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Any, NoReturn, cast
@@ -40,6 +41,14 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
     return os.environ.get("PASARELA_CONFIG", "pasarela.toml")
 
 
+def _configure_logs(ctx: click.Context, level: str) -> None:
+    """structlog at *level*, keeping the group's ``--json-logs`` choice."""
+    from pasarela.logs import configure  # noqa: PLC0415
+
+    json_logs = bool(ctx.find_root().params.get("json_logs", False))
+    configure(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()])
+
+
 def _fail(error: Exception) -> NoReturn:
     click.echo(f"error: {error}", err=True)
     for line in getattr(error, "errors", [])[1:]:
@@ -54,15 +63,16 @@ def _fail(error: Exception) -> NoReturn:
               help="Port to listen on.")
 @click.option("--max-body", default=65536, show_default=True, type=click.IntRange(1),
               help="Largest webhook body accepted, in bytes (larger: 413).")
-@click.option("--log-level", default="warning", show_default=True,
+@click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-              help="uvicorn's log level.")
+              help="Log level of pasarela's events and of uvicorn.")
 @click.pass_context
 def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max_body: int,
           log_level: str) -> None:
     """Serve provider webhooks, /healthz and /metrics (uvicorn)."""
     from pasarela.api import AsyncPasarela  # noqa: PLC0415
 
+    _configure_logs(ctx, log_level)
     path = _config_path(ctx, config_path)
     try:
         pasarela = AsyncPasarela.from_config(path)
@@ -93,13 +103,17 @@ async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_leve
               help="Seconds between passes.")
 @click.option("--late-payment", type=click.Choice(["flag", "refund"]), default=None,
               help="Late-payment policy (default: [worker] late_payment, else flag).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="Log level of pasarela's events.")
 @click.pass_context
 def worker(ctx: click.Context, config_path: str | None, once: bool, interval: float,
-           late_payment: str | None) -> None:
+           late_payment: str | None, log_level: str) -> None:
     """Run the background jobs: expiry, resolver, outbox dispatch, late refunds."""
     from pasarela.api import Pasarela  # noqa: PLC0415
     from pasarela.worker import LatePaymentPolicy, run_worker  # noqa: PLC0415
 
+    _configure_logs(ctx, log_level)
     path = _config_path(ctx, config_path)
     try:
         pasarela = Pasarela.from_config(path)
@@ -121,9 +135,6 @@ def worker(ctx: click.Context, config_path: str | None, once: bool, interval: fl
 @click.group()
 def _standalone() -> None:
     """pasarela's service commands (normally `pasarela serve` / `pasarela worker`)."""
-    from pasarela.logs import configure  # noqa: PLC0415
-
-    configure()
 
 
 _standalone.add_command(serve)

@@ -34,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pasarela_yape.sandbox.state import CulqiError, Knobs, Sandbox, public
+from pasarela_yape.sandbox.knobs import Knobs
+from pasarela_yape.sandbox.state import CulqiError, Sandbox, public
 from pasarela_yape.sandbox.webhooks import Courier
 
 
@@ -70,7 +71,7 @@ async def _hold(request: Request, seconds: float) -> None:
 def create_app(**options: Any) -> Starlette:
     """The Yape (Culqi) sandbox as an ASGI app.
 
-    Options: every :class:`~pasarela_yape.sandbox.state.Knobs` field (``latency``,
+    Options: every :class:`~pasarela_yape.sandbox.knobs.Knobs` field (``latency``,
     ``error_rate``, ``webhook_url``, ``duplicates``, ``lose``, ``reorder``,
     ``yape_outcomes``, ...), plus ``seed`` (reproducible ids and faults),
     ``clock`` (a ``() -> float`` of Unix seconds), and ``public_key`` /

@@ -1,6 +1,6 @@
 """Webhook delivery as Culqi does it (unsigned JSON, ``data`` a JSON string), with faults.
 
-Faults come from :class:`~pasarela_yape.sandbox.state.Knobs`: extra copies of a
+Faults come from :class:`~pasarela_yape.sandbox.knobs.Knobs`: extra copies of a
 delivery (``duplicates``), lost deliveries (``lose``, ``lose_next``), reordering
 (``reorder``: each delivery waits for the next one, which goes first), a delay
 (``webhook_delay``, sent in the background) and retries on a non-2xx answer.
