@@ -191,8 +191,9 @@ def interleaved(subject: Callable[[int], None], baseline: Callable[[int], None],
     machine only ever slows a round down, so the fastest is the least disturbed."""
     best_s = best_b = float("inf")
     for r in range(rounds):
-        best_b = min(best_b, per_op(lambda i: baseline(r * n + i), n))
-        best_s = min(best_s, per_op(lambda i: subject(r * n + i), n))
+        start = r * n
+        best_b = min(best_b, per_op(lambda i, start=start: baseline(start + i), n))
+        best_s = min(best_s, per_op(lambda i, start=start: subject(start + i), n))
     return best_s, best_b
 
 

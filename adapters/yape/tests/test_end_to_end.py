@@ -18,6 +18,7 @@ from pasarela_yape import YapeProvider
 
 from pasarela import hookimpl
 from pasarela.api import Pasarela
+from pasarela.errors import DeclinedError
 from pasarela.asgi import create_app as webhook_app
 from pasarela.lifecycle import Status
 from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
@@ -108,9 +109,22 @@ def test_pending_then_confirm(pasarela: Pasarela, h: Any) -> None:
     assert confirmed.provider_reference.startswith("chr_test_")
 
 
-def test_wrong_code_fails_with_a_spanish_message(pasarela: Pasarela, h: Any) -> None:
+def test_wrong_code_at_confirm_keeps_it_pending_with_a_spanish_message(
+    pasarela: Pasarela, h: Any
+) -> None:
     payment = pasarela.pay(h.order(), method="wallet", idempotency_key="k-3")
-    failed = pasarela.confirm(payment.id, phone="900000003", code="111111")
+    with pytest.raises(DeclinedError) as info:
+        pasarela.confirm(payment.id, phone="900000003", code="111111")
+    assert info.value.code == "invalid_code"
+    assert "código de aprobación" in info.value.customer_message("es")
+    assert pasarela.get(payment.id).status is Status.PENDING  # the customer may retry
+    done = pasarela.confirm(payment.id, phone="900000001", code="425251")
+    assert done.status is Status.SUCCEEDED
+
+
+def test_wrong_code_up_front_fails_with_a_spanish_message(pasarela: Pasarela, h: Any) -> None:
+    failed = pasarela.pay(h.order(), method="wallet", idempotency_key="k-3b",
+                          phone="900000003", code="111111")
     assert failed.status is Status.FAILED
     assert failed.error_code == "invalid_code"
     assert "código de aprobación" in failed.customer_message("es")

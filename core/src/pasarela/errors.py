@@ -307,10 +307,17 @@ class ProviderError(PasarelaError):
     default_code = ErrorCode.PROVIDER_ERROR
 
     def __init__(
-        self, message: str, *, created_nothing: bool = False, **kwargs: Any
+        self,
+        message: str,
+        *,
+        created_nothing: bool = False,
+        provider_reference: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
         self.created_nothing = created_nothing
+        #: The provider's id of what the failed call did create (a declined charge).
+        self.provider_reference = provider_reference
 
 
 class AuthenticationError(ProviderError):

@@ -212,6 +212,10 @@ class Provider:
     )
     #: JSON body keys whose values are secrets or personal data.
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Content types its webhook deliveries may have (the ASGI app answers 415 to others).
+    webhook_content_types: ClassVar[frozenset[str]] = frozenset(
+        {"application/json", "application/x-www-form-urlencoded"}
+    )
     #: ``"module:function"`` returning the provider's sandbox ASGI app, called as
     #: ``factory(**options)``; ``pasarela sandbox NAME --port N`` serves it.
     sandbox_factory: ClassVar[str | None] = None

@@ -67,6 +67,7 @@ from functools import cache
 from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -95,14 +96,8 @@ __all__ = [
 ]
 
 
-def _lima() -> Any:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
-
-    return ZoneInfo("America/Lima")
-
-
-#: Time windows in rules are in Lima time.
-LIMA: Final = _lima()
+#: Time windows in rules are in Lima time (UTC-5, no daylight saving since 1994).
+LIMA: Final = ZoneInfo("America/Lima")
 STRATEGIES: Final = ("ordered", "weighted", "cheapest", "healthiest")
 WHEN_KEYS: Final = ("country", "currency", "method", "amount", "customer", "metadata", "time")
 _ROUTE_KEYS: Final = ("name", "use", "when", "strategy", "weights", "min_sample", "exploration")
@@ -1201,13 +1196,13 @@ class Router:
         at = datetime.fromisoformat(inputs.get("at") or data["decided_at"])
         stored = inputs.get("health") or {}
         snapshot = {name: HealthStat(int(ok), int(total)) for name, (ok, total) in stored.items()}
-        circuits = frozenset(inputs.get("open_circuits") or ())
+        circuits = dict(inputs.get("open_circuits") or {})
 
         def health(name: str, how: Method) -> HealthStat | None:
             return snapshot.get(name)
 
         def blocked(name: str, how: Method, now: datetime) -> str | None:
-            return "circuit was open when decided" if name in circuits else None
+            return circuits.get(name)
 
         return self._decide(facts, facts.order(), method, at, data.get("requested_provider"),
                             health, blocked)
@@ -1284,7 +1279,7 @@ class Router:
                 names, strategy = rule.providers, rule.strategy
         eligible: list[str] = []
         skipped: dict[str, str] = {}
-        circuits: list[str] = []
+        circuits: dict[str, str] = {}
         providers = self.providers
         for name in names:
             provider = providers.get(name)
@@ -1292,7 +1287,7 @@ class Router:
             if why is None and blocked is not None:
                 why = blocked(name, method, now)
                 if why is not None:
-                    circuits.append(name)
+                    circuits[name] = why
             if why is None:
                 eligible.append(name)
             else:

@@ -278,10 +278,16 @@ class Service:
                                   "next_check_at": self.clock() + RESOLVER_SCHEDULE[0],
                               })
         except DeclinedError as exc:
+            if operation is Operation.CONFIRM and exc.code is ErrorCode.INVALID_CODE:
+                # A mistyped or expired approval code: the customer may try again.
+                self.store.record_exchanges(exchanges)
+                exc.payment_id = payment.id  # type: ignore[attr-defined]
+                raise
+            changes: dict[str, Any] = {"error_code": str(exc.code), "error_message": exc.message}
+            if exc.provider_reference and not payment.provider_reference:
+                changes["provider_reference"] = exc.provider_reference
             return self._move(payment, Status.FAILED, Cause.API, reason=exc.message,
-                              exchanges=exchanges, provider_confirmed=True, changes={
-                                  "error_code": str(exc.code), "error_message": exc.message,
-                              })
+                              exchanges=exchanges, provider_confirmed=True, changes=changes)
         except ProviderError as exc:
             if operation is Operation.CREATE:
                 self._move(payment, Status.FAILED, Cause.API, reason=str(exc),

@@ -111,6 +111,7 @@ class StripeDeclinedError(DeclinedError):
     declined confirmation left behind (Stripe keeps it, ``requires_payment_method``)."""
 
     def __init__(self, message: str, *, payment_intent: str | None = None, **kwargs: Any):
+        kwargs.setdefault("provider_reference", payment_intent)
         super().__init__(message, **kwargs)
         self.payment_intent = payment_intent
 

@@ -133,6 +133,7 @@ def error_from_body(body: Any, *, status: int | None = None) -> ProviderError:
             message,
             decline_code=decline or code,
             created_nothing=not _text(body.get("charge_id")),
+            provider_reference=_text(body.get("charge_id")) or None,
             **common,
         )
     if rule.error is ProviderValidationError:
