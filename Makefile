@@ -19,7 +19,7 @@ $(STAMP): core/pyproject.toml $(ADAPTERS)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pasarela.demo
+	$(BIN)/python demo/checkout.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

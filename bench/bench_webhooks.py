@@ -351,7 +351,7 @@ def run_core_alone(tmp: Path, bodies: list[str], truth: dict[str, str]) -> float
                        "Fake-Signature": f"t={stamp},v1={signature.hexdigest()}"}
             pasarela.handle_webhook("fake", headers, body)
         elapsed = time.perf_counter() - start
-    ok, detail = check_against_truth(url, truth)
+    _, detail = check_against_truth(url, truth)
     rate = len(bodies) / elapsed
     print(f"       pasarela core alone (SQLite, in-process, no HTTP): {rate:,.0f} deliveries/s;"
           f" {detail}")

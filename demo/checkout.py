@@ -1,0 +1,249 @@
+"""``make demo``: a whole Peruvian checkout against the local sandboxes, in SQLite.
+
+Starts the PagoEfectivo, Yape (Culqi) and Stripe sandboxes and pasarela's own webhook
+server on loopback, then plays five customers:
+
+1. Rosa pays by cash code (a PagoEfectivo CIP) at an agent; the signed notification
+   reaches the webhook server and the payment succeeds.
+2. Jorge pays with Yape, typing his approval code: it succeeds at once.
+3. Lucía scans a QR with Plin; Culqi's unsigned webhook is verified by fetching the
+   order.
+4. Ana pays by card (Stripe, test card) and gets part of it refunded.
+5. Pedro never pays his CIP: PagoEfectivo expires it and the sweep expires it here,
+   so the host releases the stock.
+
+Each payment is printed with its history and its redacted provider exchanges.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pasarela_pagoefectivo.sandbox import create_app as pagoefectivo_sandbox
+from pasarela_pagoefectivo.sandbox.state import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_SERVICE_ID,
+)
+from pasarela_stripe.sandbox import create_app as stripe_sandbox
+from pasarela_yape.sandbox import create_app as yape_sandbox
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from pasarela import Customer, Money, Order, Pasarela, Status, hookimpl
+from pasarela.asgi import create_app as webhook_server
+from pasarela.cli import print_payment
+from pasarela.events import LifecycleEvent
+from pasarela.logs import configure
+from pasarela.model import ScanQr, ShowCashCode
+
+
+console = Console()
+OUT = Path("demo-out")
+STRIPE_KEY = "sk_test_pasarela_demo"
+STRIPE_WEBHOOK_SECRET = "whsec_pasarela_demo"
+CULQI_PUBLIC = "pk_test_pasarela_demo"
+CULQI_SECRET = "sk_test_pasarela_demo"
+
+
+class Clock:
+    """pasarela's clock; the demo moves it forward to reach an expiry."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class Stock:
+    """The host shop: ships or releases stock on lifecycle events."""
+
+    @hookimpl
+    def pasarela_payment_event(self, event: LifecycleEvent) -> None:
+        action = {"payment.succeeded": "ship", "payment.expired": "release the stock of",
+                  "payment.late_succeeded": "review the late payment of",
+                  "payment.partially_refunded": "note the refund of"}.get(event.type)
+        if action:
+            console.print(f"  [magenta]shop[/] {event.type}: {action} {event.order_reference}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(app: Any, port: int) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def customer(first: str, last: str, email: str, phone: str, dni: str) -> Customer:
+    return Customer(first_name=first, last_name=last, email=email, phone=phone,
+                    document=("DNI", dni))
+
+
+def main() -> int:
+    configure(level=logging.WARNING)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    clock = Clock()
+    ports = {name: free_port() for name in ("pagoefectivo", "yape", "stripe", "pasarela")}
+    hooks = f"http://127.0.0.1:{ports['pasarela']}/webhooks"
+    config = {
+        "store": {"url": f"sqlite:///{OUT / 'pasarela.db'}"},
+        "checkout": {"preference": ["pagoefectivo", "yape", "stripe"]},
+        "providers": {
+            "pagoefectivo": {
+                "base_url": f"http://127.0.0.1:{ports['pagoefectivo']}",
+                "access_key": DEFAULT_ACCESS_KEY, "secret_key": DEFAULT_SECRET_KEY,
+                "service_id": DEFAULT_SERVICE_ID, "expiry": "48h",
+                "fees": {"percent": "3.5", "fixed": "PEN 0.50", "igv": True},
+            },
+            "yape": {
+                "base_url": f"http://127.0.0.1:{ports['yape']}",
+                "public_key": CULQI_PUBLIC, "secret_key": CULQI_SECRET,
+                "fees": {"percent": "2.95", "igv": True},
+            },
+            "stripe": {
+                "base_url": f"http://127.0.0.1:{ports['stripe']}",
+                "api_key": STRIPE_KEY, "webhook_secrets": [STRIPE_WEBHOOK_SECRET],
+                "fees": {"percent": "3.6", "fixed": "PEN 1.00"},
+            },
+        },
+    }
+    with Pasarela(config, plugins=[Stock()], clock=clock) as pasarela, \
+            serve(webhook_server(pasarela), ports["pasarela"]), \
+            serve(pagoefectivo_sandbox(notification_url=f"{hooks}/pagoefectivo"),
+                  ports["pagoefectivo"]) as pe_url, \
+            serve(yape_sandbox(webhook_url=f"{hooks}/yape", public_key=CULQI_PUBLIC,
+                               secret_key=CULQI_SECRET), ports["yape"]) as yape_url, \
+            serve(stripe_sandbox(api_key=STRIPE_KEY, webhook_url=f"{hooks}/stripe",
+                                 webhook_secret=STRIPE_WEBHOOK_SECRET),
+                  ports["stripe"]) as stripe_url, \
+            httpx.Client(timeout=10) as control:
+        shown: list[str] = []
+
+        console.rule("[bold]What can Rosa use to pay S/ 149.90?")
+        rosa = customer("Rosa", "Quispe", "rosa@example.pe", "+51 987 654 321", "45678912")
+        order = Order(reference="pedido-1042", amount=Money.of("149.90", "PEN"),
+                      description="Audífonos inalámbricos", customer=rosa)
+        table = Table("method", "provider", "merchant fee", "expires (UTC)", "why")
+        for option in pasarela.options(order):
+            table.add_row(option.method.value, option.provider or "-",
+                          option.fee.format() if option.fee else "-",
+                          f"{option.expires_at:%Y-%m-%d %H:%M}" if option.expires_at else "-",
+                          option.reason)
+        console.print(table)
+
+        console.rule("[bold]1. Rosa pays by cash code (PagoEfectivo CIP)")
+        cash = pasarela.pay(order, method="cash", idempotency_key="pedido-1042")
+        action = cash.next_action
+        assert isinstance(action, ShowCashCode)
+        (OUT / "cip-qr.svg").write_text(action.qr_svg or "", encoding="utf-8")
+        console.print(Panel("\n".join(action.instructions["es"]),
+                            title=f"CIP {action.code} · {action.amount.format()} · {cash.status}",
+                            subtitle=f"QR: {OUT / 'cip-qr.svg'}  ·  {action.url}"))
+        control.post(f"{pe_url}/_control/cips/{action.code}/pay").raise_for_status()
+        console.print("  Rosa pays at an agent; PagoEfectivo notifies the webhook server")
+        wait_for(lambda: pasarela.get(cash.id).status is Status.SUCCEEDED, "the CIP payment")
+        shown.append(cash.id)
+
+        console.rule("[bold]2. Jorge pays with Yape and his approval code")
+        jorge = customer("Jorge", "Mamani", "jorge@example.pe", "+51 900 000 001", "41234567")
+        yape = pasarela.pay(Order(reference="pedido-1043", amount=Money.of("35.00", "PEN"),
+                                  description="Funda", customer=jorge),
+                            method="wallet", idempotency_key="pedido-1043",
+                            phone="900000001", code="425251")
+        console.print(f"  payment {yape.id}: {yape.status}")
+        shown.append(yape.id)
+
+        console.rule("[bold]3. Lucía scans a QR and pays with Plin")
+        lucia = customer("Lucía", "Flores", "lucia@example.pe", "+51 912 345 678", "46789123")
+        qr = pasarela.pay(Order(reference="pedido-1044", amount=Money.of("59.90", "PEN"),
+                                description="Cargador rápido", customer=lucia),
+                          method="wallet", idempotency_key="pedido-1044", flow="qr")
+        assert isinstance(qr.next_action, ScanQr)
+        console.print(Panel("\n".join(qr.next_action.instructions["es"]),
+                            title=f"QR for {qr.amount.format()} · {qr.status}"))
+        control.post(f"{yape_url}/_control/orders/{qr.provider_reference}/pay",
+                     json={"wallet": "plin"}).raise_for_status()
+        wait_for(lambda: pasarela.get(qr.id).status is Status.SUCCEEDED, "the QR payment")
+        console.print("  Culqi's webhook was checked by fetching the order before applying it")
+        shown.append(qr.id)
+
+        console.rule("[bold]4. Ana pays by card (Stripe) and returns one item")
+        ana = customer("Ana", "Torres", "ana@example.pe", "+51 934 567 890", "47891234")
+        card = pasarela.pay(Order(reference="pedido-1045", amount=Money.of("320.00", "PEN"),
+                                  description="Parlante", customer=ana),
+                            method="card", idempotency_key="pedido-1045",
+                            payment_method="pm_card_visa")
+        refund = pasarela.refund(card.id, Money.of("120.00", "PEN"), reason="requested_by_customer")
+        console.print(f"  payment {card.id}: {card.status}; refund {refund.amount.format()} "
+                      f"{refund.status}")
+        control.post(f"{stripe_url}/_control/webhooks/flush").raise_for_status()
+        console.print("  Stripe's signed events arrive too; they repeat what is known and "
+                      "change nothing")
+        shown.append(card.id)
+
+        console.rule("[bold]5. Pedro never pays his CIP")
+        pedro = customer("Pedro", "Huamán", "pedro@example.pe", "+51 956 789 012", "42345678")
+        unpaid = pasarela.pay(Order(reference="pedido-1046", amount=Money.of("89.00", "PEN"),
+                                    description="Teclado", customer=pedro),
+                              method="cash", idempotency_key="pedido-1046")
+        control.post(f"{pe_url}/_control/cips/{unpaid.provider_reference}/expire")
+        clock.offset = timedelta(hours=49)
+        console.print(f"  49 hours later the sweep expires {pasarela.expire_due()} payment(s)")
+        clock.offset = timedelta()
+        shown.append(unpaid.id)
+
+        console.rule("[bold]Histories")
+        for payment_id in shown:
+            print_payment(pasarela.get(payment_id), pasarela.store.exchanges_for(payment_id))
+        statuses = [pasarela.get(p).status for p in shown]
+    console.print(f"\nstore: {OUT / 'pasarela.db'}  ·  `pasarela --config ... payments show ID`")
+    expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
+                Status.PARTIALLY_REFUNDED, Status.EXPIRED]
+    if statuses != expected:
+        console.print(f"[red]unexpected final states: {statuses}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""`make demo` is the main job: it must run the whole checkout and end in the expected
+states (the script itself checks them and exits non-zero otherwise)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_checkout_runs_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "demo" / "checkout.py")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for expected in ("CIP", "Yape", "Plin", "partially_refunded", "expired",
+                     "release the stock of pedido-1046"):
+        assert expected in out
+    assert (tmp_path / "demo-out" / "pasarela.db").exists()
+    assert (tmp_path / "demo-out" / "cip-qr.svg").read_text().startswith("<svg")
+    assert "webhook_rejected" not in out + result.stderr
