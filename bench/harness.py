@@ -25,10 +25,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(script: str, *args: str) -> Iterator[str]:
-    """Run a server script from bench/ in its own process; yield its base URL."""
+def serve(script: str, *args: str, module: str | None = None) -> Iterator[str]:
+    """Run a server in its own process; yield its base URL.
+
+    *script* is a file in bench/ taking the port as first argument, or, with
+    *module*, a ``python -m module --port N`` server.
+    """
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / script), str(port), *args])
+    command = ([sys.executable, "-m", module, "--port", str(port), *args] if module
+               else [sys.executable, str(ROOT / "bench" / script), str(port), *args])
+    proc = subprocess.Popen(command)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -552,7 +552,7 @@ def test_round_trip_of_next_action_order_routing_and_datetimes(
     )
     action = ShowCashCode(
         code="1234567", amount=order.amount, expires_at=lima_time, url="http://x/cip",
-        qr_svg="<svg/>", instructions={"es": ("Paga en agente", "Indica el código"),
+        qr_data="http://x/cip", instructions={"es": ("Paga en agente", "Indica el código"),
                                         "en": ("Pay at an agent",)},
     )
     payment = make_payment(order=order, order_reference=order.reference, next_action=action,

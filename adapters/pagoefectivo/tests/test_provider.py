@@ -11,7 +11,6 @@ import httpx
 import pytest
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.errors import PagoEfectivoConfigurationError
-from pasarela_pagoefectivo.instructions import qr_svg
 
 from pasarela.errors import (
     AuthenticationError,
@@ -24,7 +23,7 @@ from pasarela.errors import (
 )
 from pasarela.flows import Exchange, drive, redact_exchange, run_flow
 from pasarela.lifecycle import Status
-from pasarela.model import Payment, ShowCashCode
+from pasarela.model import Payment, ShowCashCode, qr_svg
 from pasarela.provider import CreateRequest, Operation, ProviderPayment, SettlementLine
 
 
@@ -73,6 +72,7 @@ def test_create_gives_a_pending_payment_with_the_cip_to_show(
         minutes=1)
     assert action.url is not None
     assert action.url.startswith(served.url + "/payment/")
+    assert action.qr_data == action.url
     assert action.qr_svg == qr_svg(action.url)
     es, en = action.instructions["es"], action.instructions["en"]
     assert reported.reference in es[0]

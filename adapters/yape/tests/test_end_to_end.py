@@ -18,8 +18,8 @@ from pasarela_yape import YapeProvider
 
 from pasarela import hookimpl
 from pasarela.api import Pasarela
-from pasarela.errors import DeclinedError
 from pasarela.asgi import create_app as webhook_app
+from pasarela.errors import DeclinedError
 from pasarela.lifecycle import Status
 from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
 from pasarela.money import Money

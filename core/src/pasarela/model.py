@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -36,6 +37,7 @@ __all__ = [
     "ShowCashCode",
     "Transition",
     "next_action_from_dict",
+    "qr_svg",
 ]
 
 
@@ -307,6 +309,18 @@ class Order:
 # --- next actions -----------------------------------------------------------------
 
 
+@lru_cache(maxsize=512)
+def qr_svg(data: str) -> str:
+    """*data* as a QR code (error correction M), an inline SVG element.
+
+    Rendered when a page asks for it, not when the payment is created: encoding a QR
+    costs milliseconds, and the stored next action keeps only what it encodes.
+    """
+    import segno  # noqa: PLC0415 - only pages and demos render QR codes
+
+    return str(segno.make(data, error="m").svg_inline(scale=4, border=2))
+
+
 _NEXT_ACTIONS: dict[str, type[NextAction]] = {}
 
 
@@ -364,8 +378,14 @@ class ShowCashCode(NextAction):
     amount: Money
     expires_at: datetime | None
     url: str | None = None
-    qr_svg: str | None = attrs.field(default=None, repr=False)
+    #: What the QR encodes (the provider's page for the code, or the code itself).
+    qr_data: str | None = attrs.field(default=None, repr=False)
     instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def qr_svg(self) -> str | None:
+        """The QR as an inline SVG element, rendered on first use."""
+        return qr_svg(self.qr_data) if self.qr_data else None
 
 
 @attrs.frozen(kw_only=True)
@@ -376,8 +396,12 @@ class ScanQr(NextAction):
     qr_data: str = attrs.field(repr=False)
     expires_at: datetime | None
     wallets: tuple[str, ...] = ("yape", "plin")
-    qr_svg: str | None = attrs.field(default=None, repr=False)
     instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def qr_svg(self) -> str:
+        """The QR as an inline SVG element, rendered on first use."""
+        return qr_svg(self.qr_data)
 
 
 @attrs.frozen(kw_only=True)

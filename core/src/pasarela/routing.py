@@ -44,7 +44,8 @@ orders, chosen by reference, tries a less proven one first).
 **Eligibility** comes after the rule: :meth:`Provider.ineligibility` (enabled,
 method, country, currency, amount limits) and a :class:`CircuitBreaker` (after
 ``threshold`` consecutive failures of a provider and method it is skipped for a
-cool-off; then one trial decides). A matched rule whose providers are all
+cool-off; after it, a success closes the circuit and a failure opens it again at
+once). A matched rule whose providers are all
 ineligible leaves the order unroutable: rules below it are not consulted.
 
 A :class:`Decision` carries the chosen provider, the ordered candidates for
@@ -818,8 +819,9 @@ class StoreHealth:
 class CircuitBreaker:
     """Skip a provider and method after *threshold* consecutive failures, for *cool_off*.
 
-    After the cool-off the next attempt is a trial: a success closes the circuit, a
-    failure opens it again at once. State is in memory, fed by outcomes.
+    After the cool-off the provider is tried again: a success closes the circuit, a
+    failure opens it again at once. State is in memory, per process, fed by
+    :meth:`Router.record_outcome`.
     """
 
     def __init__(self, *, threshold: int = 5, cool_off: timedelta = timedelta(seconds=60)) -> None:
@@ -1180,7 +1182,12 @@ class Router:
         return [self.decide(order, method) for method in Method]
 
     def record_outcome(self, provider: str, method: Method | str, ok: bool) -> None:
-        """Feed the circuit breaker: did an attempt at *provider* work technically?"""
+        """Feed the circuit breaker with how an attempt at *provider* went technically.
+
+        *ok* is False when the provider could not be reached or answered with a
+        server error or an unknown outcome; True when it answered, a decline
+        included (a business outcome, not a fault of the provider).
+        """
         self.breaker.record(provider, method, ok, now=self.clock())
 
     def replay(self, decision: Decision | Mapping[str, Any]) -> Decision:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import segno
 from babel.dates import format_datetime
 
 from pasarela.model import ShowCashCode
@@ -18,12 +17,7 @@ from pasarela.money import Money
 from pasarela_pagoefectivo.api import LIMA
 
 
-__all__ = ["cash_code_action", "instructions", "qr_svg"]
-
-
-def qr_svg(data: str) -> str:
-    """An inline SVG QR code of *data* (error correction M)."""
-    return str(segno.make(data, error="m").svg_inline(scale=4, border=2))
+__all__ = ["cash_code_action", "instructions"]
 
 
 def _deadline(expires_at: datetime, locale: str) -> str:
@@ -78,6 +72,6 @@ def cash_code_action(
         amount=amount,
         expires_at=expires_at,
         url=url,
-        qr_svg=qr_svg(url or code),
+        qr_data=url or code,
         instructions=instructions(code, amount, expires_at),
     )

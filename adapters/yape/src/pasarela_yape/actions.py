@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import segno
-
 from pasarela.model import ApproveInWallet, ScanQr
 from pasarela.money import Money
 
 
-__all__ = ["LIMA", "approve_in_yape", "qr_svg", "scan_qr"]
+__all__ = ["LIMA", "approve_in_yape", "scan_qr"]
 
 #: Peru keeps UTC-5 all year (no daylight saving time).
 LIMA = timezone(timedelta(hours=-5), "PET")
@@ -44,11 +42,6 @@ def approve_in_yape(amount: Money) -> ApproveInWallet:
     )
 
 
-def qr_svg(data: str) -> str:
-    """The QR of *data* as an inline SVG element."""
-    return str(segno.make(data, error="m").svg_inline(scale=4, border=2))
-
-
 def scan_qr(qr_data: str, amount: Money, expires_at: datetime | None) -> ScanQr:
     """Scan the QR from Yape or Plin (interoperable since April 2023) before it expires."""
     es_amount = en_amount = amount.format("es_PE")
@@ -59,7 +52,6 @@ def scan_qr(qr_data: str, amount: Money, expires_at: datetime | None) -> ScanQr:
         qr_data=qr_data,
         expires_at=expires_at,
         wallets=("yape", "plin"),
-        qr_svg=qr_svg(qr_data),
         instructions={
             "es": (
                 "Paga desde Yape o Plin.",
