@@ -84,9 +84,10 @@ def bench_create_pagoefectivo(n: int = 150) -> bool:
                   "providers": {"pagoefectivo": {"base_url": url, **settings}},
                   "outbox": {"dispatch": "worker"}}
         with Pasarela(config) as pasarela, httpx.Client() as client:
+            from datetime import UTC, datetime, timedelta
+
             from pasarela_pagoefectivo.api import auth_hash
             from pasarela_pagoefectivo.fields import lima_timestamp
-            from datetime import UTC, datetime, timedelta
 
             stamp = lima_timestamp(datetime.now(UTC))
             token = client.post(f"{url}/v1/authorizations", json={
@@ -107,12 +108,13 @@ def bench_create_pagoefectivo(n: int = 150) -> bool:
 
             def bare(i: int) -> None:
                 body = (
-                    '{"currency":"PEN","amount":149.90,"transactionCode":"b-%d",'
-                    '"dateExpiry":"%s","paymentConcept":"Audífonos","additionalData":"o-%d",'
-                    '"userEmail":"rosa@example.pe","userName":"Rosa","userLastName":"Quispe",'
-                    '"userCountry":"PERU","userDocumentType":"DNI","userDocumentNumber":'
-                    '"45678912","userCodeCountry":"+51","userPhone":"987654321"}'
-                ) % (i, expiry, i)
+                    f'{{"currency":"PEN","amount":149.90,"transactionCode":"b-{i}",'
+                    f'"dateExpiry":"{expiry}","paymentConcept":"Audífonos",'
+                    f'"additionalData":"o-{i}","userEmail":"rosa@example.pe",'
+                    '"userName":"Rosa","userLastName":"Quispe","userCountry":"PERU",'
+                    '"userDocumentType":"DNI","userDocumentNumber":"45678912",'
+                    '"userCodeCountry":"+51","userPhone":"987654321"}'
+                )
                 response = client.post(f"{url}/v1/cips", content=body.encode(), headers=headers)
                 response.raise_for_status()
                 json.loads(response.content)

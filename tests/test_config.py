@@ -479,7 +479,7 @@ def test_route_errors() -> None:
         "routes[2].name: missing required setting",
         "routes[2].when: expected a table, got a string",
         "routes[3]: expected a table, got a string",
-        "routes[4].weight: unknown setting; known: name, strategy, use, when",
+        "routes[4].weight: unknown setting; did you mean weights?",
         "routes[0].use: name at least one provider",
         "routes[1].name: duplicate route name (also routes[0])",
     ]

@@ -132,6 +132,7 @@ class TestNextAction:
 def test_qr_rendered_on_demand_from_what_it_encodes():
     action = ShowCashCode(code="123", amount=Money(100, "PEN"), expires_at=None,
                           qr_data="https://pago.example/123")
-    assert action.qr_svg is not None and action.qr_svg.startswith("<svg")
+    assert action.qr_svg is not None
+    assert action.qr_svg.startswith("<svg")
     assert "qr_svg" not in action.to_dict()  # stored: the data, not the picture
     assert ShowCashCode(code="1", amount=Money(1, "PEN"), expires_at=None).qr_svg is None

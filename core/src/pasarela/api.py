@@ -24,6 +24,7 @@ from pasarela.money import Money
 from pasarela.outbox import dispatch_outbox
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
 from pasarela.provider import Provider, WebhookReply
+from pasarela.routing import Router, StoreHealth
 from pasarela.service import Option, Service
 from pasarela.store import Store
 from pasarela.webhooks import handle_webhook
@@ -55,16 +56,24 @@ def _build(
     providers: dict[str, Provider] = {
         name: classes[name](settings[name], clock=clock) for name in cfg.providers
     }
+    router = Router.from_config(cfg.routes, providers, clock=clock,
+                                preference=tuple(cfg.checkout.preference))
     backend = store or Store(cfg.store.url)
+    if any(route.strategy == "healthiest" for route in cfg.routes):
+        router.health = StoreHealth(backend, clock=clock)
 
     def select(order: Order, method: Method, candidates: list[str]) -> str | None:
         return manager.select_provider(order=order, method=method, candidates=candidates)
 
+    def observe(decision: Mapping[str, Any]) -> None:
+        manager.routing_decision(decision)
+
     service = Service(
         store=backend,
         providers=providers,
-        preference=tuple(cfg.checkout.preference),
+        router=router,
         select_provider=select,
+        on_decision=observe,
         clock=clock,
     )
     return cfg, manager, service

@@ -226,3 +226,15 @@ def _coerce(value: str) -> Any:
         return json.loads(value)
     except ValueError:
         return value
+
+
+def _register_commands() -> None:
+    from pasarela.routing_cli import route  # noqa: PLC0415
+    from pasarela.service_cli import serve, worker  # noqa: PLC0415
+
+    main.add_command(route)
+    main.add_command(serve)
+    main.add_command(worker)
+
+
+_register_commands()

@@ -150,9 +150,17 @@ class RouteConfig:
     """One ``[[routes]]`` entry. ``when`` is kept raw; routing compiles it."""
 
     name: str
-    use: tuple[str, ...]
+    #: Provider names, or ``{provider = "x", weight = 70}`` tables for ``weighted``.
+    use: tuple[Any, ...]
     when: Mapping[str, Any] = attrs.field(factory=dict)
     strategy: str = "ordered"
+    weights: Mapping[str, int] = attrs.field(factory=dict)
+    min_sample: int | None = None
+    exploration: str | None = None
+
+    def provider_names(self) -> list[str]:
+        return [str(item.get("provider", "")) if isinstance(item, Mapping) else str(item)
+                for item in self.use]
 
 
 @attrs.frozen(kw_only=True)
@@ -213,7 +221,8 @@ class Config:
             (f"checkout.preference[{i}]", name) for i, name in enumerate(self.checkout.preference)
         ]
         for r, route in enumerate(self.routes):
-            references += [(f"routes[{r}].use[{i}]", name) for i, name in enumerate(route.use)]
+            references += [(f"routes[{r}].use[{i}]", name)
+                           for i, name in enumerate(route.provider_names())]
         for path, name in references:
             if name not in settings_classes:
                 errors.append(f"{path}: {_not_installed(name, installed)}")

@@ -188,9 +188,9 @@ class Provider:
     Subclasses declare the class variables and implement the operations they list
     in ``operations``. The core builds a fresh flow for every attempt of a retried
     operation, so an adapter derives any idempotency key from its inputs (the
-    request's ``idempotency_key``, the payment id, the refund id), never at random. ``error_codes`` is the adapter's one table from the
-    provider's documented error codes to normalized ones; the conformance suite
-    checks it covers them.
+    request's ``idempotency_key``, the payment id, the refund id), never at random.
+    ``error_codes`` is the adapter's one table from the provider's documented error
+    codes to normalized ones; the conformance suite checks it covers them.
     """
 
     name: ClassVar[str]

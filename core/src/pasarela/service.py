@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import attrs
@@ -32,12 +33,12 @@ from pasarela.errors import (
     UnsupportedError,
     ValidationError,
 )
-from pasarela.fees import FeeSchedule
 from pasarela.flows import Exchange, Steps, run_flow
 from pasarela.lifecycle import Cause, Status, plan
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
+from pasarela.routing import Decision, Router
 from pasarela.store import Delivery, Store
 
 
@@ -97,17 +98,21 @@ class Service:
         store: Store,
         providers: Mapping[str, Provider],
         preference: tuple[str, ...] = (),
+        router: Router | None = None,
         select_provider: Callable[[Order, Method, list[str]], str | None] | None = None,
+        on_decision: Callable[[Mapping[str, Any]], object] | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep_scale: float = 1.0,
     ) -> None:
         self.store = store
         self.providers = dict(providers)
-        self.preference = tuple(preference) + tuple(
-            sorted(n for n in self.providers if n not in preference)
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.router = router or Router.from_config(
+            (), self.providers, clock=self.clock,
+            preference=tuple(preference) + tuple(sorted(set(self.providers) - set(preference))),
         )
         self.select_provider = select_provider
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.on_decision = on_decision
         self.sleep_scale = sleep_scale
 
     # --- lookups ------------------------------------------------------------------
@@ -126,17 +131,16 @@ class Service:
 
     # --- choosing -------------------------------------------------------------------
 
-    def candidates(self, order: Order, method: Method) -> tuple[list[str], dict[str, str]]:
-        """Eligible providers in preference order, and why the others are not."""
-        eligible: list[str] = []
-        rejected: dict[str, str] = {}
-        for name in self.preference:
-            why = self.providers[name].ineligibility(order, method)
-            if why is None:
-                eligible.append(name)
-            else:
-                rejected[name] = why
-        return eligible, rejected
+    def decide(self, order: Order, method: Method, provider: str | None = None) -> Decision:
+        """The routing decision for *order* by *method*, with the plugin override."""
+        if provider is not None:
+            self.provider(provider)  # ProviderNotFoundError names what is configured
+        decision = self.router.decide(order, method, requested_provider=provider)
+        if provider is None and decision.provider is not None and self.select_provider:
+            chosen = self.select_provider(order, method, list(decision.candidates))
+            if chosen is not None and chosen != decision.provider:
+                decision = decision.overridden(chosen, by="pasarela_select_provider")
+        return decision
 
     def options(self, order: Order) -> list[Option]:
         """Which ways to pay *order*: provider, expiry, fee and why, per method."""
@@ -145,36 +149,19 @@ class Service:
         now = self.clock()
         out: list[Option] = []
         for method in Method:
-            eligible, rejected = self.candidates(order, method)
-            if not eligible:
-                reasons = "; ".join(f"{n}: {why}" for n, why in rejected.items())
-                out.append(Option(method=method, available=False,
-                                  reason=reasons or "no provider configured for this method"))
+            decision = self.decide(order, method)
+            if decision.provider is None:
+                out.append(Option(method=method, available=False, reason=decision.reason))
                 continue
-            name = self._choose(order, method, eligible)
-            provider = self.providers[name]
-            expiry = provider.expiry()
-            expires_at = order.expires_at or (now + expiry if expiry else None)
-            fee = FeeSchedule.from_mapping(provider.settings.fees,
-                                           path=f"providers.{name}.fees").fee(order.amount)
+            adapter = self.providers[decision.provider]
+            expiry = adapter.expiry()
             out.append(Option(
-                method=method, available=True, provider=name,
-                display_name=provider.display_name, expires_at=expires_at, fee=fee,
-                reason=f"first eligible provider for {method.value} in preference order",
+                method=method, available=True, provider=decision.provider,
+                display_name=adapter.display_name,
+                expires_at=order.expires_at or (now + expiry if expiry else None),
+                fee=decision.fee, reason=decision.reason,
             ))
         return out
-
-    def _choose(self, order: Order, method: Method, eligible: list[str]) -> str:
-        if self.select_provider is not None:
-            chosen = self.select_provider(order, method, list(eligible))
-            if chosen is not None:
-                if chosen not in eligible:
-                    raise ProviderNotFoundError(
-                        f"routing override chose {chosen!r}, which is not eligible "
-                        f"(eligible: {', '.join(eligible)})", path="provider",
-                    )
-                return chosen
-        return eligible[0]
 
     # --- pay ------------------------------------------------------------------------
 
@@ -194,55 +181,113 @@ class Service:
             raise ValidationError("must be 1 to 255 characters", field="idempotency_key")
         how = _as_method(method)
         fingerprint = _fingerprint(order, how, provider)
-        eligible, rejected = self.candidates(order, how)
-        if provider is not None:
-            chosen = self.provider(provider).name
-            why = rejected.get(chosen)
-            if why is not None:
-                raise UnsupportedError(f"{chosen} cannot take this order: {why}",
-                                       code=_unsupported_code(why), provider=chosen)
-        elif not eligible:
-            detail = "; ".join(f"{n}: {w}" for n, w in rejected.items()) or "none configured"
-            raise UnsupportedError(f"no provider can take {how.value} for this order ({detail})",
-                                   code=ErrorCode.UNSUPPORTED_METHOD)
-        else:
-            chosen = self._choose(order, how, eligible)
-        adapter = self.providers[chosen]
+        decision = self.decide(order, how, provider)
+        if decision.provider is None:
+            replayed = self._replay(idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed
+            why = next(iter(decision.skipped.values()), "")
+            raise UnsupportedError(f"no provider can take {how.value} for this order: "
+                                   f"{decision.reason}", code=_unsupported_code(why),
+                                   provider=provider)
+        candidates = list(decision.candidates)
         now = self.clock()
-        expiry = adapter.expiry()
-        expires_at = order.expires_at or (now + expiry if expiry else None)
         payment_id = str(ULID())
-        request = CreateRequest(
-            payment_id=payment_id, idempotency_key=idempotency_key, order=order, method=how,
-            amount=order.amount, expires_at=expires_at, params=dict(params or {}),
-        )
-        adapter.check_request(request)  # bad input: typed error, nothing written
-        fee = FeeSchedule.from_mapping(adapter.settings.fees,
-                                       path=f"providers.{chosen}.fees").fee(order.amount)
-        routing = {
-            "provider": chosen,
-            "method": how.value,
-            "requested_provider": provider,
-            "eligible": eligible,
-            "rejected": rejected,
-            "expected_fee": {"minor": fee.minor, "currency": fee.currency},
-            "explanation": (f"requested {provider}" if provider else
-                            f"first eligible of {', '.join(eligible)} in preference order"),
-        }
+        params = dict(params or {})
+
+        def attempt(name: str) -> tuple[Provider, CreateRequest]:
+            adapter = self.providers[name]
+            expiry = adapter.expiry()
+            return adapter, CreateRequest(
+                payment_id=payment_id, idempotency_key=idempotency_key, order=order,
+                method=how, amount=order.amount,
+                expires_at=order.expires_at or (now + expiry if expiry else None),
+                params=params,
+            )
+
+        # Bad input: a typed error naming the field, and nothing written. A provider
+        # whose field rules refuse the order is skipped (nothing was sent to it).
+        refusals: list[ProviderError] = []
+        while True:
+            adapter, request = attempt(candidates[0])
+            try:
+                adapter.check_request(request)
+                break
+            except ProviderError as exc:
+                refusals.append(exc)
+                if len(candidates) == 1:
+                    replayed = self._replay(idempotency_key, fingerprint)
+                    if replayed is not None:
+                        return replayed
+                    raise refusals[0] from None
+                candidates.pop(0)
+        base = decision.to_dict()
+        routing = self._attempt_routing(base, decision, candidates[0], 1, refusals)
         draft = Payment(
             id=payment_id, order_reference=order.reference, idempotency_key=idempotency_key,
-            provider=chosen, method=how, amount=order.amount, status=Status.CREATED, version=1,
-            created_at=now, updated_at=now, expires_at=expires_at, routing=routing, order=order,
+            provider=adapter.name, method=how, amount=order.amount, status=Status.CREATED,
+            version=1, created_at=now, updated_at=now, expires_at=request.expires_at,
+            routing=routing, order=order,
         )
         # The key is stored before any I/O; the same key returns the same payment.
         payment, inserted = self.store.create_payment(draft, fingerprint=fingerprint,
                                                       decision=routing)
         if not inserted:
             return self.get(payment.id)
-        log.info("payment_created", payment_id=payment.id, provider=chosen, method=how.value)
-        result = yield from self._call(adapter, Operation.CREATE, payment,
-                                       lambda: adapter.create(request))
-        return result
+        if self.on_decision is not None:
+            self.on_decision(routing)
+        log.info("payment_created", payment_id=payment.id, provider=adapter.name,
+                 method=how.value)
+        number = 1
+        while True:
+            can_fail_over = len(candidates) > 1
+            try:
+                result = yield from self._call(adapter, Operation.CREATE, payment,
+                                               partial(adapter.create, request),
+                                               can_fail_over=can_fail_over)
+            except ProviderError as exc:
+                self.router.record_outcome(adapter.name, how, ok=False)
+                if not (exc.created_nothing and can_fail_over):
+                    raise
+                # Provably nothing at this provider: the next candidate, same payment.
+                log.warning("payment_failover", payment_id=payment.id, provider=adapter.name,
+                            code=str(exc.code))
+                refusals.append(exc)
+                candidates.pop(0)
+                number += 1
+                adapter, request = attempt(candidates[0])
+                routing = self._attempt_routing(base, decision, adapter.name, number, refusals)
+                payment = self.store.update_payment(
+                    payment.id, expected_version=payment.version, provider=adapter.name,
+                    routing=routing, expires_at=request.expires_at)
+                self.store.record_decision(order_reference=order.reference,
+                                           payment_id=payment.id, decision=routing)
+                continue
+            self.router.record_outcome(adapter.name, how,
+                                       ok=result.status is not Status.UNKNOWN)
+            return result
+
+    def _replay(self, idempotency_key: str, fingerprint: str) -> Payment | None:
+        """The payment an earlier call with this key made, if any (checked for the
+        same parameters), so a replay never fails where the first call succeeded."""
+        existing = self.store.find_payment(idempotency_key=idempotency_key)
+        if existing is None:
+            return None
+        self.store.create_payment(existing, fingerprint=fingerprint)  # raises on a mismatch
+        return self.get(existing.id)
+
+    @staticmethod
+    def _attempt_routing(base: Mapping[str, Any], decision: Decision, provider: str,
+                         number: int, refusals: list[ProviderError]) -> dict[str, Any]:
+        fee = decision.fees.get(provider)
+        return {
+            **base,
+            "attempt": number,
+            "provider": provider,
+            "expected_fee": {"minor": fee.minor, "currency": fee.currency} if fee else None,
+            "failed_attempts": [{"provider": e.provider, "code": str(e.code),
+                                 "message": e.message} for e in refusals],
+        }
 
     def confirm(self, payment_id: str, params: Mapping[str, Any]) -> Steps[Payment]:
         """Complete a pending payment with what the customer gave (a wallet code...)."""
@@ -262,6 +307,8 @@ class Service:
         operation: Operation,
         payment: Payment,
         make_flow: Callable[[], Flow[ProviderPayment]],
+        *,
+        can_fail_over: bool = False,
     ) -> Steps[Payment]:
         exchanges: list[Exchange] = []
         try:
@@ -289,7 +336,9 @@ class Service:
             return self._move(payment, Status.FAILED, Cause.API, reason=exc.message,
                               exchanges=exchanges, provider_confirmed=True, changes=changes)
         except ProviderError as exc:
-            if operation is Operation.CREATE:
+            if operation is Operation.CREATE and exc.created_nothing and can_fail_over:
+                self.store.record_exchanges(exchanges)  # the caller tries the next provider
+            elif operation is Operation.CREATE:
                 self._move(payment, Status.FAILED, Cause.API, reason=str(exc),
                            exchanges=exchanges, provider_confirmed=True, changes={
                                "error_code": str(exc.code), "error_message": exc.message,

@@ -103,6 +103,7 @@ _Row: TypeAlias = sa.Row[*tuple[Any, ...]]
 #: Columns :meth:`Store.update_payment` may change.
 _UPDATABLE: Final = frozenset(
     {
+        "provider",  # failover: the next candidate takes the same payment
         "provider_reference",
         "next_action",
         "expires_at",
