@@ -10,12 +10,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_core
 import bench_routing
+import bench_webhooks
 
 
 def main() -> int:
     print("pasarela benchmarks (ratios against baselines measured in this run)\n")
     failures = 0
-    for module in (bench_core, bench_routing):
+    for module in (bench_core, bench_routing, bench_webhooks):
         failures += module.main() != 0
     print("\nall budgets met" if not failures else f"\n{failures} benchmark group(s) over budget")
     return 0

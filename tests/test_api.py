@@ -375,3 +375,34 @@ def test_async_api_same_behaviour(store_url, gateway, clock):
 
     pending, succeeded, refund = anyio.run(scenario)
     assert (pending, succeeded, refund.value) == (Status.PENDING, Status.SUCCEEDED, "succeeded")
+
+
+def test_concurrent_refunds_never_exceed_the_capture(make, gateway):
+    """Two full refunds at once: one reserves the amount, the other conflicts or is
+    refused; never both."""
+    from pasarela.errors import ConcurrencyConflictError
+
+    pasarela = make()
+    payment = pasarela.pay(order(amount="100.00"), method="card", idempotency_key="k")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            pasarela.refund(payment.id, Money.of("100.00", "PEN"))
+            outcomes.append("refunded")
+        except (RefundError, ConcurrencyConflictError) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("refunded") == 1
+    assert len(outcomes) == 8
+    # Stopped by pasarela before any I/O, not by the provider's own check.
+    assert gateway.calls.count(("POST", "/v1/refunds")) == 1
+    assert sum(f.refunded for f in gateway.payments.values()) == 10000
+    assert pasarela.get(payment.id).status is Status.REFUNDED

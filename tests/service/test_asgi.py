@@ -10,13 +10,16 @@ from typing import Any, ClassVar
 import attrs
 import httpx
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from structlog.testing import capture_logs
 
 from pasarela import hookimpl
 from pasarela.asgi import create_app
 from pasarela.lifecycle import Status
+from pasarela.store.schema import webhook_deliveries
 from pasarela.testing.fake import FakeProvider, sign_fake_webhook
 
 from .conftest import make_order
@@ -343,8 +346,6 @@ async def test_metrics_report_the_store_down(make_async, monkeypatch):
     app = create_app(p)
 
     def broken(**kwargs: Any) -> Any:
-        import sqlalchemy as sa
-
         raise sa.exc.OperationalError("SELECT", {}, Exception("gone"))
 
     monkeypatch.setattr(p.store, "outbox_lag", broken)
@@ -363,3 +364,27 @@ async def test_openmetrics_is_negotiated(make_async):
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
 
+
+
+async def test_refusals_are_logged_and_leave_the_store_unchanged(make_async):
+    p = make_async()
+    big = b"{" + b" " * 70_000 + b"}"
+    async with client_for(create_app(p)) as client:
+        with capture_logs() as logs:
+            codes = [
+                (await client.post("/webhooks/nope", content=b"{}",
+                                   headers={"Content-Type": "application/json"})).status_code,
+                (await client.post("/webhooks/fake", content=b"{}",
+                                   headers={"Content-Type": "text/plain"})).status_code,
+                (await client.post("/webhooks/fake", content=big,
+                                   headers={"Content-Type": "application/json"})).status_code,
+            ]
+    assert codes == [404, 415, 413]
+    assert [(e["event"], e["reason"], e["status"]) for e in logs] == [
+        ("webhook_rejected", "unknown_provider", 404),
+        ("webhook_rejected", "unsupported_media_type", 415),
+        ("webhook_rejected", "body_too_large", 413),
+    ]
+    with p.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(webhook_deliveries)
+                            ).scalar_one() == 0

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pasarela import worker as worker_module
+from pasarela.config import load_config
 from pasarela.errors import ConfigurationError
 from pasarela.flows import drive
 from pasarela.jobs import expire_due
@@ -206,20 +207,16 @@ class TestLatePayments:
         assert refund_late_payments(p) == 0  # backing off: no second attempt yet
         assert len(p.store.refunds_for(payment.id)) == 1
 
-    def test_policy_comes_from_the_configuration(self):
-        def pasarela(worker=None, source=None):
-            return SimpleNamespace(config=SimpleNamespace(worker=worker, source=source))
+    def test_policy_comes_from_the_configuration(self, tmp_path: Path):
+        def policy(text: str) -> str:
+            path = tmp_path / "pasarela.toml"
+            path.write_text(text)
+            return late_payment_policy(SimpleNamespace(config=load_config(path)))
 
-        assert late_payment_policy(pasarela()) == "flag"
-        assert late_payment_policy(pasarela(SimpleNamespace(late_payment="refund"))) == "refund"
+        assert policy("") == "flag"
+        assert policy('[worker]\nlate_payment = "refund"\n') == "refund"
         with pytest.raises(ConfigurationError, match=r"worker\.late_payment"):
-            late_payment_policy(pasarela(SimpleNamespace(late_payment="keep")))
-
-    def test_policy_from_the_raw_toml(self, tmp_path: Path):
-        path = tmp_path / "pasarela.toml"
-        path.write_text('[worker]\nlate_payment = "refund"\n')
-        config = SimpleNamespace(source=str(path))
-        assert late_payment_policy(SimpleNamespace(config=config)) == "refund"
+            policy('[worker]\nlate_payment = "keep"\n')
 
     def test_unknown_policy_is_refused(self, make_sync):
         with pytest.raises(ConfigurationError):

@@ -89,7 +89,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536) -> 
         raise TypeError(f"create_app needs a Pasarela or AsyncPasarela, not {pasarela!r}")
     if max_body <= 0:
         raise ValueError("max_body must be positive")
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()
     requests = Counter(
         "pasarela_webhook_requests", "Webhook requests answered by this process.",
         ["provider", "code"], registry=registry,

@@ -146,6 +146,15 @@ class OutboxConfig:
 
 
 @attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """``[worker]``: what ``pasarela worker`` does about a payment that arrives after
+    its code expired: ``flag`` it (the ``payment.late_succeeded`` event) or also
+    ``refund`` it automatically where the provider can."""
+
+    late_payment: Literal["flag", "refund"] = "flag"
+
+
+@attrs.frozen(kw_only=True)
 class RouteConfig:
     """One ``[[routes]]`` entry. ``when`` is kept raw; routing compiles it."""
 
@@ -179,6 +188,7 @@ class Config:
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
     checkout: CheckoutConfig = attrs.field(factory=CheckoutConfig)
     outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
+    worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()
     source: str | None = None
@@ -409,6 +419,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "plugins": PluginsConfig,
     "checkout": CheckoutConfig,
     "outbox": OutboxConfig,
+    "worker": WorkerConfig,
     "providers": Mapping[str, Mapping[str, Any]],
 }
 

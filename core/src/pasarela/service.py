@@ -513,11 +513,12 @@ class Service:
                 code=ErrorCode.REFUND_EXCEEDS_CAPTURE,
             )
         now = self.clock()
-        # Reserve: the version bump makes a concurrent refund conflict before any I/O.
-        payment = self.store.update_payment(payment_id, expected_version=payment.version)
         refund = Refund(id=str(ULID()), payment_id=payment_id, amount=want,
                         status=RefundStatus.PENDING, created_at=now, reason=reason)
-        self.store.save_refund(refund)
+        # Reserve before any I/O, atomically: the pending refund and a version bump in
+        # one transaction, so a concurrent refund conflicts instead of double refunding.
+        payment = self.store.update_payment(payment_id, expected_version=payment.version,
+                                            refund=refund)
         exchanges: list[Exchange] = []
         try:
             result = yield from run_flow(
@@ -564,6 +565,9 @@ class Service:
                     exchanges=exchanges, delivery=delivery, refund=refund,
                 )
             except ConcurrencyConflictError:
+                if delivery is not None and delivery.event_id and self.store.seen_delivery(
+                        delivery.provider, delivery.event_id):
+                    return self.store.get_payment(payment.id)  # a repeated delivery
                 payment = self.store.get_payment(payment.id)
         raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again")
 

@@ -27,11 +27,9 @@ import random
 import signal
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Literal
 
@@ -161,24 +159,8 @@ def run_worker(
 
 
 def late_payment_policy(pasarela: Pasarela) -> LatePaymentPolicy:
-    """``[worker] late_payment`` from the configuration: ``flag`` unless set.
-
-    Read from ``config.worker`` when the configuration has that section, else from
-    the raw TOML file the configuration came from.
-    """
-    section = getattr(pasarela.config, "worker", None)
-    value: Any = getattr(section, "late_payment", None)
-    source = pasarela.config.source
-    if value is None and source and Path(source).is_file():
-        try:
-            with Path(source).open("rb") as fh:
-                raw = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError):
-            raw = {}
-        worker = raw.get("worker")
-        value = worker.get("late_payment") if isinstance(worker, dict) else None
-    if value is None:
-        return "flag"
+    """``[worker] late_payment`` from the configuration: ``flag`` unless set."""
+    value: Any = pasarela.config.worker.late_payment
     if value not in LATE_PAYMENT_POLICIES:
         raise ConfigurationError(f"must be one of {', '.join(LATE_PAYMENT_POLICIES)}, "
                                  f"not {value!r}", path="worker.late_payment")

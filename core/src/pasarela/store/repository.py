@@ -392,17 +392,25 @@ class Store:
             row = conn.execute(query).first()
         return None if row is None else _payment_from_row(row)
 
-    def update_payment(self, payment_id: str, *, expected_version: int, **changes: Any) -> Payment:
+    def update_payment(
+        self, payment_id: str, *, expected_version: int, refund: Refund | None = None,
+        **changes: Any,
+    ) -> Payment:
         """Change non-status fields (``provider_reference``, ``next_action``,
         ``expires_at``, ``routing``, ``next_check_at``, ``check_attempts``,
-        ``error_code``, ``error_message``) with a version check and bump.
+        ``error_code``, ``error_message``) with a version check and bump, and upsert
+        *refund* in the same transaction (a refund reserved before its I/O: a
+        concurrent refund of the same payment then conflicts instead of racing).
 
         ``ConcurrencyConflictError`` if the version moved on.
         """
         values = _change_values(changes, allowed=_UPDATABLE)
         with self._begin(write=True) as conn:
             self._lock_payment(conn, payment_id, expected_version)
-            row = self._bump(conn, payment_id, expected_version, values, _now())
+            now = _now()
+            row = self._bump(conn, payment_id, expected_version, values, now)
+            if refund is not None:
+                self._upsert_refund(conn, refund, now=now)
         return _payment_from_row(row)
 
     def _lock_payment(
