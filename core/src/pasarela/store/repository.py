@@ -124,6 +124,7 @@ _MIGRATION_LOCK: Final = 0x70617361  # "pasa"
 _INSERT_TRANSITION: Final = sa.insert(transitions)
 _INSERT_OUTBOX: Final = sa.insert(outbox)
 _INSERT_DECISION: Final = sa.insert(routing_decisions)
+_INSERT_DELIVERY: Final = sa.insert(webhook_deliveries)
 _NEXT_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1).where(
     transitions.c.payment_id == sa.bindparam("_id")
 )
@@ -191,6 +192,7 @@ class Store:
         self._sqlite = self._engine.dialect.name == "sqlite"
         self._create_stmt: Any = None
         self._bump_stmts: dict[tuple[str, ...], Any] = {}
+        self._find_stmts: dict[tuple[str, ...], Any] = {}
         # SQLite has one writer at a time: queue this process's writers on a lock
         # instead of letting them spin on the busy timeout. In memory, one
         # connection is shared, so every call is serialised.
@@ -371,25 +373,24 @@ class Store:
         idempotency_key: str | None = None,
     ) -> Payment | None:
         """The payment matching every criterion given (the newest, if several)."""
-        clauses: list[sa.ColumnElement[bool]] = []
-        if provider is not None:
-            clauses.append(payments.c.provider == provider)
-        if provider_reference is not None:
-            clauses.append(payments.c.provider_reference == provider_reference)
-        if idempotency_key is not None:
-            clauses.append(payments.c.idempotency_key == idempotency_key)
         if provider_reference is None and idempotency_key is None:
             raise ValidationError(
                 "give provider_reference or idempotency_key", field="provider_reference"
             )
-        query = (
-            sa.select(payments)
-            .where(*clauses)
-            .order_by(payments.c.created_at.desc(), payments.c.id.desc())
-            .limit(1)
-        )
+        given = {"provider": provider, "provider_reference": provider_reference,
+                 "idempotency_key": idempotency_key}
+        keys = tuple(k for k, v in given.items() if v is not None)
+        query = self._find_stmts.get(keys)
+        if query is None:  # one statement per combination, compiled once
+            query = (
+                sa.select(payments)
+                .where(*(payments.c[k] == sa.bindparam(f"_{k}") for k in keys))
+                .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+                .limit(1)
+            )
+            self._find_stmts[keys] = query
         with self._begin() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query, {f"_{k}": given[k] for k in keys}).first()
         return None if row is None else _payment_from_row(row)
 
     def update_payment(
@@ -710,9 +711,7 @@ class Store:
         self, conn: sa.Connection, delivery: Delivery, *, payment_id: str, now: datetime
     ) -> None:
         try:
-            conn.execute(
-                sa.insert(webhook_deliveries).values(**_delivery_values(delivery, payment_id, now))
-            )
+            conn.execute(_INSERT_DELIVERY, _delivery_values(delivery, payment_id, now))
         except sa.exc.IntegrityError as exc:
             raise ConcurrencyConflictError(
                 f"duplicate delivery: {delivery.provider} event {delivery.event_id!r} was "
