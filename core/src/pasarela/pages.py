@@ -1,0 +1,393 @@
+"""The customer payment page (and the hook that mounts the operator dashboard).
+
+``GET /pay/{payment_id}?t=TOKEN``
+    What the customer must do to pay: for a cash code (a PagoEfectivo CIP) the code,
+    the amount, the expiry in Lima time with a countdown, the QR and the channels;
+    for a wallet QR the QR; for a card the next step. Then the paid, expired,
+    canceled or failed state. Spanish unless ``Accept-Language`` prefers English.
+``GET /pay/{payment_id}/status?t=TOKEN``
+    ``{"state": ...}`` for the page's polling script (no-store).
+
+The link carries a token: ``EXPIRY.SIGNATURE``, the signature an HMAC-SHA256 with
+the page secret over the payment id and the expiry. A tampered, foreign or expired
+token answers the same 404 as a payment that does not exist, and the token is
+checked before the store is read, so nobody can enumerate payments. Hosts build
+links with :func:`pay_link`.
+
+Every page answers with a Content-Security-Policy that allows only this app's own
+files (no inline script or style), ``Referrer-Policy: no-referrer``,
+``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'none'``.
+
+Configuration (there is no ``[pages]`` table in ``pasarela.toml`` yet): pass
+:class:`PageSettings` to ``create_app(pasarela, pages=...)``, or set
+``PASARELA_PAGE_SECRET`` (turns the customer page on), ``PASARELA_ADMIN_TOKEN``
+(turns ``/admin`` on) and optionally ``PASARELA_RENEW_URL`` (the "new code" link,
+``{order_reference}`` is replaced) in the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import anyio.to_thread
+import attrs
+import jinja2
+from babel.dates import format_datetime
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pasarela.api import AsyncPasarela, Pasarela
+from pasarela.errors import NotFoundError
+from pasarela.lifecycle import Status
+from pasarela.model import (
+    ApproveInWallet,
+    ConfirmCard,
+    OpenUrl,
+    Payment,
+    ScanQr,
+    ShowCashCode,
+)
+
+
+__all__ = [
+    "SECURITY_HEADERS",
+    "PageSettings",
+    "check_page_token",
+    "negotiate_language",
+    "page_state",
+    "page_token",
+    "pay_link",
+    "routes",
+]
+
+_HERE: Final = Path(__file__).parent
+#: Where the page's CSS and script are served from (inside the app's root path).
+STATIC_PATH: Final = "/pasarela-static"
+DEFAULT_LINK_TTL: Final = timedelta(days=7)
+
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+try:
+    from zoneinfo import ZoneInfo
+
+    LIMA: tzinfo = ZoneInfo("America/Lima")
+except Exception:  # pragma: no cover - no tz database: Peru keeps UTC-5 all year
+    LIMA = timezone(timedelta(hours=-5), "PET")
+
+_ID_RE: Final = re.compile(r"^[0-9A-Za-z]{1,40}$")
+
+
+@attrs.frozen(kw_only=True)
+class PageSettings:
+    """What the pages need. A ``None`` secret or token turns that part off."""
+
+    page_secret: str | None = attrs.field(default=None, repr=False)
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    #: Link for "generar un nuevo código"; ``{order_reference}`` is replaced.
+    renew_url: str | None = None
+    #: A pending payment older than this is "stale" on the dashboard.
+    stale_after: timedelta = timedelta(hours=1)
+    #: How often the customer page polls the status endpoint.
+    poll_seconds: int = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PageSettings:
+        env = os.environ if environ is None else environ
+        return cls(page_secret=env.get("PASARELA_PAGE_SECRET") or None,
+                   admin_token=env.get("PASARELA_ADMIN_TOKEN") or None,
+                   renew_url=env.get("PASARELA_RENEW_URL") or None)
+
+
+# --- tokens -------------------------------------------------------------------------
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _signature(payment_id: str, expiry: int, secret: str) -> str:
+    message = f"pasarela.pay.v1\x00{payment_id}\x00{expiry}".encode()
+    return _b64(hmac.new(secret.encode(), message, hashlib.sha256).digest())
+
+
+def page_token(payment_id: str, secret: str, expires_at: datetime) -> str:
+    """The token for *payment_id*'s page, valid until *expires_at*."""
+    if not secret:
+        raise ValueError("the page secret is empty")
+    expiry = int(expires_at.timestamp())
+    return f"{expiry}.{_signature(payment_id, expiry, secret)}"
+
+
+def check_page_token(payment_id: str, token: str, secret: str, *,
+                     now: datetime | None = None) -> bool:
+    """True when *token* was made for *payment_id* with *secret* and has not expired."""
+    expiry_text, _, given = token.partition(".")
+    if not expiry_text.isdigit() or len(expiry_text) > 12 or not given:
+        return False
+    expected = _signature(payment_id, int(expiry_text), secret)
+    if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
+        return False
+    return int(expiry_text) > (now or datetime.now(UTC)).timestamp()
+
+
+def pay_link(payment_id: str, secret: str, ttl: timedelta = DEFAULT_LINK_TTL, *,
+             base_url: str = "", now: datetime | None = None) -> str:
+    """The customer page's link for *payment_id*, valid for *ttl*.
+
+    *base_url* is where the app is mounted (``https://shop.pe/pasarela``).
+    """
+    token = page_token(payment_id, secret, (now or datetime.now(UTC)) + ttl)
+    return f"{base_url.rstrip('/')}/pay/{quote(payment_id, safe='')}?t={token}"
+
+
+# --- language -----------------------------------------------------------------------
+
+LANGUAGES: Final = ("es", "en")
+
+
+def negotiate_language(header: str | None) -> str:
+    """``es`` or ``en`` from an ``Accept-Language`` header (Spanish by default)."""
+    best, best_q = "es", 0.0
+    for position, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGUAGES:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        q -= position * 1e-6  # earlier wins a tie
+        if q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
+    "es": {
+        "title": "Tu pago", "order": "Pedido", "amount": "Monto a pagar",
+        "code_label": "Código de pago (CIP)", "copy": "Copiar código", "copied": "Copiado",
+        "expires": "Paga antes del", "lima": "hora de Lima", "left": "Tiempo restante",
+        "qr_label": "Código QR del pago {code}", "qr_wallet_label": "Código QR para pagar",
+        "where": "Dónde pagar",
+        "ch_bank": "Banca por internet o app del banco",
+        "ch_bank_steps": "Entra a «Pago de servicios», busca PagoEfectivo y escribe el código.",
+        "ch_agent": "Agentes y agencias bancarias",
+        "ch_agent_steps": "Di que pagas a PagoEfectivo, da el código y paga el monto.",
+        "ch_bodega": "Bodegas y agentes Kasnet",
+        "ch_bodega_steps": "Pide pagar un código PagoEfectivo y da el código.",
+        "provider_steps": "Indicaciones del proveedor",
+        "cip_url": "Ver el código en la página de PagoEfectivo",
+        "scan": "Escanea el código QR y paga desde Yape o Plin.",
+        "approve": "Aprueba el pago en tu app {wallet} y vuelve a la tienda.",
+        "card": "Tu banco pide un paso más para completar el pago con tarjeta.",
+        "card_go": "Continuar con la verificación",
+        "card_shop": "Vuelve a la página de la tienda para confirmar la tarjeta.",
+        "open": "Continúa el pago en la página del proveedor.", "open_go": "Continuar",
+        "processing": "Estamos confirmando tu pago. Esta página se actualiza sola.",
+        "paid": "¡Pago recibido!", "paid_body": "Gracias. Tu pago de {amount} está confirmado.",
+        "expired": "El código venció",
+        "expired_body": "Este código ya no se puede pagar.",
+        "renew": "Generar un nuevo código",
+        "canceled": "Pago anulado", "canceled_body": "Este pago fue anulado.",
+        "failed": "El pago no se completó",
+        "refresh": "Actualizar", "waiting": "Esperando tu pago…",
+        "auto": "Esta página se actualiza sola cuando recibimos el pago.",
+    },
+    "en": {
+        "title": "Your payment", "order": "Order", "amount": "Amount to pay",
+        "code_label": "Payment code (CIP)", "copy": "Copy code", "copied": "Copied",
+        "expires": "Pay before", "lima": "Lima time", "left": "Time left",
+        "qr_label": "QR code of payment {code}", "qr_wallet_label": "QR code to pay",
+        "where": "Where to pay",
+        "ch_bank": "Online banking or your bank's app",
+        "ch_bank_steps": "Open “Pay services”, look for PagoEfectivo and type the code.",
+        "ch_agent": "Bank agents and branches",
+        "ch_agent_steps": "Say you are paying PagoEfectivo, give the code and pay the amount.",
+        "ch_bodega": "Corner shops and Kasnet agents",
+        "ch_bodega_steps": "Ask to pay a PagoEfectivo code and give the code.",
+        "provider_steps": "The provider's instructions",
+        "cip_url": "See the code on PagoEfectivo's page",
+        "scan": "Scan the QR code and pay from Yape or Plin.",
+        "approve": "Approve the payment in your {wallet} app and go back to the shop.",
+        "card": "Your bank needs one more step to complete the card payment.",
+        "card_go": "Continue to verification",
+        "card_shop": "Go back to the shop's page to confirm the card.",
+        "open": "Continue the payment on the provider's page.", "open_go": "Continue",
+        "processing": "We are confirming your payment. This page updates itself.",
+        "paid": "Payment received!", "paid_body": "Thank you. Your payment of {amount} is "
+        "confirmed.",
+        "expired": "The code has expired",
+        "expired_body": "This code can no longer be paid.",
+        "renew": "Generate a new code",
+        "canceled": "Payment canceled", "canceled_body": "This payment was canceled.",
+        "failed": "The payment did not go through",
+        "refresh": "Refresh", "waiting": "Waiting for your payment…",
+        "auto": "This page updates itself when we receive the payment.",
+    },
+}
+
+_PAID: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
+
+
+def page_state(payment: Payment, now: datetime) -> str:
+    """What the page shows: ``cash``, ``qr``, ``approve``, ``card``, ``open_url``,
+    ``processing``, ``paid``, ``expired``, ``canceled`` or ``failed``."""
+    status = payment.status
+    if status in _PAID:
+        return "paid"
+    if status in (Status.EXPIRED, Status.CANCELED, Status.FAILED):
+        return status.value
+    if status is Status.PENDING and payment.expires_at is not None and payment.expires_at <= now:
+        return "expired"
+    action = payment.next_action
+    if status is Status.PENDING:
+        if isinstance(action, ShowCashCode):
+            return "cash"
+        if isinstance(action, ScanQr):
+            return "qr"
+        if isinstance(action, ApproveInWallet):
+            return "approve"
+        if isinstance(action, ConfirmCard):
+            return "card"
+        if isinstance(action, OpenUrl):
+            return "open_url"
+    return "processing"
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def template_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = lambda m, lang="es": m.format("es_PE" if lang == "es" else "en_US")
+    return env
+
+
+def html(env: jinja2.Environment, name: str, context: Mapping[str, Any], *,
+         status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    body = env.get_template(name).render(**context)
+    return HTMLResponse(body, status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+def not_found(env: jinja2.Environment, lang: str, prefix: str) -> HTMLResponse:
+    return html(env, "not_found.html", {"lang": lang, "static": prefix + STATIC_PATH}, status=404)
+
+
+def lima_time(value: datetime, lang: str) -> str:
+    pattern = "EEEE d 'de' MMMM, HH:mm" if lang == "es" else "EEEE, MMMM d, HH:mm"
+    return str(format_datetime(value.astimezone(LIMA), pattern,
+                               locale="es_PE" if lang == "es" else "en_US"))
+
+
+def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = None, *,
+           clock: Callable[[], datetime] | None = None) -> list[BaseRoute]:
+    """The page routes to add to the ASGI app: the static files, ``/pay`` when a page
+    secret is set and ``/admin`` when an admin token is set (nothing otherwise)."""
+    settings = settings or PageSettings.from_env()
+    if not settings.page_secret and not settings.admin_token:
+        return []
+    now = clock or (lambda: datetime.now(UTC))
+    env = template_environment()
+    out: list[BaseRoute] = [
+        Mount(STATIC_PATH, app=StaticFiles(directory=str(_HERE / "static")), name="pasarela-static")
+    ]
+    if settings.page_secret:
+        out += _customer_routes(pasarela, settings, env, now)
+    if settings.admin_token:
+        from pasarela import pages_admin  # noqa: PLC0415 - only when the dashboard is on
+
+        out += pages_admin.routes(pasarela, settings, env, now)
+    return out
+
+
+def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
+                     env: jinja2.Environment, now: Callable[[], datetime]) -> list[BaseRoute]:
+    secret = settings.page_secret or ""
+
+    async def load(request: Request) -> Payment | None:
+        payment_id = request.path_params["payment_id"]
+        token = request.query_params.get("t", "")
+        if not _ID_RE.match(payment_id) or not check_page_token(payment_id, token, secret,
+                                                                   now=now()):
+            return None
+        try:
+            return await anyio.to_thread.run_sync(pasarela.store.get_payment, payment_id)
+        except NotFoundError:
+            return None
+
+    async def page(request: Request) -> Response:
+        lang = negotiate_language(request.headers.get("accept-language"))
+        prefix = request.scope.get("root_path", "")
+        payment = await load(request)
+        if payment is None:
+            return not_found(env, lang, prefix)
+        at = now()
+        state = page_state(payment, at)
+        action = payment.next_action
+        token = request.query_params["t"]
+        renew = None
+        if state in ("expired", "canceled", "failed") and settings.renew_url:
+            renew = settings.renew_url.replace(
+                "{order_reference}", quote(payment.order_reference, safe=""))
+        expires_at = getattr(action, "expires_at", None) or payment.expires_at
+        instructions: tuple[str, ...] = ()
+        if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet):
+            instructions = tuple(action.instructions.get(lang) or
+                                 action.instructions.get("es") or ())
+        context = {
+            "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
+            "action": action, "static": prefix + STATIC_PATH,
+            "status_url": f"{prefix}/pay/{payment.id}/status?t={token}",
+            "self_url": f"{prefix}/pay/{payment.id}?t={token}",
+            "amount": payment.amount.format("es_PE" if lang == "es" else "en_US"),
+            "description": payment.order.description if payment.order else "",
+            "expires_text": lima_time(expires_at, lang) if expires_at else None,
+            "expires_iso": expires_at.astimezone(UTC).isoformat() if expires_at else None,
+            "renew_url": renew, "instructions": instructions,
+            "poll": state not in ("paid", "canceled", "failed"),
+            "poll_ms": settings.poll_seconds * 1000,
+            "error_message": payment.customer_message(lang) if state == "failed" else None,
+            "card_url": action.url if isinstance(action, ConfirmCard) else None,
+        }
+        return html(env, "pay.html", context)
+
+    async def status(request: Request) -> Response:
+        payment = await load(request)
+        if payment is None:
+            return JSONResponse({"error": "not found"}, 404, headers=dict(SECURITY_HEADERS))
+        return JSONResponse({"state": page_state(payment, now()), "status": payment.status.value},
+                            headers=dict(SECURITY_HEADERS))
+
+    return [
+        Route("/pay/{payment_id}", page, methods=["GET"], name="pasarela-pay"),
+        Route("/pay/{payment_id}/status", status, methods=["GET"], name="pasarela-pay-status"),
+    ]
