@@ -21,16 +21,12 @@ import logging
 import shutil
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 from pasarela_pagoefectivo.sandbox import create_app as pagoefectivo_sandbox
 from pasarela_pagoefectivo.sandbox.state import (
     DEFAULT_ACCESS_KEY,
@@ -49,6 +45,7 @@ from pasarela.cli import print_payment
 from pasarela.events import LifecycleEvent
 from pasarela.logs import configure
 from pasarela.model import ScanQr, ShowCashCode
+from pasarela.testing.helpers import serve_app
 
 
 console = Console()
@@ -85,24 +82,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(app: Any, port: int) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"server on port {port} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def wait_for(check: Callable[[], bool], what: str, seconds: float = 10) -> None:
@@ -148,14 +127,14 @@ def main() -> int:
         },
     }
     with Pasarela(config, plugins=[Stock()], clock=clock) as pasarela, \
-            serve(webhook_server(pasarela), ports["pasarela"]), \
-            serve(pagoefectivo_sandbox(notification_url=f"{hooks}/pagoefectivo"),
-                  ports["pagoefectivo"]) as pe_url, \
-            serve(yape_sandbox(webhook_url=f"{hooks}/yape", public_key=CULQI_PUBLIC,
-                               secret_key=CULQI_SECRET), ports["yape"]) as yape_url, \
-            serve(stripe_sandbox(api_key=STRIPE_KEY, webhook_url=f"{hooks}/stripe",
-                                 webhook_secret=STRIPE_WEBHOOK_SECRET),
-                  ports["stripe"]) as stripe_url, \
+            serve_app(webhook_server(pasarela), port=ports["pasarela"]), \
+            serve_app(pagoefectivo_sandbox(notification_url=f"{hooks}/pagoefectivo"),
+                      port=ports["pagoefectivo"]) as pe_url, \
+            serve_app(yape_sandbox(webhook_url=f"{hooks}/yape", public_key=CULQI_PUBLIC,
+                                   secret_key=CULQI_SECRET), port=ports["yape"]) as yape_url, \
+            serve_app(stripe_sandbox(api_key=STRIPE_KEY, webhook_url=f"{hooks}/stripe",
+                                     webhook_secret=STRIPE_WEBHOOK_SECRET),
+                      port=ports["stripe"]) as stripe_url, \
             httpx.Client(timeout=10) as control:
         shown: list[str] = []
 

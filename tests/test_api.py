@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import anyio
 import pytest
@@ -25,23 +25,8 @@ from pasarela.model import Customer, Order, ShowCashCode
 from pasarela.money import Money
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.events: list = []
-
-    @hookimpl
-    def pasarela_payment_event(self, event):
-        self.events.append(event)
+from pasarela.testing.helpers import EventRecorder as Observer
+from pasarela.testing.helpers import ManualClock as Clock
 
 
 def rosa() -> Customer:

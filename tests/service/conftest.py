@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from pasarela import hookimpl
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.model import Customer, Order
 from pasarela.money import Money
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
-
-
-class Clock:
-    """Business time the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Observer:
-    """A host's observer: records every lifecycle event it is handed."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    @hookimpl
-    def pasarela_payment_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def types(self) -> list[str]:
-        return [e.type for e in self.events]
+from pasarela.testing.helpers import EventRecorder as Observer
+from pasarela.testing.helpers import ManualClock as Clock
 
 
 def make_order(ref: str, amount: str = "149.90", **kw: Any) -> Order:

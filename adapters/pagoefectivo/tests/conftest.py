@@ -5,14 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import httpx
 import pytest
-import uvicorn
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.sandbox import (
     DEFAULT_ACCESS_KEY,
@@ -31,26 +29,7 @@ from ulid import ULID
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
 from pasarela.provider import CreateRequest
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run *app* with uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+from pasarela.testing.helpers import serve_app as serve
 
 
 @attrs.define

@@ -42,13 +42,9 @@ PAYMENT_ID = "01JH5ZQ0CASSETTE0000000001"
 
 
 @pytest.fixture(scope="module")
-def vcr_config(pytestconfig: pytest.Config) -> dict[str, Any]:
-    config = base_vcr_config(secret_fields=PagoEfectivoProvider.secret_fields,
+def vcr_config() -> dict[str, Any]:
+    return base_vcr_config(secret_fields=PagoEfectivoProvider.secret_fields,
                              secret_values=[DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY])
-    if pytestconfig.getoption("--record-mode"):
-        # pytest-recording lets the config's record_mode win over the command line.
-        config.pop("record_mode", None)
-    return config
 
 
 @pytest.fixture

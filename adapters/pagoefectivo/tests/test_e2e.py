@@ -7,7 +7,7 @@ the raw headers and bytes to ``Pasarela.handle_webhook``, as a host's endpoint d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +16,14 @@ import pytest
 from pasarela_pagoefectivo.notifications import build_notification, sign
 from pasarela_pagoefectivo.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 
-from pasarela import hookimpl
 from pasarela.api import Pasarela
 from pasarela.errors import ProviderUnavailableError, ProviderValidationError
 from pasarela.lifecycle import Status
 from pasarela.model import Order, ShowCashCode
 from pasarela.money import Money
 from pasarela.store import Store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    @hookimpl
-    def pasarela_payment_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def types(self) -> list[str]:
-        return [e.type for e in self.events]
+from pasarela.testing.helpers import EventRecorder as Observer
+from pasarela.testing.helpers import ManualClock as Clock
 
 
 @pytest.fixture

@@ -39,12 +39,8 @@ NOW = datetime(2030, 1, 15, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def vcr_config(pytestconfig: pytest.Config) -> dict[str, Any]:
-    config = base_vcr_config(secret_fields=StripeProvider.secret_fields, secret_values=[KEY])
-    if pytestconfig.getoption("--record-mode"):
-        # pytest-recording lets the config's record_mode win over the command line.
-        config.pop("record_mode", None)
-    return config
+def vcr_config() -> dict[str, Any]:
+    return base_vcr_config(secret_fields=StripeProvider.secret_fields, secret_values=[KEY])
 
 
 @pytest.fixture

@@ -40,12 +40,8 @@ NOW = datetime.fromisoformat("2030-01-15T10:00:00-05:00")
 
 
 @pytest.fixture(scope="module")
-def vcr_config(pytestconfig: pytest.Config) -> dict[str, Any]:
-    config = base_vcr_config(secret_fields=YapeProvider.secret_fields, secret_values=[PK, SK])
-    if pytestconfig.getoption("--record-mode"):
-        # pytest-recording lets the config's record_mode win over the command line.
-        config.pop("record_mode", None)
-    return config
+def vcr_config() -> dict[str, Any]:
+    return base_vcr_config(secret_fields=YapeProvider.secret_fields, secret_values=[PK, SK])
 
 
 @pytest.fixture

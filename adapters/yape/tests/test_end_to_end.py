@@ -16,25 +16,13 @@ import pasarela_yape
 import pytest
 from pasarela_yape import YapeProvider
 
-from pasarela import hookimpl
 from pasarela.api import Pasarela
 from pasarela.asgi import create_app as webhook_app
 from pasarela.errors import DeclinedError
 from pasarela.lifecycle import Status
 from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
 from pasarela.money import Money
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    @hookimpl
-    def pasarela_payment_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def types(self) -> list[str]:
-        return [e.type for e in self.events]
+from pasarela.testing.helpers import EventRecorder as Observer
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -49,7 +49,7 @@ from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from pasarela._log import get_logger
 from pasarela.api import AsyncPasarela, Pasarela
@@ -58,6 +58,10 @@ from pasarela.lifecycle import Status
 from pasarela.provider import Operation, Provider, WebhookReply
 from pasarela.store import Store
 from pasarela.store.schema import exchanges, payments, webhook_deliveries
+
+
+if TYPE_CHECKING:
+    from pasarela.pages import PageSettings
 
 
 __all__ = [
@@ -83,7 +87,8 @@ RETRY_LATER: Final = (ProviderError, ConcurrencyConflictError, ConfigurationErro
                        sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
-def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536) -> Starlette:
+def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
+               pages: PageSettings | None = None) -> Starlette:
     """The webhook, health and metrics app over *pasarela* (see the module docs)."""
     if not isinstance(pasarela, AsyncPasarela | Pasarela):
         raise TypeError(f"create_app needs a Pasarela or AsyncPasarela, not {pasarela!r}")
@@ -143,11 +148,17 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536) -> 
         payload = await anyio.to_thread.run_sync(encoder, registry)
         return Response(payload, headers={"Content-Type": content_type})
 
-    app = Starlette(routes=[
+    routes: list[BaseRoute] = [
         Route("/webhooks/{provider}", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-    ])
+    ]
+    # --- hook: customer page /pay and dashboard /admin (pasarela.pages, issue #9); off
+    # unless a page secret or admin token is given in *pages* or the environment.
+    from pasarela import pages as _pages  # noqa: PLC0415 - keeps Jinja2 lazy
+
+    routes += _pages.routes(pasarela, pages)
+    app = Starlette(routes=routes)
     app.state.pasarela = pasarela
     app.state.registry = registry
     return app

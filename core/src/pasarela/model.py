@@ -35,6 +35,7 @@ __all__ = [
     "RefundStatus",
     "ScanQr",
     "ShowCashCode",
+    "as_method",
     "Transition",
     "next_action_from_dict",
     "qr_svg",
@@ -49,7 +50,8 @@ class Method(StrEnum):
     CARD = "card"
 
 
-def _as_method(value: Method | str) -> Method:
+def as_method(value: Method | str) -> Method:
+    """*value* as a :class:`Method`, or ``ValidationError`` naming ``method``."""
     try:
         return Method(value)
     except ValueError:
@@ -470,7 +472,7 @@ class Payment:
     order_reference: str
     idempotency_key: str
     provider: str
-    method: Method = attrs.field(converter=_as_method)
+    method: Method = attrs.field(converter=as_method)
     amount: Money
     status: Status
     version: int

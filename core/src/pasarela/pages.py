@@ -35,12 +35,11 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import anyio.to_thread
 import attrs
-import jinja2
 from babel.dates import format_datetime
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -57,8 +56,12 @@ from pasarela.model import (
     Payment,
     ScanQr,
     ShowCashCode,
+    qr_svg,
 )
 
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -283,6 +286,8 @@ def page_state(payment: Payment, now: datetime) -> str:
 
 
 def template_environment() -> jinja2.Environment:
+    import jinja2  # noqa: PLC0415 - only when the pages are turned on
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -311,11 +316,14 @@ def lima_time(value: datetime, lang: str) -> str:
 def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = None, *,
            clock: Callable[[], datetime] | None = None) -> list[BaseRoute]:
     """The page routes to add to the ASGI app: the static files, ``/pay`` when a page
-    secret is set and ``/admin`` when an admin token is set (nothing otherwise)."""
+    secret is set and ``/admin`` when an admin token is set (nothing otherwise).
+
+    *settings* default to :meth:`PageSettings.from_env`; *clock* to pasarela's own.
+    """
     settings = settings or PageSettings.from_env()
     if not settings.page_secret and not settings.admin_token:
         return []
-    now = clock or (lambda: datetime.now(UTC))
+    now = clock or pasarela.service.clock  # business time, as the rest of pasarela
     env = template_environment()
     out: list[BaseRoute] = [
         Mount(STATIC_PATH, app=StaticFiles(directory=str(_HERE / "static")), name="pasarela-static")
@@ -363,8 +371,13 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet):
             instructions = tuple(action.instructions.get(lang) or
                                  action.instructions.get("es") or ())
+        qr = None
+        if isinstance(action, ShowCashCode) and state == "cash":
+            qr = action.qr_svg or qr_svg(action.url or action.code)
+        elif isinstance(action, ScanQr) and state == "qr":
+            qr = action.qr_svg
         context = {
-            "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
+            "qr": qr, "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
             "action": action, "static": prefix + STATIC_PATH,
             "status_url": f"{prefix}/pay/{payment.id}/status?t={token}",
             "self_url": f"{prefix}/pay/{payment.id}?t={token}",

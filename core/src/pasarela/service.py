@@ -35,7 +35,7 @@ from pasarela.errors import (
 )
 from pasarela.flows import Exchange, Steps, run_flow
 from pasarela.lifecycle import Cause, Status, plan
-from pasarela.model import Method, Order, Payment, Refund, RefundStatus
+from pasarela.model import Method, Order, Payment, Refund, RefundStatus, as_method
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
 from pasarela.routing import Decision, Router
@@ -77,16 +77,6 @@ def _fingerprint(order: Order, method: Method, provider: str | None) -> str:
     data = {"order": order_data, "method": method.value, "provider": provider}
     raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()
-
-
-def _as_method(value: Method | str) -> Method:
-    try:
-        return Method(value)
-    except ValueError:
-        raise ValidationError(
-            f"unknown method {value!r}; one of {', '.join(m.value for m in Method)}",
-            field="method",
-        ) from None
 
 
 class Service:
@@ -179,7 +169,7 @@ class Service:
             raise ValidationError("must be an Order", field="order")
         if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
             raise ValidationError("must be 1 to 255 characters", field="idempotency_key")
-        how = _as_method(method)
+        how = as_method(method)
         fingerprint = _fingerprint(order, how, provider)
         decision = self.decide(order, how, provider)
         if decision.provider is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from pasarela.store import reconcile_schema  # noqa: F401  (registers its tables on metadata)
 from pasarela.store.engine import create_engine
 from pasarela.store.schema import metadata
 

@@ -1,0 +1,368 @@
+"""The operator dashboard at ``/admin`` (mounted by :func:`pasarela.pages.routes`).
+
+Off unless an admin token is configured. The token is the credential: send it as
+``Authorization: Bearer TOKEN``, or sign in once with the form at ``/admin/login``,
+which sets an HttpOnly, SameSite=Strict session cookie (an HMAC over its expiry,
+keyed by the token). Both are compared in constant time. Without them every admin
+page answers 401 with the sign-in form. Actions (``sync now``, sign out) are POST
+forms carrying a CSRF token: an HMAC, keyed by the admin token, over the session.
+
+Pages: the last 24 h of payments by provider, method and status; success rate per
+provider and method by hour and effective cost per provider, as SVG drawn here
+(no scripts); unknown and stale pending payments with "sync now"; recent webhook
+rejections; outbox lag; and each payment with its history and redacted exchanges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import Any, Final
+from urllib.parse import parse_qs, quote
+
+import anyio.to_thread
+import jinja2
+import sqlalchemy as sa
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pasarela._log import get_logger
+from pasarela.api import AsyncPasarela, Pasarela
+from pasarela.errors import NotFoundError, PasarelaError
+from pasarela.lifecycle import Status
+from pasarela.pages import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
+from pasarela.store.schema import payments, webhook_deliveries
+
+
+__all__ = ["bar_chart", "line_chart", "routes"]
+
+log = get_logger("pasarela")
+
+COOKIE: Final = "pasarela_admin"
+SESSION_TTL: Final = timedelta(hours=12)
+WINDOW: Final = timedelta(hours=24)
+_SUCCEEDED: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
+_FINISHED: Final = _SUCCEEDED | {Status.FAILED, Status.CANCELED, Status.EXPIRED}
+COLORS: Final = ("#0b5cad", "#c0392b", "#117a3d", "#8e44ad", "#b9770e", "#2c3e50")
+_MAX_FORM: Final = 8192
+
+
+def _mac(key: str, *parts: str) -> str:
+    return hmac.new(key.encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
+
+
+# --- charts (SVG built here, every text escaped) --------------------------------------
+
+
+def line_chart(series: Mapping[str, list[float | None]], labels: list[str], *, title: str,
+               width: int = 560, height: int = 220) -> Markup:
+    """Lines of ratios (0..1) per series over *labels*; ``None`` leaves a gap."""
+    left, right, top, bottom = 40, 10, 10, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(1, len(labels) - 1)
+
+    def x(i: int) -> float:
+        return left + plot_w * i / n
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v)
+
+    out = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    for tick in (0.0, 0.5, 1.0):
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" '
+                   f'y2="{y(tick):.1f}" stroke="#c8c8c8" stroke-width="1"/>')
+        out.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="11" '
+                   f'text-anchor="end" fill="#1a1a1a">{int(tick * 100)}%</text>')
+    step = max(1, len(labels) // 6)
+    for i, label in enumerate(labels):
+        if i % step == 0:
+            out.append(f'<text x="{x(i):.1f}" y="{height - 10}" font-size="11" '
+                       f'text-anchor="middle" fill="#1a1a1a">{escape(label)}</text>')
+    for k, (name, values) in enumerate(series.items()):
+        color = COLORS[k % len(COLORS)]
+        run: list[str] = []
+        for i, value in enumerate([*values, None]):
+            if value is not None:
+                run.append(f"{x(i):.1f},{y(value):.1f}")
+                out.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="{color}">'
+                           f'<title>{escape(name)} {labels[i]}: {value:.0%}</title></circle>')
+            elif run:
+                if len(run) > 1:
+                    out.append(f'<polyline points="{" ".join(run)}" fill="none" '
+                               f'stroke="{color}" stroke-width="2"/>')
+                run = []
+    out.append("</svg>")
+    return Markup("".join(out))  # noqa: S704 - every interpolated text is escaped above
+
+
+def bar_chart(values: Mapping[str, float], *, title: str, unit: str = "%",
+              width: int = 560, bar: int = 26) -> Markup:
+    """Horizontal bars, one per label (values in *unit*)."""
+    left, right = 150, 60
+    height = 20 + bar * max(1, len(values))
+    top = max(values.values(), default=0.0) or 1.0
+    out = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    for k, (label, value) in enumerate(values.items()):
+        y = 10 + k * bar
+        w = (width - left - right) * value / top
+        out.append(f'<text x="{left - 6}" y="{y + bar / 2 + 4:.1f}" font-size="12" '
+                   f'text-anchor="end" fill="#1a1a1a">{escape(label)}</text>')
+        out.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar - 6}" '
+                   f'fill="{COLORS[k % len(COLORS)]}"/>')
+        out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar / 2 + 4:.1f}" font-size="12" '
+                   f'fill="#1a1a1a">{value:.2f}{escape(unit)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))  # noqa: S704 - every interpolated text is escaped above
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
+                   now: datetime) -> dict[str, Any]:
+    """Everything the dashboard shows, read from the store in one go."""
+    store = pasarela.store
+    since = now - WINDOW
+    hours = [since + timedelta(hours=i + 1) for i in range(24)]
+    finished: dict[str, list[int]] = {}
+    won: dict[str, list[int]] = {}
+    amounts: dict[tuple[str, str], int] = {}
+    fees: dict[tuple[str, str], int] = {}
+    recent = (
+        sa.select(payments.c.provider, payments.c.method, payments.c.status,
+                  payments.c.created_at, payments.c.updated_at, payments.c.amount_minor,
+                  payments.c.currency, payments.c.routing)
+        .where(payments.c.created_at >= since)
+    )
+    stale_before = now - settings.stale_after
+    attention_q = (
+        sa.select(payments.c.id, payments.c.provider, payments.c.method, payments.c.status,
+                  payments.c.created_at, payments.c.order_reference, payments.c.check_attempts)
+        .where(sa.or_(payments.c.status == Status.UNKNOWN.value,
+                      sa.and_(payments.c.status == Status.PENDING.value,
+                              payments.c.created_at < stale_before)))
+        .order_by(payments.c.created_at)
+        .limit(50)
+    )
+    rejected_q = (
+        sa.select(webhook_deliveries.c.provider, webhook_deliveries.c.detail,
+                  webhook_deliveries.c.received_at)
+        .where(webhook_deliveries.c.outcome == "rejected")
+        .order_by(webhook_deliveries.c.received_at.desc(), webhook_deliveries.c.id.desc())
+        .limit(20)
+    )
+    by_key: dict[tuple[str, str, str], int] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(recent):
+            by_key[(row.provider, row.method, row.status)] = (
+                by_key.get((row.provider, row.method, row.status), 0) + 1)
+            status = Status(row.status)
+            if status not in _FINISHED:
+                continue
+            series = f"{row.provider} · {row.method}"
+            index = min(23, max(0, int((_aware(row.updated_at) - since).total_seconds()
+                                       // 3600)))
+            finished.setdefault(series, [0] * 24)[index] += 1
+            won.setdefault(series, [0] * 24)
+            if status in _SUCCEEDED:
+                won[series][index] += 1
+                key = (row.provider, row.currency)
+                amounts[key] = amounts.get(key, 0) + int(row.amount_minor)
+                fee = (row.routing or {}).get("expected_fee") or {}
+                if fee.get("currency") == row.currency:
+                    fees[key] = fees.get(key, 0) + int(fee.get("minor", 0))
+        attention = [dict(r._mapping) for r in conn.execute(attention_q)]
+        rejections = [dict(r._mapping) for r in conn.execute(rejected_q)]
+    counts = sorted((p, m, s, c) for (p, m, s), c in by_key.items())
+    rates = {name: [w / f if f else None for w, f in zip(won[name], total, strict=True)]
+             for name, total in sorted(finished.items())}
+    cost = {f"{p} ({c})": 100 * fees.get((p, c), 0) / minor
+            for (p, c), minor in sorted(amounts.items()) if minor}
+    lag_count, lag_age = store.outbox_lag(now=now)
+    for item in attention:
+        item["created_at"] = _aware(item["created_at"])
+    for item in rejections:
+        item["received_at"] = _aware(item["received_at"])
+    labels = [h.strftime("%H:00") for h in hours]
+    return {
+        "counts": counts, "total": sum(c for *_, c in counts),
+        "rate_chart": line_chart(rates, labels, title="Success rate per provider and method, "
+                                 "by hour (UTC)") if rates else None,
+        "rate_names": list(rates),
+        "cost_chart": bar_chart(cost, title="Effective cost per provider (% of amount "
+                                "succeeded)") if cost else None,
+        "attention": attention, "rejections": rejections,
+        "lag_count": lag_count, "lag_age": lag_age,
+    }
+
+
+def redacted_exchanges(pasarela: AsyncPasarela | Pasarela, payment_id: str) -> list[dict[str, Any]]:
+    """The stored exchanges (already redacted when recorded), bodies pretty-printed."""
+    out = []
+    for item in pasarela.store.exchanges_for(payment_id):
+        for key in ("request_body", "response_body"):
+            text = item.get(key) or ""
+            try:
+                item[key] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            except ValueError:
+                item[key] = text
+        for key in ("request_headers", "response_headers"):
+            item[key] = "\n".join(f"{k}: {v}" for k, v in sorted(item[key].items()))
+        out.append(item)
+    return out
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
+           env: jinja2.Environment, now: Callable[[], datetime]) -> list[BaseRoute]:
+    token = settings.admin_token or ""
+    if not token:
+        return []
+
+    def session_value(at: datetime) -> str:
+        expiry = str(int((at + SESSION_TTL).timestamp()))
+        return f"{expiry}.{_mac(token, 'admin-session', expiry)}"
+
+    def credential(request: Request) -> str | None:
+        """The credential the request carries, when valid: ``bearer`` or the session."""
+        auth = request.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() == "bearer" and given and _same(given.strip(), token):
+            return "bearer"
+        cookie = request.cookies.get(COOKIE, "")
+        expiry, _, mac = cookie.partition(".")
+        if (expiry.isdigit() and mac and _same(mac, _mac(token, "admin-session", expiry))
+                and int(expiry) > now().timestamp()):
+            return cookie
+        return None
+
+    def csrf_for(cred: str) -> str:
+        return _mac(token, "csrf", cred)
+
+    def base(request: Request) -> dict[str, Any]:
+        prefix = request.scope.get("root_path", "")
+        return {"lang": "en", "static": prefix + STATIC_PATH, "admin": prefix + "/admin"}
+
+    def login_page(request: Request, *, error: str | None = None) -> Response:
+        return html(env, "admin_login.html", {**base(request), "error": error}, status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="pasarela admin"'})
+
+    async def read_form(request: Request) -> dict[str, str]:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_FORM:
+                return {}
+        if request.headers.get("content-type", "").split(";")[0].strip() != (
+                "application/x-www-form-urlencoded"):
+            return {}
+        parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: v[0] for k, v in parsed.items()}
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            if credential(request):
+                return RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
+            return login_page(request)
+        form = await read_form(request)
+        if not _same(form.get("token", ""), token):
+            log.warning("admin_login_failed")
+            return login_page(request, error="That token is not right.")
+        response = RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
+        response.set_cookie(COOKIE, session_value(now()), max_age=int(SESSION_TTL.total_seconds()),
+                            path=base(request)["admin"], httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        log.info("admin_login")
+        return response
+
+    async def logout(request: Request) -> Response:
+        cred = credential(request)
+        form = await read_form(request)
+        if cred is None:
+            return login_page(request)
+        if not _same(form.get("csrf", ""), csrf_for(cred)):
+            return html(env, "admin_error.html", {**base(request), "message": "CSRF check "
+                        "failed."}, status=403)
+        response = RedirectResponse(base(request)["admin"] + "/login", 303,
+                                    headers=SECURITY_HEADERS)
+        response.delete_cookie(COOKIE, path=base(request)["admin"])
+        return response
+
+    async def dashboard(request: Request) -> Response:
+        cred = credential(request)
+        if cred is None:
+            return login_page(request)
+        at = now()
+        data = await anyio.to_thread.run_sync(dashboard_data, pasarela, settings, at)
+        return html(env, "admin.html", {**base(request), **data, "csrf": csrf_for(cred),
+                                        "now": at, "stale_after": settings.stale_after})
+
+    async def payment_page(request: Request) -> Response:
+        cred = credential(request)
+        if cred is None:
+            return login_page(request)
+        payment_id = request.path_params["payment_id"]
+        try:
+            payment = await anyio.to_thread.run_sync(
+                lambda: pasarela.store.get_payment(payment_id, history=True))
+        except NotFoundError:
+            return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
+                        status=404)
+        exchanges = await anyio.to_thread.run_sync(redacted_exchanges, pasarela, payment_id)
+        return html(env, "admin_payment.html", {
+            **base(request), "payment": payment, "exchanges": exchanges, "csrf": csrf_for(cred),
+            "synced": request.query_params.get("synced"),
+            "sync_error": request.query_params.get("sync_error"),
+        })
+
+    async def sync_now(request: Request) -> Response:
+        cred = credential(request)
+        form = await read_form(request)
+        if cred is None:
+            return login_page(request)
+        if not _same(form.get("csrf", ""), csrf_for(cred)):
+            log.warning("admin_csrf_failed")
+            return html(env, "admin_error.html", {**base(request), "message": "CSRF check "
+                        "failed: reload the page and try again."}, status=403)
+        payment_id = request.path_params["payment_id"]
+        target = f"{base(request)['admin']}/payments/{quote(payment_id, safe='')}"
+        try:
+            if isinstance(pasarela, AsyncPasarela):
+                await pasarela.sync(payment_id)
+            else:
+                await anyio.to_thread.run_sync(pasarela.sync, payment_id)
+        except NotFoundError:
+            return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
+                        status=404)
+        except PasarelaError as exc:
+            log.warning("admin_sync_failed", payment_id=payment_id, error=type(exc).__name__)
+            code = quote(str(getattr(exc, "code", "error")), safe="")
+            return RedirectResponse(f"{target}?sync_error={code}", 303, headers=SECURITY_HEADERS)
+        log.info("admin_sync", payment_id=payment_id)
+        return RedirectResponse(f"{target}?synced=1", 303, headers=SECURITY_HEADERS)
+
+    return [
+        Route("/admin", dashboard, methods=["GET"], name="pasarela-admin"),
+        Route("/admin/login", login, methods=["GET", "POST"]),
+        Route("/admin/logout", logout, methods=["POST"]),
+        Route("/admin/payments/{payment_id}", payment_page, methods=["GET"]),
+        Route("/admin/payments/{payment_id}/sync", sync_now, methods=["POST"]),
+    ]

@@ -1,0 +1,249 @@
+"""A generic CSV import of settlement lines, for the files providers email merchants.
+
+The file's columns are named by a mapping, from a TOML file::
+
+    [columns]                      # our field = the file's column
+    provider_reference = "Operación"
+    order_reference = "Pedido"
+    amount = "Importe"
+    currency = "Moneda"            # or, for a one-currency file: [options] currency = "PEN"
+    fee = "Comisión"
+    status = "Estado"
+    occurred_at = "Fecha de pago"
+    provider = "Pasarela"          # optional: else every line is --provider's
+
+    [options]
+    encoding = "utf-8"             # the default; "latin-1" for older exports
+    delimiter = ","
+    decimal = "."                  # "," for 12,50
+    thousands = ","                # absent: a thousands separator is an error
+    timezone = "America/Lima"      # for dates without an offset (default UTC)
+    date_format = "%d/%m/%Y %H:%M" # absent: ISO 8601
+
+or from ``--map field=column`` options (which override the file's). ``amount`` and
+``occurred_at`` are required, with ``provider_reference`` or ``order_reference``.
+
+:func:`read_csv` yields :class:`~pasarela.provider.SettlementLine` for good lines and
+collects each bad line in :attr:`CsvReport.errors` with its line number: a line
+that cannot be decoded, has the wrong number of fields, an amount with a thousands
+separator or too many decimals, a date that does not parse, or a provider other
+than the run's. A header that lacks a mapped column is an error of line 1 and no
+line is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from pasarela.errors import PasarelaError, ValidationError
+from pasarela.money import Money
+from pasarela.provider import SettlementLine
+
+
+__all__ = ["FIELDS", "ColumnMap", "CsvError", "CsvReport", "file_digest", "read_csv"]
+
+FIELDS: Final = ("provider_reference", "order_reference", "amount", "currency", "fee",
+                 "status", "occurred_at", "provider")
+_OPTIONS: Final = ("encoding", "delimiter", "decimal", "thousands", "timezone", "date_format",
+                   "currency", "status")
+#: Bad lines kept with their message; more are only counted.
+MAX_ERRORS: Final = 1000
+
+
+class CsvError(ValidationError):
+    """A mapping or file that cannot be read at all."""
+
+
+@attrs.frozen(kw_only=True)
+class ColumnMap:
+    columns: Mapping[str, str]
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    decimal: str = "."
+    thousands: str | None = None
+    timezone: str = "UTC"
+    date_format: str | None = None
+    currency: str | None = None
+    status: str = "paid"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = (),
+             ) -> ColumnMap:
+        """The mapping in TOML file *path*, with ``field=column`` *overrides*."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise CsvError(f"cannot read the mapping {path}: {exc}",
+                               field="map") from None
+        columns = dict(data.get("columns", {}))
+        options = dict(data.get("options", {}))
+        for item in overrides:
+            name, sep, column = item.partition("=")
+            if not sep or not name.strip() or not column.strip():
+                raise CsvError(f"expected field=column, got {item!r}", field="map")
+            columns[name.strip()] = column.strip()
+        for name in columns:
+            if name not in FIELDS:
+                raise CsvError(f"unknown field {name!r}; one of {', '.join(FIELDS)}",
+                               field=f"columns.{name}")
+        for name in options:
+            if name not in _OPTIONS:
+                raise CsvError(f"unknown option {name!r}; one of {', '.join(_OPTIONS)}",
+                               field=f"options.{name}")
+        if "amount" not in columns or "occurred_at" not in columns:
+            raise CsvError("the mapping needs amount and occurred_at columns", field="columns")
+        if "provider_reference" not in columns and "order_reference" not in columns:
+            raise CsvError("the mapping needs provider_reference or order_reference",
+                           field="columns")
+        if "currency" not in columns and not options.get("currency"):
+            raise CsvError("map a currency column or set options.currency", field="columns")
+        mapping = cls(columns={k: str(v) for k, v in columns.items()},
+                      **{k: str(v) for k, v in options.items()})
+        try:
+            ZoneInfo(mapping.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CsvError(f"unknown time zone {mapping.timezone!r}",
+                           field="options.timezone") from None
+        return mapping
+
+
+@attrs.define
+class CsvReport:
+    """Bad lines of a file, each ``(line number, message)``; ``bad`` counts them all."""
+
+    errors: list[tuple[int, str]] = attrs.field(factory=list)
+    bad: int = 0
+    good: int = 0
+
+    def add(self, line_no: int, message: str) -> None:
+        self.bad += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((line_no, message))
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of the file (a run over the same file gets the same key)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
+    raw = text.strip().replace(" ", "")
+    if not raw:
+        raise ValidationError("is empty", field=field)
+    if mapping.thousands:
+        raw = raw.replace(mapping.thousands, "")
+    other = "," if mapping.decimal == "." else "."
+    if other in raw:
+        raise ValidationError(
+            f"{text.strip()!r} has a thousands separator {other!r}; set "
+            f"options.thousands = {other!r} if the file uses one", field=field)
+    if mapping.decimal != ".":
+        raw = raw.replace(mapping.decimal, ".")
+    try:
+        Decimal(raw)
+    except InvalidOperation:
+        raise ValidationError(f"{text.strip()!r} is not an amount", field=field) from None
+    return Money.of(raw, currency, field=field)
+
+
+def _when(text: str, mapping: ColumnMap) -> datetime:
+    raw = text.strip()
+    try:
+        if mapping.date_format:
+            value = datetime.strptime(raw, mapping.date_format)  # noqa: DTZ007 (zone below)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        expected = mapping.date_format or "ISO 8601"
+        raise ValidationError(f"{raw!r} is not a date ({expected})",
+                              field="occurred_at") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(mapping.timezone))
+    return value.astimezone(UTC)
+
+
+def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
+             report: CsvReport) -> Iterator[SettlementLine]:
+    """Yield the good lines of *path* (one line in memory at a time); record the
+    bad ones in *report*. Lines of another provider than *provider* are bad lines."""
+    with open(path, "rb") as fh:
+        header_bytes = fh.readline()
+        try:
+            header_text = header_bytes.decode(mapping.encoding).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            report.add(1, f"cannot decode the header as {mapping.encoding}: {exc.reason}")
+            return
+        header = [h.strip() for h in next(csv.reader([header_text],
+                                                     delimiter=mapping.delimiter), [])]
+        missing = [f"{field} -> {column!r}" for field, column in mapping.columns.items()
+                   if column not in header]
+        if missing:
+            report.add(1, "the header lacks mapped column(s): " + ", ".join(missing)
+                       + f" (columns: {', '.join(header)})")
+            return
+        index = {field: header.index(column) for field, column in mapping.columns.items()}
+        width = len(header)
+        for line_no, raw in enumerate(fh, start=2):
+            try:
+                text = raw.decode(mapping.encoding)
+            except UnicodeDecodeError as exc:
+                report.add(line_no, f"not {mapping.encoding} at byte {exc.start}: "
+                                    "check the file's encoding")
+                continue
+            if not text.strip():
+                continue
+            fields = next(csv.reader([text], delimiter=mapping.delimiter), [])
+            if len(fields) != width:
+                report.add(line_no, f"expected {width} fields, found {len(fields)}")
+                continue
+            try:
+                line = _line(fields, index, mapping, provider, line_no)
+            except PasarelaError as exc:
+                report.add(line_no, str(exc))
+                continue
+            report.good += 1
+            yield line
+
+
+def _line(fields: list[str], index: Mapping[str, int], mapping: ColumnMap, provider: str,
+          line_no: int) -> SettlementLine:
+    def get(name: str) -> str | None:
+        at = index.get(name)
+        value = fields[at].strip() if at is not None else None
+        return value or None
+
+    owner = get("provider")
+    if owner is not None and owner.lower() != provider:
+        raise ValidationError(f"line for provider {owner!r}, not {provider!r}",
+                              field="provider")
+    currency = (get("currency") or mapping.currency or "").upper()
+    amount = _amount(fields[index["amount"]], currency, mapping, "amount")
+    fee_text = get("fee")
+    fee = _amount(fee_text, currency, mapping, "fee") if fee_text else None
+    reference, order = get("provider_reference"), get("order_reference")
+    if reference is None and order is None:
+        raise ValidationError("neither provider_reference nor order_reference is given",
+                              field="provider_reference")
+    return SettlementLine(
+        provider=provider, provider_reference=reference, order_reference=order,
+        amount=amount, fee=fee, status=get("status") or mapping.status,
+        occurred_at=_when(fields[index["occurred_at"]], mapping), line_no=line_no,
+        raw={"_source": "file"},
+    )

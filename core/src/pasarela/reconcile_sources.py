@@ -1,0 +1,94 @@
+"""Where settlement lines come from, besides CSV files: the provider's own API.
+
+:func:`provider_lines` drives the adapter's ``settlements`` flow (recording every
+exchange, redacted, in the store). A provider whose settlements take the
+references to check (PagoEfectivo: no settlement file, a search by CIP numbers) is
+given the references of our payments of that provider created in the window (and
+:data:`LOOKBACK` before it: a code issued earlier may be paid in the window), read
+in keyset pages of *batch* references, one flow per page: neither the references
+nor the lines are ever all in memory.
+
+Stripe balance transactions and Culqi charges are follow-ups: their adapters do
+not list settlements yet, and a provider that does not gets an
+``UnsupportedError`` here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+import httpx
+import sqlalchemy as sa
+
+from pasarela.flows import Exchange, drive, run_flow
+from pasarela.provider import Operation, SettlementLine
+from pasarela.store.schema import payments
+
+
+if TYPE_CHECKING:
+    from pasarela.service import Service
+
+
+__all__ = ["LOOKBACK", "provider_lines", "references_in_window"]
+
+#: How long before the window a payment may have been created and still be paid in it.
+LOOKBACK: Final = timedelta(days=30)
+
+
+def references_in_window(service: Service, provider: str, since: datetime, until: datetime,
+                         *, batch: int = 500) -> Iterator[list[str]]:
+    """Provider references of our payments of *provider* created in
+    ``[since - LOOKBACK, until)``, in pages of *batch*."""
+    last = ""
+    while True:
+        query = (sa.select(payments.c.provider_reference)
+                 .where(payments.c.provider == provider,
+                        payments.c.provider_reference.is_not(None),
+                        payments.c.provider_reference > last,
+                        payments.c.created_at >= (since - LOOKBACK).astimezone(UTC),
+                        payments.c.created_at < until.astimezone(UTC))
+                 .group_by(payments.c.provider_reference)
+                 .order_by(payments.c.provider_reference).limit(batch))
+        with service.store._begin() as conn:
+            page = [str(r) for r in conn.scalars(query)]
+        if not page:
+            return
+        last = page[-1]
+        yield page
+
+
+def provider_lines(service: Service, client: httpx.Client, provider: str, since: datetime,
+                   until: datetime, *, batch: int = 500) -> Iterator[SettlementLine]:
+    """The settlement lines *provider* reports for ``[since, until)``."""
+    adapter = service.provider(provider)
+    if not adapter.supports(Operation.SETTLEMENTS):
+        raise adapter._unsupported(Operation.SETTLEMENTS)
+    by_reference = "references" in inspect.signature(adapter.settlements).parameters
+    pages: Iterable[list[str] | None] = (
+        references_in_window(service, provider, since, until, batch=batch)
+        if by_reference else [None])
+    line_no = 0
+    for page in pages:
+        exchanges: list[Exchange] = []
+
+        def flow(page: list[str] | None = page) -> object:
+            if page is None:
+                return adapter.settlements(since, until)
+            return adapter.settlements(since, until, references=page)  # type: ignore[call-arg]
+
+        try:
+            lines = drive(run_flow(adapter, Operation.SETTLEMENTS, flow,  # type: ignore[arg-type]
+                                   record=exchanges.append, sleep_scale=service.sleep_scale),
+                          client)
+        finally:
+            service.store.record_exchanges(exchanges)
+        for line in lines:
+            line_no += 1
+            yield SettlementLine(
+                provider=line.provider, provider_reference=line.provider_reference,
+                order_reference=line.order_reference, amount=line.amount, fee=line.fee,
+                status=line.status, occurred_at=line.occurred_at, line_no=line_no,
+                raw=line.raw)

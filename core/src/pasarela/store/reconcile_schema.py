@@ -1,0 +1,72 @@
+"""The reconciliation tables, on the store's one :data:`~pasarela.store.schema.metadata`.
+
+- ``settlement_lines``: every line a reconciliation run read (from a provider's API
+  or a CSV file), keyed by ``(run_key, line_key)`` so that running the same
+  reconciliation again writes nothing new. ``category`` is what the line came to
+  (``matched``, ``duplicate``, ...); ``payment_id`` is the payment it matched.
+- ``reconciliation_results``: one row per difference found (every category but
+  ``matched``), keyed by ``(run_key, item_key)``: the line's key, or ``P<payment id>``
+  for a payment the provider does not list (missing at the provider).
+
+Migration ``0002`` creates them; keep both in step.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pasarela.store.schema import metadata
+
+
+__all__ = ["reconciliation_results", "settlement_lines"]
+
+_ts = sa.DateTime(timezone=True)
+
+settlement_lines = sa.Table(
+    "settlement_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_key", sa.String(64), nullable=False),
+    sa.Column("line_key", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(32), nullable=False),
+    sa.Column("line_no", sa.Integer, nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_reference", sa.String(128), nullable=True),
+    sa.Column("order_reference", sa.String(64), nullable=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("fee_minor", sa.BigInteger, nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("occurred_at", _ts, nullable=False),
+    sa.Column("payment_id", sa.String(26), nullable=True),
+    sa.Column("matched_by", sa.String(24), nullable=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.UniqueConstraint("run_key", "line_key"),
+    sa.Index("ix_settlement_lines_run_key_content_hash", "run_key", "content_hash"),
+    sa.Index("ix_settlement_lines_run_key_payment_id", "run_key", "payment_id"),
+    sa.Index("ix_settlement_lines_payment_id", "payment_id"),
+)
+
+reconciliation_results = sa.Table(
+    "reconciliation_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_key", sa.String(64), nullable=False),
+    sa.Column("item_key", sa.String(64), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("line_no", sa.Integer, nullable=True),
+    sa.Column("payment_id", sa.String(26), nullable=True),
+    sa.Column("provider_reference", sa.String(128), nullable=True),
+    sa.Column("order_reference", sa.String(64), nullable=True),
+    sa.Column("expected", sa.String(128), nullable=False, server_default=""),
+    sa.Column("actual", sa.String(128), nullable=False, server_default=""),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    # True when the difference needs no one: a payment healed through the lifecycle.
+    sa.Column("resolved", sa.Boolean, nullable=False),
+    sa.Column("healed", sa.Boolean, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.UniqueConstraint("run_key", "item_key"),
+    sa.Index("ix_reconciliation_results_payment_id", "payment_id"),
+)
