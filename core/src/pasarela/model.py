@@ -35,8 +35,8 @@ __all__ = [
     "RefundStatus",
     "ScanQr",
     "ShowCashCode",
-    "as_method",
     "Transition",
+    "as_method",
     "next_action_from_dict",
     "qr_svg",
 ]

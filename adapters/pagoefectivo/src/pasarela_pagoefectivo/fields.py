@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
 
-import phonenumbers
-
 from pasarela.errors import ProviderValidationError
 from pasarela.provider import CreateRequest
 from pasarela_pagoefectivo.errors import PROVIDER
@@ -168,5 +166,7 @@ def cip_fields(
 
 
 def _split_phone(e164: str) -> tuple[str, str]:
+    import phonenumbers  # noqa: PLC0415 - kept out of plugin discovery (import time)
+
     parsed = phonenumbers.parse(e164)
     return f"+{parsed.country_code}", str(parsed.national_number)
