@@ -1,7 +1,7 @@
 """``make demo``: a whole Peruvian checkout against the local sandboxes, in SQLite.
 
 Starts the PagoEfectivo, Yape (Culqi) and Stripe sandboxes and pasarela's own webhook
-server on loopback, then plays five customers:
+server on loopback, then plays seven customers:
 
 1. Rosa pays by cash code (a PagoEfectivo CIP) at an agent; the signed notification
    reaches the webhook server and the payment succeeds.
@@ -9,8 +9,11 @@ server on loopback, then plays five customers:
 3. Lucía scans a QR with Plin; Culqi's unsigned webhook is verified by fetching the
    order.
 4. Ana pays by card (Stripe, test card) and gets part of it refunded.
-5. Pedro never pays his CIP: PagoEfectivo expires it and the sweep expires it here,
-   so the host releases the stock.
+5. Marco's Yape answer is lost on the way back: the payment is ``unknown`` (never
+   failed, never charged twice) until the resolver asks Culqi and settles it.
+6. Pedro never pays his CIP: PagoEfectivo expires it and the sweep expires it here,
+   so the host releases the stock. Sofía's code expires here too, but she pays it at
+   an agent afterwards: a late payment, announced as its own event.
 
 Each payment is printed with its history and its redacted provider exchanges.
 """
@@ -116,7 +119,7 @@ def main() -> int:
             },
             "yape": {
                 "base_url": f"http://127.0.0.1:{ports['yape']}",
-                "public_key": CULQI_PUBLIC, "secret_key": CULQI_SECRET,
+                "public_key": CULQI_PUBLIC, "secret_key": CULQI_SECRET, "timeout": 1.0,
                 "fees": {"percent": "2.95", "igv": True},
             },
             "stripe": {
@@ -200,16 +203,49 @@ def main() -> int:
                       "change nothing")
         shown.append(card.id)
 
-        console.rule("[bold]5. Pedro never pays his CIP")
+        console.rule("[bold]5. Marco pays with Yape, and the answer is lost")
+        marco = customer("Marco", "Rojas", "marco@example.pe", "+51 900 000 001", "43456789")
+        control.post(f"{yape_url}/_control/faults", json={
+            "route": "POST /v2/charges", "kind": "hang_after", "count": 1}).raise_for_status()
+        lost = pasarela.pay(Order(reference="pedido-1047", amount=Money.of("42.00", "PEN"),
+                                  description="Audífonos de cable", customer=marco),
+                            method="wallet", idempotency_key="pedido-1047",
+                            phone="900000001", code="425251")
+        console.print(f"  payment {lost.id}: {lost.status} (Culqi charged; the answer timed out)")
+        clock.offset = timedelta(minutes=1)
+        settled = pasarela.resolve_due()
+        console.print(f"  a minute later the resolver settles {settled} payment(s): "
+                      f"{pasarela.get(lost.id).status}")
+        clock.offset = timedelta()
+        shown.append(lost.id)
+
+        console.rule("[bold]6. Two CIPs run out of time")
         pedro = customer("Pedro", "Huamán", "pedro@example.pe", "+51 956 789 012", "42345678")
         unpaid = pasarela.pay(Order(reference="pedido-1046", amount=Money.of("89.00", "PEN"),
                                     description="Teclado", customer=pedro),
                               method="cash", idempotency_key="pedido-1046")
+        sofia = customer("Sofía", "Vargas", "sofia@example.pe", "+51 967 890 123", "44567891")
+        late = pasarela.pay(Order(reference="pedido-1048", amount=Money.of("65.00", "PEN"),
+                                  description="Mouse", customer=sofia),
+                            method="cash", idempotency_key="pedido-1048")
         control.post(f"{pe_url}/_control/cips/{unpaid.provider_reference}/expire")
         clock.offset = timedelta(hours=49)
         console.print(f"  49 hours later the sweep expires {pasarela.expire_due()} payment(s)")
         clock.offset = timedelta()
-        shown.append(unpaid.id)
+        console.print("  Sofía pays her code at a bodega anyway")
+        control.post(f"{pe_url}/_control/cips/{late.provider_reference}/pay").raise_for_status()
+        wait_for(lambda: pasarela.get(late.id).status is Status.SUCCEEDED, "the late payment")
+        shown.extend([unpaid.id, late.id])
+
+        console.rule("[bold]Metrics (GET /metrics)")
+        metrics = control.get(f"{hooks.removesuffix('/webhooks')}/metrics").text
+        summary = Table("series", "value")
+        for line in metrics.splitlines():
+            if line.startswith(("pasarela_payments{", "pasarela_unknown_payments",
+                                "pasarela_outbox_lag_events", "pasarela_payment_success_rate")):
+                series, _, value = line.rpartition(" ")
+                summary.add_row(series.removeprefix("pasarela_").replace('"', ""), value)
+        console.print(summary)
 
         console.rule("[bold]Histories")
         for payment_id in shown:
@@ -217,7 +253,7 @@ def main() -> int:
         statuses = [pasarela.get(p).status for p in shown]
     console.print(f"\nstore: {OUT / 'pasarela.db'}  ·  `pasarela --config ... payments show ID`")
     expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
-                Status.PARTIALLY_REFUNDED, Status.EXPIRED]
+                Status.PARTIALLY_REFUNDED, Status.SUCCEEDED, Status.EXPIRED, Status.SUCCEEDED]
     if statuses != expected:
         console.print(f"[red]unexpected final states: {statuses}")
         return 1

@@ -16,7 +16,8 @@ def test_demo_checkout_runs_end_to_end(tmp_path):
                             capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for expected in ("CIP", "Yape", "Plin", "partially_refunded", "expired",
+    for expected in ("CIP", "Yape", "Plin", "partially_refunded", "expired", "unknown",
+                     "review the late payment of pedido-1048", "payments{method=cash",
                      "release the stock of pedido-1046"):
         assert expected in out
     assert (tmp_path / "demo-out" / "pasarela.db").exists()
