@@ -48,6 +48,7 @@ from pasarela.cli import print_payment
 from pasarela.events import LifecycleEvent
 from pasarela.logs import configure
 from pasarela.model import ScanQr, ShowCashCode
+from pasarela.pages import PageSettings, pay_link
 from pasarela.testing.helpers import serve_app
 
 
@@ -57,6 +58,7 @@ STRIPE_KEY = "sk_test_pasarela_demo"
 STRIPE_WEBHOOK_SECRET = "whsec_pasarela_demo"
 CULQI_PUBLIC = "pk_test_pasarela_demo"
 CULQI_SECRET = "sk_test_pasarela_demo"
+PAGE_SECRET = "pasarela-demo-page-secret"
 
 
 class Clock:
@@ -130,7 +132,8 @@ def main() -> int:
         },
     }
     with Pasarela(config, plugins=[Stock()], clock=clock) as pasarela, \
-            serve_app(webhook_server(pasarela), port=ports["pasarela"]), \
+            serve_app(webhook_server(pasarela, pages=PageSettings(page_secret=PAGE_SECRET)),
+                      port=ports["pasarela"]) as server_url, \
             serve_app(pagoefectivo_sandbox(notification_url=f"{hooks}/pagoefectivo"),
                       port=ports["pagoefectivo"]) as pe_url, \
             serve_app(yape_sandbox(webhook_url=f"{hooks}/yape", public_key=CULQI_PUBLIC,
@@ -158,6 +161,12 @@ def main() -> int:
         action = cash.next_action
         assert isinstance(action, ShowCashCode)
         (OUT / "cip-qr.svg").write_text(action.qr_svg or "", encoding="utf-8")
+        link = pay_link(cash.id, PAGE_SECRET, base_url=server_url)
+        page = control.get(link)
+        page.raise_for_status()
+        assert action.code in page.text
+        console.print("  the customer's page (code, QR, where to pay, countdown):")
+        console.print(f"  {link}", soft_wrap=True)
         console.print(Panel("\n".join(action.instructions["es"]),
                             title=f"CIP {action.code} · {action.amount.format()} · {cash.status}",
                             subtitle=f"QR: {OUT / 'cip-qr.svg'}  ·  {action.url}"))

@@ -229,9 +229,12 @@ def _coerce(value: str) -> Any:
 
 
 def _register_commands() -> None:
+    from pasarela.reconcile_cli import costs, reconcile  # noqa: PLC0415
     from pasarela.routing_cli import route  # noqa: PLC0415
     from pasarela.service_cli import serve, worker  # noqa: PLC0415
 
+    main.add_command(reconcile)
+    main.add_command(costs)
     main.add_command(route)
     main.add_command(serve)
     main.add_command(worker)

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.errors import NotFoundError
@@ -193,7 +194,7 @@ def negotiate_language(header: str | None) -> str:
 MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
     "es": {
         "title": "Tu pago", "order": "Pedido", "amount": "Monto a pagar",
-        "code_label": "Código de pago (CIP)", "copy": "Copiar código", "copied": "Copiado",
+        "code_label": "Código de pago (CIP)", "copy_code": "Copiar código", "copied": "Copiado",
         "expires": "Paga antes del", "lima": "hora de Lima", "left": "Tiempo restante",
         "qr_label": "Código QR del pago {code}", "qr_wallet_label": "Código QR para pagar",
         "where": "Dónde pagar",
@@ -223,7 +224,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "en": {
         "title": "Your payment", "order": "Order", "amount": "Amount to pay",
-        "code_label": "Payment code (CIP)", "copy": "Copy code", "copied": "Copied",
+        "code_label": "Payment code (CIP)", "copy_code": "Copy code", "copied": "Copied",
         "expires": "Pay before", "lima": "Lima time", "left": "Time left",
         "qr_label": "QR code of payment {code}", "qr_wallet_label": "QR code to pay",
         "where": "Where to pay",
@@ -307,6 +308,15 @@ def not_found(env: jinja2.Environment, lang: str, prefix: str) -> HTMLResponse:
     return html(env, "not_found.html", {"lang": lang, "static": prefix + STATIC_PATH}, status=404)
 
 
+_SVG_SIZE: Final = re.compile(r'^<svg width="(\d+)" height="(\d+)"')
+
+
+def scalable_svg(svg: str) -> str:
+    """A fixed-size QR SVG given a ``viewBox``, so CSS can scale it for a phone."""
+    return _SVG_SIZE.sub(r'<svg viewBox="0 0 \1 \2" preserveAspectRatio="xMidYMid meet"', svg,
+                         count=1)
+
+
 def lima_time(value: datetime, lang: str) -> str:
     pattern = "EEEE d 'de' MMMM, HH:mm" if lang == "es" else "EEEE, MMMM d, HH:mm"
     return str(format_datetime(value.astimezone(LIMA), pattern,
@@ -325,9 +335,8 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
         return []
     now = clock or pasarela.service.clock  # business time, as the rest of pasarela
     env = template_environment()
-    out: list[BaseRoute] = [
-        Mount(STATIC_PATH, app=StaticFiles(directory=str(_HERE / "static")), name="pasarela-static")
-    ]
+    static = _with_headers(StaticFiles(directory=str(_HERE / "static")))
+    out: list[BaseRoute] = [Mount(STATIC_PATH, app=static, name="pasarela-static")]
     if settings.page_secret:
         out += _customer_routes(pasarela, settings, env, now)
     if settings.admin_token:
@@ -335,6 +344,23 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
 
         out += pages_admin.routes(pasarela, settings, env, now)
     return out
+
+
+def _with_headers(app: ASGIApp) -> ASGIApp:
+    """*app* with :data:`SECURITY_HEADERS` added to its responses (the static files).
+    They are cached for an hour, not ``no-store``."""
+    extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+             if k != "Cache-Control"] + [(b"cache-control", b"public, max-age=3600")]
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return wrapped
 
 
 def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
@@ -373,9 +399,9 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                                  action.instructions.get("es") or ())
         qr = None
         if isinstance(action, ShowCashCode) and state == "cash":
-            qr = action.qr_svg or qr_svg(action.url or action.code)
+            qr = scalable_svg(action.qr_svg or qr_svg(action.url or action.code))
         elif isinstance(action, ScanQr) and state == "qr":
-            qr = action.qr_svg
+            qr = scalable_svg(action.qr_svg)
         context = {
             "qr": qr, "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
             "action": action, "static": prefix + STATIC_PATH,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -212,18 +213,37 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     }
 
 
+#: Keys whose values the dashboard masks even when the recorder let them through.
+SECRET_KEY: Final = re.compile(
+    r"secret|token|password|passwd|api[_-]?key|authorization|signature|cookie|cvc|cvv|"
+    r"card[_-]?number|^pan$", re.IGNORECASE)
+REDACTED: Final = "[redacted]"
+
+
+def mask(value: Any) -> Any:
+    """*value* with every secret-looking key's value replaced (JSON-like data)."""
+    if isinstance(value, Mapping):
+        return {k: REDACTED if SECRET_KEY.search(str(k)) and v not in (None, "", REDACTED)
+                else mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
 def redacted_exchanges(pasarela: AsyncPasarela | Pasarela, payment_id: str) -> list[dict[str, Any]]:
-    """The stored exchanges (already redacted when recorded), bodies pretty-printed."""
+    """The stored exchanges, bodies pretty-printed. They were redacted when recorded;
+    secret-looking keys (``client_secret``, ``token``...) are masked again here."""
     out = []
     for item in pasarela.store.exchanges_for(payment_id):
         for key in ("request_body", "response_body"):
             text = item.get(key) or ""
             try:
-                item[key] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+                item[key] = json.dumps(mask(json.loads(text)), indent=2, ensure_ascii=False)
             except ValueError:
                 item[key] = text
         for key in ("request_headers", "response_headers"):
-            item[key] = "\n".join(f"{k}: {v}" for k, v in sorted(item[key].items()))
+            headers = mask(item[key])
+            item[key] = "\n".join(f"{k}: {v}" for k, v in sorted(headers.items()))
         out.append(item)
     return out
 
@@ -312,8 +332,9 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             return login_page(request)
         at = now()
         data = await anyio.to_thread.run_sync(dashboard_data, pasarela, settings, at)
+        stale = f"{settings.stale_after.total_seconds() / 60:.0f} min"
         return html(env, "admin.html", {**base(request), **data, "csrf": csrf_for(cred),
-                                        "now": at, "stale_after": settings.stale_after})
+                                        "now": at, "stale_after": stale})
 
     async def payment_page(request: Request) -> Response:
         cred = credential(request)

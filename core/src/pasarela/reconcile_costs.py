@@ -5,8 +5,8 @@
 successes, volume (succeeded amounts), the expected fee (``routing.expected_fee``,
 which the fee schedule worked out with IGV and FX spread included) and the actual
 fee (the ``fee`` of the settlement lines that matched the payment, as charged).
-The effective rate is fees over volume: the actual fees where settlement lines
-gave them, else the expected ones.
+The effective rate is fees over volume, taking for each payment the actual fee
+where a settlement line gave one, else the expected one.
 
 :func:`what_if` re-routes the same succeeded orders with another configuration's
 router (:meth:`pasarela.routing.Router.simulate`) and sums the fees it expects.
@@ -57,6 +57,8 @@ class CostRow:
     expected_fee: int = 0
     actual_fee: int = 0
     with_actual: int = 0
+    #: Expected fees of the payments no settlement line gave a fee for.
+    expected_unsettled: int = 0
 
     @property
     def success_rate(self) -> Decimal:
@@ -64,8 +66,9 @@ class CostRow:
 
     @property
     def fees(self) -> int:
-        """Actual fees where known, else expected ones (minor units)."""
-        return self.actual_fee if self.with_actual else self.expected_fee
+        """Per payment, the actual fee where a settlement line gave one, else the
+        expected one (minor units)."""
+        return self.actual_fee + self.expected_unsettled
 
     @property
     def effective_rate(self) -> Decimal:
@@ -132,10 +135,13 @@ def costs(store: Store, since: datetime, until: datetime) -> list[CostRow]:
         if r.status in _PAID:
             row.succeeded += 1
             row.volume += r.amount_minor
-            row.expected_fee += _expected(r.routing, r.currency)
+            expected = _expected(r.routing, r.currency)
+            row.expected_fee += expected
             if r.fee is not None:
                 row.actual_fee += r.fee
                 row.with_actual += 1
+            else:
+                row.expected_unsettled += expected
     return [rows[k] for k in sorted(rows)]
 
 

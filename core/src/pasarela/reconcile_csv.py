@@ -34,6 +34,7 @@ line is read.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,11 +47,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from pasarela.errors import PasarelaError, ValidationError
-from pasarela.money import Money
+from pasarela.money import Money, currency_exponent
 from pasarela.provider import SettlementLine
 
 
-__all__ = ["FIELDS", "ColumnMap", "CsvError", "CsvReport", "file_digest", "read_csv"]
+__all__ = [
+    "FIELDS",
+    "ColumnMap",
+    "CsvError",
+    "CsvReport",
+    "file_digest",
+    "read_csv",
+    "read_csv_parallel",
+    "read_lines",
+]
 
 FIELDS: Final = ("provider_reference", "order_reference", "amount", "currency", "fee",
                  "status", "occurred_at", "provider")
@@ -78,8 +88,9 @@ class ColumnMap:
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: Sequence[str] = (),
-             ) -> ColumnMap:
-        """The mapping in TOML file *path*, with ``field=column`` *overrides*."""
+             options: Sequence[str] = ()) -> ColumnMap:
+        """The mapping in TOML file *path*, with ``field=column`` *overrides* and
+        ``option=value`` *options* (``currency=PEN``, ``timezone=America/Lima``)."""
         data: dict[str, Any] = {}
         if path is not None:
             try:
@@ -89,17 +100,19 @@ class ColumnMap:
                 raise CsvError(f"cannot read the mapping {path}: {exc}",
                                field="map") from None
         columns = dict(data.get("columns", {}))
-        options = dict(data.get("options", {}))
-        for item in overrides:
-            name, sep, column = item.partition("=")
-            if not sep or not name.strip() or not column.strip():
-                raise CsvError(f"expected field=column, got {item!r}", field="map")
-            columns[name.strip()] = column.strip()
+        given = dict(data.get("options", {}))
+        for target, items, what in ((columns, overrides, "field=column"),
+                                    (given, options, "option=value")):
+            for item in items:
+                name, sep, value = item.partition("=")
+                if not sep or not name.strip() or not value.strip():
+                    raise CsvError(f"expected {what}, got {item!r}", field="map")
+                target[name.strip()] = value.strip()
         for name in columns:
             if name not in FIELDS:
                 raise CsvError(f"unknown field {name!r}; one of {', '.join(FIELDS)}",
                                field=f"columns.{name}")
-        for name in options:
+        for name in given:
             if name not in _OPTIONS:
                 raise CsvError(f"unknown option {name!r}; one of {', '.join(_OPTIONS)}",
                                field=f"options.{name}")
@@ -108,10 +121,10 @@ class ColumnMap:
         if "provider_reference" not in columns and "order_reference" not in columns:
             raise CsvError("the mapping needs provider_reference or order_reference",
                            field="columns")
-        if "currency" not in columns and not options.get("currency"):
+        if "currency" not in columns and not given.get("currency"):
             raise CsvError("map a currency column or set options.currency", field="columns")
         mapping = cls(columns={k: str(v) for k, v in columns.items()},
-                      **{k: str(v) for k, v in options.items()})
+                      **{k: str(v) for k, v in given.items()})
         try:
             ZoneInfo(mapping.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -144,6 +157,8 @@ def file_digest(path: str | Path) -> str:
 
 
 def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
+    """*text* as Money: the same checks as ``Money.of`` (decimals beyond the
+    currency's are refused), with the currency's exponent looked up once."""
     raw = text.strip().replace(" ", "")
     if not raw:
         raise ValidationError("is empty", field=field)
@@ -156,11 +171,20 @@ def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
             f"options.thousands = {other!r} if the file uses one", field=field)
     if mapping.decimal != ".":
         raw = raw.replace(mapping.decimal, ".")
+    exponent = _exponent(currency, field)
     try:
-        Decimal(raw)
+        value = Decimal(raw)
     except InvalidOperation:
         raise ValidationError(f"{text.strip()!r} is not an amount", field=field) from None
-    return Money.of(raw, currency, field=field)
+    minor = value.scaleb(exponent)
+    if not value.is_finite() or minor != minor.to_integral_value():
+        return Money.of(raw, currency, field=field)  # raises the ValidationError it gives
+    return Money(int(minor), currency)
+
+
+@functools.lru_cache(maxsize=64)
+def _exponent(currency: str, field: str) -> int:
+    return currency_exponent(currency, field=f"{field}.currency")
 
 
 def _when(text: str, mapping: ColumnMap) -> datetime:
@@ -200,16 +224,22 @@ def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
             return
         index = {field: header.index(column) for field, column in mapping.columns.items()}
         width = len(header)
-        for line_no, raw in enumerate(fh, start=2):
-            try:
-                text = raw.decode(mapping.encoding)
-            except UnicodeDecodeError as exc:
-                report.add(line_no, f"not {mapping.encoding} at byte {exc.start}: "
-                                    "check the file's encoding")
-                continue
-            if not text.strip():
-                continue
-            fields = next(csv.reader([text], delimiter=mapping.delimiter), [])
+        position = 1
+
+        def decoded() -> Iterator[str]:
+            nonlocal position
+            for position, raw in enumerate(fh, start=2):  # read by the csv loop below
+                try:
+                    text = raw.decode(mapping.encoding)
+                except UnicodeDecodeError as exc:
+                    report.add(position, f"not {mapping.encoding} at byte {exc.start}: "
+                                         "check the file's encoding")
+                    continue
+                if text.strip():
+                    yield text
+
+        for fields in csv.reader(decoded(), delimiter=mapping.delimiter):
+            line_no = position
             if len(fields) != width:
                 report.add(line_no, f"expected {width} fields, found {len(fields)}")
                 continue
@@ -247,3 +277,66 @@ def _line(fields: list[str], index: Mapping[str, int], mapping: ColumnMap, provi
         occurred_at=_when(fields[index["occurred_at"]], mapping), line_no=line_no,
         raw={"_source": "file"},
     )
+
+
+#: Files at least this big are parsed in a separate process (:func:`read_csv_parallel`).
+PARALLEL_FROM_BYTES: Final = 4 << 20
+_BATCH: Final = 5000
+
+
+def _produce(path: str, mapping: ColumnMap, provider: str, out: Any) -> None:
+    """The parsing process: batches of lines, then the report (``None`` first)."""
+    report = CsvReport()
+    batch: list[SettlementLine] = []
+    try:
+        for line in read_csv(path, mapping, provider=provider, report=report):
+            batch.append(line)
+            if len(batch) >= _BATCH:
+                out.put(batch)
+                batch = []
+        if batch:
+            out.put(batch)
+        out.put(None)
+        out.put(report)
+    except BaseException as exc:  # the parent re-raises what went wrong here
+        out.put(None)
+        out.put(exc)
+
+
+def read_csv_parallel(path: str | Path, mapping: ColumnMap, *, provider: str,
+                      report: CsvReport) -> Iterator[SettlementLine]:
+    """:func:`read_csv` in a separate process, so that parsing (decoding, amounts,
+    dates, validation) runs on another core while the caller matches and writes.
+    At most a few batches are in flight (a bounded queue): memory stays flat. The
+    bad lines reach *report* when the file is done."""
+    import multiprocessing  # noqa: PLC0415
+
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue(maxsize=4)
+    worker = context.Process(target=_produce, args=(str(path), mapping, provider, queue),
+                             daemon=True)
+    worker.start()
+    try:
+        while (batch := queue.get()) is not None:
+            yield from batch
+        outcome = queue.get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        report.errors.extend(outcome.errors[:MAX_ERRORS - len(report.errors)])
+        report.bad += outcome.bad
+        report.good += outcome.good
+        worker.join()
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+            worker.join()
+        queue.close()
+        queue.join_thread()
+
+
+def read_lines(path: str | Path, mapping: ColumnMap, *, provider: str,
+               report: CsvReport) -> Iterator[SettlementLine]:
+    """:func:`read_csv_parallel` for big files, :func:`read_csv` for the others."""
+    if Path(path).stat().st_size >= PARALLEL_FROM_BYTES:
+        return read_csv_parallel(path, mapping, provider=provider, report=report)
+    return read_csv(path, mapping, provider=provider, report=report)

@@ -24,7 +24,7 @@ import httpx
 import sqlalchemy as sa
 
 from pasarela.flows import Exchange, drive, run_flow
-from pasarela.provider import Operation, SettlementLine
+from pasarela.provider import Flow, Operation, SettlementLine
 from pasarela.store.schema import payments
 
 
@@ -74,15 +74,15 @@ def provider_lines(service: Service, client: httpx.Client, provider: str, since:
     for page in pages:
         exchanges: list[Exchange] = []
 
-        def flow(page: list[str] | None = page) -> object:
+        def flow(page: list[str] | None = page) -> Flow[Iterable[SettlementLine]]:
             if page is None:
                 return adapter.settlements(since, until)
             return adapter.settlements(since, until, references=page)  # type: ignore[call-arg]
 
         try:
-            lines = drive(run_flow(adapter, Operation.SETTLEMENTS, flow,  # type: ignore[arg-type]
-                                   record=exchanges.append, sleep_scale=service.sleep_scale),
-                          client)
+            lines: Iterable[SettlementLine] = drive(
+                run_flow(adapter, Operation.SETTLEMENTS, flow, record=exchanges.append,
+                         sleep_scale=service.sleep_scale), client)
         finally:
             service.store.record_exchanges(exchanges)
         for line in lines:

@@ -47,6 +47,8 @@
       .catch(function () { /* try again at the next tick */ });
   }
   if (url) {
+    var note = document.getElementById("auto-note");
+    if (note) { note.hidden = false; }
     var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 5000;
     window.setInterval(check, every);
   }

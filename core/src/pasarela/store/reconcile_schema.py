@@ -8,17 +8,18 @@
   ``matched``), keyed by ``(run_key, item_key)``: the line's key, or ``P<payment id>``
   for a payment the provider does not list (missing at the provider).
 
-Migration ``0002`` creates them; keep both in step.
+It also adds the index ``ix_payments_amount_date`` to ``payments`` (for matching by
+amount and date). Migration ``0002`` creates them; keep both in step.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pasarela.store.schema import metadata
+from pasarela.store.schema import metadata, payments
 
 
-__all__ = ["reconciliation_results", "settlement_lines"]
+__all__ = ["payments_amount_date", "reconciliation_results", "settlement_lines"]
 
 _ts = sa.DateTime(timezone=True)
 
@@ -45,7 +46,13 @@ settlement_lines = sa.Table(
     sa.UniqueConstraint("run_key", "line_key"),
     sa.Index("ix_settlement_lines_run_key_content_hash", "run_key", "content_hash"),
     sa.Index("ix_settlement_lines_run_key_payment_id", "run_key", "payment_id"),
-    sa.Index("ix_settlement_lines_payment_id", "payment_id"),
+)
+
+#: Matching by amount and date looks payments up by provider, currency, amount and
+#: creation time (the payments table is in schema.py; its reconciliation index is here).
+payments_amount_date = sa.Index(
+    "ix_payments_amount_date", payments.c.provider, payments.c.currency,
+    payments.c.amount_minor, payments.c.created_at,
 )
 
 reconciliation_results = sa.Table(

@@ -115,7 +115,7 @@ class FakeProvider(Provider):
         "unauthorized": ErrorCode.AUTHENTICATION,
         "server_error": ErrorCode.PROVIDER_UNAVAILABLE,
     }
-    secret_fields = frozenset({"code", "api_key"})
+    secret_fields = frozenset({"code", "api_key", "client_secret"})
 
     settings: FakeSettings
 

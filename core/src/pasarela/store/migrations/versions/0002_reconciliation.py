@@ -1,4 +1,5 @@
-"""Reconciliation: settlement lines and reconciliation results.
+"""Reconciliation: settlement lines, reconciliation results, and an index on payments
+for matching by amount and date.
 
 Revision ID: 0002
 Revises: 0001
@@ -48,7 +49,8 @@ def upgrade() -> None:
                     ["run_key", "content_hash"])
     op.create_index("ix_settlement_lines_run_key_payment_id", "settlement_lines",
                     ["run_key", "payment_id"])
-    op.create_index("ix_settlement_lines_payment_id", "settlement_lines", ["payment_id"])
+    op.create_index("ix_payments_amount_date", "payments",
+                    ["provider", "currency", "amount_minor", "created_at"])
 
     op.create_table(
         "reconciliation_results",
@@ -76,5 +78,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_amount_date", table_name="payments")
     op.drop_table("reconciliation_results")
     op.drop_table("settlement_lines")

@@ -1,0 +1,92 @@
+"""Reconciliation budget: 1,000,000 settlement lines (a CSV file) against 1,000,000
+payments on SQLite, under 30 s and 400 MB peak memory, streaming.
+
+The data (``reconcile_data.py``) is made first and not timed; the reconciliation
+(CSV parsing, matching, writing lines and differences, the missing-at-provider
+pass) runs in a child process, which reports its wall time and its peak resident
+memory (``resource.getrusage`` maxrss: the interpreter and its imports included).
+
+    .venv/bin/python bench/bench_reconcile.py [--count N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import report
+
+
+TIME_BUDGET_S = 30.0
+MEMORY_BUDGET_MB = 400.0
+
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[4])
+from reconcile_data import window
+from pasarela.reconcile import reconcile
+from pasarela.reconcile_csv import ColumnMap, CsvReport, read_lines
+from pasarela.store import Store
+
+url, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+since, until = window(count)
+store = Store(url)
+mapping = ColumnMap.load(None, ["provider_reference=reference", "amount=amount", "fee=fee",
+                                "status=status", "occurred_at=paid_at"], ["currency=PEN"])
+bad = CsvReport()
+started = time.perf_counter()
+summary = reconcile(store, read_lines(path, mapping, provider="fake", report=bad),
+                    provider="fake", since=since, until=until, key="bench")
+elapsed = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": elapsed, "peak_mb": peak, "summary": summary.to_dict(),
+                  "bad": bad.bad}))
+"""
+
+
+def bench_reconcile(count: int = 1_000_000) -> bool:
+    from reconcile_data import create_payments, write_settlements
+
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        made = time.perf_counter()
+        create_payments(url, count)
+        planted = write_settlements(Path(tmp) / "settlements.csv", count)
+        print(f"       data: {count:,} payments and lines in {time.perf_counter() - made:.1f} s; "
+              f"planted {planted}")
+        child = subprocess.run(
+            [sys.executable, "-c", _CHILD, url, str(Path(tmp) / "settlements.csv"), str(count),
+             str(here)], capture_output=True, text=True, check=False)
+    if child.returncode != 0:
+        print(child.stderr[-3000:])
+        report("reconcile", "failed", "", False)
+        return False
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    counts = result["summary"]["counts"]
+    print(f"       counts: {counts}")
+    seconds, peak = result["seconds"], result["peak_mb"]
+    ok_time = seconds < TIME_BUDGET_S * count / 1_000_000
+    ok_mem = peak < MEMORY_BUDGET_MB
+    label = f"{count:,} lines vs {count:,} payments"
+    report(f"reconcile time ({label})", f"{seconds:.1f} s ({count / seconds:,.0f} lines/s)",
+           f"< {TIME_BUDGET_S * count / 1_000_000:g} s", ok_time)
+    report(f"reconcile peak memory ({label})", f"{peak:.0f} MB", f"< {MEMORY_BUDGET_MB:g} MB",
+           ok_mem)
+    return ok_time and ok_mem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    return 0 if bench_reconcile(args.count) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

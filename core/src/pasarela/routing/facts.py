@@ -1,0 +1,108 @@
+"""What routing looks at: an order's routing facts (no personal data) and the moment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from pasarela.model import Order
+from pasarela.money import Money, currency_exponent
+
+
+#: Time windows in rules are in Lima time (UTC-5, no daylight saving since 1994).
+LIMA: Final = ZoneInfo("America/Lima")
+
+
+@cache
+def _exponent(currency: str) -> int:
+    return currency_exponent(currency)
+
+
+def _money_text(minor: int, currency: str) -> str:
+    exponent = _exponent(currency)
+    if exponent == 0:
+        return f"{currency} {minor}"
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10**exponent)
+    return f"{currency} {sign}{whole}.{part:0{exponent}d}"
+
+
+def _listed(values: Sequence[str]) -> str:
+    return values[0] if len(values) == 1 else "one of " + ", ".join(values)
+
+
+class _Facts:
+    """The parts of an order rules look at (no personal data)."""
+
+    __slots__ = ("country", "currency", "document", "email_domain", "metadata", "minor",
+                 "phone", "reference")
+
+    def __init__(self, reference: str, minor: int, currency: str, country: str,
+                 metadata: Mapping[str, str], document: str | None, phone: bool,
+                 email_domain: str | None) -> None:
+        self.reference = reference
+        self.minor = minor
+        self.currency = currency
+        self.country = country
+        self.metadata = metadata
+        self.document = document
+        self.phone = phone
+        self.email_domain = email_domain
+
+    @classmethod
+    def of(cls, order: Order) -> _Facts:
+        customer = order.customer
+        if customer is None:
+            document, phone, domain = None, False, None
+        else:
+            document = customer.document.kind if customer.document is not None else None
+            phone = customer.phone is not None
+            domain = customer.email.rpartition("@")[2].lower() if customer.email else None
+        amount = order.amount
+        return cls(order.reference, amount.minor, amount.currency, order.country,
+                   order.metadata, document, phone, domain)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "amount": {"minor": self.minor, "currency": self.currency},
+            "country": self.country,
+            "metadata": dict(self.metadata),
+            "customer": {"document": self.document, "phone": self.phone,
+                         "email_domain": self.email_domain},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _Facts:
+        amount = data["amount"]
+        customer = data.get("customer") or {}
+        return cls(str(data["reference"]), int(amount["minor"]), str(amount["currency"]),
+                   str(data.get("country", "PE")), dict(data.get("metadata") or {}),
+                   customer.get("document"), bool(customer.get("phone")),
+                   customer.get("email_domain"))
+
+    def order(self) -> Order:
+        """An order with these facts, for provider eligibility on replay."""
+        return Order(reference=self.reference, amount=Money(self.minor, self.currency),
+                     country=self.country, metadata=self.metadata)
+
+
+class _Moment:
+    """The decision's time, converted to Lima time only if a rule asks."""
+
+    __slots__ = ("_local", "now")
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._local: datetime | None = None
+
+    def local(self) -> datetime:
+        if self._local is None:
+            self._local = self.now.astimezone(LIMA)
+        return self._local
+
+
+_Check = Callable[[_Facts, _Moment], "str | None"]

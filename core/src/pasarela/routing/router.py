@@ -1,0 +1,275 @@
+"""The router: compiled routing rules that decide, explain, replay and simulate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+from pasarela.config import InvalidConfigError
+from pasarela.errors import PasarelaError
+from pasarela.fees import FeeSchedule
+from pasarela.model import Method, Order
+from pasarela.provider import Provider
+from pasarela.routing.breaker import CircuitBreaker
+from pasarela.routing.decision import _NOTHING, Decision, _Basis
+from pasarela.routing.facts import _Facts, _Moment
+from pasarela.routing.health import HealthSource, HealthStat
+from pasarela.routing.routes import _compile_route, _shadowed, _share
+from pasarela.routing.rules import DEFAULT_EXPLORATION, DEFAULT_MIN_SAMPLE, Rule
+from pasarela.routing.strategies import _cheapest, _Health, _healthiest, _weighted
+
+
+_PLAN_CACHE_MAX: Final = 4096
+
+_Blocked = Callable[[str, Method, datetime], "str | None"]
+_Plan = tuple[tuple[tuple[str, ...], "Rule | None"], ...]
+
+
+class Router:
+    """Compiled routing rules. Build it with :meth:`from_config`."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        providers: Mapping[str, Provider],
+        *,
+        fees: Mapping[tuple[str, Method], FeeSchedule] | None = None,
+        health: HealthSource | None = None,
+        clock: Callable[[], datetime] | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.providers = dict(providers)
+        self.fees = dict(fees or {})
+        self._schedules: dict[Method, dict[str, FeeSchedule]] = {}
+        for (name, how), schedule in self.fees.items():
+            self._schedules.setdefault(how, {})[name] = schedule
+        self.health = health
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.breaker = breaker or CircuitBreaker()
+        self._plans: dict[tuple[str, str, Method], _Plan] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        routes: Sequence[Any],
+        providers: Mapping[str, Provider],
+        *,
+        health: HealthSource | None = None,
+        clock: Callable[[], datetime] | None = None,
+        preference: Sequence[str] = (),
+        min_sample: int = DEFAULT_MIN_SAMPLE,
+        exploration: Decimal | str | int = DEFAULT_EXPLORATION,
+        breaker_threshold: int = 5,
+        breaker_cool_off: timedelta = timedelta(seconds=60),
+    ) -> Router:
+        """Compile *routes* (``Config.routes`` or raw ``[[routes]]`` tables).
+
+        :param providers: the configured provider instances, by name.
+        :param health: where ``healthiest`` rules get success rates.
+        :param preference: the provider order of the implicit default rule, used
+            when there are no routes at all (``checkout.preference``).
+        :param min_sample, exploration: defaults for ``healthiest`` rules
+            (attempts needed before a rate counts; percent of orders that explore).
+        :raises InvalidConfigError: every problem, each naming its path
+            (``routes[2].when.colour: unknown condition; ...``).
+        """
+        errors: list[str] = []
+        share = _share(exploration, "exploration", errors)
+        rules: list[Rule] = []
+        for index, route in enumerate(routes):
+            rule = _compile_route(index, route, providers, errors, min_sample=min_sample,
+                                  exploration=share)
+            if rule is not None:
+                rules.append(rule)
+        if not routes:
+            order = [n for n in preference if n in providers]
+            order += sorted(n for n in providers if n not in order)
+            rules.append(Rule(index=0, name="default", strategy="ordered",
+                              providers=tuple(order), implicit=True,
+                              description="no [[routes]] configured: every provider in "
+                                          "checkout.preference order"))
+        elif rules and not any(rule.is_default for rule in rules):
+            errors.append("routes: no default rule; end with a [[routes]] that has no "
+                          "conditions (when = {}), for orders no other rule matches")
+        errors += _shadowed(rules)
+        fees: dict[tuple[str, Method], FeeSchedule] = {}
+        for name, provider in providers.items():
+            for method in sorted(provider.methods):
+                try:
+                    fees[(name, method)] = FeeSchedule.from_mapping(
+                        provider.settings.fees, path=f"providers.{name}.fees", method=method,
+                        currencies=provider.currencies)
+                except PasarelaError as exc:
+                    if str(exc) not in errors:
+                        errors.append(str(exc))
+        if errors:
+            raise InvalidConfigError(errors)
+        breaker = CircuitBreaker(threshold=breaker_threshold, cool_off=breaker_cool_off)
+        return cls(rules, providers, fees=fees, health=health, clock=clock, breaker=breaker)
+
+    # --- deciding --------------------------------------------------------------------
+
+    def decide(self, order: Order, method: Method | str, *,
+               requested_provider: str | None = None) -> Decision:
+        """Route *order* paid by *method*: the provider, the failover order and why."""
+        how = method if type(method) is Method else Method(method)
+        breaker = self.breaker
+        blocked = breaker.blocked if breaker._open_until else None
+        health = self.health
+        return self._decide(_Facts.of(order), order, how, self.clock(), requested_provider,
+                            health.stats if health is not None else None, blocked)
+
+    def options(self, order: Order) -> list[Decision]:
+        """One decision per method (cash, wallet, card), for a checkout page."""
+        return [self.decide(order, method) for method in Method]
+
+    def record_outcome(self, provider: str, method: Method | str, ok: bool) -> None:
+        """Feed the circuit breaker with how an attempt at *provider* went technically.
+
+        *ok* is False when the provider could not be reached or answered with a
+        server error or an unknown outcome; True when it answered, a decline
+        included (a business outcome, not a fault of the provider).
+        """
+        self.breaker.record(provider, method, ok, now=self.clock())
+
+    def replay(self, decision: Decision | Mapping[str, Any]) -> Decision:
+        """Decide again, with these rules, from a stored decision's inputs.
+
+        The health numbers and open circuits recorded with it are used, so the same
+        configuration gives the same decision.
+        """
+        data = decision.to_dict() if isinstance(decision, Decision) else decision
+        inputs = data.get("inputs") or {}
+        facts = _Facts.from_dict(inputs["order"])
+        method = Method(str(inputs.get("method") or data["method"]))
+        at = datetime.fromisoformat(inputs.get("at") or data["decided_at"])
+        stored = inputs.get("health") or {}
+        snapshot = {name: HealthStat(int(ok), int(total)) for name, (ok, total) in stored.items()}
+        circuits = dict(inputs.get("open_circuits") or {})
+
+        def health(name: str, how: Method) -> HealthStat | None:
+            return snapshot.get(name)
+
+        def blocked(name: str, how: Method, now: datetime) -> str | None:
+            return circuits.get(name)
+
+        return self._decide(facts, facts.order(), method, at, data.get("requested_provider"),
+                            health, blocked)
+
+    def simulate(self, order: Order, method: Method | str, *,
+                 at: datetime | None = None) -> Decision:
+        """Decide as :meth:`decide` does, at *at*, ignoring the circuit breaker."""
+        how = method if isinstance(method, Method) else Method(method)
+        return self._decide(_Facts.of(order), order, how, at or self.clock(), None,
+                            self._health_lookup(), None)
+
+    def _health_lookup(self) -> _Health | None:
+        return self.health.stats if self.health is not None else None
+
+    def _plan(self, country: str, currency: str, method: Method) -> _Plan:
+        """The rules to try for orders with these facts: each rule whose remaining
+        conditions need the order, after the lines of the rules these facts rule
+        out before it (the last step's rule is None when none is left)."""
+        key = (country, currency, method)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        steps: list[tuple[tuple[str, ...], Rule | None]] = []
+        misses: list[str] = []
+        for rule in self.rules:
+            why = rule.static_miss(country, currency, method)
+            if why is not None:
+                misses.append(f"{rule.label}: no match: {why}")
+                continue
+            steps.append((tuple(misses), rule))
+            misses = []
+            if not rule.checks:
+                break
+        else:
+            steps.append((tuple(misses), None))
+        plan = tuple(steps)
+        if len(self._plans) >= _PLAN_CACHE_MAX:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _decide(self, facts: _Facts, order: Order, method: Method, now: datetime,
+                requested: str | None, health: _Health | None,
+                blocked: _Blocked | None) -> Decision:
+        trace: list[str] = []
+        rule: Rule | None = None
+        if requested is not None:
+            trace.append(f"provider {requested} requested by the caller; rules not consulted")
+            names: tuple[str, ...] = (requested,)
+            strategy = "requested"
+            blocked = None
+        else:
+            plan = (self._plans.get((facts.country, facts.currency, method))
+                    or self._plan(facts.country, facts.currency, method))
+            moment = _Moment(now)
+            for misses, step in plan:
+                if misses:
+                    trace.extend(misses)
+                if step is None:
+                    break
+                for check in step.checks:
+                    why = check(facts, moment)
+                    if why is not None:
+                        trace.append(step._miss + why)
+                        break
+                else:
+                    rule = step
+                    break
+            if rule is None:  # only without a default rule, which compiling refuses
+                trace.append("no rule matched")
+                names, strategy = (), "none"
+            else:
+                trace.append(rule._matched)
+                names, strategy = rule.providers, rule.strategy
+        eligible: list[str] = []
+        skipped: dict[str, str] = {}
+        circuits: dict[str, str] = {}
+        providers = self.providers
+        for name in names:
+            provider = providers.get(name)
+            why = "not configured" if provider is None else provider.ineligibility(order, method)
+            if why is None and blocked is not None:
+                why = blocked(name, method, now)
+                if why is not None:
+                    circuits[name] = why
+            if why is None:
+                eligible.append(name)
+            else:
+                skipped[name] = why
+                trace.append(f"candidate {name}: skipped: {why}")
+        schedules = self._schedules.get(method, _NOTHING)
+        fee_minor: dict[str, int] | None = None
+        snapshot: dict[str, list[int]] = {}
+        if rule is None or strategy == "ordered":
+            ordered = eligible
+            if rule is not None and len(names) > 1:
+                trace.append(rule._ordered)
+        elif strategy == "weighted":
+            ordered = _weighted(rule, facts, eligible, trace)
+        elif strategy == "cheapest":
+            ordered, fee_minor = _cheapest(facts, eligible, schedules)
+        else:
+            ordered = _healthiest(rule, facts, method, eligible, health, trace, snapshot)
+        extra: Mapping[str, Any] = _NOTHING
+        if snapshot or circuits:
+            extra = {}
+            if snapshot:
+                extra["health"] = snapshot
+            if circuits:
+                extra["open_circuits"] = circuits
+        return Decision(
+            method=method, provider=ordered[0] if ordered else None, candidates=tuple(ordered),
+            rule=rule.name if rule is not None else None, strategy=strategy, skipped=skipped,
+            decided_at=now,
+            basis=_Basis(facts.reference, facts.currency,
+                         None if rule is None or rule.implicit else rule.index, requested,
+                         tuple(trace), facts, schedules, fee_minor, extra),
+        )

@@ -1,0 +1,176 @@
+"""Matching settlement lines against payments: every category, healing, re-runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from pasarela.api import Pasarela
+from pasarela.lifecycle import Cause, Status
+from pasarela.model import Payment
+from pasarela.money import Money
+from pasarela.reconcile import Category, differences, reconcile, run_key, run_totals
+from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
+from pasarela.store.schema import outbox, transitions
+
+from .conftest import FEES, SINCE, T0, UNTIL, line
+
+
+def _count(pasarela: Pasarela, table: sa.Table) -> int:
+    with pasarela.store.engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+
+def _expected_fee(payment: Payment) -> str:
+    fee = payment.routing["expected_fee"]
+    return str(Money(fee["minor"], fee["currency"]).decimal_string())
+
+
+def _run(pasarela: Pasarela, lines: list, **kw: object):
+    return reconcile(pasarela.store, lines, provider="fake", since=SINCE, until=UNTIL,
+                     service=pasarela.service, chunk_size=3, **kw)
+
+
+def test_every_category_and_an_idempotent_rerun(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    ok = make_payment("ok")
+    heal = make_payment("heal", paid=False)
+    absent = make_payment("absent")
+    refunded = make_payment("refunded-there")
+    amount = make_payment("amount")
+    fee = make_payment("fee")
+    by_order = make_payment("by-order", "55.00")
+    by_amount = make_payment("by-amount", "77.70")
+    assert ok.routing["expected_fee"] == {"minor": 472, "currency": "PEN"}  # 3.5 + 0.50 + IGV
+    lines = [
+        line(ok, fee=_expected_fee(ok), line_no=1),
+        line(heal, line_no=2),
+        line(refunded, status="refunded", line_no=3),
+        line(amount, amount="99.00", line_no=4),
+        line(fee, fee="9.99", line_no=5),
+        line(ok, fee=_expected_fee(ok), line_no=6),           # a duplicate of line 1
+        line(ref="cip-nobody", amount="12.00", line_no=7),    # nobody's
+        line(ref="", order_ref="by-order", amount="55.00", line_no=8),
+        line(ref="", amount="77.70", at=T0 + timedelta(hours=2), line_no=9),
+    ]
+    summary = _run(pasarela, lines)
+    assert summary.counts == {
+        "matched": 3, "missing_in_books": 2, "missing_at_provider": 1, "status_mismatch": 1,
+        "amount_mismatch": 1, "fee_mismatch": 1, "duplicate": 1,
+    }
+    assert summary.healed == 1
+    assert summary.unresolved == 6  # every difference but the healed payment
+    found = {d.category: d for d in differences(pasarela.store, summary.run_key)}
+    assert found[Category.MISSING_AT_PROVIDER].payment_id == absent.id
+    assert found[Category.STATUS_MISMATCH].payment_id == refunded.id
+    assert found[Category.AMOUNT_MISMATCH].expected == "PEN 100.00"
+    assert found[Category.AMOUNT_MISMATCH].actual == "PEN 99.00"
+    assert found[Category.FEE_MISMATCH].expected == "PEN 4.72"
+    assert found[Category.DUPLICATE].line_no == 6
+    with pasarela.store.engine.connect() as conn:
+        how = dict(conn.execute(sa.select(settlement_lines.c.line_no,
+                                          settlement_lines.c.matched_by)).all())
+    assert how[8] == "order_reference"
+    assert how[9] == "amount_date"
+    assert how[1] == "provider_reference"
+    with pasarela.store.engine.connect() as conn:
+        ids = set(conn.scalars(sa.select(settlement_lines.c.payment_id)))
+    assert {by_order.id, by_amount.id} <= ids
+
+    # Healing went through the lifecycle, with cause reconcile.
+    healed = pasarela.get(heal.id)
+    assert healed.status is Status.SUCCEEDED
+    assert (healed.history[-1].source, healed.history[-1].target,
+            healed.history[-1].cause) == (Status.PENDING, Status.SUCCEEDED, Cause.RECONCILE)
+    assert found[Category.MISSING_IN_BOOKS].healed or any(
+        d.healed for d in differences(pasarela.store, summary.run_key))
+
+    before = [_count(pasarela, t) for t in (settlement_lines, reconciliation_results,
+                                            transitions, outbox)]
+    totals = run_totals(pasarela.store, summary.run_key)
+    again = _run(pasarela, lines)
+    assert again.skipped == len(lines)
+    assert sum(again.counts.values()) == 0
+    assert [_count(pasarela, t) for t in (settlement_lines, reconciliation_results,
+                                          transitions, outbox)] == before
+    assert run_totals(pasarela.store, summary.run_key).to_dict() == totals.to_dict()
+    assert pasarela.get(heal.id).version == healed.version
+
+
+def test_without_a_service_nothing_is_healed(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    pending = make_payment("p1", paid=False)
+    summary = reconcile(pasarela.store, [line(pending, line_no=1)], provider="fake",
+                        since=SINCE, until=UNTIL)
+    assert summary.counts["missing_in_books"] == 1
+    assert summary.unresolved == 1
+    assert pasarela.get(pending.id).status is Status.PENDING
+
+
+def test_a_failed_payment_the_provider_says_paid_is_a_status_mismatch(
+        pasarela: Pasarela, make_payment: Callable[..., Payment], gateway) -> None:
+    payment = make_payment("f1", paid=False)
+    headers, body = gateway.settle(payment.provider_reference, "failed")
+    pasarela.handle_webhook("fake", headers, body)
+    assert pasarela.get(payment.id).status is Status.FAILED
+    summary = _run(pasarela, [line(payment, line_no=1)])
+    assert summary.counts["status_mismatch"] == 1
+    assert pasarela.get(payment.id).status is Status.FAILED
+
+
+def test_fee_within_tolerance_and_from_the_schedule(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    from pasarela.fees import FeeSchedule
+
+    payment = make_payment("t1")
+    summary = _run(pasarela, [line(payment, fee="4.73", line_no=1)], fee_tolerance=1)
+    assert summary.counts["matched"] == 1
+    # With no routing.expected_fee, the schedule gives the expected fee.
+    with pasarela.store._begin(write=True) as conn:
+        from pasarela.store.schema import payments
+
+        conn.execute(sa.update(payments).values(routing=None))
+    schedule = {("fake", "cash"): FeeSchedule.from_mapping(FEES)}
+    other = reconcile(pasarela.store, [line(payment, fee="5.00", line_no=1)], provider="fake",
+                      since=SINCE, until=UNTIL, key="other-run", fee_schedules=schedule)
+    assert other.counts["fee_mismatch"] == 1
+
+
+def test_run_key_depends_on_window_and_source() -> None:
+    assert run_key("fake", SINCE, UNTIL) == run_key("fake", SINCE, UNTIL)
+    assert run_key("fake", SINCE, UNTIL) != run_key("fake", SINCE, UNTIL, "abc")
+    assert run_key("fake", SINCE, UNTIL) != run_key("fake", SINCE, UNTIL + timedelta(days=1))
+
+
+def test_lines_are_read_a_chunk_at_a_time(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    payments = [make_payment(f"s-{n}") for n in range(7)]
+    pulled: list[int] = []
+    done: list[int] = []
+
+    def lines():
+        for n, payment in enumerate(payments, start=1):
+            pulled.append(n)
+            yield line(payment, line_no=n)
+
+    reconcile(pasarela.store, lines(), provider="fake", since=SINCE, until=UNTIL,
+              chunk_size=3, progress=lambda n: done.append(len(pulled)))
+    assert done == [3, 6, 7]  # never more than one chunk ahead of what is written
+
+
+def test_costs_show_expected_and_actual_fees(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    from pasarela.reconcile_costs import costs, html_report
+
+    first, second = make_payment("c-1"), make_payment("c-2", "200.00")
+    make_payment("c-3", paid=False)
+    _run(pasarela, [line(first, fee="5.00", line_no=1)], fee_tolerance=100)
+    [row] = costs(pasarela.store, SINCE, UNTIL)
+    assert (row.attempts, row.succeeded, row.volume) == (3, 2, 30000)
+    assert row.expected_fee == first.routing["expected_fee"]["minor"] + second.routing[
+        "expected_fee"]["minor"]
+    assert (row.actual_fee, row.with_actual) == (500, 1)
+    assert row.fees == 500 + second.routing["expected_fee"]["minor"]
+    assert "<svg" in html_report([row], title="t")
