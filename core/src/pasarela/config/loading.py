@@ -1,0 +1,173 @@
+"""Loading: reading ``pasarela.toml`` (or a parsed mapping) into a :class:`Config`,
+collecting every error outside the provider tables, and :func:`check_config`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pasarela.config.env import _EnvResolver, _scrub
+from pasarela.config.errors import InvalidConfigError, _flatten
+from pasarela.config.sections import (
+    CheckoutConfig,
+    Config,
+    OutboxConfig,
+    PluginsConfig,
+    RouteConfig,
+    StoreConfig,
+    WorkerConfig,
+)
+from pasarela.config.structure import _converter
+from pasarela.provider import ProviderSettings
+
+
+_PROVIDER_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read and structure a configuration.
+
+    :param source: the path of a TOML file, or an already parsed mapping.
+    :param env: the environment for ``env:`` references (default ``os.environ``,
+        read when a reference is resolved).
+    :raises InvalidConfigError: listing every problem found (a TOML syntax error
+        names the file and line).
+    """
+    config, errors = _load(source, env)
+    if errors or config is None:
+        raise InvalidConfigError(errors, source=_source_name(source))
+    return config
+
+
+def check_config(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    settings_classes: Mapping[str, type[ProviderSettings]] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Every problem in a configuration, for ``pasarela config check``.
+
+    Unlike :func:`load_config` this also structures the provider tables when
+    *settings_classes* (installed provider name to settings class) is given, even
+    if other sections have errors. An empty list means the file is good.
+    """
+    config, errors = _load(source, env)
+    if config is None or settings_classes is None:
+        return errors
+    try:
+        config.all_provider_settings(settings_classes)
+    except InvalidConfigError as exc:
+        errors = errors + exc.errors
+    return errors
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def _source_name(source: object) -> str | None:
+    return None if isinstance(source, Mapping) else os.fspath(source)  # type: ignore[call-overload]
+
+
+def _load(
+    source: str | os.PathLike[str] | Mapping[str, Any], env: Mapping[str, str] | None
+) -> tuple[Config | None, list[str]]:
+    """The configuration and every error found outside the provider tables.
+
+    The configuration is None only when the file cannot be read or parsed. With
+    errors it is partial (a section that failed keeps its defaults; the routes are
+    kept only if all of them are valid, so that their indexes stay those of the
+    file), which is enough for :func:`check_config` to go on to the providers.
+    """
+    name = _source_name(source)
+    if isinstance(source, Mapping):
+        raw: Mapping[str, Any] = source
+    else:
+        try:
+            with Path(source).open("rb") as fh:
+                raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            return None, [f"{name}: invalid TOML: {exc}"]
+        except OSError as exc:
+            return None, [f"{name}: cannot read: {exc.strerror or exc}"]
+    resolver = _EnvResolver(os.environ if env is None else env)
+    errors: list[tuple[str, str]] = []
+    sections: dict[str, Any] = {}
+    known = [*_SECTIONS, "routes"]
+    for key, value in raw.items():
+        if key == "routes":
+            continue
+        section_type = _SECTIONS.get(key)
+        if section_type is None:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+            errors.append((key, f"unknown section{hint}"))
+            continue
+        # Provider tables are resolved when they are structured (structure_settings).
+        resolved = value if key == "providers" else resolver.resolve(value, key)
+        try:
+            sections[key] = _converter().structure(resolved, section_type)
+        except Exception as exc:
+            errors += _flatten(exc, key)
+    routes: dict[int, RouteConfig] = {}
+    raw_routes = resolver.resolve(raw.get("routes", []), "routes")
+    if isinstance(raw_routes, list):
+        for i, item in enumerate(raw_routes):
+            try:
+                routes[i] = _converter().structure(item, RouteConfig)
+            except Exception as exc:
+                errors += _flatten(exc, f"routes[{i}]")
+        errors += _check_routes(routes)
+        if len(routes) != len(raw_routes):
+            routes = {}
+    else:
+        errors.append(("routes", "expected an array of tables ([[routes]])"))
+    raw_providers = raw.get("providers", {})
+    if isinstance(raw_providers, Mapping):
+        errors += _check_providers(raw_providers)
+    errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
+    messages = [_scrub(f"{p}: {m}", resolver.secrets) for p, m in errors]
+    config = Config(**sections, routes=tuple(routes.values()), source=name, env=env)
+    return config, messages
+
+
+_SECTIONS: Final[Mapping[str, Any]] = {
+    "store": StoreConfig,
+    "plugins": PluginsConfig,
+    "checkout": CheckoutConfig,
+    "outbox": OutboxConfig,
+    "worker": WorkerConfig,
+    "providers": Mapping[str, Mapping[str, Any]],
+}
+
+
+def _check_providers(providers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (f"providers.{name}", f"provider names match {_PROVIDER_NAME.pattern}")
+        for name in providers
+        if not _PROVIDER_NAME.match(name)
+    ]
+
+
+def _check_routes(routes: Mapping[int, RouteConfig]) -> list[tuple[str, str]]:
+    """Rules across routes; *routes* maps index in the file to each valid route."""
+    errors: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for i, route in routes.items():
+        if not route.name.strip():
+            errors.append((f"routes[{i}].name", "must not be empty"))
+        elif route.name in seen:
+            errors.append(
+                (f"routes[{i}].name", f"duplicate route name (also routes[{seen[route.name]}])")
+            )
+        else:
+            seen[route.name] = i
+        if not route.use:
+            errors.append((f"routes[{i}].use", "name at least one provider"))
+    return errors

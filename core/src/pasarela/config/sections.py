@@ -1,0 +1,165 @@
+"""The shape of ``pasarela.toml``: one frozen attrs class per section, and
+:class:`Config`, which holds them."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from pasarela.config.errors import InvalidConfigError
+from pasarela.config.structure import S, structure_settings
+from pasarela.provider import ProviderSettings
+
+
+DEFAULT_STORE_URL: Final = "sqlite:///pasarela.db"
+
+
+def _mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return repr(url)
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:***@{host}{port}"
+        return repr(urlunsplit(parts._replace(netloc=netloc)))
+    except ValueError:
+        return "'***'"
+
+
+@attrs.frozen(kw_only=True)
+class StoreConfig:
+    """``[store]``: where payments are kept."""
+
+    url: str = attrs.field(default=DEFAULT_STORE_URL, repr=_mask_url)
+
+
+@attrs.frozen(kw_only=True)
+class PluginsConfig:
+    """``[plugins]``: plugin modules to import and register besides entry points."""
+
+    modules: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class CheckoutConfig:
+    """``[checkout]``: provider preference order (until routing rules apply)."""
+
+    preference: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class OutboxConfig:
+    """``[outbox]``: deliver lifecycle events ``inline`` (after each operation) or
+    from a ``worker`` process."""
+
+    dispatch: Literal["inline", "worker"] = "inline"
+
+
+@attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """``[worker]``: what ``pasarela worker`` does about a payment that arrives after
+    its code expired: ``flag`` it (the ``payment.late_succeeded`` event) or also
+    ``refund`` it automatically where the provider can."""
+
+    late_payment: Literal["flag", "refund"] = "flag"
+
+
+@attrs.frozen(kw_only=True)
+class RouteConfig:
+    """One ``[[routes]]`` entry. ``when`` is kept raw; routing compiles it."""
+
+    name: str
+    #: Provider names, or ``{provider = "x", weight = 70}`` tables for ``weighted``.
+    use: tuple[Any, ...]
+    when: Mapping[str, Any] = attrs.field(factory=dict)
+    strategy: str = "ordered"
+    weights: Mapping[str, int] = attrs.field(factory=dict)
+    min_sample: int | None = None
+    exploration: str | None = None
+
+    def provider_names(self) -> list[str]:
+        return [str(item.get("provider", "")) if isinstance(item, Mapping) else str(item)
+                for item in self.use]
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The structured configuration.
+
+    Attributes:
+        store, plugins, checkout, outbox: the sections of the same names.
+        providers: ``[providers.NAME]`` tables, raw (``env:`` not yet resolved);
+            structure one with :meth:`provider_settings`.
+        routes: the ``[[routes]]`` entries, in file order.
+        source: the file it was read from, or None.
+    """
+
+    store: StoreConfig = attrs.field(factory=StoreConfig)
+    plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    checkout: CheckoutConfig = attrs.field(factory=CheckoutConfig)
+    outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
+    worker: WorkerConfig = attrs.field(factory=WorkerConfig)
+    providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    routes: tuple[RouteConfig, ...] = ()
+    source: str | None = None
+    env: Mapping[str, str] | None = attrs.field(default=None, repr=False, eq=False)
+
+    def provider_settings(self, name: str, settings_class: type[S]) -> S:
+        """Structure ``[providers.NAME]`` (empty when absent) into *settings_class*.
+
+        :raises InvalidConfigError: listing every problem in the table.
+        """
+        return structure_settings(
+            name, self.providers.get(name, {}), settings_class, env=self.env
+        )
+
+    def all_provider_settings(
+        self, settings_classes: Mapping[str, type[ProviderSettings]]
+    ) -> dict[str, ProviderSettings]:
+        """Structure every ``[providers.*]`` table and check every provider reference.
+
+        *settings_classes* maps each installed provider's name to its settings
+        class. A table or a ``checkout.preference`` / ``routes[].use`` entry naming
+        no installed provider is an error.
+
+        :returns: the settings of every configured provider.
+        :raises InvalidConfigError: listing every problem found.
+        """
+        errors: list[str] = []
+        out: dict[str, ProviderSettings] = {}
+        installed = sorted(settings_classes)
+        for name, table in self.providers.items():
+            settings_class = settings_classes.get(name)
+            if settings_class is None:
+                errors.append(f"providers.{name}: {_not_installed(name, installed)}")
+                continue
+            try:
+                out[name] = structure_settings(name, table, settings_class, env=self.env)
+            except InvalidConfigError as exc:
+                errors.extend(exc.errors)
+        references = [
+            (f"checkout.preference[{i}]", name) for i, name in enumerate(self.checkout.preference)
+        ]
+        for r, route in enumerate(self.routes):
+            references += [(f"routes[{r}].use[{i}]", name)
+                           for i, name in enumerate(route.provider_names())]
+        for path, name in references:
+            if name not in settings_classes:
+                errors.append(f"{path}: {_not_installed(name, installed)}")
+        if errors:
+            raise InvalidConfigError(errors, source=self.source)
+        return out
+
+
+def _not_installed(name: str, installed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, installed, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    listed = ", ".join(installed) or "none"
+    return f"no provider named {name!r} is installed (installed: {listed}){hint}"
