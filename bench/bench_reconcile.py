@@ -30,7 +30,7 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from reconcile_data import window
 from pasarela.reconcile import reconcile
-from pasarela.reconcile_csv import ColumnMap, CsvReport, read_lines
+from pasarela.reconcile_csv import ColumnMap, CsvReport, read_csv
 from pasarela.store import Store
 
 url, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -40,7 +40,7 @@ mapping = ColumnMap.load(None, ["provider_reference=reference", "amount=amount",
                                 "status=status", "occurred_at=paid_at"], ["currency=PEN"])
 bad = CsvReport()
 started = time.perf_counter()
-summary = reconcile(store, read_lines(path, mapping, provider="fake", report=bad),
+summary = reconcile(store, read_csv(path, mapping, provider="fake", report=bad),
                     provider="fake", since=since, until=until, key="bench")
 elapsed = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -100,17 +100,3 @@ def test_bad_mappings(overrides: list[str], message: str) -> None:
     with pytest.raises(CsvError, match=message):
         ColumnMap.load(None, overrides)
 
-
-def test_the_parallel_reader_gives_the_same_lines_and_report(tmp_path: Path) -> None:
-    from pasarela.reconcile_csv import read_csv_parallel
-
-    body = HEADER + "".join(
-        f"cip-{n},p-{n},{n}.{n % 100:02d},0.10,paid,2026-11-10T10:00:00Z,fake\n"
-        for n in range(1, 12001)) + "cip-x,p-x,1.234,0.10,paid,2026-11-10T10:00:00Z,fake\n"
-    path = write(tmp_path, body)
-    serial, parallel = CsvReport(), CsvReport()
-    expected = list(read_csv(path, mapping(), provider="fake", report=serial))
-    assert list(read_csv_parallel(path, mapping(), provider="fake",
-                                  report=parallel)) == expected
-    assert (parallel.good, parallel.bad, parallel.errors) == (12000, 1, serial.errors)
-    assert parallel.errors[0][0] == 12002

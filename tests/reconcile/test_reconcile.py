@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import sqlalchemy as sa
 
@@ -75,6 +75,12 @@ def test_every_category_and_an_idempotent_rerun(
     assert how[8] == "order_reference"
     assert how[9] == "amount_date"
     assert how[1] == "provider_reference"
+    with pasarela.store.engine.connect() as conn:
+        stored = conn.execute(sa.select(settlement_lines.c.occurred_at,
+                                        settlement_lines.c.created_at)
+                              .where(settlement_lines.c.line_no == 1)).one()
+    assert stored.occurred_at.replace(tzinfo=UTC) == lines[0].occurred_at
+    assert stored.created_at is not None
     with pasarela.store.engine.connect() as conn:
         ids = set(conn.scalars(sa.select(settlement_lines.c.payment_id)))
     assert {by_order.id, by_amount.id} <= ids

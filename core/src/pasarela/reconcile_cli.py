@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +101,7 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
               json_out: str | None, fee_tolerance: int, no_heal: bool) -> None:
     """Match a provider's settlement lines against our payments."""
     from pasarela import reconcile as rec  # noqa: PLC0415
-    from pasarela.reconcile_csv import ColumnMap, CsvReport, file_digest, read_lines  # noqa: PLC0415
+    from pasarela.reconcile_csv import ColumnMap, CsvReport, file_digest, read_csv  # noqa: PLC0415
     from pasarela.reconcile_sources import provider_lines  # noqa: PLC0415
 
     start, end = _date(since, "--from"), _date(until, "--to")
@@ -117,7 +118,7 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
             if file is not None:
                 columns = ColumnMap.load(mapping, maps, csv_options)
                 key = rec.run_key(provider, start, end, file_digest(file))
-                lines: Any = read_lines(file, columns, provider=provider, report=report)
+                lines: Any = read_csv(file, columns, provider=provider, report=report)
             else:
                 if mapping or maps or csv_options:
                     _fail("--mapping, --map and --csv-option need --file")
@@ -128,7 +129,8 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
                 SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
                 BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
                 transient=True))
-            task = progress.add_task(f"reconciling {provider}", total=None)
+            task = progress.add_task(f"reconciling {provider}",
+                                     total=_count_lines(file) if file else None)
             rec.reconcile(service.store, lines, provider=provider, since=start, until=end,
                           key=key, service=None if no_heal else service,
                           fee_schedules=_fee_schedules(pasarela), fee_tolerance=fee_tolerance,
@@ -136,21 +138,22 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
             progress.stop()
             summary = rec.run_totals(service.store, key)
             summary.provider = provider
-            diffs = list(rec.differences(service.store, key)) if (csv_out or json_out) else []
             _print_summary(summary, report, rec.differences(service.store, key))
+            if csv_out:
+                _write_csv(csv_out, rec.differences(service.store, key), report)
+            if json_out:
+                _write_json(json_out, summary, report, rec.differences(service.store, key))
         except PasarelaError as exc:
             _fail(str(exc))
-    if csv_out:
-        _write_csv(csv_out, diffs, report)
-    if json_out:
-        Path(json_out).write_text(json.dumps({
-            "summary": summary.to_dict(),
-            "bad_lines": [{"line": n, "error": m} for n, m in report.errors],
-            "bad_line_count": report.bad,
-            "differences": [d.to_dict() for d in diffs],
-        }, indent=2, ensure_ascii=False), encoding="utf-8")
     if summary.unresolved or report.bad:
         sys.exit(1)
+
+
+def _count_lines(path: str) -> int:
+    """Data lines in *path* (for the progress bar's total): newlines, less the header."""
+    with open(path, "rb") as fh:
+        return max(sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+                   - 1, 0)
 
 
 def _print_summary(summary: Any, report: Any, diffs: Any) -> None:
@@ -181,7 +184,20 @@ def _print_summary(summary: Any, report: Any, diffs: Any) -> None:
         out.print(f"  bad line {line_no}: {message}")
 
 
-def _write_csv(path: str, diffs: list[Any], report: Any) -> None:
+def _write_json(path: str, summary: Any, report: Any, diffs: Iterable[Any]) -> None:
+    """The summary, the bad lines and the differences (streamed, one at a time)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        head = {"summary": summary.to_dict(),
+                "bad_lines": [{"line": n, "error": m} for n, m in report.errors],
+                "bad_line_count": report.bad}
+        fh.write(json.dumps(head, indent=2, ensure_ascii=False)[:-2])
+        fh.write(',\n  "differences": [')
+        for n, diff in enumerate(diffs):
+            fh.write(("," if n else "") + "\n    " + json.dumps(diff.to_dict(), ensure_ascii=False))
+        fh.write("\n  ]\n}\n")
+
+
+def _write_csv(path: str, diffs: Iterable[Any], report: Any) -> None:
     fields = ("category", "provider", "item_key", "line_no", "payment_id",
               "provider_reference", "order_reference", "expected", "actual", "detail",
               "resolved", "healed")

@@ -58,8 +58,6 @@ __all__ = [
     "CsvReport",
     "file_digest",
     "read_csv",
-    "read_csv_parallel",
-    "read_lines",
 ]
 
 FIELDS: Final = ("provider_reference", "order_reference", "amount", "currency", "fee",
@@ -179,7 +177,14 @@ def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     minor = value.scaleb(exponent)
     if not value.is_finite() or minor != minor.to_integral_value():
         return Money.of(raw, currency, field=field)  # raises the ValidationError it gives
-    return Money(int(minor), currency)
+    return _money(int(minor), currency)
+
+
+@functools.lru_cache(maxsize=8192)
+def _money(minor: int, currency: str) -> Money:
+    """Money values are immutable: the same fee or price on many lines is built once
+    (building one validates its currency, the costliest part of reading a line)."""
+    return Money(minor, currency)
 
 
 @functools.lru_cache(maxsize=64)
@@ -278,65 +283,3 @@ def _line(fields: list[str], index: Mapping[str, int], mapping: ColumnMap, provi
         raw={"_source": "file"},
     )
 
-
-#: Files at least this big are parsed in a separate process (:func:`read_csv_parallel`).
-PARALLEL_FROM_BYTES: Final = 4 << 20
-_BATCH: Final = 5000
-
-
-def _produce(path: str, mapping: ColumnMap, provider: str, out: Any) -> None:
-    """The parsing process: batches of lines, then the report (``None`` first)."""
-    report = CsvReport()
-    batch: list[SettlementLine] = []
-    try:
-        for line in read_csv(path, mapping, provider=provider, report=report):
-            batch.append(line)
-            if len(batch) >= _BATCH:
-                out.put(batch)
-                batch = []
-        if batch:
-            out.put(batch)
-        out.put(None)
-        out.put(report)
-    except BaseException as exc:  # the parent re-raises what went wrong here
-        out.put(None)
-        out.put(exc)
-
-
-def read_csv_parallel(path: str | Path, mapping: ColumnMap, *, provider: str,
-                      report: CsvReport) -> Iterator[SettlementLine]:
-    """:func:`read_csv` in a separate process, so that parsing (decoding, amounts,
-    dates, validation) runs on another core while the caller matches and writes.
-    At most a few batches are in flight (a bounded queue): memory stays flat. The
-    bad lines reach *report* when the file is done."""
-    import multiprocessing  # noqa: PLC0415
-
-    context = multiprocessing.get_context("spawn")
-    queue: Any = context.Queue(maxsize=4)
-    worker = context.Process(target=_produce, args=(str(path), mapping, provider, queue),
-                             daemon=True)
-    worker.start()
-    try:
-        while (batch := queue.get()) is not None:
-            yield from batch
-        outcome = queue.get()
-        if isinstance(outcome, BaseException):
-            raise outcome
-        report.errors.extend(outcome.errors[:MAX_ERRORS - len(report.errors)])
-        report.bad += outcome.bad
-        report.good += outcome.good
-        worker.join()
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-            worker.join()
-        queue.close()
-        queue.join_thread()
-
-
-def read_lines(path: str | Path, mapping: ColumnMap, *, provider: str,
-               report: CsvReport) -> Iterator[SettlementLine]:
-    """:func:`read_csv_parallel` for big files, :func:`read_csv` for the others."""
-    if Path(path).stat().st_size >= PARALLEL_FROM_BYTES:
-        return read_csv_parallel(path, mapping, provider=provider, report=report)
-    return read_csv(path, mapping, provider=provider, report=report)

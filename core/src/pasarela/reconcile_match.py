@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,6 +37,8 @@ __all__ = ["AMOUNT_DATE_WINDOW", "CHUNK_SIZE"]
 AMOUNT_DATE_WINDOW: Final = timedelta(days=3)
 #: Lines per chunk (one lookup per matching rule and one transaction per chunk).
 CHUNK_SIZE: Final = 5000
+#: SQLite page cache for reconciliation connections, in KiB.
+SQLITE_CACHE_KIB: Final = 131072
 
 
 def _content_hash(line: SettlementLine) -> str:
@@ -62,7 +65,7 @@ def _chunks(items: Iterable[SettlementLine], size: int) -> Iterator[list[Settlem
 _PAYMENT_COLUMNS: Final = (
     payments.c.id, payments.c.provider, payments.c.method, payments.c.provider_reference,
     payments.c.order_reference, payments.c.amount_minor, payments.c.currency,
-    payments.c.status, payments.c.created_at,
+    payments.c.status,
     # Extracted by the database (json_extract / ->): no JSON decoding per row here.
     payments.c.routing[("expected_fee", "minor")].as_integer().label("fee_minor"),
     payments.c.routing[("expected_fee", "currency")].as_string().label("fee_currency"),
@@ -88,6 +91,11 @@ class _Run:
         self.now = now
         self.summary = Summary(run_key=key, provider=provider)
         self.occurrences: dict[str, int] = {}
+        # A run key with no lines yet: nothing of this call can have been recorded
+        # by an earlier one, so the per-chunk lookup of line keys is skipped.
+        with self._begin() as conn:
+            self.fresh = conn.scalar(sa.select(settlement_lines.c.id).where(
+                settlement_lines.c.run_key == key).limit(1)) is None
 
     def _line_key(self, line: SettlementLine, content: str) -> str:
         """A file's line is keyed by its line number (a re-read of the same file gives
@@ -103,8 +111,18 @@ class _Run:
 
     # --- lookups (each one short read transaction) -----------------------------------
 
+    @contextmanager
+    def _begin(self, *, write: bool = False) -> Iterator[sa.Connection]:
+        """A store transaction; on SQLite with a page cache big enough for the
+        indexes a large run touches (the default 2 MB makes every lookup of a random
+        key a read from the OS)."""
+        with self.store._begin(write=write) as conn:
+            if self.store.dialect == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            yield conn
+
     def _read(self, query: sa.Select[Any]) -> list[sa.Row[Any]]:
-        with self.store._begin() as conn:
+        with self._begin() as conn:
             return list(conn.execute(query))
 
     def _by(self, column: sa.Column[Any], values: Sequence[str]) -> dict[str, sa.Row[Any]]:
@@ -144,10 +162,11 @@ class _Run:
     def chunk(self, lines: list[SettlementLine]) -> None:
         keyed = [(self._line_key(line, content), content, line)
                  for line, content in ((line, _content_hash(line)) for line in lines)]
-        with self.store._begin() as conn:
-            recorded = set(conn.scalars(sa.select(settlement_lines.c.line_key).where(
-                settlement_lines.c.run_key == self.key,
-                settlement_lines.c.line_key.in_([k for k, _, _ in keyed]))))
+        with self._begin() as conn:
+            recorded = set() if self.fresh else set(conn.scalars(
+                sa.select(settlement_lines.c.line_key).where(
+                    settlement_lines.c.run_key == self.key,
+                    settlement_lines.c.line_key.in_([k for k, _, _ in keyed]))))
             fresh = [item for item in keyed if item[0] not in recorded]
             seen_before = set(conn.scalars(sa.select(settlement_lines.c.content_hash).where(
                 settlement_lines.c.run_key == self.key,
@@ -281,7 +300,7 @@ class _Run:
     def _write(self, rows: list[dict[str, Any]], diffs: list[Difference]) -> None:
         if not rows and not diffs:
             return
-        with self.store._begin(write=True) as conn:
+        with self._begin(write=True) as conn:
             if rows:
                 conn.execute(self._insert(settlement_lines, "line_key"), rows)
             if diffs:
@@ -316,7 +335,7 @@ class _Run:
         )
         last = ""
         while True:
-            query = (sa.select(*_PAYMENT_COLUMNS)
+            query = (sa.select(*_PAYMENT_COLUMNS, payments.c.created_at)
                      .where(payments.c.provider == self.provider,
                             payments.c.status.in_(sorted(_OURS_PAID)),
                             payments.c.created_at >= since.astimezone(UTC),
@@ -334,7 +353,7 @@ class _Run:
                 expected=f"{row.status} {Money(row.amount_minor, row.currency)}",
                 actual="no line", detail=f"created {_aware(row.created_at).isoformat()}",
             ) for row in page]
-            with self.store._begin() as conn:
+            with self._begin() as conn:
                 known = set(conn.scalars(sa.select(reconciliation_results.c.item_key).where(
                     reconciliation_results.c.run_key == self.key,
                     reconciliation_results.c.item_key.in_([d.item_key for d in diffs]))))
