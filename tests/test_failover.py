@@ -168,3 +168,12 @@ def test_same_key_replays_even_when_the_route_changed(pasarela, net):
         with pytest.raises(ProviderUnavailableError):
             pasarela.pay(order(), method="card", idempotency_key=f"x{i}")
     assert pasarela.pay(order(), method="card", idempotency_key="k").id == first.id
+
+
+def test_refusals_of_our_data_do_not_open_the_breaker(pasarela, net):
+    from pasarela.errors import ProviderValidationError
+
+    for i in range(6):
+        with pytest.raises(ProviderValidationError):
+            pasarela.pay(order(), method="card", idempotency_key=f"bad{i}", scenario="invalid")
+    assert pasarela.pay(order(), method="card", idempotency_key="good").provider == "fake"

@@ -22,12 +22,14 @@ from ulid import ULID
 
 from pasarela._log import get_logger
 from pasarela.errors import (
+    AuthenticationError,
     ConcurrencyConflictError,
     DeclinedError,
     ErrorCode,
     IllegalTransitionError,
     ProviderError,
     ProviderNotFoundError,
+    ProviderUnavailableError,
     RefundError,
     UnknownOutcomeError,
     UnsupportedError,
@@ -236,7 +238,9 @@ class Service:
                                                partial(adapter.create, request),
                                                can_fail_over=can_fail_over)
             except ProviderError as exc:
-                self.router.record_outcome(adapter.name, how, ok=False)
+                # The breaker counts faults of the provider, not refusals of our data.
+                fault = isinstance(exc, ProviderUnavailableError | AuthenticationError)
+                self.router.record_outcome(adapter.name, how, ok=not fault)
                 if not (exc.created_nothing and can_fail_over):
                     raise
                 # Provably nothing at this provider: the next candidate, same payment.

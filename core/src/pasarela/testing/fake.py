@@ -12,7 +12,7 @@ Scenarios, chosen per payment with ``pay(..., scenario="...")`` or the order's
 
 ``succeed`` (default for card) · ``pending`` (default for cash and wallet; settle it
 with :meth:`FakeGateway.settle`, which returns a signed webhook) · ``decline`` ·
-``insufficient_funds`` · ``timeout`` (the gateway records the payment, then the
+``insufficient_funds`` · ``invalid`` (a 400 naming a field) · ``timeout`` (the gateway records the payment, then the
 answer is lost: ``httpx.ReadTimeout``) · ``connect_error`` (nothing reaches the
 gateway) · ``5xx`` · ``5xx_once`` (one 503, then normal) · ``malformed`` (a body
 that is not JSON) · ``slow`` (answers after ``slow_seconds``).
@@ -424,6 +424,8 @@ class FakeGateway:
                                  self._failed_once):
             self._failed_once.add(data["payment_id"])
             return self._error(503, "server_error", "try again later")
+        if scenario == "invalid":
+            return self._error(400, "invalid_request", "amount is not acceptable", "amount")
         if scenario == "malformed":
             return 200, b"<html>oops</html>", None
         if scenario in ("decline", "insufficient_funds"):
