@@ -12,9 +12,10 @@ Scenarios, chosen per payment with ``pay(..., scenario="...")`` or the order's
 
 ``succeed`` (default for card) · ``pending`` (default for cash and wallet; settle it
 with :meth:`FakeGateway.settle`, which returns a signed webhook) · ``decline`` ·
-``insufficient_funds`` · ``invalid`` (a 400 naming a field) · ``timeout`` (the gateway records the payment, then the
-answer is lost: ``httpx.ReadTimeout``) · ``connect_error`` (nothing reaches the
-gateway) · ``5xx`` · ``5xx_once`` (one 503, then normal) · ``malformed`` (a body
+``insufficient_funds`` · ``invalid`` (a 400 naming a field) · ``timeout`` (the
+gateway records the payment, then the answer is lost: ``httpx.ReadTimeout``) ·
+``connect_error`` (nothing reaches the gateway) · ``5xx`` · ``5xx_once`` (one 503,
+then normal) · ``malformed`` (a body
 that is not JSON) · ``slow`` (answers after ``slow_seconds``).
 """
 
