@@ -64,6 +64,8 @@ from pasarela.model import (
 if TYPE_CHECKING:
     import jinja2
 
+    from pasarela.config import PagesConfig
+
 __all__ = [
     "SECURITY_HEADERS",
     "PageSettings",
@@ -113,6 +115,16 @@ class PageSettings:
     stale_after: timedelta = timedelta(hours=1)
     #: How often the customer page polls the status endpoint.
     poll_seconds: int = 5
+
+    @classmethod
+    def from_config(cls, section: PagesConfig,
+                    environ: Mapping[str, str] | None = None) -> PageSettings:
+        """``[pages]`` of the configuration; the environment when it sets nothing."""
+        if not section.page_secret and not section.admin_token:
+            return cls.from_env(environ)
+        return cls(page_secret=section.page_secret, admin_token=section.admin_token,
+                   renew_url=section.renew_url, stale_after=section.stale_after,
+                   poll_seconds=section.poll_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PageSettings:
@@ -328,9 +340,10 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
     """The page routes to add to the ASGI app: the static files, ``/pay`` when a page
     secret is set and ``/admin`` when an admin token is set (nothing otherwise).
 
-    *settings* default to :meth:`PageSettings.from_env`; *clock* to pasarela's own.
+    *settings* default to the configuration's ``[pages]`` section, else to
+    :meth:`PageSettings.from_env`; *clock* to pasarela's own.
     """
-    settings = settings or PageSettings.from_env()
+    settings = settings or PageSettings.from_config(pasarela.config.pages)
     if not settings.page_secret and not settings.admin_token:
         return []
     now = clock or pasarela.service.clock  # business time, as the rest of pasarela

@@ -17,6 +17,7 @@ from pasarela.config.sections import (
     CheckoutConfig,
     Config,
     OutboxConfig,
+    PagesConfig,
     PluginsConfig,
     RouteConfig,
     StoreConfig,
@@ -143,6 +144,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "checkout": CheckoutConfig,
     "outbox": OutboxConfig,
     "worker": WorkerConfig,
+    "pages": PagesConfig,
     "providers": Mapping[str, Mapping[str, Any]],
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,6 +73,22 @@ class WorkerConfig:
 
 
 @attrs.frozen(kw_only=True)
+class PagesConfig:
+    """``[pages]``: the customer's page (on with a ``page_secret``, which signs the
+    links) and the operator dashboard (on with an ``admin_token``). Write both as
+    ``env:NAME``."""
+
+    page_secret: str | None = attrs.field(default=None, repr=False)
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    #: Link for "generar un nuevo código"; ``{order_reference}`` is replaced.
+    renew_url: str | None = None
+    #: A pending payment older than this is "stale" on the dashboard.
+    stale_after: timedelta = timedelta(hours=1)
+    #: How often the customer's page asks for the payment's status.
+    poll_seconds: int = 5
+
+
+@attrs.frozen(kw_only=True)
 class RouteConfig:
     """One ``[[routes]]`` entry. ``when`` is kept raw; routing compiles it."""
 
@@ -106,6 +123,7 @@ class Config:
     checkout: CheckoutConfig = attrs.field(factory=CheckoutConfig)
     outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
+    pages: PagesConfig = attrs.field(factory=PagesConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()
     source: str | None = None
