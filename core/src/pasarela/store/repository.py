@@ -279,6 +279,21 @@ class Store:
     def _select_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query if self._sqlite else query.with_for_update(skip_locked=True)
 
+    def _claim(self, query: sa.Select[Any], *, lease: Mapping[str, Any]) -> list[_Row]:
+        """Rows of *query* taken for this worker: selected (``FOR UPDATE SKIP LOCKED``
+        on PostgreSQL) and their *lease* columns pushed forward, in one transaction,
+        so concurrent workers never take the same rows."""
+        table = query.get_final_froms()[0]
+        assert isinstance(table, sa.Table)
+        with self._begin(write=True) as conn:
+            rows = list(conn.execute(self._select_for_claim(query)).all())
+            if rows:
+                conn.execute(
+                    sa.update(table).where(table.c.id.in_([row.id for row in rows]))
+                    .values(**lease)
+                )
+        return rows
+
     # --- payments --------------------------------------------------------------
 
     def create_payment(
@@ -693,20 +708,13 @@ class Store:
         claimed with ``FOR UPDATE SKIP LOCKED`` and their ``next_attempt_at`` pushed
         forward (a lease) so concurrent dispatchers do not take the same rows."""
         at = _to_db(now, "now")
-        query = self._select_for_claim(
+        rows = self._claim(
             sa.select(outbox)
             .where(outbox.c.dispatched_at.is_(None), outbox.c.next_attempt_at <= at)
             .order_by(outbox.c.created_at, outbox.c.id)
-            .limit(limit)
+            .limit(limit),
+            lease={"next_attempt_at": at + self.outbox_lease},
         )
-        with self._begin(write=True) as conn:
-            rows = conn.execute(query).all()
-            if rows:
-                conn.execute(
-                    sa.update(outbox)
-                    .where(outbox.c.id.in_([row.id for row in rows]))
-                    .values(next_attempt_at=at + self.outbox_lease)
-                )
         return [
             OutboxEvent(
                 id=row.id,
@@ -763,7 +771,7 @@ class Store:
         another worker does not get it meanwhile; the version is not bumped.
         """
         at = _to_db(now, "now")
-        query = self._select_for_claim(
+        rows = self._claim(
             sa.select(payments)
             .where(
                 payments.c.status == Status.PENDING.value,
@@ -771,16 +779,9 @@ class Store:
                 sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at),
             )
             .order_by(payments.c.expires_at, payments.c.id)
-            .limit(limit)
+            .limit(limit),
+            lease={"claimed_until": at + self.job_lease},
         )
-        with self._begin(write=True) as conn:
-            rows = conn.execute(query).all()
-            if rows:
-                conn.execute(
-                    sa.update(payments)
-                    .where(payments.c.id.in_([row.id for row in rows]))
-                    .values(claimed_until=at + self.job_lease)
-                )
         return [_payment_from_row(row) for row in rows]
 
     def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:
@@ -790,24 +791,17 @@ class Store:
         resolver then sets the real next check); the version is not bumped.
         """
         at = _to_db(now, "now")
-        query = self._select_for_claim(
+        lease_end = at + self.job_lease
+        rows = self._claim(
             sa.select(payments)
             .where(
                 payments.c.status.in_([Status.UNKNOWN.value, Status.PENDING.value]),
                 payments.c.next_check_at <= at,
             )
             .order_by(payments.c.next_check_at, payments.c.id)
-            .limit(limit)
+            .limit(limit),
+            lease={"next_check_at": lease_end},
         )
-        lease_end = at + self.job_lease
-        with self._begin(write=True) as conn:
-            rows = conn.execute(query).all()
-            if rows:
-                conn.execute(
-                    sa.update(payments)
-                    .where(payments.c.id.in_([row.id for row in rows]))
-                    .values(next_check_at=lease_end)
-                )
         return [attrs.evolve(_payment_from_row(row), next_check_at=lease_end) for row in rows]
 
     # --- routing ---------------------------------------------------------------
