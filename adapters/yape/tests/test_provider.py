@@ -45,7 +45,8 @@ def test_declarations() -> None:
     assert {"otp", "number_phone", "email"} <= YapeProvider.secret_fields
     assert YapeProvider.supports(Operation.CONFIRM)
     assert YapeProvider.supports(Operation.WEBHOOK)
-    assert YapeProvider.retry_safe == {Operation.GET}
+    assert YapeProvider.supports(Operation.SETTLEMENTS)
+    assert YapeProvider.retry_safe == {Operation.GET, Operation.SETTLEMENTS}
 
 
 def test_the_hook_registers_the_provider() -> None:

@@ -9,7 +9,7 @@ Niubiz means writing a ``NiubizAcquirer`` with these methods and registering it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -18,7 +18,13 @@ import attrs
 from pasarela.errors import ConfigurationError, ErrorCode
 from pasarela.model import Payment
 from pasarela.money import Money
-from pasarela.provider import Flow, ProviderPayment, ProviderRefund, WebhookEvent
+from pasarela.provider import (
+    Flow,
+    ProviderPayment,
+    ProviderRefund,
+    SettlementLine,
+    WebhookEvent,
+)
 from pasarela_yape.settings import YapeSettings
 
 
@@ -75,6 +81,10 @@ class Acquirer(Protocol):
     def refund(
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str
     ) -> Flow[ProviderRefund]: ...
+
+    def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
+        """What the acquirer collected for payments made in ``[since, until)``."""
+        ...
 
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, *, now: datetime

@@ -16,7 +16,7 @@ The acquirer (Culqi today) sits behind :class:`pasarela_yape.acquirer.Acquirer`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -37,6 +37,7 @@ from pasarela.provider import (
     ProviderPayment,
     ProviderRefund,
     ProviderSettings,
+    SettlementLine,
     WebhookEvent,
 )
 from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder, make_acquirer
@@ -88,9 +89,11 @@ class YapeProvider(Provider):
     default_expiry: ClassVar[timedelta | None] = timedelta(minutes=15)
     operations: ClassVar[frozenset[Operation]] = frozenset({
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
-        Operation.REFUND, Operation.WEBHOOK,
+        Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET})
+    #: Reads only: a status and the charges list (``GET`` both).
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET,
+                                                            Operation.SETTLEMENTS})
     settings_class: ClassVar[type[ProviderSettings]] = YapeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
     secret_fields: ClassVar[frozenset[str]] = frozenset({
@@ -250,6 +253,11 @@ class YapeProvider(Provider):
     ) -> Flow[ProviderRefund]:
         return (yield from self.acquirer.refund(payment, amount, refund_id=refund_id,
                                                 reason=reason))
+
+    def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
+        """The acquirer's record of what it collected in ``[since, until)``: at Culqi,
+        the captured charges (approval-code payments; a QR order has no charge)."""
+        return (yield from self.acquirer.settlements(since, until))
 
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, *, now: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -19,10 +19,18 @@ from pasarela.errors import (
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.money import Money
-from pasarela.provider import Flow, ProviderPayment, ProviderRefund, WebhookEvent
+from pasarela.provider import (
+    Flow,
+    ProviderPayment,
+    ProviderRefund,
+    SettlementLine,
+    WebhookEvent,
+)
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.culqi.api import (
+    PAGE_SIZE,
     build_charge_request,
+    build_charges_list_request,
     build_delete_order_request,
     build_get_request,
     build_order_request,
@@ -31,10 +39,12 @@ from pasarela_yape.culqi.api import (
     build_token_request,
     match_search,
     parse_charge,
+    parse_charges_page,
     parse_json,
     parse_order,
     parse_refund,
     parse_token,
+    settlement_lines,
 )
 from pasarela_yape.culqi.webhooks import parse_event
 from pasarela_yape.errors import ERROR_CODES, PROVIDER, error_from_response
@@ -52,6 +62,8 @@ class CulqiAcquirer:
     error_codes: Mapping[str, ErrorCode] = ERROR_CODES
     #: After this long, an object Culqi does not list was never created.
     not_found_after: ClassVar[timedelta] = timedelta(minutes=10)
+    #: Charges asked for per page of the charges list.
+    page_size: ClassVar[int] = PAGE_SIZE
 
     def __init__(self, settings: YapeSettings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
@@ -159,6 +171,24 @@ class CulqiAcquirer:
             self.settings, reference, amount, refund_id=refund_id, reason=reason
         )
         return parse_refund(response, currency=amount.currency, refund_id=refund_id)
+
+    # --- settlements -----------------------------------------------------------------
+
+    def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
+        """The charges created in ``[since, until)`` as settlement lines, page by page
+        through ``GET /v2/charges`` until no cursor is left (or one comes back)."""
+        lines: list[SettlementLine] = []
+        seen: set[str] = set()
+        after: str | None = None
+        while True:
+            response = yield build_charges_list_request(self.settings, since, until,
+                                                        after=after, limit=self.page_size)
+            charges, after = parse_charges_page(parse_json(response))
+            for charge in charges:
+                lines.extend(settlement_lines(charge, since, until))
+            if after is None or after in seen:
+                return lines
+            seen.add(after)
 
     # --- webhooks ---------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pasarela.errors import (
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
-from pasarela.provider import ProviderPayment, ProviderRefund
+from pasarela.provider import ProviderPayment, ProviderRefund, SettlementLine
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.actions import scan_qr
 from pasarela_yape.errors import ERROR_TABLE, PROVIDER, error_from_response
@@ -35,23 +35,28 @@ from pasarela_yape.settings import YapeSettings
 
 __all__ = [
     "ORDER_STATES",
+    "PAGE_SIZE",
     "REFUND_REASONS",
     "build_charge_request",
+    "build_charges_list_request",
     "build_delete_order_request",
     "build_get_request",
     "build_order_request",
     "build_refund_request",
     "build_search_request",
     "build_token_request",
+    "charge_fee",
     "culqi_reason",
     "match_search",
     "moment_of",
     "money_of",
     "parse_charge",
+    "parse_charges_page",
     "parse_json",
     "parse_order",
     "parse_refund",
     "parse_token",
+    "settlement_lines",
 ]
 
 CLIENT = "pasarela-yape"
@@ -396,3 +401,141 @@ def match_search(body: Mapping[str, Any], payment_id: str) -> tuple[Mapping[str,
     assert isinstance(cursors, Mapping)
     more = bool(paging.get("next") or cursors.get("after"))
     return None, more
+
+
+# --- settlements (the charges list) ---------------------------------------------------
+
+#: Charges per page of ``GET /v2/charges`` (Culqi's maximum ``limit``).
+PAGE_SIZE: Final = 100
+
+
+def _aware(moment: datetime) -> datetime:
+    """*moment*, taken as UTC when naive."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def build_charges_list_request(
+    settings: YapeSettings, since: datetime, until: datetime, *, after: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> httpx.Request:
+    """``GET /v2/charges`` created in ``[since, until)``, one page (``after``: its cursor).
+
+    The creation-date filters are in the units :func:`build_search_request` uses
+    (Unix seconds, **unverified**), widened to whole seconds: :func:`settlement_lines`
+    keeps only the charges of the window itself.
+    """
+    start = int(_aware(since).timestamp())
+    end = int(_aware(until).timestamp())
+    if end < _aware(until).timestamp():
+        end += 1
+    params = {
+        "creation_date_from": str(start),
+        "creation_date_to": str(end),
+        "limit": str(limit),
+    }
+    if after:
+        params["after"] = after
+    return httpx.Request(
+        "GET", f"{settings.api_url}/v2/charges", params=params,
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+def parse_charges_page(body: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str | None]:
+    """The charges of one list page and the cursor of the next (None: the last page).
+
+    The cursor is ``paging.cursors.after``, else the ``after`` parameter of
+    ``paging.next``.
+    """
+    items = body.get("data")
+    if not isinstance(items, list):
+        raise _unexpected("list", body)
+    charges = [item for item in items
+               if isinstance(item, Mapping) and item.get("object", "charge") == "charge"]
+    paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
+    assert isinstance(paging, Mapping)
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
+    assert isinstance(cursors, Mapping)
+    after = cursors.get("after")
+    if isinstance(after, str) and after:
+        return charges, after
+    following = paging.get("next")
+    if isinstance(following, str) and following:
+        found = httpx.URL(following).params.get("after")
+        if found:
+            return charges, found
+    return charges, None
+
+
+def charge_fee(charge: Mapping[str, Any]) -> Money | None:
+    """What Culqi kept of *charge*: ``total_fee``, which already includes the IGV
+    (``total_fee_taxes``): in the cassettes ``total_fee = variable_fee.total +
+    total_fee_taxes`` and ``transfer_amount = amount - total_fee``. Without
+    ``total_fee``, the variable and fixed fees plus the taxes; None if none is given."""
+    currency = charge.get("currency_code")
+    if not isinstance(currency, str):
+        return None
+
+    def minor(value: Any) -> int | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+
+    total = minor(charge.get("total_fee"))
+    if total is not None:
+        return Money(total, currency)
+    details = charge.get("fee_details")
+    if not isinstance(details, Mapping):
+        return None
+    parts = [minor(part.get("total")) for part in (details.get("variable_fee"),
+                                                    details.get("fixed_fee"))
+             if isinstance(part, Mapping)]
+    known = [p for p in parts if p is not None]
+    if not known:
+        return None
+    return Money(sum(known) + (minor(charge.get("total_fee_taxes")) or 0), currency)
+
+
+def settlement_lines(
+    charge: Mapping[str, Any], since: datetime, until: datetime
+) -> list[SettlementLine]:
+    """The settlement lines of one listed charge created in ``[since, until)``.
+
+    A captured sale (``outcome.type == "venta_exitosa"``, ``capture`` not false) is a
+    ``paid`` line for its ``amount`` with its fee (:func:`charge_fee`); one with
+    ``amount_refunded > 0`` also gives a ``refunded`` line, without fee, for the
+    charge's amount (the payment it concerns: the core compares a line's amount
+    with the payment's), the refunded amount in ``raw["amount_refunded"]``.
+    Declined or only authorized charges, and charges outside the window, give none.
+    Dated by ``creation_date`` (Unix milliseconds); the provider reference is the
+    charge id, the order reference the ``order_reference`` of its metadata.
+    """
+    reference = charge.get("id")
+    outcome = charge.get("outcome") if isinstance(charge.get("outcome"), Mapping) else {}
+    assert isinstance(outcome, Mapping)
+    amount = money_of(charge)
+    occurred_at = moment_of(charge.get("creation_date"), ms=True)
+    if (not isinstance(reference, str) or amount is None or occurred_at is None
+            or outcome.get("type") != _SUCCESS_OUTCOME or charge.get("capture") is False
+            or not _aware(since) <= occurred_at < _aware(until)):
+        return []
+    metadata = charge.get("metadata") if isinstance(charge.get("metadata"), Mapping) else {}
+    assert isinstance(metadata, Mapping)
+    order_reference = metadata.get("order_reference")
+    raw = {key: charge.get(key) for key in (
+        "id", "creation_date", "amount", "currency_code", "amount_refunded",
+        "current_amount", "total_fee", "fee_details", "total_fee_taxes", "transfer_amount")}
+    common: dict[str, Any] = {
+        "provider": PROVIDER, "provider_reference": reference,
+        "order_reference": order_reference if isinstance(order_reference, str) else None,
+        "amount": amount, "occurred_at": occurred_at, "raw": raw,
+    }
+    lines = [SettlementLine(fee=charge_fee(charge), status="paid", **common)]
+    refunded = charge.get("amount_refunded")
+    if isinstance(refunded, int) and not isinstance(refunded, bool) and refunded > 0:
+        lines.append(SettlementLine(fee=None, status="refunded", **common))
+    return lines

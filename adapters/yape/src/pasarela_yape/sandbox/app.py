@@ -129,8 +129,15 @@ def create_app(**options: Any) -> Starlette:
     def charge(request: Request, body: Any) -> dict[str, Any]:
         return sandbox.create_charge(body)
 
+    def listed(request: Request, kind: str) -> dict[str, Any]:
+        found = sandbox.search(kind, dict(request.query_params))
+        after = found["paging"]["cursors"]["after"]
+        if after:
+            found["paging"]["next"] = str(request.url.include_query_params(after=after))
+        return found
+
     def charges(request: Request, body: Any) -> dict[str, Any]:
-        return sandbox.search("charges", dict(request.query_params))
+        return listed(request, "charges")
 
     def get_charge(request: Request, body: Any) -> dict[str, Any]:
         return sandbox.get_charge(request.path_params["id"])
@@ -139,7 +146,7 @@ def create_app(**options: Any) -> Starlette:
         return sandbox.create_order(body)
 
     def orders(request: Request, body: Any) -> dict[str, Any]:
-        return sandbox.search("orders", dict(request.query_params))
+        return listed(request, "orders")
 
     def get_order(request: Request, body: Any) -> dict[str, Any]:
         return public(sandbox.order(request.path_params["id"]))

@@ -439,7 +439,8 @@ class Sandbox:
     # --- lists --------------------------------------------------------------------
 
     def search(self, kind: str, query: Mapping[str, str]) -> dict[str, Any]:
-        """``GET /v2/charges`` or ``/v2/orders``: newest first, filtered, paged by ``limit``."""
+        """``GET /v2/charges`` or ``/v2/orders``: newest first, filtered, paged by ``limit``
+        and the ``after`` cursor (the id of the last item of the previous page)."""
         items = list((self.charges if kind == "charges" else self.orders).values())
         if kind == "orders":
             items = [self.order(o["id"]) for o in items]
@@ -478,12 +479,18 @@ class Sandbox:
             if until is not None and created > seconds(until):
                 continue
             out.append(public(item))
+        after = query.get("after")
+        if after:
+            at = next((n for n, item in enumerate(out) if item["id"] == after), None)
+            if at is None:
+                raise _param("after", f"after no corresponde a un objeto de la lista: {after}.")
+            out = out[at + 1:]
         page, rest = out[:limit], out[limit:]
         return {
             "data": page,
             "paging": {
                 "previous": None,
-                "next": None,
+                "next": None,  # the app fills in the URL of the next page
                 "cursors": {"before": page[0]["id"] if page else None,
                             "after": page[-1]["id"] if rest else None},
             },
