@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check core adapters tests bench
+	$(BIN)/ruff check core adapters tests bench demo
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -438,7 +438,8 @@ def test_unknown_keys_in_sections() -> None:
     assert errors_of(info) == [
         "stor: unknown section; did you mean store?",
         "store.uri: unknown setting; did you mean url?",
-        "zzz: unknown section; known: store, plugins, checkout, outbox, worker, pages, providers, routes",
+        "zzz: unknown section; known: store, plugins, checkout, outbox, worker, pages, "
+        "providers, routes",
     ]
 
 
