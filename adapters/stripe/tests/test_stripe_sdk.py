@@ -106,3 +106,19 @@ def test_search_result_is_accepted(sdk: stripe.StripeClient) -> None:
         "amount": 900, "currency": "pen", "metadata": {"payment_id": "01JDSEARCH"}})
     result = sdk.v1.payment_intents.search(params={"query": 'metadata["payment_id"]:"01JDSEARCH"'})
     assert [i.id for i in result.data] == [made.id]
+
+
+def test_balance_transactions_list_and_auto_paging(sdk: stripe.StripeClient) -> None:
+    for amount in (1500, 2500, 3500):
+        sdk.v1.payment_intents.create(params={
+            "amount": amount, "currency": "pen", "payment_method_types": ["card"],
+            "payment_method": "pm_card_visa", "confirm": True,
+        })
+    page = sdk.v1.balance_transactions.list(params={"limit": 2, "expand": ["data.source"]})
+    assert [t.amount for t in page.data] == [3500, 2500]
+    assert isinstance(page.data[0], stripe.BalanceTransaction)
+    assert isinstance(page.data[0].source, stripe.Charge)
+    assert page.has_more is True
+    every = list(page.auto_paging_iter())
+    assert [t.amount for t in every] == [3500, 2500, 1500]
+    assert [t.fee for t in every] == [226, 190, 154]  # 3.6 % + PEN 1.00

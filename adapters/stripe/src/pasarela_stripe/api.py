@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
+import attrs
 import httpx
 
 from pasarela.errors import ErrorCode, ProviderError, ValidationError
 from pasarela.lifecycle import Status
 from pasarela.model import ConfirmCard, NextAction, RefundStatus
 from pasarela.money import Money
-from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund
+from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund, SettlementLine
 from pasarela_stripe import form
 from pasarela_stripe.errors import error_from_response
 from pasarela_stripe.settings import StripeSettings
@@ -47,6 +49,9 @@ from pasarela_stripe.settings import StripeSettings
 __all__ = [
     "INTENT_STATUSES",
     "REFUND_STATUSES",
+    "SETTLEMENT_TYPES",
+    "TransactionPage",
+    "build_balance_transactions",
     "build_cancel",
     "build_confirm",
     "build_create",
@@ -58,6 +63,8 @@ __all__ = [
     "parse_json",
     "parse_refund",
     "parse_search",
+    "parse_transactions",
+    "settlement_line",
 ]
 
 USER_AGENT: Final = "pasarela-stripe/0.1.0"
@@ -82,6 +89,19 @@ REFUND_STATUSES: Final[Mapping[str, RefundStatus]] = {
 
 #: Stripe's refund reasons; any other reason travels in metadata.
 REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+#: Balance transaction types read as settlement lines, and the status each gets
+#: (:func:`pasarela.reconcile.line_status` words). Every other type (payouts,
+#: adjustments, Stripe fees billed apart, ...) is skipped.
+SETTLEMENT_TYPES: Final[Mapping[str, str]] = {
+    "charge": "paid",
+    "payment": "paid",
+    "refund": "refunded",
+    "payment_refund": "refunded",
+}
+
+#: Objects per page of ``GET /v1/balance_transactions`` (Stripe's maximum).
+PAGE_LIMIT: Final = 100
 
 #: ``pay(..., **params)`` keys the adapter understands.
 CREATE_PARAMS: Final = frozenset({"payment_method", "return_url"})
@@ -257,6 +277,39 @@ def build_refund(
     return _post(settings, "/v1/refunds", params, idempotency_key("refund", refund_id))
 
 
+def _unix(value: datetime, field: str) -> int:
+    """*value* as the first whole unix second at or after it (``created`` is whole
+    seconds, so ``created >= ceil(t)`` is ``created >= t``)."""
+    if value.tzinfo is None:
+        raise ValidationError("must be a timezone-aware datetime", field=field)
+    return math.ceil(value.timestamp())
+
+
+def build_balance_transactions(
+    settings: StripeSettings,
+    since: datetime,
+    until: datetime,
+    *,
+    starting_after: str | None = None,
+    limit: int = PAGE_LIMIT,
+) -> httpx.Request:
+    """``GET /v1/balance_transactions`` created in ``[since, until)``, each with its
+    source (the Charge or Refund) expanded; *starting_after* is the cursor (the id
+    of the last object of the previous page)."""
+    if not 1 <= limit <= PAGE_LIMIT:
+        raise ValidationError(f"must be between 1 and {PAGE_LIMIT}", field="limit")
+    params: tuple[tuple[str, str], ...] = (
+        ("created[gte]", str(_unix(since, "since"))),
+        ("created[lt]", str(_unix(until, "until"))),
+        ("limit", str(limit)),
+        ("expand[]", "data.source"),
+    )
+    if starting_after is not None:
+        params += (("starting_after", starting_after),)
+    return httpx.Request("GET", _url(settings, "/v1/balance_transactions"), params=params,
+                         headers=_headers(settings, None))
+
+
 # --- parsers -------------------------------------------------------------------------
 
 
@@ -366,3 +419,78 @@ def timestamp(value: Any) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     return None
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field's id (the string, or the expanded object's ``id``)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def settlement_line(txn: Mapping[str, Any]) -> SettlementLine | None:
+    """A balance transaction as a settlement line, or None for a type that is not a
+    payment or a refund.
+
+    ``amount`` is the gross amount as Stripe reports it (negative for a refund),
+    ``fee`` the transaction's ``fee`` (the sum of ``fee_details``, kept in ``raw``),
+    ``provider_reference`` the PaymentIntent of the expanded source (a Charge or a
+    Refund; None when the source was not expanded or has no PaymentIntent).
+    """
+    if txn.get("object") != "balance_transaction" or not isinstance(txn.get("id"), str):
+        raise ProviderError("Stripe listed something that is not a balance transaction",
+                            provider="stripe")
+    status = SETTLEMENT_TYPES.get(str(txn.get("type", "")))
+    if status is None:
+        return None
+    amount = _money(txn)
+    occurred_at = timestamp(txn.get("created"))
+    if amount is None or occurred_at is None:
+        raise ProviderError(f"balance transaction {txn['id']} has no amount, currency or "
+                            "created", provider="stripe")
+    fee = _money(txn, "fee")
+    source = txn.get("source")
+    intent = order_reference = None
+    if isinstance(source, dict):
+        intent = _id_of(source.get("payment_intent"))
+        metadata = source.get("metadata")
+        if status == "paid" and isinstance(metadata, dict):
+            value = metadata.get("order_reference")
+            order_reference = value if isinstance(value, str) and value else None
+    details = txn.get("fee_details")
+    raw: dict[str, Any] = {
+        "id": txn["id"], "type": txn["type"], "status": txn.get("status"),
+        "reporting_category": txn.get("reporting_category"), "net": txn.get("net"),
+        "fee_details": list(details) if isinstance(details, list) else [],
+        "source": _id_of(source), "available_on": txn.get("available_on"),
+    }
+    return SettlementLine(
+        provider="stripe", provider_reference=intent, order_reference=order_reference,
+        amount=amount, fee=fee, status=status, occurred_at=occurred_at, raw=raw,
+    )
+
+
+@attrs.frozen
+class TransactionPage:
+    """One page of balance transactions: its settlement lines and the cursor of the
+    next page (None on the last)."""
+
+    lines: list[SettlementLine]
+    next_cursor: str | None
+
+
+def parse_transactions(data: Mapping[str, Any]) -> TransactionPage:
+    """A ``GET /v1/balance_transactions`` answer: its lines, in Stripe's order
+    (newest first), and the next cursor (the last object's id when ``has_more``)."""
+    items = data.get("data")
+    if data.get("object") != "list" or not isinstance(items, list):
+        raise ProviderError("Stripe answered a balance transaction list with something else",
+                            provider="stripe")
+    lines = [line for line in (settlement_line(item) for item in items) if line is not None]
+    cursor = None
+    if data.get("has_more") is True:
+        cursor = _id_of(items[-1]) if items else None
+        if cursor is None:
+            raise ProviderError("Stripe said has_more with no object to continue after",
+                                provider="stripe")
+    return TransactionPage(lines, cursor)

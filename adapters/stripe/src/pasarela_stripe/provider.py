@@ -8,7 +8,7 @@ first result instead of acting twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
@@ -26,10 +26,12 @@ from pasarela.provider import (
     ProviderPayment,
     ProviderRefund,
     ProviderSettings,
+    SettlementLine,
     WebhookEvent,
 )
 from pasarela_stripe import webhooks
 from pasarela_stripe.api import (
+    build_balance_transactions,
     build_cancel,
     build_confirm,
     build_create,
@@ -40,6 +42,7 @@ from pasarela_stripe.api import (
     parse_json,
     parse_refund,
     parse_search,
+    parse_transactions,
 )
 from pasarela_stripe.errors import (
     ERROR_CODES,
@@ -76,10 +79,11 @@ class StripeProvider(Provider):
     default_expiry: ClassVar[timedelta | None] = None
     operations: ClassVar[frozenset[Operation]] = frozenset({
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
-        Operation.REFUND, Operation.WEBHOOK,
+        Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     retry_safe: ClassVar[frozenset[Operation]] = frozenset({
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL, Operation.REFUND,
+        Operation.SETTLEMENTS,
     })
     settings_class: ClassVar[type[ProviderSettings]] = StripeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
@@ -157,6 +161,25 @@ class StripeProvider(Provider):
         if refund.refund_id is None:
             refund = attrs.evolve(refund, refund_id=refund_id)
         return refund
+
+    def settlements(
+        self, since: datetime, until: datetime
+    ) -> Flow[Iterable[SettlementLine]]:
+        """The balance transactions created in ``[since, until)`` that are payments
+        (status ``paid``) or refunds (``refunded``), read page by page with the
+        ``starting_after`` cursor; lines are numbered from 1 in Stripe's order."""
+        lines: list[SettlementLine] = []
+        cursor: str | None = None
+        while True:
+            response = yield build_balance_transactions(self.settings, since, until,
+                                                        starting_after=cursor)
+            page = parse_transactions(parse_json(response))
+            base = len(lines)
+            lines.extend(attrs.evolve(line, line_no=base + n)
+                         for n, line in enumerate(page.lines, start=1))
+            if page.next_cursor is None:
+                return lines
+            cursor = page.next_cursor
 
     def _close_if_declined(self, response: httpx.Response, key: str) -> Flow[None]:
         """After a server-side confirmation is declined, cancel the PaymentIntent.

@@ -7,6 +7,8 @@ in bracket notation, Stripe's error shape)::
     GET  /v1/payment_intents/{id}             POST /v1/payment_intents/{id}/confirm
     POST /v1/payment_intents/{id}/cancel      POST /v1/refunds
     GET  /v1/refunds/{id}   GET /v1/charges/{id}   GET /v1/events/{id}
+    GET  /v1/balance_transactions             (created[gte|gt|lt|lte], type, currency,
+                                               limit, starting_after, expand[]=data.source)
 
 Idempotency as Stripe documents it: the first answer to a POST with an
 ``Idempotency-Key`` is saved (errors too, once execution began) and replayed for
@@ -390,6 +392,9 @@ class Sandbox:
             return found
         return await self.api(request, run)
 
+    async def list_balance_transactions(self, request: Request) -> Response:
+        return await self.api(request, self.account_call("list_balance_transactions"))
+
     async def retrieve_event(self, request: Request) -> Response:
         event_id = request.path_params["id"]
 
@@ -570,6 +575,7 @@ def create_app(
         Route("/v1/refunds", sandbox.create_refund, methods=["POST"]),
         Route("/v1/refunds/{id}", sandbox.retrieve_refund, methods=["GET"]),
         Route("/v1/charges/{id}", sandbox.retrieve_charge, methods=["GET"]),
+        Route("/v1/balance_transactions", sandbox.list_balance_transactions, methods=["GET"]),
         Route("/v1/events/{id}", sandbox.retrieve_event, methods=["GET"]),
         Route("/v1/{rest:path}", sandbox.not_found, methods=["GET", "POST", "DELETE"]),
         Route("/_control/config", control, methods=["GET", "POST"]),

@@ -1,8 +1,8 @@
 """Stripe-shaped objects of API version 2023-08-16, and the test PaymentMethods.
 
-Field lists follow the ``payment_intent``, ``charge``, ``refund`` and ``event``
-schemas of Stripe's published OpenAPI spec for that version; the tests validate
-what these builders make against that spec.
+Field lists follow the ``payment_intent``, ``charge``, ``refund``,
+``balance_transaction`` and ``event`` schemas of Stripe's published OpenAPI spec
+for that version; the tests validate what these builders make against that spec.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ from typing import Any, Final
 import attrs
 
 
-__all__ = ["TEST_CARDS", "SandboxCard", "charge", "event", "new_id", "payment_intent", "refund"]
+__all__ = [
+    "TEST_CARDS",
+    "SandboxCard",
+    "balance_transaction",
+    "charge",
+    "event",
+    "new_id",
+    "payment_intent",
+    "refund",
+]
 
 API_VERSION: Final = "2023-08-16"
 
@@ -267,6 +276,43 @@ def refund(
         "source_transfer_reversal": None,
         "status": status,
         "transfer_reversal": None,
+    }
+
+
+def balance_transaction(
+    *,
+    id: str,
+    amount: int,
+    currency: str,
+    created: int,
+    available_on: int,
+    fee: int,
+    type: str,
+    source: str,
+    description: str | None,
+) -> dict[str, Any]:
+    """A movement of the account's balance: a charge's gross amount (with Stripe's
+    fee), or a refund's negative amount (no fee)."""
+    details = [] if fee == 0 else [{
+        "amount": fee, "application": None, "currency": currency,
+        "description": "Stripe processing fees", "type": "stripe_fee",
+    }]
+    return {
+        "id": id,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": available_on,
+        "created": created,
+        "currency": currency,
+        "description": description,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": details,
+        "net": amount - fee,
+        "reporting_category": type,
+        "source": source,
+        "status": "pending",
+        "type": type,
     }
 
 

@@ -1,4 +1,5 @@
-"""The sandbox's account: PaymentIntents, Charges, Refunds and Events in memory.
+"""The sandbox's account: PaymentIntents, Charges, Refunds, balance transactions
+and Events in memory.
 
 Pure state transitions with Stripe's rules; the HTTP layer (:mod:`.app`) adds
 authentication, idempotency, fault knobs and webhook delivery. Operations take
@@ -9,6 +10,7 @@ with Stripe's error shape.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -48,6 +50,19 @@ CANCEL_PARAMS: Final = frozenset({"cancellation_reason", "expand"})
 REFUND_PARAMS: Final = frozenset(
     {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
 )
+BALANCE_LIST_PARAMS: Final = frozenset(
+    {"created", "limit", "starting_after", "expand", "type", "currency"}
+)
+
+#: The sandbox's card fee: 3.6 % of the amount (rounded half-up) plus a fixed part
+#: per currency, in minor units. The sandbox's own schedule, not Stripe's price list
+#: for any country.
+FEE_PERCENT_TENTHS: Final = 36
+FIXED_FEES: Final[Mapping[str, int]] = {
+    "usd": 30, "pen": 100, "eur": 25, "gbp": 20, "mxn": 300, "brl": 39,
+}
+#: How long a balance transaction stays pending before its funds are available.
+AVAILABLE_AFTER: Final = 2 * 86400
 
 
 class APIError(Exception):
@@ -155,6 +170,15 @@ def _metadata(params: Mapping[str, Any]) -> dict[str, str]:
     return dict(value)
 
 
+def card_fee(amount: int, currency: str) -> int:
+    """The sandbox's fee on a charge of *amount* minor units of *currency*."""
+    return (amount * FEE_PERCENT_TENTHS + 500) // 1000 + FIXED_FEES.get(currency, 0)
+
+
+def _bounded(test: Callable[[int, int], bool], bound: int, created: int) -> bool:
+    return test(created, bound)
+
+
 def _format(amount: int, currency: str) -> str:
     return f"{currency.upper()} {amount / 100:.2f}"
 
@@ -169,6 +193,8 @@ class Account:
         self.intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        #: In the order they were made (the list answers newest first).
+        self.balance_transactions: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         #: Events made by the last operations, waiting for the app to deliver them.
         self.outbox: list[dict[str, Any]] = []
@@ -421,6 +447,9 @@ class Account:
             self.emit("payment_intent.amount_capturable_updated", intent)
         else:
             intent.update(status="succeeded", amount_received=intent["amount"])
+            self._transaction(ch["balance_transaction"], "charge", ch["id"], ch["amount"],
+                              ch["currency"], card_fee(ch["amount"], ch["currency"]),
+                              ch["description"])
             self.emit("charge.succeeded", ch)
             self.emit("payment_intent.succeeded", intent)
 
@@ -516,6 +545,8 @@ class Account:
             balance_transaction=self._id("txn") if status == "succeeded" else None,
         )
         self.refunds[re_["id"]] = re_
+        if status == "succeeded":
+            self._refund_transaction(re_)
         previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
@@ -545,5 +576,94 @@ class Account:
             ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
         else:
             re_["balance_transaction"] = self._id("txn")
+            self._refund_transaction(re_)
         self.emit("refund.updated", re_, previous)
         return re_
+
+    # --- balance transactions ---------------------------------------------------------
+
+    def _transaction(self, txn_id: str, type: str, source: str, amount: int, currency: str,
+                     fee: int, description: str | None) -> None:
+        now = self.now()
+        self.balance_transactions[txn_id] = objects.balance_transaction(
+            id=txn_id, amount=amount, currency=currency, created=now,
+            available_on=now + AVAILABLE_AFTER, fee=fee, type=type, source=source,
+            description=description)
+
+    def _refund_transaction(self, re_: Mapping[str, Any]) -> None:
+        ch = self.charges[re_["charge"]]
+        self._transaction(re_["balance_transaction"], "refund", re_["id"], -re_["amount"],
+                          re_["currency"], 0,
+                          f"REFUND FOR CHARGE ({ch['description'] or ch['id']})")
+
+    def list_balance_transactions(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /v1/balance_transactions``: newest first, filtered by ``created``
+        (an integer or ``gt``/``gte``/``lt``/``lte``), ``type`` and ``currency``,
+        paged by ``limit`` and ``starting_after``; ``expand[]=data.source`` puts the
+        Charge or Refund in ``source``."""
+        for name in ("ending_before", "payout", "source"):
+            if name in params:
+                raise invalid(f"The sandbox does not support {name} here (Stripe does).",
+                              param=name)
+        _unknown_params(params, BALANCE_LIST_PARAMS)
+        bounds = self._created_bounds(params.get("created"))
+        limit = _integer(params, "limit", required=False)
+        if limit is None:
+            limit = 10
+        if not 1 <= limit <= 100:
+            raise invalid("This value must be between 1 and 100.", param="limit")
+        expand = params.get("expand", [])
+        if not isinstance(expand, list) or any(e != "data.source" for e in expand):
+            raise invalid("The sandbox expands only data.source here.", param="expand")
+        kind, currency = _string(params, "type"), _string(params, "currency")
+        now = self.now()
+        # newest first; within one second, the one made last first
+        ordered = [t for _, t in sorted(enumerate(self.balance_transactions.values()),
+                                        key=lambda p: (-p[1]["created"], -p[0]))]
+        after = _string(params, "starting_after")
+        if after is not None:
+            ids = [t["id"] for t in ordered]
+            if after not in ids:
+                raise APIError(404, "invalid_request_error",
+                               f"No such balance_transaction: '{after}'",
+                               code="resource_missing", param="starting_after", saved=False)
+            ordered = ordered[ids.index(after) + 1:]
+        found = []
+        for txn in ordered:
+            if txn["status"] == "pending" and txn["available_on"] <= now:
+                txn["status"] = "available"
+            if all(test(txn["created"]) for test in bounds) and (
+                    kind is None or txn["type"] == kind) and (
+                    currency is None or txn["currency"] == currency):
+                found.append(txn)
+        page = [copy.deepcopy(t) for t in found[:limit]]
+        if expand:
+            for txn in page:
+                source = self.charges.get(txn["source"]) or self.refunds.get(txn["source"])
+                if source is not None:
+                    txn["source"] = copy.deepcopy(source)
+        return {"object": "list", "data": page, "has_more": len(found) > limit,
+                "url": "/v1/balance_transactions"}
+
+    @staticmethod
+    def _created_bounds(value: Any) -> list[Callable[[int], bool]]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            exact = _integer({"created": value}, "created", required=True)
+            return [lambda c: c == exact]
+        if not isinstance(value, dict):
+            raise invalid("Invalid created", param="created")
+        tests: dict[str, Callable[[int, int], bool]] = {
+            "gt": lambda c, v: c > v, "gte": lambda c, v: c >= v,
+            "lt": lambda c, v: c < v, "lte": lambda c, v: c <= v,
+        }
+        bounds: list[Callable[[int], bool]] = []
+        for op, raw in value.items():
+            if op not in tests:
+                raise invalid(f"Received unknown parameter: created[{op}]",
+                              param=f"created[{op}]", code="parameter_unknown")
+            bound = _integer({op: raw}, op, required=True)
+            assert bound is not None
+            bounds.append(functools.partial(_bounded, tests[op], bound))
+        return bounds
