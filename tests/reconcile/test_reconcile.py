@@ -180,3 +180,18 @@ def test_costs_show_expected_and_actual_fees(
     assert (row.actual_fee, row.with_actual) == (500, 1)
     assert row.fees == 500 + second.routing["expected_fee"]["minor"]
     assert "<svg" in html_report([row], title="t")
+
+
+def test_refund_lines_are_checked_against_refunds_not_the_full_amount(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    refunded = make_payment("r1")
+    pasarela.refund(refunded.id, Money.of("30.00", "PEN"))
+    untouched = make_payment("r2")
+    summary = _run(pasarela, [
+        line(refunded, amount="-30.00", status="refunded", line_no=1),  # Stripe's sign
+        line(refunded, amount="150.00", status="refunded", line_no=2),  # more than paid
+        line(untouched, amount="10.00", status="refunded", line_no=3),  # we refunded none
+    ])
+    assert summary.counts["matched"] == 1
+    assert summary.counts["amount_mismatch"] == 1
+    assert summary.counts["status_mismatch"] == 1

@@ -226,7 +226,15 @@ class _Run:
             return category, self._difference(
                 line_key, line, None, category, actual=f"{said} {line.amount}",
                 detail="no payment of ours matches this line")
-        if payment.amount_minor != line.amount.minor or payment.currency != line.amount.currency:
+        if said == "refunded":
+            # A refund line is money going back: any part of the payment (Stripe writes
+            # it negative), in the payment's currency.
+            amount_ok = (payment.currency == line.amount.currency
+                         and 0 < abs(line.amount.minor) <= payment.amount_minor)
+        else:
+            amount_ok = (payment.amount_minor == line.amount.minor
+                         and payment.currency == line.amount.currency)
+        if not amount_ok:
             ours = Money(payment.amount_minor, payment.currency)
             return Category.AMOUNT_MISMATCH, self._difference(
                 line_key, line, payment, Category.AMOUNT_MISMATCH, expected=str(ours),
@@ -238,6 +246,8 @@ class _Run:
             return Category.STATUS_MISMATCH, self._difference(
                 line_key, line, payment, Category.STATUS_MISMATCH, expected=payment.status,
                 actual=line.status, detail="the provider reports another status")
+        if said == "refunded":  # the payment's fee schedule says nothing of refunds
+            return Category.MATCHED, None
         return self._check_fee(line_key, line, payment)
 
     def _heal(self, line_key: str, line: SettlementLine, payment: sa.Row[Any],

@@ -8,9 +8,8 @@ given the references of our payments of that provider created in the window (and
 in keyset pages of *batch* references, one flow per page: neither the references
 nor the lines are ever all in memory.
 
-Stripe balance transactions and Culqi charges are follow-ups: their adapters do
-not list settlements yet, and a provider that does not gets an
-``UnsupportedError`` here.
+Stripe lists balance transactions and Yape (Culqi) its charges, each with fees; a
+provider that lists no settlements gets an ``UnsupportedError`` here (use a CSV file).
 """
 
 from __future__ import annotations

@@ -508,8 +508,7 @@ def settlement_lines(
     A captured sale (``outcome.type == "venta_exitosa"``, ``capture`` not false) is a
     ``paid`` line for its ``amount`` with its fee (:func:`charge_fee`); one with
     ``amount_refunded > 0`` also gives a ``refunded`` line, without fee, for the
-    charge's amount (the payment it concerns: the core compares a line's amount
-    with the payment's), the refunded amount in ``raw["amount_refunded"]``.
+    amount refunded.
     Declined or only authorized charges, and charges outside the window, give none.
     Dated by ``creation_date`` (Unix milliseconds); the provider reference is the
     charge id, the order reference the ``order_reference`` of its metadata.
@@ -537,5 +536,6 @@ def settlement_lines(
     lines = [SettlementLine(fee=charge_fee(charge), status="paid", **common)]
     refunded = charge.get("amount_refunded")
     if isinstance(refunded, int) and not isinstance(refunded, bool) and refunded > 0:
-        lines.append(SettlementLine(fee=None, status="refunded", **common))
+        lines.append(SettlementLine(fee=None, status="refunded",
+                                    **{**common, "amount": Money(refunded, amount.currency)}))
     return lines
