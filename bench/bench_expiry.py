@@ -1,0 +1,96 @@
+"""Expiry sweep: due pending payments expired through the lifecycle (SQLite).
+
+Each due payment is first checked with its provider (the fake gateway, in process, so
+the figure is pasarela's own cost), then expired with its transition and outbox event.
+DESIGN.md's budget: 100,000 due payments in under 10 s. ``--count`` payments are swept
+and the time for 100,000 is extrapolated linearly (the sweep works in fixed batches).
+
+``python bench/bench_expiry.py [--count N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from harness import report
+
+
+BUDGET_S = 10.0
+TARGET = 100_000
+
+
+def seed(url: str, gateway: Any, count: int, now: datetime) -> None:
+    auth = {"Authorization": "Bearer fake_sk_test_123"}
+    rows: list[dict[str, Any]] = []
+    for _ in range(count):
+        payment_id = str(ULID())
+        _, payload, _ = gateway.respond("POST", "/v1/payments", auth, json.dumps({
+            "payment_id": payment_id, "reference": f"o-{payment_id}", "amount": 2500,
+            "currency": "PEN", "method": "cash", "scenario": "pending",
+            "expires_at": None}).encode())
+        rows.append({
+            "id": payment_id, "idempotency_key": f"k-{payment_id}", "fingerprint": "x",
+            "order_reference": f"o-{payment_id}", "provider": "fake", "method": "cash",
+            "provider_reference": json.loads(payload)["id"], "amount_minor": 2500,
+            "currency": "PEN", "refunded_minor": 0, "status": "pending", "version": 2,
+            "created_at": now - timedelta(days=2), "updated_at": now - timedelta(days=2),
+            "expires_at": now - timedelta(hours=1), "check_attempts": 0,
+        })
+    from pasarela.store.schema import payments
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(payments), rows)
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=2_000)
+    args = parser.parse_args(argv if argv is not None else [])
+    from pasarela.api import Pasarela
+    from pasarela.logs import configure
+    from pasarela.store import Store
+    from pasarela.testing.fake import FakeGateway, FakePlugin
+
+    configure(level=logging.WARNING)
+    now = datetime.now(UTC)
+    gateway = FakeGateway()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'expiry.db'}"
+        Store(url).close()
+        seed(url, gateway, args.count, now)
+        config = {"store": {"url": url}, "providers": {"fake": {}},
+                  "outbox": {"dispatch": "worker"}}
+        with Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False,
+                      transport=gateway.transport()) as pasarela:
+            start = time.perf_counter()
+            expired = 0
+            while True:
+                done = pasarela.expire_due()
+                expired += done
+                if not done:
+                    break
+            elapsed = time.perf_counter() - start
+    assert expired == args.count, (expired, args.count)
+    projected = elapsed / args.count * TARGET
+    ok = projected < BUDGET_S
+    report(f"expiry sweep ({args.count:,} swept, SQLite, provider asked first)",
+           f"{elapsed / args.count * 1e3:.2f} ms each; {projected:.0f} s per {TARGET:,}",
+           f"< {BUDGET_S:.0f} s per {TARGET:,}", ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
