@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from ulid import ULID
-
 from harness import report
+from ulid import ULID
 
 
 BUDGET_S = 10.0
