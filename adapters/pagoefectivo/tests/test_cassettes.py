@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.sandbox import (
     DEFAULT_ACCESS_KEY,
@@ -34,6 +33,7 @@ from pasarela.model import Customer, Method, Order, Payment, ShowCashCode
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
+from pasarela.testing.helpers import serve_app
 
 
 BASE = "http://127.0.0.1:8801"
@@ -53,21 +53,9 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     if (request.config.getoption("--record-mode") or "none") == "none":
         yield
         return
-    import threading
-    import time
-
     app = create_app(sandbox=Sandbox(clock=lambda: NOW, seed=1))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=8801,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
+    with serve_app(app, port=8801):
         yield
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.vcr

@@ -13,15 +13,12 @@ which serves the sandbox on 127.0.0.1:8812 with a fixed clock and seed.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
 from pasarela_stripe.sandbox import create_app
 
@@ -31,6 +28,7 @@ from pasarela.model import Method, Order, Payment, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
+from pasarela.testing.helpers import serve_app
 
 
 BASE = "http://127.0.0.1:8812"
@@ -50,17 +48,8 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     app = create_app(api_key=KEY, seed=1, clock=NOW.timestamp)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=8812,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
+    with serve_app(app, port=8812):
         yield
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _request(key: str, **params: Any) -> CreateRequest:

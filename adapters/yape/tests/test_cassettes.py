@@ -13,15 +13,12 @@ which serves the sandbox on 127.0.0.1:8802 with the clock fixed for the test.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pasarela_yape import YapeProvider, YapeSettings
 from pasarela_yape.sandbox import create_app
 
@@ -31,6 +28,7 @@ from pasarela.model import Customer, Method, Order, Payment, RefundStatus, ScanQ
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
+from pasarela.testing.helpers import serve_app
 
 
 BASE = "http://127.0.0.1:8802"
@@ -51,17 +49,8 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     app = create_app(public_key=PK, secret_key=SK, seed=4, clock=NOW.timestamp)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=8802,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
+    with serve_app(app, port=8802):
         yield
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def provider() -> YapeProvider:
