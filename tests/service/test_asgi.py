@@ -248,7 +248,7 @@ async def test_unexpected_error_is_500(make_async, gateway, monkeypatch):
     async def boom(*args: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(p, "handle_webhook", boom)
+    monkeypatch.setattr(p, "handle_webhooks", boom)
     headers, body = gateway.settle((await pending_payment(p)).provider_reference)
     async with client_for(create_app(p)) as client:
         response = await client.post("/webhooks/fake", headers=headers, content=body)

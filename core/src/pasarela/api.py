@@ -8,7 +8,7 @@ steps with :class:`httpx.Client`, the async one with :class:`httpx.AsyncClient`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from pasarela.provider import Provider, WebhookReply
 from pasarela.routing import Router, StoreHealth
 from pasarela.service import Option, Service
 from pasarela.store import Store
-from pasarela.webhooks import handle_webhook
+from pasarela.webhooks import Incoming, handle_webhook, handle_webhooks
 
 
 __all__ = ["AsyncPasarela", "Pasarela"]
@@ -175,6 +175,12 @@ class Pasarela(_Base):
         """Verify, dedupe and apply a provider's delivery; returns what to answer."""
         return self._run(handle_webhook(self.service, provider, headers, body))
 
+    def handle_webhooks(self, deliveries: Sequence[Incoming]) -> list[WebhookReply | Exception]:
+        """Many ``(provider, headers, body)`` deliveries at once, applied in one
+        transaction where no provider call is needed; each one's reply, or the
+        exception it raised, in order (the webhook server batches with this)."""
+        return self._run(handle_webhooks(self.service, deliveries))
+
     def expire_due(self) -> int:
         return self._run(expire_due(self.service))
 
@@ -263,6 +269,11 @@ class AsyncPasarela(_Base):
         self, provider: str, headers: Mapping[str, str], body: bytes
     ) -> WebhookReply:
         return await self._run(handle_webhook(self.service, provider, headers, body))
+
+    async def handle_webhooks(
+        self, deliveries: Sequence[Incoming]
+    ) -> list[WebhookReply | Exception]:
+        return await self._run(handle_webhooks(self.service, deliveries))
 
     async def expire_due(self) -> int:
         return await self._run(expire_due(self.service))

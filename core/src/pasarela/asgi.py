@@ -4,8 +4,9 @@
 :class:`~pasarela.api.AsyncPasarela` in three routes:
 
 ``POST /webhooks/{provider}``
-    The provider's delivery goes to ``handle_webhook`` (verify the raw bytes, dedupe,
-    apply, commit) and its reply is returned as is. Before that the app refuses, with
+    The provider's delivery goes to ``handle_webhooks`` (verify the raw bytes, dedupe,
+    apply, commit) together with the others that arrived meanwhile (group commit:
+    :class:`WebhookBatcher`), and its reply is returned as is, after the commit. Before that the app refuses, with
     a structured log event and without touching the store: a provider that is not
     installed (404), a body over ``max_body`` bytes (413), a content type the
     provider does not send (415). A failure to reach the provider (when the core
@@ -35,7 +36,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+import anyio
 import anyio.to_thread
+import attrs
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
@@ -58,6 +61,7 @@ from pasarela.lifecycle import Status
 from pasarela.provider import Operation, Provider, WebhookReply
 from pasarela.store import Store
 from pasarela.store.schema import exchanges, payments, webhook_deliveries
+from pasarela.webhooks import Incoming
 
 
 if TYPE_CHECKING:
@@ -69,6 +73,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "RETRY_LATER",
     "StoreCollector",
+    "WebhookBatcher",
     "accepted_content_types",
     "create_app",
 ]
@@ -100,6 +105,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         ["provider", "code"], registry=registry,
     )
     registry.register(StoreCollector(pasarela.store))
+    batcher = WebhookBatcher(pasarela)
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["provider"]
@@ -119,11 +125,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
             return _refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
         headers = dict(request.headers.items())
         try:
-            if isinstance(pasarela, AsyncPasarela):
-                reply = await pasarela.handle_webhook(name, headers, body)
-            else:
-                reply = await anyio.to_thread.run_sync(pasarela.handle_webhook, name, headers,
-                                                       body)
+            reply = await batcher.submit((name, headers, body))
         except RETRY_LATER as exc:
             log.warning("webhook_deferred", provider=name, error=type(exc).__name__,
                         detail=str(exc)[:300])
@@ -162,6 +164,58 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
     app.state.pasarela = pasarela
     app.state.registry = registry
     return app
+
+
+class WebhookBatcher:
+    """Group commit for webhook deliveries.
+
+    Each request queues its delivery and waits. Whoever holds the lock takes every
+    delivery queued so far (at most *limit*) and hands them to
+    ``handle_webhooks`` in one call (one worker thread hop, one transaction where
+    no provider call is needed); while that runs, new requests queue up for the
+    next batch. A lone delivery is a batch of one, so nothing waits for company.
+    Every request is answered only after the batch that holds it has committed.
+    The batch runs shielded from cancellation: a provider that hangs up does not
+    abort the deliveries of the others it carries.
+    """
+
+    def __init__(self, pasarela: AsyncPasarela | Pasarela, *, limit: int = 256) -> None:
+        self._pasarela = pasarela
+        self._limit = limit
+        self._queue: list[_Pending] = []
+        self._lock = anyio.Lock()
+
+    async def submit(self, delivery: Incoming) -> WebhookReply:
+        """The reply for *delivery*; raises what applying it raised."""
+        mine = _Pending(delivery)
+        self._queue.append(mine)
+        while mine.result is None:
+            async with self._lock:
+                if mine.result is not None:
+                    break
+                batch = self._queue[:self._limit]
+                del self._queue[:self._limit]
+                with anyio.CancelScope(shield=True):
+                    try:
+                        results = await self._run([p.delivery for p in batch])
+                    except Exception as exc:  # noqa: BLE001 - each request answers it
+                        results = [exc] * len(batch)
+                for pending, result in zip(batch, results, strict=True):
+                    pending.result = result
+        if isinstance(mine.result, Exception):
+            raise mine.result
+        return mine.result
+
+    async def _run(self, deliveries: list[Incoming]) -> list[WebhookReply | Exception]:
+        if isinstance(self._pasarela, AsyncPasarela):
+            return await self._pasarela.handle_webhooks(deliveries)
+        return await anyio.to_thread.run_sync(self._pasarela.handle_webhooks, deliveries)
+
+
+@attrs.define
+class _Pending:
+    delivery: Incoming
+    result: WebhookReply | Exception | None = None
 
 
 def accepted_content_types(adapter: Provider) -> frozenset[str]:

@@ -42,6 +42,7 @@ from pasarela.money import Money
 from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
 from pasarela.routing import Decision, Router
 from pasarela.store import Delivery, Store
+from pasarela.store.batch import WriteBatch
 
 
 __all__ = ["Option", "Service"]
@@ -354,6 +355,7 @@ class Service:
         exchanges: list[Exchange] | tuple[Exchange, ...] = (),
         delivery: Delivery | None = None,
         event_id: str | None = None,
+        store: Store | WriteBatch | None = None,
     ) -> Payment:
         changes: dict[str, Any] = {}
         if reported.reference and reported.reference != payment.provider_reference:
@@ -372,7 +374,7 @@ class Service:
             changes["next_check_at"] = None
         return self._move(payment, reported.status, cause, reason=reported.raw_status,
                           exchanges=exchanges, delivery=delivery, event_id=event_id,
-                          provider_confirmed=True, changes=changes)
+                          provider_confirmed=True, changes=changes, store=store)
 
     def _move(
         self,
@@ -387,12 +389,15 @@ class Service:
         provider_confirmed: bool,
         changes: Mapping[str, Any] | None = None,
         refund: Refund | None = None,
+        store: Store | WriteBatch | None = None,
     ) -> Payment:
-        """The one path to a status change: plan with the table, then write once.
+        """The one path to a status change: plan with the table, then write once
+        (through *store*: the service's store, or a write batch that commits many).
 
         On a concurrency conflict the payment is reloaded and the plan made again,
         so a retry applies cleanly and a report that has become stale is ignored.
         """
+        writer = self.store if store is None else store
         for _ in range(5):
             decision = plan(payment.status, target, cause=cause,
                             provider_confirmed=provider_confirmed)
@@ -409,20 +414,19 @@ class Service:
                              and decision.reason == "duplicate"}
                     if decision.reason == "duplicate" and delivery is None:
                         # A poll that finds nothing new is evidence, not history.
-                        self.store.record_exchanges(exchanges)
+                        writer.record_exchanges(exchanges)
                     else:
-                        self.store.record_ignored(
+                        writer.record_ignored(
                             payment.id, source=payment.status, target=target, cause=cause,
                             reason=f"{decision.reason}: {reason}".rstrip(": "),
                             event_id=event_id, exchanges=exchanges, delivery=delivery,
                         )
                     if extra:
-                        return self.store.update_payment(payment.id,
-                                                         expected_version=payment.version,
-                                                         **extra)
-                    return self.store.get_payment(payment.id)
+                        return writer.update_payment(payment.id,
+                                                     expected_version=payment.version, **extra)
+                    return writer.get_payment(payment.id)
                 assert decision.event is not None
-                moved = self.store.transition(
+                moved = writer.transition(
                     payment.id, expected_version=payment.version, target=target, cause=cause,
                     event_type=decision.event, reason=reason, event_id=event_id,
                     changes=changes, exchanges=exchanges, delivery=delivery, refund=refund,
@@ -431,10 +435,10 @@ class Service:
                          source=payment.status.value, target=target.value, cause=cause.value)
                 return moved
             except ConcurrencyConflictError:
-                if delivery is not None and delivery.event_id and self.store.seen_delivery(
+                if delivery is not None and delivery.event_id and writer.seen_delivery(
                         delivery.provider, delivery.event_id):
-                    return self.store.get_payment(payment.id)
-                payment = self.store.get_payment(payment.id)
+                    return writer.get_payment(payment.id)
+                payment = writer.get_payment(payment.id)
         raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again")
 
     # --- sync / cancel ------------------------------------------------------------

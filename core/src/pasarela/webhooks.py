@@ -7,11 +7,18 @@ provider signs nothing, checks amount and currency against the payment, applies
 the reported status through the lifecycle (never backwards), and answers only after
 the commit. Forged, stale or malformed deliveries get a 4xx, are recorded as
 rejected, and change nothing.
+
+:func:`handle_webhooks` takes many deliveries at once (the server hands it every
+delivery that arrived while the previous batch was being written): the ones that
+need no provider call are applied in one write batch (one transaction, one commit,
+a few statements for all; :mod:`pasarela.store.batch`) through the same code as a
+single delivery; the others, and all of them if the batch cannot commit, go one
+by one through :func:`handle_webhook`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 from ulid import ULID
@@ -23,14 +30,19 @@ from pasarela.lifecycle import Cause, Status
 from pasarela.model import Payment, Refund, RefundStatus
 from pasarela.provider import Operation, ProviderPayment, WebhookEvent, WebhookReply
 from pasarela.service import Service
-from pasarela.store import Delivery
+from pasarela.store import Delivery, Store
+from pasarela.store.batch import WriteBatch
 
 
-__all__ = ["handle_webhook"]
+__all__ = ["Incoming", "handle_webhook", "handle_webhooks"]
 
 log = get_logger("pasarela")
 
 _NOT_FOUND = WebhookReply(404, b'{"error":"unknown provider"}')
+
+
+#: One delivery as received: the provider's name from the URL, headers, raw body.
+Incoming = tuple[str, Mapping[str, str], bytes]
 
 
 def handle_webhook(
@@ -43,19 +55,96 @@ def handle_webhook(
     try:
         events = adapter.parse_webhook(lowered, body, now=service.clock())
     except WebhookError as exc:
-        log.warning("webhook_rejected", provider=provider_name, code=str(exc.code))
-        service.store.record_delivery(Delivery(
-            provider=provider_name, event_id=None, event_type=None, outcome="rejected",
-            detail=f"{exc.code}: {exc.message}"[:500],
-        ))
+        service.store.record_delivery(_rejected(provider_name, exc))
         return adapter.webhook_reply(exc)
     for event in events:
-        yield from _apply_event(service, provider_name, event)
+        yield from _apply_event(service, provider_name, event, service.store)
     return adapter.webhook_reply(None)
 
 
-def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> Steps[None]:
-    store = service.store
+def _rejected(provider_name: str, exc: WebhookError) -> Delivery:
+    log.warning("webhook_rejected", provider=provider_name, code=str(exc.code))
+    return Delivery(provider=provider_name, event_id=None, event_type=None, outcome="rejected",
+                    detail=f"{exc.code}: {exc.message}"[:500])
+
+
+def handle_webhooks(
+    service: Service, deliveries: Sequence[Incoming]
+) -> Steps[list[WebhookReply | Exception]]:
+    """Each delivery's reply, or the exception it raised, in order (module docs)."""
+    results: list[WebhookReply | Exception | None] = [None] * len(deliveries)
+    batched: list[tuple[int, str, list[WebhookEvent]]] = []
+    rejected: list[tuple[int, str, WebhookError]] = []
+    for i, (name, headers, body) in enumerate(deliveries):
+        adapter = service.providers.get(name)
+        if adapter is None or not adapter.supports(Operation.WEBHOOK):
+            results[i] = _NOT_FOUND
+            continue
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            events = adapter.parse_webhook(lowered, body, now=service.clock())
+        except WebhookError as exc:
+            rejected.append((i, name, exc))
+        else:
+            if all(_batchable(e) for e in events):
+                batched.append((i, name, events))
+    if batched or rejected:
+        try:
+            with service.store.batch() as batch:
+                _apply_batch(service, batch, batched, rejected, results)
+        except Exception as exc:  # noqa: BLE001
+            # Another process recorded one of the deliveries first, the store is busy,
+            # or one item raised: each then gets its own transaction and answer below.
+            log.warning("webhook_batch_fallback", error=type(exc).__name__,
+                        detail=str(exc)[:300], size=len(batched) + len(rejected))
+            for i, *_ in (*batched, *rejected):
+                results[i] = None
+    out: list[WebhookReply | Exception] = []
+    for i, result in enumerate(results):
+        if result is None:
+            try:
+                result = yield from handle_webhook(service, *deliveries[i])
+            except Exception as exc:  # noqa: BLE001 - the caller answers each on its own
+                result = exc
+        out.append(result)
+    return out
+
+
+def _batchable(event: WebhookEvent) -> bool:
+    """Applied without I/O and through the payment lifecycle only (refunds go alone)."""
+    return not event.verify_by_fetch and event.refund is None
+
+
+def _apply_batch(
+    service: Service, batch: WriteBatch, batched: Sequence[tuple[int, str, list[WebhookEvent]]],
+    rejected: Sequence[tuple[int, str, WebhookError]],
+    results: list[WebhookReply | Exception | None],
+) -> None:
+    by_provider: dict[str, tuple[set[str], set[str]]] = {}
+    for _, name, events in batched:
+        refs, ids = by_provider.setdefault(name, (set(), set()))
+        refs.update(e.provider_reference for e in events if e.provider_reference)
+        ids.update(e.event_id for e in events)
+    for name, (refs, ids) in by_provider.items():
+        batch.prefetch(name, references=refs, event_ids=ids)
+    for i, name, exc in rejected:
+        batch.record_delivery(_rejected(name, exc))
+        results[i] = service.providers[name].webhook_reply(exc)
+    for i, name, events in batched:
+        for event in events:
+            steps = _apply_event(service, name, event, batch)
+            try:
+                step = next(steps)
+            except StopIteration:
+                continue
+            steps.close()
+            raise RuntimeError(f"a batched webhook event asked for I/O: {step!r}")
+        results[i] = service.providers[name].webhook_reply(None)
+
+
+def _apply_event(
+    service: Service, provider_name: str, event: WebhookEvent, store: Store | WriteBatch
+) -> Steps[None]:
     # A signed event needs no look-up first: the delivery's unique (provider, event
     # id) is written in the same transaction as its effect, so a repeat rolls back.
     # An unsigned one is checked first, to spare the provider a second fetch.
@@ -66,7 +155,7 @@ def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> S
                                   provider_reference=event.provider_reference)
                if event.provider_reference else None)
     if payment is None and event.payment_id:
-        payment = _by_our_id(service, provider_name, event)
+        payment = _by_our_id(store, provider_name, event)
 
     def delivery(outcome: str, detail: str = "") -> Delivery:
         return Delivery(provider=provider_name, event_id=event.event_id, event_type=event.type,
@@ -109,15 +198,17 @@ def _apply_event(service: Service, provider_name: str, event: WebhookEvent) -> S
     report = reported or ProviderPayment(status=status, reference=event.provider_reference,
                                          raw_status=event.type)
     service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,
-                          delivery=delivery("applied"), event_id=event.event_id)
+                          delivery=delivery("applied"), event_id=event.event_id, store=store)
 
 
-def _by_our_id(service: Service, provider_name: str, event: WebhookEvent) -> Payment | None:
+def _by_our_id(
+    store: Store | WriteBatch, provider_name: str, event: WebhookEvent
+) -> Payment | None:
     """The payment the provider names by our id, if it is ours and has no other
     reference (its create's answer was lost: the event teaches us the reference)."""
     assert event.payment_id is not None
     try:
-        payment = service.store.get_payment(event.payment_id)
+        payment = store.get_payment(event.payment_id)
     except NotFoundError:
         return None
     if payment.provider != provider_name or payment.provider_reference not in (

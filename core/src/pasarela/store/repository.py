@@ -43,6 +43,7 @@ from pasarela.model import (
     Transition,
 )
 from pasarela.money import Money
+from pasarela.store.batch import WriteBatch
 from pasarela.store.engine import (
     SETTING,
     WRITE,
@@ -293,6 +294,17 @@ class Store:
                     .values(**lease)
                 )
         return rows
+
+    @contextmanager
+    def batch(self) -> Iterator[WriteBatch]:
+        """One write transaction for many payments' changes, written at its end
+        (see :mod:`pasarela.store.batch`). An exception rolls everything back;
+        ``ConcurrencyConflictError`` from the flush means another process got there
+        first: apply the items one by one."""
+        with self._begin(write=True) as conn:
+            batch = WriteBatch(self, conn)
+            yield batch
+            batch.flush()
 
     # --- payments --------------------------------------------------------------
 

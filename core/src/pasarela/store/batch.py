@@ -1,0 +1,377 @@
+"""A write batch: many payments' changes in one transaction (group commit).
+
+:meth:`Store.batch` opens one write transaction (``BEGIN IMMEDIATE`` on SQLite) and
+yields a :class:`WriteBatch`, which answers the same calls the service makes of the
+store while it applies provider reports (``find_payment``, ``get_payment``,
+``seen_delivery``, ``transition``, ``record_ignored``, ``update_payment``,
+``record_delivery``, ``record_exchanges``), with the same rules: a transition needs
+the expected version and bumps it, a delivery already recorded (in the database or
+earlier in the batch) raises :class:`~pasarela.errors.ConcurrencyConflictError` and
+queues nothing. Reads see the batch's own queued changes.
+
+Nothing is written until the batch ends: then every queued row goes out in one
+``executemany`` per table and statement shape, and the transaction commits. So the
+webhook server can acknowledge a burst of deliveries with one commit and a handful
+of statements instead of nine statements and two commits each, and the expiry sweep
+can expire hundreds of payments at once.
+
+On PostgreSQL the payments a batch reads are locked (``FOR UPDATE``, in id order,
+so two batches never deadlock on each other's rows). If the flush fails (another
+process recorded one of the deliveries first), the whole batch rolls back: the
+caller applies its items one by one instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
+from pasarela.flows import Exchange
+from pasarela.lifecycle import Cause, Status
+from pasarela.model import Payment, Refund
+from pasarela.store.rows import (
+    _INSERT_DELIVERY,
+    _INSERT_OUTBOX,
+    _INSERT_TRANSITION,
+    _change_values,
+    _delivery_values,
+    _exchange_values,
+    _now,
+    _payment_from_row,
+)
+from pasarela.store.schema import exchanges as exchanges_t
+from pasarela.store.schema import payments, transitions, webhook_deliveries
+
+
+if TYPE_CHECKING:
+    from pasarela.store.repository import Delivery, Store
+
+
+__all__ = ["WriteBatch"]
+
+#: Rows per ``IN (...)`` list: well under SQLite's and psycopg's parameter limits.
+_IN_CHUNK = 500
+
+_LAST_SEQ = (sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0))
+             .where(transitions.c.payment_id == payments.c.id)
+             .scalar_subquery().label("_seq"))
+_BY_REFERENCE = sa.select(payments, _LAST_SEQ).where(
+    payments.c.provider == sa.bindparam("_provider"),
+    payments.c.provider_reference.in_(sa.bindparam("_refs", expanding=True)))
+_BY_ID = sa.select(payments, _LAST_SEQ).where(
+    payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
+_SEEN = sa.select(webhook_deliveries.c.event_id).where(
+    webhook_deliveries.c.provider == sa.bindparam("_provider"),
+    webhook_deliveries.c.event_id.in_(sa.bindparam("_ids", expanding=True)))
+#: UPDATE statements by the set of columns they change, built once each.
+_UPDATES: dict[tuple[str, ...], sa.Update] = {}
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
+def _plain(value: Any) -> Any:
+    """A change value as a row holds it (``sa.null()`` is how JSON columns say NULL)."""
+    return None if isinstance(value, sa.sql.elements.Null) else value
+
+
+def _bind_type(column: str) -> sa.types.TypeEngine[Any]:
+    """The column's type, with JSON's None written as SQL NULL (as the store does)."""
+    kind = payments.c[column].type
+    return sa.JSON(none_as_null=True) if isinstance(kind, sa.JSON) else kind
+
+
+def _update(names: tuple[str, ...]) -> sa.Update:
+    update = _UPDATES.get(names)
+    if update is None:
+        update = _UPDATES[names] = (
+            sa.update(payments)
+            .where(payments.c.id == sa.bindparam("_id"),
+                   payments.c.version == sa.bindparam("_base"))
+            .values(version=sa.bindparam("_version"), updated_at=sa.bindparam("_now"),
+                    **{n: sa.bindparam(n, type_=_bind_type(n)) for n in names}))
+    return update
+
+
+class _Entry:
+    """One payment in the batch: its row as read, its row now, what changed."""
+
+    __slots__ = ("_payment", "base_version", "changed", "row", "seq")
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.row = dict(row)
+        self.seq: int = self.row.pop("_seq")
+        self.base_version: int = self.row["version"]
+        self.changed: set[str] = set()
+        self._payment: Payment | None = None
+
+    @property
+    def payment(self) -> Payment:
+        if self._payment is None:
+            self._payment = _payment_from_row(SimpleNamespace(**self.row))  # type: ignore[arg-type]
+        return self._payment
+
+    def apply(self, values: Mapping[str, Any], now: datetime) -> None:
+        for name, value in values.items():
+            self.row[name] = _plain(value)
+        self.row["version"] += 1
+        self.row["updated_at"] = now
+        self.changed.update(values)
+        self._payment = None
+
+    def payload(self) -> dict[str, Any]:
+        """The outbox event's default payload (as ``_default_payload`` of the payment)."""
+        row = self.row
+        return {"payment_id": row["id"], "order_reference": row["order_reference"],
+                "provider": row["provider"], "method": row["method"], "status": row["status"],
+                "amount": {"minor": row["amount_minor"], "currency": row["currency"]},
+                "provider_reference": row["provider_reference"], "version": row["version"]}
+
+
+class WriteBatch:
+    """Queued writes over one open transaction; see the module docs."""
+
+    def __init__(self, store: Store, conn: sa.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self._lock = not store._sqlite  # noqa: SLF001 - the batch is the store's own
+        self._now = _now()
+        self._entries: dict[str, _Entry] = {}
+        self._by_reference: dict[tuple[str, str], str | None] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._checked: set[tuple[str, str]] = set()
+        self._deliveries: list[dict[str, Any]] = []
+        self._transitions: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+        self._exchanges: list[dict[str, Any]] = []
+        self._refunds: list[Refund] = []
+
+    @property
+    def now(self) -> datetime:
+        """The batch's timestamp (every row it writes carries it)."""
+        return self._now
+
+    # --- reads ---------------------------------------------------------------------
+
+    def prefetch(self, provider: str, *, references: Iterable[str] = (),
+                 event_ids: Iterable[str] = ()) -> None:
+        """Load (and on PostgreSQL lock) the payments with these provider references
+        and learn which of these deliveries were recorded, a few statements for all."""
+        refs = sorted({r for r in references if (provider, r) not in self._by_reference})
+        for part in _chunks(refs):
+            found: dict[str, Mapping[str, Any]] = {}
+            for row in self._rows(_BY_REFERENCE, {"_provider": provider, "_refs": part}):
+                # The newest, as Store.find_payment answers when several share one.
+                known = found.get(row["provider_reference"])
+                if known is None or (row["created_at"], row["id"]) > (known["created_at"],
+                                                                       known["id"]):
+                    found[row["provider_reference"]] = row
+            for ref in part:
+                hit = found.get(ref)
+                self._by_reference[(provider, ref)] = None if hit is None else hit["id"]
+        ids = sorted({e for e in event_ids if (provider, e) not in self._checked})
+        for part in _chunks(ids):
+            seen = self._conn.execute(_SEEN, {"_provider": provider, "_ids": part}).scalars()
+            self._seen.update((provider, e) for e in seen)
+            self._checked.update((provider, e) for e in part)
+
+    def lock_payments(self, payment_ids: Iterable[str]) -> list[Payment]:
+        """The payments with these ids that exist (locked on PostgreSQL), by id."""
+        wanted = sorted(set(payment_ids))
+        for part in _chunks([p for p in wanted if p not in self._entries]):
+            for _ in self._rows(_BY_ID, {"_ids": part}):
+                pass
+        return [self._entries[p].payment for p in wanted if p in self._entries]
+
+    def _rows(self, query: sa.Select[Any], params: Mapping[str, Any]
+              ) -> Iterator[Mapping[str, Any]]:
+        """Rows of a payments query, each taken into the batch (the batch's own
+        version wins over the database's for a payment it holds already)."""
+        if self._lock:
+            query = query.order_by(payments.c.id).with_for_update(of=payments)
+        for row in self._conn.execute(query, params).mappings():
+            entry = self._entries.get(row["id"])
+            if entry is None:
+                entry = self._entries[row["id"]] = _Entry(dict(row))
+            yield entry.row
+
+    def _entry(self, payment_id: str) -> _Entry:
+        if payment_id not in self._entries:
+            self.lock_payments([payment_id])
+            if payment_id not in self._entries:
+                raise NotFoundError(f"no payment {payment_id!r}")
+        return self._entries[payment_id]
+
+    def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
+        if history:
+            raise ValidationError("a write batch does not read histories", field="history")
+        return self._entry(payment_id).payment
+
+    def find_payment(self, *, provider: str | None = None,
+                     provider_reference: str | None = None,
+                     idempotency_key: str | None = None) -> Payment | None:
+        if provider is None or provider_reference is None or idempotency_key is not None:
+            raise ValidationError("a write batch finds payments by provider and reference",
+                                  field="provider_reference")
+        if (provider, provider_reference) not in self._by_reference:
+            self.prefetch(provider, references=[provider_reference])
+        payment_id = self._by_reference[(provider, provider_reference)]
+        return None if payment_id is None else self._entries[payment_id].payment
+
+    def seen_delivery(self, provider: str, event_id: str) -> bool:
+        if (provider, event_id) not in self._checked:
+            self.prefetch(provider, event_ids=[event_id])
+        return (provider, event_id) in self._seen
+
+    # --- writes (queued) ---------------------------------------------------------------
+
+    def _queue_delivery(self, delivery: Delivery, payment_id: str | None) -> None:
+        if delivery.event_id is not None:
+            key = (delivery.provider, delivery.event_id)
+            if self.seen_delivery(*key):
+                raise ConcurrencyConflictError(
+                    f"duplicate delivery: {delivery.provider} event {delivery.event_id!r} "
+                    "was recorded already; nothing was applied")
+            self._seen.add(key)
+        self._deliveries.append(_delivery_values(delivery, payment_id, self._now))
+
+    def _step(self, entry: _Entry, *, source: str, target: str, cause: Cause, applied: bool,
+              reason: str, event_id: str | None) -> None:
+        entry.seq += 1
+        self._transitions.append({
+            "payment_id": entry.row["id"], "seq": entry.seq, "source": source,
+            "target": target, "cause": Cause(cause).value, "applied": applied,
+            "reason": reason, "event_id": event_id, "version": entry.row["version"],
+            "at": self._now,
+        })
+
+    def _check_version(self, entry: _Entry, expected_version: int) -> None:
+        if entry.row["version"] != expected_version:
+            raise ConcurrencyConflictError(
+                f"payment {entry.row['id']} is at version {entry.row['version']}, not "
+                f"{expected_version}: another writer changed it first; reload and retry")
+
+    def transition(
+        self,
+        payment_id: str,
+        *,
+        expected_version: int,
+        target: Status,
+        cause: Cause,
+        event_type: str,
+        reason: str = "",
+        event_id: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        exchanges: Sequence[Exchange] = (),
+        delivery: Delivery | None = None,
+        refund: Refund | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Payment:
+        """As :meth:`Store.transition`, queued."""
+        from pasarela.store.repository import _TRANSITION_CHANGES  # noqa: PLC0415
+
+        entry = self._entry(payment_id)
+        self._check_version(entry, expected_version)
+        values = _change_values(changes or {}, allowed=_TRANSITION_CHANGES)
+        values["status"] = Status(target).value
+        if delivery is not None:
+            self._queue_delivery(delivery, payment_id)
+        source = entry.row["status"]
+        entry.apply(values, self._now)
+        self._step(entry, source=source, target=values["status"], cause=cause, applied=True,
+                   reason=reason, event_id=event_id)
+        self._outbox.append({
+            "id": str(ULID()), "payment_id": payment_id, "type": event_type,
+            "payload": dict(payload) if payload is not None else entry.payload(),
+            "created_at": self._now, "next_attempt_at": self._now, "attempts": 0,
+        })
+        self._exchanges += [_exchange_values(e, payment_id) for e in exchanges]
+        if refund is not None:
+            self._refunds.append(refund)
+        return entry.payment
+
+    def record_ignored(
+        self,
+        payment_id: str,
+        *,
+        source: Status,
+        target: Status,
+        cause: Cause,
+        reason: str,
+        event_id: str | None = None,
+        exchanges: Sequence[Exchange] = (),
+        delivery: Delivery | None = None,
+    ) -> None:
+        """As :meth:`Store.record_ignored`, queued."""
+        entry = self._entry(payment_id)
+        if delivery is not None:
+            self._queue_delivery(delivery, payment_id)
+        self._step(entry, source=Status(source).value, target=Status(target).value,
+                   cause=cause, applied=False, reason=reason, event_id=event_id)
+        self._exchanges += [_exchange_values(e, payment_id) for e in exchanges]
+
+    def update_payment(self, payment_id: str, *, expected_version: int,
+                       refund: Refund | None = None, **changes: Any) -> Payment:
+        """As :meth:`Store.update_payment`, queued."""
+        from pasarela.store.repository import _UPDATABLE  # noqa: PLC0415
+
+        values = _change_values(changes, allowed=_UPDATABLE)
+        entry = self._entry(payment_id)
+        self._check_version(entry, expected_version)
+        if refund is not None:
+            self._refunds.append(refund)
+        entry.apply(values, self._now)
+        return entry.payment
+
+    def record_delivery(self, delivery: Delivery) -> bool:
+        """As :meth:`Store.record_delivery`, queued: False for one recorded already."""
+        try:
+            self._queue_delivery(delivery, None)
+        except ConcurrencyConflictError:
+            return False
+        return True
+
+    def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
+        self._exchanges += [_exchange_values(e, None) for e in exchanges]
+
+    # --- the flush ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything queued (the caller's transaction then commits)."""
+        conn = self._conn
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for pid, entry in self._entries.items():
+            if entry.row["version"] == entry.base_version:
+                continue
+            names = tuple(sorted(entry.changed))
+            shapes.setdefault(names, []).append({
+                "_id": pid, "_base": entry.base_version, "_version": entry.row["version"],
+                "_now": self._now, **{n: entry.row[n] for n in names}})
+        for names, rows in shapes.items():
+            result = conn.execute(_update(names), rows)
+            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+                raise ConcurrencyConflictError(
+                    "a payment in the batch changed under it; nothing was applied")
+        try:
+            if self._deliveries:
+                conn.execute(_INSERT_DELIVERY, self._deliveries)
+        except sa.exc.IntegrityError as exc:
+            raise ConcurrencyConflictError(
+                "another process recorded one of the batch's deliveries first; nothing "
+                "was applied") from exc
+        if self._transitions:
+            conn.execute(_INSERT_TRANSITION, self._transitions)
+        if self._outbox:
+            conn.execute(_INSERT_OUTBOX, self._outbox)
+        if self._exchanges:
+            conn.execute(sa.insert(exchanges_t), self._exchanges)
+        for refund in self._refunds:
+            self._store._upsert_refund(conn, refund, now=self._now)  # noqa: SLF001
