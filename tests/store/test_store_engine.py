@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,15 +63,42 @@ def test_sqlite_upgrades_itself_and_sets_pragmas(tmp_path: Path) -> None:
         with store.engine.connect() as conn:
             pragma = {
                 name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys",
+                             "wal_autocheckpoint")
             }
             tables = set(sa.inspect(conn).get_table_names())
     assert pragma == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000,
-                      "foreign_keys": 1}
+                      "foreign_keys": 1, "wal_autocheckpoint": 0}
     assert tables >= set(t.metadata.tables)
     # Opening it again finds it at head.
     with Store(f"sqlite:///{path}") as again:
         assert again.ping()
+
+
+def test_sqlite_wal_is_checkpointed_in_the_background(
+        tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
+    path = tmp_path / "embedded.db"
+    store = Store(f"sqlite:///{path}")
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    for _ in range(50):
+        store.create_payment(make_payment(), fingerprint="fp")
+    # Writers never checkpoint (wal_autocheckpoint=0): the thread does, soon after.
+    deadline = time.monotonic() + 30
+    while checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert checkpointer.runs >= 1
+    store.create_payment(make_payment(), fingerprint="fp")
+    busy, frames, done = checkpointer.run_once()
+    assert (busy, done) == (0, frames)  # everything copied back
+    assert frames > 0
+    store.close()
+    thread = checkpointer._thread
+    assert thread is not None
+    assert not thread.is_alive()
+    with Store(f"sqlite:///{path}") as again, again.engine.connect() as conn:  # nothing lost
+        count = conn.execute(sa.select(sa.func.count()).select_from(t.payments)).scalar()
+    assert count == 51
 
 
 def test_sqlite_without_upgrade_says_to_upgrade(tmp_path: Path) -> None:

@@ -4,15 +4,15 @@
 :class:`~pasarela.api.AsyncPasarela` in three routes:
 
 ``POST /webhooks/{provider}``
-    The provider's delivery goes to ``handle_webhooks`` (verify the raw bytes, dedupe,
-    apply, commit) together with the others that arrived meanwhile (group commit:
-    :class:`WebhookBatcher`), and its reply is returned as is, after the commit. Before that the app refuses, with
-    a structured log event and without touching the store: a provider that is not
-    installed (404), a body over ``max_body`` bytes (413), a content type the
-    provider does not send (415). A failure to reach the provider (when the core
-    fetches the object to verify it) or a busy or unreachable store answers 503, so
-    the provider delivers again; anything unexpected answers 500, which it retries
-    too.
+    The provider's delivery goes to ``handle_webhooks`` (verify the raw bytes,
+    dedupe, apply, commit) together with the others that arrived meanwhile (group
+    commit: :class:`WebhookBatcher`); its reply is returned as is, after the
+    commit. Before that the app refuses, with a structured log event and without
+    touching the store: a provider that is not installed (404), a body over
+    ``max_body`` bytes (413), a content type the provider does not send (415). A
+    failure to reach the provider (when the core fetches the object to verify it)
+    or a busy or unreachable store answers 503, so the provider delivers again;
+    anything unexpected answers 500, which it retries too.
 ``GET /healthz``
     200 when the store answers, 503 otherwise (JSON).
 ``GET /metrics``
@@ -189,21 +189,22 @@ class WebhookBatcher:
         """The reply for *delivery*; raises what applying it raised."""
         mine = _Pending(delivery)
         self._queue.append(mine)
-        while mine.result is None:
+        while not mine.answered():
             async with self._lock:
-                if mine.result is not None:
+                if mine.answered():  # a batch run by another request carried it
                     break
                 batch = self._queue[:self._limit]
                 del self._queue[:self._limit]
                 with anyio.CancelScope(shield=True):
                     try:
                         results = await self._run([p.delivery for p in batch])
-                    except Exception as exc:  # noqa: BLE001 - each request answers it
+                    except Exception as exc:  # each request answers it
                         results = [exc] * len(batch)
                 for pending, result in zip(batch, results, strict=True):
                     pending.result = result
         if isinstance(mine.result, Exception):
             raise mine.result
+        assert mine.result is not None
         return mine.result
 
     async def _run(self, deliveries: list[Incoming]) -> list[WebhookReply | Exception]:
@@ -216,6 +217,9 @@ class WebhookBatcher:
 class _Pending:
     delivery: Incoming
     result: WebhookReply | Exception | None = None
+
+    def answered(self) -> bool:
+        return self.result is not None
 
 
 def accepted_content_types(adapter: Provider) -> frozenset[str]:

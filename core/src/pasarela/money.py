@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final
 
 import attrs
@@ -30,11 +30,17 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies()) - _NOT_MONEY
 
 
+@lru_cache(maxsize=512)  # bounded: codes can come from untrusted input
+def _exponent(code: str) -> int | None:
+    return int(get_currency_precision(code)) if code in _known_currencies() else None
+
+
 def currency_exponent(currency: str, *, field: str = "currency") -> int:
     """Return the number of decimals of *currency*, or raise ``ValidationError``."""
-    if not isinstance(currency, str) or currency.upper() not in _known_currencies():
+    exponent = _exponent(currency.upper()) if isinstance(currency, str) else None
+    if exponent is None:
         raise ValidationError(f"unknown ISO 4217 currency {currency!r}", field=field)
-    return int(get_currency_precision(currency.upper()))
+    return exponent
 
 
 def _check_currency(instance: Money, attribute: attrs.Attribute[str], value: str) -> None:

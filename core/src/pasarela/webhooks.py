@@ -92,7 +92,7 @@ def handle_webhooks(
         try:
             with service.store.batch() as batch:
                 _apply_batch(service, batch, batched, rejected, results)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # Another process recorded one of the deliveries first, the store is busy,
             # or one item raised: each then gets its own transaction and answer below.
             log.warning("webhook_batch_fallback", error=type(exc).__name__,
@@ -100,13 +100,14 @@ def handle_webhooks(
             for i, *_ in (*batched, *rejected):
                 results[i] = None
     out: list[WebhookReply | Exception] = []
-    for i, result in enumerate(results):
-        if result is None:
-            try:
-                result = yield from handle_webhook(service, *deliveries[i])
-            except Exception as exc:  # noqa: BLE001 - the caller answers each on its own
-                result = exc
-        out.append(result)
+    for i, done in enumerate(results):
+        if done is not None:
+            out.append(done)
+            continue
+        try:  # one by one; the caller answers each on its own
+            out.append((yield from handle_webhook(service, *deliveries[i])))
+        except Exception as exc:
+            out.append(exc)
     return out
 
 

@@ -142,7 +142,7 @@ class WriteBatch:
     def __init__(self, store: Store, conn: sa.Connection) -> None:
         self._store = store
         self._conn = conn
-        self._lock = not store._sqlite  # noqa: SLF001 - the batch is the store's own
+        self._lock = not store._sqlite
         self._now = _now()
         self._entries: dict[str, _Entry] = {}
         self._by_reference: dict[tuple[str, str], str | None] = {}
@@ -285,7 +285,7 @@ class WriteBatch:
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
-        entry.apply(values, self._now)
+        self._apply(entry, values)
         self._step(entry, source=source, target=values["status"], cause=cause, applied=True,
                    reason=reason, event_id=event_id)
         self._outbox.append({
@@ -328,8 +328,18 @@ class WriteBatch:
         self._check_version(entry, expected_version)
         if refund is not None:
             self._refunds.append(refund)
-        entry.apply(values, self._now)
+        self._apply(entry, values)
         return entry.payment
+
+    def _apply(self, entry: _Entry, values: Mapping[str, Any]) -> None:
+        old = (entry.row["provider"], entry.row["provider_reference"])
+        entry.apply(values, self._now)
+        new = (entry.row["provider"], entry.row["provider_reference"])
+        if new != old:  # find_payment by reference sees the change, as a read would
+            if self._by_reference.get(old) == entry.row["id"]:
+                self._by_reference[old] = None
+            if new[1] is not None:
+                self._by_reference[new] = entry.row["id"]
 
     def record_delivery(self, delivery: Delivery) -> bool:
         """As :meth:`Store.record_delivery`, queued: False for one recorded already."""
@@ -374,4 +384,4 @@ class WriteBatch:
         if self._exchanges:
             conn.execute(sa.insert(exchanges_t), self._exchanges)
         for refund in self._refunds:
-            self._store._upsert_refund(conn, refund, now=self._now)  # noqa: SLF001
+            self._store._upsert_refund(conn, refund, now=self._now)

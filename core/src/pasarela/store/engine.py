@@ -3,8 +3,10 @@
 SQLite is the embedded default; PostgreSQL through psycopg 3 is the production store.
 
 SQLite notes. Every connection gets ``journal_mode=WAL``, ``synchronous=NORMAL``,
-``busy_timeout=5000`` and ``foreign_keys=ON``. The sqlite3 driver's own transaction
-handling is switched off and SQLAlchemy emits ``BEGIN`` itself: ``BEGIN IMMEDIATE``
+``busy_timeout=5000``, ``foreign_keys=ON`` and ``wal_autocheckpoint=0`` (the
+store checkpoints in a background thread: :mod:`pasarela.store.checkpoint`). The
+sqlite3 driver's own transaction handling is switched off and SQLAlchemy emits
+``BEGIN`` itself: ``BEGIN IMMEDIATE``
 for connections marked with the :data:`WRITE` execution option (the write lock is
 taken up front, so a transaction never has to upgrade a read lock to a write lock,
 which is what makes SQLite answer "database is locked" without waiting), and a
@@ -48,6 +50,8 @@ _SQLITE_PRAGMAS: Final = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
+    # Checkpoints run in the store's background thread (pasarela.store.checkpoint).
+    "PRAGMA wal_autocheckpoint=0",
 )
 
 

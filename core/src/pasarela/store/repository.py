@@ -44,6 +44,7 @@ from pasarela.model import (
 )
 from pasarela.money import Money
 from pasarela.store.batch import WriteBatch
+from pasarela.store.checkpoint import Checkpointer
 from pasarela.store.engine import (
     SETTING,
     WRITE,
@@ -171,6 +172,8 @@ class Store:
         self._read_lock: AbstractContextManager[Any] = (
             self._write_lock if is_memory_sqlite(self._url) else nullcontext()
         )
+        self._checkpointer = (Checkpointer(self._engine)
+                              if self._sqlite and not is_memory_sqlite(self._url) else None)
         try:
             with self._begin() as conn:
                 conn.execute(sa.select(1))
@@ -224,6 +227,8 @@ class Store:
         return True
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._engine.dispose()
 
     # --- transactions --------------------------------------------------------------
@@ -246,6 +251,8 @@ class Store:
                 try:
                     with conn.begin():
                         yield conn
+                    if write and self._checkpointer is not None:
+                        self._checkpointer.notify()
                 except sa.exc.OperationalError as exc:
                     text = str(exc.orig).lower()
                     if "database is locked" in text or "database is busy" in text:

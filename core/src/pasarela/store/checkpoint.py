@@ -1,0 +1,78 @@
+"""SQLite WAL checkpoints in a background thread, off the writers' path.
+
+In WAL mode every commit appends its pages to the write-ahead log; a checkpoint
+copies them back into the database file and syncs it. SQLite's default runs the
+checkpoint inside whichever commit takes the log past 1,000 pages, so every few
+dozen commits one writer (a webhook batch the provider is waiting on) also waits
+for the copy and its fsyncs. The store turns that off on its connections
+(``wal_autocheckpoint=0``, :mod:`pasarela.store.engine`) and runs checkpoints here:
+after writes, at most once per ``interval``, ``PRAGMA wal_checkpoint(PASSIVE)``,
+which never blocks readers or writers. An idle store does nothing, and SQLite
+checkpoints on its own when the last connection to the file closes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from pasarela._log import get_logger
+
+
+__all__ = ["Checkpointer"]
+
+log = get_logger("pasarela")
+
+
+class Checkpointer:
+    """Checkpoints the WAL of *engine*'s database after writes (see the module docs)."""
+
+    def __init__(self, engine: sa.Engine, *, interval: float = 0.25) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        #: Checkpoints run so far (for tests and the curious).
+        self.runs = 0
+
+    def notify(self) -> None:
+        """A write committed: checkpoint soon (starts the thread on first use)."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._closed.is_set():
+                    self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                    name="pasarela-wal-checkpoint")
+                    self._thread.start()
+        self._dirty.set()
+
+    def run_once(self) -> tuple[int, int, int]:
+        """One passive checkpoint now: ``(busy, log frames, checkpointed frames)``."""
+        with self._engine.connect() as conn:
+            # The driver connection, outside any transaction: a checkpoint needs that.
+            raw: Any = conn.connection.dbapi_connection
+            busy, frames, done = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.runs += 1
+        return int(busy), int(frames), int(done)
+
+    def close(self) -> None:
+        """Stop the thread after a last checkpoint (waits for it)."""
+        self._closed.set()
+        self._dirty.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self.run_once()
+            except sa.exc.SQLAlchemyError as exc:  # the next write tries again
+                log.warning("wal_checkpoint_failed", error=" ".join(str(exc).split())[:300])
+            if self._closed.is_set() or self._closed.wait(self._interval):
+                return
