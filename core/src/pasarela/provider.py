@@ -12,7 +12,7 @@ passed in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -49,6 +49,8 @@ class Operation(StrEnum):
     CREATE = "create"
     CONFIRM = "confirm"
     GET = "get"
+    #: The status of many payments in one flow (the expiry sweep asks this way).
+    GET_MANY = "get_many"
     CANCEL = "cancel"
     REFUND = "refund"
     WEBHOOK = "webhook"
@@ -204,6 +206,8 @@ class Provider:
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE, Operation.GET})
     #: Operations that may be repeated safely (idempotent at the provider).
     retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET})
+    #: The most payments one :meth:`get_many` flow is given (the core splits more).
+    get_many_limit: ClassVar[int] = 100
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {}
     #: Header names whose values are secrets (scrubbed from recorded exchanges).
@@ -278,6 +282,17 @@ class Provider:
 
     def get(self, payment: Payment) -> Flow[ProviderPayment]:
         raise self._unsupported(Operation.GET)
+
+    def get_many(self, payments: Sequence[Payment]) -> Flow[dict[str, ProviderPayment]]:
+        """The status of many payments at once (``Operation.GET_MANY``, optional).
+
+        The core passes at most :attr:`get_many_limit` payments, each with a
+        ``provider_reference``; the answer is keyed by provider reference. A reference
+        missing from the answer means the provider did not say (the core treats it as
+        it treats a payment it could not ask about); an error raised means nothing
+        was learned, and the core falls back to :meth:`get` per payment.
+        """
+        raise self._unsupported(Operation.GET_MANY)
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
         raise self._unsupported(Operation.CANCEL)

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import attrs
 import httpx
 import pytest
+from ulid import ULID
 
 from pasarela.errors import SignatureInvalidError, UnsupportedError, WebhookError
 from pasarela.flows import drive, run_flow
@@ -94,6 +95,9 @@ class ProviderConformance:
             if low is not None and high is not None:
                 assert 0 <= low <= high
         assert Operation.CREATE in cls.operations
+        if Operation.GET_MANY in cls.operations:
+            assert Operation.GET in cls.operations, "GET_MANY falls back to GET: declare both"
+            assert cls.get_many_limit >= 1
         assert cls.retry_safe <= cls.operations, "retry_safe names undeclared operations"
         assert issubclass(cls.settings_class, ProviderSettings)
         assert attrs.has(cls.settings_class)
@@ -137,6 +141,32 @@ class ProviderConformance:
             again = self._run(provider, client, Operation.GET, lambda: provider.get(payment))
             assert again.reference == reported.reference
             assert again.status is reported.status
+
+    def test_get_many_as_declared(self, provider: Provider, client: httpx.Client,
+                                  create_request: CreateRequest) -> None:
+        """Two payments asked about in one flow: each reported under its reference,
+        as ``get`` reports it, and nothing the core did not ask about."""
+        if Operation.GET_MANY not in provider.operations:
+            with pytest.raises(UnsupportedError):
+                provider.get_many([])
+            return
+        second = attrs.evolve(create_request, payment_id=str(ULID()),
+                              idempotency_key=f"{create_request.idempotency_key}-2")
+        payments = []
+        for request in (create_request, second):
+            reported = self._run(provider, client, Operation.CREATE,
+                                 lambda request=request: provider.create(request))
+            payments.append(self._payment(request, reported, provider))
+        assert payments[0].provider_reference != payments[1].provider_reference
+        answer = self._run(provider, client, Operation.GET_MANY,
+                           lambda: provider.get_many(payments))
+        assert set(answer) == {p.provider_reference for p in payments}
+        for payment in payments:
+            assert payment.provider_reference is not None
+            one = self._run(provider, client, Operation.GET, lambda p=payment: provider.get(p))
+            many = answer[payment.provider_reference]
+            assert many.reference == payment.provider_reference
+            assert many.status is one.status is payment.status
 
     def test_cancel_as_declared(self, provider: Provider, client: httpx.Client,
                                 create_request: CreateRequest) -> None:
@@ -194,6 +224,7 @@ class ProviderConformance:
         calls: dict[Operation, Any] = {
             Operation.CONFIRM: lambda: provider.confirm(None, {}),  # type: ignore[arg-type]
             Operation.GET: lambda: provider.get(None),  # type: ignore[arg-type]
+            Operation.GET_MANY: lambda: provider.get_many([]),
             Operation.CANCEL: lambda: provider.cancel(None),  # type: ignore[arg-type]
             Operation.REFUND: lambda: provider.refund(None, None, refund_id="r",  # type: ignore[arg-type]
                                                       reason=""),

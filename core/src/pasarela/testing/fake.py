@@ -10,6 +10,9 @@ webhooks.
 Scenarios, chosen per payment with ``pay(..., scenario="...")`` or the order's
 ``metadata["scenario"]``:
 
+``GET_MANY`` is ``POST /v1/payments/search`` with ``{"ids": [...]}`` (at most
+:data:`SEARCH_LIMIT`); it answers ``{"data": [...]}`` and leaves unknown ids out.
+
 ``succeed`` (default for card) · ``pending`` (default for cash and wallet; settle it
 with :meth:`FakeGateway.settle`, which returns a signed webhook) · ``decline`` ·
 ``insufficient_funds`` · ``invalid`` (a 400 naming a field) · ``timeout`` (the
@@ -27,7 +30,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -70,6 +73,8 @@ from pasarela.provider import (
 __all__ = ["FakeGateway", "FakePlugin", "FakeProvider", "FakeSettings", "sign_fake_webhook"]
 
 FAKE_BASE_URL = "http://fake-gateway.test"
+#: Most payment ids one ``POST /v1/payments/search`` takes.
+SEARCH_LIMIT = 500
 
 
 @attrs.frozen(kw_only=True)
@@ -106,8 +111,9 @@ class FakeProvider(Provider):
     }
     default_expiry = timedelta(hours=24)
     operations = frozenset(Operation)
-    retry_safe = frozenset({Operation.GET, Operation.CREATE, Operation.CANCEL, Operation.REFUND,
-                            Operation.CONFIRM})
+    retry_safe = frozenset({Operation.GET, Operation.GET_MANY, Operation.CREATE,
+                            Operation.CANCEL, Operation.REFUND, Operation.CONFIRM})
+    get_many_limit = SEARCH_LIMIT
     settings_class = FakeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {
         "card_declined": ErrorCode.CARD_DECLINED,
@@ -152,7 +158,18 @@ class FakeProvider(Provider):
         }, idempotency_key=request.idempotency_key)
 
     def parse_payment(self, response: httpx.Response) -> ProviderPayment:
-        data = self._json(response)
+        return self._payment(self._json(response))
+
+    def parse_payments(self, response: httpx.Response) -> dict[str, ProviderPayment]:
+        """A search answer, keyed by the gateway's payment id."""
+        data = self._json(response).get("data")
+        if not isinstance(data, list):
+            raise ProviderUnavailableError("fake gateway's search answer has no data list",
+                                           provider=self.name, http_status=response.status_code)
+        reports = (self._payment(item) for item in data)
+        return {r.reference: r for r in reports if r.reference}
+
+    def _payment(self, data: Mapping[str, Any]) -> ProviderPayment:
         status = _STATUS[data["status"]]
         amount = Money(int(data["amount"]), data["currency"])
         expires = datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None
@@ -220,6 +237,13 @@ class FakeProvider(Provider):
         else:  # the create's answer was lost: look it up by our id
             response = yield self._request("GET", f"/v1/payments/by-payment-id/{payment.id}")
         return self.parse_payment(response)
+
+    def get_many(self, payments: Sequence[Payment]) -> Flow[dict[str, ProviderPayment]]:
+        refs = list(dict.fromkeys(p.provider_reference for p in payments if p.provider_reference))
+        if not refs:
+            return {}
+        response = yield self._request("POST", "/v1/payments/search", {"ids": refs})
+        return self.parse_payments(response)
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
         response = yield self._request("POST", f"/v1/payments/{payment.provider_reference}/cancel",
@@ -323,6 +347,8 @@ class FakeGateway:
         self.by_payment_id: dict[str, str] = {}
         self.idempotency: dict[str, tuple[int, bytes]] = {}
         self.calls: list[tuple[str, str]] = []
+        #: Every payment id a search was asked about, in order (``calls`` has no bodies).
+        self.searched: list[str] = []
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
         self._lock = threading.Lock()
@@ -390,6 +416,8 @@ class FakeGateway:
         parts = path.strip("/").split("/")
         if method == "POST" and parts == ["v1", "payments"]:
             return self._create(json.loads(body))
+        if method == "POST" and parts == ["v1", "payments", "search"]:
+            return self._search(json.loads(body))
         if method == "GET" and parts[:3] == ["v1", "payments", "by-payment-id"]:
             ref = self.by_payment_id.get(parts[3])
             return self._show(ref) if ref else self._error(404, "not_found", "no such payment")
@@ -449,6 +477,17 @@ class FakeGateway:
         if scenario == "timeout":  # processed, but the answer is lost on the way back
             return status, payload, httpx.ReadTimeout
         return status, payload, None
+
+    def _search(self, data: Any) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return self._error(400, "invalid_request", "ids must be a list of strings", "ids")
+        if not 1 <= len(ids) <= SEARCH_LIMIT:
+            return self._error(400, "invalid_request",
+                               f"search takes 1 to {SEARCH_LIMIT} ids", "ids")
+        self.searched += ids
+        found = [self._public(self.payments[i]) for i in ids if i in self.payments]
+        return 200, json.dumps({"data": found}).encode(), None
 
     def _show(self, ref: str) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
         fake = self.payments.get(ref)
