@@ -145,6 +145,30 @@ def test_expiry_sweep_asks_first_then_expires(
     assert done.history[-1].cause.value == "job"
 
 
+def test_expiry_sweep_asks_about_many_cips_in_one_search(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
+    observer: Observer,
+) -> None:
+    served.control("POST", "/config", json={"lose_notifications": 1.0})
+    soon = clock.now + timedelta(hours=1)
+    paid, unpaid, other = (
+        pay(shop, order_factory(reference=f"pedido-{i}", expires_at=soon), key=f"k{i}")
+        for i in range(3))
+    served.control("POST", f"/cips/{paid.provider_reference}/pay")  # notification lost
+    clock.now = soon + timedelta(seconds=1)
+    served.sandbox.offset = timedelta(hours=1, seconds=1)
+    searches = served.sandbox.calls["search"]
+    assert shop.expire_due() == 2
+    assert served.sandbox.calls["search"] - searches == 1  # one search for the three
+    assert shop.get(paid.id).status is Status.SUCCEEDED  # paid at the agent: not expired
+    for payment in (unpaid, other):
+        done = shop.get(payment.id)
+        assert done.status is Status.EXPIRED
+        assert done.history[-1].cause.value == "job"
+    assert sorted(observer.types()[-3:]) == [
+        "payment.expired", "payment.expired", "payment.succeeded"]
+
+
 def test_lost_notification_is_found_by_the_resolver(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
     observer: Observer,

@@ -285,6 +285,51 @@ def test_cancel_of_a_cip_no_longer_generated_reports_the_truth(
     assert result.status is status
 
 
+def test_get_many_searches_many_cips_in_batches(
+    served: Any, settings: PagoEfectivoSettings, client: httpx.Client,
+    request_factory: Callable[..., CreateRequest],
+) -> None:
+    provider = PagoEfectivoProvider(attrs.evolve(settings, search_batch_size=2))
+    requests = [request_factory() for _ in range(5)]
+    payments = [payment_for(r, create(provider, client, r)) for r in requests]
+    cips = [p.provider_reference or "" for p in payments]
+    served.control("POST", f"/cips/{cips[0]}/pay", json={"notify": False})
+    served.control("POST", f"/cips/{cips[1]}/expire")
+    unknown = attrs.evolve(payments[0], id="x", provider_reference="999")
+    no_cip = attrs.evolve(payments[0], id="y", provider_reference=None)
+    searches = served.sandbox.calls["search"]
+    answer: dict[str, ProviderPayment] = run(
+        provider, client, Operation.GET_MANY,
+        lambda: provider.get_many([*payments, unknown, no_cip]))
+    # 6 CIPs (the 999 one too), 2 per search; the payment with no CIP is not asked about.
+    assert served.sandbox.calls["search"] - searches == 3
+    assert set(answer) == set(cips)  # the search left 999 out: PagoEfectivo said nothing
+    assert [answer[c].status for c in cips] == [Status.SUCCEEDED, Status.EXPIRED,
+                                                Status.PENDING, Status.PENDING, Status.PENDING]
+    assert answer[cips[0]].raw_status == "23 Cancelado."
+    assert all(answer[c].reference == c for c in cips)
+    assert all(answer[c].amount == requests[0].amount for c in cips)
+
+
+def test_get_many_of_no_cip_makes_no_request(provider: PagoEfectivoProvider,
+                                             create_request: CreateRequest) -> None:
+    with httpx.Client(transport=httpx.MockTransport(lambda r: pytest.fail("no I/O"))) as none:
+        answer = run(provider, none, Operation.GET_MANY,
+                     lambda: provider.get_many([payment_for(create_request, None)]))
+    assert answer == {}
+
+
+def test_get_many_5xx_is_retried(
+    served: Any, provider: PagoEfectivoProvider, client: httpx.Client,
+    create_request: CreateRequest,
+) -> None:
+    payment = payment_for(create_request, create(provider, client, create_request))
+    served.control("POST", "/faults", json={"operation": "search", "kind": "500"})
+    answer = run(provider, client, Operation.GET_MANY, lambda: provider.get_many([payment]))
+    assert answer[payment.provider_reference or ""].status is Status.PENDING
+    assert served.sandbox.calls["search"] == 2
+
+
 def test_settlements_search_in_batches(
     served: Any, settings: PagoEfectivoSettings, client: httpx.Client,
     request_factory: Callable[..., CreateRequest],

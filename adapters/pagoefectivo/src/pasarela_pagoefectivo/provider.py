@@ -132,13 +132,17 @@ class PagoEfectivoProvider(Provider):
     }
     default_expiry: ClassVar[timedelta | None] = timedelta(hours=48)
     operations: ClassVar[frozenset[Operation]] = frozenset({
-        Operation.CREATE, Operation.GET, Operation.CANCEL, Operation.WEBHOOK,
-        Operation.SETTLEMENTS,
+        Operation.CREATE, Operation.GET, Operation.GET_MANY, Operation.CANCEL,
+        Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     #: Only the search is repeated: PagoEfectivo takes no idempotency key, so a
     #: repeated create may make a second CIP, and a repeated delete of a deleted
     #: CIP is refused.
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET})
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET, Operation.GET_MANY})
+    #: CIPs per :meth:`get_many`. PagoEfectivo documents no limit on how many CIPs one
+    #: search takes; 50 is the conservative default of ``search_batch_size`` (a
+    #: smaller ``search_batch_size`` splits a get_many into several searches).
+    get_many_limit: ClassVar[int] = 50
     settings_class: ClassVar[type[PagoEfectivoSettings]] = PagoEfectivoSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {
         **{code: rule.code for code, rule in ERROR_TABLE.items()},
@@ -251,6 +255,27 @@ class PagoEfectivoProvider(Provider):
             f"PagoEfectivo's search does not know CIP {cip}",
             code=ErrorCode.NOT_FOUND, provider=PROVIDER, provider_code="not_found",
         )
+
+    def get_many(self, payments: Sequence[Payment]) -> Flow[dict[str, ProviderPayment]]:
+        """``POST /v1/cips/search`` for many CIPs, keyed by CIP number.
+
+        Payments with no CIP number, and CIPs the search leaves out, are not in the
+        answer (PagoEfectivo said nothing about them). The CIPs go in requests of at
+        most ``search_batch_size``.
+        """
+        current: dict[str, Status] = {}
+        for payment in payments:
+            if payment.provider_reference:
+                current.setdefault(payment.provider_reference, payment.status)
+        cips = list(current)
+        size = self.settings.search_batch_size
+        reports: dict[str, ProviderPayment] = {}
+        for start in range(0, len(cips), size):
+            states = yield from self.search(cips[start:start + size])
+            for state in states:
+                if state.cip in current:
+                    reports[state.cip] = self._report(state, current[state.cip])
+        return reports
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
         """``DELETE /v1/cips/{cip}``: allowed only while the CIP is generated.

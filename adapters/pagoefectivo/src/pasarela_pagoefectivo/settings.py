@@ -90,7 +90,7 @@ class PagoEfectivoSettings(ProviderSettings):
             email; optional.
         token_refresh_margin: a cached token is renewed this long before its
             ``tokenExpires``.
-        search_batch_size: CIPs per ``/v1/cips/search`` request when reconciling.
+        search_batch_size: CIPs per ``/v1/cips/search`` request (reconciling, get_many).
     """
 
     access_key: str = attrs.field(
