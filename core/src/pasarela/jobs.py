@@ -3,6 +3,9 @@
 - :func:`expire_due`: a pending payment past ``expires_at`` is first checked with
   the provider where it supports status (the customer may have paid at the last
   minute), then expired; the ``payment.expired`` event lets the host release stock.
+  Providers that answer for many payments at once (``Operation.GET_MANY``) are asked
+  in chunks of their ``get_many_limit``, and each chunk is applied in one write batch
+  (:meth:`pasarela.store.Store.batch`: one transaction for the chunk).
 - :func:`resolve_due`: unknown and stale pending payments are asked about again on
   a backoff schedule (:data:`pasarela.service.RESOLVER_SCHEDULE`); time alone never
   fails an unknown payment.
@@ -13,40 +16,146 @@ LOCKED`` on PostgreSQL).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pasarela._log import get_logger
-from pasarela.errors import PasarelaError
-from pasarela.flows import Steps
+from pasarela.errors import ConcurrencyConflictError, PasarelaError
+from pasarela.flows import Exchange, Steps, run_flow
 from pasarela.lifecycle import Cause, Status
-from pasarela.provider import Operation
+from pasarela.model import Payment
+from pasarela.provider import Operation, Provider, ProviderPayment
 from pasarela.service import RESOLVER_SCHEDULE, Service
+from pasarela.store.batch import WriteBatch
 
 
 __all__ = ["expire_due", "resolve_due"]
 
 log = get_logger("pasarela")
 
+#: Payments per write batch when none is asked about (no provider question to chunk by).
+_BATCH = 500
+
 
 def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
-    """Expire pending payments whose time has run out. Returns how many expired."""
+    """Expire pending payments whose time has run out. Returns how many expired.
+
+    The due payments are claimed (leased), then grouped: those whose provider answers
+    ``GET_MANY`` are asked in chunks and each chunk is applied in one write batch;
+    those whose provider answers only ``GET`` are asked and expired one by one; those
+    that cannot be asked (no provider reference, no status operation, a provider no
+    longer configured) are expired in write batches. A ``GET_MANY`` that fails, or a
+    batch that cannot commit, falls back to the one-by-one path for its chunk.
+    """
     now = service.clock()
-    expired = 0
+    many: dict[str, list[Payment]] = {}
+    one: list[Payment] = []
+    unasked: list[Payment] = []
     for payment in service.store.due_for_expiry(now=now, limit=limit):
         adapter = service.providers.get(payment.provider)
-        current = payment
-        if adapter is not None and adapter.supports(Operation.GET) and payment.provider_reference:
-            try:
-                current = yield from service.sync(payment.id, cause=Cause.JOB)
-            except PasarelaError as exc:
-                log.warning("expiry_check_failed", payment_id=payment.id,
-                            provider=payment.provider, code=str(exc.code))
-                current = service.store.get_payment(payment.id)
+        if adapter is None or not payment.provider_reference:
+            unasked.append(payment)
+        elif adapter.supports(Operation.GET_MANY):
+            many.setdefault(payment.provider, []).append(payment)
+        elif adapter.supports(Operation.GET):
+            one.append(payment)
+        else:
+            unasked.append(payment)
+    expired = 0
+    for name, payments in many.items():
+        adapter = service.providers[name]
+        size = max(1, adapter.get_many_limit)
+        for start in range(0, len(payments), size):
+            expired += yield from _expire_asked(service, adapter, payments[start:start + size])
+    for start in range(0, len(unasked), _BATCH):
+        expired += yield from _expire_batch(service, unasked[start:start + _BATCH], {}, ())
+    for payment in one:
+        expired += yield from _expire_one(service, payment)
+    return expired
+
+
+def _expire_asked(service: Service, adapter: Provider, chunk: Sequence[Payment]) -> Steps[int]:
+    """Ask the provider about *chunk* in one ``get_many`` flow, then apply it in a batch."""
+    exchanges: list[Exchange] = []
+    try:
+        reports = yield from run_flow(
+            adapter, Operation.GET_MANY, lambda: adapter.get_many(chunk), payment_id=None,
+            record=exchanges.append, sleep_scale=service.sleep_scale)
+    except PasarelaError as exc:
+        log.warning("expiry_check_many_failed", provider=adapter.name, size=len(chunk),
+                    code=str(exc.code))
+        service.store.record_exchanges(exchanges)
+        return (yield from _expire_each(service, chunk))
+    silent = sum(1 for p in chunk if p.provider_reference not in reports)
+    if silent:
+        log.warning("expiry_check_silent", provider=adapter.name, size=len(chunk),
+                    silent=silent)
+    return (yield from _expire_batch(service, chunk, reports, exchanges))
+
+
+def _expire_batch(service: Service, chunk: Sequence[Payment],
+                  reports: Mapping[str, ProviderPayment],
+                  exchanges: Sequence[Exchange]) -> Steps[int]:
+    """Apply *reports* and expire what is still pending, in one write batch; on a
+    conflict (another process changed one of them first) go one by one instead."""
+    try:
+        with service.store.batch() as batch:
+            batch.record_exchanges(exchanges)
+            expired = _apply_batch(service, batch, chunk, reports)
+    except ConcurrencyConflictError as exc:
+        log.warning("expiry_batch_fallback", size=len(chunk), detail=str(exc)[:300])
+        service.store.record_exchanges(exchanges)  # they went with the rollback
+        return (yield from _expire_each(service, chunk))
+    return expired
+
+
+def _apply_batch(service: Service, batch: WriteBatch, chunk: Sequence[Payment],
+                 reports: Mapping[str, ProviderPayment]) -> int:
+    """The batch's part: each payment as it is now (locked on PostgreSQL), the
+    provider's report applied (a paid one succeeds), and expired if still pending.
+
+    "Still pending" from the provider for a payment still pending here tells nothing
+    the expiry does not overwrite (its next check, its next action), so it is not
+    written first: the payment is expired as one that could not be asked about.
+    """
+    expired = 0
+    for locked in batch.lock_payments(p.id for p in chunk):
+        current = locked
+        reported = reports.get(current.provider_reference or "")
+        if reported is not None and not (reported.status is Status.PENDING
+                                         and current.status is Status.PENDING):
+            current = service._apply_report(current, reported, Cause.JOB, store=batch)
         if current.status is Status.PENDING:
             current = service._move(current, Status.EXPIRED, Cause.JOB,
                                     reason="expires_at passed", provider_confirmed=False,
-                                    changes={"next_check_at": None})
+                                    changes={"next_check_at": None}, store=batch)
         if current.status is Status.EXPIRED:
             expired += 1
     return expired
+
+
+def _expire_each(service: Service, chunk: Sequence[Payment]) -> Steps[int]:
+    expired = 0
+    for payment in chunk:
+        expired += yield from _expire_one(service, payment)
+    return expired
+
+
+def _expire_one(service: Service, payment: Payment) -> Steps[int]:
+    """One payment: asked about (where its provider can say), then expired if pending."""
+    adapter = service.providers.get(payment.provider)
+    current = payment
+    if adapter is not None and adapter.supports(Operation.GET) and payment.provider_reference:
+        try:
+            current = yield from service.sync(payment.id, cause=Cause.JOB)
+        except PasarelaError as exc:
+            log.warning("expiry_check_failed", payment_id=payment.id,
+                        provider=payment.provider, code=str(exc.code))
+            current = service.store.get_payment(payment.id)
+    if current.status is Status.PENDING:
+        current = service._move(current, Status.EXPIRED, Cause.JOB,
+                                reason="expires_at passed", provider_confirmed=False,
+                                changes={"next_check_at": None})
+    return 1 if current.status is Status.EXPIRED else 0
 
 
 def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
