@@ -33,8 +33,6 @@ from ulid import ULID
 BUDGET_S = 10.0
 TARGET = 100_000
 SAMPLE = 10_000
-#: Payments per GET_MANY request of the fake gateway (FakeProvider.get_many_limit).
-SEARCH_SIZE = 500
 
 
 def seed(url: str, gateway: Any, count: int, now: datetime) -> None:
@@ -66,7 +64,7 @@ def sweep(count: int) -> float:
     """Seed *count* due payments, sweep them all; the sweep's wall time in seconds."""
     from pasarela.api import Pasarela
     from pasarela.store import Store
-    from pasarela.testing.fake import FakeGateway, FakePlugin
+    from pasarela.testing.fake import FakeGateway, FakePlugin, FakeProvider
 
     now = datetime.now(UTC)
     gateway = FakeGateway()
@@ -89,7 +87,8 @@ def sweep(count: int) -> float:
     assert expired == count, (expired, count)
     asked = [call for call in gateway.calls if call != ("POST", "/v1/payments")]
     # Every payment was asked about, in GET_MANY chunks (none one by one).
-    assert asked == [("POST", "/v1/payments/search")] * -(-count // SEARCH_SIZE), asked[:3]
+    chunks = -(-count // FakeProvider.get_many_limit)
+    assert asked == [("POST", "/v1/payments/search")] * chunks, asked[:3]
     return elapsed
 
 
