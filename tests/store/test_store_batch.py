@@ -8,7 +8,7 @@ import pytest
 
 from pasarela.errors import ConcurrencyConflictError
 from pasarela.lifecycle import Cause, Status
-from pasarela.store import Delivery
+from pasarela.store import Delivery, Store
 
 from .conftest import new_payment
 
@@ -42,3 +42,48 @@ def test_the_batch_sees_its_own_writes(store):
         (len(stored.history) - 1, Status.PENDING), (len(stored.history), Status.SUCCEEDED)]
     assert stored.provider_reference == "ref-1"
     assert store.seen_delivery("x", "e1")
+
+
+def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
+    """The batch writes SQLite rows through the driver's executemany: the stored
+    bytes must be the ones SQLAlchemy's own execute would store."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from pasarela.store.batch import _executemany, _update
+    from pasarela.store.rows import _INSERT_DELIVERY, _INSERT_OUTBOX, _INSERT_TRANSITION
+
+    payment = new_payment(status=Status.PENDING, version=2)
+    now = datetime.now(UTC)
+    writes = [
+        (_INSERT_DELIVERY, {"provider": "fake", "event_id": "e1", "event_type": "t",
+                            "payment_id": payment.id, "outcome": "applied", "detail": "",
+                            "received_at": now}),
+        (_INSERT_OUTBOX, {"id": "o1", "payment_id": payment.id, "type": "payment.succeeded",
+                          "payload": {"amount": {"minor": 14990}, "note": None},
+                          "created_at": now, "next_attempt_at": now, "attempts": 0}),
+        (_INSERT_TRANSITION, {"payment_id": payment.id, "seq": 1, "source": "pending",
+                              "target": "succeeded", "cause": "webhook", "applied": True,
+                              "reason": "", "event_id": "e1", "version": 3, "at": now}),
+        (_update(("next_action", "next_check_at", "status")),
+         {"_id": payment.id, "_base": 2, "_version": 3, "_now": now, "status": "succeeded",
+          "next_check_at": None, "next_action": None}),
+    ]
+    stored = []
+    for label in ("driver", "sqlalchemy"):
+        with Store(f"sqlite:///{tmp_path / label}.db") as store:
+            store.create_payment(payment, fingerprint="f")
+            with store.engine.begin() as conn:
+                for statement, row in writes:
+                    if label == "driver":
+                        assert _executemany(conn, statement, [row]) == 1
+                    else:
+                        conn.execute(statement, [row])
+            with store.engine.connect() as conn:
+                stored.append([conn.exec_driver_sql(f"SELECT * FROM {table}").all()
+                               for table in ("payments", "webhook_deliveries", "outbox",
+                                             "transitions")])
+                assert conn.execute(sa.text("SELECT next_action IS NULL FROM payments")
+                                    ).scalar() == 1
+    assert stored[0] == stored[1]

@@ -73,6 +73,38 @@ _SEEN = sa.select(webhook_deliveries.c.event_id).where(
 _UPDATES: dict[tuple[str, ...], sa.Update] = {}
 
 
+#: SQLite's many-row writes, compiled once: (SQL text, [(parameter, bind processor)]).
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
+
+
+def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    """``conn.execute(statement, rows)``, with the same SQL and the same bind
+    processors, but on SQLite straight through the driver's ``executemany``: the
+    batch writes a few hundred rows per commit, and SQLAlchemy's per-execution
+    bookkeeping was a tenth of the webhook path. Returns the rows matched."""
+    if conn.dialect.name != "sqlite":
+        return int(conn.execute(statement, rows).rowcount)
+    keys = tuple(rows[0])
+    cached = _DRIVER_SQL.get((id(statement), keys))
+    if cached is None:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        order = [(name, compiled.binds[name].type.dialect_impl(conn.dialect)
+                  .bind_processor(conn.dialect))
+                 for name in compiled.positiontup or ()]
+        cached = _DRIVER_SQL[(id(statement), keys)] = (compiled.string, order)
+    sql, order = cached
+    params = [tuple(r[n] if p is None else p(r[n]) for n, p in order) for r in rows]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start:start + _IN_CHUNK]
@@ -366,21 +398,21 @@ class WriteBatch:
                 "_id": pid, "_base": entry.base_version, "_version": entry.row["version"],
                 "_now": self._now, **{n: entry.row[n] for n in names}})
         for names, rows in shapes.items():
-            result = conn.execute(_update(names), rows)
-            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+            matched = _executemany(conn, _update(names), rows)
+            if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
                 raise ConcurrencyConflictError(
                     "a payment in the batch changed under it; nothing was applied")
         try:
             if self._deliveries:
-                conn.execute(_INSERT_DELIVERY, self._deliveries)
+                _executemany(conn, _INSERT_DELIVERY, self._deliveries)
         except sa.exc.IntegrityError as exc:
             raise ConcurrencyConflictError(
                 "another process recorded one of the batch's deliveries first; nothing "
                 "was applied") from exc
         if self._transitions:
-            conn.execute(_INSERT_TRANSITION, self._transitions)
+            _executemany(conn, _INSERT_TRANSITION, self._transitions)
         if self._outbox:
-            conn.execute(_INSERT_OUTBOX, self._outbox)
+            _executemany(conn, _INSERT_OUTBOX, self._outbox)
         if self._exchanges:
             conn.execute(sa.insert(exchanges_t), self._exchanges)
         for refund in self._refunds:
