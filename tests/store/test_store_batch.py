@@ -87,3 +87,64 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
                 assert conn.execute(sa.text("SELECT next_action IS NULL FROM payments")
                                     ).scalar() == 1
     assert stored[0] == stored[1]
+
+
+def test_what_the_batch_returns_is_what_a_read_returns(store):
+    """Payments the batch hands back after its changes (derived, not re-read) equal
+    what the store reads once the batch is written, for every kind of change."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from pasarela.model import ShowCashCode
+    from pasarela.money import Money
+
+    first, _ = store.create_payment(new_payment(), fingerprint="f")
+    second, _ = store.create_payment(new_payment(), fingerprint="f")
+    lima = timezone(timedelta(hours=-5))
+    deadline = datetime(2026, 12, 1, 18, 30, tzinfo=lima)
+    action = ShowCashCode(code="1234567", amount=Money.of("149.90", "PEN"),
+                          expires_at=deadline, url="https://pay.example.pe/1234567")
+    with store.batch() as batch:
+        held = batch.adopt([second, first])
+        assert [p.id for p in held] == [second.id, first.id]  # in the order given
+        a = batch.transition(first.id, expected_version=first.version, target=Status.PENDING,
+                             cause=Cause.API, event_type="payment.pending",
+                             changes={"provider_reference": "cip-1", "next_action": action,
+                                      "expires_at": deadline,
+                                      "next_check_at": deadline + timedelta(hours=1),
+                                      "routing": {"provider": "fake"}})
+        a = batch.transition(first.id, expected_version=a.version, target=Status.SUCCEEDED,
+                             cause=Cause.WEBHOOK, event_type="payment.succeeded",
+                             changes={"next_check_at": None})
+        a = batch.transition(first.id, expected_version=a.version,
+                             target=Status.PARTIALLY_REFUNDED, cause=Cause.API,
+                             event_type="payment.partially_refunded",
+                             changes={"refunded": Money.of("50.00", "PEN")})
+        b = batch.transition(second.id, expected_version=second.version,
+                             target=Status.FAILED, cause=Cause.API, event_type="payment.failed",
+                             changes={"error_code": "card_declined",
+                                      "error_message": "Declined", "check_attempts": 2})
+        b = batch.update_payment(second.id, expected_version=b.version,
+                                 next_action={"type": "open_url",
+                                              "url": "https://pay.example.pe/x"})
+    for derived in (a, b):
+        stored = store.get_payment(derived.id)
+        assert derived == stored
+        assert derived.updated_at == stored.updated_at
+    assert a.expires_at is not None
+    assert a.expires_at.utcoffset() == timedelta(0)  # stored in UTC, returned in UTC
+    assert a.refunded == Money.of("50.00", "PEN")
+    assert b.error_code == "card_declined"
+
+
+def test_adopting_a_payment_that_moved_reads_it_again(store):
+    payment, _ = store.create_payment(new_payment(), fingerprint="f")
+    stale = payment
+    store.transition(payment.id, expected_version=payment.version, target=Status.PENDING,
+                     cause=Cause.API, event_type="payment.pending")
+    with store.batch() as batch:
+        (current,) = batch.adopt([stale])
+        assert current.version == stale.version + 1
+        assert current.status is Status.PENDING
+        with pytest.raises(ConcurrencyConflictError):
+            batch.transition(payment.id, expected_version=stale.version,
+                             target=Status.EXPIRED, cause=Cause.JOB, event_type="payment.expired")

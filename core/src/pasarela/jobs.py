@@ -118,7 +118,7 @@ def _apply_batch(service: Service, batch: WriteBatch, chunk: Sequence[Payment],
     written first: the payment is expired as one that could not be asked about.
     """
     expired = 0
-    for locked in batch.lock_payments(p.id for p in chunk):
+    for locked in batch.adopt(chunk):
         current = locked
         reported = reports.get(current.provider_reference or "")
         if reported is not None and not (reported.status is Status.PENDING

@@ -28,13 +28,15 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import sqlalchemy as sa
 from ulid import ULID
 
 from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
 from pasarela.flows import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import Payment, Refund
+from pasarela.model import NextAction, Payment, Refund, next_action_from_dict
+from pasarela.money import Money
 from pasarela.store.rows import (
     _INSERT_DELIVERY,
     _INSERT_OUTBOX,
@@ -42,8 +44,10 @@ from pasarela.store.rows import (
     _change_values,
     _delivery_values,
     _exchange_values,
+    _from_db,
     _now,
     _payment_from_row,
+    _to_db,
 )
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments, transitions, webhook_deliveries
@@ -65,6 +69,8 @@ _BY_REFERENCE = sa.select(payments, _LAST_SEQ).where(
     payments.c.provider == sa.bindparam("_provider"),
     payments.c.provider_reference.in_(sa.bindparam("_refs", expanding=True)))
 _BY_ID = sa.select(payments, _LAST_SEQ).where(
+    payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
+_VERSIONS = sa.select(payments.c.id, payments.c.version, _LAST_SEQ).where(
     payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
 _SEEN = sa.select(webhook_deliveries.c.event_id).where(
     webhook_deliveries.c.provider == sa.bindparam("_provider"),
@@ -133,17 +139,58 @@ def _update(names: tuple[str, ...]) -> sa.Update:
     return update
 
 
+#: Payment attributes a change sets as given (after ``_change_values`` checked it).
+_AS_GIVEN = frozenset({"provider", "provider_reference", "error_code", "error_message",
+                       "check_attempts"})
+
+
+def _evolved(payment: Payment, changes: Mapping[str, Any], *, status: str | None,
+             now: datetime) -> Payment:
+    """*payment* after *changes* (as the caller passed them), as a read would return
+    it: cheaper than rebuilding it from the row."""
+    fields: dict[str, Any] = {"version": payment.version + 1, "updated_at": now}
+    if status is not None:
+        fields["status"] = Status(status)
+    for name, value in changes.items():
+        if name in _AS_GIVEN:
+            fields[name] = value
+        elif name in ("expires_at", "next_check_at"):
+            fields[name] = None if value is None else _from_db(_to_db(value, name))
+        elif name == "next_action":
+            fields[name] = (value if value is None or isinstance(value, NextAction)
+                            else next_action_from_dict(value))
+        elif name == "routing":
+            fields[name] = dict(value or {})
+        elif name in ("refunded", "refunded_minor"):
+            minor = value.minor if isinstance(value, Money) else value
+            fields["refunded"] = Money(minor, payment.amount.currency) if minor else None
+        else:  # pragma: no cover - every updatable column is handled above
+            raise ValidationError("cannot be changed in a batch", field=name)
+    return attrs.evolve(payment, **fields)
+
+
 class _Entry:
-    """One payment in the batch: its row as read, its row now, what changed."""
+    """One payment in the batch: its row as read (all of it, or, for a payment the
+    caller already holds, the columns the batch writes and reports), its row now,
+    what changed, and the payment as a read would now return it."""
 
     __slots__ = ("_payment", "base_version", "changed", "row", "seq")
 
-    def __init__(self, row: Mapping[str, Any]) -> None:
+    def __init__(self, row: Mapping[str, Any], payment: Payment | None = None) -> None:
         self.row = dict(row)
         self.seq: int = self.row.pop("_seq")
         self.base_version: int = self.row["version"]
         self.changed: set[str] = set()
-        self._payment: Payment | None = None
+        self._payment = payment
+
+    @classmethod
+    def adopted(cls, payment: Payment, seq: int) -> _Entry:
+        return cls({"id": payment.id, "order_reference": payment.order_reference,
+                    "provider": payment.provider, "method": payment.method.value,
+                    "status": payment.status.value, "amount_minor": payment.amount.minor,
+                    "currency": payment.amount.currency,
+                    "provider_reference": payment.provider_reference,
+                    "version": payment.version, "_seq": seq}, payment)
 
     @property
     def payment(self) -> Payment:
@@ -151,13 +198,17 @@ class _Entry:
             self._payment = _payment_from_row(SimpleNamespace(**self.row))  # type: ignore[arg-type]
         return self._payment
 
-    def apply(self, values: Mapping[str, Any], now: datetime) -> None:
+    def apply(self, values: Mapping[str, Any], changes: Mapping[str, Any],
+              now: datetime) -> None:
+        """Apply *values* (column values) that came from *changes* (as given)."""
         for name, value in values.items():
             self.row[name] = _plain(value)
         self.row["version"] += 1
         self.row["updated_at"] = now
         self.changed.update(values)
-        self._payment = None
+        if self._payment is not None:
+            self._payment = _evolved(self._payment, changes, status=values.get("status"),
+                                     now=now)
 
     def payload(self) -> dict[str, Any]:
         """The outbox event's default payload (as ``_default_payload`` of the payment)."""
@@ -214,6 +265,23 @@ class WriteBatch:
             seen = self._conn.execute(_SEEN, {"_provider": provider, "_ids": part}).scalars()
             self._seen.update((provider, e) for e in seen)
             self._checked.update((provider, e) for e in part)
+
+    def adopt(self, held: Sequence[Payment]) -> list[Payment]:
+        """*held* as they are now (locked on PostgreSQL), in the order given, leaving
+        out those that no longer exist. A payment whose version has not moved since
+        the caller read it is taken as is (a job's claimed payments: no second full
+        read); the others are read again."""
+        fresh: list[str] = []
+        given = {p.id: p for p in held if p.id not in self._entries}
+        query = _VERSIONS.order_by(payments.c.id).with_for_update() if self._lock else _VERSIONS
+        for part in _chunks(sorted(given)):
+            for pid, version, seq in self._conn.execute(query, {"_ids": part}):
+                if version == given[pid].version:
+                    self._entries[pid] = _Entry.adopted(given[pid], int(seq))
+                else:
+                    fresh.append(pid)
+        self.lock_payments(fresh)
+        return [self._entries[p.id].payment for p in held if p.id in self._entries]
 
     def lock_payments(self, payment_ids: Iterable[str]) -> list[Payment]:
         """The payments with these ids that exist (locked on PostgreSQL), by id."""
@@ -317,7 +385,7 @@ class WriteBatch:
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
-        self._apply(entry, values)
+        self._apply(entry, values, changes or {})
         self._step(entry, source=source, target=values["status"], cause=cause, applied=True,
                    reason=reason, event_id=event_id)
         self._outbox.append({
@@ -360,12 +428,13 @@ class WriteBatch:
         self._check_version(entry, expected_version)
         if refund is not None:
             self._refunds.append(refund)
-        self._apply(entry, values)
+        self._apply(entry, values, changes)
         return entry.payment
 
-    def _apply(self, entry: _Entry, values: Mapping[str, Any]) -> None:
+    def _apply(self, entry: _Entry, values: Mapping[str, Any],
+               changes: Mapping[str, Any]) -> None:
         old = (entry.row["provider"], entry.row["provider_reference"])
-        entry.apply(values, self._now)
+        entry.apply(values, changes, self._now)
         new = (entry.row["provider"], entry.row["provider_reference"])
         if new != old:  # find_payment by reference sees the change, as a read would
             if self._by_reference.get(old) == entry.row["id"]:
