@@ -159,7 +159,11 @@ def _redact_text(text: str, keys: frozenset[str], secrets: Iterable[str]) -> str
                 out,
             )
     else:
-        out = json.dumps(_redact_json(data, keys), ensure_ascii=False, sort_keys=True)
+        lowered = text.lower()
+        if "\\u" in text or any(f'"{key}"' in lowered for key in keys):
+            data = _redact_json(data, keys)
+        # else no key to mask can be in it: spare the walk (a search answer can be long)
+        out = json.dumps(data, ensure_ascii=False, sort_keys=True)
     for secret in secrets:
         if secret:
             out = out.replace(secret, _MASK)

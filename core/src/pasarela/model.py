@@ -52,6 +52,8 @@ class Method(StrEnum):
 
 def as_method(value: Method | str) -> Method:
     """*value* as a :class:`Method`, or ``ValidationError`` naming ``method``."""
+    if isinstance(value, Method):
+        return value
     try:
         return Method(value)
     except ValueError:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -41,6 +40,7 @@ from pasarela.store.rows import (
     _INSERT_DELIVERY,
     _INSERT_OUTBOX,
     _INSERT_TRANSITION,
+    _STATUSES,
     _change_values,
     _delivery_values,
     _exchange_values,
@@ -79,8 +79,10 @@ _SEEN = sa.select(webhook_deliveries.c.event_id).where(
 _UPDATES: dict[tuple[str, ...], sa.Update] = {}
 
 
-#: SQLite's many-row writes, compiled once: (SQL text, [(parameter, bind processor)]).
-_DRIVER_SQL: dict[tuple[int, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
+#: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
+#: [(position, bind processor)] for the parameters that have one).
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...]],
+                  tuple[str, list[str], list[tuple[int, Any]]]] = {}
 
 
 def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
@@ -94,12 +96,18 @@ def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]
     cached = _DRIVER_SQL.get((id(statement), keys))
     if cached is None:
         compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
-        order = [(name, compiled.binds[name].type.dialect_impl(conn.dialect)
-                  .bind_processor(conn.dialect))
-                 for name in compiled.positiontup or ()]
-        cached = _DRIVER_SQL[(id(statement), keys)] = (compiled.string, order)
-    sql, order = cached
-    params = [tuple(r[n] if p is None else p(r[n]) for n, p in order) for r in rows]
+        names = list(compiled.positiontup or ())
+        processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
+                       .bind_processor(conn.dialect)) for i, name in enumerate(names)]
+        cached = _DRIVER_SQL[(id(statement), keys)] = (
+            compiled.string, names, [(i, p) for i, p in processors if p is not None])
+    sql, names, processors = cached
+    params = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process in processors:
+            values[i] = process(values[i])
+        params.append(values)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)
@@ -109,6 +117,11 @@ def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]
                                          dialect=conn.dialect) from exc
     finally:
         cursor.close()
+
+
+def _value(member: Status | Cause) -> str:
+    """The stored value of a lifecycle enum member (``.value`` without enum's cost)."""
+    return str.__str__(member)
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -150,7 +163,7 @@ def _evolved(payment: Payment, changes: Mapping[str, Any], *, status: str | None
     it: cheaper than rebuilding it from the row."""
     fields: dict[str, Any] = {"version": payment.version + 1, "updated_at": now}
     if status is not None:
-        fields["status"] = Status(status)
+        fields["status"] = _STATUSES[status]
     for name, value in changes.items():
         if name in _AS_GIVEN:
             fields[name] = value
@@ -195,7 +208,7 @@ class _Entry:
     @property
     def payment(self) -> Payment:
         if self._payment is None:
-            self._payment = _payment_from_row(SimpleNamespace(**self.row))  # type: ignore[arg-type]
+            self._payment = _payment_from_row(self.row)
         return self._payment
 
     def apply(self, values: Mapping[str, Any], changes: Mapping[str, Any],
@@ -348,7 +361,7 @@ class WriteBatch:
         entry.seq += 1
         self._transitions.append({
             "payment_id": entry.row["id"], "seq": entry.seq, "source": source,
-            "target": target, "cause": Cause(cause).value, "applied": applied,
+            "target": target, "cause": _value(cause), "applied": applied,
             "reason": reason, "event_id": event_id, "version": entry.row["version"],
             "at": self._now,
         })
@@ -381,7 +394,7 @@ class WriteBatch:
         entry = self._entry(payment_id)
         self._check_version(entry, expected_version)
         values = _change_values(changes or {}, allowed=_TRANSITION_CHANGES)
-        values["status"] = Status(target).value
+        values["status"] = _value(Status(target))
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
@@ -414,7 +427,7 @@ class WriteBatch:
         entry = self._entry(payment_id)
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
-        self._step(entry, source=Status(source).value, target=Status(target).value,
+        self._step(entry, source=_value(Status(source)), target=_value(Status(target)),
                    cause=cause, applied=False, reason=reason, event_id=event_id)
         self._exchanges += [_exchange_values(e, payment_id) for e in exchanges]
 
