@@ -81,7 +81,7 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
                     else:
                         conn.execute(statement, [row])
             with store.engine.connect() as conn:
-                stored.append([conn.exec_driver_sql(f"SELECT * FROM {table}").all()
+                stored.append([conn.exec_driver_sql(f"SELECT * FROM {table}").all()  # noqa: S608
                                for table in ("payments", "webhook_deliveries", "outbox",
                                              "transitions")])
                 assert conn.execute(sa.text("SELECT next_action IS NULL FROM payments")
@@ -92,7 +92,7 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
 def test_what_the_batch_returns_is_what_a_read_returns(store):
     """Payments the batch hands back after its changes (derived, not re-read) equal
     what the store reads once the batch is written, for every kind of change."""
-    from datetime import UTC, datetime, timedelta, timezone
+    from datetime import datetime, timedelta, timezone
 
     from pasarela.model import ShowCashCode
     from pasarela.money import Money
@@ -148,3 +148,29 @@ def test_adopting_a_payment_that_moved_reads_it_again(store):
         with pytest.raises(ConcurrencyConflictError):
             batch.transition(payment.id, expected_version=stale.version,
                              target=Status.EXPIRED, cause=Cause.JOB, event_type="payment.expired")
+
+
+def test_sqlite_driver_reads_return_what_sqlalchemy_returns(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from pasarela.model import ShowCashCode
+    from pasarela.money import Money
+    from pasarela.store.batch import _BY_ID, _driver_payments
+
+    with Store(f"sqlite:///{tmp_path / 'read.db'}") as store:
+        deadline = datetime.now(UTC) + timedelta(days=1)
+        payment, _ = store.create_payment(new_payment(
+            status=Status.PENDING, expires_at=deadline, provider_reference="cip-9",
+            next_action=ShowCashCode(code="9", amount=Money.of("149.90", "PEN"),
+                                     expires_at=deadline, url="https://x.pe/9"),
+            routing={"provider": "fake", "reason": "rule 1"}), fingerprint="f")
+        store.transition(payment.id, expected_version=payment.version,
+                         target=Status.SUCCEEDED, cause=Cause.WEBHOOK,
+                         event_type="payment.succeeded", changes={"next_check_at": deadline})
+        with store.engine.connect() as conn:
+            (driver,) = _driver_payments(conn, "WHERE payments.id = ?", [payment.id])
+            (alchemy,) = conn.execute(_BY_ID, {"_ids": [payment.id]}).mappings().all()
+    assert driver == dict(alchemy)
+    assert driver["_seq"] == 1
+    assert isinstance(driver["next_action"], dict)
+    assert isinstance(driver["expires_at"], datetime)

@@ -124,6 +124,48 @@ def _value(member: Status | Cause) -> str:
     return str.__str__(member)
 
 
+#: SQLite's read of whole payment rows, per dialect: (columns, SELECT ... FROM
+#: payments, [(position, result processor)]); the WHERE is added per query.
+_DRIVER_READ: dict[int, tuple[list[str], str, list[tuple[int, Any]]]] = {}
+
+
+def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any]
+                     ) -> list[dict[str, Any]]:
+    """Payment rows (with ``_seq``, the last transition's number), on SQLite straight
+    through the driver, converted by SQLAlchemy's own result processors: the same
+    values ``conn.execute(select(payments))`` returns, at a third of the cost."""
+    dialect = conn.dialect
+    reader: tuple[list[str], str, list[tuple[int, Any]]] | None = _DRIVER_READ.get(id(dialect))
+    if reader is None:
+        quote = dialect.identifier_preparer.quote
+        names = [column.name for column in payments.c]
+        converters = [(i, payments.c[name].type.dialect_impl(dialect)
+                       .result_processor(dialect, None)) for i, name in enumerate(names)]
+        select = (f"SELECT {', '.join('payments.' + quote(n) for n in names)}, "  # noqa: S608
+                  "(SELECT coalesce(max(transitions.seq), 0) FROM transitions "
+                  "WHERE transitions.payment_id = payments.id) FROM payments ")
+        reader = _DRIVER_READ[id(dialect)] = (
+            [*names, "_seq"], select, [(i, p) for i, p in converters if p is not None])
+    names, select, processors = reader
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(select + where, tuple(params))
+        fetched = cursor.fetchall()
+    finally:
+        cursor.close()
+    rows = []
+    for found in fetched:
+        values = list(found)
+        for i, process in processors:
+            values[i] = process(values[i])
+        rows.append(dict(zip(names, values, strict=True)))
+    return rows
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start:start + _IN_CHUNK]
@@ -238,6 +280,7 @@ class WriteBatch:
     def __init__(self, store: Store, conn: sa.Connection) -> None:
         self._store = store
         self._conn = conn
+        self._sqlite = store._sqlite
         self._lock = not store._sqlite
         self._now = _now()
         self._entries: dict[str, _Entry] = {}
@@ -264,7 +307,12 @@ class WriteBatch:
         refs = sorted({r for r in references if (provider, r) not in self._by_reference})
         for part in _chunks(refs):
             found: dict[str, Mapping[str, Any]] = {}
-            for row in self._rows(_BY_REFERENCE, {"_provider": provider, "_refs": part}):
+            rows = (self._rows(_BY_REFERENCE, {"_provider": provider, "_refs": part})
+                    if self._lock or not self._sqlite else
+                    self._take(_driver_payments(
+                        self._conn, "WHERE payments.provider = ? AND "
+                        f"payments.provider_reference IN ({_marks(part)})", [provider, *part])))
+            for row in rows:
                 # The newest, as Store.find_payment answers when several share one.
                 known = found.get(row["provider_reference"])
                 if known is None or (row["created_at"], row["id"]) > (known["created_at"],
@@ -275,7 +323,13 @@ class WriteBatch:
                 self._by_reference[(provider, ref)] = None if hit is None else hit["id"]
         ids = sorted({e for e in event_ids if (provider, e) not in self._checked})
         for part in _chunks(ids):
-            seen = self._conn.execute(_SEEN, {"_provider": provider, "_ids": part}).scalars()
+            if self._sqlite:
+                seen = [e for (e,) in self._conn.exec_driver_sql(
+                    "SELECT event_id FROM webhook_deliveries WHERE provider = ? AND "  # noqa: S608
+                    f"event_id IN ({_marks(part)})", (provider, *part))]
+            else:
+                seen = list(self._conn.execute(
+                    _SEEN, {"_provider": provider, "_ids": part}).scalars())
             self._seen.update((provider, e) for e in seen)
             self._checked.update((provider, e) for e in part)
 
@@ -300,8 +354,12 @@ class WriteBatch:
         """The payments with these ids that exist (locked on PostgreSQL), by id."""
         wanted = sorted(set(payment_ids))
         for part in _chunks([p for p in wanted if p not in self._entries]):
-            for _ in self._rows(_BY_ID, {"_ids": part}):
-                pass
+            if self._sqlite:
+                self._take(_driver_payments(
+                    self._conn, f"WHERE payments.id IN ({_marks(part)})", part))
+            else:
+                for _ in self._rows(_BY_ID, {"_ids": part}):
+                    pass
         return [self._entries[p].payment for p in wanted if p in self._entries]
 
     def _rows(self, query: sa.Select[Any], params: Mapping[str, Any]
@@ -315,6 +373,16 @@ class WriteBatch:
             if entry is None:
                 entry = self._entries[row["id"]] = _Entry(dict(row))
             yield entry.row
+
+    def _take(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """As :meth:`_rows`, for rows read through the driver (SQLite)."""
+        taken = []
+        for row in rows:
+            entry = self._entries.get(row["id"])
+            if entry is None:
+                entry = self._entries[row["id"]] = _Entry(row)
+            taken.append(entry.row)
+        return taken
 
     def _entry(self, payment_id: str) -> _Entry:
         if payment_id not in self._entries:
