@@ -100,3 +100,40 @@ def test_bad_mappings(overrides: list[str], message: str) -> None:
     with pytest.raises(CsvError, match=message):
         ColumnMap.load(None, overrides)
 
+
+
+# --- amounts: the integer fast path agrees with Money.of -------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "12", "12.5", "12.50", "-30.50", "-0.05", "0", "007.10", "1.005", "12.", ".5", "+5.00",
+    "1e2", "1E-2", "--1", "1.2.3", "abc", "NaN", "Infinity", "١٢.٥٠", "12.5 ", " 1 0.00",
+    "99999999999999999999.99",
+])
+@pytest.mark.parametrize("currency", ["PEN", "JPY", "KWD"])
+def test_amounts_parse_as_money_of_does(text: str, currency: str) -> None:
+    from pasarela.errors import ValidationError
+    from pasarela.reconcile_csv import _amount
+
+    try:
+        expected: Money | str = Money.of(text.strip().replace(" ", ""), currency)
+    except ValidationError:
+        expected = "refused"
+    try:
+        got: Money | str = _amount(text, currency, mapping(), "amount")
+    except ValidationError:
+        got = "refused"
+    assert got == expected
+    if isinstance(got, Money):
+        assert (type(got), got.minor, got.currency, hash(got)) == (
+            Money, expected.minor, expected.currency, hash(expected))  # type: ignore[union-attr]
+        assert type(got.minor) is int
+
+
+def test_a_file_line_carries_money_and_utc_times(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "cip-1,p-1,-30.50,1.5,paid,2026-11-10T10:00:00.25-05:00,fake\n")
+    [line] = read_csv(path, mapping(), provider="fake", report=CsvReport())
+    assert line.amount == Money.of("-30.50", "PEN")
+    assert line.fee == Money.of("1.50", "PEN")
+    assert line.occurred_at == datetime(2026, 11, 10, 15, 0, 0, 250000, tzinfo=UTC)
+    assert line.raw == {"_source": "file"}

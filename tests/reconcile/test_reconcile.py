@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -11,7 +13,15 @@ from pasarela.api import Pasarela
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Payment
 from pasarela.money import Money
-from pasarela.reconcile import Category, differences, reconcile, run_key, run_totals
+from pasarela.reconcile import (
+    BATCH_GC_THRESHOLD,
+    Category,
+    batch_gc,
+    differences,
+    reconcile,
+    run_key,
+    run_totals,
+)
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
 from pasarela.store.schema import outbox, transitions
 
@@ -195,3 +205,72 @@ def test_refund_lines_are_checked_against_refunds_not_the_full_amount(
     assert summary.counts["matched"] == 1
     assert summary.counts["amount_mismatch"] == 1
     assert summary.counts["status_mismatch"] == 1
+
+
+def test_a_line_recorded_by_an_earlier_call_of_the_run_makes_a_later_one_a_duplicate(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    paid = make_payment("d-1")
+    first = _run(pasarela, [line(paid, line_no=1)], key="resumed")
+    assert first.counts["matched"] == 1
+    # The run goes on (a resumed import): line 1 again is skipped, and a line with the
+    # same content further on is a duplicate of what the first call recorded.
+    again = _run(pasarela, [line(paid, line_no=1), line(paid, line_no=2)], key="resumed")
+    assert again.skipped == 1
+    assert again.counts["duplicate"] == 1
+    assert again.counts["matched"] == 0
+    found = [d for d in differences(pasarela.store, "resumed")
+             if d.category is Category.DUPLICATE]
+    assert [d.line_no for d in found] == [2]
+
+
+def test_stored_times_are_utc_to_the_microsecond(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    from datetime import timezone
+
+    paid = make_payment("utc-1")
+    lima = timezone(timedelta(hours=-5))
+    at = datetime(2026, 11, 10, 10, 30, 15, 123456, tzinfo=lima)
+    _run(pasarela, [line(paid, at=at, line_no=1)], key="utc")
+    with pasarela.store.engine.connect() as conn:
+        stored = conn.scalar(sa.select(settlement_lines.c.occurred_at)
+                             .where(settlement_lines.c.run_key == "utc"))
+    assert stored is not None
+    assert _aware(stored) == datetime(2026, 11, 10, 15, 30, 15, 123456, tzinfo=UTC)
+
+
+def test_missing_at_provider_reads_every_page(
+        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
+    paid = [make_payment(f"m-{n}") for n in range(8)]
+    make_payment("m-pending", paid=False)           # not paid: never missing
+    listed = {paid[0].id, paid[4].id}
+    summary = reconcile(pasarela.store, [line(paid[0], line_no=1), line(paid[4], line_no=2)],
+                        provider="fake", since=SINCE, until=UNTIL, key="pages", chunk_size=3)
+    missing = {d.payment_id for d in differences(pasarela.store, "pages")
+               if d.category is Category.MISSING_AT_PROVIDER}
+    assert missing == {p.id for p in paid} - listed
+    assert summary.counts["missing_at_provider"] == 6
+    again = reconcile(pasarela.store, [line(paid[0], line_no=1), line(paid[4], line_no=2)],
+                      provider="fake", since=SINCE, until=UNTIL, key="pages", chunk_size=3)
+    assert again.counts["missing_at_provider"] == 0  # recorded already
+
+
+def test_api_line_keys_do_not_change_between_versions() -> None:
+    """An API line is keyed by its content digest: a new formula would make a re-run
+    after an upgrade record every line again."""
+    from pasarela.reconcile_match import _content_hash
+
+    digest = _content_hash(line(ref="cip-1", amount="12.50", fee="0.99",
+                                at=datetime(2026, 11, 10, 15, 0, tzinfo=UTC)))
+    text = "fake|cip-1||1250|PEN|99PEN|paid|2026-11-10T15:00:00+00:00"
+    assert digest.hex() == hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def test_batch_gc_restores_the_thresholds() -> None:
+    before = gc.get_threshold()
+    with batch_gc():
+        assert gc.get_threshold()[0] == BATCH_GC_THRESHOLD
+    assert gc.get_threshold() == before
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

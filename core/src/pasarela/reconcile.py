@@ -35,10 +35,12 @@ reconciliation again changes nothing. Each chunk is written in one transaction
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import sqlalchemy as sa
 
@@ -56,16 +58,42 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AMOUNT_DATE_WINDOW",
+    "BATCH_GC_THRESHOLD",
     "CHUNK_SIZE",
     "Category",
     "Difference",
     "Summary",
+    "batch_gc",
     "differences",
     "line_status",
     "reconcile",
     "run_key",
     "run_totals",
 ]
+
+
+#: The collector's first threshold under :func:`batch_gc` (Python's default is 700).
+BATCH_GC_THRESHOLD: Final = 50_000
+
+
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """Collect reference cycles less often for the duration: for a process whose job
+    is one large reconciliation (``pasarela reconcile``, the benchmark).
+
+    Each chunk's lines live until the chunk is written, so with the default
+    thresholds the cyclic collector promotes them and walks every live object again
+    and again: about a sixth of a million-line run's CPU time. Reconciliation makes
+    no cycles of its own; memory is freed by reference counting as usual. The
+    thresholds are process-wide, so a server reconciling in the background should
+    not use this; they are restored on exit.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(BATCH_GC_THRESHOLD, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def run_key(provider: str, since: datetime, until: datetime, source: str = "api") -> str:

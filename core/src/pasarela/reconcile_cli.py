@@ -131,10 +131,12 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
                 transient=True))
             task = progress.add_task(f"reconciling {provider}",
                                      total=_count_lines(file) if file else None)
-            rec.reconcile(service.store, lines, provider=provider, since=start, until=end,
-                          key=key, service=None if no_heal else service,
-                          fee_schedules=_fee_schedules(pasarela), fee_tolerance=fee_tolerance,
-                          progress=lambda n: progress.advance(task, n))
+            with rec.batch_gc():  # this process's one job (see batch_gc)
+                rec.reconcile(service.store, lines, provider=provider, since=start,
+                              until=end, key=key, service=None if no_heal else service,
+                              fee_schedules=_fee_schedules(pasarela),
+                              fee_tolerance=fee_tolerance,
+                              progress=lambda n: progress.advance(task, n))
             progress.stop()
             summary = rec.run_totals(service.store, key)
             summary.provider = provider

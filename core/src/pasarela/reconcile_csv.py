@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -156,7 +157,9 @@ def file_digest(path: str | Path) -> str:
 
 def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     """*text* as Money: the same checks as ``Money.of`` (decimals beyond the
-    currency's are refused), with the currency's exponent looked up once."""
+    currency's are refused), with the currency's exponent looked up once. A plain
+    ``[-]digits[.digits]`` is converted with integer arithmetic; anything else
+    (exponents, a leading ``+`` or ``.``) goes through ``Decimal``."""
     raw = text.strip().replace(" ", "")
     if not raw:
         raise ValidationError("is empty", field=field)
@@ -170,21 +173,34 @@ def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     if mapping.decimal != ".":
         raw = raw.replace(mapping.decimal, ".")
     exponent = _exponent(currency, field)
+    negative = raw[0] == "-"
+    whole, dot, fraction = (raw[1:] if negative else raw).partition(".")
+    if (whole.isascii() and whole.isdigit() and (not dot or (
+            fraction.isascii() and fraction.isdigit() and len(fraction) <= exponent))):
+        minor = int(whole) * 10 ** exponent
+        if fraction:
+            minor += int(fraction) * 10 ** (exponent - len(fraction))
+        return _money(-minor if negative else minor, currency)
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise ValidationError(f"{text.strip()!r} is not an amount", field=field) from None
-    minor = value.scaleb(exponent)
-    if not value.is_finite() or minor != minor.to_integral_value():
+    scaled = value.scaleb(exponent)
+    if not value.is_finite() or scaled != scaled.to_integral_value():
         return Money.of(raw, currency, field=field)  # raises the ValidationError it gives
-    return _money(int(minor), currency)
+    return _money(int(scaled), currency)
 
 
-@functools.lru_cache(maxsize=8192)
 def _money(minor: int, currency: str) -> Money:
-    """Money values are immutable: the same fee or price on many lines is built once
-    (building one validates its currency, the costliest part of reading a line)."""
-    return Money(minor, currency)
+    """``Money(minor, currency)`` for a *currency* :func:`_exponent` has accepted
+    (upper case, ISO 4217) and an int *minor*: what Money's validators check, so
+    they are not run again for every amount of a file (looking the currency up
+    in Babel is the costliest part of reading a line). Money is a frozen attrs
+    class; this sets its two fields the way its ``__init__`` does."""
+    money = object.__new__(Money)
+    object.__setattr__(money, "minor", minor)
+    object.__setattr__(money, "currency", currency)
+    return money
 
 
 @functools.lru_cache(maxsize=64)
@@ -228,6 +244,7 @@ def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
                        + f" (columns: {', '.join(header)})")
             return
         index = {field: header.index(column) for field, column in mapping.columns.items()}
+        at = tuple(index.get(field) for field in _LINE_FIELDS)
         width = len(header)
         position = 1
 
@@ -249,7 +266,7 @@ def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
                 report.add(line_no, f"expected {width} fields, found {len(fields)}")
                 continue
             try:
-                line = _line(fields, index, mapping, provider, line_no)
+                line = _line(fields, at, mapping, provider, line_no)
             except PasarelaError as exc:
                 report.add(line_no, str(exc))
                 continue
@@ -257,29 +274,38 @@ def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
             yield line
 
 
-def _line(fields: list[str], index: Mapping[str, int], mapping: ColumnMap, provider: str,
-          line_no: int) -> SettlementLine:
-    def get(name: str) -> str | None:
-        at = index.get(name)
-        value = fields[at].strip() if at is not None else None
-        return value or None
+#: The fields :func:`_line` reads, in the order of its ``at`` positions.
+_LINE_FIELDS: Final = ("provider", "currency", "amount", "fee", "provider_reference",
+                       "order_reference", "status", "occurred_at")
+#: Every line of a file says so (shared: one read-only mapping, not one per line).
+_FROM_FILE: Final = MappingProxyType({"_source": "file"})
 
-    owner = get("provider")
-    if owner is not None and owner.lower() != provider:
-        raise ValidationError(f"line for provider {owner!r}, not {provider!r}",
-                              field="provider")
-    currency = (get("currency") or mapping.currency or "").upper()
-    amount = _amount(fields[index["amount"]], currency, mapping, "amount")
-    fee_text = get("fee")
+
+def _line(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap, provider: str,
+          line_no: int) -> SettlementLine:
+    """The line of *fields*; *at* holds the position of each of :data:`_LINE_FIELDS`
+    (None: not mapped)."""
+    owner_at, currency_at, amount_at, fee_at, reference_at, order_at, status_at, when_at = at
+    if owner_at is not None:
+        owner = fields[owner_at].strip()
+        if owner and owner.lower() != provider:
+            raise ValidationError(f"line for provider {owner!r}, not {provider!r}",
+                                  field="provider")
+    currency = ((fields[currency_at].strip() if currency_at is not None else "")
+                or mapping.currency or "").upper()
+    if amount_at is None or when_at is None:  # pragma: no cover (ColumnMap.load requires both)
+        raise CsvError("the mapping needs amount and occurred_at columns", field="columns")
+    amount = _amount(fields[amount_at], currency, mapping, "amount")
+    fee_text = fields[fee_at].strip() if fee_at is not None else ""
     fee = _amount(fee_text, currency, mapping, "fee") if fee_text else None
-    reference, order = get("provider_reference"), get("order_reference")
+    reference = (fields[reference_at].strip() if reference_at is not None else "") or None
+    order = (fields[order_at].strip() if order_at is not None else "") or None
     if reference is None and order is None:
         raise ValidationError("neither provider_reference nor order_reference is given",
                               field="provider_reference")
+    status = (fields[status_at].strip() if status_at is not None else "") or mapping.status
     return SettlementLine(
         provider=provider, provider_reference=reference, order_reference=order,
-        amount=amount, fee=fee, status=get("status") or mapping.status,
-        occurred_at=_when(fields[index["occurred_at"]], mapping), line_no=line_no,
-        raw={"_source": "file"},
+        amount=amount, fee=fee, status=status,
+        occurred_at=_when(fields[when_at], mapping), line_no=line_no, raw=_FROM_FILE,
     )
-

@@ -9,7 +9,8 @@
   for a payment the provider does not list (missing at the provider).
 
 It also adds the index ``ix_payments_amount_date`` to ``payments`` (for matching by
-amount and date). Migration ``0002`` creates them; keep both in step.
+amount and date). Migration ``0002`` creates them and ``0003`` drops the index on
+``(run_key, content_hash)``; keep the migrations and this module in step.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ settlement_lines = sa.Table(
     sa.Column("matched_by", sa.String(24), nullable=True),
     sa.Column("category", sa.String(32), nullable=False),
     sa.Column("created_at", _ts, nullable=False),
+    # No index on content_hash: a run finds duplicates in memory (see reconcile_match),
+    # and an index on a random key is the costliest part of writing a million lines.
     sa.UniqueConstraint("run_key", "line_key"),
-    sa.Index("ix_settlement_lines_run_key_content_hash", "run_key", "content_hash"),
     sa.Index("ix_settlement_lines_run_key_payment_id", "run_key", "payment_id"),
 )
 
