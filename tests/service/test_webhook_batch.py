@@ -238,14 +238,17 @@ def test_another_process_recording_a_delivery_first_rolls_the_batch_back(
 @pytest.mark.anyio
 async def test_the_server_batches_concurrent_deliveries(make_async, gateway, monkeypatch):
     p = make_async()
+    assert p.store.dialect == "sqlite"
     refs = [(await p.pay(make_order(f"pedido-{i}"), method="cash",
                          idempotency_key=f"k-{i}")).provider_reference for i in range(12)]
     sizes: list[int] = []
+    modes: set[bool] = set()
     real = p.handle_webhooks
 
-    async def spy(deliveries: Any) -> list[WebhookReply | Exception]:
+    async def spy(deliveries: Any, *, inline: bool) -> list[WebhookReply | Exception]:
         sizes.append(len(deliveries))
-        return await real(deliveries)
+        modes.add(inline)
+        return await real(deliveries, inline=inline)
 
     monkeypatch.setattr(p, "handle_webhooks", spy)
     signed = [gateway.settle(ref) for ref in refs]
@@ -262,7 +265,35 @@ async def test_the_server_batches_concurrent_deliveries(make_async, gateway, mon
     assert codes == [200] * 12
     assert sum(sizes) == 12
     assert max(sizes) > 1  # deliveries that arrived together shared a transaction
+    assert modes == {True}  # SQLite: the store work ran on the event loop
     for ref in refs:
         payment = p.service.store.find_payment(provider="fake", provider_reference=ref)
         assert payment is not None
         assert payment.status is Status.SUCCEEDED
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_on_postgresql_batches_run_in_a_worker_thread(
+        postgres_schema_url, make_async, gateway):
+    import threading
+
+    p = make_async(url=postgres_schema_url)
+    payment = await p.pay(make_order("pedido-pg"), method="cash", idempotency_key="k-pg")
+    threads: set[str] = set()
+    real = p.service.store.batch
+
+    @contextmanager
+    def spy() -> Any:
+        threads.add(threading.current_thread().name)
+        with real() as batch:
+            yield batch
+
+    p.service.store.batch = spy  # type: ignore[method-assign]
+    headers, body = gateway.settle(payment.provider_reference)
+    async with client_for(create_app(p)) as client:
+        response = await client.post("/webhooks/fake", headers=headers, content=body)
+    assert response.status_code == 200
+    assert threads
+    assert threading.main_thread().name not in threads
+    assert (await p.get(payment.id)).status is Status.SUCCEEDED

@@ -228,9 +228,9 @@ class AsyncPasarela(_Base):
     ) -> AsyncPasarela:
         return cls(config, **kwargs)
 
-    async def _run(self, steps: Steps[T]) -> T:
+    async def _run(self, steps: Steps[T], *, inline: bool = False) -> T:
         try:
-            return await adrive(steps, self._client)
+            return await adrive(steps, self._client, inline=inline)
         finally:
             if self.config.outbox.dispatch == "inline":
                 await anyio.to_thread.run_sync(dispatch_outbox, self.service, self.plugins)
@@ -271,9 +271,11 @@ class AsyncPasarela(_Base):
         return await self._run(handle_webhook(self.service, provider, headers, body))
 
     async def handle_webhooks(
-        self, deliveries: Sequence[Incoming]
+        self, deliveries: Sequence[Incoming], *, inline: bool = False
     ) -> list[WebhookReply | Exception]:
-        return await self._run(handle_webhooks(self.service, deliveries))
+        """As :meth:`Pasarela.handle_webhooks`; with *inline* the store work runs on
+        the event loop rather than in a worker thread (provider calls stay async)."""
+        return await self._run(handle_webhooks(self.service, deliveries), inline=inline)
 
     async def expire_due(self) -> int:
         return await self._run(expire_due(self.service))

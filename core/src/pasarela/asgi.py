@@ -93,8 +93,16 @@ RETRY_LATER: Final = (ProviderError, ConcurrencyConflictError, ConfigurationErro
 
 
 def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
-               pages: PageSettings | None = None) -> Starlette:
-    """The webhook, health and metrics app over *pasarela* (see the module docs)."""
+               pages: PageSettings | None = None,
+               inline_batches: bool | None = None) -> Starlette:
+    """The webhook, health and metrics app over *pasarela* (see the module docs).
+
+    *inline_batches*: whether an :class:`~pasarela.api.AsyncPasarela`'s webhook
+    batches do their store work on the event loop instead of a worker thread. The
+    default is yes for SQLite (local, short, and under the GIL a thread only adds
+    handoffs: a batch holds the loop for a few milliseconds) and no for PostgreSQL
+    (network round trips). Provider calls always stay async.
+    """
     if not isinstance(pasarela, AsyncPasarela | Pasarela):
         raise TypeError(f"create_app needs a Pasarela or AsyncPasarela, not {pasarela!r}")
     if max_body <= 0:
@@ -105,7 +113,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         ["provider", "code"], registry=registry,
     )
     registry.register(StoreCollector(pasarela.store))
-    batcher = WebhookBatcher(pasarela)
+    batcher = WebhookBatcher(pasarela, inline=inline_batches)
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["provider"]
@@ -182,9 +190,13 @@ class WebhookBatcher:
     deliveries of the others it carries.
     """
 
-    def __init__(self, pasarela: AsyncPasarela | Pasarela, *, limit: int = 256) -> None:
+    def __init__(self, pasarela: AsyncPasarela | Pasarela, *, limit: int = 256,
+                 inline: bool | None = None) -> None:
         self._pasarela = pasarela
         self._limit = limit
+        # On the loop for an embedded SQLite store under AsyncPasarela (see create_app).
+        self._inline = (isinstance(pasarela, AsyncPasarela)
+                        and (pasarela.store.dialect == "sqlite" if inline is None else inline))
         self._queue: list[_Pending] = []
         self._running: anyio.Event | None = None  # set when the running batch ends
         self._last = 0  # how many the last batch carried
@@ -232,7 +244,7 @@ class WebhookBatcher:
 
     async def _run(self, deliveries: list[Incoming]) -> list[WebhookReply | Exception]:
         if isinstance(self._pasarela, AsyncPasarela):
-            return await self._pasarela.handle_webhooks(deliveries)
+            return await self._pasarela.handle_webhooks(deliveries, inline=self._inline)
         return await anyio.to_thread.run_sync(self._pasarela.handle_webhooks, deliveries)
 
 

@@ -112,21 +112,33 @@ def _advance(steps: Steps[Any], how: str, value: Any) -> tuple[object, Any]:
         return _DONE, stop.value
 
 
-async def adrive(steps: Steps[T], client: httpx.AsyncClient) -> T:
-    """Run *steps* to completion with an async client."""
-    marker, step = await anyio.to_thread.run_sync(_advance, steps, "send", None)
+async def adrive(steps: Steps[T], client: httpx.AsyncClient, *, inline: bool = False) -> T:
+    """Run *steps* to completion with an async client.
+
+    The steps between two exchanges (store reads and writes) run in a worker
+    thread, so the event loop stays free; with *inline* they run on the loop
+    itself, which saves the thread hops when they are short and local (an
+    embedded SQLite store's write batch: under the GIL a thread adds no
+    parallelism, only handoffs).
+    """
+    async def advance(how: str, value: Any) -> tuple[object, Any]:
+        if inline:
+            return _advance(steps, how, value)
+        return await anyio.to_thread.run_sync(_advance, steps, how, value)
+
+    marker, step = await advance("send", None)
     while marker is not _DONE:
         if isinstance(step, Sleep):
             await anyio.sleep(step.seconds)
-            marker, step = await anyio.to_thread.run_sync(_advance, steps, "send", None)
+            marker, step = await advance("send", None)
             continue
         try:
             response = await client.send(step)
             await response.aread()
         except httpx.HTTPError as exc:
-            marker, step = await anyio.to_thread.run_sync(_advance, steps, "throw", exc)
+            marker, step = await advance("throw", exc)
             continue
-        marker, step = await anyio.to_thread.run_sync(_advance, steps, "send", response)
+        marker, step = await advance("send", response)
     return step  # type: ignore[no-any-return]
 
 
