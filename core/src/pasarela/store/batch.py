@@ -36,6 +36,7 @@ from pasarela.flows import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import NextAction, Payment, Refund, next_action_from_dict
 from pasarela.money import Money
+from pasarela.store.driver import _driver_payments, _executemany, _marks
 from pasarela.store.rows import (
     _INSERT_DELIVERY,
     _INSERT_OUTBOX,
@@ -79,91 +80,9 @@ _SEEN = sa.select(webhook_deliveries.c.event_id).where(
 _UPDATES: dict[tuple[str, ...], sa.Update] = {}
 
 
-#: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
-#: [(position, bind processor)] for the parameters that have one).
-_DRIVER_SQL: dict[tuple[int, tuple[str, ...]],
-                  tuple[str, list[str], list[tuple[int, Any]]]] = {}
-
-
-def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
-    """``conn.execute(statement, rows)``, with the same SQL and the same bind
-    processors, but on SQLite straight through the driver's ``executemany``: the
-    batch writes a few hundred rows per commit, and SQLAlchemy's per-execution
-    bookkeeping was a tenth of the webhook path. Returns the rows matched."""
-    if conn.dialect.name != "sqlite":
-        return int(conn.execute(statement, rows).rowcount)
-    keys = tuple(rows[0])
-    cached = _DRIVER_SQL.get((id(statement), keys))
-    if cached is None:
-        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
-        names = list(compiled.positiontup or ())
-        processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
-                       .bind_processor(conn.dialect)) for i, name in enumerate(names)]
-        cached = _DRIVER_SQL[(id(statement), keys)] = (
-            compiled.string, names, [(i, p) for i, p in processors if p is not None])
-    sql, names, processors = cached
-    params = []
-    for row in rows:
-        values = [row[name] for name in names]
-        for i, process in processors:
-            values[i] = process(values[i])
-        params.append(values)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, params)
-        return int(cursor.rowcount)
-    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
-                                         dialect=conn.dialect) from exc
-    finally:
-        cursor.close()
-
-
 def _value(member: Status | Cause) -> str:
     """The stored value of a lifecycle enum member (``.value`` without enum's cost)."""
     return str.__str__(member)
-
-
-#: SQLite's read of whole payment rows, per dialect: (columns, SELECT ... FROM
-#: payments, [(position, result processor)]); the WHERE is added per query.
-_DRIVER_READ: dict[int, tuple[list[str], str, list[tuple[int, Any]]]] = {}
-
-
-def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any]
-                     ) -> list[dict[str, Any]]:
-    """Payment rows (with ``_seq``, the last transition's number), on SQLite straight
-    through the driver, converted by SQLAlchemy's own result processors: the same
-    values ``conn.execute(select(payments))`` returns, at a third of the cost."""
-    dialect = conn.dialect
-    reader: tuple[list[str], str, list[tuple[int, Any]]] | None = _DRIVER_READ.get(id(dialect))
-    if reader is None:
-        quote = dialect.identifier_preparer.quote
-        names = [column.name for column in payments.c]
-        converters = [(i, payments.c[name].type.dialect_impl(dialect)
-                       .result_processor(dialect, None)) for i, name in enumerate(names)]
-        select = (f"SELECT {', '.join('payments.' + quote(n) for n in names)}, "  # noqa: S608
-                  "(SELECT coalesce(max(transitions.seq), 0) FROM transitions "
-                  "WHERE transitions.payment_id = payments.id) FROM payments ")
-        reader = _DRIVER_READ[id(dialect)] = (
-            [*names, "_seq"], select, [(i, p) for i, p in converters if p is not None])
-    names, select, processors = reader
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(select + where, tuple(params))
-        fetched = cursor.fetchall()
-    finally:
-        cursor.close()
-    rows = []
-    for found in fetched:
-        values = list(found)
-        for i, process in processors:
-            values[i] = process(values[i])
-        rows.append(dict(zip(names, values, strict=True)))
-    return rows
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -231,9 +150,9 @@ class _Entry:
 
     __slots__ = ("_payment", "base_version", "changed", "row", "seq")
 
-    def __init__(self, row: Mapping[str, Any], payment: Payment | None = None) -> None:
-        self.row = dict(row)
-        self.seq: int = self.row.pop("_seq")
+    def __init__(self, row: dict[str, Any], payment: Payment | None = None) -> None:
+        self.row = row  # the entry's own (callers hand over a fresh dict)
+        self.seq: int = row.pop("_seq")
         self.base_version: int = self.row["version"]
         self.changed: set[str] = set()
         self._payment = payment

@@ -45,6 +45,7 @@ from pasarela.model import (
 from pasarela.money import Money
 from pasarela.store.batch import WriteBatch
 from pasarela.store.checkpoint import Checkpointer
+from pasarela.store.driver import _bound, _driver_payments, _marks
 from pasarela.store.engine import (
     SETTING,
     WRITE,
@@ -790,6 +791,8 @@ class Store:
         another worker does not get it meanwhile; the version is not bumped.
         """
         at = _to_db(now, "now")
+        if self._sqlite:
+            return self._claim_due_sqlite(at, limit)
         rows = self._claim(
             sa.select(payments)
             .where(
@@ -801,6 +804,23 @@ class Store:
             .limit(limit),
             lease={"claimed_until": at + self.job_lease},
         )
+        return [_payment_from_row(row) for row in rows]
+
+    def _claim_due_sqlite(self, at: datetime, limit: int) -> list[Payment]:
+        """``due_for_expiry``'s claim on SQLite, through the driver (the same query and
+        lease; writers are serialised by ``BEGIN IMMEDIATE``)."""
+        with self._begin(write=True) as conn:
+            stamp = _bound(conn, payments.c.expires_at, at)
+            rows = _driver_payments(
+                conn, "WHERE payments.status = ? AND payments.expires_at <= ? AND "
+                "(payments.claimed_until IS NULL OR payments.claimed_until <= ?) "
+                "ORDER BY payments.expires_at, payments.id LIMIT ?",
+                [Status.PENDING.value, stamp, stamp, limit], seq=False)
+            if rows:
+                ids = [row["id"] for row in rows]
+                conn.exec_driver_sql(
+                    f"UPDATE payments SET claimed_until = ? WHERE id IN ({_marks(ids)})",  # noqa: S608
+                    (_bound(conn, payments.c.claimed_until, at + self.job_lease), *ids))
         return [_payment_from_row(row) for row in rows]
 
     def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:

@@ -1,0 +1,114 @@
+"""SQLite fast paths: the store's hot reads and many-row writes straight through
+the sqlite3 driver, with SQLAlchemy's own SQL text and its own bind and result
+processors, so the bytes stored and the values read are the ones
+``conn.execute(...)`` would store and return (tests compare both ways). Write
+batches and job claims handle hundreds of rows per transaction; SQLAlchemy's
+per-execution bookkeeping was a large share of their cost. Other dialects go
+through ``conn.execute``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from pasarela.store.schema import payments
+
+
+__all__: list[str] = []
+
+
+#: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
+#: [(position, bind processor)] for the parameters that have one).
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...]],
+                  tuple[str, list[str], list[tuple[int, Any]]]] = {}
+
+
+def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    """``conn.execute(statement, rows)``, with the same SQL and the same bind
+    processors, but on SQLite straight through the driver's ``executemany``: the
+    batch writes a few hundred rows per commit, and SQLAlchemy's per-execution
+    bookkeeping was a tenth of the webhook path. Returns the rows matched."""
+    if conn.dialect.name != "sqlite":
+        return int(conn.execute(statement, rows).rowcount)
+    keys = tuple(rows[0])
+    cached = _DRIVER_SQL.get((id(statement), keys))
+    if cached is None:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
+                       .bind_processor(conn.dialect)) for i, name in enumerate(names)]
+        cached = _DRIVER_SQL[(id(statement), keys)] = (
+            compiled.string, names, [(i, p) for i, p in processors if p is not None])
+    sql, names, processors = cached
+    params = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process in processors:
+            values[i] = process(values[i])
+        params.append(values)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
+#: SQLite's read of whole payment rows, per dialect: (columns, SELECT ... FROM
+#: payments, [(position, result processor)]); the WHERE is added per query.
+_DRIVER_READ: dict[int, tuple[list[str], str, list[tuple[int, Any]]]] = {}
+
+
+_LAST_SEQ_SQL = ("(SELECT coalesce(max(transitions.seq), 0) FROM transitions "
+                 "WHERE transitions.payment_id = payments.id)")
+
+
+def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
+                     seq: bool = True) -> list[dict[str, Any]]:
+    """Payment rows (with ``_seq``, the last transition's number, unless not *seq*:
+    then 0), on SQLite straight
+    through the driver, converted by SQLAlchemy's own result processors: the same
+    values ``conn.execute(select(payments))`` returns, at a third of the cost."""
+    dialect = conn.dialect
+    reader: tuple[list[str], str, list[tuple[int, Any]]] | None = _DRIVER_READ.get(id(dialect))
+    if reader is None:
+        quote = dialect.identifier_preparer.quote
+        names = [column.name for column in payments.c]
+        converters = [(i, payments.c[name].type.dialect_impl(dialect)
+                       .result_processor(dialect, None)) for i, name in enumerate(names)]
+        select = (f"SELECT {', '.join('payments.' + quote(n) for n in names)}, "  # noqa: S608
+                  f"{_LAST_SEQ_SQL} FROM payments ")
+        reader = _DRIVER_READ[id(dialect)] = (
+            [*names, "_seq"], select, [(i, p) for i, p in converters if p is not None])
+    names, select, processors = reader
+    if not seq:  # the same columns, 0 for the last transition's number
+        select = select.replace(_LAST_SEQ_SQL, "0")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(select + where, tuple(params))
+        fetched = cursor.fetchall()
+    finally:
+        cursor.close()
+    rows = []
+    for found in fetched:
+        values = list(found)
+        for i, process in processors:
+            values[i] = process(values[i])
+        rows.append(dict(zip(names, values, strict=True)))
+    return rows
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _bound(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
+    """*value* as SQLAlchemy would bind it for *column* (a datetime as SQLite's text)."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return value if process is None else process(value)
