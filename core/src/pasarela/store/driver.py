@@ -44,10 +44,19 @@ def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]
             compiled.string, names, [(i, p) for i, p in processors if p is not None])
     sql, names, processors = cached
     params = []
+    # A batch stamps all its rows with one datetime object: convert each such
+    # value once (by identity: only the very same object reuses a result).
+    last: dict[int, tuple[Any, Any]] = {}
     for row in rows:
         values = [row[name] for name in names]
         for i, process in processors:
-            values[i] = process(values[i])
+            value = values[i]
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                values[i] = seen[1]
+            else:
+                values[i] = process(value)
+                last[i] = (value, values[i])
         params.append(values)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
