@@ -147,21 +147,23 @@ async def adrive(steps: Steps[T], client: httpx.AsyncClient, *, inline: bool = F
 _MASK = "[redacted]"
 
 
-def _redact_json(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: (_MASK if k.lower() in keys else _redact_json(v, keys)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_json(v, keys) for v in value]
-    return value
+def _masking(keys: frozenset[str]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` object hook that masks the value of every key in *keys*
+    (any case, at any depth) as it parses."""
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        return {k: (_MASK if k.lower() in keys else v) for k, v in pairs}
+    return hook
 
 
 def _redact_text(text: str, keys: frozenset[str], secrets: Iterable[str]) -> str:
     if not text:
         return text
+    lowered = text.lower()
+    # Mask while parsing only if a key to mask can be in it (a search answer can be
+    # long); an escaped key name is not looked for, so any escape means "can be".
+    masking = "\\u" in text or any(f'"{key}"' in lowered for key in keys)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_masking(keys) if masking else None)
     except ValueError:
         out = text
         for key in keys:  # form-encoded bodies: key=value
@@ -171,10 +173,6 @@ def _redact_text(text: str, keys: frozenset[str], secrets: Iterable[str]) -> str
                 out,
             )
     else:
-        lowered = text.lower()
-        if "\\u" in text or any(f'"{key}"' in lowered for key in keys):
-            data = _redact_json(data, keys)
-        # else no key to mask can be in it: spare the walk (a search answer can be long)
         out = json.dumps(data, ensure_ascii=False, sort_keys=True)
     for secret in secrets:
         if secret:
