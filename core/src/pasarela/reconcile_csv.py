@@ -180,7 +180,7 @@ def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
         minor = int(whole) * 10 ** exponent
         if fraction:
             minor += int(fraction) * 10 ** (exponent - len(fraction))
-        return _money(-minor if negative else minor, currency)
+        return Money(-minor if negative else minor, currency)
     try:
         value = Decimal(raw)
     except InvalidOperation:
@@ -188,19 +188,7 @@ def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     scaled = value.scaleb(exponent)
     if not value.is_finite() or scaled != scaled.to_integral_value():
         return Money.of(raw, currency, field=field)  # raises the ValidationError it gives
-    return _money(int(scaled), currency)
-
-
-def _money(minor: int, currency: str) -> Money:
-    """``Money(minor, currency)`` for a *currency* :func:`_exponent` has accepted
-    (upper case, ISO 4217) and an int *minor*: what Money's validators check, so
-    they are not run again for every amount of a file (looking the currency up
-    in Babel is the costliest part of reading a line). Money is a frozen attrs
-    class; this sets its two fields the way its ``__init__`` does."""
-    money = object.__new__(Money)
-    object.__setattr__(money, "minor", minor)
-    object.__setattr__(money, "currency", currency)
-    return money
+    return Money(int(scaled), currency)
 
 
 @functools.lru_cache(maxsize=64)
