@@ -132,3 +132,36 @@ def test_postgres_upgrades_only_when_asked(postgres_schema_url: str) -> None:
             }
     with Store(postgres_schema_url.replace("postgresql+psycopg://", "postgresql://")) as plain:
         assert plain.ping()
+
+
+def test_sqlite_job_claims_read_in_index_order(
+        tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
+    """The expiry and outbox claims never sort their whole backlog: thousands of CIPs
+    sharing one deadline (midnight) or a long outbox made every claim a full sort."""
+    from datetime import UTC, datetime, timedelta
+
+    from pasarela.lifecycle import Cause, Status
+
+    with Store(f"sqlite:///{tmp_path / 'plans.db'}") as store:
+        midnight = datetime(2026, 12, 1, 5, tzinfo=UTC)
+        for _ in range(3):
+            payment, _ = store.create_payment(
+                make_payment(status=Status.CREATED, expires_at=midnight), fingerprint="f")
+            store.transition(payment.id, expected_version=payment.version,
+                             target=Status.PENDING, cause=Cause.API,
+                             event_type="payment.pending")
+        statements: list[str] = []
+        sa.event.listen(store.engine, "checkout",
+                        lambda raw, record, proxy: raw.set_trace_callback(statements.append))
+        assert len(store.due_for_expiry(now=midnight + timedelta(hours=1))) == 3
+        assert len(store.claim_outbox(now=midnight + timedelta(days=9))) == 3
+        claims = [q for q in statements
+                  if q.startswith("SELECT") and ("FROM payments" in q or "FROM outbox" in q)]
+        assert len(claims) == 2
+        with store.engine.connect() as conn:
+            plans = [" ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q))
+                     for q in claims]
+    assert "ix_payments_status_expires_at" in plans[0]
+    assert "TEMP B-TREE" not in plans[0]
+    assert "ix_outbox_pending" in plans[1]
+    assert "TEMP B-TREE FOR ORDER BY" not in plans[1]  # ties only, not the backlog

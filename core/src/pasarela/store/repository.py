@@ -724,14 +724,16 @@ class Store:
     # --- outbox ----------------------------------------------------------------
 
     def claim_outbox(self, *, now: datetime, limit: int = 100) -> list[OutboxEvent]:
-        """Undispatched events due at *now*, oldest first. On PostgreSQL rows are
+        """Undispatched events due at *now*, earliest due first. On PostgreSQL rows are
         claimed with ``FOR UPDATE SKIP LOCKED`` and their ``next_attempt_at`` pushed
         forward (a lease) so concurrent dispatchers do not take the same rows."""
         at = _to_db(now, "now")
         rows = self._claim(
             sa.select(outbox)
             .where(outbox.c.dispatched_at.is_(None), outbox.c.next_attempt_at <= at)
-            .order_by(outbox.c.created_at, outbox.c.id)
+            # In the index's order (a fresh event is due when it is created); by
+            # created_at, every claim sorted the whole backlog.
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit),
             lease={"next_attempt_at": at + self.outbox_lease},
         )
@@ -800,7 +802,9 @@ class Store:
                 payments.c.expires_at <= at,
                 sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at),
             )
-            .order_by(payments.c.expires_at, payments.c.id)
+            # By deadline only: the index's order. Adding the id would sort every
+            # payment sharing a deadline (CIPs that all expire at midnight) per claim.
+            .order_by(payments.c.expires_at)
             .limit(limit),
             lease={"claimed_until": at + self.job_lease},
         )
@@ -814,7 +818,7 @@ class Store:
             rows = _driver_payments(
                 conn, "WHERE payments.status = ? AND payments.expires_at <= ? AND "
                 "(payments.claimed_until IS NULL OR payments.claimed_until <= ?) "
-                "ORDER BY payments.expires_at, payments.id LIMIT ?",
+                "ORDER BY payments.expires_at LIMIT ?",
                 [Status.PENDING.value, stamp, stamp, limit], seq=False)
             if rows:
                 ids = [row["id"] for row in rows]
