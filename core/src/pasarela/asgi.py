@@ -180,8 +180,9 @@ class WebhookBatcher:
     Each request queues its delivery and waits. When no batch is running, one
     waiting request leads: after a few turns of the event loop (deliveries already
     on the wire join in), it takes every delivery queued so far (at most *limit*)
-    and hands them to ``handle_webhooks`` in one call (one worker thread hop, one
-    transaction where no provider call is needed); while that runs, new requests
+    and hands them to ``handle_webhooks`` in one call (one transaction where no
+    provider call is needed; its store work on the event loop for SQLite, in one
+    worker thread hop otherwise); while that runs, new requests
     queue up for the next batch. When it ends, every waiting request wakes at once:
     those it carried answer, and one of the others leads the next batch. A lone
     delivery is a batch of one, so nothing waits for company. Every request is

@@ -15,8 +15,10 @@ webhook server can acknowledge a burst of deliveries with one commit and a handf
 of statements instead of nine statements and two commits each, and the expiry sweep
 can expire hundreds of payments at once.
 
-On PostgreSQL the payments a batch reads are locked (``FOR UPDATE``, in id order,
-so two batches never deadlock on each other's rows). If the flush fails (another
+On SQLite the batch's reads and many-row writes go through the driver
+(:mod:`pasarela.store.driver`); the write transaction already excludes other
+writers. On PostgreSQL the payments a batch reads are locked (``FOR UPDATE``, in id
+order, so two batches never deadlock on each other's rows). If the flush fails (another
 process recorded one of the deliveries first), the whole batch rolls back: the
 caller applies its items one by one instead.
 """

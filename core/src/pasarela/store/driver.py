@@ -69,9 +69,9 @@ def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]
         cursor.close()
 
 
-#: SQLite's read of whole payment rows, per dialect: (columns, SELECT ... FROM
+#: SQLite's read of whole payment rows, per dialect name: (columns, SELECT ... FROM
 #: payments, [(position, result processor)]); the WHERE is added per query.
-_DRIVER_READ: dict[int, tuple[list[str], str, list[tuple[int, Any]]]] = {}
+_DRIVER_READ: dict[str, tuple[list[str], str, list[tuple[int, Any]]]] = {}
 
 
 _LAST_SEQ_SQL = ("(SELECT coalesce(max(transitions.seq), 0) FROM transitions "
@@ -85,7 +85,8 @@ def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
     through the driver, converted by SQLAlchemy's own result processors: the same
     values ``conn.execute(select(payments))`` returns, at a third of the cost."""
     dialect = conn.dialect
-    reader: tuple[list[str], str, list[tuple[int, Any]]] | None = _DRIVER_READ.get(id(dialect))
+    reader: tuple[list[str], str, list[tuple[int, Any]]] | None = _DRIVER_READ.get(
+        dialect.name)
     if reader is None:
         quote = dialect.identifier_preparer.quote
         names = [column.name for column in payments.c]
@@ -93,7 +94,7 @@ def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
                        .result_processor(dialect, None)) for i, name in enumerate(names)]
         select = (f"SELECT {', '.join('payments.' + quote(n) for n in names)}, "  # noqa: S608
                   f"{_LAST_SEQ_SQL} FROM payments ")
-        reader = _DRIVER_READ[id(dialect)] = (
+        reader = _DRIVER_READ[dialect.name] = (
             [*names, "_seq"], select, [(i, p) for i, p in converters if p is not None])
     names, select, processors = reader
     if not seq:  # the same columns, 0 for the last transition's number
