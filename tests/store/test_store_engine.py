@@ -165,3 +165,35 @@ def test_sqlite_job_claims_read_in_index_order(
     assert "TEMP B-TREE" not in plans[0]
     assert "ix_outbox_pending" in plans[1]
     assert "TEMP B-TREE FOR ORDER BY" not in plans[1]  # ties only, not the backlog
+
+
+def test_a_forked_child_checkpoints_its_own_writes(
+        tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
+    """A process forked after the store was opened (a pre-forking server) inherits the
+    checkpointer but not its thread: its writes start a thread of its own."""
+    import os
+
+    store = Store(f"sqlite:///{tmp_path / 'forked.db'}")
+    try:
+        store.create_payment(make_payment(), fingerprint="fp")  # the parent's thread
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                store.engine.dispose(close=False)  # SQLAlchemy's rule after a fork
+                before = checkpointer.runs
+                store.create_payment(make_payment(), fingerprint="fp")
+                deadline = time.monotonic() + 30
+                while checkpointer.runs == before and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                thread = checkpointer._thread
+                alive = thread is not None and thread.is_alive()
+                code = 0 if checkpointer.runs > before and alive else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        store.close()

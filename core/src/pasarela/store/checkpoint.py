@@ -13,6 +13,7 @@ checkpoints on its own when the last connection to the file closes.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -36,11 +37,16 @@ class Checkpointer:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._pid = os.getpid()
         #: Checkpoints run so far (for tests and the curious).
         self.runs = 0
 
     def notify(self) -> None:
-        """A write committed: checkpoint soon (starts the thread on first use)."""
+        """A write committed: checkpoint soon (starts the thread on first use, and
+        again in a forked child, which inherits the object but not the thread)."""
+        if self._pid != os.getpid():  # forked: the thread and the locks are the parent's
+            self._pid, self._thread = os.getpid(), None
+            self._dirty, self._start_lock = threading.Event(), threading.Lock()
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None and not self._closed.is_set():
