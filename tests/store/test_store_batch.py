@@ -51,7 +51,8 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
 
     import sqlalchemy as sa
 
-    from pasarela.store.batch import _executemany, _update
+    from pasarela.store.batch import _update
+    from pasarela.store.driver import _executemany
     from pasarela.store.rows import _INSERT_DELIVERY, _INSERT_OUTBOX, _INSERT_TRANSITION
 
     payment = new_payment(status=Status.PENDING, version=2)
@@ -155,7 +156,8 @@ def test_sqlite_driver_reads_return_what_sqlalchemy_returns(tmp_path):
 
     from pasarela.model import ShowCashCode
     from pasarela.money import Money
-    from pasarela.store.batch import _BY_ID, _driver_payments
+    from pasarela.store.batch import _BY_ID
+    from pasarela.store.driver import _driver_payments
 
     with Store(f"sqlite:///{tmp_path / 'read.db'}") as store:
         deadline = datetime.now(UTC) + timedelta(days=1)

@@ -28,7 +28,7 @@ from pasarela.errors import NotFoundError, ProviderError, WebhookError
 from pasarela.flows import Exchange, Steps, run_flow
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Payment, Refund, RefundStatus
-from pasarela.provider import Operation, ProviderPayment, WebhookEvent, WebhookReply
+from pasarela.provider import Operation, Provider, ProviderPayment, WebhookEvent, WebhookReply
 from pasarela.service import Service
 from pasarela.store import Delivery, Store
 from pasarela.store.batch import WriteBatch
@@ -51,13 +51,28 @@ def handle_webhook(
     adapter = service.providers.get(provider_name)
     if adapter is None or not adapter.supports(Operation.WEBHOOK):
         return _NOT_FOUND
+    return (yield from _apply_parsed(service, provider_name,
+                                     _parse(service, adapter, headers, body)))
+
+
+def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
+           body: bytes) -> list[WebhookEvent] | WebhookError:
+    """The delivery's events, or why it is refused (the adapter's pure check)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        events = adapter.parse_webhook(lowered, body, now=service.clock())
+        return adapter.parse_webhook(lowered, body, now=service.clock())
     except WebhookError as exc:
-        service.store.record_delivery(_rejected(provider_name, exc))
-        return adapter.webhook_reply(exc)
-    for event in events:
+        return exc
+
+
+def _apply_parsed(service: Service, provider_name: str,
+                  parsed: list[WebhookEvent] | WebhookError) -> Steps[WebhookReply]:
+    """One delivery, already parsed, in transactions of its own."""
+    adapter = service.providers[provider_name]
+    if isinstance(parsed, WebhookError):
+        service.store.record_delivery(_rejected(provider_name, parsed))
+        return adapter.webhook_reply(parsed)
+    for event in parsed:
         yield from _apply_event(service, provider_name, event, service.store)
     return adapter.webhook_reply(None)
 
@@ -73,6 +88,7 @@ def handle_webhooks(
 ) -> Steps[list[WebhookReply | Exception]]:
     """Each delivery's reply, or the exception it raised, in order (module docs)."""
     results: list[WebhookReply | Exception | None] = [None] * len(deliveries)
+    parsed: dict[int, tuple[str, list[WebhookEvent] | WebhookError]] = {}
     batched: list[tuple[int, str, list[WebhookEvent]]] = []
     rejected: list[tuple[int, str, WebhookError]] = []
     for i, (name, headers, body) in enumerate(deliveries):
@@ -80,14 +96,12 @@ def handle_webhooks(
         if adapter is None or not adapter.supports(Operation.WEBHOOK):
             results[i] = _NOT_FOUND
             continue
-        lowered = {k.lower(): v for k, v in headers.items()}
-        try:
-            events = adapter.parse_webhook(lowered, body, now=service.clock())
-        except WebhookError as exc:
-            rejected.append((i, name, exc))
-        else:
-            if all(_batchable(e) for e in events):
-                batched.append((i, name, events))
+        events = _parse(service, adapter, headers, body)
+        parsed[i] = (name, events)
+        if isinstance(events, WebhookError):
+            rejected.append((i, name, events))
+        elif all(_batchable(e) for e in events):
+            batched.append((i, name, events))
     if batched or rejected:
         try:
             with service.store.batch() as batch:
@@ -104,8 +118,8 @@ def handle_webhooks(
         if done is not None:
             out.append(done)
             continue
-        try:  # one by one; the caller answers each on its own
-            out.append((yield from handle_webhook(service, *deliveries[i])))
+        try:  # one by one (parsed once, above); the caller answers each on its own
+            out.append((yield from _apply_parsed(service, *parsed[i])))
         except Exception as exc:
             out.append(exc)
     return out
