@@ -21,7 +21,7 @@ def bench_create(n: int = 200) -> bool:
     import logging
 
     from pasarela.api import Pasarela
-    from pasarela.logs import configure
+    from pasarela.cli.output import configure_logging as configure
     from pasarela.model import Order
     from pasarela.money import Money
     from pasarela.testing.fake import FakePlugin
@@ -74,7 +74,7 @@ def bench_create_pagoefectivo(n: int = 150, latency: float = 0.0) -> bool:
     )
 
     from pasarela.api import Pasarela
-    from pasarela.logs import configure
+    from pasarela.cli.output import configure_logging as configure
     from pasarela.model import Customer, Order
     from pasarela.money import Money
 

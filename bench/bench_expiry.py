@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=None)
     args = parser.parse_args(argv if argv is not None else [])
-    from pasarela.logs import configure
+    from pasarela.cli.output import configure_logging as configure
 
     configure(level=logging.WARNING)
     count = args.count or SAMPLE

@@ -31,7 +31,7 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from reconcile_data import window
 from pasarela.reconcile import batch_gc, reconcile
-from pasarela.reconcile_csv import ColumnMap, CsvReport, read_csv
+from pasarela.reconcile.csv_import import ColumnMap, CsvReport, read_csv
 from pasarela.store import Store
 
 url, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])

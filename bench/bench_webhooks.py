@@ -187,7 +187,7 @@ def minimal_app(db: str) -> Any:
 def serve_minimal(port: int, db: str) -> None:
     import uvicorn
 
-    # The same settings as `pasarela serve` (pasarela/service_cli.py).
+    # The same settings as `pasarela serve` (pasarela/cli/serve.py).
     config = uvicorn.Config(minimal_app(db), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, lifespan="off")
     asyncio.run(uvicorn.Server(config).serve())
@@ -321,7 +321,7 @@ def run_pasarela(tmp: Path, store_url: str, deliveries: str, truth: dict[str, st
         'modules = ["pasarela.testing.fake"]\n\n[outbox]\ndispatch = "worker"\n\n'
         "[providers.fake]\nmax_retries = 0\n")
     port = free_port()
-    command = [sys.executable, "-m", "pasarela.service_cli", "serve", "--config", str(config),
+    command = [sys.executable, "-m", "pasarela.cli.serve", "serve", "--config", str(config),
                "--port", str(port), "--log-level", "warning"]
     with running(command, port, env={"PASARELA_LOAD_PLUGINS": ""}) as url:
         result = run_sender(url, deliveries)
@@ -341,7 +341,7 @@ def run_core_alone(tmp: Path, bodies: list[str], truth: dict[str, str], *,
     import logging
 
     from pasarela.api import Pasarela
-    from pasarela.logs import configure
+    from pasarela.cli.output import configure_logging as configure
     from pasarela.testing.fake import FakePlugin
 
     configure(level=logging.WARNING)

@@ -43,13 +43,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from pasarela import Customer, Money, Order, Pasarela, Status, hookimpl
-from pasarela.asgi import create_app as webhook_server
-from pasarela.cli import print_payment
+from pasarela.cli.main import print_payment
+from pasarela.cli.output import configure_logging as configure
 from pasarela.events import LifecycleEvent
-from pasarela.logs import configure
 from pasarela.model import ScanQr, ShowCashCode
-from pasarela.pages import PageSettings, pay_link
 from pasarela.testing.helpers import serve_app
+from pasarela.web.app import create_app as webhook_server
+from pasarela.web.pay_page import PageSettings, pay_link
 
 
 console = Console()

@@ -8,12 +8,13 @@ import anyio
 import httpx
 import pytest
 
+from pasarela.engine.flows import adrive, drive, run_flow
 from pasarela.errors import (
     DeclinedError,
     ProviderUnavailableError,
     UnknownOutcomeError,
 )
-from pasarela.flows import Exchange, adrive, drive, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money

@@ -10,8 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pasarela import routing_cli
-from pasarela.routing_cli import route
+from pasarela.cli import routing as routing_cli
+from pasarela.cli.routing import route
 
 
 PLUGIN = '''

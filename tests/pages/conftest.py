@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from pasarela.api import AsyncPasarela, Pasarela
-from pasarela.asgi import create_app
 from pasarela.model import Customer, Order
 from pasarela.money import Money
-from pasarela.pages import PageSettings, pay_link
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
+from pasarela.web.app import create_app
+from pasarela.web.pay_page import PageSettings, pay_link
 
 
 SECRET = "page-secret-for-tests-0123456789"

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from pasarela.asgi import create_app
 from pasarela.lifecycle import Status
-from pasarela.pages import PageSettings
-from pasarela.pages_admin import bar_chart, line_chart, mask
 from pasarela.testing.fake import sign_fake_webhook
+from pasarela.web.admin import bar_chart, line_chart, mask
+from pasarela.web.app import create_app
+from pasarela.web.pay_page import PageSettings
 
 from .conftest import ADMIN, SECRET, client_for, make_order
 from .test_pay_page import check_security_headers

@@ -22,13 +22,13 @@ import httpx
 import pytest
 
 from pasarela.api import Pasarela
-from pasarela.asgi import create_app
 from pasarela.lifecycle import Status
 from pasarela.model import ScanQr
-from pasarela.pages import PageSettings, pay_link
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
 from pasarela.testing.helpers import serve_app
+from pasarela.web.app import create_app
+from pasarela.web.pay_page import PageSettings, pay_link
 
 from .conftest import ADMIN, SECRET, make_order
 

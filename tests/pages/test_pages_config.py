@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pasarela.config import load_config
-from pasarela.pages import PageSettings
+from pasarela.web.pay_page import PageSettings
 
 
 def test_pages_section_with_env_secrets():

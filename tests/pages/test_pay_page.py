@@ -9,10 +9,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from pasarela.asgi import create_app
 from pasarela.lifecycle import Status
 from pasarela.model import ScanQr
-from pasarela.pages import (
+from pasarela.web.app import create_app
+from pasarela.web.pay_page import (
     PageSettings,
     check_page_token,
     negotiate_language,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pasarela.money import Money
-from pasarela.reconcile_csv import ColumnMap, CsvError, CsvReport, read_csv
+from pasarela.reconcile.csv_import import ColumnMap, CsvError, CsvReport, read_csv
 
 
 HEADER = "Operación,Pedido,Importe,Comisión,Estado,Fecha,Pasarela\n"
@@ -113,7 +113,7 @@ def test_bad_mappings(overrides: list[str], message: str) -> None:
 @pytest.mark.parametrize("currency", ["PEN", "JPY", "KWD"])
 def test_amounts_parse_as_money_of_does(text: str, currency: str) -> None:
     from pasarela.errors import ValidationError
-    from pasarela.reconcile_csv import _amount
+    from pasarela.reconcile.csv_import import _amount
 
     try:
         expected: Money | str = Money.of(text.strip().replace(" ", ""), currency)

@@ -178,7 +178,7 @@ def test_lines_are_read_a_chunk_at_a_time(
 
 def test_costs_show_expected_and_actual_fees(
         pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
-    from pasarela.reconcile_costs import costs, html_report
+    from pasarela.reconcile.costs import costs, html_report
 
     first, second = make_payment("c-1"), make_payment("c-2", "200.00")
     make_payment("c-3", paid=False)
@@ -257,7 +257,7 @@ def test_missing_at_provider_reads_every_page(
 def test_api_line_keys_do_not_change_between_versions() -> None:
     """An API line is keyed by its content digest: a new formula would make a re-run
     after an upgrade record every line again."""
-    from pasarela.reconcile_match import _content_hash
+    from pasarela.reconcile.matching import _content_hash
 
     digest = _content_hash(line(ref="cip-1", amount="12.50", fee="0.99",
                                 at=datetime(2026, 11, 10, 15, 0, tzinfo=UTC)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import httpx
@@ -16,7 +16,7 @@ from pasarela.model import Payment
 from pasarela.money import Money
 from pasarela.provider import Flow, SettlementLine
 from pasarela.reconcile import reconcile
-from pasarela.reconcile_sources import provider_lines
+from pasarela.reconcile.sources import provider_lines
 from pasarela.store.schema import exchanges
 from pasarela.testing.fake import FakeProvider
 
@@ -26,9 +26,11 @@ from .conftest import SINCE, T0, UNTIL
 class SearchingProvider(FakeProvider):
     """Like PagoEfectivo: no settlement file; a search by the references to check."""
 
+    settlements_by_reference = True
+
     def settlements(self, since: datetime, until: datetime, *,
-                    references: Iterable[str] = ()) -> Flow[Iterable[SettlementLine]]:
-        refs = list(references)
+                    references: Sequence[str] | None = None) -> Flow[Iterable[SettlementLine]]:
+        refs = list(references or ())
         response = yield httpx.Request("POST", f"{self.settings.base_url}/search",
                                        json={"references": refs})
         return [SettlementLine(provider="fake", provider_reference=item["ref"],

@@ -17,10 +17,10 @@ from starlette.routing import Mount
 from structlog.testing import capture_logs
 
 from pasarela import hookimpl
-from pasarela.asgi import create_app
 from pasarela.lifecycle import Status
 from pasarela.store.schema import webhook_deliveries
 from pasarela.testing.fake import FakeProvider, sign_fake_webhook
+from pasarela.web.app import create_app
 
 from .conftest import make_order
 

@@ -55,7 +55,7 @@ class Server:
         env = {**os.environ, "PASARELA_LOAD_PLUGINS": ""}
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pasarela.service_cli", "serve", "--config", str(config),
+            [sys.executable, "-m", "pasarela.cli.serve", "serve", "--config", str(config),
              "--port", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30

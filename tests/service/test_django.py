@@ -17,8 +17,8 @@ from django.conf import settings  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from pasarela.django import webhook_view  # noqa: E402
 from pasarela.lifecycle import Status  # noqa: E402
+from pasarela.web.django import webhook_view  # noqa: E402
 
 from .conftest import make_order  # noqa: E402
 

@@ -10,7 +10,7 @@ counterparts at the fake gateway:
 - 2,000 unknown card payments due for the resolver: one GET each finds them
   succeeded.
 
-Three threads each run :func:`pasarela.worker.run_worker` with a pasarela of their
+Three threads each run :func:`pasarela.engine.worker.run_worker` with a pasarela of their
 own (own engine, own connections). Each payment must be claimed by one worker, asked
 about once, moved by one applied transition, and its event dispatched once.
 """
@@ -28,11 +28,11 @@ import sqlalchemy as sa
 from ulid import ULID
 
 from pasarela.api import Pasarela
+from pasarela.engine.worker import run_worker
 from pasarela.lifecycle import Status
 from pasarela.store import Store
 from pasarela.store.schema import outbox, payments, transitions
 from pasarela.testing.fake import FakePlugin
-from pasarela.worker import run_worker
 
 from .conftest import Observer
 

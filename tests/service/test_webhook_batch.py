@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from pasarela.api import Pasarela
-from pasarela.asgi import create_app
 from pasarela.errors import ConcurrencyConflictError
 from pasarela.lifecycle import Cause, Status
 from pasarela.provider import WebhookReply
@@ -21,6 +20,7 @@ from pasarela.store import Delivery, Store
 from pasarela.store.schema import outbox, payments, transitions, webhook_deliveries
 from pasarela.testing.fake import FakeGateway, FakePlugin, sign_fake_webhook
 from pasarela.testing.helpers import ManualClock
+from pasarela.web.app import create_app
 
 from .conftest import make_order
 from .test_asgi import client_for
@@ -184,7 +184,7 @@ def test_an_item_that_raises_answers_alone(make_sync, gateway, monkeypatch):
     refs = [p.pay(make_order(f"pedido-{i}"), method="cash",
                   idempotency_key=f"k-{i}").provider_reference for i in range(3)]
     deliveries = [("fake", *gateway.settle(ref)) for ref in refs]
-    from pasarela import webhooks
+    from pasarela.engine import webhooks
 
     real = webhooks._apply_event
 

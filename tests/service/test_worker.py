@@ -12,14 +12,14 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from pasarela import worker as worker_module
+from pasarela.cli.serve import worker
 from pasarela.config import load_config
+from pasarela.engine import worker as worker_module
+from pasarela.engine.flows import drive
+from pasarela.engine.jobs import expire_due
+from pasarela.engine.worker import late_payment_policy, refund_late_payments, run_worker
 from pasarela.errors import ConfigurationError
-from pasarela.flows import drive
-from pasarela.jobs import expire_due
 from pasarela.lifecycle import Status
-from pasarela.service_cli import worker
-from pasarela.worker import late_payment_policy, refund_late_payments, run_worker
 
 from .conftest import make_order
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from ulid import ULID
 
-from pasarela.flows import Exchange
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.money import Money

@@ -17,7 +17,7 @@ from pasarela.errors import (
     NotFoundError,
     ValidationError,
 )
-from pasarela.flows import Exchange
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Customer, Order, Payment, Refund, RefundStatus, ScanQr, ShowCashCode
 from pasarela.money import Money

@@ -27,7 +27,7 @@ from pasarela_pagoefectivo.sandbox import (
     create_app,
 )
 
-from pasarela.flows import drive, run_flow
+from pasarela.engine.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Customer, Method, Order, Payment, ShowCashCode
 from pasarela.money import Money

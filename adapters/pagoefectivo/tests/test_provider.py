@@ -12,6 +12,7 @@ import pytest
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.errors import PagoEfectivoConfigurationError
 
+from pasarela.engine.flows import drive, redact_exchange, run_flow
 from pasarela.errors import (
     AuthenticationError,
     ErrorCode,
@@ -21,7 +22,7 @@ from pasarela.errors import (
     UnknownOutcomeError,
     UnsupportedError,
 )
-from pasarela.flows import Exchange, drive, redact_exchange, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import Payment, ShowCashCode, qr_svg
 from pasarela.provider import CreateRequest, Operation, ProviderPayment, SettlementLine

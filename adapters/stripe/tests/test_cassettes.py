@@ -22,7 +22,7 @@ import pytest
 from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
 from pasarela_stripe.sandbox import create_app
 
-from pasarela.flows import drive, run_flow
+from pasarela.engine.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, RefundStatus
 from pasarela.money import Money

@@ -15,6 +15,7 @@ import pytest
 from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
 from pasarela_stripe.sandbox import Sandbox
 
+from pasarela.engine.flows import drive, run_flow
 from pasarela.errors import (
     ConfigurationError,
     DeclinedError,
@@ -25,7 +26,6 @@ from pasarela.errors import (
     UnknownOutcomeError,
     ValidationError,
 )
-from pasarela.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import ConfirmCard, Method, Order, Payment, RefundStatus
 from pasarela.money import Money

@@ -25,14 +25,14 @@ from pasarela_stripe.sandbox import Sandbox
 from pasarela_stripe.sandbox.state import card_fee
 
 from pasarela.api import Pasarela
+from pasarela.engine.flows import drive, run_flow
 from pasarela.errors import ProviderError, ValidationError
-from pasarela.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Order
 from pasarela.money import Money
 from pasarela.provider import Operation, SettlementLine
 from pasarela.reconcile import Category, differences, reconcile
-from pasarela.reconcile_sources import provider_lines
+from pasarela.reconcile.sources import provider_lines
 
 
 KEY = "sk_test_pasarela_4eC39HqLyjWDarjtT1zdp7dc"

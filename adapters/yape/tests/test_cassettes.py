@@ -22,7 +22,7 @@ import pytest
 from pasarela_yape import YapeProvider, YapeSettings
 from pasarela_yape.sandbox import create_app
 
-from pasarela.flows import drive, run_flow
+from pasarela.engine.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Customer, Method, Order, Payment, RefundStatus, ScanQr
 from pasarela.money import Money

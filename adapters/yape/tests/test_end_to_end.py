@@ -1,7 +1,7 @@
 """End to end through ``pasarela.Pasarela``: both flows, webhooks, refunds, faults.
 
 The sandbox runs on loopback; for the QR flow its webhook reaches the core's own
-webhook server (``pasarela.asgi``) on loopback too, which fetches the order from the
+webhook server (``pasarela.web.app``) on loopback too, which fetches the order from the
 sandbox before applying anything.
 """
 
@@ -17,12 +17,12 @@ import pytest
 from pasarela_yape import YapeProvider
 
 from pasarela.api import Pasarela
-from pasarela.asgi import create_app as webhook_app
 from pasarela.errors import DeclinedError
 from pasarela.lifecycle import Status
 from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
 from pasarela.money import Money
 from pasarela.testing.helpers import EventRecorder as Observer
+from pasarela.web.app import create_app as webhook_app
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pasarela_yape import YapeProvider
 
+from pasarela.engine.flows import drive, run_flow
 from pasarela.errors import (
     AuthenticationError,
     DeclinedError,
@@ -20,7 +21,7 @@ from pasarela.errors import (
     UnknownOutcomeError,
     UnsupportedError,
 )
-from pasarela.flows import Exchange, drive, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus, ScanQr
 from pasarela.money import Money

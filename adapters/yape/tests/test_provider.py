@@ -12,13 +12,13 @@ from pasarela_yape.culqi import CulqiAcquirer
 from pasarela_yape.provider import national_mobile
 
 from pasarela.config import InvalidConfigError, structure_settings
+from pasarela.engine.flows import redact_exchange
 from pasarela.errors import (
     ErrorCode,
     ProviderValidationError,
     UnsupportedError,
     ValidationError,
 )
-from pasarela.flows import redact_exchange
 from pasarela.lifecycle import Status
 from pasarela.model import ApproveInWallet, Method, Order
 from pasarela.money import Money

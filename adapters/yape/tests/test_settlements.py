@@ -22,14 +22,14 @@ from pasarela_yape.culqi.api import (
 )
 
 from pasarela.api import Pasarela
+from pasarela.engine.flows import drive, run_flow
 from pasarela.errors import ProviderUnavailableError
 from pasarela.fees import FeeSchedule
-from pasarela.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.money import Money
 from pasarela.provider import Operation
 from pasarela.reconcile import differences, reconcile, run_key
-from pasarela.reconcile_sources import provider_lines
+from pasarela.reconcile.sources import provider_lines
 from pasarela.store.reconcile_schema import settlement_lines as settlement_table
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pasarela.api import AsyncPasarela, Pasarela
+    from pasarela.engine.service import Option
     from pasarela.errors import (
         ConfigurationError,
         DeclinedError,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from pasarela.model import Customer, Method, NextAction, Order, Payment, Refund
     from pasarela.money import Money
     from pasarela.provider import Provider, ProviderSettings
-    from pasarela.service import Option
 
 # Names are imported on first use, so that `import pasarela` (and plugin discovery,
 # which imports only what adapters need) stays fast: see `make bench`.
@@ -55,7 +55,7 @@ _EXPORTS = {
     "Money": "pasarela.money",
     "Provider": "pasarela.provider",
     "ProviderSettings": "pasarela.provider",
-    "Option": "pasarela.service",
+    "Option": "pasarela.engine.service",
 }
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The public API: :class:`Pasarela` (sync) and :class:`AsyncPasarela` (async).
 
-Both are thin drivers over one :class:`~pasarela.service.Service`: every
+Both are thin drivers over one :class:`~pasarela.engine.service.Service`: every
 operation is written once as a generator of steps; the sync class performs the
 steps with :class:`httpx.Client`, the async one with :class:`httpx.AsyncClient`.
 """
@@ -17,17 +17,17 @@ import anyio.to_thread
 import httpx
 
 from pasarela.config import Config, load_config
-from pasarela.flows import Steps, adrive, drive
-from pasarela.jobs import expire_due, resolve_due
+from pasarela.engine.flows import Steps, adrive, drive
+from pasarela.engine.jobs import expire_due, resolve_due
+from pasarela.engine.outbox import dispatch_outbox
+from pasarela.engine.service import Option, Service
+from pasarela.engine.webhooks import Incoming, handle_webhook, handle_webhooks
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
-from pasarela.outbox import dispatch_outbox
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
 from pasarela.provider import Provider, WebhookReply
 from pasarela.routing import Router, StoreHealth
-from pasarela.service import Option, Service
 from pasarela.store import Store
-from pasarela.webhooks import Incoming, handle_webhook, handle_webhooks
 
 
 __all__ = ["AsyncPasarela", "Pasarela"]

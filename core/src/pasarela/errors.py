@@ -165,6 +165,9 @@ class PasarelaError(Exception):
         provider_code: the provider's raw error code.
         provider_message: the provider's raw message (merchant-facing, never shown to
             customers).
+        http_status: the HTTP status of the provider's answer, where there was one.
+        payment_id: our id of the payment the error concerns, where there is one
+            (the core sets it when an operation on a stored payment fails).
     """
 
     default_code: ClassVar[ErrorCode] = ErrorCode.PROVIDER_ERROR
@@ -180,6 +183,7 @@ class PasarelaError(Exception):
         provider_code: str | None = None,
         provider_message: str | None = None,
         http_status: int | None = None,
+        payment_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -189,6 +193,7 @@ class PasarelaError(Exception):
         self.provider_code = provider_code
         self.provider_message = provider_message
         self.http_status = http_status
+        self.payment_id = payment_id
 
     def customer_message(self, language: str = "es") -> str:
         """A message safe to show the paying customer, in ``es`` or ``en``."""
@@ -204,6 +209,7 @@ class PasarelaError(Exception):
             "provider": self.provider,
             "provider_code": self.provider_code,
             "provider_message": self.provider_message,
+            "payment_id": self.payment_id,
         }
 
     def __str__(self) -> str:
@@ -274,10 +280,9 @@ class IllegalTransitionError(PasarelaError):
     default_code = ErrorCode.ILLEGAL_TRANSITION
 
     def __init__(self, message: str, *, source: str, target: str, payment_id: str | None = None):
-        super().__init__(message)
+        super().__init__(message, payment_id=payment_id)
         self.source = source
         self.target = target
-        self.payment_id = payment_id
 
 
 class ConcurrencyConflictError(PasarelaError):

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import pluggy
 
 from pasarela import hookspecs
-from pasarela._log import get_logger
 from pasarela.errors import (
     DuplicateProviderError,
     PasarelaError,
@@ -44,6 +43,7 @@ from pasarela.errors import (
     PluginLoadError,
     ProviderNotFoundError,
 )
+from pasarela.logs import get_logger
 from pasarela.model import Method
 from pasarela.provider import Provider
 

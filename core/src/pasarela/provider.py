@@ -8,19 +8,38 @@ functions. Adapters hold no clients and do no I/O; the core drives the flows,
 records each exchange (redacted), applies timeouts and retries, and maps transport
 failures. Webhook verification is a pure function of the raw bytes with the clock
 passed in.
+
+What the contract promises an adapter, besides the signatures below:
+
+- ``Provider[S]`` is generic over its settings class: the core builds the adapter with
+  an instance of :attr:`Provider.settings_class` (checked once, here), so
+  ``self.settings`` is typed as the adapter's own settings.
+- :meth:`Provider.parse_webhook` receives the headers as :class:`WebhookHeaders`: names
+  lower-cased, looked up case-insensitively (``headers["Stripe-Signature"]`` and
+  ``headers["stripe-signature"]`` are the same), whatever the server or framework
+  passed.
+- :meth:`Provider.settlements` is given ``references=`` (a page of our provider
+  references created in the window) when the adapter sets
+  :attr:`Provider.settlements_by_reference`: a provider with no settlement listing that
+  can only be asked about given codes (PagoEfectivo).
+- :meth:`Provider.ineligibility` answers an :class:`Ineligibility`: a reason with a
+  normalized :class:`~pasarela.errors.ErrorCode`, which the core raises as the
+  ``UnsupportedError`` code when no provider can take an order.
+- A ``Retry-After`` header is read with :func:`pasarela.retry.parse_retry_after`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic
 
 import attrs
 import httpx
+from typing_extensions import TypeVar
 
-from pasarela.errors import ErrorCode, UnsupportedError
+from pasarela.errors import ConfigurationError, ErrorCode, UnsupportedError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, NextAction, Order, Payment, RefundStatus
 from pasarela.money import Money
@@ -29,6 +48,7 @@ from pasarela.money import Money
 __all__ = [
     "CreateRequest",
     "Flow",
+    "Ineligibility",
     "Operation",
     "Provider",
     "ProviderPayment",
@@ -36,10 +56,53 @@ __all__ = [
     "ProviderSettings",
     "SettlementLine",
     "WebhookEvent",
+    "WebhookHeaders",
     "WebhookReply",
 ]
 
 T = TypeVar("T")
+
+@attrs.frozen
+class Ineligibility:
+    """Why a provider cannot take an order: a normalized code and words for people.
+
+    ``str()`` gives the words (``"does not accept USD"``), as routing explanations show.
+    """
+
+    code: ErrorCode
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WebhookHeaders(Mapping[str, str]):
+    """A delivery's headers: names lower-cased, looked up without regard to case."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self._items: dict[str, str] = {str(k).lower(): v for k, v in pairs}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def get(self, name: str, default: Any = None) -> Any:  # faster than Mapping.get
+        return self._items.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"WebhookHeaders({sorted(self._items)!r})"
+
 
 #: A flow yields requests and receives responses; its return value is the result.
 Flow = Generator[httpx.Request, httpx.Response, T]
@@ -184,8 +247,12 @@ class SettlementLine:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
 
-class Provider:
-    """Base class of every provider adapter.
+#: The adapter's settings class; a bare ``Provider`` means any settings.
+SettingsT = TypeVar("SettingsT", bound=ProviderSettings, default=ProviderSettings)
+
+
+class Provider(Generic[SettingsT]):
+    """Base class of every provider adapter, generic over its settings class.
 
     Subclasses declare the class variables and implement the operations they list
     in ``operations``. The core builds a fresh flow for every attempt of a retried
@@ -209,6 +276,9 @@ class Provider:
     #: The most payments one :meth:`get_many` flow is given (the core splits more).
     get_many_limit: ClassVar[int] = 100
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: True when :meth:`settlements` takes ``references=``: the provider lists no
+    #: settlements and is asked about given references instead.
+    settlements_by_reference: ClassVar[bool] = False
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {}
     #: Header names whose values are secrets (scrubbed from recorded exchanges).
     secret_headers: ClassVar[frozenset[str]] = frozenset(
@@ -225,9 +295,14 @@ class Provider:
     sandbox_factory: ClassVar[str | None] = None
 
     def __init__(
-        self, settings: ProviderSettings, *, clock: Callable[[], datetime] | None = None
+        self, settings: SettingsT, *, clock: Callable[[], datetime] | None = None
     ) -> None:
-        self.settings = settings
+        if not isinstance(settings, self.settings_class):
+            raise ConfigurationError(
+                f"providers.{self.name}: settings must be {self.settings_class.__name__}, "
+                f"not {type(settings).__name__}"
+            )
+        self.settings: SettingsT = settings
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
 
     # --- capabilities -----------------------------------------------------------
@@ -244,21 +319,28 @@ class Provider:
             high = self.settings.max_amount.minor
         return low, high
 
-    def ineligibility(self, order: Order, method: Method) -> str | None:
-        """Why this provider cannot take *order* by *method*, or None if it can."""
+    def ineligibility(self, order: Order, method: Method) -> Ineligibility | None:
+        """Why this provider cannot take *order* by *method*, or None if it can.
+
+        Adapters that override it call ``super()`` first and answer their own reasons
+        with a code (``ErrorCode.UNSUPPORTED_METHOD`` for a rule of their own).
+        """
         if not self.settings.enabled:
-            return "disabled in configuration"
+            return Ineligibility(ErrorCode.UNSUPPORTED_METHOD, "disabled in configuration")
         if method not in self.methods:
-            return f"does not offer {method.value}"
+            return Ineligibility(ErrorCode.UNSUPPORTED_METHOD, f"does not offer {method.value}")
         if order.country not in self.countries:
-            return f"does not serve {order.country}"
+            return Ineligibility(ErrorCode.UNSUPPORTED_METHOD, f"does not serve {order.country}")
         if order.amount.currency not in self.currencies:
-            return f"does not accept {order.amount.currency}"
+            return Ineligibility(ErrorCode.UNSUPPORTED_CURRENCY,
+                                 f"does not accept {order.amount.currency}")
         low, high = self.amount_limits(order.amount.currency)
         if low is not None and order.amount.minor < low:
-            return f"amount below minimum {Money(low, order.amount.currency)}"
+            return Ineligibility(ErrorCode.AMOUNT_OUT_OF_RANGE,
+                                 f"amount below minimum {Money(low, order.amount.currency)}")
         if high is not None and order.amount.minor > high:
-            return f"amount above maximum {Money(high, order.amount.currency)}"
+            return Ineligibility(ErrorCode.AMOUNT_OUT_OF_RANGE,
+                                 f"amount above maximum {Money(high, order.amount.currency)}")
         return None
 
     def expiry(self) -> timedelta | None:
@@ -275,13 +357,13 @@ class Provider:
         """
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
-        raise self._unsupported(Operation.CREATE)
+        raise self.unsupported(Operation.CREATE)
 
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
-        raise self._unsupported(Operation.CONFIRM)
+        raise self.unsupported(Operation.CONFIRM)
 
     def get(self, payment: Payment) -> Flow[ProviderPayment]:
-        raise self._unsupported(Operation.GET)
+        raise self.unsupported(Operation.GET)
 
     def get_many(self, payments: Sequence[Payment]) -> Flow[dict[str, ProviderPayment]]:
         """The status of many payments at once (``Operation.GET_MANY``, optional).
@@ -292,29 +374,37 @@ class Provider:
         it treats a payment it could not ask about); an error raised means nothing
         was learned, and the core falls back to :meth:`get` per payment.
         """
-        raise self._unsupported(Operation.GET_MANY)
+        raise self.unsupported(Operation.GET_MANY)
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
-        raise self._unsupported(Operation.CANCEL)
+        raise self.unsupported(Operation.CANCEL)
 
     def refund(
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str
     ) -> Flow[ProviderRefund]:
-        raise self._unsupported(Operation.REFUND)
+        raise self.unsupported(Operation.REFUND)
 
     def settlements(
-        self, since: datetime, until: datetime
+        self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
     ) -> Flow[Iterable[SettlementLine]]:
-        raise self._unsupported(Operation.SETTLEMENTS)
+        """The provider's settlement lines for ``[since, until)``.
+
+        *references* is given only to a provider that sets
+        :attr:`settlements_by_reference` (a page of our provider references created in
+        the window); others list what the provider reports and ignore it.
+        """
+        raise self.unsupported(Operation.SETTLEMENTS)
 
     # --- webhooks (pure) ----------------------------------------------------------
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
         """Verify the raw bytes and parse them. Raises ``SignatureInvalidError``
-        for forged or stale deliveries and ``WebhookError`` for malformed ones."""
-        raise self._unsupported(Operation.WEBHOOK)
+        for forged or stale deliveries and ``WebhookError`` for malformed ones.
+
+        *headers* has lower-cased names and case-insensitive lookups."""
+        raise self.unsupported(Operation.WEBHOOK)
 
     def webhook_reply(self, error: Exception | None = None) -> WebhookReply:
         """What to answer the provider: 200 on success, 4xx on a rejection."""
@@ -322,7 +412,8 @@ class Provider:
             return WebhookReply(200, b'{"received":true}')
         return WebhookReply(400, b'{"received":false}')
 
-    def _unsupported(self, operation: Operation) -> UnsupportedError:
+    def unsupported(self, operation: Operation) -> UnsupportedError:
+        """The error for an operation this provider does not offer (raise it)."""
         return UnsupportedError(
             f"{self.name} does not support {operation.value}",
             code=ErrorCode.UNSUPPORTED_OPERATION,

@@ -97,6 +97,8 @@ def _done(value: T) -> Flow[T]:
 
 
 class _TokenCache:
+    settlements_by_reference = True
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._token: api.Token | None = None
@@ -330,7 +332,7 @@ class PagoEfectivoProvider(Provider):
     # --- settlements --------------------------------------------------------------------
 
     def settlements(
-        self, since: datetime, until: datetime, *, references: Iterable[str] = ()
+        self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
     ) -> Flow[Iterable[SettlementLine]]:
         """Paid CIPs among *references*, paid in ``[since, until)``, searched in batches.
 

@@ -235,7 +235,9 @@ class Router:
         providers = self.providers
         for name in names:
             provider = providers.get(name)
-            why = "not configured" if provider is None else provider.ineligibility(order, method)
+            unfit = None if provider is None else provider.ineligibility(order, method)
+            why = ("not configured" if provider is None
+                   else None if unfit is None else unfit.message)
             if why is None and blocked is not None:
                 why = blocked(name, method, now)
                 if why is not None:

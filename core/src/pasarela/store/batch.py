@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from ulid import ULID
 
 from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
-from pasarela.flows import Exchange
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import NextAction, Payment, Refund, next_action_from_dict
 from pasarela.money import Money

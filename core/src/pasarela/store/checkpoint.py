@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pasarela._log import get_logger
+from pasarela.logs import get_logger
 
 
 __all__ = ["Checkpointer"]

@@ -34,7 +34,7 @@ from pasarela.errors import (
     NotFoundError,
     ValidationError,
 )
-from pasarela.flows import Exchange
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import (
     Payment,

@@ -12,7 +12,7 @@ import attrs
 import sqlalchemy as sa
 
 from pasarela.errors import ValidationError
-from pasarela.flows import Exchange
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import NextAction, Order, Payment, Transition, next_action_from_dict
 from pasarela.money import Money

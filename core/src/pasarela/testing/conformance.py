@@ -36,13 +36,13 @@ import httpx
 import pytest
 from ulid import ULID
 
+from pasarela.engine.flows import drive, run_flow
 from pasarela.errors import SignatureInvalidError, UnsupportedError, WebhookError
-from pasarela.flows import drive, run_flow
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment
 from pasarela.money import Money, currency_exponent
 from pasarela.plugins import ENTRY_POINT_GROUP, get_plugin_manager
-from pasarela.provider import CreateRequest, Operation, Provider, ProviderSettings
+from pasarela.provider import CreateRequest, Operation, Provider, ProviderSettings, WebhookHeaders
 
 
 __all__ = ["ProviderConformance"]
@@ -208,7 +208,9 @@ class ProviderConformance:
     ) -> None:
         if Operation.WEBHOOK not in provider.operations:
             pytest.skip("the provider declares no webhooks")
-        headers, body, now = signed_webhook
+        raw_headers, body, now = signed_webhook
+        # Headers reach adapters as the core passes them: case-insensitive, lower-cased.
+        headers = WebhookHeaders({k.upper(): v for k, v in raw_headers.items()})
         events = provider.parse_webhook(headers, body, now=now)
         assert events
         assert all(e.event_id for e in events)
@@ -229,7 +231,7 @@ class ProviderConformance:
             Operation.REFUND: lambda: provider.refund(None, None, refund_id="r",  # type: ignore[arg-type]
                                                       reason=""),
             Operation.SETTLEMENTS: lambda: provider.settlements(now, now),
-            Operation.WEBHOOK: lambda: provider.parse_webhook({}, b"", now=now),
+            Operation.WEBHOOK: lambda: provider.parse_webhook(WebhookHeaders(), b"", now=now),
         }
         for operation, call in calls.items():
             if operation not in provider.operations:

@@ -2,7 +2,7 @@
 
 Django is optional: it is imported when :func:`webhook_view` is called, not when
 this module is. The view does what the ASGI app's webhook route does (see
-:mod:`pasarela.asgi`): it refuses a provider that is not installed (404), a content
+:mod:`pasarela.web.app`): it refuses a provider that is not installed (404), a content
 type the provider does not send (415) and a body over ``max_body`` bytes (413),
 passes the raw ``request.body`` and the headers to ``handle_webhook``, and returns
 its reply. A failure to reach the provider or a busy store answers 503, so the
@@ -12,7 +12,7 @@ deliveries instead)::
     # urls.py
     from django.urls import path
     from pasarela import Pasarela
-    from pasarela.django import webhook_view
+    from pasarela.web.django import webhook_view
 
     pasarela = Pasarela.from_config("pasarela.toml")
     urlpatterns = [
@@ -30,8 +30,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pasarela._log import get_logger
 from pasarela.api import Pasarela
+from pasarela.logs import get_logger
 from pasarela.provider import Operation
 
 
@@ -54,11 +54,11 @@ def webhook_view(
         http = importlib.import_module("django.http")
         csrf = importlib.import_module("django.views.decorators.csrf")
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("pasarela.django needs Django: pip install django") from exc
+        raise ImportError("pasarela.web.django needs Django: pip install django") from exc
     HttpResponse = http.HttpResponse
 
     # The ASGI module holds the shared rules (content types, retryable errors).
-    from pasarela.asgi import RETRY_LATER, accepted_content_types  # noqa: PLC0415
+    from pasarela.web.app import RETRY_LATER, accepted_content_types  # noqa: PLC0415
 
     def refuse(status: int, message: str, name: str, reason: str) -> Any:
         log.warning("webhook_rejected", provider=name[:64], reason=reason, status=status)

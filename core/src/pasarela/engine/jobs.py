@@ -7,7 +7,7 @@
   in chunks of their ``get_many_limit``, and each chunk is applied in one write batch
   (:meth:`pasarela.store.Store.batch`: one transaction for the chunk).
 - :func:`resolve_due`: unknown and stale pending payments are asked about again on
-  a backoff schedule (:data:`pasarela.service.RESOLVER_SCHEDULE`); time alone never
+  a backoff schedule (:data:`pasarela.retry.RESOLVER`); time alone never
   fails an unknown payment.
 
 Several processes may run them at once: the store claims rows (``FOR UPDATE SKIP
@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pasarela._log import get_logger
+from pasarela.engine.flows import Steps, run_flow
+from pasarela.engine.service import Service
 from pasarela.errors import ConcurrencyConflictError, PasarelaError
-from pasarela.flows import Exchange, Steps, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
+from pasarela.logs import get_logger
 from pasarela.model import Payment
 from pasarela.provider import Operation, Provider, ProviderPayment
-from pasarela.service import RESOLVER_SCHEDULE, Service
+from pasarela.retry import RESOLVER
 from pasarela.store.batch import WriteBatch
 
 
@@ -171,7 +173,7 @@ def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
             current = service.store.get_payment(payment.id)
         if current.status in (Status.UNKNOWN, Status.PENDING, Status.PROCESSING, Status.CREATED):
             tries = current.check_attempts + 1
-            wait = RESOLVER_SCHEDULE[min(tries, len(RESOLVER_SCHEDULE) - 1)]
+            wait = RESOLVER.delay(tries + 1)
             service.store.update_payment(payment.id, expected_version=current.version,
                                          next_check_at=now + wait, check_attempts=tries)
         else:

@@ -1,4 +1,4 @@
-"""The operator dashboard at ``/admin`` (mounted by :func:`pasarela.pages.routes`).
+"""The operator dashboard at ``/admin`` (mounted by :func:`pasarela.web.pay_page.routes`).
 
 Off unless an admin token is configured. The token is the credential: send it as
 ``Authorization: Bearer TOKEN``, or sign in once with the form at ``/admin/login``,
@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pasarela._log import get_logger
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
-from pasarela.pages import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
+from pasarela.logs import get_logger
 from pasarela.store.schema import payments, webhook_deliveries
+from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
 
 
 __all__ = ["bar_chart", "line_chart", "routes"]

@@ -353,7 +353,7 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
     if settings.page_secret:
         out += _customer_routes(pasarela, settings, env, now)
     if settings.admin_token:
-        from pasarela import pages_admin  # noqa: PLC0415 - only when the dashboard is on
+        from pasarela.web import admin as pages_admin  # noqa: PLC0415 - only when the dashboard is on
 
         out += pages_admin.routes(pasarela, settings, env, now)
     return out

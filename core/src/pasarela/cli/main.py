@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pasarela.cli.output import configure_logging, fail
 from pasarela.errors import PasarelaError
 
 
 __all__ = ["main"]
 
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(error: PasarelaError) -> None:
-    err_console.print(f"[bold red]error:[/] {error}")
-    for line in getattr(error, "errors", [])[1:]:
-        err_console.print(f"[bold red]error:[/] {line}")
-    sys.exit(1)
 
 
 @click.group()
@@ -35,9 +27,7 @@ def _fail(error: PasarelaError) -> None:
 @click.pass_context
 def main(ctx: click.Context, config_path: str, json_logs: bool) -> None:
     """pasarela: payments in Peru through one API."""
-    from pasarela.logs import configure  # noqa: PLC0415
-
-    configure(json=json_logs)
+    configure_logging(json=json_logs)
     ctx.obj = {"config": config_path}
 
 
@@ -47,7 +37,7 @@ def _open(ctx: click.Context) -> Any:
     try:
         return Pasarela.from_config(ctx.obj["config"])
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command()
@@ -66,7 +56,7 @@ def providers(ctx: click.Context) -> None:
                 manager.load_module(module)
         registry = manager.providers()
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title="Installed providers")
     for column in ("name", "display name", "methods", "currencies", "operations",
                    "distribution", "version"):
@@ -111,9 +101,7 @@ def config_check(ctx: click.Context, file: str | None) -> None:
     except PasarelaError as exc:
         problems.extend(getattr(exc, "errors", None) or [str(exc)])
     if problems:
-        for line in problems:
-            err_console.print(f"[bold red]error:[/] {line}")
-        sys.exit(1)
+        fail(problems[0], problems[1:])
     cfg = load_config(path)
     console.print(f"[green]ok[/] {path}: {len(cfg.providers)} provider(s), "
                   f"{len(cfg.routes)} route(s)")
@@ -134,7 +122,7 @@ def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
         try:
             payment = pasarela.get(payment_id)
         except PasarelaError as exc:
-            _fail(exc)
+            fail(exc)
         exchanges = pasarela.store.exchanges_for(payment_id)
     if as_json:
         click.echo(json.dumps({
@@ -189,7 +177,7 @@ def db_upgrade(ctx: click.Context, url: str | None) -> None:
         store = Store(target, upgrade=True)
         store.close()
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
     console.print("[green]database is at the newest version[/]")
 
 
@@ -208,10 +196,9 @@ def sandbox(name: str, host: str, port: int, options: tuple[str, ...]) -> None:
     try:
         cls = get_plugin_manager().providers().get(name)
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
     if not cls.sandbox_factory:
-        err_console.print(f"[bold red]error:[/] {name} ships no sandbox")
-        sys.exit(1)
+        fail(f"{name} ships no sandbox")
     module_name, _, func = cls.sandbox_factory.partition(":")
     factory = getattr(importlib.import_module(module_name), func)
     kwargs: dict[str, Any] = {}
@@ -229,9 +216,9 @@ def _coerce(value: str) -> Any:
 
 
 def _register_commands() -> None:
-    from pasarela.reconcile_cli import costs, reconcile  # noqa: PLC0415
-    from pasarela.routing_cli import route  # noqa: PLC0415
-    from pasarela.service_cli import serve, worker  # noqa: PLC0415
+    from pasarela.cli.reconcile import costs, reconcile  # noqa: PLC0415
+    from pasarela.cli.routing import route  # noqa: PLC0415
+    from pasarela.cli.serve import serve, worker  # noqa: PLC0415
 
     main.add_command(reconcile)
     main.add_command(costs)

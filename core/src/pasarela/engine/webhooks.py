@@ -23,13 +23,21 @@ from collections.abc import Mapping, Sequence
 import attrs
 from ulid import ULID
 
-from pasarela._log import get_logger
+from pasarela.engine.flows import Steps, run_flow
+from pasarela.engine.service import Service
 from pasarela.errors import NotFoundError, ProviderError, WebhookError
-from pasarela.flows import Exchange, Steps, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
+from pasarela.logs import get_logger
 from pasarela.model import Payment, Refund, RefundStatus
-from pasarela.provider import Operation, Provider, ProviderPayment, WebhookEvent, WebhookReply
-from pasarela.service import Service
+from pasarela.provider import (
+    Operation,
+    Provider,
+    ProviderPayment,
+    WebhookEvent,
+    WebhookHeaders,
+    WebhookReply,
+)
 from pasarela.store import Delivery, Store
 from pasarela.store.batch import WriteBatch
 
@@ -58,9 +66,8 @@ def handle_webhook(
 def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
            body: bytes) -> list[WebhookEvent] | WebhookError:
     """The delivery's events, or why it is refused (the adapter's pure check)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        return adapter.parse_webhook(lowered, body, now=service.clock())
+        return adapter.parse_webhook(WebhookHeaders(headers), body, now=service.clock())
     except WebhookError as exc:
         return exc
 

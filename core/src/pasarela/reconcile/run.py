@@ -1,7 +1,7 @@
 """Reconciliation: does what a provider says it collected match our books?
 
 :func:`reconcile` streams settlement lines (:class:`~pasarela.provider.SettlementLine`,
-from a provider's API or :mod:`pasarela.reconcile_csv`) against the payments table,
+from a provider's API or :mod:`pasarela.reconcile.csv_import`) against the payments table,
 in chunks: neither the lines nor the payments are ever all in memory. Each chunk's
 lines are matched to payments by provider reference, then by order reference, then
 by amount and date (the payment of that provider and amount created closest before
@@ -46,13 +46,13 @@ import sqlalchemy as sa
 
 from pasarela.fees import FeeSchedule
 from pasarela.provider import SettlementLine
-from pasarela.reconcile_match import AMOUNT_DATE_WINDOW, CHUNK_SIZE, _chunks, _Run
-from pasarela.reconcile_types import Category, Difference, Summary, line_status
+from pasarela.reconcile.matching import AMOUNT_DATE_WINDOW, CHUNK_SIZE, _chunks, _Run
+from pasarela.reconcile.vocabulary import Category, Difference, Summary, line_status
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
 
 
 if TYPE_CHECKING:
-    from pasarela.service import Service
+    from pasarela.engine.service import Service
     from pasarela.store import Store
 
 

@@ -2,7 +2,7 @@
 
 :class:`Service` holds the logic of ``pay``, ``confirm``, ``sync``, ``cancel``,
 ``refund`` and the application of a provider's report. Each operation that talks
-to a provider is a generator of :mod:`pasarela.flows` steps, driven by the sync
+to a provider is a generator of :mod:`pasarela.engine.flows` steps, driven by the sync
 API with ``httpx.Client`` and by the async API with ``httpx.AsyncClient``: one
 implementation, two drivers. Store calls happen between steps, each its own short
 transaction; none is held across network I/O.
@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import attrs
 from ulid import ULID
 
-from pasarela._log import get_logger
+from pasarela.engine.flows import Steps, run_flow
 from pasarela.errors import (
     AuthenticationError,
     ConcurrencyConflictError,
@@ -35,11 +35,13 @@ from pasarela.errors import (
     UnsupportedError,
     ValidationError,
 )
-from pasarela.flows import Exchange, Steps, run_flow
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status, plan
+from pasarela.logs import get_logger
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus, as_method
 from pasarela.money import Money
 from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
+from pasarela.retry import RESOLVER
 from pasarela.routing import Decision, Router
 from pasarela.store import Delivery, Store
 from pasarela.store.batch import WriteBatch
@@ -48,17 +50,6 @@ from pasarela.store.batch import WriteBatch
 __all__ = ["Option", "Service"]
 
 log = get_logger("pasarela")
-
-#: How long the resolver waits before asking again about an unknown or stale
-#: payment, by attempt (the last value repeats): Kill Bill's Janitor is the model.
-RESOLVER_SCHEDULE: tuple[timedelta, ...] = (
-    timedelta(seconds=30),
-    timedelta(minutes=2),
-    timedelta(minutes=10),
-    timedelta(hours=1),
-    timedelta(hours=6),
-)
-
 
 @attrs.frozen(kw_only=True)
 class Option:
@@ -179,9 +170,9 @@ class Service:
             replayed = self._replay(idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-            why = next(iter(decision.skipped.values()), "")
             raise UnsupportedError(f"no provider can take {how.value} for this order: "
-                                   f"{decision.reason}", code=_unsupported_code(why),
+                                   f"{decision.reason}",
+                                   code=self._unsupported_code(decision, order, how),
                                    provider=provider)
         candidates = list(decision.candidates)
         now = self.clock()
@@ -262,6 +253,15 @@ class Service:
                                        ok=result.status is not Status.UNKNOWN)
             return result
 
+    def _unsupported_code(self, decision: Decision, order: Order, method: Method) -> ErrorCode:
+        """The code of the first skipped candidate's reason (a method by default)."""
+        for name in decision.skipped:
+            adapter = self.providers.get(name)
+            unfit = None if adapter is None else adapter.ineligibility(order, method)
+            if unfit is not None:
+                return unfit.code
+        return ErrorCode.UNSUPPORTED_METHOD
+
     def _replay(self, idempotency_key: str, fingerprint: str) -> Payment | None:
         """The payment an earlier call with this key made, if any (checked for the
         same parameters), so a replay never fails where the first call succeeded."""
@@ -317,13 +317,13 @@ class Service:
             return self._move(payment, Status.UNKNOWN, Cause.API, reason=str(exc),
                               exchanges=exchanges, provider_confirmed=False, changes={
                                   "error_code": str(exc.code), "error_message": exc.message,
-                                  "next_check_at": self.clock() + RESOLVER_SCHEDULE[0],
+                                  "next_check_at": self.clock() + RESOLVER.delay(1),
                               })
         except DeclinedError as exc:
             if operation is Operation.CONFIRM and exc.code is ErrorCode.INVALID_CODE:
                 # A mistyped or expired approval code: the customer may try again.
                 self.store.record_exchanges(exchanges)
-                exc.payment_id = payment.id  # type: ignore[attr-defined]
+                exc.payment_id = payment.id
                 raise
             changes: dict[str, Any] = {"error_code": str(exc.code), "error_message": exc.message}
             if exc.provider_reference and not payment.provider_reference:
@@ -340,7 +340,7 @@ class Service:
                            })
             else:
                 self.store.record_exchanges(exchanges)
-            exc.payment_id = payment.id  # type: ignore[attr-defined]
+            exc.payment_id = payment.id
             raise
         return self._apply_report(payment, reported, Cause.API, exchanges=exchanges)
 
@@ -368,7 +368,7 @@ class Service:
             changes["error_code"] = reported.failure_code
             changes["error_message"] = reported.failure_message
         if reported.status in (Status.PENDING, Status.PROCESSING, Status.UNKNOWN):
-            changes["next_check_at"] = self.clock() + RESOLVER_SCHEDULE[-1]
+            changes["next_check_at"] = self.clock() + RESOLVER.delay(len(RESOLVER.schedule))
         elif reported.status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELED,
                                  Status.EXPIRED):
             changes["next_check_at"] = None
@@ -448,7 +448,7 @@ class Service:
         payment = self.store.get_payment(payment_id)
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.GET):
-            raise adapter._unsupported(Operation.GET)
+            raise adapter.unsupported(Operation.GET)
         exchanges: list[Exchange] = []
         try:
             reported = yield from run_flow(adapter, Operation.GET, lambda: adapter.get(payment),
@@ -469,7 +469,7 @@ class Service:
             )
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.CANCEL):
-            raise adapter._unsupported(Operation.CANCEL)
+            raise adapter.unsupported(Operation.CANCEL)
         exchanges: list[Exchange] = []
         try:
             reported = yield from run_flow(adapter, Operation.CANCEL,
@@ -493,7 +493,7 @@ class Service:
             )
         adapter = self.provider(payment.provider)
         if not adapter.supports(Operation.REFUND):
-            raise adapter._unsupported(Operation.REFUND)
+            raise adapter.unsupported(Operation.REFUND)
         pending = sum(r.amount.minor for r in self.store.refunds_for(payment_id)
                       if r.status is RefundStatus.PENDING)
         want = amount if amount is not None else payment.refundable - Money(pending,
@@ -569,10 +569,3 @@ class Service:
                 payment = self.store.get_payment(payment.id)
         raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again")
 
-
-def _unsupported_code(why: str) -> ErrorCode:
-    if why.startswith("does not accept"):
-        return ErrorCode.UNSUPPORTED_CURRENCY
-    if why.startswith("amount"):
-        return ErrorCode.AMOUNT_OUT_OF_RANGE
-    return ErrorCode.UNSUPPORTED_METHOD

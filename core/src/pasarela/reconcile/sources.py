@@ -14,7 +14,6 @@ provider that lists no settlements gets an ``UnsupportedError`` here (use a CSV 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -22,13 +21,14 @@ from typing import TYPE_CHECKING, Final
 import httpx
 import sqlalchemy as sa
 
-from pasarela.flows import Exchange, drive, run_flow
+from pasarela.engine.flows import drive, run_flow
+from pasarela.exchange import Exchange
 from pasarela.provider import Flow, Operation, SettlementLine
 from pasarela.store.schema import payments
 
 
 if TYPE_CHECKING:
-    from pasarela.service import Service
+    from pasarela.engine.service import Service
 
 
 __all__ = ["LOOKBACK", "provider_lines", "references_in_window"]
@@ -64,8 +64,8 @@ def provider_lines(service: Service, client: httpx.Client, provider: str, since:
     """The settlement lines *provider* reports for ``[since, until)``."""
     adapter = service.provider(provider)
     if not adapter.supports(Operation.SETTLEMENTS):
-        raise adapter._unsupported(Operation.SETTLEMENTS)
-    by_reference = "references" in inspect.signature(adapter.settlements).parameters
+        raise adapter.unsupported(Operation.SETTLEMENTS)
+    by_reference = adapter.settlements_by_reference
     pages: Iterable[list[str] | None] = (
         references_in_window(service, provider, since, until, batch=batch)
         if by_reference else [None])
@@ -76,7 +76,7 @@ def provider_lines(service: Service, client: httpx.Client, provider: str, since:
         def flow(page: list[str] | None = page) -> Flow[Iterable[SettlementLine]]:
             if page is None:
                 return adapter.settlements(since, until)
-            return adapter.settlements(since, until, references=page)  # type: ignore[call-arg]
+            return adapter.settlements(since, until, references=page)
 
         try:
             lines: Iterable[SettlementLine] = drive(

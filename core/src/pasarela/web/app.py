@@ -54,18 +54,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pasarela._log import get_logger
 from pasarela.api import AsyncPasarela, Pasarela
+from pasarela.engine.webhooks import Incoming
 from pasarela.errors import ConcurrencyConflictError, ConfigurationError, ProviderError
 from pasarela.lifecycle import Status
+from pasarela.logs import get_logger
 from pasarela.provider import Operation, Provider, WebhookReply
 from pasarela.store import Store
 from pasarela.store.schema import exchanges, payments, webhook_deliveries
-from pasarela.webhooks import Incoming
 
 
 if TYPE_CHECKING:
-    from pasarela.pages import PageSettings
+    from pasarela.web.pay_page import PageSettings
 
 
 __all__ = [
@@ -163,9 +163,9 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    # --- hook: customer page /pay and dashboard /admin (pasarela.pages, issue #9); off
+    # --- hook: customer page /pay and dashboard /admin (pasarela.web.pay_page, issue #9); off
     # unless a page secret or admin token is given in *pages* or the environment.
-    from pasarela import pages as _pages  # noqa: PLC0415 - keeps Jinja2 lazy
+    from pasarela.web import pay_page as _pages  # noqa: PLC0415 - keeps Jinja2 lazy
 
     routes += _pages.routes(pasarela, pages)
     app = Starlette(routes=routes)

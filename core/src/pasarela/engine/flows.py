@@ -18,10 +18,9 @@ provider declares safe, with the same idempotency key.
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,7 +35,9 @@ from pasarela.errors import (
     RateLimitedError,
     UnknownOutcomeError,
 )
+from pasarela.exchange import Exchange
 from pasarela.provider import Flow, Operation, Provider
+from pasarela.retry import CALL_RETRY
 
 
 __all__ = ["Exchange", "Sleep", "Step", "Steps", "adrive", "drive", "redact_exchange", "run_flow"]
@@ -54,26 +55,6 @@ class Sleep:
 Step = httpx.Request | Sleep
 #: A generator of steps returning T: the shape of every operation.
 Steps = Generator[Step, httpx.Response | None, T]
-
-
-@attrs.frozen(kw_only=True)
-class Exchange:
-    """One HTTP exchange with a provider, redacted, for the evidence trail."""
-
-    provider: str
-    operation: str
-    payment_id: str | None
-    attempt: int
-    method: str
-    url: str
-    request_headers: Mapping[str, str] = attrs.field(repr=False)
-    request_body: str = attrs.field(repr=False)
-    status_code: int | None
-    response_headers: Mapping[str, str] = attrs.field(repr=False)
-    response_body: str = attrs.field(repr=False)
-    error: str | None
-    started_at: datetime
-    duration_ms: float
 
 
 # --- drivers --------------------------------------------------------------------
@@ -206,11 +187,6 @@ def redact_exchange(
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:
-    """Full-jitter exponential backoff, in seconds, for retry *attempt* (1-based)."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311
-
-
 def run_flow(
     provider: Provider,
     operation: Operation,
@@ -241,7 +217,7 @@ def run_flow(
                 raise
             hinted = isinstance(exc, RateLimitedError) and exc.retry_after
             wait = exc.retry_after if hinted else None  # type: ignore[attr-defined]
-            yield Sleep((wait if wait is not None else backoff(attempt)) * sleep_scale)
+            yield Sleep((wait if wait is not None else CALL_RETRY.seconds(attempt)) * sleep_scale)
 
 
 def _one_attempt(

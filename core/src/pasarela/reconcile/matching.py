@@ -34,7 +34,7 @@ from pasarela.fees import FeeSchedule
 from pasarela.lifecycle import Cause, Status
 from pasarela.money import Money
 from pasarela.provider import ProviderPayment, SettlementLine
-from pasarela.reconcile_types import (
+from pasarela.reconcile.vocabulary import (
     _OURS_PAID,
     _OURS_REFUNDED,
     Category,
@@ -47,7 +47,7 @@ from pasarela.store.schema import payments
 
 
 if TYPE_CHECKING:
-    from pasarela.service import Service
+    from pasarela.engine.service import Service
     from pasarela.store import Store
 
 

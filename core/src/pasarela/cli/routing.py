@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -34,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from rich.text import Text
 
+from pasarela.cli.output import fail
 from pasarela.errors import PasarelaError
 from pasarela.model import Method, Order
 from pasarela.money import Money
@@ -57,11 +57,7 @@ def _err() -> Console:
 
 
 def _fail(message: str, details: list[str] | None = None) -> NoReturn:
-    err_console = _err()
-    err_console.print(Text("error: ", style="bold red") + Text(message))
-    for line in details or []:
-        err_console.print(Text("error: ", style="bold red") + Text(line))
-    sys.exit(1)
+    fail(message, details or ())
 
 
 class _RouteGroup(click.Group):

@@ -3,13 +3,13 @@
 Both are plain click commands, added to the ``pasarela`` group by
 :mod:`pasarela.cli`. Each takes ``--config`` itself, and otherwise uses the group's
 ``pasarela --config FILE`` (default ``pasarela.toml``, or ``$PASARELA_CONFIG``).
-``python -m pasarela.service_cli serve|worker`` runs them without the group.
+``python -m pasarela.cli.serve serve|worker`` runs them without the group.
 
-- ``serve`` runs :func:`pasarela.asgi.create_app` over an
+- ``serve`` runs :func:`pasarela.web.app.create_app` over an
   :class:`~pasarela.api.AsyncPasarela` under uvicorn (one process; scale out with
   more processes behind a proxy). SIGTERM and SIGINT stop it gracefully: requests
   in flight finish, then the store is closed.
-- ``worker`` runs :func:`pasarela.worker.run_worker`: expiry sweep, resolver,
+- ``worker`` runs :func:`pasarela.engine.worker.run_worker`: expiry sweep, resolver,
   outbox dispatcher, late-payment policy. With ``[outbox] dispatch = "worker"`` the
   server leaves lifecycle events to it.
 """
@@ -20,10 +20,11 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import click
 
+from pasarela.cli.output import ExitCode, configure_logging, fail
 from pasarela.errors import PasarelaError
 
 
@@ -43,17 +44,8 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
 
 def _configure_logs(ctx: click.Context, level: str) -> None:
     """structlog at *level*, keeping the group's ``--json-logs`` choice."""
-    from pasarela.logs import configure  # noqa: PLC0415
-
     json_logs = bool(ctx.find_root().params.get("json_logs", False))
-    configure(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()])
-
-
-def _fail(error: Exception) -> NoReturn:
-    click.echo(f"error: {error}", err=True)
-    for line in getattr(error, "errors", [])[1:]:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(1)
+    configure_logging(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()])
 
 
 @click.command()
@@ -77,14 +69,14 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max
     try:
         pasarela = AsyncPasarela.from_config(path)
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
     asyncio.run(_serve(pasarela, host=host, port=port, max_body=max_body, log_level=log_level))
 
 
 async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_level: str) -> None:
     import uvicorn  # noqa: PLC0415
 
-    from pasarela.asgi import create_app  # noqa: PLC0415
+    from pasarela.web.app import create_app  # noqa: PLC0415
 
     config = uvicorn.Config(create_app(pasarela, max_body=max_body), host=host, port=port,
                             log_level=log_level, access_log=False, lifespan="off")
@@ -111,25 +103,25 @@ def worker(ctx: click.Context, config_path: str | None, once: bool, interval: fl
            late_payment: str | None, log_level: str) -> None:
     """Run the background jobs: expiry, resolver, outbox dispatch, late refunds."""
     from pasarela.api import Pasarela  # noqa: PLC0415
-    from pasarela.worker import LatePaymentPolicy, run_worker  # noqa: PLC0415
+    from pasarela.engine.worker import LatePaymentPolicy, run_worker  # noqa: PLC0415
 
     _configure_logs(ctx, log_level)
     path = _config_path(ctx, config_path)
     try:
         pasarela = Pasarela.from_config(path)
     except PasarelaError as exc:
-        _fail(exc)
+        fail(exc)
     with pasarela:
         try:
             stats = run_worker(pasarela, once=once, interval=interval,
                                late_payment=cast("LatePaymentPolicy | None", late_payment))
         except PasarelaError as exc:
-            _fail(exc)
+            fail(exc)
     click.echo(f"worker: {stats.ticks} pass(es), {stats.expired} expired, {stats.resolved} "
                f"resolved, {stats.dispatched} events dispatched, {stats.refunded} refunded, "
                f"{stats.errors} error(s)", err=True)
     if once and stats.errors:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group()

@@ -31,22 +31,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from pasarela.cli.output import ExitCode, fail
 from pasarela.errors import PasarelaError
 
 
 __all__ = ["costs", "reconcile"]
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}")
-    sys.exit(2)
+def _usage(message: str) -> NoReturn:
+    fail(message, code=ExitCode.USAGE)
 
 
 def _date(value: str, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{name}: {value!r} is not an ISO 8601 date")
+        _usage(f"{name}: {value!r} is not an ISO 8601 date")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -56,7 +56,7 @@ def _open(ctx: click.Context, stack: ExitStack) -> Any:
     try:
         pasarela = Pasarela.from_config(ctx.find_root().obj["config"])
     except PasarelaError as exc:
-        _fail(str(exc))
+        _usage(str(exc))
     stack.callback(pasarela.close)
     return pasarela
 
@@ -101,18 +101,18 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
               json_out: str | None, fee_tolerance: int, no_heal: bool) -> None:
     """Match a provider's settlement lines against our payments."""
     from pasarela import reconcile as rec  # noqa: PLC0415
-    from pasarela.reconcile_csv import ColumnMap, CsvReport, file_digest, read_csv  # noqa: PLC0415
-    from pasarela.reconcile_sources import provider_lines  # noqa: PLC0415
+    from pasarela.reconcile.csv_import import ColumnMap, CsvReport, file_digest, read_csv  # noqa: PLC0415
+    from pasarela.reconcile.sources import provider_lines  # noqa: PLC0415
 
     start, end = _date(since, "--from"), _date(until, "--to")
     if end <= start:
-        _fail("--to must be after --from")
+        _usage("--to must be after --from")
     report = CsvReport()
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
         service = pasarela.service
         if provider not in pasarela.providers:
-            _fail(f"--provider: {provider!r} is not configured "
+            _usage(f"--provider: {provider!r} is not configured "
                   f"(configured: {', '.join(sorted(pasarela.providers)) or 'none'})")
         try:
             if file is not None:
@@ -121,7 +121,7 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
                 lines: Any = read_csv(file, columns, provider=provider, report=report)
             else:
                 if mapping or maps or csv_options:
-                    _fail("--mapping, --map and --csv-option need --file")
+                    _usage("--mapping, --map and --csv-option need --file")
                 key = rec.run_key(provider, start, end)
                 client = stack.enter_context(httpx.Client())
                 lines = provider_lines(service, client, provider, start, end)
@@ -146,9 +146,9 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
             if json_out:
                 _write_json(json_out, summary, report, rec.differences(service.store, key))
         except PasarelaError as exc:
-            _fail(str(exc))
+            fail(exc)
     if summary.unresolved or report.bad:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 def _count_lines(path: str) -> int:
@@ -224,7 +224,7 @@ def _write_csv(path: str, diffs: Iterable[Any], report: Any) -> None:
 def costs(ctx: click.Context, since: str, until: str, other: str | None,
           json_out: str | None, html_out: str | None) -> None:
     """Effective cost per provider, method and month; expected against actual fees."""
-    from pasarela import reconcile_costs as rc  # noqa: PLC0415
+    from pasarela.reconcile import costs as rc  # noqa: PLC0415
 
     start, end = _date(since, "--from"), _date(until, "--to")
     with ExitStack() as stack:
@@ -232,7 +232,7 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
         rows = rc.costs(pasarela.store, start, end)
         alternative = None
         if other is not None:
-            from pasarela.routing_cli import _router  # noqa: PLC0415
+            from pasarela.cli.routing import _router  # noqa: PLC0415
 
             router = _router(other, stack)
             alternative = rc.what_if(pasarela.store, start, end, router)

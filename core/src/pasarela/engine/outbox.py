@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pasarela._log import get_logger
+from pasarela.engine.service import Service
 from pasarela.events import LifecycleEvent
+from pasarela.logs import get_logger
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins
-from pasarela.service import Service
 from pasarela.store import OutboxEvent
 
 

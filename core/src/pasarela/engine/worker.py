@@ -2,12 +2,12 @@
 
 :func:`run_worker` runs, on every tick, each job until nothing is due:
 
-- the expiry sweep (:func:`pasarela.jobs.expire_due`): pending payments past
+- the expiry sweep (:func:`pasarela.engine.jobs.expire_due`): pending payments past
   ``expires_at`` are checked with the provider where it supports status, then
   expired (``payment.expired`` releases the stock);
-- the resolver (:func:`pasarela.jobs.resolve_due`): unknown and stale pending
+- the resolver (:func:`pasarela.engine.jobs.resolve_due`): unknown and stale pending
   payments are asked about again on their backoff schedule;
-- the outbox dispatcher (:func:`pasarela.outbox.dispatch_outbox`): committed
+- the outbox dispatcher (:func:`pasarela.engine.outbox.dispatch_outbox`): committed
   lifecycle events reach the observer hooks, with retries and backoff per event;
 - the late-payment policy. ``flag`` (the default) does nothing more: the
   ``payment.late_succeeded`` event tells the host, which decides. ``refund``
@@ -23,7 +23,6 @@ the batch in hand (a second SIGINT interrupts at once).
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
@@ -36,12 +35,13 @@ from typing import Any, Final, Literal
 import attrs
 import sqlalchemy as sa
 
-from pasarela._log import get_logger
 from pasarela.api import Pasarela
 from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.lifecycle import Status
+from pasarela.logs import get_logger
 from pasarela.model import RefundStatus
 from pasarela.provider import Operation
+from pasarela.retry import Backoff
 from pasarela.store.engine import WRITE
 from pasarela.store.schema import outbox, payments, refunds
 
@@ -141,8 +141,8 @@ def run_worker(
                 except Exception as exc:
                     job.failures += 1
                     stats.errors += 1
-                    pause = min(max_backoff, min_backoff * 2 ** (job.failures - 1))
-                    pause *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
+                    pause = Backoff(base=min_backoff, cap=max_backoff,
+                                    jitter=0.5).seconds(job.failures)
                     job.resume_at = time.monotonic() + pause
                     log.warning("worker_job_failed", job=job.name, failures=job.failures,
                                 retry_in=round(pause, 2), error=type(exc).__name__,

@@ -1,0 +1,6 @@
+"""What pasarela serves over HTTP: the webhook server (:mod:`~pasarela.web.app`), the
+customer payment page (:mod:`~pasarela.web.pay_page`), the operator console
+(:mod:`~pasarela.web.admin`) and the Django integration (:mod:`~pasarela.web.django`).
+
+Nothing in the library imports this package; only the entry points and host apps do.
+"""
