@@ -339,7 +339,7 @@ class PagoEfectivoProvider(Provider):
         PagoEfectivo publishes no settlement file and its search takes CIP numbers
         only, so the caller names the CIPs to check (its pending and paid payments).
         """
-        cips = sorted({str(r) for r in references if r})
+        cips = sorted({str(r) for r in references or () if r})
         if not cips:
             raise UnsupportedError(
                 "PagoEfectivo has no settlement listing; pass references= (CIP numbers)",
