@@ -24,6 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# ruff on the whole repository; mypy strict on the core and the adapters ([tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check core adapters tests bench demo
 	$(BIN)/mypy

@@ -30,7 +30,7 @@ def bench_create(n: int = 200) -> bool:
     with serve("fake_server.py") as url, tempfile.TemporaryDirectory() as tmp:
         config = {"store": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"},
                   "providers": {"fake": {"base_url": url}},
-                  "outbox": {"dispatch": "worker"}}
+                  "events": {"dispatch": "worker"}}
         headers = {"Authorization": "Bearer fake_sk_test_123"}
         with Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False) as pasarela, \
                 httpx.Client() as client:
@@ -87,7 +87,7 @@ def bench_create_pagoefectivo(n: int = 150, latency: float = 0.0) -> bool:
             tempfile.TemporaryDirectory() as tmp:
         config = {"store": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"},
                   "providers": {"pagoefectivo": {"base_url": url, **settings}},
-                  "outbox": {"dispatch": "worker"}}
+                  "events": {"dispatch": "worker"}}
         with Pasarela(config) as pasarela, httpx.Client() as client:
             from datetime import UTC, datetime, timedelta
 

@@ -73,7 +73,7 @@ def sweep(count: int) -> float:
         Store(url).close()
         seed(url, gateway, count, now)
         config = {"store": {"url": url}, "providers": {"fake": {}},
-                  "outbox": {"dispatch": "worker"}}
+                  "events": {"dispatch": "worker"}}
         with Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False,
                       transport=gateway.transport()) as pasarela:
             start = time.perf_counter()

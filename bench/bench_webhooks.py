@@ -348,7 +348,7 @@ def run_core_alone(tmp: Path, bodies: list[str], truth: dict[str, str], *,
     url = f"sqlite:///{tmp / f'core-alone-{batch}.db'}"
     seed_payments(url, truth)
     config = {"store": {"url": url}, "providers": {"fake": {"max_retries": 0}},
-              "outbox": {"dispatch": "worker"}}
+              "events": {"dispatch": "worker"}}
     deliveries = []
     for text in bodies:
         body = text.encode()

@@ -46,7 +46,7 @@ from pasarela import Customer, Money, Order, Pasarela, Status, hookimpl
 from pasarela.cli.main import print_payment
 from pasarela.cli.output import configure_logging as configure
 from pasarela.events import LifecycleEvent
-from pasarela.model import ScanQr, ShowCashCode
+from pasarela.next_action import ScanQr, ShowCashCode
 from pasarela.testing.helpers import serve_app
 from pasarela.web.app import create_app as webhook_server
 from pasarela.web.pay_page import PageSettings, pay_link
@@ -134,7 +134,7 @@ def main() -> int:
     with Pasarela(config, plugins=[Stock()], clock=clock) as pasarela, \
             serve_app(webhook_server(pasarela, pages=PageSettings(page_secret=PAGE_SECRET)),
                       port=ports["pasarela"]) as server_url, \
-            serve_app(pagoefectivo_sandbox(notification_url=f"{hooks}/pagoefectivo"),
+            serve_app(pagoefectivo_sandbox(webhook_url=f"{hooks}/pagoefectivo"),
                       port=ports["pagoefectivo"]) as pe_url, \
             serve_app(yape_sandbox(webhook_url=f"{hooks}/yape", public_key=CULQI_PUBLIC,
                                    secret_key=CULQI_SECRET), port=ports["yape"]) as yape_url, \
@@ -215,7 +215,7 @@ def main() -> int:
         console.rule("[bold]5. Marco pays with Yape, and the answer is lost")
         marco = customer("Marco", "Rojas", "marco@example.pe", "+51 900 000 001", "43456789")
         control.post(f"{yape_url}/_control/faults", json={
-            "route": "POST /v2/charges", "kind": "hang_after", "count": 1}).raise_for_status()
+            "operation": "POST /v2/charges", "kind": "hang_after", "times": 1}).raise_for_status()
         lost = pasarela.pay(Order(reference="pedido-1047", amount=Money.of("42.00", "PEN"),
                                   description="Audífonos de cable", customer=marco),
                             method="wallet", idempotency_key="pedido-1047",

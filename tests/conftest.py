@@ -118,9 +118,12 @@ def store(store_factory: Callable[..., Store]) -> Store:
 
 
 @pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """The CLI configures structlog globally; give every test the defaults back."""
-    import structlog
+def _reset_pasarela_logging() -> Iterator[None]:
+    """The CLI configures the ``pasarela`` logger; give every test the defaults back."""
+    import logging
 
+    logger = logging.getLogger("pasarela")
+    handlers, level = list(logger.handlers), logger.level
     yield
-    structlog.reset_defaults()
+    logger.handlers[:] = handlers
+    logger.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import anyio
@@ -11,8 +12,10 @@ import pytest
 from pasarela import hookimpl
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.errors import (
+    AuthenticationError,
     IdempotencyConflictError,
     IllegalTransitionError,
+    PaymentInProgressError,
     ProviderNotFoundError,
     ProviderUnavailableError,
     ProviderValidationError,
@@ -21,8 +24,9 @@ from pasarela.errors import (
     ValidationError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import Customer, Order, ShowCashCode
+from pasarela.model import Customer, Order
 from pasarela.money import Money
+from pasarela.next_action import ShowCashCode
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
 from pasarela.testing.helpers import EventRecorder as Observer
@@ -258,12 +262,20 @@ class TestIdempotency:
         ids: list[str] = []
         errors: list[BaseException] = []
 
+        in_progress: list[PaymentInProgressError] = []
+
         def worker() -> None:
             barrier.wait()
-            try:
-                ids.append(pasarela.pay(order(), method="cash", idempotency_key="same").id)
-            except BaseException as exc:
-                errors.append(exc)
+            for _ in range(200):  # an in-progress answer says to ask again shortly
+                try:
+                    ids.append(pasarela.pay(order(), method="cash", idempotency_key="same").id)
+                    return
+                except PaymentInProgressError as exc:
+                    in_progress.append(exc)
+                    time.sleep(0.01)
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
 
         threads = [threading.Thread(target=worker) for _ in range(50)]
         for t in threads:
@@ -271,9 +283,96 @@ class TestIdempotency:
         for t in threads:
             t.join()
         assert errors == []
+        assert len(ids) == 50
         assert len(set(ids)) == 1
+        # Every duplicate that came while the first create was in flight was told so,
+        # about that same payment, and that it may ask again.
+        assert {e.payment_id for e in in_progress} <= set(ids)
+        assert all(e.retryable and e.retry_after > 0 for e in in_progress)
         assert [c for c in gateway.calls if c == ("POST", "/v1/payments")] == [
             ("POST", "/v1/payments")]
+
+
+class TestKeysFreedWhenNothingWasCreated:
+    """Stripe's rule: a result is kept only when the provider began executing."""
+
+    def test_a_wrong_api_key_leaves_the_key_free_for_the_fixed_retry(self, make, gateway):
+        wrong = make(providers={"fake": {"max_retries": 0, "api_key": "fake_sk_wrong"}})
+        with pytest.raises(AuthenticationError) as refused:
+            wrong.pay(order(), method="cash", idempotency_key="pedido-1042")
+        failed = wrong.get(refused.value.payment_id)
+        assert failed.status is Status.FAILED
+        assert failed.idempotency_key != "pedido-1042"
+        assert "idempotency key 'pedido-1042' released" in failed.history[-1].reason
+        fixed = make()
+        payment = fixed.pay(order(), method="cash", idempotency_key="pedido-1042")
+        assert payment.id != failed.id
+        assert payment.status is Status.PENDING
+        # and from now on the key is this payment's
+        assert fixed.pay(order(), method="cash", idempotency_key="pedido-1042").id == payment.id
+
+    def test_a_provider_field_refusal_leaves_the_key_free(self, make, gateway, monkeypatch):
+        from pasarela.testing.fake import FakeProvider
+
+        pasarela = make()
+
+        def refuse(self, request):
+            raise ProviderValidationError("fake: refused the description",
+                                          fields={"description": "too long"},
+                                          provider="fake")
+            yield  # a flow
+
+        monkeypatch.setattr(FakeProvider, "create", refuse)
+        with pytest.raises(ProviderValidationError):
+            pasarela.pay(order(), method="cash", idempotency_key="k-refused")
+        monkeypatch.undo()
+        assert pasarela.pay(order(), method="cash",
+                            idempotency_key="k-refused").status is Status.PENDING
+
+    def test_a_decline_keeps_the_key(self, pasarela, gateway):
+        first = pasarela.pay(order(), method="card", idempotency_key="k-dec",
+                             scenario="decline")
+        assert first.status is Status.FAILED
+        assert first.idempotency_key == "k-dec"
+        again = pasarela.pay(order(), method="card", idempotency_key="k-dec",
+                             scenario="decline")
+        assert again.id == first.id
+
+    def test_concurrent_retries_after_a_freed_key_make_one_payment(self, make, gateway):
+        """Some callers use a wrong API key, the others the right one, all with one
+        key: one payment is created at the provider, and every right caller ends with
+        it; the refused creates created nothing and left failed rows. (Four wrong
+        callers: a fifth would open the wrong configuration's circuit breaker.)"""
+        wrong = make(providers={"fake": {"max_retries": 0, "api_key": "fake_sk_wrong"}})
+        right = make()
+        barrier = threading.Barrier(12)
+        got: list[str] = []
+        problems: list[BaseException] = []
+
+        def worker(p) -> None:
+            barrier.wait()
+            for _ in range(300):
+                try:
+                    got.append(p.pay(order(), method="cash", idempotency_key="shared").id)
+                    return
+                except PaymentInProgressError:
+                    time.sleep(0.01)
+                except AuthenticationError:
+                    return  # the wrong key: refused before the provider executed
+                except BaseException as exc:
+                    problems.append(exc)
+                    return
+
+        threads = [threading.Thread(target=worker, args=(wrong if i % 3 == 0 else right,))
+                   for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert problems == []
+        assert len(got) >= 8
+        assert len(set(got)) == 1
+        assert len(gateway.payments) == 1
 
 
 class TestRefunds:
@@ -317,7 +416,7 @@ class TestOutbox:
         assert [e.type for e in observer.events] == ["payment.succeeded"]
 
     def test_worker_mode_dispatches_later_with_stable_ids(self, make, observer):
-        pasarela = make(outbox={"dispatch": "worker"})
+        pasarela = make(events={"dispatch": "worker"})
         payment = pasarela.pay(order(), method="card", idempotency_key="k")
         assert observer.events == []
         assert pasarela.dispatch_outbox() == 1

@@ -17,7 +17,7 @@ from pasarela.config import (
     CheckoutConfig,
     Config,
     InvalidConfigError,
-    OutboxConfig,
+    EventsConfig,
     PluginsConfig,
     RouteConfig,
     StoreConfig,
@@ -79,7 +79,7 @@ modules = ["pasarela.testing.fake"]
 [checkout]
 preference = ["pagoefectivo", "stripe"]
 
-[outbox]
+[events]
 dispatch = "worker"
 
 [providers.pagoefectivo]
@@ -144,10 +144,11 @@ def test_good_file_is_structured(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     config = load_config(path, env=ENV)
     assert config.source == str(path)
-    assert config.store == StoreConfig(url="sqlite:///pasarela.db")
+    # A relative SQLite path is the config file's folder's, not the current folder's.
+    assert config.store == StoreConfig(url=f"sqlite:///{(tmp_path / 'pasarela.db').resolve()}")
     assert config.plugins == PluginsConfig(modules=("pasarela.testing.fake",))
     assert config.checkout == CheckoutConfig(preference=("pagoefectivo", "stripe"))
-    assert config.outbox == OutboxConfig(dispatch="worker")
+    assert config.events == EventsConfig(dispatch="worker")
     assert config.routes == (
         RouteConfig(
             name="cash for mid-size orders",
@@ -187,7 +188,7 @@ def test_defaults_when_sections_are_absent() -> None:
     config = load_config({})
     assert config == Config()
     assert config.store.url == DEFAULT_STORE_URL == "sqlite:///pasarela.db"
-    assert config.outbox.dispatch == "inline"
+    assert config.events.dispatch == "inline"
     assert config.routes == ()
     assert config.providers == {}
     assert config.source is None
@@ -199,8 +200,8 @@ def test_unconfigured_provider_gets_default_settings() -> None:
 
 
 def test_path_like_and_str_sources(tmp_path: Path) -> None:
-    path = write(tmp_path, '[outbox]\ndispatch = "inline"\n')
-    assert load_config(str(path)).outbox.dispatch == "inline"
+    path = write(tmp_path, '[events]\ndispatch = "inline"\n')
+    assert load_config(str(path)).events.dispatch == "inline"
     assert load_config(path).source == str(path)
 
 
@@ -438,7 +439,7 @@ def test_unknown_keys_in_sections() -> None:
     assert errors_of(info) == [
         "stor: unknown section; did you mean store?",
         "store.uri: unknown setting; did you mean url?",
-        "zzz: unknown section; known: store, plugins, checkout, outbox, worker, pages, "
+        "zzz: unknown section; known: store, plugins, checkout, events, worker, pages, "
         "providers, routes",
     ]
 
@@ -448,7 +449,7 @@ def test_type_errors_name_their_path() -> None:
         load_config(
             {
                 "store": "sqlite://",
-                "outbox": {"dispatch": "later"},
+                "events": {"dispatch": "later"},
                 "checkout": {"preference": [1]},
                 "providers": {"ok": "not a table"},
                 "plugins": {"modules": [["nested"]]},
@@ -456,7 +457,7 @@ def test_type_errors_name_their_path() -> None:
         )
     assert errors_of(info) == [
         "store: expected a table, got a string",
-        "outbox.dispatch: expected 'inline' or 'worker'",
+        "events.dispatch: expected 'inline' or 'worker'",
         "checkout.preference[0]: expected a string, got an integer",
         "providers.ok: expected a table, got a string",
         "plugins.modules[0]: expected a string, got an array",
@@ -559,20 +560,20 @@ def test_all_errors_are_collected_in_one_exception() -> None:
 
 
 def test_error_message_lists_every_error(tmp_path: Path) -> None:
-    path = write(tmp_path, '[outbox]\ndispatch = 1\n[store]\nurl = 2\n')
+    path = write(tmp_path, '[events]\ndispatch = 1\n[store]\nurl = 2\n')
     with pytest.raises(InvalidConfigError) as info:
         load_config(path)
     message = str(info.value)
     assert message.startswith(f"2 configuration errors in {path}:")
-    assert "  outbox.dispatch: expected 'inline' or 'worker'" in message
+    assert "  events.dispatch: expected 'inline' or 'worker'" in message
     assert "  store.url: expected a string, got an integer" in message
     assert info.value.source == str(path)
 
 
 def test_single_error_message_is_the_error() -> None:
     with pytest.raises(InvalidConfigError) as info:
-        load_config({"outbox": {"dispatch": "x"}})
-    assert str(info.value) == "outbox.dispatch: expected 'inline' or 'worker'"
+        load_config({"events": {"dispatch": "x"}})
+    assert str(info.value) == "events.dispatch: expected 'inline' or 'worker'"
 
 
 def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
@@ -620,7 +621,7 @@ def test_check_config_reports_both_phases(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
-        [outbox]
+        [events]
         dispatch = "sometimes"
 
         [providers.stripe]
@@ -633,12 +634,12 @@ def test_check_config_reports_both_phases(tmp_path: Path) -> None:
         """,
     )
     assert check_config(path, CLASSES, env={}) == [
-        "outbox.dispatch: expected 'inline' or 'worker'",
+        "events.dispatch: expected 'inline' or 'worker'",
         "providers.stripe.api_key: environment variable STRIPE_KEY_UNSET is not set",
         "providers.pagoefectivo.service_id: expected an integer, got a string",
     ]
     # Without the provider classes only the file itself is checked.
-    assert check_config(path, env={}) == ["outbox.dispatch: expected 'inline' or 'worker'"]
+    assert check_config(path, env={}) == ["events.dispatch: expected 'inline' or 'worker'"]
     assert check_config(tmp_path / "absent.toml")[0].endswith("No such file or directory")
 
 
@@ -709,3 +710,38 @@ def test_secrets_never_in_reprs(tmp_path: Path) -> None:
 
 def test_config_equality_ignores_env() -> None:
     assert load_config({}, env={"A": "1"}) == load_config({}, env={"B": "2"})
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:///pasarela.db", "sqlite:///{base}/pasarela.db"),
+    ("sqlite:///data/p.db?timeout=5", "sqlite:///{base}/data/p.db?timeout=5"),
+    ("sqlite+pysqlite:///p.db", "sqlite+pysqlite:///{base}/p.db"),
+    ("sqlite:////var/db/p.db", "sqlite:////var/db/p.db"),
+    ("sqlite://", "sqlite://"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql+psycopg://u@db/pay", "postgresql+psycopg://u@db/pay"),
+])
+def test_relative_sqlite_paths_are_the_config_files_folders(
+        tmp_path: Path, url: str, expected: str) -> None:
+    from pasarela.config.sections import resolve_store_url
+
+    assert resolve_store_url(url, tmp_path) == expected.format(base=tmp_path.resolve())
+
+
+def test_a_command_run_elsewhere_opens_the_configs_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    path = write(shop, '[store]\nurl = "sqlite:///pasarela.db"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_config(path).store.url == f"sqlite:///{(shop / 'pasarela.db').resolve()}"
+    # with no [store] section, the default file is beside the config too
+    bare = write(shop, "", name="bare.toml")
+    assert load_config(bare).store.url == f"sqlite:///{(shop / 'pasarela.db').resolve()}"
+
+
+def test_the_outbox_section_is_refused_with_its_new_name(tmp_path: Path) -> None:
+    path = write(tmp_path, '[outbox]\ndispatch = "worker"\n')
+    assert check_config(path, env={}) == ["outbox: renamed to [events]"]

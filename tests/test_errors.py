@@ -71,3 +71,39 @@ def test_retryable_flags_and_builtin_bases():
     assert isinstance(err, ValueError)
     assert err.field == "customer.phone"
     assert str(err) == "customer.phone: bad"
+
+
+#: What a class needs besides its message.
+REQUIRED: dict[type[PasarelaError], dict[str, str]] = {
+    ValidationError: {"field": "customer.phone"},
+    errors.PluginLoadError: {"plugin": "plin"},
+    errors.IllegalTransitionError: {"source": "failed", "target": "succeeded"},
+}
+
+
+@pytest.mark.parametrize("cls", error_classes(), ids=lambda cls: cls.__name__)
+def test_every_attribute_is_declared_by_the_constructor(cls):
+    """Nothing needs setting after construction (nor a ``type: ignore`` to read it)."""
+    exc = cls("message", **REQUIRED.get(cls, {}))
+    declared = set(vars(exc))
+    assert {"message", "code", "retryable", "provider", "provider_code", "provider_message",
+            "http_status", "payment_id"} <= declared
+    if issubclass(cls, ProviderError):
+        assert {"created_nothing", "provider_reference"} <= declared
+    if issubclass(cls, errors.RateLimitedError):
+        assert "retry_after" in declared
+    if issubclass(cls, errors.ProviderValidationError):
+        assert "fields" in declared
+    if issubclass(cls, DeclinedError):
+        assert "decline_code" in declared
+
+
+def test_provider_validation_error_takes_a_message_then_the_fields():
+    exc = errors.ProviderValidationError(
+        "Plin needs the customer's Peruvian mobile number",
+        fields={"customer.phone": "a Peruvian mobile is required"}, provider="plin")
+    assert exc.fields == {"customer.phone": "a Peruvian mobile is required"}
+    assert exc.created_nothing is True
+    assert exc.code is ErrorCode.VALIDATION
+    assert errors.RateLimitedError("slow down", retry_after=2.5).retry_after == 2.5
+    assert ProviderError("x", payment_id="01JPAY").to_dict()["payment_id"] == "01JPAY"

@@ -8,7 +8,8 @@ import anyio
 import httpx
 import pytest
 
-from pasarela.engine.flows import adrive, drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import adrive, drive
 from pasarela.errors import (
     DeclinedError,
     ProviderUnavailableError,
@@ -75,6 +76,9 @@ def test_parity_success(scenario, expected):
 def test_parity_errors(scenario, error, calls):
     (sync_out, sync_ex, sync_gw), (async_out, async_ex, async_gw) = run_both(scenario)
     assert type(sync_out) is type(async_out) is error
+    # Transport failures and the adapter's own errors alike name provider and payment.
+    assert (sync_out.provider, sync_out.payment_id) == ("fake", "01JPAYMENT")
+    assert (async_out.provider, async_out.payment_id) == ("fake", "01JPAYMENT")
     assert len(sync_ex) == len(async_ex) == calls
     assert len(sync_gw.calls) == len(async_gw.calls) == calls
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import attrs
 import pytest
-from structlog.testing import capture_logs
 
 from pasarela import hookspecs
 from pasarela.config import load_config
@@ -26,8 +25,10 @@ from pasarela.events import LifecycleEvent
 from pasarela.hookspecs import PROJECT_NAME, hookimpl
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
-from pasarela.plugins import ProviderRegistry, get_plugin_manager
+from pasarela.plugins import get_plugin_manager
 from pasarela.provider import Provider
+from pasarela.registry import ProviderRegistry
+from pasarela.testing.helpers import capture_events
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -197,7 +198,7 @@ def test_hook_pasarela_payment_event() -> None:
     plugins = get_plugin_manager(load_entrypoints=False, plugins=[Stock()])
     plugins.register(Flaky(), name="flaky")
     event = _event()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         assert plugins.payment_event(event) == ["flaky"]
         assert plugins.payment_event(event) == ["flaky"]  # redelivered
     assert released == ["evt_01HZX"]

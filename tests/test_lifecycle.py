@@ -11,7 +11,9 @@ from pasarela.lifecycle import (
     TERMINAL,
     TRANSITIONS,
     Cause,
+    Plan,
     Status,
+    Verdict,
     event_type,
     plan,
     render_doc,
@@ -50,14 +52,45 @@ def test_late_payment_needs_the_providers_word():
 
 def test_unknown_never_fails_by_time_alone():
     assert plan(Status.UNKNOWN, Status.FAILED, cause=Cause.JOB,
-                provider_confirmed=False).reason == "illegal"
+                provider_confirmed=False).verdict is Verdict.ILLEGAL
     assert plan(Status.UNKNOWN, Status.FAILED, cause=Cause.JOB, provider_confirmed=True).apply
 
 
 def test_stale_report_is_ignored_not_an_error():
-    decision = plan(Status.SUCCEEDED, Status.PENDING, cause=Cause.WEBHOOK,
-                    provider_confirmed=True)
-    assert (decision.apply, decision.reason) == (False, "stale")
+    planned = plan(Status.SUCCEEDED, Status.PENDING, cause=Cause.WEBHOOK,
+                   provider_confirmed=True)
+    assert (planned.apply, planned.verdict, planned.event) == (False, Verdict.STALE, None)
+
+
+def test_a_repeat_is_a_duplicate():
+    planned = plan(Status.PENDING, Status.PENDING, cause=Cause.WEBHOOK, provider_confirmed=True)
+    assert planned == Plan(Verdict.DUPLICATE, Status.PENDING, Status.PENDING)
+
+
+def test_an_applied_plan_names_its_event():
+    planned = plan(Status.PENDING, Status.SUCCEEDED, cause=Cause.WEBHOOK,
+                   provider_confirmed=True)
+    assert planned == Plan(Verdict.APPLY, Status.PENDING, Status.SUCCEEDED, "payment.succeeded")
+    assert planned.apply
+
+
+def test_refunds_follow_the_table():
+    """Refunds are status changes like any other: only from a captured payment."""
+    def verdict(source: Status, target: Status) -> Verdict:
+        return plan(source, target, cause=Cause.API, provider_confirmed=True).verdict
+
+    assert verdict(Status.SUCCEEDED, Status.PARTIALLY_REFUNDED) is Verdict.APPLY
+    assert verdict(Status.SUCCEEDED, Status.REFUNDED) is Verdict.APPLY
+    # Another partial refund is news, not a repeat.
+    assert verdict(Status.PARTIALLY_REFUNDED, Status.PARTIALLY_REFUNDED) is Verdict.APPLY
+    assert verdict(Status.PARTIALLY_REFUNDED, Status.REFUNDED) is Verdict.APPLY
+    assert verdict(Status.REFUNDED, Status.REFUNDED) is Verdict.DUPLICATE
+    assert verdict(Status.REFUNDED, Status.PARTIALLY_REFUNDED) is Verdict.STALE
+    for never_captured in (Status.FAILED, Status.PENDING, Status.CREATED, Status.EXPIRED):
+        assert verdict(never_captured, Status.REFUNDED) is Verdict.ILLEGAL
+        assert verdict(never_captured, Status.PARTIALLY_REFUNDED) is Verdict.ILLEGAL
+    assert plan(Status.SUCCEEDED, Status.REFUNDED, cause=Cause.API,
+                provider_confirmed=True).event == "payment.refunded"
 
 
 def test_doc_is_generated_from_the_table():
@@ -77,15 +110,16 @@ def test_any_sequence_of_provider_events_never_goes_backwards(events):
     to an earlier stage except through the provider-only revival of an expired code."""
     status = Status.CREATED
     for reported in events:
-        decision = plan(status, reported, cause=Cause.WEBHOOK, provider_confirmed=True)
-        if decision.apply:
+        planned = plan(status, reported, cause=Cause.WEBHOOK, provider_confirmed=True)
+        assert (planned.event is not None) == planned.apply
+        if planned.apply:
             assert reported in TRANSITIONS[status]
             revival = (status, reported) == (Status.EXPIRED, Status.PENDING)
             if not revival and status is not Status.UNKNOWN:
                 assert _RANK[reported] >= _RANK[status]
             status = reported
         else:
-            assert decision.reason in {"duplicate", "stale", "illegal"}
+            assert planned.verdict in {Verdict.DUPLICATE, Verdict.STALE, Verdict.ILLEGAL}
         if status in TERMINAL:
             assert not any(plan(status, s, cause=Cause.WEBHOOK, provider_confirmed=True).apply
                            for s in Status if s is not Status.PARTIALLY_REFUNDED)

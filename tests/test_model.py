@@ -8,15 +8,16 @@ import attrs
 import pytest
 
 from pasarela.errors import ValidationError
-from pasarela.model import (
-    Customer,
-    Document,
-    Order,
+from pasarela.model import Customer, Document, Order
+from pasarela.money import Money
+from pasarela.next_action import (
+    ApproveInWallet,
+    ConfirmCard,
+    OpenUrl,
     ScanQr,
     ShowCashCode,
     next_action_from_dict,
 )
-from pasarela.money import Money
 
 
 def customer(**overrides):
@@ -124,9 +125,32 @@ class TestNextAction:
         assert next_action_from_dict(qr.to_dict()) == qr
 
     def test_secret_not_in_repr(self):
-        from pasarela.model import ConfirmCard
-
         assert "pi_secret" not in repr(ConfirmCard(client_secret="pi_secret_abc"))
+
+    def test_every_variant_round_trips(self):
+        actions = [
+            ApproveInWallet(wallet="yape", instructions={"es": ("Abre Yape",)}),
+            ConfirmCard(client_secret="pi_1_secret_x", step="authenticate", url="https://3ds"),
+            OpenUrl(url="https://pago.example/1"),
+            ScanQr(qr_data="000201", expires_at=datetime(2026, 1, 1, tzinfo=UTC),
+                   wallets=("plin",)),
+        ]
+        for action in actions:
+            assert next_action_from_dict(action.to_dict()) == action
+        assert next_action_from_dict(None) is None
+        assert next_action_from_dict({}) is None
+
+    def test_one_public_home(self):
+        import pasarela
+        from pasarela import model, next_action
+
+        names = {"ApproveInWallet", "ConfirmCard", "NextAction", "OpenUrl", "ScanQr",
+                 "ShowCashCode", "next_action_from_dict", "qr_svg"}
+        assert names <= set(next_action.__all__)
+        assert not names & set(model.__all__)
+        assert not [name for name in names if hasattr(model, name) and name != "NextAction"]
+        assert pasarela.NextAction is next_action.NextAction
+        assert attrs.fields(model.Payment).next_action.type == "NextAction | None"
 
 
 def test_qr_rendered_on_demand_from_what_it_encodes():

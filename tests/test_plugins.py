@@ -7,33 +7,46 @@ discovery in a subprocess whose ``PYTHONPATH`` holds the folders a test needs.
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import hmac
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
+import pasarela.plugins
 from pasarela.errors import (
     DuplicateProviderError,
+    ErrorCode,
     PluginError,
     PluginLoadError,
     ProviderNotFoundError,
+    ProviderValidationError,
+    RateLimitedError,
+    SignatureInvalidError,
 )
 from pasarela.events import LifecycleEvent
 from pasarela.hookspecs import hookimpl
-from pasarela.model import Method
+from pasarela.lifecycle import Status
+from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
-from pasarela.plugins import ProviderOrigin, ProviderRegistry, get_plugin_manager
-from pasarela.provider import Provider
+from pasarela.next_action import ScanQr
+from pasarela.plugins import get_plugin_manager
+from pasarela.provider import CreateRequest, Ineligibility, Provider, WebhookHeaders
+from pasarela.registry import DISABLE_ENV, ProviderOrigin, ProviderRegistry
+from pasarela.testing.helpers import capture_events
 
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"
@@ -181,6 +194,77 @@ def test_add_accepts_method_values_as_strings() -> None:
     registry = ProviderRegistry()
     registry.add(_provider(methods=frozenset({"cash", Method.CARD})))
     assert registry.names() == ["made_up"]
+
+
+def test_on_behalf_of_names_the_plugin_and_restores_the_previous_one() -> None:
+    registry = ProviderRegistry()
+
+    def failing_hook() -> None:
+        with registry.on_behalf_of("inner_plugin"):
+            registry.add(Cards)
+            raise RuntimeError("the hook failed")
+
+    with registry.on_behalf_of("outer_plugin"):
+        registry.add(Cash)
+        with pytest.raises(RuntimeError):
+            failing_hook()
+        registry.add(_provider(name="after_inner"))
+    registry.add(_provider(name="outside"))
+    assert registry.origin("cash_co").plugin == "outer_plugin"
+    assert registry.origin("cards_co").plugin == "inner_plugin"
+    assert registry.origin("after_inner").plugin == "outer_plugin"
+    assert registry.origin("outside").plugin is None
+
+
+def test_duplicate_name_says_how_to_disable_one() -> None:
+    assert pasarela.plugins.DISABLE_ENV == DISABLE_ENV == "PASARELA_DISABLE_PLUGINS"
+    reg = ProviderRegistry()
+    reg.add(Cash)
+    with pytest.raises(DuplicateProviderError, match="disable one with PASARELA_DISABLE_PLUGINS"):
+        reg.add(_provider(name="cash_co"))
+
+
+def test_adapters_import_the_contract_not_the_plugin_manager() -> None:
+    """Importing an adapter loads the values and the contract, never the plugin
+    manager, the engine, the store or the web and CLI layers."""
+    code = (
+        "import json, sys\n"
+        "import pasarela_pagoefectivo, pasarela_stripe, pasarela_yape\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pasarela.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    modules = set(json.loads(loaded))
+    assert "pasarela.plugins" not in modules
+    for layer in ("pasarela.api", "pasarela.engine", "pasarela.store", "pasarela.web",
+                  "pasarela.cli", "pasarela.config", "pasarela.routing", "pasarela.testing"):
+        assert not {m for m in modules if m == layer or m.startswith(layer + ".")}, layer
+    assert {"pasarela.provider", "pasarela.next_action", "pasarela.errors"} <= modules
+
+
+#: What an adapter may import of pasarela: the values and the contract.
+CONTRACT = frozenset({
+    "pasarela.errors", "pasarela.events", "pasarela.exchange", "pasarela.fees",
+    "pasarela.hookspecs", "pasarela.lifecycle", "pasarela.model", "pasarela.money",
+    "pasarela.next_action", "pasarela.provider", "pasarela.registry", "pasarela.retry",
+})
+
+
+def test_adapter_sources_import_only_the_values_and_the_contract() -> None:
+    """Every import an adapter's code makes of pasarela (type-checking ones too)."""
+    root = Path(__file__).parents[1] / "adapters"
+    sources = [path for path in root.glob("*/src/pasarela_*/**/*.py")
+               if "sandbox" not in path.relative_to(root).parts]
+    assert len(sources) > 20
+    outside: set[str] = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            outside.update(f"{path.relative_to(root)}: {name}" for name in names
+                           if name.split(".")[0] == "pasarela" and name not in CONTRACT)
+    assert not outside
 
 
 # --- the manager facade, in process -------------------------------------------------
@@ -357,7 +441,7 @@ def test_payment_event_isolates_a_failing_observer() -> None:
     plugins.register(Good(), name="good")
     plugins.register(Bad(), name="bad")
     plugins.register(AlsoGood(), name="also_good")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         failed = plugins.payment_event(_event())
     assert failed == ["bad"]
     assert sorted(seen) == [("also_good", "payment.succeeded"), ("good", "evt_01")]
@@ -366,7 +450,7 @@ def test_payment_event_isolates_a_failing_observer() -> None:
     assert entry["hook"] == "pasarela_payment_event"
     assert entry["event_id"] == "evt_01"
     assert entry["log_level"] == "error"
-    assert entry["exc_info"] is True
+    assert entry["error"] == "RuntimeError: stock service down"  # as text, no frames
 
 
 def test_routing_decision_isolates_a_failing_observer() -> None:
@@ -385,7 +469,7 @@ def test_routing_decision_isolates_a_failing_observer() -> None:
     plugins = _manager()
     plugins.register(Broken(), name="broken_metrics")
     plugins.register(Metrics(), name="metrics")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         failed = plugins.routing_decision({"rule": "cards", "candidates": ["stripe"]})
     assert failed == ["broken_metrics"]
     assert seen == ["cards"]
@@ -394,7 +478,7 @@ def test_routing_decision_isolates_a_failing_observer() -> None:
 
 def test_trace_env_logs_hook_calls() -> None:
     plugins = _manager(Registers(Cash), PASARELA_TRACE_PLUGINS="1")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         plugins.select_provider(order=None, method=Method.CASH, candidates=["cash_co"])
     assert {"hook_call", "hook_done"} <= {e["event"] for e in logs}
 
@@ -441,10 +525,14 @@ def test_hook_property_is_the_relay() -> None:
     assert hasattr(plugins.hook, "pasarela_register_providers")
 
 
-def test_observer_log_uses_structlog_without_configuring_it() -> None:
-    before = structlog.is_configured()
+def test_observer_log_configures_no_logging() -> None:
+    """The library only logs; it never adds handlers or sets levels."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("pasarela")
+    before = (list(root.handlers), root.level, list(ours.handlers), ours.level)
     _manager().payment_event(_event())
-    assert structlog.is_configured() == before
+    assert (list(root.handlers), root.level, list(ours.handlers), ours.level) == before
 
 
 # --- discovery with real distributions -----------------------------------------------
@@ -596,9 +684,109 @@ def test_unnamed_plugins_are_reported_by_class_path() -> None:
             raise RuntimeError("x")
 
     plugins = _manager(Anonymous(), Registers(Cash))
-    with capture_logs() as logs:
+    with capture_events() as logs:
         [failed] = plugins.payment_event(_event())
     assert failed.endswith("Anonymous")
     assert not failed.isdigit()
     assert logs[0]["plugin"] == failed
     assert plugins.providers().origin("cash_co").plugin == f"{__name__}.Registers"
+
+
+# --- the plugin author guide's code runs ---------------------------------------------------
+
+GUIDE = Path(__file__).parents[1] / "docs" / "plugin-author-guide.md"
+
+
+def _guide_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def _guide_block(first_line: str) -> str:
+    [block] = [b for b in _guide_blocks() if b.startswith(first_line)]
+    return block
+
+
+@pytest.fixture
+def plin(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The guide's ``pasarela_plin`` package, built from its code blocks."""
+    package = types.ModuleType("pasarela_plin")
+    package.__path__ = []
+    module = types.ModuleType("pasarela_plin.provider")
+    monkeypatch.setitem(sys.modules, "pasarela_plin", package)
+    monkeypatch.setitem(sys.modules, "pasarela_plin.provider", module)
+    exec(_guide_block("# src/pasarela_plin/provider.py"), module.__dict__)  # noqa: S102
+    exec(_guide_block("# src/pasarela_plin/__init__.py"), package.__dict__)  # noqa: S102
+    package.provider = module  # type: ignore[attr-defined]
+    return package
+
+
+def _plin_order(phone: str | None = "+51987654321") -> Order:
+    customer = Customer(first_name="Rosa", last_name="Quispe", phone=phone)
+    return Order(reference="pedido-1042", amount=Money.parse("PEN 25.00"), customer=customer)
+
+
+def _plin_request(order: Order) -> CreateRequest:
+    return CreateRequest(payment_id="01JPAY", idempotency_key="key-1", order=order,
+                         method=Method.WALLET, amount=order.amount, expires_at=None)
+
+
+def test_guide_provider_registers_through_its_hook(plin: Any) -> None:
+    registry = get_plugin_manager(load_entrypoints=False, plugins=[plin]).providers()
+    assert registry.get("plin") is plin.provider.PlinProvider
+    assert registry.origin("plin").plugin == "pasarela_plin"
+
+
+def test_guide_provider_checks_requests_and_runs_its_flows(plin: Any) -> None:
+    mod = plin.provider
+    clock = datetime(2026, 10, 21, 7, 27, tzinfo=UTC)
+    settings = mod.PlinSettings(merchant_id="M-1029", api_key="sk_plin",
+                                base_url="https://plin.test", webhook_secrets=("whsec",))
+    provider = mod.PlinProvider(settings, clock=lambda: clock)
+    assert provider.settings.api_key == "sk_plin"
+
+    with pytest.raises(ProviderValidationError) as info:
+        provider.check_request(_plin_request(_plin_order(phone=None)))
+    assert list(info.value.fields) == ["customer.phone"]
+    assert provider.ineligibility(_plin_order(phone=None), Method.WALLET) == Ineligibility(
+        ErrorCode.UNSUPPORTED_METHOD, "needs the customer's phone")
+    assert provider.ineligibility(_plin_order(), Method.WALLET) is None
+
+    # The section 8 snippet, as written.
+    namespace: dict[str, Any] = {"provider": provider, "request": _plin_request(_plin_order()),
+                                 "httpx": httpx}
+    exec(_guide_block("flow = provider.create(request)"), namespace)  # noqa: S102
+    assert namespace["sent"].headers["idempotency-key"] == "key-1"
+    payment = namespace["payment"]
+    assert payment.status is Status.PENDING
+    assert isinstance(payment.next_action, ScanQr)
+
+    flow = provider.create(_plin_request(_plin_order()))
+    next(flow)
+    with pytest.raises(RateLimitedError) as limited:
+        flow.send(httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}))
+    assert limited.value.retry_after == 60.0
+
+    body = b'{"id": "evt_1", "type": "charge.paid", "charge": "ch_1", "status": "paid"}'
+    signature = hmac.new(b"whsec", body, hashlib.sha256).hexdigest()
+    [event] = provider.parse_webhook(WebhookHeaders({"X-Plin-Signature": signature}), body,
+                                     now=clock)
+    assert (event.event_id, event.status) == ("evt_1", Status.SUCCEEDED)
+    with pytest.raises(SignatureInvalidError):
+        provider.parse_webhook(WebhookHeaders({"X-Plin-Signature": signature}), body + b" ",
+                               now=clock)
+
+
+def test_guide_retry_after_examples_give_what_they_say() -> None:
+    block = _guide_block("from datetime import UTC, datetime")
+    lines = block.splitlines()
+    namespace: dict[str, Any] = {}
+    checked = 0
+    for node in ast.parse(block).body:
+        code = compile(ast.Module([node], type_ignores=[]), str(GUIDE), "exec")
+        if not isinstance(node, ast.Expr):
+            exec(code, namespace)  # noqa: S102
+            continue
+        said = ast.literal_eval(lines[node.end_lineno - 1].split("#")[-1].strip())  # type: ignore[operator]
+        assert eval(compile(ast.Expression(node.value), str(GUIDE), "eval"), namespace) == said  # noqa: S307
+        checked += 1
+    assert checked == 3

@@ -46,7 +46,7 @@ def make_order(ref: str, amount: str = "149.90", description: str = "Audífonos 
 
 def _config(url: str) -> dict[str, Any]:
     return {"store": {"url": url}, "providers": {"fake": {"max_retries": 0}},
-            "outbox": {"dispatch": "worker"}}
+            "events": {"dispatch": "worker"}}
 
 
 @pytest.fixture

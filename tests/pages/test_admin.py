@@ -145,7 +145,7 @@ async def test_effective_cost_uses_the_expected_fee(sqlite_url, gateway, clock, 
     from pasarela.store import Store
     from pasarela.testing.fake import FakePlugin
 
-    config = {"store": {"url": sqlite_url}, "outbox": {"dispatch": "worker"},
+    config = {"store": {"url": sqlite_url}, "events": {"dispatch": "worker"},
               "providers": {"fake": {"max_retries": 0,
                                      "fees": {"percent": "3.5", "fixed": "PEN 0.50"}}}}
     async with AsyncPasarela(config, plugins=[FakePlugin()], load_entrypoints=False,

@@ -23,7 +23,7 @@ import pytest
 
 from pasarela.api import Pasarela
 from pasarela.lifecycle import Status
-from pasarela.model import ScanQr
+from pasarela.next_action import ScanQr
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
 from pasarela.testing.helpers import serve_app
@@ -74,7 +74,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     _require_browser()
     gateway = FakeGateway()
     url = f"sqlite:///{tmp_path / 'pasarela.db'}"
-    config = {"store": {"url": url}, "outbox": {"dispatch": "worker"},
+    config = {"store": {"url": url}, "events": {"dispatch": "worker"},
               "providers": {"fake": {"max_retries": 0,
                                      "fees": {"percent": "3.5", "fixed": "PEN 0.50"}}}}
     p = Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False,

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pasarela.lifecycle import Status
-from pasarela.model import ScanQr
+from pasarela.next_action import ScanQr
 from pasarela.web.app import create_app
 from pasarela.web.pay_page import (
     PageSettings,

@@ -113,14 +113,14 @@ def test_bad_mappings(overrides: list[str], message: str) -> None:
 @pytest.mark.parametrize("currency", ["PEN", "JPY", "KWD"])
 def test_amounts_parse_as_money_of_does(text: str, currency: str) -> None:
     from pasarela.errors import ValidationError
-    from pasarela.reconcile.csv_import import _amount
+    from pasarela.reconcile.csv_import import parse_amount
 
     try:
         expected: Money | str = Money.of(text.strip().replace(" ", ""), currency)
     except ValidationError:
         expected = "refused"
     try:
-        got: Money | str = _amount(text, currency, mapping(), "amount")
+        got: Money | str = parse_amount(text, currency, mapping(), "amount")
     except ValidationError:
         got = "refused"
     assert got == expected

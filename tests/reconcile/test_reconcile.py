@@ -257,10 +257,10 @@ def test_missing_at_provider_reads_every_page(
 def test_api_line_keys_do_not_change_between_versions() -> None:
     """An API line is keyed by its content digest: a new formula would make a re-run
     after an upgrade record every line again."""
-    from pasarela.reconcile.matching import _content_hash
+    from pasarela.reconcile.matching import content_hash
 
-    digest = _content_hash(line(ref="cip-1", amount="12.50", fee="0.99",
-                                at=datetime(2026, 11, 10, 15, 0, tzinfo=UTC)))
+    digest = content_hash(line(ref="cip-1", amount="12.50", fee="0.99",
+                               at=datetime(2026, 11, 10, 15, 0, tzinfo=UTC)))
     text = "fake|cip-1||1250|PEN|99PEN|paid|2026-11-10T15:00:00+00:00"
     assert digest.hex() == hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 

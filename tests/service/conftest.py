@@ -40,7 +40,7 @@ def observer() -> Observer:
 
 def _config(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"store": {"url": url}, "providers": {"fake": {"max_retries": 0}},
-                              "outbox": {"dispatch": "worker"}}
+                              "events": {"dispatch": "worker"}}
     config.update(overrides)
     return config
 

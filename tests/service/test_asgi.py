@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from structlog.testing import capture_logs
 
 from pasarela import hookimpl
 from pasarela.lifecycle import Status
 from pasarela.store.schema import webhook_deliveries
 from pasarela.testing.fake import FakeProvider, sign_fake_webhook
+from pasarela.testing.helpers import capture_events
 from pasarela.web.app import create_app
 
 from .conftest import make_order
@@ -370,7 +370,7 @@ async def test_refusals_are_logged_and_leave_the_store_unchanged(make_async):
     p = make_async()
     big = b"{" + b" " * 70_000 + b"}"
     async with client_for(create_app(p)) as client:
-        with capture_logs() as logs:
+        with capture_events() as logs:
             codes = [
                 (await client.post("/webhooks/nope", content=b"{}",
                                    headers={"Content-Type": "application/json"})).status_code,

@@ -122,11 +122,11 @@ def test_sigkill_mid_load_loses_no_acknowledged_delivery(tmp_path: Path) -> None
     config = tmp_path / "pasarela.toml"
     config.write_text(
         f'[store]\nurl = "{url}"\n\n[plugins]\nmodules = ["pasarela.testing.fake"]\n\n'
-        '[outbox]\ndispatch = "worker"\n\n[providers.fake]\nmax_retries = 0\n')
+        '[events]\ndispatch = "worker"\n\n[providers.fake]\nmax_retries = 0\n')
     gateway = FakeGateway()
     observer = Observer()
     settings = {"store": {"url": url}, "providers": {"fake": {"max_retries": 0}},
-                "outbox": {"dispatch": "worker"}}
+                "events": {"dispatch": "worker"}}
     with Pasarela(settings, plugins=[FakePlugin(), observer], load_entrypoints=False,
                   transport=gateway.transport(), store=Store(url)) as p:
         created = [p.pay(make_order(f"pedido-{i}"), method="cash", idempotency_key=f"k{i}")

@@ -222,8 +222,8 @@ def test_providers_without_get_many_are_asked_one_by_one(make_sync, store_url, g
 
 @pytest.mark.parametrize("limit", [1, 3])
 def test_claim_limit_is_respected(make_sync, store_url, clock, limit):
-    from pasarela.engine.flows import drive
     from pasarela.engine.jobs import expire_due
+    from pasarela.engine.steps import drive
 
     p = make_sync(url=store_url)
     payments = pay_cash(p, 4)

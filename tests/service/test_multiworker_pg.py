@@ -101,7 +101,7 @@ def test_three_workers_process_each_due_payment_once(postgres_schema_url, gatewa
             locking["outbox" if "FROM outbox" in statement else "payments"] += 1
 
     config = {"store": {"url": postgres_schema_url}, "providers": {"fake": {"max_retries": 0}},
-              "outbox": {"dispatch": "worker"}}
+              "events": {"dispatch": "worker"}}
     pasarelas = []
     for _ in range(WORKERS):
         p = Pasarela(config, plugins=[FakePlugin(), observer], load_entrypoints=False,

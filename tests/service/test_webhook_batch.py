@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
-from structlog.testing import capture_logs
 
 from pasarela.api import Pasarela
 from pasarela.errors import ConcurrencyConflictError
@@ -19,7 +18,7 @@ from pasarela.provider import WebhookReply
 from pasarela.store import Delivery, Store
 from pasarela.store.schema import outbox, payments, transitions, webhook_deliveries
 from pasarela.testing.fake import FakeGateway, FakePlugin, sign_fake_webhook
-from pasarela.testing.helpers import ManualClock
+from pasarela.testing.helpers import ManualClock, capture_events
 from pasarela.web.app import create_app
 
 from .conftest import make_order
@@ -28,7 +27,7 @@ from .test_asgi import client_for
 
 def _pasarela(url: str, gateway: FakeGateway, clock: ManualClock) -> Pasarela:
     config = {"store": {"url": url}, "providers": {"fake": {"max_retries": 0}},
-              "outbox": {"dispatch": "worker"}}
+              "events": {"dispatch": "worker"}}
     p = Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False,
                  transport=gateway.transport(), clock=clock, store=Store(url, upgrade=True))
     p.service.sleep_scale = 0
@@ -112,7 +111,7 @@ def test_a_batch_leaves_what_one_by_one_leaves(tmp_path):
             if label == "single":
                 replies: list[Any] = [p.handle_webhook(*d) for d in deliveries]
             else:
-                with capture_logs() as logs:
+                with capture_events() as logs:
                     replies = p.handle_webhooks(deliveries)
                 assert not [e for e in logs if e["event"] == "webhook_batch_fallback"]
         runs.append(([(r.status_code, r.body) for r in replies], _snapshot(url)))
@@ -167,7 +166,7 @@ def test_a_batch_that_cannot_commit_is_applied_one_by_one(make_sync, gateway, mo
         raise ConcurrencyConflictError("another process recorded a delivery first")
 
     monkeypatch.setattr(WriteBatch, "flush", conflict)
-    with capture_logs() as logs:
+    with capture_events() as logs:
         replies = p.handle_webhooks(deliveries)
     assert [r.status_code for r in replies] == [200] * 3
     assert [e["event"] for e in logs].count("webhook_batch_fallback") == 1

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from pasarela.cli.serve import worker
 from pasarela.config import load_config
 from pasarela.engine import worker as worker_module
-from pasarela.engine.flows import drive
 from pasarela.engine.jobs import expire_due
+from pasarela.engine.steps import drive
 from pasarela.engine.worker import late_payment_policy, refund_late_payments, run_worker
 from pasarela.errors import ConfigurationError
 from pasarela.lifecycle import Status

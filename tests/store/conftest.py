@@ -1,8 +1,10 @@
-"""Factories for the store tests (the ``store`` fixture lives in tests/conftest.py)."""
+"""Factories for the store tests (the ``store`` fixture lives in tests/conftest.py),
+and ``write``: the writer under test, a :class:`Store` or a write batch over it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.money import Money
-from pasarela.store import Store
+from pasarela.store import PaymentWriter, Store
 
 
 def new_payment(**overrides: Any) -> Payment:
@@ -85,3 +87,39 @@ def count_rows(store: Store, table: sa.Table, *where: sa.ColumnElement[bool]) ->
 def rows() -> Callable[..., int]:
     """``rows(store, table, *where)``: how many rows match."""
     return count_rows
+
+
+class Writes:
+    """How a test writes: ``with write() as writer:`` gives the store itself (every
+    call its own transaction) or a write batch over it (one transaction, written and
+    committed when the block ends). Reads after the block go through the store, so
+    every rule is checked on what was committed, whichever writer wrote it.
+
+    Inside the block, a batch's writes are not visible to the store's reads (they
+    are written at the end): tests read back after the block.
+    """
+
+    def __init__(self, store: Store, kind: str) -> None:
+        self.store = store
+        self.kind = kind
+
+    @property
+    def batched(self) -> bool:
+        return self.kind == "batch"
+
+    @contextmanager
+    def __call__(self) -> Iterator[PaymentWriter]:
+        if self.kind == "store":
+            yield self.store
+            return
+        with self.store.batch() as batch:
+            yield batch
+
+    def __repr__(self) -> str:
+        return f"Writes({self.kind})"
+
+
+@pytest.fixture(params=["store", "batch"])
+def write(request: pytest.FixtureRequest, store: Store) -> Writes:
+    """The writer under test, on each backend: the store, and a write batch."""
+    return Writes(store, request.param)

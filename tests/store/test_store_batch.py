@@ -51,23 +51,27 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
 
     import sqlalchemy as sa
 
-    from pasarela.store.batch import _update
-    from pasarela.store.driver import _executemany
-    from pasarela.store.rows import _INSERT_DELIVERY, _INSERT_OUTBOX, _INSERT_TRANSITION
+    from pasarela.store._rows import (
+        INSERT_DELIVERY,
+        INSERT_OUTBOX,
+        INSERT_TRANSITION,
+        payments_update,
+    )
+    from pasarela.store.driver import executemany
 
     payment = new_payment(status=Status.PENDING, version=2)
     now = datetime.now(UTC)
     writes = [
-        (_INSERT_DELIVERY, {"provider": "fake", "event_id": "e1", "event_type": "t",
+        (INSERT_DELIVERY, {"provider": "fake", "event_id": "e1", "event_type": "t",
                             "payment_id": payment.id, "outcome": "applied", "detail": "",
                             "received_at": now}),
-        (_INSERT_OUTBOX, {"id": "o1", "payment_id": payment.id, "type": "payment.succeeded",
+        (INSERT_OUTBOX, {"id": "o1", "payment_id": payment.id, "type": "payment.succeeded",
                           "payload": {"amount": {"minor": 14990}, "note": None},
                           "created_at": now, "next_attempt_at": now, "attempts": 0}),
-        (_INSERT_TRANSITION, {"payment_id": payment.id, "seq": 1, "source": "pending",
+        (INSERT_TRANSITION, {"payment_id": payment.id, "seq": 1, "source": "pending",
                               "target": "succeeded", "cause": "webhook", "applied": True,
                               "reason": "", "event_id": "e1", "version": 3, "at": now}),
-        (_update(("next_action", "next_check_at", "status")),
+        (payments_update(("next_action", "next_check_at", "status")),
          {"_id": payment.id, "_base": 2, "_version": 3, "_now": now, "status": "succeeded",
           "next_check_at": None, "next_action": None}),
     ]
@@ -78,7 +82,7 @@ def test_sqlite_driver_writes_store_what_sqlalchemy_stores(tmp_path):
             with store.engine.begin() as conn:
                 for statement, row in writes:
                     if label == "driver":
-                        assert _executemany(conn, statement, [row]) == 1
+                        assert executemany(conn, statement, [row]) == 1
                     else:
                         conn.execute(statement, [row])
             with store.engine.connect() as conn:
@@ -95,8 +99,8 @@ def test_what_the_batch_returns_is_what_a_read_returns(store):
     what the store reads once the batch is written, for every kind of change."""
     from datetime import datetime, timedelta, timezone
 
-    from pasarela.model import ShowCashCode
     from pasarela.money import Money
+    from pasarela.next_action import ShowCashCode
 
     first, _ = store.create_payment(new_payment(), fingerprint="f")
     second, _ = store.create_payment(new_payment(), fingerprint="f")
@@ -154,10 +158,10 @@ def test_adopting_a_payment_that_moved_reads_it_again(store):
 def test_sqlite_driver_reads_return_what_sqlalchemy_returns(tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from pasarela.model import ShowCashCode
     from pasarela.money import Money
-    from pasarela.store.batch import _BY_ID
-    from pasarela.store.driver import _driver_payments
+    from pasarela.next_action import ShowCashCode
+    from pasarela.store._rows import PAYMENTS_BY_ID
+    from pasarela.store.driver import read_payments
 
     with Store(f"sqlite:///{tmp_path / 'read.db'}") as store:
         deadline = datetime.now(UTC) + timedelta(days=1)
@@ -170,8 +174,8 @@ def test_sqlite_driver_reads_return_what_sqlalchemy_returns(tmp_path):
                          target=Status.SUCCEEDED, cause=Cause.WEBHOOK,
                          event_type="payment.succeeded", changes={"next_check_at": deadline})
         with store.engine.connect() as conn:
-            (driver,) = _driver_payments(conn, "WHERE payments.id = ?", [payment.id])
-            (alchemy,) = conn.execute(_BY_ID, {"_ids": [payment.id]}).mappings().all()
+            (driver,) = read_payments(conn, "WHERE payments.id = ?", [payment.id])
+            (alchemy,) = conn.execute(PAYMENTS_BY_ID, {"_ids": [payment.id]}).mappings().all()
     assert driver == dict(alchemy)
     assert driver["_seq"] == 1
     assert isinstance(driver["next_action"], dict)

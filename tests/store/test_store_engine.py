@@ -79,7 +79,7 @@ def test_sqlite_wal_is_checkpointed_in_the_background(
         tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
     path = tmp_path / "embedded.db"
     store = Store(f"sqlite:///{path}")
-    checkpointer = store._checkpointer
+    checkpointer = store.checkpointer
     assert checkpointer is not None
     for _ in range(50):
         store.create_payment(make_payment(), fingerprint="fp")
@@ -176,7 +176,7 @@ def test_a_forked_child_checkpoints_its_own_writes(
     store = Store(f"sqlite:///{tmp_path / 'forked.db'}")
     try:
         store.create_payment(make_payment(), fingerprint="fp")  # the parent's thread
-        checkpointer = store._checkpointer
+        checkpointer = store.checkpointer
         assert checkpointer is not None
         pid = os.fork()
         if pid == 0:  # the child: report through the exit code only

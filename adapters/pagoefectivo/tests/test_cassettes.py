@@ -23,14 +23,15 @@ from pasarela_pagoefectivo.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
     DEFAULT_SERVICE_ID,
-    Sandbox,
     create_app,
 )
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.lifecycle import Status
-from pasarela.model import Customer, Method, Order, Payment, ShowCashCode
+from pasarela.model import Customer, Method, Order, Payment
 from pasarela.money import Money
+from pasarela.next_action import ShowCashCode
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
 from pasarela.testing.helpers import serve_app
@@ -53,7 +54,7 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     if (request.config.getoption("--record-mode") or "none") == "none":
         yield
         return
-    app = create_app(sandbox=Sandbox(clock=lambda: NOW, seed=1))
+    app = create_app(clock=lambda: NOW, seed=1)
     with serve_app(app, port=8801):
         yield
 

@@ -19,8 +19,9 @@ from pasarela_pagoefectivo.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 from pasarela.api import Pasarela
 from pasarela.errors import ProviderUnavailableError, ProviderValidationError
 from pasarela.lifecycle import Status
-from pasarela.model import Order, ShowCashCode
+from pasarela.model import Order
 from pasarela.money import Money
+from pasarela.next_action import ShowCashCode
 from pasarela.store import Store
 from pasarela.testing.helpers import EventRecorder as Observer
 from pasarela.testing.helpers import ManualClock as Clock
@@ -65,7 +66,7 @@ def shop(served: Any, receiver: Any, tmp_path: Path, clock: Clock,
     try:
         yield app
     finally:
-        served.sandbox.notifier.wait(len(served.sandbox.notifier.deliveries))
+        served.sandbox.courier.wait(len(served.sandbox.courier.deliveries))
         app.close()
 
 
@@ -88,7 +89,7 @@ def test_create_pay_webhook_succeeded(
     assert action.code in action.instructions["es"][0]
     assert served.sandbox.cips[int(action.code)].transaction_code == payment.id
     served.control("POST", f"/cips/{action.code}/pay")
-    served.sandbox.notifier.wait(1)
+    served.sandbox.courier.wait(1)
     assert shop.replies == [200]  # type: ignore[attr-defined]
     done = shop.get(payment.id)
     assert done.status is Status.SUCCEEDED
@@ -109,10 +110,10 @@ def test_same_key_gives_the_same_payment_and_one_cip(
 def test_duplicate_notifications_apply_once(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], observer: Observer,
 ) -> None:
-    served.control("POST", "/config", json={"duplicate_notifications": 2})
+    served.control("POST", "/config", json={"duplicate_webhooks": 2})
     payment = pay(shop, order_factory())
     served.control("POST", f"/cips/{payment.provider_reference}/pay")
-    served.sandbox.notifier.wait(3)
+    served.sandbox.courier.wait(3)
     assert shop.replies == [200, 200, 200]  # type: ignore[attr-defined]
     done = shop.get(payment.id)
     assert done.status is Status.SUCCEEDED
@@ -138,7 +139,7 @@ def test_expiry_sweep_asks_first_then_expires(
     record = served.sandbox.cips[int(payment.provider_reference)]
     assert record.expires_at == soon.replace(microsecond=0)  # dateExpiry from the order
     clock.now = soon + timedelta(seconds=1)
-    served.sandbox.offset = timedelta(hours=1, seconds=1)  # the same time at PagoEfectivo
+    served.sandbox.clock.offset = timedelta(hours=1, seconds=1)  # the same time at PagoEfectivo
     assert shop.expire_due() == 1
     done = shop.get(payment.id)
     assert done.status is Status.EXPIRED
@@ -149,14 +150,14 @@ def test_expiry_sweep_asks_about_many_cips_in_one_search(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
     observer: Observer,
 ) -> None:
-    served.control("POST", "/config", json={"lose_notifications": 1.0})
+    served.control("POST", "/config", json={"lose_webhooks": 1.0})
     soon = clock.now + timedelta(hours=1)
     paid, unpaid, other = (
         pay(shop, order_factory(reference=f"pedido-{i}", expires_at=soon), key=f"k{i}")
         for i in range(3))
     served.control("POST", f"/cips/{paid.provider_reference}/pay")  # notification lost
     clock.now = soon + timedelta(seconds=1)
-    served.sandbox.offset = timedelta(hours=1, seconds=1)
+    served.sandbox.clock.offset = timedelta(hours=1, seconds=1)
     searches = served.sandbox.calls["search"]
     assert shop.expire_due() == 2
     assert served.sandbox.calls["search"] - searches == 1  # one search for the three
@@ -173,10 +174,10 @@ def test_lost_notification_is_found_by_the_resolver(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
     observer: Observer,
 ) -> None:
-    served.control("POST", "/config", json={"lose_notifications": 1.0})
+    served.control("POST", "/config", json={"lose_webhooks": 1.0})
     payment = pay(shop, order_factory())
     served.control("POST", f"/cips/{payment.provider_reference}/pay")
-    served.sandbox.notifier.wait(1)
+    served.sandbox.courier.wait(1)
     assert shop.replies == []  # type: ignore[attr-defined]
     assert shop.get(payment.id).status is Status.PENDING
     assert shop.resolve_due() == 0  # not due yet
@@ -192,7 +193,7 @@ def test_payment_racing_local_expiry_is_a_late_success(
     served: Any, shop: Pasarela, order_factory: Callable[..., Order], clock: Clock,
     observer: Observer,
 ) -> None:
-    served.control("POST", "/config", json={"notification_delay": 0.2})
+    served.control("POST", "/config", json={"delay_webhooks": 0.2})
     soon = clock.now + timedelta(hours=1)
     payment = pay(shop, order_factory(expires_at=soon))
     cip = payment.provider_reference
@@ -201,7 +202,7 @@ def test_payment_racing_local_expiry_is_a_late_success(
     assert shop.expire_due() == 1  # our sweep asked: expired, released the stock
     # ...but the customer paid at the agent in the last second.
     served.control("POST", f"/cips/{cip}/pay", json={"race": True})
-    served.sandbox.notifier.wait(1)
+    served.sandbox.courier.wait(1)
     done = shop.get(payment.id)
     assert done.status is Status.SUCCEEDED
     assert observer.types()[-2:] == ["payment.expired", "payment.late_succeeded"]
@@ -290,7 +291,7 @@ def test_timeout_after_send_is_unknown_until_the_notification_resolves_it(
     # the unknown payment learns its CIP and succeeds, still with one CIP.
     (cip,) = served.sandbox.cips
     served.control("POST", f"/cips/{cip}/pay")
-    served.sandbox.notifier.wait(1)
+    served.sandbox.courier.wait(1)
     done = shop.get(payment.id)
     assert done.status is Status.SUCCEEDED
     assert done.provider_reference == str(cip)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
-from pasarela_pagoefectivo import PagoEfectivoProvider
+from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.errors import (
     ERROR_TABLE,
     PagoEfectivoConfigurationError,
@@ -18,8 +20,12 @@ from pasarela.errors import (
     ProviderError,
     ProviderUnavailableError,
     ProviderValidationError,
+    RateLimitedError,
     UnsupportedError,
 )
+from pasarela.lifecycle import Status
+from pasarela.model import Method, Payment
+from pasarela.money import Money
 
 
 def error(status: int, text: str) -> ProviderError:
@@ -102,3 +108,50 @@ def test_provider_declares_every_documented_code() -> None:
     assert documented <= set(ERROR_TABLE)
     assert documented | {"401"} == set(PagoEfectivoProvider.error_codes)
     assert PagoEfectivoProvider.error_codes["511"] is ErrorCode.AMOUNT_OUT_OF_RANGE
+
+
+# --- a 429's Retry-After, through the provider's flow ----------------------------------
+
+
+def _search_answered_429(retry_after: str) -> BaseException:
+    """Drive ``get`` of a CIP: the authorization succeeds, the search gets a 429."""
+    now = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    provider = PagoEfectivoProvider(
+        PagoEfectivoSettings(access_key="ak", secret_key="sk", service_id=913),
+        clock=lambda: now)
+    payment = Payment(id="01JPAY", order_reference="pedido-1", idempotency_key="k",
+                      provider="pagoefectivo", method=Method.CASH, amount=Money(2205, "PEN"),
+                      status=Status.PENDING, version=1, created_at=now, updated_at=now,
+                      provider_reference="11546901")
+    flow = provider.get(payment)
+    request = next(flow)
+    assert request.url.path == "/v1/authorizations"
+    request = flow.send(httpx.Response(201, json={"code": "100", "data": {"token": "tok"}},
+                                       request=request))
+    assert request.url.path == "/v1/cips/search"
+    with pytest.raises(RateLimitedError) as info:
+        flow.send(httpx.Response(429, headers={"Retry-After": retry_after},
+                                 content=b"Too Many Requests", request=request))
+    return info.value
+
+
+def test_a_429_retry_after_in_seconds_reaches_the_error() -> None:
+    exc = _search_answered_429("12")
+    assert isinstance(exc, RateLimitedError)
+    assert exc.retry_after == 12.0
+    assert exc.retryable
+    assert exc.http_status == 429
+
+
+def test_a_429_retry_after_http_date_reaches_the_error() -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+    exc = _search_answered_429(soon.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+    assert isinstance(exc, RateLimitedError)
+    assert exc.retry_after is not None
+    assert 540 < exc.retry_after <= 600
+
+
+def test_an_unreadable_retry_after_is_none() -> None:
+    exc = _search_answered_429("later")
+    assert isinstance(exc, RateLimitedError)
+    assert exc.retry_after is None

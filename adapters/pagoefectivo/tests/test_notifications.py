@@ -17,6 +17,7 @@ from pasarela.errors import SignatureInvalidError, WebhookError
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
+from pasarela.provider import WebhookHeaders
 
 
 SECRET = "ki7/AduMGTZnDk0eRxM21cFRj73EEnXqx6Zw0rBL"
@@ -36,6 +37,8 @@ PRETTY = b"""{
     }
 }"""
 NOW = datetime(2024, 12, 2, 15, 0, tzinfo=UTC)
+#: The spec's delivery headers, as the core passes them.
+HEADERS = WebhookHeaders({"PE-Signature": SIGNATURE})
 
 
 def provider(**changes: object) -> PagoEfectivoProvider:
@@ -47,7 +50,7 @@ def provider(**changes: object) -> PagoEfectivoProvider:
 
 def test_signature_of_the_spec_signed_string() -> None:
     assert sign(SIGNED, SECRET) == SIGNATURE
-    verify({"PE-Signature": SIGNATURE}, SIGNED, [SECRET])
+    verify(HEADERS, SIGNED, [SECRET])
 
 
 def test_build_notification_reproduces_the_spec_signed_string() -> None:
@@ -80,41 +83,41 @@ def test_parse_the_pretty_spec_example() -> None:
 def test_verification_is_on_the_raw_bytes() -> None:
     # The pretty body means the same JSON but is other bytes: its signature differs.
     with pytest.raises(SignatureInvalidError):
-        verify({"PE-Signature": SIGNATURE}, PRETTY, [SECRET])
-    verify({"pe-signature": sign(PRETTY, SECRET)}, PRETTY, [SECRET])
+        verify(HEADERS, PRETTY, [SECRET])
+    verify(WebhookHeaders({"pe-signature": sign(PRETTY, SECRET)}), PRETTY, [SECRET])
 
 
 def test_tampered_body_is_refused() -> None:
     tampered = SIGNED.replace(b"22.05", b"2.05")
     with pytest.raises(SignatureInvalidError, match="does not match"):
-        provider().parse_webhook({"PE-Signature": SIGNATURE}, tampered, now=NOW)
+        provider().parse_webhook(HEADERS, tampered, now=NOW)
 
 
 def test_wrong_secret_is_refused() -> None:
     with pytest.raises(SignatureInvalidError):
         provider(secret_key="another-secret").parse_webhook(
-            {"PE-Signature": SIGNATURE}, SIGNED, now=NOW)
+            HEADERS, SIGNED, now=NOW)
 
 
 def test_missing_or_empty_header_is_refused() -> None:
     with pytest.raises(SignatureInvalidError, match="missing"):
-        provider().parse_webhook({}, SIGNED, now=NOW)
+        provider().parse_webhook(WebhookHeaders({}), SIGNED, now=NOW)
     with pytest.raises(SignatureInvalidError, match="missing"):
-        provider().parse_webhook({"PE-Signature": " "}, SIGNED, now=NOW)
+        provider().parse_webhook(WebhookHeaders({"PE-Signature": " "}), SIGNED, now=NOW)
 
 
 def test_rotated_secret_is_accepted() -> None:
     # The key was rotated: the new secret_key is configured, the old one kept in
     # webhook_secrets while PagoEfectivo may still sign with it.
     rotated = provider(secret_key="new-secret", webhook_secrets=(SECRET,))
-    [event] = rotated.parse_webhook({"PE-Signature": SIGNATURE}, SIGNED, now=NOW)
+    [event] = rotated.parse_webhook(HEADERS, SIGNED, now=NOW)
     assert event.status is Status.SUCCEEDED
     new_signature = sign(SIGNED, "new-secret").upper()  # hex case does not matter
-    rotated.parse_webhook({"PE-Signature": new_signature}, SIGNED, now=NOW)
+    rotated.parse_webhook(WebhookHeaders({"PE-Signature": new_signature}), SIGNED, now=NOW)
 
 
 def test_paid_event() -> None:
-    [event] = provider().parse_webhook({"PE-Signature": SIGNATURE}, SIGNED, now=NOW)
+    [event] = provider().parse_webhook(HEADERS, SIGNED, now=NOW)
     assert event.event_id == "11546901:cip.paid:1253"
     assert event.type == "cip.paid"
     assert event.provider_reference == "11546901"
@@ -124,8 +127,8 @@ def test_paid_event() -> None:
     assert not event.verify_by_fetch
 
 
-def _signed(body: bytes) -> dict[str, str]:
-    return {"PE-Signature": sign(body, SECRET)}
+def _signed(body: bytes) -> WebhookHeaders:
+    return WebhookHeaders({"PE-Signature": sign(body, SECRET)})
 
 
 def test_extras_and_numeric_cip_are_tolerated() -> None:

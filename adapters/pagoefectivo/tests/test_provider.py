@@ -12,9 +12,12 @@ import pytest
 from pasarela_pagoefectivo import PagoEfectivoProvider, PagoEfectivoSettings
 from pasarela_pagoefectivo.errors import PagoEfectivoConfigurationError
 
-from pasarela.engine.flows import drive, redact_exchange, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.redaction import redact_exchange
+from pasarela.engine.steps import drive
 from pasarela.errors import (
     AuthenticationError,
+    ConfigurationError,
     ErrorCode,
     ProviderError,
     ProviderUnavailableError,
@@ -24,8 +27,15 @@ from pasarela.errors import (
 )
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
-from pasarela.model import Payment, ShowCashCode, qr_svg
-from pasarela.provider import CreateRequest, Operation, ProviderPayment, SettlementLine
+from pasarela.model import Payment
+from pasarela.next_action import ShowCashCode, qr_svg
+from pasarela.provider import (
+    CreateRequest,
+    Operation,
+    ProviderPayment,
+    ProviderSettings,
+    SettlementLine,
+)
 
 
 def run(provider: PagoEfectivoProvider, client: httpx.Client, operation: Operation,
@@ -359,6 +369,12 @@ def test_settlements_search_in_batches(
         next(iter(provider.settlements(start, end)))
 
 
+def test_settlements_are_asked_by_reference() -> None:
+    # The core pages through our CIP numbers only for a provider that says so; an
+    # adapter without the flag would be asked with no references and refuse.
+    assert PagoEfectivoProvider.settlements_by_reference is True
+
+
 def test_recorded_exchanges_carry_no_secret(
     served: Any, provider: PagoEfectivoProvider, client: httpx.Client,
     create_request: CreateRequest,
@@ -415,3 +431,10 @@ def test_settings_validation() -> None:
     assert "s3cr3t-value" not in repr(settings)
     assert "a" * 20 not in repr(settings)
     assert set(settings.secret_values()) == {"a" * 20, "s3cr3t-value"}
+
+
+def test_other_settings_are_refused_by_the_core_check() -> None:
+    # The one check, in Provider.__init__: the same error for every adapter.
+    with pytest.raises(ConfigurationError,
+                       match="settings must be PagoEfectivoSettings, not ProviderSettings"):
+        PagoEfectivoProvider(ProviderSettings())

@@ -301,43 +301,42 @@ def test_one_retry_on_a_non_200(served: Any, pe: Api, receiver: Any) -> None:
     receiver.statuses.extend([500])
     served.control("POST", f"/cips/{pe.cip()}/pay")
     assert len(receiver.wait(2)) == 2
-    served.sandbox.notifier.wait(1)
-    [delivery] = served.control("GET", "/notifications").json()["deliveries"]
+    served.sandbox.courier.wait(1)
+    [delivery] = served.control("GET", "/webhooks").json()["deliveries"]
     assert [a["status"] for a in delivery["attempts"]] == [500, 200]
-    assert delivery["delivered"]
+    assert delivery["status"] == "delivered"
 
 
 def test_no_third_attempt(served: Any, pe: Api, receiver: Any) -> None:
     served.control("POST", "/notification-url", json={"url": receiver.url})
     receiver.statuses.extend([500, 503, 500])
     served.control("POST", f"/cips/{pe.cip()}/pay")
-    [delivery] = served.sandbox.notifier.wait(1)
-    assert [a["status"] for a in delivery.attempts] == [500, 503]
+    [delivery] = served.sandbox.courier.wait(1)
+    assert [a.status for a in delivery.attempts] == [500, 503]
     assert not delivery.delivered
-    assert len(receiver.received) == 2
+    assert len(receiver.deliveries) == 2
 
 
 def test_duplicate_and_lost_notifications(served: Any, pe: Api, receiver: Any) -> None:
-    served.control("POST", "/config", json={"notification_url": receiver.url,
-                                            "duplicate_notifications": 1})
+    served.control("POST", "/config", json={"webhook_url": receiver.url,
+                                            "duplicate_webhooks": 1})
     served.control("POST", f"/cips/{pe.cip()}/pay")
     first, second = receiver.wait(2)
     assert first[1] == second[1]  # the same body twice
-    served.control("POST", "/config", json={"duplicate_notifications": 0,
-                                            "lose_notifications": 1.0})
+    served.control("POST", "/config", json={"duplicate_webhooks": 0, "lose_webhooks": 1.0})
     served.control("POST", f"/cips/{pe.cip()}/pay")
-    served.sandbox.notifier.wait(3)
+    served.sandbox.courier.wait(3)
     time.sleep(0.1)
-    assert len(receiver.received) == 2
-    assert served.control("GET", "/notifications").json()["deliveries"][-1]["lost"]
+    assert len(receiver.deliveries) == 2
+    assert served.control("GET", "/webhooks").json()["deliveries"][-1]["status"] == "lost"
 
 
 def test_delayed_notification(served: Any, pe: Api, receiver: Any) -> None:
-    served.control("POST", "/config", json={"notification_url": receiver.url,
-                                            "notification_delay": 0.4})
+    served.control("POST", "/config", json={"webhook_url": receiver.url,
+                                            "delay_webhooks": 0.4})
     started = time.monotonic()
     served.control("POST", f"/cips/{pe.cip()}/pay")
-    assert not receiver.received
+    assert not receiver.deliveries
     receiver.wait(1)
     assert time.monotonic() - started >= 0.4
 
@@ -363,8 +362,8 @@ def test_late_payment_grace_knob(served: Any, pe: Api) -> None:
 
 
 def test_expired_and_refunded_notifications(served: Any, pe: Api, receiver: Any) -> None:
-    served.control("POST", "/config", json={"notification_url": receiver.url,
-                                            "expired_notifications": True})
+    served.control("POST", "/config", json={"webhook_url": receiver.url,
+                                            "expired_webhooks": True})
     served.control("POST", f"/cips/{pe.cip()}/expire")
     paid = pe.cip()
     served.control("POST", f"/cips/{paid}/pay")
@@ -391,7 +390,7 @@ def test_latency_and_error_rate(served: Any, pe: Api) -> None:
     started = time.monotonic()
     assert pe.create().status_code == 201
     assert time.monotonic() - started >= 0.3
-    served.control("POST", "/config", json={"latency": 0, "error_rate": 1.0})
+    served.control("POST", "/config", json={"latency": 0, "fail_rate": 1.0})
     answer = pe.create()
     assert answer.status_code == 500
     assert answer.json()["code"] == "166"

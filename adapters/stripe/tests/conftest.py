@@ -4,11 +4,12 @@
   loaded once per session with openapi-core and the two fixes peers/README.md
   describes (see :class:`StripeSpec`). Absent peers skip the tests that need them,
   except under ``CI=true``, where they fail.
-- ``sandbox_server``: the sandbox on real loopback HTTP (uvicorn in a thread);
-  ``sandbox`` resets it for each test and hands back its :class:`Sandbox`.
+- ``served``: the sandbox on real loopback HTTP (pasarela's ``pasarela_sandbox``
+  fixture), reset for each test; ``sandbox`` is its :class:`StripeSandbox`.
 - ``client``: an ``httpx.Client`` whose every request and response is checked
   against the spec.
-- ``receiver``: a loopback HTTP server that records webhook deliveries.
+- ``receiver``: a loopback HTTP server that records webhook deliveries
+  (``pasarela_receiver``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
-from pasarela_stripe.sandbox import Knobs, Sandbox, create_app
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from pasarela_stripe.sandbox import StripeSandbox, create_app
+
+from pasarela.testing.helpers import Served
+from pasarela.testing.receiver import WebhookReceiver
+from pasarela.testing.sandbox import ServedSandbox
 
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -253,48 +250,13 @@ def stripe_spec() -> StripeSpec:
     return StripeSpec(spec)
 
 
-# --- loopback servers ------------------------------------------------------------------------
-
-
-class Server:
-    def __init__(self, app: Any) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the loopback server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+# --- the sandbox and a receiver on loopback (pasarela's pytest plugin) -------------------
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], str]]:
-    """Serve an ASGI app on loopback for one test; returns its base URL."""
-    servers: list[Server] = []
-
-    def start(app: Any) -> str:
-        server = Server(app).__enter__()
-        servers.append(server)
-        return server.url
-
-    yield start
-    for server in servers:
-        server.__exit__()
+def serve(pasarela_serve: Callable[[Any], Served]) -> Callable[[Any], Served]:
+    """Serve an ASGI app on loopback for one test (``.url`` is its base URL)."""
+    return pasarela_serve
 
 
 @pytest.fixture
@@ -307,29 +269,25 @@ def sandbox_key() -> str:
     return SANDBOX_KEY
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[tuple[str, Sandbox]]:
-    app = create_app(api_key=SANDBOX_KEY, seed=7)
-    with Server(app) as server:
-        yield server.url, app.state.sandbox
+@pytest.fixture
+def served(pasarela_sandbox: Callable[..., ServedSandbox]) -> ServedSandbox:
+    """The sandbox on loopback (one server per session), reset to its start: only
+    SANDBOX_KEY is accepted, events are signed with WEBHOOK_SECRET."""
+    return pasarela_sandbox(create_app, api_key=SANDBOX_KEY, seed=7,
+                            webhook_secret=WEBHOOK_SECRET)
 
 
 @pytest.fixture
-def sandbox(sandbox_server: tuple[str, Sandbox]) -> Sandbox:
-    """The running sandbox, emptied and with default knobs."""
-    url, box = sandbox_server
-    box.knobs = Knobs(webhook_secrets=[WEBHOOK_SECRET])
-    box.reset()
-    box.account.processing = False
-    box.account.refund_status = "succeeded"
-    box.url = url  # type: ignore[attr-defined]
-    return box
+def sandbox(served: ServedSandbox) -> StripeSandbox:
+    """The running sandbox itself (``sandbox.url`` is where it is served)."""
+    sandbox = served.sandbox
+    assert isinstance(sandbox, StripeSandbox)
+    return sandbox
 
 
 @pytest.fixture
-def sandbox_url(sandbox: Sandbox) -> str:
-    url: str = sandbox.url  # type: ignore[attr-defined]
-    return url
+def sandbox_url(served: ServedSandbox) -> str:
+    return served.url
 
 
 class Checked:
@@ -388,39 +346,7 @@ def checking_transport(wire: Checked) -> Iterator[CheckingTransport]:
     transport.close()
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        self.hook: Callable[[dict[str, str], bytes], int] | None = None
-
-    async def endpoint(self, request: Request) -> JSONResponse:
-        body = await request.body()
-        headers = dict(request.headers)
-        self.deliveries.append((headers, body))
-        status = self.hook(headers, body) if self.hook else self.status
-        return JSONResponse({"received": status < 300}, status)
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.deliveries) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return list(self.deliveries)
-
-
-@pytest.fixture(scope="session")
-def receiver_server() -> Iterator[tuple[str, Receiver]]:
-    receiver = Receiver()
-    app = Starlette(routes=[Route("/webhooks/stripe", receiver.endpoint, methods=["POST"])])
-    with Server(app) as server:
-        yield server.url + "/webhooks/stripe", receiver
-
-
 @pytest.fixture
-def receiver(receiver_server: tuple[str, Receiver]) -> Receiver:
-    url, receiver = receiver_server
-    receiver.deliveries.clear()
-    receiver.status = 200
-    receiver.hook = None
-    receiver.url = url  # type: ignore[attr-defined]
-    return receiver
+def receiver(pasarela_receiver: WebhookReceiver) -> WebhookReceiver:
+    """A loopback server that records webhook deliveries (``deliveries``, ``wait``)."""
+    return pasarela_receiver

@@ -25,8 +25,9 @@ from pasarela_stripe.settings import StripeSettings
 
 from pasarela.errors import ProviderError, ValidationError
 from pasarela.lifecycle import Status
-from pasarela.model import ConfirmCard, Method, Order, RefundStatus
+from pasarela.model import Method, Order, RefundStatus
 from pasarela.money import Money
+from pasarela.next_action import ConfirmCard
 from pasarela.provider import CreateRequest
 
 

@@ -22,7 +22,8 @@ import pytest
 from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
 from pasarela_stripe.sandbox import create_app
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, RefundStatus
 from pasarela.money import Money
@@ -47,7 +48,7 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     if (request.config.getoption("--record-mode") or "none") == "none":
         yield
         return
-    app = create_app(api_key=KEY, seed=1, clock=NOW.timestamp)
+    app = create_app(api_key=KEY, seed=1, clock=lambda: NOW)
     with serve_app(app, port=8812):
         yield
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from pasarela_stripe import StripeProvider, StripeSettings
-from pasarela_stripe.sandbox import Sandbox
+from pasarela_stripe.sandbox import StripeSandbox as Sandbox
 from pasarela_stripe.webhooks import signature_header
 
 from pasarela.model import Method, Order

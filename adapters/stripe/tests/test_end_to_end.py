@@ -13,12 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pasarela_stripe.sandbox import Sandbox
+from pasarela_stripe.sandbox import StripeSandbox as Sandbox
 
 from pasarela.api import Pasarela
 from pasarela.lifecycle import Status
-from pasarela.model import ConfirmCard, Order
+from pasarela.model import Order
 from pasarela.money import Money
+from pasarela.next_action import ConfirmCard
 
 
 @pytest.fixture
@@ -188,12 +189,12 @@ def test_sync_learns_what_a_lost_webhook_said(pasarela: Pasarela, sandbox: Sandb
 def test_lost_answer_is_unknown_then_resolved_by_sync(make: Callable[..., Pasarela],
                                                       sandbox: Sandbox) -> None:
     p = make(timeout=0.2, max_retries=0)
-    sandbox.knobs.update({"latency_ms": 600})
+    sandbox.knobs.update({"latency": 0.6})
     payment = p.pay(order("e2e-unknown"), method="card", idempotency_key="e2e-unknown",
                     payment_method="pm_card_visa")
     assert payment.status is Status.UNKNOWN
     assert payment.provider_reference is None
-    sandbox.knobs.update({"latency_ms": 0})
+    sandbox.knobs.update({"latency": 0})
     resolved = p.sync(payment.id)  # found by its payment id in Stripe's search
     assert resolved.status is Status.SUCCEEDED
     assert resolved.provider_reference in sandbox.account.intents

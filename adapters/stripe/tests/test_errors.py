@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pasarela_stripe import StripeProvider, StripeSettings
 from pasarela_stripe.api import parse_json
-from pasarela_stripe.errors import ERROR_CODES, error_from_response
+from pasarela_stripe.errors import ERROR_CODES, StripeDeclinedError, error_from_response
 
 from pasarela.errors import (
     AuthenticationError,
@@ -21,6 +22,9 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
+from pasarela.lifecycle import Status
+from pasarela.model import Method, Payment
+from pasarela.money import Money
 
 
 def answer(status: int, error: dict[str, Any] | None = None,
@@ -99,9 +103,10 @@ def test_decline_keeps_its_code_and_speaks_spanish() -> None:
         "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
         "message": "Your card has insufficient funds.",
         "payment_intent": {"id": "pi_9", "object": "payment_intent"}}))
+    assert isinstance(exc, StripeDeclinedError)
     assert isinstance(exc, DeclinedError)
     assert exc.decline_code == "insufficient_funds"
-    assert exc.payment_intent == "pi_9"  # type: ignore[attr-defined]
+    assert exc.payment_intent == exc.provider_reference == "pi_9"
     assert exc.customer_message("es") == "Fondos insuficientes. Usa otro medio de pago."
     assert "insufficient" not in exc.customer_message("es")
     generic = error_from_response(answer(402, {
@@ -159,3 +164,39 @@ def test_table_covers_the_codes_the_adapter_and_sandbox_use() -> None:
                  "idempotency_error", "rate_limit", "resource_missing", "api_error",
                  "payment_intent_unexpected_state", "charge_already_refunded"):
         assert code in ERROR_CODES
+
+
+# --- a 429's Retry-After, through the provider's flow ----------------------------------
+
+#: The provider's clock: far from the wall clock, so a date measured from the wall
+#: clock instead would be years off.
+CLOCK = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _get_answered_429(retry_after: str) -> RateLimitedError:
+    provider = StripeProvider(StripeSettings(api_key="sk_test_x"), clock=lambda: CLOCK)
+    payment = Payment(id="01JPAY", order_reference="pedido-1", idempotency_key="k",
+                      provider="stripe", method=Method.CARD, amount=Money(14990, "PEN"),
+                      status=Status.PENDING, version=1, created_at=CLOCK, updated_at=CLOCK,
+                      provider_reference="pi_1")
+    flow = provider.get(payment)
+    request = next(flow)
+    assert request.url.path == "/v1/payment_intents/pi_1"
+    limited = answer(429, {"type": "invalid_request_error", "code": "rate_limit",
+                           "message": "Too many requests"}, {"Retry-After": retry_after})
+    with pytest.raises(RateLimitedError) as info:
+        flow.send(limited)
+    return info.value
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0),
+    ("Tue, 01 Jan 2030 12:00:30 GMT", 30.0),  # measured from the provider's clock
+    ("Tue, 01 Jan 2030 11:00:00 GMT", 0.0),
+    ("soon", None),
+])
+def test_a_429_retry_after_reaches_the_error(header: str, seconds: float | None) -> None:
+    exc = _get_answered_429(header)
+    assert exc.retry_after == seconds
+    assert exc.retryable
+    assert exc.http_status == 429

@@ -13,9 +13,10 @@ import attrs
 import httpx
 import pytest
 from pasarela_stripe import StripeDeclinedError, StripeProvider, StripeSettings
-from pasarela_stripe.sandbox import Sandbox
+from pasarela_stripe.sandbox import StripeSandbox as Sandbox
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.errors import (
     ConfigurationError,
     DeclinedError,
@@ -27,9 +28,10 @@ from pasarela.errors import (
     ValidationError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import ConfirmCard, Method, Order, Payment, RefundStatus
+from pasarela.model import Method, Order, Payment, RefundStatus
 from pasarela.money import Money
-from pasarela.provider import CreateRequest, Operation
+from pasarela.next_action import ConfirmCard
+from pasarela.provider import CreateRequest, Operation, ProviderSettings
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -225,7 +227,7 @@ def test_429_is_retried_after_retry_after(run: Run, provider: StripeProvider,
 def test_a_lost_answer_is_unknown_then_the_retry_replays(
     provider: StripeProvider, sandbox: Sandbox, wire: Any
 ) -> None:
-    sandbox.knobs.update({"latency_ms": 300})
+    sandbox.knobs.update({"latency": 0.3})
     quick = attrs.evolve(provider.settings, timeout=0.1, max_retries=0)
     impatient = StripeProvider(quick)
     req = request(payment_method="pm_card_visa")
@@ -233,7 +235,7 @@ def test_a_lost_answer_is_unknown_then_the_retry_replays(
             pytest.raises(UnknownOutcomeError):
         drive(run_flow(impatient, Operation.CREATE, lambda: impatient.create(req)), client)
     assert len(sandbox.account.intents) == 1  # it happened, but we did not hear it
-    sandbox.knobs.update({"latency_ms": 0})
+    sandbox.knobs.update({"latency": 0})
     with httpx.Client() as client:
         reported = drive(run_flow(impatient, Operation.CREATE, lambda: impatient.create(req)),
                          client)
@@ -353,3 +355,10 @@ def test_limits_follow_stripe_minimums() -> None:
     assert provider.ineligibility(ok, Method.CASH) is not None
     soles = Order(reference="r", amount=Money.of("1.99", "PEN"))
     assert provider.ineligibility(soles, Method.CARD) is not None
+
+
+def test_other_settings_are_refused_by_the_core_check() -> None:
+    # The one check, in Provider.__init__: the same error for every adapter.
+    with pytest.raises(ConfigurationError,
+                       match="settings must be StripeSettings, not ProviderSettings"):
+        StripeProvider(ProviderSettings())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import stripe
-from pasarela_stripe.sandbox import Sandbox, create_app
+from pasarela_stripe.sandbox import StripeSandbox, create_app
+
+from pasarela.testing.helpers import ManualClock
 
 
 KEY = "sk_test_pasarela_4eC39HqLyjWDarjtT1zdp7dc"
@@ -205,7 +208,7 @@ def test_unknown_paths_answer_stripe_404(sandbox_url: str) -> None:
 
 
 def test_same_key_same_params_replays_the_first_answer(client: httpx.Client,
-                                                       sandbox: Sandbox) -> None:
+                                                       sandbox: StripeSandbox) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     first = create(client, url, "metadata[payment_id]=p1", key="pedido-1")
     second = create(client, url, "metadata[payment_id]=p1", key="pedido-1")
@@ -231,7 +234,7 @@ def test_same_key_on_another_endpoint_is_an_idempotency_error(client: httpx.Clie
     assert response.json()["error"]["type"] == "idempotency_error"
 
 
-def test_declines_are_replayed_but_validation_failures_are_not(sandbox: Sandbox) -> None:
+def test_declines_are_replayed_but_validation_failures_are_not(sandbox: StripeSandbox) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     with httpx.Client() as plain:
         declined = create(plain, url, "payment_method=pm_card_chargeDeclined&confirm=true",
@@ -248,14 +251,13 @@ def test_declines_are_replayed_but_validation_failures_are_not(sandbox: Sandbox)
 
 
 def test_saved_answers_expire_after_24_hours(serve: Any) -> None:
-    now = [1_800_000_000.0]
-    app = create_app(clock=lambda: now[0], seed=1)
-    url = serve(app)
+    clock = ManualClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    url = serve(create_app(clock=clock, seed=1)).url
     with httpx.Client() as plain:
         create(plain, url, key="old-key", amount=1500)
-        now[0] += 23 * 3600
+        clock.now += timedelta(hours=23)
         assert create(plain, url, key="old-key", amount=2500).status_code == 400
-        now[0] += 2 * 3600
+        clock.now += timedelta(hours=2)
         fresh = create(plain, url, key="old-key", amount=2500)
     assert fresh.status_code == 200
     assert fresh.json()["amount"] == 2500
@@ -265,7 +267,7 @@ def test_saved_answers_expire_after_24_hours(serve: Any) -> None:
 
 
 def test_rate_limit_knob_answers_429_with_retry_after(client: httpx.Client,
-                                                      sandbox: Sandbox) -> None:
+                                                      sandbox: StripeSandbox) -> None:
     sandbox.knobs.update({"rate_limit_next": 1, "retry_after": 3})
     url = sandbox.url  # type: ignore[attr-defined]
     limited = create(client, url, key="k-429")
@@ -276,7 +278,8 @@ def test_rate_limit_knob_answers_429_with_retry_after(client: httpx.Client,
     assert create(client, url, key="k-429").status_code == 200
 
 
-def test_error_knob_answers_500_before_execution(client: httpx.Client, sandbox: Sandbox) -> None:
+def test_error_knob_answers_500_before_execution(client: httpx.Client,
+                                                 sandbox: StripeSandbox) -> None:
     sandbox.knobs.update({"fail_next": 2})
     url = sandbox.url  # type: ignore[attr-defined]
     assert create(client, url, key="k-500").status_code == 500
@@ -285,14 +288,14 @@ def test_error_knob_answers_500_before_execution(client: httpx.Client, sandbox: 
     assert len(sandbox.account.intents) == 1
 
 
-def test_latency_knob_delays_after_the_work_is_done(sandbox: Sandbox) -> None:
-    sandbox.knobs.update({"latency_ms": 400})
+def test_latency_knob_delays_after_the_work_is_done(sandbox: StripeSandbox) -> None:
+    sandbox.knobs.update({"latency": 0.4})
     url = sandbox.url  # type: ignore[attr-defined]
     with httpx.Client(timeout=0.1) as impatient, pytest.raises(httpx.ReadTimeout):
         create(impatient, url, key="k-slow")
     # the request was executed all the same: an unknown outcome for the client
     assert len(sandbox.account.intents) == 1
-    sandbox.knobs.update({"latency_ms": 0})
+    sandbox.knobs.update({"latency": 0})
     with httpx.Client() as patient:
         replay = create(patient, url, key="k-slow")
     assert replay.headers["idempotent-replayed"] == "true"
@@ -300,11 +303,16 @@ def test_latency_knob_delays_after_the_work_is_done(sandbox: Sandbox) -> None:
 
 
 def test_config_endpoint_reads_and_sets_knobs(sandbox_url: str) -> None:
-    changed = httpx.post(f"{sandbox_url}/_control/config", json={"latency_ms": 5})
-    assert changed.json()["latency_ms"] == 5
-    assert httpx.get(f"{sandbox_url}/_control/config").json()["latency_ms"] == 5
+    changed = httpx.post(f"{sandbox_url}/_control/config", json={"latency": 0.005})
+    assert changed.json()["latency"] == 0.005
+    assert httpx.get(f"{sandbox_url}/_control/config").json()["latency"] == 0.005
     refused = httpx.post(f"{sandbox_url}/_control/config", json={"no_such_knob": 1})
     assert refused.status_code == 400
+    assert refused.json()["error"].startswith("no_such_knob: no such knob")
+    unit = httpx.post(f"{sandbox_url}/_control/config", json={"latency_ms": 5})
+    assert "did you mean latency?" in unit.json()["error"]
+    wrong = httpx.post(f"{sandbox_url}/_control/config", json={"refund_status": "maybe"})
+    assert wrong.json()["error"].startswith("refund_status: must be one of succeeded, pending")
 
 
 # --- refunds -------------------------------------------------------------------------------
@@ -338,7 +346,7 @@ def test_refund_of_an_unpaid_intent_is_refused(client: httpx.Client, sandbox_url
     assert response.json()["error"]["param"] == "payment_intent"
 
 
-def test_pending_refund_settles_by_control(client: httpx.Client, sandbox: Sandbox) -> None:
+def test_pending_refund_settles_by_control(client: httpx.Client, sandbox: StripeSandbox) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/config", json={"refund_status": "pending"})
     intent = create(client, url, "payment_method=pm_card_visa&confirm=true").json()
@@ -353,7 +361,7 @@ def test_pending_refund_settles_by_control(client: httpx.Client, sandbox: Sandbo
     assert types[-1] == "refund.updated"
 
 
-def test_processing_knob_and_settle(client: httpx.Client, sandbox: Sandbox) -> None:
+def test_processing_knob_and_settle(client: httpx.Client, sandbox: StripeSandbox) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/config", json={"processing": True})
     intent = create(client, url, "payment_method=pm_card_visa&confirm=true").json()
@@ -367,7 +375,7 @@ def test_processing_knob_and_settle(client: httpx.Client, sandbox: Sandbox) -> N
 
 
 def test_every_object_the_sandbox_made_matches_its_schema(
-    client: httpx.Client, sandbox: Sandbox, stripe_spec: Any
+    client: httpx.Client, sandbox: StripeSandbox, stripe_spec: Any
 ) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     ok = create(client, url, "payment_method=pm_card_visa&confirm=true").json()
@@ -396,7 +404,7 @@ def _events_of(deliveries: list[tuple[dict[str, str], bytes]]) -> list[dict[str,
 
 
 def test_webhooks_are_signed_so_stripe_sdk_accepts_them(
-    client: httpx.Client, sandbox: Sandbox, receiver: Any, webhook_secret: str
+    client: httpx.Client, sandbox: StripeSandbox, receiver: Any, webhook_secret: str
 ) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/webhook", json={"url": receiver.url, "secret": webhook_secret})
@@ -414,7 +422,7 @@ def test_webhooks_are_signed_so_stripe_sdk_accepts_them(
     assert succeeded["data"]["object"]["status"] == "succeeded"
 
 
-def test_rotation_signs_with_every_secret(sandbox: Sandbox, receiver: Any,
+def test_rotation_signs_with_every_secret(sandbox: StripeSandbox, receiver: Any,
                                           client: httpx.Client) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/webhook",
@@ -426,24 +434,24 @@ def test_rotation_signs_with_every_secret(sandbox: Sandbox, receiver: Any,
         stripe.Webhook.construct_event(body, headers["stripe-signature"], secret)
 
 
-def test_duplicate_and_reorder_knobs(sandbox: Sandbox, receiver: Any,
+def test_duplicate_and_reorder_knobs(sandbox: StripeSandbox, receiver: Any,
                                      client: httpx.Client) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/config", json={
-        "webhook_url": receiver.url, "webhook_mode": "manual",
+        "webhook_url": receiver.url, "hold_webhooks": True,
         "duplicate_webhooks": 1, "reorder_webhooks": True})
     create(client, url, "payment_method=pm_card_visa&confirm=true")
     assert receiver.deliveries == []
-    results = httpx.post(f"{url}/_control/webhooks/flush").json()
+    results = httpx.post(f"{url}/_control/webhooks/flush").json()["webhooks"]
     assert len(results) == 6
-    assert all(r["outcome"] == "delivered" for r in results)
+    assert all(r["status"] == "delivered" for r in results)
     ids = [e["id"] for e in _events_of(receiver.wait(6))]
     created_order = list(sandbox.account.events)
     # each event twice, newest first
     assert ids == [i for i in reversed(created_order) for _ in range(2)]
 
 
-def test_signature_fault_knob(sandbox: Sandbox, receiver: Any, client: httpx.Client,
+def test_signature_fault_knob(sandbox: StripeSandbox, receiver: Any, client: httpx.Client,
                               webhook_secret: str) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/config", json={
@@ -454,21 +462,22 @@ def test_signature_fault_knob(sandbox: Sandbox, receiver: Any, client: httpx.Cli
         stripe.Webhook.construct_event(body, headers["stripe-signature"], webhook_secret)
 
 
-def test_rejected_deliveries_are_retried_and_recorded(sandbox: Sandbox, receiver: Any,
+def test_rejected_deliveries_are_retried_and_recorded(sandbox: StripeSandbox, receiver: Any,
                                                       client: httpx.Client) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     answers = iter([500, 200])
-    receiver.hook = lambda headers, body: next(answers)
+    receiver.handler = lambda headers, body: next(answers)
     httpx.post(f"{url}/_control/config", json={"webhook_url": receiver.url})
     intent = create(client, url).json()
     receiver.wait(2)
+    sandbox.courier.wait(1)
     listed = httpx.get(f"{url}/_control/events", params={"object": intent["id"]}).json()
-    assert listed[0]["deliveries"][0]["attempts"] == 2
-    assert listed[0]["deliveries"][0]["outcome"] == "delivered"
+    assert [a["status"] for a in listed[0]["deliveries"][0]["attempts"]] == [500, 200]
+    assert listed[0]["deliveries"][0]["status"] == "delivered"
 
 
 def test_events_listing_gives_signed_deliveries_to_replay(
-    sandbox: Sandbox, client: httpx.Client, webhook_secret: str
+    sandbox: StripeSandbox, client: httpx.Client, webhook_secret: str
 ) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     create(client, url)
@@ -479,3 +488,27 @@ def test_events_listing_gives_signed_deliveries_to_replay(
     assert event["type"] == "payment_intent.created"
     fetched = client.get(f"{url}/v1/events/{listed[0]['id']}", headers=AUTH).json()
     assert fetched == json.loads(listed[0]["body"])
+
+
+# --- a newcomer's first payment ----------------------------------------------------------
+
+
+def test_the_banner_settings_make_a_first_payment(pasarela_sandbox: Any,
+                                                  pasarela_factory: Any) -> None:
+    """The sandbox started as ``pasarela sandbox stripe`` does, configured with what its
+    banner prints: the first payment succeeds, and its signed events verify."""
+    from pasarela.model import Order
+    from pasarela.money import Money
+
+    served = pasarela_sandbox(create_app)
+    pasarela = pasarela_factory(served)
+    payment = pasarela.pay(Order(reference="first", amount=Money.of("149.90", "PEN"),
+                                 description="Audífonos"),
+                           method="card", idempotency_key="first",
+                           payment_method="pm_card_visa")
+    assert payment.status.value == "succeeded"
+    events = httpx.get(f"{served.url}/_control/events").json()
+    assert events
+    for item in events:
+        assert pasarela.handle_webhook("stripe", item["headers"],
+                                       item["body"].encode()).status_code == 200

@@ -21,11 +21,12 @@ from pasarela_stripe.api import (
     parse_transactions,
     settlement_line,
 )
-from pasarela_stripe.sandbox import Sandbox
+from pasarela_stripe.sandbox import StripeSandbox as Sandbox
 from pasarela_stripe.sandbox.state import card_fee
 
 from pasarela.api import Pasarela
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.errors import ProviderError, ValidationError
 from pasarela.lifecycle import Status
 from pasarela.model import Order
@@ -206,6 +207,15 @@ def test_request_refuses_naive_times_and_bad_limits(settings: StripeSettings) ->
 def test_stripe_declares_settlements_and_retries_them() -> None:
     assert StripeProvider.supports(Operation.SETTLEMENTS)
     assert Operation.SETTLEMENTS in StripeProvider.retry_safe
+
+
+def test_stripe_lists_settlements_and_takes_no_references(settings: StripeSettings) -> None:
+    assert StripeProvider.settlements_by_reference is False
+    provider = StripeProvider(settings)
+    # The contract's keyword is accepted (and not needed): the same listing is asked.
+    listed = next(provider.settlements(SINCE, UNTIL))
+    given = next(provider.settlements(SINCE, UNTIL, references=["pi_1"]))
+    assert given.url == listed.url
 
 
 # --- pagination (a scripted conversation) ------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import stripe
-from pasarela_stripe.sandbox import Sandbox
+from pasarela_stripe.sandbox import StripeSandbox as Sandbox
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pasarela.errors import ConfigurationError, SignatureInvalidError, WebhookEr
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
+from pasarela.provider import WebhookHeaders
 
 
 SECRET = "whsec_test_1234567890abcdef"
@@ -43,9 +44,9 @@ def provider(*secrets: str, tolerance: int = 300) -> StripeProvider:
                                          webhook_tolerance=tolerance))
 
 
-def sdk_header(body: bytes, secret: str = SECRET, timestamp: int = T) -> dict[str, str]:
+def sdk_header(body: bytes, secret: str = SECRET, timestamp: int = T) -> WebhookHeaders:
     value = stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp)
-    return {"Stripe-Signature": value}
+    return WebhookHeaders({"Stripe-Signature": value})
 
 
 BODY = event("payment_intent.succeeded", intent("succeeded"))
@@ -71,8 +72,9 @@ def test_our_header_passes_stripe_construct_event() -> None:
 
 
 def test_header_name_is_case_insensitive() -> None:
-    headers = {"stripe-signature": sdk_header(BODY)["Stripe-Signature"]}
-    assert provider(SECRET).parse_webhook(headers, BODY, now=NOW)
+    value = sdk_header(BODY)["Stripe-Signature"]
+    for name in ("stripe-signature", "STRIPE-SIGNATURE", "Stripe-Signature"):
+        assert provider(SECRET).parse_webhook(WebhookHeaders({name: value}), BODY, now=NOW)
 
 
 def test_tampered_body_is_refused() -> None:
@@ -127,10 +129,12 @@ def test_rotated_secrets_either_one_verifies() -> None:
 def test_several_v1_any_one_matches() -> None:
     good = sign(BODY, SECRET, T)
     header = f"t={T},v1={'0' * 64},v1={good},v0=ignored"
-    assert provider(SECRET).parse_webhook({"Stripe-Signature": header}, BODY, now=NOW)
+    headers = WebhookHeaders({"Stripe-Signature": header})
+    assert provider(SECRET).parse_webhook(headers, BODY, now=NOW)
     # the v0 scheme is not accepted alone
     with pytest.raises(SignatureInvalidError):
-        verify({"Stripe-Signature": f"t={T},v0={good}"}, BODY, [SECRET], now=NOW)
+        verify(WebhookHeaders({"Stripe-Signature": f"t={T},v0={good}"}), BODY, [SECRET],
+               now=NOW)
 
 
 @pytest.mark.parametrize("header", [
@@ -138,7 +142,7 @@ def test_several_v1_any_one_matches() -> None:
     f"t={T},v1=ñ",
 ])
 def test_malformed_headers_are_refused(header: str | None) -> None:
-    headers = {} if header is None else {"Stripe-Signature": header}
+    headers = WebhookHeaders({} if header is None else {"Stripe-Signature": header})
     with pytest.raises(SignatureInvalidError):
         provider(SECRET).parse_webhook(headers, BODY, now=NOW)
 

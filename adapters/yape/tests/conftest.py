@@ -1,30 +1,27 @@
-"""Fixtures: the Culqi cassettes beside the repository, and servers on loopback."""
+"""Fixtures: the Culqi cassettes beside the repository, and the sandbox and a webhook
+receiver on loopback (from pasarela's pytest plugin: ``pasarela_sandbox``,
+``pasarela_receiver``, ``pasarela_serve``)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from pasarela_yape import YapeProvider, YapeSettings
 from pasarela_yape.sandbox import create_app
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from pasarela.lifecycle import Status
 from pasarela.model import Customer, Method, Order, Payment
 from pasarela.money import Money
 from pasarela.provider import CreateRequest
+from pasarela.testing.helpers import Served
+from pasarela.testing.pytest_plugin import SandboxPool
+from pasarela.testing.receiver import WebhookReceiver
+from pasarela.testing.sandbox import Clock, ServedSandbox
 
 
 PK = "pk_test_yape0000000001"
@@ -52,135 +49,35 @@ def culqi_cassettes() -> Path:
     return found[-1]
 
 
-class Served:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a thread."""
+@pytest.fixture
+def serve(pasarela_serve: Callable[[Any], Served]) -> Callable[[Any], Served]:
+    """Serve any ASGI app on loopback for one test (``.url`` is its base URL)."""
+    return pasarela_serve
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # A pre-bound socket misses asyncio's TCP_NODELAY: without it every keep-alive
-        # answer waits ~40 ms for a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
-                                http="h11", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
 
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+@pytest.fixture(scope="session")
+def sandbox_server(pasarela_sandbox_pool: SandboxPool) -> ServedSandbox:
+    """The sandbox on loopback, requiring the keys PK and SK (as it is, not reset)."""
+    return pasarela_sandbox_pool.get(create_app, public_key=PK, secret_key=SK, seed=7)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], Served]]:
-    """Serve any ASGI app on loopback for one test."""
-    started: list[Served] = []
-
-    def start(app: Any) -> Served:
-        started.append(Served(app))
-        return started[-1]
-
-    yield start
-    for served in started:
-        served.stop()
-
-
-@pytest.fixture(scope="module")
-def sandbox_server() -> Iterator[Served]:
-    served = Served(create_app(public_key=PK, secret_key=SK, seed=7))
-    yield served
-    served.stop()
-
-
-class Control:
-    """Drives the sandbox's ``/_control/`` endpoints."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def post(self, path: str, **body: Any) -> Any:
-        response = self.http.post(f"/_control{path}", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def config(self, **knobs: Any) -> Any:
-        return self.post("/config", **knobs)
-
-    def fault(self, route: str, kind: str, count: int = 1) -> Any:
-        return self.post("/faults", route=route, kind=kind, count=count)
-
-    def webhooks(self) -> list[dict[str, Any]]:
-        response = self.http.get("/_control/webhooks", params={"wait": "1"})
-        assert response.status_code == 200
-        return list(response.json()["deliveries"])
+def sandbox(pasarela_sandbox: Callable[..., ServedSandbox]) -> ServedSandbox:
+    """The same sandbox, reset to its start for the test; drive it with ``post``,
+    ``config``, ``fault``, ``webhooks`` and ``http``."""
+    return pasarela_sandbox(create_app, public_key=PK, secret_key=SK, seed=7)
 
 
 @pytest.fixture
-def sandbox(sandbox_server: Served) -> Iterator[Control]:
-    control = Control(sandbox_server.url)
-    control.post("/reset")
-    yield control
-    control.http.close()
-
-
-class Receiver:
-    """A webhook endpoint that records what it gets and answers *status*."""
-
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-        self.status = 200
-        self.on_receive: Callable[[bytes], None] | None = None
-
-        async def hook(request: Request) -> JSONResponse:
-            body = await request.body()
-            self.received.append(body)
-            if self.on_receive is not None:
-                self.on_receive(body)
-            return JSONResponse({"ok": self.status < 300}, status_code=self.status)
-
-        self.served = Served(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
-        self.url = f"{self.served.url}/hook"
-
-
-@pytest.fixture(scope="module")
-def receiver_server() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.served.stop()
-
-
-@pytest.fixture
-def receiver(receiver_server: Receiver) -> Receiver:
-    receiver_server.received.clear()
-    receiver_server.status = 200
-    receiver_server.on_receive = None
-    return receiver_server
-
-
-class Clock:
-    """A settable clock for the adapter (the sandbox has its own, moved by control)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+def receiver(pasarela_receiver: WebhookReceiver) -> WebhookReceiver:
+    """A webhook endpoint that records what it gets (``bodies``) and answers ``status``."""
+    return pasarela_receiver
 
 
 @pytest.fixture
 def clock() -> Clock:
+    """A settable clock for the adapter (the sandbox has its own, moved by control):
+    the wall clock plus ``offset``."""
     return Clock()
 
 
@@ -192,7 +89,7 @@ def make_settings(base_url: str = "http://127.0.0.1:9", **overrides: Any) -> Yap
 
 
 @pytest.fixture
-def provider(sandbox: Control, clock: Clock) -> YapeProvider:
+def provider(sandbox: ServedSandbox, clock: Clock) -> YapeProvider:
     """The Yape provider pointed at a freshly reset sandbox."""
     return YapeProvider(make_settings(sandbox.url), clock=clock)
 

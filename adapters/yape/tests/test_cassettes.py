@@ -22,10 +22,12 @@ import pytest
 from pasarela_yape import YapeProvider, YapeSettings
 from pasarela_yape.sandbox import create_app
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.lifecycle import Status
-from pasarela.model import Customer, Method, Order, Payment, RefundStatus, ScanQr
+from pasarela.model import Customer, Method, Order, Payment, RefundStatus
 from pasarela.money import Money
+from pasarela.next_action import ScanQr
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
 from pasarela.testing.helpers import serve_app
@@ -48,7 +50,7 @@ def recording_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     if (request.config.getoption("--record-mode") or "none") == "none":
         yield
         return
-    app = create_app(public_key=PK, secret_key=SK, seed=4, clock=NOW.timestamp)
+    app = create_app(public_key=PK, secret_key=SK, seed=4, clock=lambda: NOW)
     with serve_app(app, port=8802):
         yield
 

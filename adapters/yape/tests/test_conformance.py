@@ -13,7 +13,7 @@ from pasarela_yape import YapeProvider, YapeSettings
 from ulid import ULID
 
 from pasarela.errors import WebhookError
-from pasarela.provider import CreateRequest, Provider
+from pasarela.provider import CreateRequest, Provider, WebhookHeaders
 from pasarela.testing.conformance import ProviderConformance
 
 
@@ -66,7 +66,8 @@ class TestConformance(ProviderConformance):
         """Culqi signs nothing, so tampering cannot be seen in the bytes: every event
         must instead be marked ``verify_by_fetch`` so the core applies only what it
         fetches from Culqi; bytes that no longer parse are refused."""
-        headers, body, now = signed_webhook
+        raw_headers, body, now = signed_webhook
+        headers = WebhookHeaders(raw_headers)
         events = provider.parse_webhook(headers, body, now=now)
         assert events
         assert all(e.event_id and e.verify_by_fetch for e in events)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pasarela_yape import YapeProvider
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.culqi.api import (
     build_charge_request,
@@ -38,8 +39,9 @@ from pasarela.errors import (
     UnknownOutcomeError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import ScanQr
+from pasarela.model import Method, Payment
 from pasarela.money import Money
+from pasarela.next_action import ScanQr
 
 
 EXPIRES = datetime(2030, 1, 2, 15, 30, tzinfo=UTC)
@@ -310,3 +312,34 @@ def test_the_charge_step_treats_unclear_answers_as_unknown(h: Any) -> None:
         acquirer._charged(answer(402, error("card_error", code="card_declined",
                                            decline_code="insufficient_funds",
                                            charge_id="chr_test_1")))
+
+
+# --- a 429's Retry-After, through the provider's flow ----------------------------------
+
+
+@pytest.mark.parametrize("culqi_says", [True, False])  # Culqi's error body, or none
+def test_a_429_retry_after_reaches_the_error(h: Any, culqi_says: bool) -> None:
+    provider = YapeProvider(h.make_settings())
+    now = datetime.now(UTC)
+    payment = Payment(id="01JPAY", order_reference="pedido-1042", idempotency_key="k",
+                      provider="yape", method=Method.WALLET, amount=Money(2500, "PEN"),
+                      status=Status.PENDING, version=1, created_at=now, updated_at=now,
+                      provider_reference="chr_test_1")
+    waits: list[float | None] = []
+    for header in ("3", (now + timedelta(minutes=10)).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                   "later"):
+        flow = provider.get(payment)
+        request = next(flow)
+        assert request.url.path == "/v2/charges/chr_test_1"
+        body = {"json": error("limit_api_error")} if culqi_says else {"content": b"slow down"}
+        with pytest.raises(RateLimitedError) as info:
+            flow.send(httpx.Response(429, headers={"Retry-After": header}, request=request,
+                                     **body))
+        assert info.value.retryable is True
+        assert info.value.http_status == 429
+        waits.append(info.value.retry_after)
+    seconds, dated, unreadable = waits
+    assert seconds == 3.0
+    assert dated is not None
+    assert 540 < dated <= 600
+    assert unreadable is None

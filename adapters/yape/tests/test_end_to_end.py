@@ -19,8 +19,9 @@ from pasarela_yape import YapeProvider
 from pasarela.api import Pasarela
 from pasarela.errors import DeclinedError
 from pasarela.lifecycle import Status
-from pasarela.model import ApproveInWallet, RefundStatus, ScanQr
+from pasarela.model import RefundStatus
 from pasarela.money import Money
+from pasarela.next_action import ApproveInWallet, ScanQr
 from pasarela.testing.helpers import EventRecorder as Observer
 from pasarela.web.app import create_app as webhook_app
 
@@ -174,7 +175,7 @@ def test_qr_paid_from_plin_through_the_webhook(pasarela: Pasarela, sandbox: Any,
     assert payment.expires_at is not None
     reference = payment.provider_reference
     assert reference.startswith("ord_test_")
-    sandbox.config(duplicates=1)
+    sandbox.config(duplicate_webhooks=1)
     sandbox.post(f"/orders/{reference}/pay", wallet="plin")
     deliveries = sandbox.webhooks()
     assert [d["status"] for d in deliveries] == ["delivered", "delivered"]
@@ -217,7 +218,7 @@ def test_lost_webhook_is_caught_by_sync(pasarela: Pasarela, sandbox: Any, h: Any
                                         webhooks: Any) -> None:
     payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-10",
                            flow="qr")
-    sandbox.config(lose_next=1)
+    sandbox.config(lose_next_webhooks=1)
     sandbox.post(f"/orders/{payment.provider_reference}/pay", wallet="plin")
     assert pasarela.get(payment.id).status is Status.PENDING
     assert pasarela.sync(payment.id).status is Status.SUCCEEDED

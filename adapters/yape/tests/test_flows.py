@@ -11,7 +11,8 @@ import httpx
 import pytest
 from pasarela_yape import YapeProvider
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.errors import (
     AuthenticationError,
     DeclinedError,
@@ -23,9 +24,10 @@ from pasarela.errors import (
 )
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
-from pasarela.model import RefundStatus, ScanQr
+from pasarela.model import RefundStatus
 from pasarela.money import Money
-from pasarela.provider import Flow, Operation
+from pasarela.next_action import ScanQr
+from pasarela.provider import Flow, Operation, WebhookHeaders
 
 
 T = TypeVar("T")
@@ -224,8 +226,8 @@ def test_qr_paid_from_plin_is_succeeded_on_fetch(provider: YapeProvider, do: Any
     sandbox.config(webhook_url=receiver.url)
     request, created = create_qr(provider, do, h)
     sandbox.post(f"/orders/{created.reference}/pay", wallet="plin")
-    (body,) = receiver.received
-    (event,) = provider.parse_webhook({}, body, now=datetime.now(UTC))
+    (body,) = receiver.bodies
+    (event,) = provider.parse_webhook(WebhookHeaders(), body, now=datetime.now(UTC))
     assert event.provider_reference == created.reference
     assert event.verify_by_fetch is True
     payment = h.payment_for(request, reference=created.reference)
@@ -270,12 +272,12 @@ def test_get_retries_a_5xx(sandbox_server: Any, sandbox: Any, do: Any, h: Any,
     retrying = YapeProvider(h.make_settings(sandbox_server.url, max_retries=2), clock=clock)
     request, created = create_qr(retrying, do, h)
     payment = h.payment_for(request, reference=created.reference)
-    sandbox.fault("GET /v2/orders/{id}", "500", count=2)
+    sandbox.fault("GET /v2/orders/{id}", "500", times=2)
     exchanges: list[Exchange] = []
     reported = do(Operation.GET, lambda: retrying.get(payment), record=exchanges, on=retrying)
     assert reported.status is Status.PENDING
     assert [e.status_code for e in exchanges] == [500, 500, 200]
-    sandbox.fault("GET /v2/orders/{id}", "500", count=3)
+    sandbox.fault("GET /v2/orders/{id}", "500", times=3)
     with pytest.raises(ProviderUnavailableError):
         do(Operation.GET, lambda: retrying.get(payment), on=retrying)
 
@@ -362,6 +364,7 @@ def test_webhook_body_from_the_sandbox_parses(provider: YapeProvider, do: Any, h
     sandbox.post(f"/orders/{created.reference}/expire")
     (logged,) = sandbox.webhooks()
     assert logged["status"] == "no_url"
-    (event,) = provider.parse_webhook({}, logged["body"].encode(), now=datetime.now(UTC))
+    (event,) = provider.parse_webhook(WebhookHeaders(), logged["body"].encode(),
+                                      now=datetime.now(UTC))
     assert event.status is Status.EXPIRED
     assert json.loads(logged["body"])["id"] == event.event_id

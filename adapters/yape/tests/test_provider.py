@@ -12,17 +12,19 @@ from pasarela_yape.culqi import CulqiAcquirer
 from pasarela_yape.provider import national_mobile
 
 from pasarela.config import InvalidConfigError, structure_settings
-from pasarela.engine.flows import redact_exchange
+from pasarela.engine.redaction import redact_exchange
 from pasarela.errors import (
+    ConfigurationError,
     ErrorCode,
     ProviderValidationError,
     UnsupportedError,
     ValidationError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import ApproveInWallet, Method, Order
+from pasarela.model import Method, Order
 from pasarela.money import Money
-from pasarela.provider import Operation
+from pasarela.next_action import ApproveInWallet
+from pasarela.provider import Operation, ProviderSettings
 
 
 def run(flow: Any) -> Any:
@@ -245,3 +247,10 @@ def test_secrets_and_personal_data_are_redacted_from_exchanges(h: Any) -> None:
     assert "900000001" not in body
     assert "rosa@example.pe" not in body
     assert '"amount": 2500' in body
+
+
+def test_other_settings_are_refused_by_the_core_check() -> None:
+    # The one check, in Provider.__init__: the same error for every adapter.
+    with pytest.raises(ConfigurationError,
+                       match="settings must be YapeSettings, not ProviderSettings"):
+        YapeProvider(ProviderSettings())

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from pasarela_yape.sandbox import create_app
 
+from pasarela.errors import ValidationError
+
 
 PK = "pk_test_yape0000000001"
 SK = "sk_test_yape0000000001"
@@ -298,7 +300,7 @@ def test_paying_from_plin_sends_order_status_changed(culqi: Culqi, sandbox: Any,
     result = sandbox.post(f"/orders/{order}/pay", wallet="plin")
     assert result["wallet"] == "plin"
     assert result["order"]["state"] == "paid"
-    (body,) = receiver.received
+    (body,) = receiver.bodies
     event = json.loads(body)
     assert event["object"] == "event"
     assert event["id"].startswith("evt_test_")
@@ -320,7 +322,7 @@ def test_expire_control_sends_the_expired_state(culqi: Culqi, sandbox: Any,
     sandbox.config(webhook_url=receiver.url)
     order = culqi.order().json()["id"]
     sandbox.post(f"/orders/{order}/expire")
-    assert json.loads(json.loads(receiver.received[0])["data"])["state"] == "expired"
+    assert json.loads(json.loads(receiver.bodies[0])["data"])["state"] == "expired"
     assert culqi.call("GET", f"/v2/orders/{order}").json()["state"] == "expired"
 
 
@@ -331,79 +333,79 @@ def test_sweep_expires_due_orders(culqi: Culqi, sandbox: Any, receiver: Any) -> 
     sandbox.post("/clock", advance=31)
     (sent,) = sandbox.post("/sweep")["webhooks"]
     assert sent["object_id"] == order
-    assert len(receiver.received) == 1
+    assert len(receiver.bodies) == 1
 
 
 def test_duplicate_deliveries_share_the_event_id(culqi: Culqi, sandbox: Any,
                                                  receiver: Any) -> None:
-    sandbox.config(webhook_url=receiver.url, duplicates=2)
+    sandbox.config(webhook_url=receiver.url, duplicate_webhooks=2)
     sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
-    assert len(receiver.received) == 3
-    assert len({json.loads(b)["id"] for b in receiver.received}) == 1
+    assert len(receiver.bodies) == 3
+    assert len({json.loads(b)["id"] for b in receiver.bodies}) == 1
 
 
 def test_lost_deliveries(culqi: Culqi, sandbox: Any, receiver: Any) -> None:
-    sandbox.config(webhook_url=receiver.url, lose_next=1)
+    sandbox.config(webhook_url=receiver.url, lose_next_webhooks=1)
     sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
-    assert receiver.received == []
+    assert receiver.bodies == []
     sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
-    assert len(receiver.received) == 1
-    sandbox.config(lose=1.0)
+    assert len(receiver.bodies) == 1
+    sandbox.config(lose_webhooks=1.0)
     sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
-    assert len(receiver.received) == 1
+    assert len(receiver.bodies) == 1
     assert [d["status"] for d in sandbox.webhooks()] == ["lost", "delivered", "lost"]
 
 
 def test_reordered_deliveries_send_the_newer_first(culqi: Culqi, sandbox: Any,
                                                    receiver: Any) -> None:
-    sandbox.config(webhook_url=receiver.url, reorder=True)
+    sandbox.config(webhook_url=receiver.url, reorder_webhooks=True)
     first, second = culqi.order().json()["id"], culqi.order().json()["id"]
     sandbox.post(f"/orders/{first}/pay", wallet="yape")
-    assert receiver.received == []  # held until the next one
+    assert receiver.bodies == []  # held until the next one
     sandbox.post(f"/orders/{second}/pay", wallet="plin")
-    order_ids = [json.loads(json.loads(b)["data"])["id"] for b in receiver.received]
+    order_ids = [json.loads(json.loads(b)["data"])["id"] for b in receiver.bodies]
     assert order_ids == [second, first]
     third = culqi.order().json()["id"]
     sandbox.post(f"/orders/{third}/pay", wallet="yape")
-    assert len(receiver.received) == 2
+    assert len(receiver.bodies) == 2
     sandbox.post("/webhooks/flush")
-    assert len(receiver.received) == 3
+    assert len(receiver.bodies) == 3
 
 
 def test_deliveries_are_retried_on_errors(culqi: Culqi, sandbox: Any, receiver: Any) -> None:
     receiver.status = 500
     sandbox.config(webhook_url=receiver.url, webhook_retries=2)
     sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
-    assert len(receiver.received) == 3
+    assert len(receiver.bodies) == 3
     (logged,) = sandbox.webhooks()
     assert logged["status"] == "failed"
     assert [a["status"] for a in logged["attempts"]] == [500, 500, 500]
     receiver.status = 200
     replayed = sandbox.post("/webhooks/replay", event_id=logged["event_id"])
     assert replayed["webhooks"][0]["status"] == "delivered"
-    assert receiver.received[-1] == receiver.received[0]
+    assert receiver.bodies[-1] == receiver.bodies[0]
 
 
 def test_delayed_deliveries_arrive_later(culqi: Culqi, sandbox: Any, receiver: Any) -> None:
-    sandbox.config(webhook_url=receiver.url, webhook_delay=0.3)
+    sandbox.config(webhook_url=receiver.url, delay_webhooks=0.3)
     result = sandbox.post(f"/orders/{culqi.order().json()['id']}/pay", wallet="yape")
     assert result["webhooks"][0]["status"] == "scheduled"
-    assert receiver.received == []
+    assert receiver.bodies == []
     assert sandbox.webhooks()[0]["status"] == "delivered"  # ?wait=1 drains
-    assert len(receiver.received) == 1
+    assert len(receiver.bodies) == 1
 
 
 # --- faults on the API ----------------------------------------------------------------------
 
 
 def test_error_rate_answers_culqis_unexpected_500(culqi: Culqi, sandbox: Any) -> None:
-    sandbox.config(error_rate=1.0)
+    sandbox.config(fail_rate=1.0)
     response = culqi.token()
     assert response.status_code == 500
     body = response.json()
     assert body["status"] == 500
     assert "object" not in body
-    sandbox.config(error_rate=0.0)
+    sandbox.config(fail_rate=0.0)
     assert culqi.token().status_code == 201
     assert sandbox.http.get("/_control").json()["counts"]["tokens"] == 1  # the 500 made none
 
@@ -443,7 +445,31 @@ def test_latency(culqi: Culqi, sandbox: Any) -> None:
 def test_bad_control_input_is_refused(sandbox: Any) -> None:
     assert sandbox.http.post("/_control/config", json={"nonsense": 1}).status_code == 400
     assert sandbox.http.post("/_control/config", json={"latency": -1}).status_code == 400
-    assert sandbox.http.post("/_control/faults",
-                             json={"route": "POST /v2/charges", "kind": "boom"}).status_code == 400
-    with pytest.raises(TypeError, match="unknown sandbox option"):
+    boom = sandbox.http.post("/_control/faults",
+                             json={"operation": "POST /v2/charges", "kind": "boom"})
+    assert boom.status_code == 400
+    assert boom.json()["error"].startswith("kind: must be one of 500, 500_after, hang")
+    nowhere = sandbox.http.post("/_control/faults",
+                                json={"operation": "POST /v2/nowhere", "kind": "500"})
+    assert nowhere.status_code == 400
+    assert nowhere.json()["error"].startswith("operation: unknown operation")
+    with pytest.raises(ValidationError, match="nonsense: no such knob"):
         create_app(nonsense=True)
+
+
+# --- a newcomer's first payment ----------------------------------------------------------
+
+
+def test_the_banner_settings_make_a_first_payment(pasarela_sandbox: Any,
+                                                  pasarela_factory: Any, h: Any) -> None:
+    """The sandbox started as ``pasarela sandbox yape`` does, configured with what its
+    banner prints: the first payment succeeds (no 401)."""
+    served = pasarela_sandbox(create_app)
+    settings = served.settings()
+    assert (settings["public_key"], settings["secret_key"]) == (
+        "pk_test_pasarela_sandbox", "sk_test_pasarela_sandbox")
+    pasarela = pasarela_factory(served)
+    payment = pasarela.pay(h.order("35.00"), method="wallet", idempotency_key="first",
+                           phone="900000001", code="425251")
+    assert payment.status.value == "succeeded"
+    assert served.control("GET", "").json()["counts"]["charges"] == 1

@@ -22,7 +22,8 @@ from pasarela_yape.culqi.api import (
 )
 
 from pasarela.api import Pasarela
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.errors import ProviderUnavailableError
 from pasarela.fees import FeeSchedule
 from pasarela.lifecycle import Status
@@ -181,6 +182,15 @@ def test_the_flow_follows_the_cursor_to_the_last_page(h: Any) -> None:
     assert [(line.provider_reference, line.status) for line in lines] == [
         ("chr_test_1", "paid"), ("chr_test_2", "paid"), ("chr_test_2", "refunded"),
         ("chr_test_3", "paid")]
+
+
+def test_culqi_lists_settlements_and_takes_no_references(h: Any) -> None:
+    assert YapeProvider.settlements_by_reference is False
+    provider = YapeProvider(h.make_settings("http://culqi.test"))
+    # The contract's keyword is accepted (and not needed): the same listing is asked.
+    listed = next(provider.settlements(SINCE, UNTIL))
+    given = next(provider.settlements(SINCE, UNTIL, references=["chr_test_1"]))
+    assert given.url == listed.url
 
 
 def test_the_flow_stops_when_a_cursor_comes_back(h: Any) -> None:

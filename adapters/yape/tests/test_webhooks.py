@@ -12,6 +12,7 @@ from pasarela_yape import YapeProvider
 from pasarela.errors import WebhookError
 from pasarela.lifecycle import Status
 from pasarela.money import Money
+from pasarela.provider import WebhookHeaders
 
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -39,7 +40,7 @@ def yape(h: Any) -> YapeProvider:
 
 
 def test_order_status_changed_with_data_as_a_json_string(yape: YapeProvider) -> None:
-    (event,) = yape.parse_webhook({}, delivery(json.dumps(ORDER_PAID)), now=NOW)
+    (event,) = yape.parse_webhook(WebhookHeaders(), delivery(json.dumps(ORDER_PAID)), now=NOW)
     assert event.event_id == "evt_live_Tf1WJVWcSHF9R3HA"
     assert event.type == "order.status.changed"
     assert event.provider_reference == "ord_live_BfjQayoI9DhEwUBG"
@@ -51,7 +52,7 @@ def test_order_status_changed_with_data_as_a_json_string(yape: YapeProvider) -> 
 
 
 def test_data_already_decoded_is_accepted(yape: YapeProvider) -> None:
-    (event,) = yape.parse_webhook({}, delivery(ORDER_PAID), now=NOW)
+    (event,) = yape.parse_webhook(WebhookHeaders(), delivery(ORDER_PAID), now=NOW)
     assert event.provider_reference == "ord_live_BfjQayoI9DhEwUBG"
 
 
@@ -60,8 +61,8 @@ def test_data_already_decoded_is_accepted(yape: YapeProvider) -> None:
     ("something-new", None),
 ])
 def test_order_states_are_informational(yape: YapeProvider, state: str, status: Any) -> None:
-    (event,) = yape.parse_webhook({}, delivery(json.dumps({**ORDER_PAID, "state": state})),
-                                  now=NOW)
+    body = delivery(json.dumps({**ORDER_PAID, "state": state}))
+    (event,) = yape.parse_webhook(WebhookHeaders(), body, now=NOW)
     assert event.status is status
     assert event.verify_by_fetch is True
 
@@ -70,7 +71,7 @@ def test_charge_events_point_at_the_charge(yape: YapeProvider) -> None:
     charge = {"object": "charge", "id": "chr_test_1", "amount": 2500, "currency_code": "PEN",
               "capture": True, "outcome": {"type": "venta_exitosa"}}
     (event,) = yape.parse_webhook(
-        {}, delivery(json.dumps(charge), type="charge.creation.succeeded"), now=NOW)
+        WebhookHeaders(), delivery(json.dumps(charge), type="charge.creation.succeeded"), now=NOW)
     assert event.provider_reference == "chr_test_1"
     assert event.status is Status.SUCCEEDED
     assert event.verify_by_fetch is True
@@ -79,7 +80,7 @@ def test_charge_events_point_at_the_charge(yape: YapeProvider) -> None:
 def test_other_objects_carry_nothing_to_apply(yape: YapeProvider) -> None:
     customer = {"object": "customer", "id": "cus_test_1"}
     body = delivery(json.dumps(customer), type="customer.creation.succeeded")
-    assert yape.parse_webhook({}, body, now=NOW) == []
+    assert yape.parse_webhook(WebhookHeaders(), body, now=NOW) == []
 
 
 @pytest.mark.parametrize("body", [
@@ -97,7 +98,7 @@ def test_other_objects_carry_nothing_to_apply(yape: YapeProvider) -> None:
 ])
 def test_malformed_deliveries_are_webhook_errors(yape: YapeProvider, body: bytes) -> None:
     with pytest.raises(WebhookError) as caught:
-        yape.parse_webhook({}, body, now=NOW)
+        yape.parse_webhook(WebhookHeaders(), body, now=NOW)
     assert caught.value.provider == "yape"
     assert yape.webhook_reply(caught.value).status_code == 400
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pasarela.api import AsyncPasarela, Pasarela
-    from pasarela.engine.service import Option
+    from pasarela.engine.payments import Option
     from pasarela.errors import (
         ConfigurationError,
         DeclinedError,
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from pasarela.events import LifecycleEvent
     from pasarela.hookspecs import hookimpl
     from pasarela.lifecycle import Status
-    from pasarela.model import Customer, Method, NextAction, Order, Payment, Refund
+    from pasarela.model import Customer, Method, Order, Payment, Refund
     from pasarela.money import Money
+    from pasarela.next_action import NextAction
     from pasarela.provider import Provider, ProviderSettings
 
 # Names are imported on first use, so that `import pasarela` (and plugin discovery,
@@ -48,14 +49,14 @@ _EXPORTS = {
     "Status": "pasarela.lifecycle",
     "Customer": "pasarela.model",
     "Method": "pasarela.model",
-    "NextAction": "pasarela.model",
+    "NextAction": "pasarela.next_action",
     "Order": "pasarela.model",
     "Payment": "pasarela.model",
     "Refund": "pasarela.model",
     "Money": "pasarela.money",
     "Provider": "pasarela.provider",
     "ProviderSettings": "pasarela.provider",
-    "Option": "pasarela.engine.service",
+    "Option": "pasarela.engine.payments",
 }
 
 __all__ = [

@@ -1,13 +1,18 @@
 """The public API: :class:`Pasarela` (sync) and :class:`AsyncPasarela` (async).
 
-Both are thin drivers over one :class:`~pasarela.engine.service.Service`: every
-operation is written once as a generator of steps; the sync class performs the
-steps with :class:`httpx.Client`, the async one with :class:`httpx.AsyncClient`.
+Both are thin drivers over one engine context
+(:class:`~pasarela.engine.context.Service`): every operation is written once as a
+generator of steps (:mod:`pasarela.engine.payments`, :mod:`pasarela.engine.refunds`,
+:mod:`pasarela.engine.webhooks`, :mod:`pasarela.engine.jobs`); the sync class
+performs the steps with :class:`httpx.Client`, the async one with
+:class:`httpx.AsyncClient`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +21,15 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import httpx
 
-from pasarela.config import Config, load_config
-from pasarela.engine.flows import Steps, adrive, drive
+from pasarela.config import Config, InvalidConfigError, check_config, load_config
+from pasarela.engine import payments, refunds
+from pasarela.engine.context import Service
 from pasarela.engine.jobs import expire_due, resolve_due
 from pasarela.engine.outbox import dispatch_outbox
-from pasarela.engine.service import Option, Service
+from pasarela.engine.payments import Option
+from pasarela.engine.steps import Steps, adrive, drive
 from pasarela.engine.webhooks import Incoming, handle_webhook, handle_webhooks
+from pasarela.errors import PasarelaError
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
@@ -30,9 +38,83 @@ from pasarela.routing import Router, StoreHealth
 from pasarela.store import Store
 
 
-__all__ = ["AsyncPasarela", "Pasarela"]
+__all__ = ["AsyncPasarela", "Pasarela", "validate"]
 
 T = TypeVar("T")
+
+
+def _assemble(
+    cfg: Config, manager: PasarelaPlugins, clock: Callable[[], datetime] | None
+) -> tuple[dict[str, Provider], Router]:
+    """The configured providers and the compiled router: everything
+    :meth:`Pasarela.from_config` checks, and nothing that needs the network or the
+    store. Raises :class:`~pasarela.config.InvalidConfigError` with every problem."""
+    if cfg.source is not None:
+        # A host module in [plugins] modules sits beside its configuration file.
+        folder = str(Path(cfg.source).resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
+    for module in cfg.plugins.modules:
+        manager.load_module(module)
+    registry = manager.providers()
+    installed = {name: cls.settings_class for name, cls in registry.items()}
+    errors: list[str] = []
+    try:
+        settings = cfg.all_provider_settings(installed)
+    except InvalidConfigError as exc:
+        errors += exc.errors
+        settings = {}
+    providers: dict[str, Provider] = {
+        name: registry.get(name)(settings[name], clock=clock)
+        for name in cfg.providers if name in settings
+    }
+    try:
+        router = Router.from_config(cfg.routes, providers, clock=clock,
+                                    preference=tuple(cfg.checkout.preference))
+    except InvalidConfigError as exc:
+        errors += exc.errors
+    if errors:
+        raise InvalidConfigError(errors, source=cfg.source)
+    return providers, router
+
+
+def validate(
+    config: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    plugins: Iterable[object] = (),
+    load_entrypoints: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Every problem :meth:`Pasarela.from_config` would refuse *config* for, with its
+    path, without opening the store or calling a provider (``pasarela config check``).
+    An empty list means it starts."""
+    try:
+        manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
+        try:
+            cfg = load_config(config, env=env)
+        except InvalidConfigError:
+            # Every problem of the file at once, the provider tables' too.
+            return _file_problems(config, manager, env)
+        _assemble(cfg, manager, None)
+    except PasarelaError as exc:
+        return [str(e) for e in getattr(exc, "errors", None) or [str(exc)]]
+    return []
+
+
+def _file_problems(config: str | os.PathLike[str] | Mapping[str, Any],
+                   manager: PasarelaPlugins, env: Mapping[str, str] | None) -> list[str]:
+    raw: Any = config
+    if not isinstance(config, Mapping):
+        try:
+            with Path(config).open("rb") as fh:
+                raw = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError):
+            raw = {}  # check_config reports the file's own problem
+    modules = raw.get("plugins", {}).get("modules", []) if isinstance(raw, Mapping) else []
+    for module in modules if isinstance(modules, list) else []:
+        manager.load_module(str(module))
+    registry = manager.providers()
+    return check_config(config, {n: c.settings_class for n, c in registry.items()}, env=env)
 
 
 def _build(
@@ -46,18 +128,7 @@ def _build(
 ) -> tuple[Config, PasarelaPlugins, Service]:
     cfg = config if isinstance(config, Config) else load_config(config, env=env)
     manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
-    for module in cfg.plugins.modules:
-        manager.load_module(module)
-    registry = manager.providers()
-    classes = {}
-    for name in cfg.providers:
-        classes[name] = registry.get(name)  # ProviderNotFoundError names what is installed
-    settings = cfg.all_provider_settings({n: c.settings_class for n, c in classes.items()})
-    providers: dict[str, Provider] = {
-        name: classes[name](settings[name], clock=clock) for name in cfg.providers
-    }
-    router = Router.from_config(cfg.routes, providers, clock=clock,
-                                preference=tuple(cfg.checkout.preference))
+    providers, router = _assemble(cfg, manager, clock)
     backend = store or Store(cfg.store.url)
     if any(route.strategy == "healthiest" for route in cfg.routes):
         router.health = StoreHealth(backend, clock=clock)
@@ -92,16 +163,8 @@ class _Base:
     def providers(self) -> Mapping[str, Provider]:
         return self.service.providers
 
-    def options(self, order: Order) -> list[Option]:
-        """Which ways to pay *order* (cash, wallet, card): provider, expiry, fee, why."""
-        return self.service.options(order)
-
-    def get(self, payment_id: str) -> Payment:
-        """The payment with its history."""
-        return self.service.get(payment_id)
-
     def _dispatch_inline(self) -> None:
-        if self.config.outbox.dispatch == "inline":
+        if self.config.events.dispatch == "inline":
             dispatch_outbox(self.service, self.plugins)
 
 
@@ -141,6 +204,14 @@ class Pasarela(_Base):
         finally:
             self._dispatch_inline()
 
+    def options(self, order: Order) -> list[Option]:
+        """Which ways to pay *order* (cash, wallet, card): provider, expiry, fee, why."""
+        return payments.options(self.service, order)
+
+    def get(self, payment_id: str) -> Payment:
+        """The payment with its history."""
+        return self.service.get(payment_id)
+
     def pay(
         self,
         order: Order,
@@ -151,23 +222,23 @@ class Pasarela(_Base):
         **params: Any,
     ) -> Payment:
         """Start paying *order*; ``payment.next_action`` says what the customer does."""
-        return self._run(self.service.pay(order, method=method, provider=provider,
-                                          idempotency_key=idempotency_key, params=params))
+        return self._run(payments.pay(self.service, order, method=method, provider=provider,
+                                      idempotency_key=idempotency_key, params=params))
 
     def confirm(self, payment_id: str, **params: Any) -> Payment:
         """Complete a pending payment (a wallet approval code, a card PaymentMethod)."""
-        return self._run(self.service.confirm(payment_id, params))
+        return self._run(payments.confirm(self.service, payment_id, params))
 
     def sync(self, payment_id: str) -> Payment:
         """Ask the provider and apply what it says."""
-        return self._run(self.service.sync(payment_id))
+        return self._run(payments.sync(self.service, payment_id))
 
     def cancel(self, payment_id: str) -> Payment:
-        return self._run(self.service.cancel(payment_id))
+        return self._run(payments.cancel(self.service, payment_id))
 
     def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "") -> Refund:
         """Refund all (``amount=None``) or part of a succeeded payment."""
-        return self._run(self.service.refund(payment_id, amount, reason=reason))
+        return self._run(refunds.refund(self.service, payment_id, amount, reason=reason))
 
     def handle_webhook(
         self, provider: str, headers: Mapping[str, str], body: bytes
@@ -232,7 +303,7 @@ class AsyncPasarela(_Base):
         try:
             return await adrive(steps, self._client, inline=inline)
         finally:
-            if self.config.outbox.dispatch == "inline":
+            if self.config.events.dispatch == "inline":
                 await anyio.to_thread.run_sync(dispatch_outbox, self.service, self.plugins)
 
     async def pay(
@@ -244,26 +315,31 @@ class AsyncPasarela(_Base):
         provider: str | None = None,
         **params: Any,
     ) -> Payment:
-        return await self._run(self.service.pay(order, method=method, provider=provider,
-                                                idempotency_key=idempotency_key, params=params))
+        return await self._run(payments.pay(self.service, order, method=method,
+                                            provider=provider, idempotency_key=idempotency_key,
+                                            params=params))
 
     async def confirm(self, payment_id: str, **params: Any) -> Payment:
-        return await self._run(self.service.confirm(payment_id, params))
+        return await self._run(payments.confirm(self.service, payment_id, params))
 
-    async def get(self, payment_id: str) -> Payment:  # type: ignore[override]
+    async def options(self, order: Order) -> list[Option]:
+        """As :meth:`Pasarela.options` (routing may read the store's health figures)."""
+        return await anyio.to_thread.run_sync(payments.options, self.service, order)
+
+    async def get(self, payment_id: str) -> Payment:
         """The payment with its history."""
         return await anyio.to_thread.run_sync(self.service.get, payment_id)
 
     async def sync(self, payment_id: str) -> Payment:
-        return await self._run(self.service.sync(payment_id))
+        return await self._run(payments.sync(self.service, payment_id))
 
     async def cancel(self, payment_id: str) -> Payment:
-        return await self._run(self.service.cancel(payment_id))
+        return await self._run(payments.cancel(self.service, payment_id))
 
     async def refund(
         self, payment_id: str, amount: Money | None = None, *, reason: str = ""
     ) -> Refund:
-        return await self._run(self.service.refund(payment_id, amount, reason=reason))
+        return await self._run(refunds.refund(self.service, payment_id, amount, reason=reason))
 
     async def handle_webhook(
         self, provider: str, headers: Mapping[str, str], body: bytes

@@ -13,6 +13,7 @@ and English (``customer_message("es")``)::
     │   └── DuplicateProviderError              plugin_load
     ├── NotFoundError (LookupError)             not_found
     ├── IdempotencyConflictError                idempotency_conflict
+    ├── PaymentInProgressError                  payment_in_progress (retryable, retry_after)
     ├── IllegalTransitionError                  illegal_transition
     ├── ConcurrencyConflictError                concurrency_conflict (retryable)
     ├── RefundError                             refund_exceeds_capture · refund_not_allowed
@@ -51,6 +52,7 @@ __all__ = [
     "IllegalTransitionError",
     "NotFoundError",
     "PasarelaError",
+    "PaymentInProgressError",
     "PluginError",
     "PluginLoadError",
     "ProviderError",
@@ -89,6 +91,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_OPERATION = "unsupported_operation"
     NOT_FOUND = "not_found"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    PAYMENT_IN_PROGRESS = "payment_in_progress"
     SIGNATURE_INVALID = "signature_invalid"
     MALFORMED_WEBHOOK = "malformed_webhook"
     ILLEGAL_TRANSITION = "illegal_transition"
@@ -143,6 +146,10 @@ _CUSTOMER_MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.RATE_LIMITED: (
         "Hay muchas solicitudes en este momento. Inténtalo en unos segundos.",
         "There are too many requests right now. Please try again in a few seconds.",
+    ),
+    ErrorCode.PAYMENT_IN_PROGRESS: (
+        "Tu pago se está procesando. Espera unos segundos; no lo repitas.",
+        "Your payment is being processed. Wait a few seconds; do not pay again.",
     ),
     ErrorCode.TIMEOUT_UNKNOWN_OUTCOME: (
         "Estamos confirmando tu pago. No lo repitas; te avisaremos el resultado.",
@@ -272,6 +279,22 @@ class IdempotencyConflictError(PasarelaError):
     """The same idempotency key was used with different parameters."""
 
     default_code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+class PaymentInProgressError(PasarelaError):
+    """Another call with the same idempotency key is creating the payment right now.
+
+    ``payment_id`` names it; ask again after ``retry_after`` seconds (the same key then
+    returns the payment as its provider left it, or, if that create was refused before
+    the provider executed it, starts afresh).
+    """
+
+    default_code = ErrorCode.PAYMENT_IN_PROGRESS
+    default_retryable = True
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class IllegalTransitionError(PasarelaError):

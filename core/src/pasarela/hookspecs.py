@@ -30,7 +30,7 @@ import pluggy
 if TYPE_CHECKING:
     from pasarela.events import LifecycleEvent
     from pasarela.model import Method, Order
-    from pasarela.plugins import ProviderRegistry
+    from pasarela.registry import ProviderRegistry
 
 
 __all__ = [
@@ -63,7 +63,7 @@ def pasarela_register_providers(register: ProviderRegistry) -> None:
 
     Built-in providers register through this hook too.
 
-    :param register: the :class:`~pasarela.plugins.ProviderRegistry` to add to; a
+    :param register: the :class:`~pasarela.registry.ProviderRegistry` to add to; a
         name that another plugin already registered raises
         :class:`~pasarela.errors.DuplicateProviderError`, naming both plugins.
 

@@ -1,10 +1,11 @@
 """The payment state machine: one table, and the pure rules around it.
 
-Every change of status anywhere goes through :func:`plan` (pure: checks the table
-and says what to write) and then the store's single transition function, which
-bumps the version and writes the transition and its outbox event in one database
-transaction. The docs' diagram (``docs/lifecycle.md``) is generated from
-:data:`TRANSITIONS` by :func:`mermaid`.
+Every change of status anywhere, refunds included, goes through :func:`plan` (pure:
+checks the table and answers with a :class:`Plan` whose :class:`Verdict` says what
+to do) and then :mod:`pasarela.engine.transitions`, the one module that writes a
+status: it bumps the version and writes the transition, its cause and its outbox
+event in one database transaction. The docs' diagram (``docs/lifecycle.md``) is
+generated from :data:`TRANSITIONS` by :func:`mermaid`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "Cause",
-    "Decision",
+    "Plan",
     "Status",
+    "Verdict",
     "event_type",
     "is_allowed",
     "mermaid",
@@ -105,44 +107,66 @@ def event_type(source: Status, target: Status) -> str:
     return f"payment.{target.value}"
 
 
-@attrs.frozen
-class Decision:
-    """What to do with a reported status.
+class Verdict(StrEnum):
+    """What :func:`plan` says to do with a status change."""
 
-    ``apply`` is False for a repeat (same status) or a stale/out-of-order report,
-    which is recorded and ignored; ``reason`` says which.
+    #: Take the edge: write the transition and its event.
+    APPLY = "apply"
+    #: The payment is in that status already: nothing new (recorded, not applied).
+    DUPLICATE = "duplicate"
+    #: An out-of-order report of an earlier stage: recorded and ignored, never a
+    #: move backwards.
+    STALE = "stale"
+    #: The table does not allow it: the caller's bug when it comes from the API or a
+    #: job (:class:`~pasarela.errors.IllegalTransitionError`), recorded and ignored
+    #: when a provider reports it.
+    ILLEGAL = "illegal"
+
+
+@attrs.frozen
+class Plan:
+    """What to do with a status change from *source* to *target*.
+
+    ``event`` is the outbox event to emit, set exactly when the verdict is
+    :attr:`Verdict.APPLY`.
     """
 
-    apply: bool
+    verdict: Verdict
     source: Status
     target: Status
-    reason: str
     event: str | None = None
 
+    @property
+    def apply(self) -> bool:
+        """Whether the change is to be written (:attr:`Verdict.APPLY`)."""
+        return self.verdict is Verdict.APPLY
 
-def plan(source: Status, target: Status, *, cause: Cause, provider_confirmed: bool) -> Decision:
+
+def plan(source: Status, target: Status, *, cause: Cause, provider_confirmed: bool) -> Plan:
     """Decide whether *target* may follow *source*.
 
-    Raises nothing for reports from providers: a report that the table does not
-    allow is a stale or out-of-order event and comes back with ``apply=False``.
-    For the API and jobs (``provider_confirmed=False``) an illegal move is the
-    caller's bug and :func:`pasarela.errors.IllegalTransitionError` is raised by the
-    caller on ``apply=False`` with reason ``illegal``.
+    Raises nothing: a provider's report (``provider_confirmed=True``) that the
+    table does not allow comes back :attr:`Verdict.STALE` when it names an earlier
+    stage and :attr:`Verdict.ILLEGAL` otherwise; both are recorded and ignored. For
+    the API and jobs (``provider_confirmed=False``) an :attr:`Verdict.ILLEGAL`
+    verdict is the caller's bug, raised as
+    :class:`~pasarela.errors.IllegalTransitionError` by the transition path.
+    ``partially_refunded`` may follow itself (another partial refund).
     """
     if source is target and source is not S.PARTIALLY_REFUNDED:
-        return Decision(False, source, target, "duplicate")
+        return Plan(Verdict.DUPLICATE, source, target)
     if target is S.UNKNOWN and provider_confirmed:
         # "unknown" is ours (an answer we could not get); a provider never reports it.
-        return Decision(False, source, target, "stale")
+        return Plan(Verdict.STALE, source, target)
     if not is_allowed(source, target):
         if provider_confirmed and _RANK[target] <= _RANK[source]:
-            return Decision(False, source, target, "stale")
-        return Decision(False, source, target, "illegal")
+            return Plan(Verdict.STALE, source, target)
+        return Plan(Verdict.ILLEGAL, source, target)
     if (source, target) in PROVIDER_ONLY and not provider_confirmed:
-        return Decision(False, source, target, "illegal")
+        return Plan(Verdict.ILLEGAL, source, target)
     if source is S.UNKNOWN and target is S.FAILED and not provider_confirmed:
-        return Decision(False, source, target, "illegal")
-    return Decision(True, source, target, "applied", event_type(source, target))
+        return Plan(Verdict.ILLEGAL, source, target)
+    return Plan(Verdict.APPLY, source, target, event_type(source, target))
 
 
 def mermaid() -> str:

@@ -1,4 +1,8 @@
-"""The data model: frozen attrs values, validated at construction.
+"""The data model: orders, customers, payments and refunds, frozen attrs values
+validated at construction.
+
+What the customer must do next (a payment's ``next_action``) is
+:mod:`pasarela.next_action`.
 
 A change makes a new value (``attrs.evolve``). Validators raise
 :class:`pasarela.errors.ValidationError` naming the field. Secrets (a card
@@ -11,7 +15,6 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -19,26 +22,20 @@ import attrs
 from pasarela.errors import ValidationError
 from pasarela.lifecycle import Cause, Status
 from pasarela.money import Money
+from pasarela.next_action import NextAction
 
 
 __all__ = [
-    "ApproveInWallet",
-    "ConfirmCard",
     "Customer",
     "Document",
     "Method",
-    "NextAction",
-    "OpenUrl",
     "Order",
     "Payment",
     "Refund",
     "RefundStatus",
-    "ScanQr",
-    "ShowCashCode",
     "Transition",
     "as_method",
-    "next_action_from_dict",
-    "qr_svg",
+    "check_storable_text",
 ]
 
 
@@ -86,8 +83,21 @@ def _text(field: str, *, max_len: int, required: bool = True) -> Any:
             raise ValidationError(f"must be text, not {type(value).__name__}", field=field)
         if len(value) > max_len:
             raise ValidationError(f"at most {max_len} characters", field=field)
+        check_storable_text(value, field)
 
     return check
+
+
+def check_storable_text(value: str, field: str) -> None:
+    """Refuse text that a store or a provider cannot take: a NUL character (PostgreSQL
+    refuses it in text) or a lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValidationError("must not contain a NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("contains characters that are not valid Unicode text",
+                              field=field) from None
 
 
 @attrs.frozen
@@ -214,6 +224,9 @@ class Customer:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Customer:
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"expected an object, not {type(data).__name__}",
+                                  field="customer")
         doc = data.get("document")
         return cls(
             first_name=data.get("first_name", ""),
@@ -249,8 +262,26 @@ def _metadata(value: Mapping[str, Any] | None) -> Mapping[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str | int | bool):
             raise ValidationError(f"key {key!r}: values must be text", field="metadata")
+        check_storable_text(key, "metadata")
+        check_storable_text(str(item), f"metadata.{key}")
         out[key] = str(item)
     return out
+
+
+def _datetime(value: object, field: str) -> datetime | None:
+    """An ISO 8601 time with its offset, or None; anything else names *field*."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"expected an ISO 8601 time, not {type(value).__name__}",
+                              field=field)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"expected an ISO 8601 time, got {value!r}", field=field) from None
+    if parsed.tzinfo is None:
+        raise ValidationError("needs a UTC offset (2026-12-01T12:00:00-05:00)", field=field)
+    return parsed
 
 
 @attrs.frozen(kw_only=True)
@@ -285,154 +316,44 @@ class Order:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Order:
-        """Build from JSON-like data. ``amount`` is ``{"minor", "currency"}`` or ``"PEN 12.50"``."""
+        """Build from JSON-like data. ``amount`` is ``{"minor", "currency"}`` or ``"PEN 12.50"``.
+
+        Anything malformed raises :class:`ValidationError` naming the field.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"expected an object, not {type(data).__name__}",
+                                  field="order")
         raw_amount = data.get("amount")
         if isinstance(raw_amount, Mapping):
-            amount = (
-                Money(int(raw_amount["minor"]), raw_amount["currency"])
-                if "minor" in raw_amount
-                else Money.of(str(raw_amount.get("value", "")), raw_amount.get("currency", ""))
-            )
+            if "minor" in raw_amount:
+                minor = raw_amount["minor"]
+                if isinstance(minor, bool) or not isinstance(minor, int):
+                    raise ValidationError("expected a whole number of minor units",
+                                          field="amount.minor")
+                currency = raw_amount.get("currency")
+                if not isinstance(currency, str):
+                    raise ValidationError("expected an ISO 4217 code", field="amount.currency")
+                amount = Money(minor, currency)
+            else:
+                value, currency = raw_amount.get("value", ""), raw_amount.get("currency", "")
+                if not isinstance(value, str | int) or isinstance(value, bool):
+                    raise ValidationError("expected a decimal amount as text",
+                                          field="amount.value")
+                amount = Money.of(str(value), currency)
         elif isinstance(raw_amount, str):
             amount = Money.parse(raw_amount)
         else:
             raise ValidationError("expected 'PEN 12.50' or {minor, currency}", field="amount")
         customer = data.get("customer")
-        expires = data.get("expires_at")
         return cls(
             reference=data.get("reference", ""),
             amount=amount,
             country=data.get("country", "PE"),
             description=data.get("description", ""),
-            customer=Customer.from_dict(customer) if customer else None,
+            customer=Customer.from_dict(customer) if customer is not None else None,
             metadata=data.get("metadata") or {},
-            expires_at=datetime.fromisoformat(expires) if expires else None,
+            expires_at=_datetime(data.get("expires_at"), "expires_at"),
         )
-
-
-# --- next actions -----------------------------------------------------------------
-
-
-@lru_cache(maxsize=512)
-def qr_svg(data: str) -> str:
-    """*data* as a QR code (error correction M), an inline SVG element.
-
-    Rendered when a page asks for it, not when the payment is created: encoding a QR
-    costs milliseconds, and the stored next action keeps only what it encodes.
-    """
-    import segno  # noqa: PLC0415 - only pages and demos render QR codes
-
-    return str(segno.make(data, error="m").svg_inline(scale=4, border=2))
-
-
-_NEXT_ACTIONS: dict[str, type[NextAction]] = {}
-
-
-@attrs.frozen(kw_only=True)
-class NextAction:
-    """What the customer must do next. ``type`` tells the variant."""
-
-    type: ClassVar[str] = "none"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _NEXT_ACTIONS[cls.type] = cls
-
-    def to_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self, value_serializer=_serialize)
-        data["type"] = self.type
-        return data
-
-
-def _serialize(instance: object, field: attrs.Attribute[Any] | None, value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Money):
-        return {"minor": value.minor, "currency": value.currency}
-    return value
-
-
-def next_action_from_dict(data: Mapping[str, Any] | None) -> NextAction | None:
-    if not data:
-        return None
-    cls = _NEXT_ACTIONS[data["type"]]
-    kwargs: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        if field.type in ("datetime | None", "datetime") and isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        elif field.type in ("Money", "Money | None") and isinstance(value, Mapping):
-            value = Money(value["minor"], value["currency"])
-        elif isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, dict):
-            value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-        kwargs[field.name] = value
-    return cls(**kwargs)
-
-
-@attrs.frozen(kw_only=True)
-class ShowCashCode(NextAction):
-    """Pay a cash code (a PagoEfectivo CIP) at a bank, agent or banking app."""
-
-    type: ClassVar[str] = "show_cash_code"
-    code: str
-    amount: Money
-    expires_at: datetime | None
-    url: str | None = None
-    #: What the QR encodes (the provider's page for the code, or the code itself).
-    qr_data: str | None = attrs.field(default=None, repr=False)
-    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
-
-    @property
-    def qr_svg(self) -> str | None:
-        """The QR as an inline SVG element, rendered on first use."""
-        return qr_svg(self.qr_data) if self.qr_data else None
-
-
-@attrs.frozen(kw_only=True)
-class ScanQr(NextAction):
-    """Scan a QR from a wallet app (Yape or Plin) before it expires."""
-
-    type: ClassVar[str] = "scan_qr"
-    qr_data: str = attrs.field(repr=False)
-    expires_at: datetime | None
-    wallets: tuple[str, ...] = ("yape", "plin")
-    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
-
-    @property
-    def qr_svg(self) -> str:
-        """The QR as an inline SVG element, rendered on first use."""
-        return qr_svg(self.qr_data)
-
-
-@attrs.frozen(kw_only=True)
-class ApproveInWallet(NextAction):
-    """Give the approval code from the wallet app (``confirm(phone=, code=)``)."""
-
-    type: ClassVar[str] = "approve_in_wallet"
-    wallet: str
-    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
-
-
-@attrs.frozen(kw_only=True)
-class ConfirmCard(NextAction):
-    """Confirm the card with the provider's client SDK, using ``client_secret``."""
-
-    type: ClassVar[str] = "confirm_card"
-    client_secret: str = attrs.field(repr=False)
-    step: str = "confirm"  # "confirm" or "authenticate" (3-D Secure)
-    url: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class OpenUrl(NextAction):
-    """Send the customer to a page."""
-
-    type: ClassVar[str] = "open_url"
-    url: str
 
 
 # --- payments ------------------------------------------------------------------

@@ -18,7 +18,7 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 from pasarela.errors import ValidationError
 
 
-__all__ = ["Money", "currency_exponent"]
+__all__ = ["MAX_MINOR", "Money", "currency_exponent"]
 
 # Codes that ISO 4217 reserves for tests, metals and "no currency".
 _NOT_MONEY: Final = frozenset({"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR"})
@@ -49,11 +49,17 @@ def _check_currency(instance: Money, attribute: attrs.Attribute[str], value: str
         raise ValidationError("currency must be upper case", field="currency")
 
 
+#: The largest amount, in minor units, that the store keeps (a signed 64-bit integer).
+MAX_MINOR: Final = 2**63 - 1
+
+
 def _check_minor(instance: Money, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(
             f"minor units must be an int, not {type(value).__name__}", field="amount"
         )
+    if not -MAX_MINOR <= value <= MAX_MINOR:
+        raise ValidationError("amount too large", field="amount")
 
 
 @attrs.frozen(order=False)
@@ -97,6 +103,8 @@ class Money:
             )
         if not value.is_finite():
             raise ValidationError(f"not a finite amount: {amount!r}", field=field)
+        if value and value.adjusted() > 20:  # past any int64 of minor units, whatever the exponent
+            raise ValidationError("amount too large", field=field)
         scaled = value.scaleb(exponent)
         if scaled != scaled.to_integral_value():
             raise ValidationError(

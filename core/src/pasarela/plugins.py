@@ -1,8 +1,9 @@
-"""Plugin discovery and the provider registry.
+"""Plugin discovery, the plugin manager and hook tracing.
 
 A plugin is a module named by an entry point in the ``pasarela`` group, or any
-object handed to :meth:`PasarelaPlugins.register`. Discovery is strict, because a
-payments system must not silently lose a provider:
+object handed to :meth:`PasarelaPlugins.register`. The providers plugins announce
+land in a :class:`~pasarela.registry.ProviderRegistry` (:meth:`PasarelaPlugins.providers`).
+Discovery is strict, because a payments system must not silently lose a provider:
 
 - a module that fails to import raises :class:`~pasarela.errors.PluginLoadError`
   naming the entry point and its distribution, ``from`` the original error;
@@ -26,38 +27,30 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-import re
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
 from pasarela import hookspecs
-from pasarela.errors import (
-    DuplicateProviderError,
-    PasarelaError,
-    PluginError,
-    PluginLoadError,
-    ProviderNotFoundError,
-)
+from pasarela.errors import PasarelaError, PluginError, PluginLoadError
 from pasarela.logs import get_logger
-from pasarela.model import Method
-from pasarela.provider import Provider
+from pasarela.registry import DISABLE_ENV, ProviderRegistry
 
 
 if TYPE_CHECKING:
     from pasarela.events import LifecycleEvent
-    from pasarela.model import Order
+    from pasarela.model import Method, Order
 
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "LOAD_ENV",
+    "TRACE_ENV",
     "PasarelaPlugins",
-    "ProviderOrigin",
-    "ProviderRegistry",
     "get_plugin_manager",
 ]
 
@@ -65,164 +58,10 @@ log = get_logger("pasarela.plugins")
 
 #: The entry point group that provider distributions declare.
 ENTRY_POINT_GROUP: Final = hookspecs.PROJECT_NAME
+#: Load only these entry points (comma-separated; empty: none).
 LOAD_ENV: Final = "PASARELA_LOAD_PLUGINS"
-DISABLE_ENV: Final = "PASARELA_DISABLE_PLUGINS"
+#: Log every hook call at debug level when ``1``.
 TRACE_ENV: Final = "PASARELA_TRACE_PLUGINS"
-
-_PROVIDER_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class ProviderOrigin(NamedTuple):
-    """Where a provider came from: ``(plugin, distribution, version)``.
-
-    Each part is None where unknown (a class added directly, or a plugin object
-    that belongs to no installed distribution).
-    """
-
-    plugin: str | None
-    distribution: str | None
-    version: str | None
-
-
-_Resolver = Callable[[str], tuple[str | None, str | None]]
-
-
-def _no_distribution(plugin: str) -> tuple[str | None, str | None]:
-    return None, None
-
-
-class ProviderRegistry:
-    """The installed provider classes, by name.
-
-    Plugins fill it from ``pasarela_register_providers``; everything else reads it.
-    """
-
-    def __init__(self, *, resolve_distribution: _Resolver | None = None) -> None:
-        self._classes: dict[str, type[Provider]] = {}
-        self._plugins: dict[str, str | None] = {}
-        self._resolve = resolve_distribution or _no_distribution
-        #: The plugin on whose behalf ``add`` is called when ``plugin`` is omitted.
-        self._current_plugin: str | None = None
-
-    def add(self, provider_class: type[Provider], *, plugin: str | None = None) -> type[Provider]:
-        """Register *provider_class* under its ``name`` and return it.
-
-        :param provider_class: a :class:`~pasarela.provider.Provider` subclass.
-        :param plugin: the registering plugin's name; inside the hook it defaults to
-            the plugin whose hook is running.
-        :raises PluginLoadError: the class is not a Provider subclass, or lacks a
-            required class variable, or its name is not ``^[a-z][a-z0-9_]*$``.
-        :raises DuplicateProviderError: another class has that name already.
-        """
-        plugin = plugin if plugin is not None else self._current_plugin
-        problem = _check_provider_class(provider_class)
-        if problem is not None:
-            label = getattr(provider_class, "__qualname__", repr(provider_class))
-            raise PluginLoadError(
-                f"cannot register {label}: {problem}",
-                plugin=plugin or str(getattr(provider_class, "__module__", "?")),
-                distribution=self._resolve(plugin)[0] if plugin else None,
-            )
-        name = provider_class.name
-        if self._classes.get(name) is provider_class:
-            return provider_class  # the same class announced twice (module and object)
-        if name in self._classes:
-            first = self._describe(self._plugins[name], self._classes[name])
-            second = self._describe(plugin, provider_class)
-            raise DuplicateProviderError(
-                f"provider name {name!r} is registered twice: by {first} and by {second}; "
-                f"uninstall one, or disable one with {DISABLE_ENV}"
-            )
-        self._classes[name] = provider_class
-        self._plugins[name] = plugin
-        return provider_class
-
-    def get(self, name: str) -> type[Provider]:
-        """The provider class called *name*.
-
-        :raises ProviderNotFoundError: naming the installed providers.
-        """
-        try:
-            return self._classes[name]
-        except KeyError:
-            pass
-        installed = ", ".join(self.names()) or "none"
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ProviderNotFoundError(
-            f"no provider named {name!r} is installed (installed: {installed}){hint}"
-        )
-
-    def names(self) -> list[str]:
-        """The registered provider names, sorted."""
-        return sorted(self._classes)
-
-    def items(self) -> list[tuple[str, type[Provider]]]:
-        """``(name, class)`` pairs sorted by name."""
-        return [(name, self._classes[name]) for name in self.names()]
-
-    def origin(self, name: str) -> ProviderOrigin:
-        """The plugin, distribution and version that registered *name*."""
-        self.get(name)
-        plugin = self._plugins[name]
-        if plugin is None:
-            return ProviderOrigin(None, None, None)
-        distribution, version = self._resolve(plugin)
-        return ProviderOrigin(plugin, distribution, version)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._classes
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._classes)
-
-    def __repr__(self) -> str:
-        return f"<ProviderRegistry {self.names()}>"
-
-    def _describe(self, plugin: str | None, cls: type[Provider]) -> str:
-        where = f"{cls.__module__}.{cls.__qualname__}"
-        if plugin is None:
-            return where
-        distribution, version = self._resolve(plugin)
-        if distribution:
-            dist = f"{distribution} {version}" if version else distribution
-            return f"plugin {plugin!r} ({dist}: {where})"
-        return f"plugin {plugin!r} ({where})"
-
-
-def _check_provider_class(cls: object) -> str | None:
-    """Why *cls* cannot be registered, or None."""
-    if not isinstance(cls, type) or not issubclass(cls, Provider):
-        return "not a subclass of pasarela.provider.Provider"
-    missing = [
-        attr
-        for attr in ("name", "display_name", "methods", "currencies")
-        if not hasattr(cls, attr)
-    ]
-    if missing:
-        return f"missing class variable(s) {', '.join(missing)}"
-    if not isinstance(cls.name, str) or not _PROVIDER_NAME.match(cls.name):
-        return f"name {cls.name!r} must match {_PROVIDER_NAME.pattern}"
-    if not isinstance(cls.display_name, str) or not cls.display_name.strip():
-        return "display_name must be a non-empty string"
-    methods: object = cls.methods
-    if isinstance(methods, str) or not isinstance(methods, Iterable) or not methods:
-        return "methods must be a non-empty set of pasarela.model.Method"
-    for method in methods:
-        try:
-            Method(method)
-        except ValueError:
-            return f"methods: {method!r} is not one of {', '.join(m.value for m in Method)}"
-    currencies: object = cls.currencies
-    if isinstance(currencies, str) or not isinstance(currencies, Iterable) or not currencies:
-        return "currencies must be a non-empty set of ISO 4217 codes"
-    for currency in currencies:
-        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-            return f"currencies: {currency!r} is not an upper-case ISO 4217 code"
-    return None
 
 
 # --- the plugin manager facade ---------------------------------------------------
@@ -277,6 +116,57 @@ class PasarelaPlugins:
             return self.pm.get_name(obj)
         return self.register(obj, name=module)
 
+    def load_entry_points(self, env: Mapping[str, str] | None = None) -> None:
+        """Import and register every entry point of the ``pasarela`` group.
+
+        Honours ``PASARELA_LOAD_PLUGINS`` (only these) from *env* (default
+        ``os.environ``); names blocked (``PASARELA_DISABLE_PLUGINS``, read when the
+        manager was built) are skipped without being imported.
+
+        :raises PluginLoadError: an entry point failed to import or to validate, two
+            distributions declare one name, or a name listed in
+            ``PASARELA_LOAD_PLUGINS`` is not installed.
+        """
+        env = os.environ if env is None else env
+        allow = _names(env.get(LOAD_ENV))
+        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        seen: dict[str, str | None] = {}
+        for ep in entry_points:
+            if allow is not None and ep.name not in allow:
+                continue
+            if self.pm.is_blocked(ep.name):
+                log.debug("plugin_disabled", plugin=ep.name)
+                continue
+            dist = ep.dist
+            dist_name = dist.name if dist is not None else None
+            version = dist.version if dist is not None else None
+            if ep.name in seen:
+                raise PluginLoadError(
+                    f"entry point name is declared by two distributions: "
+                    f"{seen[ep.name]} and {dist_name}",
+                    plugin=ep.name,
+                    distribution=dist_name,
+                )
+            seen[ep.name] = dist_name
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"cannot import {ep.value!r}: {type(exc).__name__}: {exc}",
+                    plugin=ep.name,
+                    distribution=dist_name,
+                ) from exc
+            self._register(obj, ep.name, distribution=(dist_name, version))
+        if allow:
+            for missing in sorted(allow - set(seen)):
+                if not self.pm.is_blocked(missing):
+                    raise PluginLoadError(
+                        f"listed in {LOAD_ENV} but no entry point of that name is installed "
+                        f"in the {ENTRY_POINT_GROUP!r} group",
+                        plugin=missing,
+                    )
+        self._check_pending()
+
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as *name*."""
         self.pm.unregister(name=name)
@@ -310,9 +200,9 @@ class PasarelaPlugins:
         caller = self.pm.hook.pasarela_register_providers
         for impl in _call_order(caller):
             plugin = self._name_of(impl.plugin)
-            registry._current_plugin = plugin
             try:
-                _call_impl(impl, {"register": registry})
+                with registry.on_behalf_of(plugin):
+                    _call_impl(impl, {"register": registry})
             except PasarelaError:
                 raise
             except Exception as exc:
@@ -322,8 +212,6 @@ class PasarelaPlugins:
                     plugin=plugin,
                     distribution=distribution,
                 ) from exc
-            finally:
-                registry._current_plugin = None
         return registry
 
     def select_provider(
@@ -433,45 +321,6 @@ class PasarelaPlugins:
         name = self.pm.get_name(obj)
         return name if name and not name.isdigit() else _label(obj)
 
-    def _load_entrypoints(self, env: Mapping[str, str]) -> None:
-        allow = _names(env.get(LOAD_ENV))
-        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        seen: dict[str, str | None] = {}
-        for ep in entry_points:
-            if allow is not None and ep.name not in allow:
-                continue
-            if self.pm.is_blocked(ep.name):
-                log.debug("plugin_disabled", plugin=ep.name)
-                continue
-            dist = ep.dist
-            dist_name = dist.name if dist is not None else None
-            version = dist.version if dist is not None else None
-            if ep.name in seen:
-                raise PluginLoadError(
-                    f"entry point name is declared by two distributions: "
-                    f"{seen[ep.name]} and {dist_name}",
-                    plugin=ep.name,
-                    distribution=dist_name,
-                )
-            seen[ep.name] = dist_name
-            try:
-                obj = ep.load()
-            except Exception as exc:
-                raise PluginLoadError(
-                    f"cannot import {ep.value!r}: {type(exc).__name__}: {exc}",
-                    plugin=ep.name,
-                    distribution=dist_name,
-                ) from exc
-            self._register(obj, ep.name, distribution=(dist_name, version))
-        if allow:
-            for missing in sorted(allow - set(seen)):
-                if not self.pm.is_blocked(missing):
-                    raise PluginLoadError(
-                        f"listed in {LOAD_ENV} but no entry point of that name is installed "
-                        f"in the {ENTRY_POINT_GROUP!r} group",
-                        plugin=missing,
-                    )
-
 
 def get_plugin_manager(
     *,
@@ -496,10 +345,9 @@ def get_plugin_manager(
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     facade = PasarelaPlugins(pm)
     if load_entrypoints:
-        facade._load_entrypoints(env)
+        facade.load_entry_points(env)
     for obj in plugins:
-        facade._register(obj, None, distribution=None)
-    facade._check_pending()
+        facade.register(obj)
     return facade
 
 

@@ -41,8 +41,9 @@ from typing_extensions import TypeVar
 
 from pasarela.errors import ConfigurationError, ErrorCode, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, NextAction, Order, Payment, RefundStatus
+from pasarela.model import Method, Order, Payment, RefundStatus
 from pasarela.money import Money
+from pasarela.next_action import NextAction
 
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
 
 @attrs.frozen
 class Ineligibility:
@@ -247,11 +249,15 @@ class SettlementLine:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
 
-#: The adapter's settings class; a bare ``Provider`` means any settings.
-SettingsT = TypeVar("SettingsT", bound=ProviderSettings, default=ProviderSettings)
+#: The adapter's settings class; a bare ``Provider`` means any settings. Covariant:
+#: a ``Provider[YapeSettings]`` is a ``Provider`` (the settings are set once, in
+#: ``__init__``, and only read after).
+SettingsT_co = TypeVar(
+    "SettingsT_co", bound=ProviderSettings, default=ProviderSettings, covariant=True
+)
 
 
-class Provider(Generic[SettingsT]):
+class Provider(Generic[SettingsT_co]):
     """Base class of every provider adapter, generic over its settings class.
 
     Subclasses declare the class variables and implement the operations they list
@@ -295,14 +301,14 @@ class Provider(Generic[SettingsT]):
     sandbox_factory: ClassVar[str | None] = None
 
     def __init__(
-        self, settings: SettingsT, *, clock: Callable[[], datetime] | None = None
+        self, settings: SettingsT_co, *, clock: Callable[[], datetime] | None = None
     ) -> None:
         if not isinstance(settings, self.settings_class):
             raise ConfigurationError(
                 f"providers.{self.name}: settings must be {self.settings_class.__name__}, "
                 f"not {type(settings).__name__}"
             )
-        self.settings: SettingsT = settings
+        self.settings: SettingsT_co = settings
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
 
     # --- capabilities -----------------------------------------------------------

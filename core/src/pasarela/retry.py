@@ -6,13 +6,15 @@ again about an unknown or stale payment (:data:`RESOLVER`, a fixed schedule, Kil
 Bill's Janitor being the model), the worker's pause after a failed pass, and the
 adapters' reading of a provider's ``Retry-After`` header (:func:`parse_retry_after`).
 
-Pure: no clock is read and no randomness is drawn unless the caller passes them.
+No I/O. The current time is read only when no *now* is passed, and the jitter is
+drawn from :mod:`random` only when no *draw* is passed.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -59,17 +61,26 @@ class Backoff:
             raise ValueError("attempts count from 1")
         if self.schedule:
             return self.schedule[min(attempt, len(self.schedule)) - 1]
-        return float(min(self.cap, self.base * self.factor ** (attempt - 1)))
+        try:
+            grown = self.base * self.factor ** (attempt - 1)
+        except OverflowError:  # a long run of failures: the cap has long been reached
+            return float(self.cap)
+        return float(min(self.cap, grown))
 
     def seconds(self, attempt: int, *, draw: Callable[[float, float], float] | None = None
                 ) -> float:
-        """The wait before *attempt*, in seconds: the ceiling, or a jittered draw below it."""
+        """The wait before *attempt*, in seconds: the ceiling, or a jittered draw below it.
+
+        *draw(low, high)* picks the jittered value (:func:`random.uniform` by default),
+        between ``ceiling * (1 - jitter)`` and the ceiling.
+        """
         top = self.ceiling(attempt)
         if not self.jitter:
             return top
         return (draw or random.uniform)(top * (1.0 - self.jitter), top)
 
     def delay(self, attempt: int) -> timedelta:
+        """:meth:`seconds` as a :class:`~datetime.timedelta`."""
         return timedelta(seconds=self.seconds(attempt))
 
 
@@ -87,26 +98,26 @@ RESOLVER: Final = Backoff.fixed(
 )
 
 
+#: Delay-seconds: digits (a decimal fraction is tolerated), nothing else.
+_DELAY_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3).
 
     Delay-seconds (``"120"``) or an HTTP date (``"Wed, 21 Oct 2026 07:28:00 GMT"``,
-    measured from *now*, the current time by default). ``None`` for a missing or
-    unreadable value; never negative (a date in the past means "now").
+    measured from *now*, the current time by default; a date without a zone is
+    taken as UTC). ``None`` for a missing or unreadable value (a negative number,
+    ``"nan"``, ``"inf"``, words); never negative (a date in the past means "now").
     """
     if value is None:
         return None
     text = value.strip()
     if not text:
         return None
-    try:
+    if _DELAY_SECONDS.fullmatch(text):
         seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):
-            return None
-        return max(0.0, seconds)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

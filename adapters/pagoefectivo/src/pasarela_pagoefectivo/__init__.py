@@ -14,7 +14,7 @@ from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 
 
 if TYPE_CHECKING:
-    from pasarela.plugins import ProviderRegistry
+    from pasarela.registry import ProviderRegistry
 
 
 __all__ = ["PagoEfectivoProvider", "PagoEfectivoSettings", "pasarela_register_providers"]

@@ -36,6 +36,7 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
+from pasarela.retry import parse_retry_after
 from pasarela_pagoefectivo import jsontext
 
 
@@ -169,10 +170,9 @@ def error_from_response(response: httpx.Response, *, operation: str) -> Provider
     rule = _HTTP_RULES.get(status) or (ERROR_TABLE.get(code) if code else None)
     if rule is None:
         if status == 429:
-            retry_after = response.headers.get("retry-after", "")
             return RateLimitedError(
                 f"PagoEfectivo is limiting requests ({operation})",
-                retry_after=float(retry_after) if retry_after.isdigit() else None,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
                 **common,
             )
         if status >= 500:

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from babel.dates import format_datetime
 
-from pasarela.model import ShowCashCode
 from pasarela.money import Money
+from pasarela.next_action import ShowCashCode
 from pasarela_pagoefectivo.api import LIMA
 
 

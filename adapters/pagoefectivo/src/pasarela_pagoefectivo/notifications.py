@@ -23,6 +23,7 @@ import attrs
 
 from pasarela.errors import SignatureInvalidError, ValidationError, WebhookError
 from pasarela.money import Money
+from pasarela.provider import WebhookHeaders
 from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.api import lima_timestamp, parse_timestamp
 from pasarela_pagoefectivo.errors import PROVIDER
@@ -51,21 +52,15 @@ def sign(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
+def verify(headers: WebhookHeaders, body: bytes, secrets: Sequence[str]) -> None:
     """Check ``PE-Signature`` against *body* with any of *secrets* (rotation).
 
-    Raises :class:`SignatureInvalidError` when the header is missing or no secret
-    matches. Every secret is tried, so the time taken does not tell which matched.
+    *headers* are the delivery's, as the core passes them (looked up without regard
+    to case). Raises :class:`SignatureInvalidError` when the header is missing or no
+    secret matches. Every secret is tried, so the time taken does not tell which
+    matched.
     """
-    provided = _header(headers, SIGNATURE_HEADER)
+    provided = headers.get(SIGNATURE_HEADER)
     if not provided or not provided.strip():
         raise SignatureInvalidError(
             f"the {SIGNATURE_HEADER} header is missing", provider=PROVIDER

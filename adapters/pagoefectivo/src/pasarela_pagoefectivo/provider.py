@@ -29,6 +29,7 @@ from pasarela.provider import (
     ProviderRefund,
     SettlementLine,
     WebhookEvent,
+    WebhookHeaders,
     WebhookReply,
 )
 from pasarela_pagoefectivo import api, notifications
@@ -97,8 +98,6 @@ def _done(value: T) -> Flow[T]:
 
 
 class _TokenCache:
-    settlements_by_reference = True
-
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._token: api.Token | None = None
@@ -118,7 +117,7 @@ class _TokenCache:
                 self._token = None
 
 
-class PagoEfectivoProvider(Provider):
+class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     """PagoEfectivo: cash payments with a CIP code, in PEN or USD, in Peru."""
 
     name: ClassVar[str] = "pagoefectivo"
@@ -146,6 +145,8 @@ class PagoEfectivoProvider(Provider):
     #: smaller ``search_batch_size`` splits a get_many into several searches).
     get_many_limit: ClassVar[int] = 50
     settings_class: ClassVar[type[PagoEfectivoSettings]] = PagoEfectivoSettings
+    #: PagoEfectivo lists no settlements: :meth:`settlements` searches given CIPs.
+    settlements_by_reference: ClassVar[bool] = True
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {
         **{code: rule.code for code, rule in ERROR_TABLE.items()},
         "401": ErrorCode.AUTHENTICATION,
@@ -157,13 +158,9 @@ class PagoEfectivoProvider(Provider):
     })
     sandbox_factory: ClassVar[str | None] = "pasarela_pagoefectivo.sandbox:create_app"
 
-    settings: PagoEfectivoSettings
-
     def __init__(
         self, settings: PagoEfectivoSettings, *, clock: Callable[[], datetime] | None = None
     ) -> None:
-        if not isinstance(settings, PagoEfectivoSettings):
-            raise TypeError("PagoEfectivoProvider needs PagoEfectivoSettings")
         super().__init__(settings, clock=clock)
         self._tokens = _TokenCache()
 
@@ -358,7 +355,7 @@ class PagoEfectivoProvider(Provider):
     # --- notifications --------------------------------------------------------------------
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
         notifications.verify(headers, body, self.settings.notification_secrets())
         note = notifications.parse_notification(body)

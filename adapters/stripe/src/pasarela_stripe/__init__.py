@@ -19,7 +19,7 @@ from pasarela_stripe.settings import API_VERSION, StripeSettings
 
 
 if TYPE_CHECKING:
-    from pasarela.plugins import ProviderRegistry
+    from pasarela.registry import ProviderRegistry
 
 
 __all__ = [

@@ -38,8 +38,9 @@ import httpx
 
 from pasarela.errors import ErrorCode, ProviderError, ValidationError
 from pasarela.lifecycle import Status
-from pasarela.model import ConfirmCard, NextAction, RefundStatus
+from pasarela.model import RefundStatus
 from pasarela.money import Money
+from pasarela.next_action import ConfirmCard, NextAction
 from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund, SettlementLine
 from pasarela_stripe import form
 from pasarela_stripe.errors import error_from_response
@@ -313,10 +314,14 @@ def build_balance_transactions(
 # --- parsers -------------------------------------------------------------------------
 
 
-def parse_json(response: httpx.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx response; raise the mapped error otherwise."""
+def parse_json(response: httpx.Response, *, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON object of a 2xx response; raise the mapped error otherwise.
+
+    *now* is the time a ``Retry-After`` date is measured from (the current time
+    when omitted): see :func:`pasarela_stripe.errors.error_from_response`.
+    """
     if not response.is_success:
-        raise error_from_response(response)
+        raise error_from_response(response, now=now)
     try:
         data = json.loads(response.content)
     except ValueError:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -31,6 +30,7 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
+from pasarela.retry import parse_retry_after
 
 
 __all__ = ["ERROR_CODES", "StripeDeclinedError", "error_from_response", "error_object"]
@@ -126,23 +126,6 @@ def error_object(response: httpx.Response) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _retry_after(response: httpx.Response, now: datetime | None) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def normalized_code(error: Mapping[str, Any], status: int) -> ErrorCode:
     """The normalized code for a Stripe error object and HTTP status."""
     if status in (401, 403):
@@ -167,7 +150,12 @@ def normalized_code(error: Mapping[str, Any], status: int) -> ErrorCode:
 def error_from_response(
     response: httpx.Response, *, now: datetime | None = None
 ) -> PasarelaError:
-    """The exception for a non-2xx Stripe response (returned, not raised)."""
+    """The exception for a non-2xx Stripe response (returned, not raised).
+
+    A 429's ``Retry-After`` becomes :attr:`RateLimitedError.retry_after`; an HTTP
+    date there is measured from *now* (the provider's clock; the current time when
+    omitted).
+    """
     status = response.status_code
     error = error_object(response)
     code = normalized_code(error, status)
@@ -186,7 +174,8 @@ def error_from_response(
         return AuthenticationError(text, created_nothing=True, **common)
     if code is E.RATE_LIMITED or status == 429:
         return RateLimitedError(
-            text, retry_after=_retry_after(response, now), created_nothing=True, **common
+            text, retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+            created_nothing=True, **common,
         )
     if code is E.IDEMPOTENCY_CONFLICT:
         return IdempotencyConflictError(text, **common)

@@ -8,7 +8,7 @@ first result instead of acting twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
@@ -25,9 +25,9 @@ from pasarela.provider import (
     Provider,
     ProviderPayment,
     ProviderRefund,
-    ProviderSettings,
     SettlementLine,
     WebhookEvent,
+    WebhookHeaders,
 )
 from pasarela_stripe import webhooks
 from pasarela_stripe.api import (
@@ -66,7 +66,7 @@ LIMITS: Final[Mapping[str, tuple[int | None, int | None]]] = {
 }
 
 
-class StripeProvider(Provider):
+class StripeProvider(Provider[StripeSettings]):
     """Stripe cards (Visa, Mastercard) for buyers in Peru, in PEN or USD."""
 
     name: ClassVar[str] = "stripe"
@@ -85,7 +85,7 @@ class StripeProvider(Provider):
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL, Operation.REFUND,
         Operation.SETTLEMENTS,
     })
-    settings_class: ClassVar[type[ProviderSettings]] = StripeSettings
+    settings_class: ClassVar[type[StripeSettings]] = StripeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
     secret_headers: ClassVar[frozenset[str]] = frozenset(
         {"authorization", "proxy-authorization", "cookie", "set-cookie", "stripe-signature"}
@@ -94,22 +94,18 @@ class StripeProvider(Provider):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"client_secret"})
     sandbox_factory: ClassVar[str | None] = "pasarela_stripe.sandbox:create_app"
 
-    settings: StripeSettings
-
-    def __init__(
-        self, settings: ProviderSettings, *, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        if not isinstance(settings, StripeSettings):
-            raise ConfigurationError("expected StripeSettings", path="providers.stripe")
-        super().__init__(settings, clock=clock)
-
     # --- flows --------------------------------------------------------------------
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        """:func:`~pasarela_stripe.api.parse_json` with the provider's clock (for a
+        ``Retry-After`` date)."""
+        return parse_json(response, now=self.clock())
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         response = yield build_create(self.settings, request)
         if "payment_method" in request.params:
             yield from self._close_if_declined(response, request.idempotency_key)
-        return parse_intent(parse_json(response), after_confirm="payment_method" in request.params)
+        return parse_intent(self._json(response), after_confirm="payment_method" in request.params)
 
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
         payment_method = params.get("payment_method")
@@ -130,10 +126,10 @@ class StripeProvider(Provider):
     def get(self, payment: Payment) -> Flow[ProviderPayment]:
         if payment.provider_reference:
             response = yield build_get(self.settings, payment.provider_reference)
-            return parse_intent(parse_json(response))
+            return parse_intent(self._json(response))
         # The create's answer was lost: find the PaymentIntent by our payment id.
         response = yield build_search(self.settings, payment.id)
-        intent = parse_search(parse_json(response))
+        intent = parse_search(self._json(response))
         if intent is None:
             raise ProviderError(
                 f"no PaymentIntent found for payment {payment.id} (yet: search lags ~1 min)",
@@ -157,23 +153,24 @@ class StripeProvider(Provider):
         request = build_refund(self.settings, payment.provider_reference, amount,
                                refund_id=refund_id, payment_id=payment.id, reason=reason)
         response = yield request
-        refund = parse_refund(parse_json(response))
+        refund = parse_refund(self._json(response))
         if refund.refund_id is None:
             refund = attrs.evolve(refund, refund_id=refund_id)
         return refund
 
     def settlements(
-        self, since: datetime, until: datetime
+        self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
     ) -> Flow[Iterable[SettlementLine]]:
         """The balance transactions created in ``[since, until)`` that are payments
         (status ``paid``) or refunds (``refunded``), read page by page with the
-        ``starting_after`` cursor; lines are numbered from 1 in Stripe's order."""
+        ``starting_after`` cursor; lines are numbered from 1 in Stripe's order.
+        Stripe lists them all: *references* is not used."""
         lines: list[SettlementLine] = []
         cursor: str | None = None
         while True:
             response = yield build_balance_transactions(self.settings, since, until,
                                                         starting_after=cursor)
-            page = parse_transactions(parse_json(response))
+            page = parse_transactions(self._json(response))
             base = len(lines)
             lines.extend(attrs.evolve(line, line_no=base + n)
                          for n, line in enumerate(page.lines, start=1))
@@ -192,7 +189,7 @@ class StripeProvider(Provider):
         """
         if response.status_code != 402:
             return
-        error = error_from_response(response)
+        error = error_from_response(response, now=self.clock())
         if isinstance(error, StripeDeclinedError) and error.payment_intent:
             yield build_cancel(self.settings, error.payment_intent,
                                key=f"{key}:cancel-after-decline")
@@ -209,13 +206,13 @@ class StripeProvider(Provider):
             and error_object(response).get("code") == "payment_intent_unexpected_state"
         ):
             fresh = yield build_get(self.settings, reference)
-            return parse_intent(parse_json(fresh))
-        return parse_intent(parse_json(response), after_confirm=after_confirm)
+            return parse_intent(self._json(fresh))
+        return parse_intent(self._json(response), after_confirm=after_confirm)
 
     # --- webhooks -------------------------------------------------------------------
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
         secrets = self.settings.webhook_secrets
         if not secrets:

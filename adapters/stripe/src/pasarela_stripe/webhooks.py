@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 from pasarela.errors import SignatureInvalidError
+from pasarela.provider import WebhookHeaders
 
 
 __all__ = ["DEFAULT_TOLERANCE", "SIGNATURE_HEADER", "sign", "signature_header", "verify"]
@@ -36,14 +37,6 @@ def signature_header(body: bytes, secrets: Iterable[str], timestamp: int) -> str
     parts = [f"t={timestamp}"]
     parts.extend(f"v1={sign(body, secret, timestamp)}" for secret in secrets)
     return ",".join(parts)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 def _error(message: str) -> SignatureInvalidError:
@@ -72,7 +65,7 @@ def parse_header(value: str) -> tuple[int, list[str]]:
 
 
 def verify(
-    headers: Mapping[str, str],
+    headers: WebhookHeaders,
     body: bytes,
     secrets: Iterable[str],
     *,
@@ -81,11 +74,12 @@ def verify(
 ) -> int:
     """Verify a delivery's raw *body*; return its signed timestamp.
 
-    Raises :class:`~pasarela.errors.SignatureInvalidError` when the header is
+    *headers* are the delivery's, as the core passes them (looked up without regard
+    to case). Raises :class:`~pasarela.errors.SignatureInvalidError` when the header is
     missing or malformed, no secret matches any ``v1``, or the timestamp is
     outside ``now ± tolerance``.
     """
-    value = _header(headers, SIGNATURE_HEADER)
+    value = headers.get(SIGNATURE_HEADER)
     if not value:
         raise _error("no Stripe-Signature header")
     timestamp, signatures = parse_header(value)

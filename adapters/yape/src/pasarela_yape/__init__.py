@@ -15,7 +15,7 @@ from pasarela_yape.settings import YapeSettings
 
 
 if TYPE_CHECKING:
-    from pasarela.plugins import ProviderRegistry
+    from pasarela.registry import ProviderRegistry
 
 
 __all__ = ["YapeProvider", "YapeSettings", "pasarela_register_providers"]

@@ -24,6 +24,7 @@ from pasarela.provider import (
     ProviderRefund,
     SettlementLine,
     WebhookEvent,
+    WebhookHeaders,
 )
 from pasarela_yape.settings import YapeSettings
 
@@ -87,7 +88,7 @@ class Acquirer(Protocol):
         ...
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]: ...
 
 

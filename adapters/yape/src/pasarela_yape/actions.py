@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from pasarela.model import ApproveInWallet, ScanQr
 from pasarela.money import Money
+from pasarela.next_action import ApproveInWallet, ScanQr
 
 
 __all__ = ["LIMA", "approve_in_yape", "scan_qr"]

@@ -31,6 +31,7 @@ from pasarela.errors import (
     ProviderValidationError,
     RateLimitedError,
 )
+from pasarela.retry import parse_retry_after
 
 
 __all__ = ["ERROR_CODES", "ERROR_TABLE", "Rule", "error_from_body", "error_from_response"]
@@ -148,7 +149,11 @@ def error_from_body(body: Any, *, status: int | None = None) -> ProviderError:
 
 
 def error_from_response(response: httpx.Response) -> ProviderError:
-    """The pasarela error for a non-2xx Culqi *response*."""
+    """The pasarela error for a non-2xx Culqi *response*.
+
+    A 429 (or a ``limit_api_error``) is :class:`RateLimitedError` with the
+    ``Retry-After`` it gave (delay-seconds, or an HTTP date from the current time).
+    """
     try:
         body = json.loads(response.content) if response.content else None
     except ValueError:
@@ -158,15 +163,6 @@ def error_from_response(response: httpx.Response) -> ProviderError:
         return RateLimitedError(
             error.message, provider=PROVIDER, provider_code=error.provider_code,
             provider_message=error.provider_message, http_status=response.status_code,
-            retry_after=_retry_after(response),
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     return error
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None

@@ -16,19 +16,15 @@ The acquirer (Culqi today) sits behind :class:`pasarela_yape.acquirer.Acquirer`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from pasarela.errors import (
-    ConfigurationError,
-    ErrorCode,
-    ProviderValidationError,
-    UnsupportedError,
-)
+from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import ApproveInWallet, Method, Order, Payment
+from pasarela.model import Method, Order, Payment
 from pasarela.money import Money
+from pasarela.next_action import ApproveInWallet
 from pasarela.provider import (
     CreateRequest,
     Flow,
@@ -36,9 +32,9 @@ from pasarela.provider import (
     Provider,
     ProviderPayment,
     ProviderRefund,
-    ProviderSettings,
     SettlementLine,
     WebhookEvent,
+    WebhookHeaders,
 )
 from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder, make_acquirer
 from pasarela_yape.actions import approve_in_yape
@@ -74,7 +70,7 @@ def _invalid(field: str, reason: str) -> ProviderValidationError:
     )
 
 
-class YapeProvider(Provider):
+class YapeProvider(Provider[YapeSettings]):
     """Yape / Plin wallet payments in PEN, through an acquirer (Culqi)."""
 
     name: ClassVar[str] = "yape"
@@ -94,7 +90,7 @@ class YapeProvider(Provider):
     #: Reads only: a status and the charges list (``GET`` both).
     retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET,
                                                             Operation.SETTLEMENTS})
-    settings_class: ClassVar[type[ProviderSettings]] = YapeSettings
+    settings_class: ClassVar[type[YapeSettings]] = YapeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
     secret_fields: ClassVar[frozenset[str]] = frozenset({
         "otp", "number_phone", "email", "phone_number", "first_name", "last_name",
@@ -104,14 +100,9 @@ class YapeProvider(Provider):
     webhook_content_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
 
     def __init__(
-        self, settings: ProviderSettings, *, clock: Callable[[], datetime] | None = None
+        self, settings: YapeSettings, *, clock: Callable[[], datetime] | None = None
     ) -> None:
-        if not isinstance(settings, YapeSettings):
-            raise ConfigurationError(
-                f"expected YapeSettings, got {type(settings).__name__}", path="providers.yape"
-            )
         super().__init__(settings, clock=clock)
-        self.yape: YapeSettings = settings
         self.acquirer: Acquirer = make_acquirer(settings, self.clock)
 
     # --- checking requests (no I/O) ----------------------------------------------------
@@ -254,13 +245,16 @@ class YapeProvider(Provider):
         return (yield from self.acquirer.refund(payment, amount, refund_id=refund_id,
                                                 reason=reason))
 
-    def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
+    def settlements(
+        self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
+    ) -> Flow[Iterable[SettlementLine]]:
         """The acquirer's record of what it collected in ``[since, until)``: at Culqi,
-        the captured charges (approval-code payments; a QR order has no charge)."""
+        the captured charges (approval-code payments; a QR order has no charge).
+        The acquirer lists them all: *references* is not used."""
         return (yield from self.acquirer.settlements(since, until))
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
         return self.acquirer.parse_webhook(headers, body, now=now)
 

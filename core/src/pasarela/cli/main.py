@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -79,27 +78,13 @@ def config() -> None:
 @click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.pass_context
 def config_check(ctx: click.Context, file: str | None) -> None:
-    """Check FILE (default: --config): syntax, settings of every provider, routes."""
-    import tomllib  # noqa: PLC0415
-
-    from pasarela.config import check_config, load_config  # noqa: PLC0415
-    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+    """Check FILE (default: --config) exactly as ``Pasarela.from_config`` would start it:
+    syntax, secrets, every provider's settings, provider references, routes."""
+    from pasarela.api import validate  # noqa: PLC0415
+    from pasarela.config import load_config  # noqa: PLC0415
 
     path = file or ctx.obj["config"]
-    problems: list[str] = []
-    try:
-        manager = get_plugin_manager()
-        try:
-            with open(path, "rb") as fh:
-                modules = tomllib.load(fh).get("plugins", {}).get("modules", [])
-        except (OSError, tomllib.TOMLDecodeError):
-            modules = []  # check_config reports the file's own problem
-        for module in modules if isinstance(modules, list) else []:
-            manager.load_module(str(module))
-        registry = manager.providers()
-        problems = check_config(path, {n: c.settings_class for n, c in registry.items()})
-    except PasarelaError as exc:
-        problems.extend(getattr(exc, "errors", None) or [str(exc)])
+    problems = validate(path)
     if problems:
         fail(problems[0], problems[1:])
     cfg = load_config(path)
@@ -184,35 +169,22 @@ def db_upgrade(ctx: click.Context, url: str | None) -> None:
 @main.command()
 @click.argument("name")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8800, show_default=True, type=int)
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Default: the sandbox's own (pagoefectivo 8801, yape 8802, stripe 8812).")
+@click.option("--webhook-url", default=None, help="Where the sandbox POSTs its webhooks.")
+@click.option("--option", "options", multiple=True, metavar="KNOB=VALUE",
               help="A sandbox option (repeatable), e.g. --option latency=0.2")
-def sandbox(name: str, host: str, port: int, options: tuple[str, ...]) -> None:
-    """Serve provider NAME's local sandbox (a simulator of its HTTP API)."""
-    import uvicorn  # noqa: PLC0415
-
-    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
+            options: tuple[str, ...]) -> None:
+    """Serve provider NAME's local sandbox (a simulator of its HTTP API); it prints its
+    URL, credentials, control routes and the pasarela.toml snippet to use it."""
+    from pasarela.testing.sandbox.runner import parse_options, run  # noqa: PLC0415
 
     try:
-        cls = get_plugin_manager().providers().get(name)
-    except PasarelaError as exc:
+        run(name, host=host, port=port, webhook_url=webhook_url,
+            options=parse_options(options))
+    except (PasarelaError, ValueError, TypeError, OSError) as exc:
         fail(exc)
-    if not cls.sandbox_factory:
-        fail(f"{name} ships no sandbox")
-    module_name, _, func = cls.sandbox_factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), func)
-    kwargs: dict[str, Any] = {}
-    for item in options:
-        key, _, value = item.partition("=")
-        kwargs[key.replace("-", "_")] = _coerce(value)
-    uvicorn.run(factory(**kwargs), host=host, port=port, log_level="warning")
-
-
-def _coerce(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _register_commands() -> None:

@@ -14,21 +14,23 @@ One exit-code policy for every command:
 :func:`fail` is the one way a command stops with an error: every line goes to
 standard error as ``error: ...``, printed as text (never as console markup, so a
 message such as ``must match ^[0-9]+$`` keeps its brackets). The CLI's log output
-(console or JSON lines on standard error) is set up by :func:`configure_logging`.
+(for people, or JSON lines, on standard error) is set up by :func:`configure_logging`.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from rich.console import Console
 from rich.text import Text
 
-from pasarela.logs import redact
+from pasarela.logs import ROOT
 
 
 __all__ = ["ExitCode", "configure_logging", "err_console", "fail", "out_console"]
@@ -68,21 +70,41 @@ def fail(error: BaseException | str, details: Iterable[str] = (), *,
     sys.exit(int(code))
 
 
-def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
-    """Configure structlog for the CLI (the library itself never configures it)."""
-    import structlog  # noqa: PLC0415
+class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler the CLI installs (so that configuring again replaces it)."""
 
-    renderer: Any = (structlog.processors.JSONRenderer() if json
-                     else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+
+class _Console(logging.Formatter):
+    """``2026-12-01T17:00:00Z info     payment_transition payment_id=...`` for people."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{when} {record.levelname.lower():<8} {record.getMessage()}"
+
+
+class _Json(logging.Formatter):
+    """One JSON object a line: time, level, logger, event and its (masked) fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "pasarela", None) or {"event": record.getMessage()}
+        return jsonlib.dumps({
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(), "logger": record.name, **fields,
+        }, default=str, ensure_ascii=False)
+
+
+def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
+    """Show pasarela's events on standard error, for people or as JSON lines.
+
+    The library itself never configures logging; only the ``pasarela`` command does,
+    on the ``pasarela`` logger alone (calling this again replaces its handler). The
+    events arrive masked (:mod:`pasarela.logs`); an error carries its exception's type
+    and message and a stack of ``file:line in function``, never local variables.
+    """
+    logger = logging.getLogger(ROOT)
+    for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+        logger.removeHandler(old)
+    handler = _CliHandler(sys.stderr)
+    handler.setFormatter(_Json() if json else _Console())
+    logger.addHandler(handler)
+    logger.setLevel(level)

@@ -232,9 +232,9 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
         rows = rc.costs(pasarela.store, start, end)
         alternative = None
         if other is not None:
-            from pasarela.cli.routing import _router  # noqa: PLC0415
+            from pasarela.cli.routing import load_router  # noqa: PLC0415
 
-            router = _router(other, stack)
+            router = load_router(other, stack)
             alternative = rc.what_if(pasarela.store, start, end, router)
     out = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"Costs {start:%Y-%m-%d} to {end:%Y-%m-%d}")

@@ -82,7 +82,7 @@ def _config_path(ctx: click.Context) -> str:
     return os.environ.get("PASARELA_CONFIG", "pasarela.toml")
 
 
-def _router(path: str, stack: ExitStack) -> Router:
+def load_router(path: str, stack: ExitStack) -> Router:
     """The router of the configuration at *path*; errors end the command."""
     from pasarela.config import load_config, structure_settings  # noqa: PLC0415
     from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
@@ -188,7 +188,7 @@ def explain(ctx: click.Context, order_file: str, method: str | None, at_text: st
     except ValueError:
         _fail(f"{order_file}: unknown method {wanted!r}; one of cash, wallet, card")
     with ExitStack() as stack:
-        router = _router(_config_path(ctx), stack)
+        router = load_router(_config_path(ctx), stack)
         decisions = [router.simulate(order, how, at=at) for how in methods]
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in decisions], indent=2, ensure_ascii=False))
@@ -261,8 +261,8 @@ def simulate(ctx: click.Context, orders_file: str, other_config: str | None,
     """Route every line of ORDERS_FILE (JSON lines: orders with "method", or stored
     decisions) and print the split by method and provider with expected fees."""
     with ExitStack() as stack:
-        current = _router(_config_path(ctx), stack)
-        other = _router(other_config, stack) if other_config else None
+        current = load_router(_config_path(ctx), stack)
+        other = load_router(other_config, stack) if other_config else None
         count = sum(1 for _ in _lines(orders_file))
         tallies = (_Tally(), _Tally())
         moved = 0

@@ -43,7 +43,8 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
 
 
 def _configure_logs(ctx: click.Context, level: str) -> None:
-    """structlog at *level*, keeping the group's ``--json-logs`` choice."""
+    """pasarela's events at *level* on standard error, keeping the group's
+    ``--json-logs`` choice."""
     json_logs = bool(ctx.find_root().params.get("json_logs", False))
     configure_logging(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()])
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import attrs
 
-from pasarela.config.errors import _join
+from pasarela.config.errors import join_path
 from pasarela.provider import ProviderSettings
 
 
@@ -20,13 +20,13 @@ _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MIN_SCRUB: Final = 4
 
 
-class _EnvStr(str):
+class EnvStr(str):
     """A string read from an environment variable: never echoed in messages."""
 
     var: str
 
 
-class _EnvResolver:
+class EnvResolver:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.errors: list[tuple[str, str]] = []
@@ -36,7 +36,8 @@ class _EnvResolver:
         if isinstance(value, str) and value.startswith("env:"):
             return self._lookup(value, path)
         if isinstance(value, Mapping):
-            return {key: self.resolve(item, _join(path, str(key))) for key, item in value.items()}
+            return {key: self.resolve(item, join_path(path, str(key)))
+                    for key, item in value.items()}
         if isinstance(value, list):
             return [self.resolve(item, f"{path}[{i}]") for i, item in enumerate(value)]
         return value
@@ -62,12 +63,12 @@ class _EnvResolver:
             return reference
         if len(value) >= _MIN_SCRUB:
             self.secrets.append(value)
-        out = _EnvStr(value)
+        out = EnvStr(value)
         out.var = var
         return out
 
 
-def _secret_values(table: Mapping[str, Any], settings_class: type[ProviderSettings]) -> list[str]:
+def secret_values(table: Mapping[str, Any], settings_class: type[ProviderSettings]) -> list[str]:
     """Strings given for the fields *settings_class* marks secret."""
     out: list[str] = []
     for field in attrs.fields(settings_class):
@@ -79,7 +80,7 @@ def _secret_values(table: Mapping[str, Any], settings_class: type[ProviderSettin
     return out
 
 
-def _scrub(message: str, secrets: Sequence[str]) -> str:
+def scrub(message: str, secrets: Sequence[str]) -> str:
     for secret in sorted(set(secrets), key=len, reverse=True):
         message = message.replace(secret, "***")
     return message

@@ -32,34 +32,35 @@ class InvalidConfigError(ConfigurationError):
         super().__init__(message)
 
 
-class _Invalid(ValueError):
+class Invalid(ValueError):
     """A value of the wrong shape; the message is for people and holds no value."""
 
 
-def _join(path: str, key: str) -> str:
+def join_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _flatten(exc: BaseException, path: str) -> list[tuple[str, str]]:
+def flatten(exc: BaseException, path: str) -> list[tuple[str, str]]:
     """``(path, message)`` for every leaf of a cattrs validation error."""
     out: list[tuple[str, str]] = []
     if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            out += _flatten(sub, _join(path, note.name))
+            out += flatten(sub, join_path(path, note.name))
         for sub in without:
             if isinstance(sub, ForbiddenExtraKeysError):
                 out += _unknown_keys(sub, path)
             else:
-                out += _flatten(sub, path)
+                out += flatten(sub, path)
     elif isinstance(exc, IterableValidationError):
         with_index, without_index = exc.group_exceptions()
         for sub, inote in with_index:
             index = inote.index
-            sub_path = f"{path}[{index}]" if isinstance(index, int) else _join(path, str(index))
-            out += _flatten(sub, sub_path)
+            sub_path = (f"{path}[{index}]" if isinstance(index, int)
+                        else join_path(path, str(index)))
+            out += flatten(sub, sub_path)
         for sub in without_index:
-            out += _flatten(sub, path)
+            out += flatten(sub, path)
     else:
         out.append(_leaf(exc, path))
     return out
@@ -72,18 +73,18 @@ def _unknown_keys(exc: ForbiddenExtraKeysError, path: str) -> list[tuple[str, st
     for key in sorted(exc.extra_fields):
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(sorted(known))}"
-        out.append((_join(path, key), f"{what}{hint}"))
+        out.append((join_path(path, key), f"{what}{hint}"))
     return out
 
 
 def _leaf(exc: BaseException, path: str) -> tuple[str, str]:
-    if isinstance(exc, _Invalid):
+    if isinstance(exc, Invalid):
         return path, str(exc)
     if isinstance(exc, KeyError):
         return path, "missing required setting"
     if isinstance(exc, ValidationError):
         # An attrs validator of a settings class: the error names its field.
-        return _join(path, exc.field), exc.reason
+        return join_path(path, exc.field), exc.reason
     if isinstance(exc, PasarelaError):
         return path, exc.message
     if isinstance(exc, ValueError | TypeError) and exc.args and isinstance(exc.args[0], str):

@@ -11,19 +11,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from pasarela.config.env import _EnvResolver, _scrub
-from pasarela.config.errors import InvalidConfigError, _flatten
+import attrs
+
+from pasarela.config.env import EnvResolver, scrub
+from pasarela.config.errors import InvalidConfigError, flatten
 from pasarela.config.sections import (
     CheckoutConfig,
     Config,
-    OutboxConfig,
+    EventsConfig,
     PagesConfig,
     PluginsConfig,
     RouteConfig,
     StoreConfig,
     WorkerConfig,
+    resolve_store_url,
 )
-from pasarela.config.structure import _converter
+from pasarela.config.structure import CONVERTER
 from pasarela.provider import ProviderSettings
 
 
@@ -97,7 +100,7 @@ def _load(
             return None, [f"{name}: invalid TOML: {exc}"]
         except OSError as exc:
             return None, [f"{name}: cannot read: {exc.strerror or exc}"]
-    resolver = _EnvResolver(os.environ if env is None else env)
+    resolver = EnvResolver(os.environ if env is None else env)
     errors: list[tuple[str, str]] = []
     sections: dict[str, Any] = {}
     known = [*_SECTIONS, "routes"]
@@ -105,6 +108,9 @@ def _load(
         if key == "routes":
             continue
         section_type = _SECTIONS.get(key)
+        if key in _RENAMED:
+            errors.append((key, f"renamed to [{_RENAMED[key]}]"))
+            continue
         if section_type is None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
@@ -113,17 +119,17 @@ def _load(
         # Provider tables are resolved when they are structured (structure_settings).
         resolved = value if key == "providers" else resolver.resolve(value, key)
         try:
-            sections[key] = _converter().structure(resolved, section_type)
+            sections[key] = CONVERTER().structure(resolved, section_type)
         except Exception as exc:
-            errors += _flatten(exc, key)
+            errors += flatten(exc, key)
     routes: dict[int, RouteConfig] = {}
     raw_routes = resolver.resolve(raw.get("routes", []), "routes")
     if isinstance(raw_routes, list):
         for i, item in enumerate(raw_routes):
             try:
-                routes[i] = _converter().structure(item, RouteConfig)
+                routes[i] = CONVERTER().structure(item, RouteConfig)
             except Exception as exc:
-                errors += _flatten(exc, f"routes[{i}]")
+                errors += flatten(exc, f"routes[{i}]")
         errors += _check_routes(routes)
         if len(routes) != len(raw_routes):
             routes = {}
@@ -133,16 +139,23 @@ def _load(
     if isinstance(raw_providers, Mapping):
         errors += _check_providers(raw_providers)
     errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
-    messages = [_scrub(f"{p}: {m}", resolver.secrets) for p, m in errors]
+    messages = [scrub(f"{p}: {m}", resolver.secrets) for p, m in errors]
+    if name is not None:
+        store = sections.get("store", StoreConfig())
+        sections["store"] = attrs.evolve(
+            store, url=resolve_store_url(store.url, Path(name).resolve().parent))
     config = Config(**sections, routes=tuple(routes.values()), source=name, env=env)
     return config, messages
 
+
+#: Sections that have a new name (the old name is refused with the new one).
+_RENAMED: Final[Mapping[str, str]] = {"outbox": "events"}
 
 _SECTIONS: Final[Mapping[str, Any]] = {
     "store": StoreConfig,
     "plugins": PluginsConfig,
     "checkout": CheckoutConfig,
-    "outbox": OutboxConfig,
+    "events": EventsConfig,
     "worker": WorkerConfig,
     "pages": PagesConfig,
     "providers": Mapping[str, Mapping[str, Any]],

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,9 +36,28 @@ def _mask_url(url: str) -> str:
         return "'***'"
 
 
+_SQLITE_FILE: Final = re.compile(r"^(sqlite(?:\+\w+)?:///)([^/?][^?]*)(\?.*)?$")
+
+
+def resolve_store_url(url: str, base: Path) -> str:
+    """*url* with a relative SQLite file path made absolute against *base*.
+
+    ``sqlite:///pasarela.db`` in ``/srv/shop/pasarela.toml`` is
+    ``sqlite:////srv/shop/pasarela.db``, wherever the command runs from. Absolute
+    paths (``sqlite:////var/db/p.db``), in-memory databases and other stores are
+    returned as they are.
+    """
+    match = _SQLITE_FILE.match(url)
+    if match is None or match.group(2) == ":memory:":
+        return url
+    prefix, path, query = match.group(1), match.group(2), match.group(3) or ""
+    return f"{prefix}{(base / path).resolve().as_posix()}{query}"
+
+
 @attrs.frozen(kw_only=True)
 class StoreConfig:
-    """``[store]``: where payments are kept."""
+    """``[store]``: where payments are kept. A relative SQLite path is relative to the
+    configuration file's folder (:func:`resolve_store_url`)."""
 
     url: str = attrs.field(default=DEFAULT_STORE_URL, repr=_mask_url)
 
@@ -56,9 +77,17 @@ class CheckoutConfig:
 
 
 @attrs.frozen(kw_only=True)
-class OutboxConfig:
-    """``[outbox]``: deliver lifecycle events ``inline`` (after each operation) or
-    from a ``worker`` process."""
+class EventsConfig:
+    """``[events]``: when lifecycle events reach the observer hooks.
+
+    ``inline`` (the default): right after the operation that caused them has
+    committed, in the same call, before it returns (``pay()`` of a card that succeeds
+    at once has called ``payment.succeeded`` observers by the time it returns, so a
+    host stores its order, by reference, before calling ``pay()``). ``worker``: only
+    ``pasarela worker`` (or ``dispatch_outbox()``) calls them, after the call returned.
+    Either way an observer never sees an event whose transaction did not commit, and
+    may see one more than once (its ``id`` is stable).
+    """
 
     dispatch: Literal["inline", "worker"] = "inline"
 
@@ -111,7 +140,7 @@ class Config:
     """The structured configuration.
 
     Attributes:
-        store, plugins, checkout, outbox: the sections of the same names.
+        store, plugins, checkout, events: the sections of the same names.
         providers: ``[providers.NAME]`` tables, raw (``env:`` not yet resolved);
             structure one with :meth:`provider_settings`.
         routes: the ``[[routes]]`` entries, in file order.
@@ -121,7 +150,7 @@ class Config:
     store: StoreConfig = attrs.field(factory=StoreConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
     checkout: CheckoutConfig = attrs.field(factory=CheckoutConfig)
-    outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
+    events: EventsConfig = attrs.field(factory=EventsConfig)
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     pages: PagesConfig = attrs.field(factory=PagesConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
@@ -139,24 +168,27 @@ class Config:
         )
 
     def all_provider_settings(
-        self, settings_classes: Mapping[str, type[ProviderSettings]]
+        self, installed: Mapping[str, type[ProviderSettings]]
     ) -> dict[str, ProviderSettings]:
         """Structure every ``[providers.*]`` table and check every provider reference.
 
-        *settings_classes* maps each installed provider's name to its settings
-        class. A table or a ``checkout.preference`` / ``routes[].use`` entry naming
-        no installed provider is an error.
+        *installed* maps each installed provider's name to its settings class. A
+        ``[providers.NAME]`` table, a ``checkout.preference`` entry or a
+        ``routes[].use`` entry naming no installed provider is an error. A preference
+        entry naming a provider that is installed but not configured is skipped (the
+        preference orders what is configured); a route naming one is refused by the
+        router, which says to configure it.
 
         :returns: the settings of every configured provider.
         :raises InvalidConfigError: listing every problem found.
         """
         errors: list[str] = []
         out: dict[str, ProviderSettings] = {}
-        installed = sorted(settings_classes)
+        names = sorted(installed)
         for name, table in self.providers.items():
-            settings_class = settings_classes.get(name)
+            settings_class = installed.get(name)
             if settings_class is None:
-                errors.append(f"providers.{name}: {_not_installed(name, installed)}")
+                errors.append(f"providers.{name}: {_not_installed(name, names)}")
                 continue
             try:
                 out[name] = structure_settings(name, table, settings_class, env=self.env)
@@ -169,8 +201,8 @@ class Config:
             references += [(f"routes[{r}].use[{i}]", name)
                            for i, name in enumerate(route.provider_names())]
         for path, name in references:
-            if name not in settings_classes:
-                errors.append(f"{path}: {_not_installed(name, installed)}")
+            if name not in installed:
+                errors.append(f"{path}: {_not_installed(name, names)}")
         if errors:
             raise InvalidConfigError(errors, source=self.source)
         return out

@@ -17,8 +17,8 @@ import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
-from pasarela.config.env import _EnvResolver, _EnvStr, _scrub, _secret_values
-from pasarela.config.errors import InvalidConfigError, _flatten, _Invalid
+from pasarela.config.env import EnvResolver, EnvStr, scrub, secret_values
+from pasarela.config.errors import Invalid, InvalidConfigError, flatten
 from pasarela.errors import ValidationError
 from pasarela.money import Money
 from pasarela.provider import ProviderSettings
@@ -50,15 +50,15 @@ def structure_settings(
     path = f"providers.{name}"
     if not isinstance(table, Mapping):
         raise InvalidConfigError([f"{path}: expected a table"])
-    resolver = _EnvResolver(os.environ if env is None else env)
+    resolver = EnvResolver(os.environ if env is None else env)
     resolved = resolver.resolve(table, path)
-    secrets = resolver.secrets + _secret_values(resolved, settings_class)
+    secrets = resolver.secrets + secret_values(resolved, settings_class)
     errors: list[tuple[str, str]] = []
     settings: S | None = None
     try:
-        settings = _converter().structure(resolved, settings_class)
+        settings = CONVERTER().structure(resolved, settings_class)
     except Exception as exc:
-        errors += _flatten(exc, path)
+        errors += flatten(exc, path)
     environment = resolved.get("environment")
     if isinstance(environment, str) and environment not in ENVIRONMENTS:
         errors.append((f"{path}.environment", "expected 'sandbox' or 'production'"))
@@ -66,7 +66,7 @@ def structure_settings(
         errors += _check_common(settings, path)
     errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
     if errors or settings is None:
-        raise InvalidConfigError([_scrub(f"{p}: {m}", secrets) for p, m in errors])
+        raise InvalidConfigError([scrub(f"{p}: {m}", secrets) for p, m in errors])
     return settings
 
 
@@ -125,10 +125,10 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _expected(what: str, value: object) -> _Invalid:
-    if isinstance(value, _EnvStr):
-        return _Invalid(f"expected {what} (from environment variable {value.var})")
-    return _Invalid(f"expected {what}, got {_kind(value)}")
+def _expected(what: str, value: object) -> Invalid:
+    if isinstance(value, EnvStr):
+        return Invalid(f"expected {what} (from environment variable {value.var})")
+    return Invalid(f"expected {what}, got {_kind(value)}")
 
 
 def _structure_str(value: object, t: type) -> str:
@@ -144,7 +144,7 @@ def _structure_int(value: object, t: type) -> int:
         return _structure_enum(value, t)  # type: ignore[return-value]
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, _EnvStr) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+    if isinstance(value, EnvStr) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
         return int(value)
     raise _expected("an integer", value)
 
@@ -152,7 +152,7 @@ def _structure_int(value: object, t: type) -> int:
 def _structure_float(value: object, _: type) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, _EnvStr):
+    if isinstance(value, EnvStr):
         try:
             return float(value)
         except ValueError:
@@ -167,7 +167,7 @@ _FALSE: Final = frozenset({"0", "false", "no", "off"})
 def _structure_bool(value: object, _: type) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, _EnvStr) and value.strip().lower() in _TRUE | _FALSE:
+    if isinstance(value, EnvStr) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     raise _expected("true or false", value)
 
@@ -177,8 +177,8 @@ def _structure_timedelta(value: object, _: type) -> timedelta:
         try:
             return parse_duration(value)
         except ValueError as exc:
-            if not isinstance(value, _EnvStr):
-                raise _Invalid(str(exc)) from None
+            if not isinstance(value, EnvStr):
+                raise Invalid(str(exc)) from None
     raise _expected("a duration like '48h', '30m', '2d' or '90s'", value)
 
 
@@ -187,9 +187,9 @@ def _structure_money(value: object, _: type) -> Money:
         try:
             return Money.parse(value)
         except ValidationError as exc:
-            if isinstance(value, _EnvStr):
+            if isinstance(value, EnvStr):
                 raise _expected("an amount like 'PEN 0.50'", value) from None
-            raise _Invalid(f"expected an amount like 'PEN 0.50': {exc.reason}") from None
+            raise Invalid(f"expected an amount like 'PEN 0.50': {exc.reason}") from None
     raise _expected("an amount like 'PEN 0.50'", value)
 
 
@@ -203,9 +203,9 @@ def _structure_literal(value: object, t: Any) -> object:
     if not isinstance(plain, bool) and plain in choices:
         return plain
     listed = " or ".join(repr(choice) for choice in choices)
-    if isinstance(value, _EnvStr):
+    if isinstance(value, EnvStr):
         raise _expected(listed, value)
-    raise _Invalid(f"expected {listed}")
+    raise Invalid(f"expected {listed}")
 
 
 def _is_enum(t: Any) -> bool:
@@ -217,9 +217,9 @@ def _structure_enum(value: object, t: type[enum.Enum]) -> enum.Enum:
         return t(value)
     except ValueError:
         listed = ", ".join(repr(member.value) for member in t)
-        if isinstance(value, _EnvStr):
+        if isinstance(value, EnvStr):
             raise _expected(f"one of {listed}", value) from None
-        raise _Invalid(f"expected one of {listed}") from None
+        raise Invalid(f"expected one of {listed}") from None
 
 
 _SEQUENCES: Final = {tuple, list, Sequence, MutableSequence, frozenset, set, Set}
@@ -238,7 +238,7 @@ def _is_mapping(t: Any) -> bool:
 
 
 @cache
-def _converter() -> cattrs.Converter:
+def CONVERTER() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 
     def structure_sequence(value: object, t: Any) -> Any:

@@ -1,9 +1,16 @@
 """The engine: every operation on a payment, written once as a generator of steps.
 
-- :mod:`~pasarela.engine.flows`: steps, the sync and async drivers, provider calls
-  (timeouts, retries, transport errors) and the redaction of recorded exchanges;
-- :mod:`~pasarela.engine.service`: ``pay``, ``confirm``, ``sync``, ``cancel``,
-  ``refund`` and the application of a provider's report;
+- :mod:`~pasarela.engine.steps`: steps and the sync and async drivers;
+- :mod:`~pasarela.engine.calls`: provider calls (timeouts, recording, transport
+  errors, retries);
+- :mod:`~pasarela.engine.redaction`: what is kept of a recorded exchange;
+- :mod:`~pasarela.engine.context`: the engine's context (store, providers, router,
+  clock);
+- :mod:`~pasarela.engine.transitions`: the one path to a status change (payments
+  and refunds), through the lifecycle table;
+- :mod:`~pasarela.engine.payments`: ``options``, ``pay``, ``confirm``, ``sync``,
+  ``cancel``;
+- :mod:`~pasarela.engine.refunds`: ``refund``;
 - :mod:`~pasarela.engine.webhooks`: verify, dedupe and apply deliveries;
 - :mod:`~pasarela.engine.jobs`: the expiry sweep and the resolver;
 - :mod:`~pasarela.engine.outbox`: lifecycle events to the observers;

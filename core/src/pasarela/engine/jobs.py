@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pasarela.engine.flows import Steps, run_flow
-from pasarela.engine.service import Service
+from pasarela.engine import transitions
+from pasarela.engine.calls import run_flow
+from pasarela.engine.context import Service
+from pasarela.engine.payments import sync
+from pasarela.engine.steps import Steps
 from pasarela.errors import ConcurrencyConflictError, PasarelaError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
@@ -27,7 +30,7 @@ from pasarela.logs import get_logger
 from pasarela.model import Payment
 from pasarela.provider import Operation, Provider, ProviderPayment
 from pasarela.retry import RESOLVER
-from pasarela.store.batch import WriteBatch
+from pasarela.store import WriteBatch
 
 
 __all__ = ["expire_due", "resolve_due"]
@@ -125,11 +128,12 @@ def _apply_batch(service: Service, batch: WriteBatch, chunk: Sequence[Payment],
         reported = reports.get(current.provider_reference or "")
         if reported is not None and not (reported.status is Status.PENDING
                                          and current.status is Status.PENDING):
-            current = service._apply_report(current, reported, Cause.JOB, store=batch)
+            current = transitions.apply_report(service, current, reported, Cause.JOB,
+                                               writer=batch)
         if current.status is Status.PENDING:
-            current = service._move(current, Status.EXPIRED, Cause.JOB,
-                                    reason="expires_at passed", provider_confirmed=False,
-                                    changes={"next_check_at": None}, store=batch)
+            current = transitions.move(service, current, Status.EXPIRED, Cause.JOB,
+                                       provider_confirmed=False, reason="expires_at passed",
+                                       changes={"next_check_at": None}, writer=batch)
         if current.status is Status.EXPIRED:
             expired += 1
     return expired
@@ -148,15 +152,15 @@ def _expire_one(service: Service, payment: Payment) -> Steps[int]:
     current = payment
     if adapter is not None and adapter.supports(Operation.GET) and payment.provider_reference:
         try:
-            current = yield from service.sync(payment.id, cause=Cause.JOB)
+            current = yield from sync(service, payment.id, cause=Cause.JOB)
         except PasarelaError as exc:
             log.warning("expiry_check_failed", payment_id=payment.id,
                         provider=payment.provider, code=str(exc.code))
             current = service.store.get_payment(payment.id)
     if current.status is Status.PENDING:
-        current = service._move(current, Status.EXPIRED, Cause.JOB,
-                                reason="expires_at passed", provider_confirmed=False,
-                                changes={"next_check_at": None})
+        current = transitions.move(service, current, Status.EXPIRED, Cause.JOB,
+                                   provider_confirmed=False, reason="expires_at passed",
+                                   changes={"next_check_at": None})
     return 1 if current.status is Status.EXPIRED else 0
 
 
@@ -166,7 +170,7 @@ def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
     settled = 0
     for payment in service.store.due_for_check(now=now, limit=limit):
         try:
-            current = yield from service.sync(payment.id, cause=Cause.JOB)
+            current = yield from sync(service, payment.id, cause=Cause.JOB)
         except PasarelaError as exc:
             log.warning("resolve_failed", payment_id=payment.id, provider=payment.provider,
                         code=str(exc.code))

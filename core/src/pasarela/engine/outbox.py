@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pasarela.engine.service import Service
+from pasarela.engine.context import Service
 from pasarela.events import LifecycleEvent
 from pasarela.logs import get_logger
 from pasarela.money import Money

@@ -23,8 +23,10 @@ from collections.abc import Mapping, Sequence
 import attrs
 from ulid import ULID
 
-from pasarela.engine.flows import Steps, run_flow
-from pasarela.engine.service import Service
+from pasarela.engine import transitions
+from pasarela.engine.calls import run_flow
+from pasarela.engine.context import Service
+from pasarela.engine.steps import Steps
 from pasarela.errors import NotFoundError, ProviderError, WebhookError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
@@ -38,8 +40,7 @@ from pasarela.provider import (
     WebhookHeaders,
     WebhookReply,
 )
-from pasarela.store import Delivery, Store
-from pasarela.store.batch import WriteBatch
+from pasarela.store import Delivery, PaymentWriter, WriteBatch
 
 
 __all__ = ["Incoming", "handle_webhook", "handle_webhooks"]
@@ -165,7 +166,7 @@ def _apply_batch(
 
 
 def _apply_event(
-    service: Service, provider_name: str, event: WebhookEvent, store: Store | WriteBatch
+    service: Service, provider_name: str, event: WebhookEvent, store: PaymentWriter
 ) -> Steps[None]:
     # A signed event needs no look-up first: the delivery's unique (provider, event
     # id) is written in the same transaction as its effect, so a repeat rolls back.
@@ -219,12 +220,13 @@ def _apply_event(
         return
     report = reported or ProviderPayment(status=status, reference=event.provider_reference,
                                          raw_status=event.type)
-    service._apply_report(payment, report, Cause.WEBHOOK, exchanges=exchanges,
-                          delivery=delivery("applied"), event_id=event.event_id, store=store)
+    transitions.apply_report(service, payment, report, Cause.WEBHOOK, exchanges=exchanges,
+                             delivery=delivery("applied"), event_id=event.event_id,
+                             writer=store)
 
 
 def _by_our_id(
-    store: Store | WriteBatch, provider_name: str, event: WebhookEvent
+    store: PaymentWriter, provider_name: str, event: WebhookEvent
 ) -> Payment | None:
     """The payment the provider names by our id, if it is ours and has no other
     reference (its create's answer was lost: the event teaches us the reference)."""
@@ -256,11 +258,12 @@ def _apply_refund(
     amount = report.amount
     if refund is None:
         if amount is None:
-            raise NotFoundError(f"refund {report.reference} is unknown and has no amount")
+            raise NotFoundError(f"refund {report.reference} is unknown and has no amount",
+                                payment_id=payment.id)
         refund = Refund(id=str(ULID()), payment_id=payment.id, amount=amount,
                         status=RefundStatus.SUCCEEDED, created_at=service.clock(),
                         reason="reported by provider", provider_reference=report.reference)
     else:
         refund = attrs.evolve(refund, status=RefundStatus.SUCCEEDED)
-    service._settle_refund(payment, refund, Cause.WEBHOOK, exchanges=exchanges,
-                           delivery=delivery, event_id=event.event_id)
+    transitions.settle_refund(service, payment, refund, Cause.WEBHOOK, exchanges=exchanges,
+                              delivery=delivery, event_id=event.event_id)

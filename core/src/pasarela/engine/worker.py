@@ -26,28 +26,31 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import FrameType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
-import sqlalchemy as sa
 
-from pasarela.api import Pasarela
 from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
-from pasarela.model import RefundStatus
-from pasarela.provider import Operation
+from pasarela.model import Refund, RefundStatus
+from pasarela.provider import Operation, Provider
 from pasarela.retry import Backoff
-from pasarela.store.engine import WRITE
-from pasarela.store.schema import outbox, payments, refunds
+from pasarela.store import Store, queries
+
+
+if TYPE_CHECKING:
+    from pasarela.config import Config
+    from pasarela.engine.context import Service
 
 
 __all__ = [
     "LATE_PAYMENT_POLICIES",
+    "Jobs",
     "LatePaymentPolicy",
     "WorkerStats",
     "late_payment_policy",
@@ -64,6 +67,31 @@ MAX_REFUND_ATTEMPTS: Final = 5
 #: How long a worker holds a late payment it is refunding (others skip it meanwhile).
 REFUND_LEASE: Final = timedelta(minutes=2)
 _LATE_REASON: Final = "late payment refunded automatically (worker.late_payment = refund)"
+
+
+class Jobs(Protocol):
+    """What the worker runs its jobs on: the facade, :class:`pasarela.Pasarela`, is
+    one (a protocol, so that the engine does not import the facade above it)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def service(self) -> Service: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def providers(self) -> Mapping[str, Provider]: ...
+
+    def expire_due(self) -> int: ...
+
+    def resolve_due(self) -> int: ...
+
+    def dispatch_outbox(self) -> int: ...
+
+    def refund(self, payment_id: str, *, reason: str = "") -> Refund: ...
 
 
 @attrs.define
@@ -87,7 +115,7 @@ class _Job:
 
 
 def run_worker(
-    pasarela: Pasarela,
+    pasarela: Jobs,
     *,
     once: bool = False,
     interval: float = 1.0,
@@ -158,7 +186,7 @@ def run_worker(
     return stats
 
 
-def late_payment_policy(pasarela: Pasarela) -> LatePaymentPolicy:
+def late_payment_policy(pasarela: Jobs) -> LatePaymentPolicy:
     """``[worker] late_payment`` from the configuration: ``flag`` unless set."""
     value: Any = pasarela.config.worker.late_payment
     if value not in LATE_PAYMENT_POLICIES:
@@ -167,7 +195,7 @@ def late_payment_policy(pasarela: Pasarela) -> LatePaymentPolicy:
     return "refund" if value == "refund" else "flag"
 
 
-def refund_late_payments(pasarela: Pasarela, *, limit: int = 100) -> int:
+def refund_late_payments(pasarela: Jobs, *, limit: int = 100) -> int:
     """Refund late payments (announced by ``payment.late_succeeded``); returns how many.
 
     A payment qualifies while it is ``succeeded``, its provider supports refunds, no
@@ -180,27 +208,10 @@ def refund_late_payments(pasarela: Pasarela, *, limit: int = 100) -> int:
     if not refundable:
         return 0
     now = pasarela.service.clock()  # the jobs' time: leases and refund dates use it
-    in_flight = sa.select(refunds.c.id).where(
-        refunds.c.payment_id == payments.c.id,
-        refunds.c.status.in_([RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value]),
-    ).exists()
-    failed = sa.select(sa.func.count()).where(
-        refunds.c.payment_id == payments.c.id, refunds.c.status == RefundStatus.FAILED.value,
-    ).scalar_subquery()
-    announced = sa.select(outbox.c.id).where(
-        outbox.c.payment_id == payments.c.id, outbox.c.type == "payment.late_succeeded",
-    ).exists()
-    query = (
-        sa.select(payments.c.id, failed)
-        .where(payments.c.status == Status.SUCCEEDED.value,
-               payments.c.provider.in_(refundable), announced, ~in_flight,
-               failed < MAX_REFUND_ATTEMPTS)
-        .order_by(payments.c.updated_at, payments.c.id)
-        .limit(limit)
-    )
     store = pasarela.store
-    with store.engine.connect() as conn:
-        candidates = [(row[0], int(row[1])) for row in conn.execute(query)]
+    candidates = queries.refund_candidates(
+        store, providers=refundable, announced_by="payment.late_succeeded",
+        max_failed=MAX_REFUND_ATTEMPTS, limit=limit)
     refunded = 0
     for payment_id, failures in candidates:
         if failures:
@@ -208,7 +219,12 @@ def refund_late_payments(pasarela: Pasarela, *, limit: int = 100) -> int:
                        if r.status is RefundStatus.FAILED)
             if now < last + timedelta(minutes=5) * 2 ** (failures - 1):
                 continue
-        if not _lease(pasarela, payment_id, now):
+        if not store.lease_payment(payment_id, status=Status.SUCCEEDED, now=now,
+                                   until=now + REFUND_LEASE):
+            # Another worker holds it. (``claimed_until`` is the jobs' lease column; the
+            # expiry sweep reads it only for pending payments, and a late payment is
+            # succeeded. A payment the sweep just expired is refunded once the sweep's
+            # lease has run out.)
             continue
         try:
             refund = pasarela.refund(payment_id, reason=_LATE_REASON)
@@ -225,50 +241,15 @@ def refund_late_payments(pasarela: Pasarela, *, limit: int = 100) -> int:
 # --- internals ------------------------------------------------------------------------
 
 
-def _lease(pasarela: Pasarela, payment_id: str, now: datetime) -> bool:
-    """Hold *payment_id* for :data:`REFUND_LEASE`; False when another worker holds it.
-
-    ``claimed_until`` is the job lease column; the expiry sweep reads it only for
-    pending payments, and a late payment is succeeded. (A payment the sweep just
-    expired is refunded once the sweep's lease has run out.)
-    """
-    at = now.astimezone(UTC)
-    update = (
-        sa.update(payments)
-        .where(payments.c.id == payment_id, payments.c.status == Status.SUCCEEDED.value,
-               sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at))
-        .values(claimed_until=at + REFUND_LEASE)
-    )
-    with pasarela.store.engine.connect() as conn:
-        conn.execution_options(**{WRITE: True})  # BEGIN IMMEDIATE on SQLite
-        with conn.begin():
-            return conn.execute(update).rowcount == 1
+def _due_for_expiry(pasarela: Jobs) -> int:
+    return queries.due_for_expiry_count(pasarela.store, now=pasarela.service.clock())
 
 
-def _due_for_expiry(pasarela: Pasarela) -> int:
-    at = pasarela.service.clock().astimezone(UTC)
-    return _count(pasarela, (
-        payments.c.status == Status.PENDING.value,
-        payments.c.expires_at <= at,
-        sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at),
-    ))
+def _due_for_check(pasarela: Jobs) -> int:
+    return queries.due_for_check_count(pasarela.store, now=pasarela.service.clock())
 
 
-def _due_for_check(pasarela: Pasarela) -> int:
-    at = pasarela.service.clock().astimezone(UTC)
-    return _count(pasarela, (
-        payments.c.status.in_([Status.UNKNOWN.value, Status.PENDING.value]),
-        payments.c.next_check_at <= at,
-    ))
-
-
-def _count(pasarela: Pasarela, where: tuple[sa.ColumnElement[bool], ...]) -> int:
-    with pasarela.store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).where(*where)
-                                .select_from(payments)).scalar_one())
-
-
-def _drain(pasarela: Pasarela, due: Callable[[Pasarela], int],
+def _drain(pasarela: Jobs, due: Callable[[Jobs], int],
            batch: Callable[[], int]) -> int:
     """Run *batch* while rows are due and each batch leaves fewer; the sum of results.
 

@@ -1,10 +1,11 @@
 """Cost analysis: what each provider really costs, and what another routing would.
 
-:func:`costs` streams the payments created in a window (a server-side cursor,
-``yield_per``) and sums, per provider, method, month and currency: attempts,
-successes, volume (succeeded amounts), the expected fee (``routing.expected_fee``,
-which the fee schedule worked out with IGV and FX spread included) and the actual
-fee (the ``fee`` of the settlement lines that matched the payment, as charged).
+:func:`costs` streams the payments created in a window
+(:func:`pasarela.store.queries.cost_payments`: a server-side cursor) and sums, per
+provider, method, month and currency: attempts, successes, volume (succeeded
+amounts), the expected fee (``routing.expected_fee``, which the fee schedule worked
+out with IGV and FX spread included) and the actual fee (the ``fee`` of the
+settlement lines that matched the payment, as charged).
 The effective rate is fees over volume, taking for each payment the actual fee
 where a settlement line gave one, else the expected one.
 
@@ -18,19 +19,17 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import sqlalchemy as sa
 
 from pasarela.lifecycle import Status
 from pasarela.model import Order
 from pasarela.money import Money
-from pasarela.store.reconcile_schema import settlement_lines
-from pasarela.store.schema import payments
+from pasarela.store import queries
 
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ __all__ = ["CostRow", "costs", "html_report", "what_if"]
 
 _PAID: Final = (Status.SUCCEEDED.value, Status.PARTIALLY_REFUNDED.value,
                 Status.REFUNDED.value)
-_YIELD: Final = 2000
 
 
 @attrs.define
@@ -98,35 +96,13 @@ def _expected(routing: Any, currency: str) -> int:
 
 
 def _month(value: datetime) -> str:
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.strftime("%Y-%m")
-
-
-def _window(since: datetime, until: datetime) -> tuple[Any, ...]:
-    return (payments.c.created_at >= since.astimezone(UTC),
-            payments.c.created_at < until.astimezone(UTC))
-
-
-def _stream(store: Store, query: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
-    with store._begin() as conn:
-        yield from conn.execution_options(yield_per=_YIELD).execute(query)
+    return value.astimezone(UTC).strftime("%Y-%m")
 
 
 def costs(store: Store, since: datetime, until: datetime) -> list[CostRow]:
     """Cost rows per provider, method, month and currency, sorted."""
-    actual = (sa.select(settlement_lines.c.payment_id,
-                        sa.func.max(settlement_lines.c.fee_minor).label("fee"))
-              .where(settlement_lines.c.payment_id.is_not(None),
-                     settlement_lines.c.fee_minor.is_not(None),
-                     settlement_lines.c.category != "duplicate")
-              .group_by(settlement_lines.c.payment_id).subquery())
-    query = (sa.select(payments.c.provider, payments.c.method, payments.c.currency,
-                       payments.c.status, payments.c.amount_minor, payments.c.created_at,
-                       payments.c.routing, actual.c.fee)
-             .select_from(payments.outerjoin(actual, actual.c.payment_id == payments.c.id))
-             .where(*_window(since, until)))
     rows: dict[tuple[str, str, str, str], CostRow] = {}
-    for r in _stream(store, query):
+    for r in queries.cost_payments(store, since, until):
         key = (r.provider, r.method, _month(r.created_at), r.currency)
         row = rows.get(key)
         if row is None:
@@ -137,8 +113,8 @@ def costs(store: Store, since: datetime, until: datetime) -> list[CostRow]:
             row.volume += r.amount_minor
             expected = _expected(r.routing, r.currency)
             row.expected_fee += expected
-            if r.fee is not None:
-                row.actual_fee += r.fee
+            if r.actual_fee is not None:
+                row.actual_fee += r.actual_fee
                 row.with_actual += 1
             else:
                 row.expected_unsettled += expected
@@ -164,17 +140,11 @@ class WhatIf:
 
 def what_if(store: Store, since: datetime, until: datetime, router: Router) -> WhatIf:
     """Re-route the succeeded orders of the window with *router*; sum expected fees."""
-    query = (sa.select(payments.c.method, payments.c.currency, payments.c.routing,
-                       payments.c.order, payments.c.created_at)
-             .where(*_window(since, until), payments.c.status.in_(_PAID),
-                    payments.c.order.is_not(None)))
     out = WhatIf()
-    for r in _stream(store, query):
+    for r in queries.routed_orders(store, since, until, statuses=_PAID):
         out.orders += 1
         out.current[r.currency] += _expected(r.routing, r.currency)
-        decision = router.simulate(Order.from_dict(r.order), r.method,
-                                   at=r.created_at.replace(tzinfo=UTC)
-                                   if r.created_at.tzinfo is None else r.created_at)
+        decision = router.simulate(Order.from_dict(r.order), r.method, at=r.created_at)
         if decision.provider is None:
             out.unroutable += 1
             continue

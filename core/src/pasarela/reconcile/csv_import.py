@@ -58,6 +58,7 @@ __all__ = [
     "CsvError",
     "CsvReport",
     "file_digest",
+    "parse_amount",
     "read_csv",
 ]
 
@@ -155,7 +156,7 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
+def parse_amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     """*text* as Money: the same checks as ``Money.of`` (decimals beyond the
     currency's are refused), with the currency's exponent looked up once. A plain
     ``[-]digits[.digits]`` is converted with integer arithmetic; anything else
@@ -283,9 +284,9 @@ def _line(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap, pro
                 or mapping.currency or "").upper()
     if amount_at is None or when_at is None:  # pragma: no cover (ColumnMap.load requires both)
         raise CsvError("the mapping needs amount and occurred_at columns", field="columns")
-    amount = _amount(fields[amount_at], currency, mapping, "amount")
+    amount = parse_amount(fields[amount_at], currency, mapping, "amount")
     fee_text = fields[fee_at].strip() if fee_at is not None else ""
-    fee = _amount(fee_text, currency, mapping, "fee") if fee_text else None
+    fee = parse_amount(fee_text, currency, mapping, "fee") if fee_text else None
     reference = (fields[reference_at].strip() if reference_at is not None else "") or None
     order = (fields[order_at].strip() if order_at is not None else "") or None
     if reference is None and order is None:

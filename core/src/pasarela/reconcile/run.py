@@ -42,17 +42,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-import sqlalchemy as sa
-
 from pasarela.fees import FeeSchedule
 from pasarela.provider import SettlementLine
-from pasarela.reconcile.matching import AMOUNT_DATE_WINDOW, CHUNK_SIZE, _chunks, _Run
+from pasarela.reconcile.matching import AMOUNT_DATE_WINDOW, CHUNK_SIZE, Run, chunks
 from pasarela.reconcile.vocabulary import Category, Difference, Summary, line_status
-from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
+from pasarela.store import queries
 
 
 if TYPE_CHECKING:
-    from pasarela.engine.service import Service
+    from pasarela.engine.context import Service
     from pasarela.store import Store
 
 
@@ -130,10 +128,10 @@ def reconcile(
     :param progress: called with the number of lines of each chunk done.
     """
     now = (clock or (lambda: datetime.now(UTC)))()
-    run = _Run(store, provider=provider, key=key or run_key(provider, since, until),
+    run = Run(store, provider=provider, key=key or run_key(provider, since, until),
                service=service, fee_schedules=fee_schedules or {},
                fee_tolerance=fee_tolerance, now=now)
-    for chunk in _chunks(lines, chunk_size):
+    for chunk in chunks(lines, chunk_size):
         run.chunk(chunk)
         if progress is not None:
             progress(len(chunk))
@@ -144,11 +142,8 @@ def reconcile(
 def differences(store: Store, key: str, *, page: int = 1000) -> Iterator[Difference]:
     """The differences recorded for run *key*, in order, read in pages."""
     last = 0
-    t = reconciliation_results
     while True:
-        with store._begin() as conn:
-            rows = list(conn.execute(sa.select(t).where(t.c.run_key == key, t.c.id > last)
-                                     .order_by(t.c.id).limit(page)))
+        rows = queries.result_rows(store, key, after_id=last, limit=page)
         if not rows:
             return
         last = rows[-1].id
@@ -165,20 +160,13 @@ def differences(store: Store, key: str, *, page: int = 1000) -> Iterator[Differe
 def run_totals(store: Store, key: str) -> Summary:
     """The summary of everything recorded for run *key* (all its runs together)."""
     summary = Summary(run_key=key, provider="")
-    with store._begin() as conn:
-        for category, provider, count in conn.execute(
-                sa.select(settlement_lines.c.category, settlement_lines.c.provider,
-                          sa.func.count()).where(settlement_lines.c.run_key == key)
-                .group_by(settlement_lines.c.category, settlement_lines.c.provider)):
-            summary.counts[category] += count
-            summary.lines += count
-            summary.provider = provider
-        t = reconciliation_results
-        summary.counts[Category.MISSING_AT_PROVIDER.value] = conn.scalar(
-            sa.select(sa.func.count()).where(
-                t.c.run_key == key, t.c.category == Category.MISSING_AT_PROVIDER.value)) or 0
-        summary.unresolved = conn.scalar(sa.select(sa.func.count()).where(
-            t.c.run_key == key, t.c.resolved.is_(False))) or 0
-        summary.healed = conn.scalar(sa.select(sa.func.count()).where(
-            t.c.run_key == key, t.c.healed.is_(True))) or 0
+    counts = queries.run_counts(store, key)
+    for category, provider, count in counts.lines:
+        summary.counts[category] += count
+        summary.lines += count
+        summary.provider = provider
+    missing = Category.MISSING_AT_PROVIDER.value
+    summary.counts[missing] = counts.results.get(missing, 0)
+    summary.unresolved = counts.unresolved
+    summary.healed = counts.healed
     return summary

@@ -19,16 +19,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import httpx
-import sqlalchemy as sa
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.exchange import Exchange
 from pasarela.provider import Flow, Operation, SettlementLine
-from pasarela.store.schema import payments
+from pasarela.store import queries
 
 
 if TYPE_CHECKING:
-    from pasarela.engine.service import Service
+    from pasarela.engine.context import Service
 
 
 __all__ = ["LOOKBACK", "provider_lines", "references_in_window"]
@@ -43,16 +43,9 @@ def references_in_window(service: Service, provider: str, since: datetime, until
     ``[since - LOOKBACK, until)``, in pages of *batch*."""
     last = ""
     while True:
-        query = (sa.select(payments.c.provider_reference)
-                 .where(payments.c.provider == provider,
-                        payments.c.provider_reference.is_not(None),
-                        payments.c.provider_reference > last,
-                        payments.c.created_at >= (since - LOOKBACK).astimezone(UTC),
-                        payments.c.created_at < until.astimezone(UTC))
-                 .group_by(payments.c.provider_reference)
-                 .order_by(payments.c.provider_reference).limit(batch))
-        with service.store._begin() as conn:
-            page = [str(r) for r in conn.scalars(query)]
+        page = queries.provider_references(
+            service.store, provider, created_from=(since - LOOKBACK).astimezone(UTC),
+            created_before=until.astimezone(UTC), after=last, limit=batch)
         if not page:
             return
         last = page[-1]

@@ -14,16 +14,16 @@ import attrs
 from pasarela.lifecycle import Status
 
 
-__all__ = ["Category", "Difference", "Summary", "line_status"]
+__all__ = ["OURS_PAID", "OURS_REFUNDED", "Category", "Difference", "Summary", "line_status"]
 
 _PAID: Final = frozenset({"paid", "succeeded", "success", "settled", "captured", "completed",
                           "pagado", "cancelado", "available", "approved"})
 _REFUNDED: Final = frozenset({"refunded", "refund", "reversed", "chargeback", "extornado",
                               "devuelto"})
 _FAILED: Final = frozenset({"failed", "declined", "rejected", "denied", "expired", "voided"})
-_OURS_PAID: Final = frozenset({Status.SUCCEEDED.value, Status.PARTIALLY_REFUNDED.value,
+OURS_PAID: Final = frozenset({Status.SUCCEEDED.value, Status.PARTIALLY_REFUNDED.value,
                                Status.REFUNDED.value})
-_OURS_REFUNDED: Final = frozenset({Status.PARTIALLY_REFUNDED.value, Status.REFUNDED.value})
+OURS_REFUNDED: Final = frozenset({Status.PARTIALLY_REFUNDED.value, Status.REFUNDED.value})
 
 
 class Category(StrEnum):

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 from pasarela.routing.breaker import CircuitBreaker
 from pasarela.routing.decision import Decision
-from pasarela.routing.facts import LIMA
 from pasarela.routing.health import HEALTH_FAILURE as HEALTH_FAILURE
 from pasarela.routing.health import HEALTH_SUCCESS as HEALTH_SUCCESS
 from pasarela.routing.health import HealthSource, HealthStat, MappingHealth, StoreHealth
@@ -70,6 +69,7 @@ from pasarela.routing.rules import DEFAULT_MIN_SAMPLE as DEFAULT_MIN_SAMPLE
 from pasarela.routing.rules import WHEN_KEYS as WHEN_KEYS
 from pasarela.routing.rules import Rule
 from pasarela.routing.strategies import STRATEGIES
+from pasarela.timezones import LIMA
 
 
 __all__ = [

@@ -12,20 +12,20 @@ import attrs
 from pasarela.fees import FeeSchedule
 from pasarela.model import Method
 from pasarela.money import Money
-from pasarela.routing.facts import _Facts, _money_text
+from pasarela.routing.facts import Facts, money_text
 
 
-_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
+NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-class _Basis:
+class Basis:
     """What a decision was made from, and what it keeps to work out the rest on demand."""
 
     __slots__ = ("currency", "extra", "facts", "fee_minor", "notes", "overridden_by",
                  "reference", "rendered", "requested", "rule_index", "schedules", "trace")
 
     def __init__(self, reference: str, currency: str, rule_index: int | None,
-                 requested: str | None, trace: tuple[str, ...], facts: _Facts | None,
+                 requested: str | None, trace: tuple[str, ...], facts: Facts | None,
                  schedules: Mapping[str, FeeSchedule], fee_minor: Mapping[str, int] | None,
                  extra: Mapping[str, Any], *, overridden_by: str | None = None,
                  rendered: tuple[str, ...] | None = None, notes: tuple[str, ...] = ()) -> None:
@@ -69,7 +69,7 @@ class Decision:
     strategy: str
     skipped: Mapping[str, str]
     decided_at: datetime
-    _basis: _Basis = attrs.field(repr=False, alias="basis")
+    _basis: Basis = attrs.field(repr=False, alias="basis")
 
     @property
     def order_reference(self) -> str:
@@ -133,11 +133,11 @@ class Decision:
         facts = basis.facts
         lines = []
         if facts is not None:
-            lines.append(f"order {facts.reference}: {_money_text(facts.minor, facts.currency)}"
+            lines.append(f"order {facts.reference}: {money_text(facts.minor, facts.currency)}"
                          f", country {facts.country}, method {self.method.value}")
         lines.extend(basis.trace)
         if self.strategy == "cheapest":
-            costs = ", ".join(f"{name} {_money_text(self._fee_of(name), self.currency)}"
+            costs = ", ".join(f"{name} {money_text(self._fee_of(name), self.currency)}"
                               for name in self.candidates)
             lines.append(f"strategy cheapest: expected fees {costs or 'none eligible'}")
         if self.provider is None:
@@ -145,7 +145,7 @@ class Decision:
         else:
             rest = (f"; failover order {', '.join(self.candidates)}"
                     if len(self.candidates) > 1 else "")
-            fee = _money_text(self._fee_of(self.provider), self.currency)
+            fee = money_text(self._fee_of(self.provider), self.currency)
             lines.append(f"chose {self.provider} (expected fee {fee}){rest}")
         return (*lines, *basis.notes)
 
@@ -181,7 +181,7 @@ class Decision:
             raise ValueError(f"{provider!r} is not a candidate ({', '.join(self.candidates)})")
         order = (provider, *(c for c in self.candidates if c != provider))
         old = self._basis
-        basis = _Basis(old.reference, old.currency, old.rule_index, old.requested, old.trace,
+        basis = Basis(old.reference, old.currency, old.rule_index, old.requested, old.trace,
                        old.facts, old.schedules, self.fee_minor, old.extra, overridden_by=by,
                        rendered=self.explanation,
                        notes=(f"{by} chose {provider}; failover order {', '.join(order)}",))
@@ -215,8 +215,8 @@ class Decision:
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         """The decision :meth:`to_dict` gave (from the decision log)."""
         fees = {name: int(m["minor"]) for name, m in (data.get("fees") or {}).items()}
-        basis = _Basis(data["order_reference"], data["currency"], data.get("rule_index"),
-                       data.get("requested_provider"), (), None, _NOTHING, fees,
+        basis = Basis(data["order_reference"], data["currency"], data.get("rule_index"),
+                       data.get("requested_provider"), (), None, NOTHING, fees,
                        dict(data.get("inputs") or {}), overridden_by=data.get("overridden_by"),
                        rendered=tuple(data.get("explanation", ())))
         return cls(method=Method(data["method"]), provider=data.get("provider"),

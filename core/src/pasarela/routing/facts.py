@@ -5,24 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Final
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from pasarela.model import Order
 from pasarela.money import Money, currency_exponent
+from pasarela.timezones import LIMA
 
 
 #: Time windows in rules are in Lima time (UTC-5, no daylight saving since 1994).
-LIMA: Final = ZoneInfo("America/Lima")
 
 
 @cache
-def _exponent(currency: str) -> int:
+def exponent_of(currency: str) -> int:
     return currency_exponent(currency)
 
 
-def _money_text(minor: int, currency: str) -> str:
-    exponent = _exponent(currency)
+def money_text(minor: int, currency: str) -> str:
+    exponent = exponent_of(currency)
     if exponent == 0:
         return f"{currency} {minor}"
     sign = "-" if minor < 0 else ""
@@ -30,11 +29,11 @@ def _money_text(minor: int, currency: str) -> str:
     return f"{currency} {sign}{whole}.{part:0{exponent}d}"
 
 
-def _listed(values: Sequence[str]) -> str:
+def listed(values: Sequence[str]) -> str:
     return values[0] if len(values) == 1 else "one of " + ", ".join(values)
 
 
-class _Facts:
+class Facts:
     """The parts of an order rules look at (no personal data)."""
 
     __slots__ = ("country", "currency", "document", "email_domain", "metadata", "minor",
@@ -53,7 +52,7 @@ class _Facts:
         self.email_domain = email_domain
 
     @classmethod
-    def of(cls, order: Order) -> _Facts:
+    def of(cls, order: Order) -> Facts:
         customer = order.customer
         if customer is None:
             document, phone, domain = None, False, None
@@ -76,7 +75,7 @@ class _Facts:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> _Facts:
+    def from_dict(cls, data: Mapping[str, Any]) -> Facts:
         amount = data["amount"]
         customer = data.get("customer") or {}
         return cls(str(data["reference"]), int(amount["minor"]), str(amount["currency"]),
@@ -90,7 +89,7 @@ class _Facts:
                      country=self.country, metadata=self.metadata)
 
 
-class _Moment:
+class Moment:
     """The decision's time, converted to Lima time only if a rule asks."""
 
     __slots__ = ("_local", "now")
@@ -105,4 +104,4 @@ class _Moment:
         return self._local
 
 
-_Check = Callable[[_Facts, _Moment], "str | None"]
+Check = Callable[[Facts, Moment], "str | None"]

@@ -85,24 +85,16 @@ class StoreHealth:
         return self._data.get((provider, str(method)))
 
     def _query(self, now: datetime) -> dict[tuple[str, str], HealthStat]:
-        import sqlalchemy as sa  # noqa: PLC0415
-        from ulid import ULID  # noqa: PLC0415
+        # Imported here: routing does not need the store until a health read.
+        from pasarela.store import queries  # noqa: PLC0415
 
-        from pasarela.store.schema import payments  # noqa: PLC0415
-
-        since_ms = max(0, int((now - self.window).timestamp() * 1000))
-        lowest = str(ULID.from_bytes(since_ms.to_bytes(6, "big") + bytes(10)))
-        query = (sa.select(payments.c.provider, payments.c.method, payments.c.status,
-                           sa.func.count())
-                 .where(payments.c.id >= lowest)
-                 .group_by(payments.c.provider, payments.c.method, payments.c.status))
         counts: dict[tuple[str, str], list[int]] = {}
-        with self.store.engine.connect() as conn:
-            for provider, method, status, count in conn.execute(query):
-                if status in HEALTH_SUCCESS or status in HEALTH_FAILURE:
-                    tally = counts.setdefault((provider, method), [0, 0])
-                    tally[1] += count
-                    if status in HEALTH_SUCCESS:
-                        tally[0] += count
+        for provider, method, status, count in queries.payment_counts(
+                self.store, created_since=now - self.window):
+            if status in HEALTH_SUCCESS or status in HEALTH_FAILURE:
+                tally = counts.setdefault((provider, method), [0, 0])
+                tally[1] += count
+                if status in HEALTH_SUCCESS:
+                    tally[0] += count
         self.queries += 1
         return {key: HealthStat(ok, total) for key, (ok, total) in counts.items()}

@@ -13,12 +13,17 @@ from pasarela.fees import FeeSchedule
 from pasarela.model import Method, Order
 from pasarela.provider import Provider
 from pasarela.routing.breaker import CircuitBreaker
-from pasarela.routing.decision import _NOTHING, Decision, _Basis
-from pasarela.routing.facts import _Facts, _Moment
+from pasarela.routing.decision import NOTHING, Basis, Decision
+from pasarela.routing.facts import Facts, Moment
 from pasarela.routing.health import HealthSource, HealthStat
-from pasarela.routing.routes import _compile_route, _shadowed, _share
+from pasarela.routing.routes import compile_route, parse_share, shadowed
 from pasarela.routing.rules import DEFAULT_EXPLORATION, DEFAULT_MIN_SAMPLE, Rule
-from pasarela.routing.strategies import _cheapest, _Health, _healthiest, _weighted
+from pasarela.routing.strategies import (
+    HealthLookup,
+    order_cheapest,
+    order_healthiest,
+    order_weighted,
+)
 
 
 _PLAN_CACHE_MAX: Final = 4096
@@ -77,10 +82,10 @@ class Router:
             (``routes[2].when.colour: unknown condition; ...``).
         """
         errors: list[str] = []
-        share = _share(exploration, "exploration", errors)
+        share = parse_share(exploration, "exploration", errors)
         rules: list[Rule] = []
         for index, route in enumerate(routes):
-            rule = _compile_route(index, route, providers, errors, min_sample=min_sample,
+            rule = compile_route(index, route, providers, errors, min_sample=min_sample,
                                   exploration=share)
             if rule is not None:
                 rules.append(rule)
@@ -94,7 +99,7 @@ class Router:
         elif rules and not any(rule.is_default for rule in rules):
             errors.append("routes: no default rule; end with a [[routes]] that has no "
                           "conditions (when = {}), for orders no other rule matches")
-        errors += _shadowed(rules)
+        errors += shadowed(rules)
         fees: dict[tuple[str, Method], FeeSchedule] = {}
         for name, provider in providers.items():
             for method in sorted(provider.methods):
@@ -119,7 +124,7 @@ class Router:
         breaker = self.breaker
         blocked = breaker.blocked if breaker._open_until else None
         health = self.health
-        return self._decide(_Facts.of(order), order, how, self.clock(), requested_provider,
+        return self._decide(Facts.of(order), order, how, self.clock(), requested_provider,
                             health.stats if health is not None else None, blocked)
 
     def options(self, order: Order) -> list[Decision]:
@@ -143,7 +148,7 @@ class Router:
         """
         data = decision.to_dict() if isinstance(decision, Decision) else decision
         inputs = data.get("inputs") or {}
-        facts = _Facts.from_dict(inputs["order"])
+        facts = Facts.from_dict(inputs["order"])
         method = Method(str(inputs.get("method") or data["method"]))
         at = datetime.fromisoformat(inputs.get("at") or data["decided_at"])
         stored = inputs.get("health") or {}
@@ -163,10 +168,10 @@ class Router:
                  at: datetime | None = None) -> Decision:
         """Decide as :meth:`decide` does, at *at*, ignoring the circuit breaker."""
         how = method if isinstance(method, Method) else Method(method)
-        return self._decide(_Facts.of(order), order, how, at or self.clock(), None,
+        return self._decide(Facts.of(order), order, how, at or self.clock(), None,
                             self._health_lookup(), None)
 
-    def _health_lookup(self) -> _Health | None:
+    def _health_lookup(self) -> HealthLookup | None:
         return self.health.stats if self.health is not None else None
 
     def _plan(self, country: str, currency: str, method: Method) -> _Plan:
@@ -196,8 +201,8 @@ class Router:
         self._plans[key] = plan
         return plan
 
-    def _decide(self, facts: _Facts, order: Order, method: Method, now: datetime,
-                requested: str | None, health: _Health | None,
+    def _decide(self, facts: Facts, order: Order, method: Method, now: datetime,
+                requested: str | None, health: HealthLookup | None,
                 blocked: _Blocked | None) -> Decision:
         trace: list[str] = []
         rule: Rule | None = None
@@ -209,7 +214,7 @@ class Router:
         else:
             plan = (self._plans.get((facts.country, facts.currency, method))
                     or self._plan(facts.country, facts.currency, method))
-            moment = _Moment(now)
+            moment = Moment(now)
             for misses, step in plan:
                 if misses:
                     trace.extend(misses)
@@ -247,7 +252,7 @@ class Router:
             else:
                 skipped[name] = why
                 trace.append(f"candidate {name}: skipped: {why}")
-        schedules = self._schedules.get(method, _NOTHING)
+        schedules = self._schedules.get(method, NOTHING)
         fee_minor: dict[str, int] | None = None
         snapshot: dict[str, list[int]] = {}
         if rule is None or strategy == "ordered":
@@ -255,12 +260,12 @@ class Router:
             if rule is not None and len(names) > 1:
                 trace.append(rule._ordered)
         elif strategy == "weighted":
-            ordered = _weighted(rule, facts, eligible, trace)
+            ordered = order_weighted(rule, facts, eligible, trace)
         elif strategy == "cheapest":
-            ordered, fee_minor = _cheapest(facts, eligible, schedules)
+            ordered, fee_minor = order_cheapest(facts, eligible, schedules)
         else:
-            ordered = _healthiest(rule, facts, method, eligible, health, trace, snapshot)
-        extra: Mapping[str, Any] = _NOTHING
+            ordered = order_healthiest(rule, facts, method, eligible, health, trace, snapshot)
+        extra: Mapping[str, Any] = NOTHING
         if snapshot or circuits:
             extra = {}
             if snapshot:
@@ -271,7 +276,7 @@ class Router:
             method=method, provider=ordered[0] if ordered else None, candidates=tuple(ordered),
             rule=rule.name if rule is not None else None, strategy=strategy, skipped=skipped,
             decided_at=now,
-            basis=_Basis(facts.reference, facts.currency,
+            basis=Basis(facts.reference, facts.currency,
                          None if rule is None or rule.implicit else rule.index, requested,
                          tuple(trace), facts, schedules, fee_minor, extra),
         )

@@ -11,8 +11,8 @@ from pasarela.provider import Provider
 from pasarela.routing.rules import (
     DEFAULT_EXPLORATION,
     Rule,
-    _checks,
-    _compile_when,
+    compile_checks,
+    compile_when,
 )
 from pasarela.routing.strategies import STRATEGIES
 
@@ -33,7 +33,7 @@ def _route_fields(route: Any, path: str, errors: list[str]) -> dict[str, Any] | 
     return {key: getattr(route, key, None) for key in _ROUTE_KEYS}
 
 
-def _compile_route(index: int, route: Any, providers: Mapping[str, Provider],
+def compile_route(index: int, route: Any, providers: Mapping[str, Provider],
                    errors: list[str], *, min_sample: int, exploration: Decimal) -> Rule | None:
     path = f"routes[{index}]"
     fields = _route_fields(route, path, errors)
@@ -110,24 +110,24 @@ def _compile_route(index: int, route: Any, providers: Mapping[str, Provider],
                 errors.append(f"{path}.min_sample: expected a whole number 1 or more")
                 rule_min = min_sample
         if fields["exploration"] is not None:
-            rule_exploration = _share(fields["exploration"], f"{path}.exploration", errors)
+            rule_exploration = parse_share(fields["exploration"], f"{path}.exploration", errors)
     if strategy == "cheapest":
         for i, item_name in enumerate(names):
             provider = providers.get(item_name)
             if provider is not None and not provider.settings.fees:
                 errors.append(f"{path}.use[{i}]: strategy 'cheapest' needs a fee schedule "
                               f"(providers.{item_name}.fees)")
-    conditions, said = _compile_when(fields["when"] or {}, f"{path}.when", errors)
+    conditions, said = compile_when(fields["when"] or {}, f"{path}.when", errors)
     if name == "default" and not conditions.empty:
         errors.append(f"{path}.when: the rule named 'default' must have no conditions")
     return Rule(index=index, name=name, strategy=strategy, providers=tuple(names),
                 weights=tuple(weight_values), min_sample=rule_min,
                 exploration=rule_exploration, conditions=conditions,
-                checks=_checks(conditions),
+                checks=compile_checks(conditions),
                 description="; ".join(said) if said else "default rule: no conditions")
 
 
-def _share(value: Any, path: str, errors: list[str]) -> Decimal:
+def parse_share(value: Any, path: str, errors: list[str]) -> Decimal:
     try:
         if isinstance(value, bool | float) or not isinstance(value, str | int | Decimal):
             raise InvalidOperation
@@ -141,7 +141,7 @@ def _share(value: Any, path: str, errors: list[str]) -> Decimal:
     return out
 
 
-def _shadowed(rules: Sequence[Rule]) -> list[str]:
+def shadowed(rules: Sequence[Rule]) -> list[str]:
     """Errors for rules that can never match because an earlier rule takes their orders."""
     errors = []
     for j, later in enumerate(rules):

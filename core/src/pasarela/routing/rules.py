@@ -13,7 +13,7 @@ import attrs
 from pasarela.errors import PasarelaError
 from pasarela.model import Method
 from pasarela.money import Money
-from pasarela.routing.facts import _Check, _exponent, _Facts, _listed, _Moment, _money_text
+from pasarela.routing.facts import Check, Facts, Moment, exponent_of, listed, money_text
 
 
 WHEN_KEYS: Final = ("country", "currency", "method", "amount", "customer", "metadata", "time")
@@ -98,7 +98,7 @@ class Rule:
     exploration: Decimal = DEFAULT_EXPLORATION
     implicit: bool = False
     conditions: _Conditions = attrs.field(factory=_Conditions, repr=False)
-    checks: tuple[_Check, ...] = attrs.field(default=(), repr=False)
+    checks: tuple[Check, ...] = attrs.field(default=(), repr=False)
     description: str = ""
     #: How the explanation names the rule: ``routes[2] 'cards'``.
     label: str = attrs.field(init=False)
@@ -135,11 +135,11 @@ class Rule:
         """Why no order with these three facts can match, or None if one may."""
         cond = self.conditions
         if cond.methods is not None and method not in cond.methods:
-            return f"method {method.value} is not {_listed(sorted(m.value for m in cond.methods))}"
+            return f"method {method.value} is not {listed(sorted(m.value for m in cond.methods))}"
         if cond.countries is not None and country not in cond.countries:
-            return f"country {country} is not {_listed(sorted(cond.countries))}"
+            return f"country {country} is not {listed(sorted(cond.countries))}"
         if cond.currencies is not None and currency not in cond.currencies:
-            return f"currency {currency} is not {_listed(sorted(cond.currencies))}"
+            return f"currency {currency} is not {listed(sorted(cond.currencies))}"
         if cond.amount is not None and cond.amount[0] != currency:
             return f"its amount bounds are in {cond.amount[0]}; the order is in {currency}"
         return None
@@ -170,7 +170,7 @@ def _parse_minutes(value: Any, path: str, errors: list[str]) -> int | None:
     return None
 
 
-def _compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions, list[str]]:
+def compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions, list[str]]:
     """The conditions of a ``when`` table, and a description of each for people."""
     if not isinstance(when, Mapping):
         errors.append(f"{path}: expected a table")
@@ -186,11 +186,11 @@ def _compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions,
             if key == "currency":
                 for code in sorted(values):
                     try:
-                        _exponent(code)
+                        exponent_of(code)
                     except PasarelaError:
                         errors.append(f"{where}: unknown currency {code!r}")
             found["countries" if key == "country" else "currencies"] = values
-            said.append(f"{key} {_listed(sorted(values))}")
+            said.append(f"{key} {listed(sorted(values))}")
         elif key == "method":
             names = _str_set(value, where, errors)
             methods = set()
@@ -200,7 +200,7 @@ def _compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions,
                 except ValueError:
                     errors.append(f"{where}: unknown method {name!r}; one of cash, wallet, card")
             found["methods"] = frozenset(methods)
-            said.append(f"method {_listed(sorted(names))}")
+            said.append(f"method {listed(sorted(names))}")
         elif key == "amount":
             found["amount"] = _compile_amount(value, where, errors, said)
         elif key == "customer":
@@ -254,7 +254,7 @@ def _compile_customer(value: Any, path: str, errors: list[str], found: dict[str,
             for kind in sorted(kinds - {"DNI", "CE", "RUC", "PAS"}):
                 errors.append(f"{where}: unknown document type {kind!r}; one of DNI, CE, RUC, PAS")
             found["documents"] = kinds
-            said.append(f"customer document {_listed(sorted(kinds))}")
+            said.append(f"customer document {listed(sorted(kinds))}")
         elif key == "phone":
             if not isinstance(raw, bool):
                 errors.append(f"{where}: expected true (has a phone) or false (has none)")
@@ -264,7 +264,7 @@ def _compile_customer(value: Any, path: str, errors: list[str], found: dict[str,
         elif key == "email_domain":
             domains = frozenset(d.lower().lstrip("@") for d in _str_set(raw, where, errors))
             found["domains"] = domains
-            said.append(f"customer email domain {_listed(sorted(domains))}")
+            said.append(f"customer email domain {listed(sorted(domains))}")
         else:
             errors.append(f"{where}: unknown condition; known: {', '.join(_CUSTOMER_KEYS)}")
 
@@ -286,7 +286,7 @@ def _compile_metadata(value: Any, path: str, errors: list[str],
         else:
             values = _str_set(raw, where, errors)
             out.append((key, "values", values))
-            said.append(f"metadata {key} {_listed(sorted(values))}")
+            said.append(f"metadata {key} {listed(sorted(values))}")
     return tuple(out)
 
 
@@ -318,16 +318,16 @@ def _compile_time(value: Any, path: str, errors: list[str], found: dict[str, Any
         said.append(f"on {', '.join(d for d in _DAYS if _DAYS.index(d) in found['days'])}")
 
 
-def _checks(cond: _Conditions) -> tuple[_Check, ...]:
+def compile_checks(cond: _Conditions) -> tuple[Check, ...]:
     """The conditions not settled by country, currency and method, as fast checks."""
-    out: list[_Check] = []
+    out: list[Check] = []
     if cond.amount is not None:
         _, low, high = cond.amount
         currency = cond.amount[0]
-        below = f"amount is below the minimum {_money_text(low, currency)}" if low else ""
-        above = f"amount is above the maximum {_money_text(high, currency)}" if high else ""
+        below = f"amount is below the minimum {money_text(low, currency)}" if low else ""
+        above = f"amount is above the maximum {money_text(high, currency)}" if high else ""
 
-        def amount(facts: _Facts, moment: _Moment) -> str | None:
+        def amount(facts: Facts, moment: Moment) -> str | None:
             if low is not None and facts.minor < low:
                 return below
             if high is not None and facts.minor > high:
@@ -337,9 +337,9 @@ def _checks(cond: _Conditions) -> tuple[_Check, ...]:
         out.append(amount)
     if cond.documents is not None:
         kinds = cond.documents
-        doc_miss = f"customer document is not {_listed(sorted(kinds))}"
+        doc_miss = f"customer document is not {listed(sorted(kinds))}"
 
-        def document(facts: _Facts, moment: _Moment) -> str | None:
+        def document(facts: Facts, moment: Moment) -> str | None:
             if facts.document in kinds:
                 return None
             return doc_miss if facts.document else "the customer gave no document"
@@ -349,16 +349,16 @@ def _checks(cond: _Conditions) -> tuple[_Check, ...]:
         want = cond.phone
         phone_miss = "the customer has no phone" if want else "the customer has a phone"
 
-        def phone(facts: _Facts, moment: _Moment) -> str | None:
+        def phone(facts: Facts, moment: Moment) -> str | None:
             return None if facts.phone is want else phone_miss
 
         out.append(phone)
     if cond.domains is not None:
         domains = cond.domains
         suffixes = tuple("." + d for d in domains)
-        domain_miss = f"customer email domain is not {_listed(sorted(domains))}"
+        domain_miss = f"customer email domain is not {listed(sorted(domains))}"
 
-        def email(facts: _Facts, moment: _Moment) -> str | None:
+        def email(facts: Facts, moment: Moment) -> str | None:
             got = facts.email_domain
             if got is None:
                 return "the customer gave no email"
@@ -372,7 +372,7 @@ def _checks(cond: _Conditions) -> tuple[_Check, ...]:
     if cond.days is not None or cond.minutes is not None:
         days, window = cond.days, cond.minutes
 
-        def when(facts: _Facts, moment: _Moment) -> str | None:
+        def when(facts: Facts, moment: Moment) -> str | None:
             local = moment.local()
             if days is not None and local.weekday() not in days:
                 listed = ", ".join(_DAYS[d] for d in sorted(days))
@@ -390,24 +390,24 @@ def _checks(cond: _Conditions) -> tuple[_Check, ...]:
     return tuple(out)
 
 
-def _metadata_check(key: str, kind: str, values: frozenset[str]) -> _Check:
+def _metadata_check(key: str, kind: str, values: frozenset[str]) -> Check:
     if kind == "present":
         miss = f"metadata has no {key}"
 
-        def present(facts: _Facts, moment: _Moment) -> str | None:
+        def present(facts: Facts, moment: Moment) -> str | None:
             return None if key in facts.metadata else miss
 
         return present
     if kind == "absent":
         miss = f"metadata has {key}"
 
-        def absent(facts: _Facts, moment: _Moment) -> str | None:
+        def absent(facts: Facts, moment: Moment) -> str | None:
             return miss if key in facts.metadata else None
 
         return absent
-    miss = f"metadata {key} is not {_listed(sorted(values))}"
+    miss = f"metadata {key} is not {listed(sorted(values))}"
 
-    def value(facts: _Facts, moment: _Moment) -> str | None:
+    def value(facts: Facts, moment: Moment) -> str | None:
         return None if facts.metadata.get(key) in values else miss
 
     return value

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from pasarela.fees import FeeSchedule
 from pasarela.model import Method
-from pasarela.routing.facts import _Facts
+from pasarela.routing.facts import Facts
 from pasarela.routing.rules import Rule
 
 
@@ -23,17 +23,17 @@ if TYPE_CHECKING:
 
 STRATEGIES: Final = ("ordered", "weighted", "cheapest", "healthiest")
 
-_Health = Callable[[str, Method], "HealthStat | None"]
+HealthLookup = Callable[[str, Method], "HealthStat | None"]
 
 
-def _cheapest(facts: _Facts, eligible: list[str],
+def order_cheapest(facts: Facts, eligible: list[str],
               schedules: Mapping[str, FeeSchedule]) -> tuple[list[str], dict[str, int]]:
     fee_minor = {n: schedules[n].fee_minor(facts.minor, facts.currency)
                  if n in schedules else 0 for n in eligible}
     return sorted(eligible, key=fee_minor.__getitem__), fee_minor  # stable: ties keep order
 
 
-def _weighted(rule: Rule, facts: _Facts, eligible: list[str], lines: list[str]) -> list[str]:
+def order_weighted(rule: Rule, facts: Facts, eligible: list[str], lines: list[str]) -> list[str]:
     total = rule._cumulative[-1]
     bucket = rule.bucket(facts.reference, b"weighted", total)
     picked = rule.providers[bisect_right(rule._cumulative, bucket)]
@@ -44,8 +44,8 @@ def _weighted(rule: Rule, facts: _Facts, eligible: list[str], lines: list[str]) 
         return order
     return [n for n in order if n in eligible]
 
-def _healthiest(rule: Rule, facts: _Facts, method: Method, eligible: list[str],
-                health: _Health | None, lines: list[str],
+def order_healthiest(rule: Rule, facts: Facts, method: Method, eligible: list[str],
+                health: HealthLookup | None, lines: list[str],
                 snapshot: dict[str, list[int]]) -> list[str]:
     measured: list[tuple[float, int, str]] = []
     unmeasured: list[str] = []

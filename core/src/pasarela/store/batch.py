@@ -1,13 +1,12 @@
 """A write batch: many payments' changes in one transaction (group commit).
 
 :meth:`Store.batch` opens one write transaction (``BEGIN IMMEDIATE`` on SQLite) and
-yields a :class:`WriteBatch`, which answers the same calls the service makes of the
-store while it applies provider reports (``find_payment``, ``get_payment``,
-``seen_delivery``, ``transition``, ``record_ignored``, ``update_payment``,
-``record_delivery``, ``record_exchanges``), with the same rules: a transition needs
-the expected version and bumps it, a delivery already recorded (in the database or
-earlier in the batch) raises :class:`~pasarela.errors.ConcurrencyConflictError` and
-queues nothing. Reads see the batch's own queued changes.
+yields a :class:`WriteBatch`: a :class:`~pasarela.store.writer.PaymentWriter`, as
+the store is, so the engine applies provider reports through either with the same
+code and the same rules: a transition needs the expected version and bumps it, a
+delivery already recorded (in the database or earlier in the batch) raises
+:class:`~pasarela.errors.ConcurrencyConflictError`, and a call that raises (those,
+or bad input) queues nothing. Reads see the batch's own queued changes.
 
 Nothing is written until the batch ends: then every queued row goes out in one
 ``executemany`` per table and statement shape, and the transaction commits. So the
@@ -36,51 +35,46 @@ from ulid import ULID
 from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import NextAction, Payment, Refund, next_action_from_dict
+from pasarela.model import Payment, Refund
 from pasarela.money import Money
-from pasarela.store.driver import _driver_payments, _executemany, _marks
-from pasarela.store.rows import (
-    _INSERT_DELIVERY,
-    _INSERT_OUTBOX,
-    _INSERT_TRANSITION,
-    _STATUSES,
-    _change_values,
-    _delivery_values,
-    _exchange_values,
-    _from_db,
-    _now,
-    _payment_from_row,
-    _to_db,
+from pasarela.next_action import NextAction, next_action_from_dict
+from pasarela.store._rows import (
+    INSERT_DELIVERY,
+    INSERT_OUTBOX,
+    INSERT_TRANSITION,
+    PAYMENTS_BY_ID,
+    PAYMENTS_BY_REFERENCE,
+    SEEN_DELIVERIES,
+    STATUSES,
+    TRANSITION_CHANGES,
+    UPDATABLE,
+    VERSIONS_BY_ID,
+    change_values,
+    delivery_values,
+    exchange_values,
+    from_db,
+    payment_from_row,
+    payments_update,
+    refund_values,
+    to_db,
+    utc_now,
 )
+from pasarela.store._writes import duplicate_delivery, stale_version, upsert_refund
+from pasarela.store.driver import executemany, marks, read_payments
 from pasarela.store.schema import exchanges as exchanges_t
-from pasarela.store.schema import payments, transitions, webhook_deliveries
+from pasarela.store.schema import payments
+from pasarela.store.values import Delivery
+from pasarela.store.writer import PaymentWriter
 
 
 if TYPE_CHECKING:
-    from pasarela.store.repository import Delivery, Store
+    from pasarela.store.repository import Store
 
 
 __all__ = ["WriteBatch"]
 
 #: Rows per ``IN (...)`` list: well under SQLite's and psycopg's parameter limits.
 _IN_CHUNK = 500
-
-_LAST_SEQ = (sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0))
-             .where(transitions.c.payment_id == payments.c.id)
-             .scalar_subquery().label("_seq"))
-_BY_REFERENCE = sa.select(payments, _LAST_SEQ).where(
-    payments.c.provider == sa.bindparam("_provider"),
-    payments.c.provider_reference.in_(sa.bindparam("_refs", expanding=True)))
-_BY_ID = sa.select(payments, _LAST_SEQ).where(
-    payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
-_VERSIONS = sa.select(payments.c.id, payments.c.version, _LAST_SEQ).where(
-    payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
-_SEEN = sa.select(webhook_deliveries.c.event_id).where(
-    webhook_deliveries.c.provider == sa.bindparam("_provider"),
-    webhook_deliveries.c.event_id.in_(sa.bindparam("_ids", expanding=True)))
-#: UPDATE statements by the set of columns they change, built once each.
-_UPDATES: dict[tuple[str, ...], sa.Update] = {}
-
 
 def _value(member: Status | Cause) -> str:
     """The stored value of a lifecycle enum member (``.value`` without enum's cost)."""
@@ -97,25 +91,7 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, sa.sql.elements.Null) else value
 
 
-def _bind_type(column: str) -> sa.types.TypeEngine[Any]:
-    """The column's type, with JSON's None written as SQL NULL (as the store does)."""
-    kind = payments.c[column].type
-    return sa.JSON(none_as_null=True) if isinstance(kind, sa.JSON) else kind
-
-
-def _update(names: tuple[str, ...]) -> sa.Update:
-    update = _UPDATES.get(names)
-    if update is None:
-        update = _UPDATES[names] = (
-            sa.update(payments)
-            .where(payments.c.id == sa.bindparam("_id"),
-                   payments.c.version == sa.bindparam("_base"))
-            .values(version=sa.bindparam("_version"), updated_at=sa.bindparam("_now"),
-                    **{n: sa.bindparam(n, type_=_bind_type(n)) for n in names}))
-    return update
-
-
-#: Payment attributes a change sets as given (after ``_change_values`` checked it).
+#: Payment attributes a change sets as given (after ``change_values`` checked it).
 _AS_GIVEN = frozenset({"provider", "provider_reference", "error_code", "error_message",
                        "check_attempts"})
 
@@ -126,12 +102,12 @@ def _evolved(payment: Payment, changes: Mapping[str, Any], *, status: str | None
     it: cheaper than rebuilding it from the row."""
     fields: dict[str, Any] = {"version": payment.version + 1, "updated_at": now}
     if status is not None:
-        fields["status"] = _STATUSES[status]
+        fields["status"] = STATUSES[status]
     for name, value in changes.items():
         if name in _AS_GIVEN:
             fields[name] = value
         elif name in ("expires_at", "next_check_at"):
-            fields[name] = None if value is None else _from_db(_to_db(value, name))
+            fields[name] = None if value is None else from_db(to_db(value, name))
         elif name == "next_action":
             fields[name] = (value if value is None or isinstance(value, NextAction)
                             else next_action_from_dict(value))
@@ -171,7 +147,7 @@ class _Entry:
     @property
     def payment(self) -> Payment:
         if self._payment is None:
-            self._payment = _payment_from_row(self.row)
+            self._payment = payment_from_row(self.row)
         return self._payment
 
     def apply(self, values: Mapping[str, Any], changes: Mapping[str, Any],
@@ -187,7 +163,7 @@ class _Entry:
                                      now=now)
 
     def payload(self) -> dict[str, Any]:
-        """The outbox event's default payload (as ``_default_payload`` of the payment)."""
+        """The outbox event's default payload (as ``default_payload`` of the payment)."""
         row = self.row
         return {"payment_id": row["id"], "order_reference": row["order_reference"],
                 "provider": row["provider"], "method": row["method"], "status": row["status"],
@@ -199,11 +175,12 @@ class WriteBatch:
     """Queued writes over one open transaction; see the module docs."""
 
     def __init__(self, store: Store, conn: sa.Connection) -> None:
-        self._store = store
+        """A batch over *conn*, a write transaction of *store* (:meth:`Store.batch`
+        opens both)."""
         self._conn = conn
-        self._sqlite = store._sqlite
-        self._lock = not store._sqlite
-        self._now = _now()
+        self._sqlite = store.dialect == "sqlite"
+        self._lock = not self._sqlite
+        self._now = utc_now()
         self._entries: dict[str, _Entry] = {}
         self._by_reference: dict[tuple[str, str], str | None] = {}
         self._seen: set[tuple[str, str]] = set()
@@ -228,11 +205,11 @@ class WriteBatch:
         refs = sorted({r for r in references if (provider, r) not in self._by_reference})
         for part in _chunks(refs):
             found: dict[str, Mapping[str, Any]] = {}
-            rows = (self._rows(_BY_REFERENCE, {"_provider": provider, "_refs": part})
+            rows = (self._rows(PAYMENTS_BY_REFERENCE, {"_provider": provider, "_refs": part})
                     if self._lock or not self._sqlite else
-                    self._take(_driver_payments(
+                    self._take(read_payments(
                         self._conn, "WHERE payments.provider = ? AND "
-                        f"payments.provider_reference IN ({_marks(part)})", [provider, *part])))
+                        f"payments.provider_reference IN ({marks(part)})", [provider, *part])))
             for row in rows:
                 # The newest, as Store.find_payment answers when several share one.
                 known = found.get(row["provider_reference"])
@@ -247,10 +224,10 @@ class WriteBatch:
             if self._sqlite:
                 seen = [e for (e,) in self._conn.exec_driver_sql(
                     "SELECT event_id FROM webhook_deliveries WHERE provider = ? AND "  # noqa: S608
-                    f"event_id IN ({_marks(part)})", (provider, *part))]
+                    f"event_id IN ({marks(part)})", (provider, *part))]
             else:
                 seen = list(self._conn.execute(
-                    _SEEN, {"_provider": provider, "_ids": part}).scalars())
+                    SEEN_DELIVERIES, {"_provider": provider, "_ids": part}).scalars())
             self._seen.update((provider, e) for e in seen)
             self._checked.update((provider, e) for e in part)
 
@@ -261,7 +238,8 @@ class WriteBatch:
         read); the others are read again."""
         fresh: list[str] = []
         given = {p.id: p for p in held if p.id not in self._entries}
-        query = _VERSIONS.order_by(payments.c.id).with_for_update() if self._lock else _VERSIONS
+        query = (VERSIONS_BY_ID.order_by(payments.c.id).with_for_update() if self._lock
+                 else VERSIONS_BY_ID)
         for part in _chunks(sorted(given)):
             for pid, version, seq in self._conn.execute(query, {"_ids": part}):
                 if version == given[pid].version:
@@ -276,10 +254,10 @@ class WriteBatch:
         wanted = sorted(set(payment_ids))
         for part in _chunks([p for p in wanted if p not in self._entries]):
             if self._sqlite:
-                self._take(_driver_payments(
-                    self._conn, f"WHERE payments.id IN ({_marks(part)})", part))
+                self._take(read_payments(
+                    self._conn, f"WHERE payments.id IN ({marks(part)})", part))
             else:
-                for _ in self._rows(_BY_ID, {"_ids": part}):
+                for _ in self._rows(PAYMENTS_BY_ID, {"_ids": part}):
                     pass
         return [self._entries[p].payment for p in wanted if p in self._entries]
 
@@ -339,11 +317,9 @@ class WriteBatch:
         if delivery.event_id is not None:
             key = (delivery.provider, delivery.event_id)
             if self.seen_delivery(*key):
-                raise ConcurrencyConflictError(
-                    f"duplicate delivery: {delivery.provider} event {delivery.event_id!r} "
-                    "was recorded already; nothing was applied")
+                raise duplicate_delivery(delivery)
             self._seen.add(key)
-        self._deliveries.append(_delivery_values(delivery, payment_id, self._now))
+        self._deliveries.append(delivery_values(delivery, payment_id, self._now))
 
     def _step(self, entry: _Entry, *, source: str, target: str, cause: Cause, applied: bool,
               reason: str, event_id: str | None) -> None:
@@ -357,9 +333,12 @@ class WriteBatch:
 
     def _check_version(self, entry: _Entry, expected_version: int) -> None:
         if entry.row["version"] != expected_version:
-            raise ConcurrencyConflictError(
-                f"payment {entry.row['id']} is at version {entry.row['version']}, not "
-                f"{expected_version}: another writer changed it first; reload and retry")
+            raise stale_version(entry.row["id"], entry.row["version"], expected_version)
+
+    def _checked_refund(self, refund: Refund | None) -> None:
+        """Refuse a bad *refund* now, as the store does, not when the batch is written."""
+        if refund is not None:
+            refund_values(refund, self._now)
 
     def transition(
         self,
@@ -377,13 +356,14 @@ class WriteBatch:
         refund: Refund | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> Payment:
-        """As :meth:`Store.transition`, queued."""
-        from pasarela.store.repository import _TRANSITION_CHANGES  # noqa: PLC0415
-
+        """As :meth:`Store.transition`, queued. Everything is checked before
+        anything is queued: a call that raises leaves the batch as it was."""
         entry = self._entry(payment_id)
         self._check_version(entry, expected_version)
-        values = _change_values(changes or {}, allowed=_TRANSITION_CHANGES)
+        values = change_values(changes or {}, allowed=TRANSITION_CHANGES)
         values["status"] = _value(Status(target))
+        evidence = [exchange_values(e, payment_id) for e in exchanges]
+        self._checked_refund(refund)
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
@@ -395,7 +375,7 @@ class WriteBatch:
             "payload": dict(payload) if payload is not None else entry.payload(),
             "created_at": self._now, "next_attempt_at": self._now, "attempts": 0,
         })
-        self._exchanges += [_exchange_values(e, payment_id) for e in exchanges]
+        self._exchanges += evidence
         if refund is not None:
             self._refunds.append(refund)
         return entry.payment
@@ -412,22 +392,23 @@ class WriteBatch:
         exchanges: Sequence[Exchange] = (),
         delivery: Delivery | None = None,
     ) -> None:
-        """As :meth:`Store.record_ignored`, queued."""
+        """As :meth:`Store.record_ignored`, queued (checked first, as transition)."""
         entry = self._entry(payment_id)
+        steps = _value(Status(source)), _value(Status(target))
+        evidence = [exchange_values(e, payment_id) for e in exchanges]
         if delivery is not None:
             self._queue_delivery(delivery, payment_id)
-        self._step(entry, source=_value(Status(source)), target=_value(Status(target)),
-                   cause=cause, applied=False, reason=reason, event_id=event_id)
-        self._exchanges += [_exchange_values(e, payment_id) for e in exchanges]
+        self._step(entry, source=steps[0], target=steps[1], cause=Cause(cause), applied=False,
+                   reason=reason, event_id=event_id)
+        self._exchanges += evidence
 
     def update_payment(self, payment_id: str, *, expected_version: int,
                        refund: Refund | None = None, **changes: Any) -> Payment:
-        """As :meth:`Store.update_payment`, queued."""
-        from pasarela.store.repository import _UPDATABLE  # noqa: PLC0415
-
-        values = _change_values(changes, allowed=_UPDATABLE)
+        """As :meth:`Store.update_payment`, queued (checked first, as transition)."""
+        values = change_values(changes, allowed=UPDATABLE)
         entry = self._entry(payment_id)
         self._check_version(entry, expected_version)
+        self._checked_refund(refund)
         if refund is not None:
             self._refunds.append(refund)
         self._apply(entry, values, changes)
@@ -453,7 +434,8 @@ class WriteBatch:
         return True
 
     def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
-        self._exchanges += [_exchange_values(e, None) for e in exchanges]
+        """As :meth:`Store.record_exchanges`, queued."""
+        self._exchanges += [exchange_values(e, None) for e in exchanges]
 
     # --- the flush ---------------------------------------------------------------------
 
@@ -469,22 +451,26 @@ class WriteBatch:
                 "_id": pid, "_base": entry.base_version, "_version": entry.row["version"],
                 "_now": self._now, **{n: entry.row[n] for n in names}})
         for names, rows in shapes.items():
-            matched = _executemany(conn, _update(names), rows)
+            matched = executemany(conn, payments_update(names), rows)
             if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
                 raise ConcurrencyConflictError(
                     "a payment in the batch changed under it; nothing was applied")
         try:
             if self._deliveries:
-                _executemany(conn, _INSERT_DELIVERY, self._deliveries)
+                executemany(conn, INSERT_DELIVERY, self._deliveries)
         except sa.exc.IntegrityError as exc:
             raise ConcurrencyConflictError(
                 "another process recorded one of the batch's deliveries first; nothing "
                 "was applied") from exc
         if self._transitions:
-            _executemany(conn, _INSERT_TRANSITION, self._transitions)
+            executemany(conn, INSERT_TRANSITION, self._transitions)
         if self._outbox:
-            _executemany(conn, _INSERT_OUTBOX, self._outbox)
+            executemany(conn, INSERT_OUTBOX, self._outbox)
         if self._exchanges:
             conn.execute(sa.insert(exchanges_t), self._exchanges)
         for refund in self._refunds:
-            self._store._upsert_refund(conn, refund, now=self._now)
+            upsert_refund(conn, refund, now=self._now)
+
+
+#: mypy checks here that a write batch is a PaymentWriter (the store checks itself).
+_WRITER: type[PaymentWriter] = WriteBatch

@@ -9,12 +9,19 @@ for the copy and its fsyncs. The store turns that off on its connections
 after writes, at most once per ``interval``, ``PRAGMA wal_checkpoint(PASSIVE)``,
 which never blocks readers or writers. An idle store does nothing, and SQLite
 checkpoints on its own when the last connection to the file closes.
+
+Safe across ``fork()`` (a pre-forking server forks after the store is open): an
+``os.register_at_fork`` handler waits, before the fork, until no checkpointer is
+inside a checkpoint (so the child never inherits a lock held inside SQLite or the
+connection pool by a thread that does not exist there), and the child starts a
+checkpoint thread of its own on its first write.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +32,10 @@ from pasarela.logs import get_logger
 __all__ = ["Checkpointer"]
 
 log = get_logger("pasarela")
+
+#: Every checkpointer not yet collected, for the fork handlers.
+_LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
 
 
 class Checkpointer:
@@ -37,16 +48,26 @@ class Checkpointer:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        #: Held while a checkpoint runs; the fork handler takes it so no fork
+        #: happens mid-checkpoint.
+        self._busy = threading.Lock()
         self._pid = os.getpid()
         #: Checkpoints run so far (for tests and the curious).
         self.runs = 0
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    @property
+    def running(self) -> bool:
+        """Whether this process has a checkpoint thread alive."""
+        thread = self._thread
+        return self._pid == os.getpid() and thread is not None and thread.is_alive()
 
     def notify(self) -> None:
         """A write committed: checkpoint soon (starts the thread on first use, and
         again in a forked child, which inherits the object but not the thread)."""
-        if self._pid != os.getpid():  # forked: the thread and the locks are the parent's
-            self._pid, self._thread = os.getpid(), None
-            self._dirty, self._start_lock = threading.Event(), threading.Lock()
+        if self._pid != os.getpid():  # forked without the handlers (os.fork is patched)
+            self._forked()
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None and not self._closed.is_set():
@@ -57,7 +78,7 @@ class Checkpointer:
 
     def run_once(self) -> tuple[int, int, int]:
         """One passive checkpoint now: ``(busy, log frames, checkpointed frames)``."""
-        with self._engine.connect() as conn:
+        with self._busy, self._engine.connect() as conn:
             # The driver connection, outside any transaction: a checkpoint needs that.
             raw: Any = conn.connection.dbapi_connection
             busy, frames, done = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -82,3 +103,33 @@ class Checkpointer:
                 log.warning("wal_checkpoint_failed", error=" ".join(str(exc).split())[:300])
             if self._closed.is_set() or self._closed.wait(self._interval):
                 return
+
+    def _forked(self) -> None:
+        """In the child: the parent's thread is gone; start afresh on the next write."""
+        self._pid, self._thread = os.getpid(), None
+        self._dirty, self._start_lock = threading.Event(), threading.Lock()
+        self._busy = threading.Lock()
+
+
+def _before_fork() -> None:
+    # Held across the fork, released by the handlers below (in the child, replaced).
+    _LIVE_LOCK.acquire()
+    for checkpointer in list(_LIVE):
+        checkpointer._busy.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for checkpointer in list(_LIVE):
+        checkpointer._busy.release()
+    _LIVE_LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    global _LIVE_LOCK  # noqa: PLW0603 - the parent's lock is not the child's to release
+    for checkpointer in list(_LIVE):
+        checkpointer._forked()
+    _LIVE_LOCK = threading.Lock()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)

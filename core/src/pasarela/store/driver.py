@@ -4,7 +4,8 @@ processors, so the bytes stored and the values read are the ones
 ``conn.execute(...)`` would store and return (tests compare both ways). Write
 batches and job claims handle hundreds of rows per transaction; SQLAlchemy's
 per-execution bookkeeping was a large share of their cost. Other dialects go
-through ``conn.execute``.
+through ``conn.execute``. For the store's own modules (its names are public so that
+no private name crosses a module).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from pasarela.store.schema import payments
 
 
-__all__: list[str] = []
+__all__ = ["bound", "executemany", "marks", "read_payments"]
 
 
 #: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
@@ -26,7 +27,7 @@ _DRIVER_SQL: dict[tuple[int, tuple[str, ...]],
                   tuple[str, list[str], list[tuple[int, Any]]]] = {}
 
 
-def _executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
     """``conn.execute(statement, rows)``, with the same SQL and the same bind
     processors, but on SQLite straight through the driver's ``executemany``: the
     batch writes a few hundred rows per commit, and SQLAlchemy's per-execution
@@ -78,7 +79,7 @@ _LAST_SEQ_SQL = ("(SELECT coalesce(max(transitions.seq), 0) FROM transitions "
                  "WHERE transitions.payment_id = payments.id)")
 
 
-def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
+def read_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
                      seq: bool = True) -> list[dict[str, Any]]:
     """Payment rows (with ``_seq``, the last transition's number, unless not *seq*:
     then 0), on SQLite straight
@@ -114,11 +115,12 @@ def _driver_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
     return rows
 
 
-def _marks(values: Sequence[Any]) -> str:
+def marks(values: Sequence[Any]) -> str:
+    """``?, ?, ...``: one placeholder per value (SQLite's parameter style)."""
     return ", ".join("?" * len(values))
 
 
-def _bound(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
+def bound(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
     """*value* as SQLAlchemy would bind it for *column* (a datetime as SQLite's text)."""
     process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return value if process is None else process(value)

@@ -18,6 +18,8 @@ serialises every call on it (see :class:`pasarela.store.Store`).
 
 from __future__ import annotations
 
+import os
+import weakref
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -96,20 +98,41 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+#: Engines whose pooled connections a forked child must not share (every engine but
+#: an in-memory SQLite one, whose only connection *is* the database).
+_FORK_SAFE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # SQLAlchemy's rule after a fork: the child gets a fresh pool and leaves the
+    # parent's connections alone (close=False: closing them would end the parent's).
+    for engine in list(_FORK_SAFE):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def create_engine(url: str | URL) -> Engine:
     """An engine for *url* (see :func:`normalize_url`), configured for the store.
 
-    Connecting does not happen here; the first checkout does.
+    Connecting does not happen here; the first checkout does. In a process forked
+    after this (a pre-forking server), the engine's pool starts empty: the child
+    opens connections of its own.
     """
     parsed = normalize_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
-            return _sqlite_engine(parsed)
-        return _postgres_engine(parsed)
+            engine = _sqlite_engine(parsed)
+        else:
+            engine = _postgres_engine(parsed)
     except (sa.exc.ArgumentError, ImportError, TypeError, ValueError) as exc:
         raise ConfigurationError(
             f"cannot use {display_url(parsed)}: {exc}", path=SETTING
         ) from None
+    if not is_memory_sqlite(parsed):
+        _FORK_SAFE.add(engine)
+    return engine
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -36,7 +36,8 @@ import httpx
 import pytest
 from ulid import ULID
 
-from pasarela.engine.flows import drive, run_flow
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.errors import SignatureInvalidError, UnsupportedError, WebhookError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment

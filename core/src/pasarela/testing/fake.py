@@ -49,15 +49,14 @@ from pasarela.errors import (
 )
 from pasarela.hookspecs import hookimpl
 from pasarela.lifecycle import Status
-from pasarela.model import (
+from pasarela.model import Method, Payment
+from pasarela.money import Money
+from pasarela.next_action import (
     ApproveInWallet,
     ConfirmCard,
-    Method,
     NextAction,
-    Payment,
     ShowCashCode,
 )
-from pasarela.money import Money
 from pasarela.provider import (
     CreateRequest,
     Flow,

@@ -20,14 +20,13 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
 import anyio.to_thread
 import jinja2
-import sqlalchemy as sa
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -37,7 +36,7 @@ from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
-from pasarela.store.schema import payments, webhook_deliveries
+from pasarela.store import queries
 from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
 
 
@@ -131,10 +130,6 @@ def bar_chart(values: Mapping[str, float], *, title: str, unit: str = "%",
 # --- data -----------------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                    now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows, read from the store in one go."""
@@ -145,61 +140,31 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     won: dict[str, list[int]] = {}
     amounts: dict[tuple[str, str], int] = {}
     fees: dict[tuple[str, str], int] = {}
-    recent = (
-        sa.select(payments.c.provider, payments.c.method, payments.c.status,
-                  payments.c.created_at, payments.c.updated_at, payments.c.amount_minor,
-                  payments.c.currency, payments.c.routing)
-        .where(payments.c.created_at >= since)
-    )
-    stale_before = now - settings.stale_after
-    attention_q = (
-        sa.select(payments.c.id, payments.c.provider, payments.c.method, payments.c.status,
-                  payments.c.created_at, payments.c.order_reference, payments.c.check_attempts)
-        .where(sa.or_(payments.c.status == Status.UNKNOWN.value,
-                      sa.and_(payments.c.status == Status.PENDING.value,
-                              payments.c.created_at < stale_before)))
-        .order_by(payments.c.created_at)
-        .limit(50)
-    )
-    rejected_q = (
-        sa.select(webhook_deliveries.c.provider, webhook_deliveries.c.detail,
-                  webhook_deliveries.c.received_at)
-        .where(webhook_deliveries.c.outcome == "rejected")
-        .order_by(webhook_deliveries.c.received_at.desc(), webhook_deliveries.c.id.desc())
-        .limit(20)
-    )
     by_key: dict[tuple[str, str, str], int] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(recent):
-            by_key[(row.provider, row.method, row.status)] = (
-                by_key.get((row.provider, row.method, row.status), 0) + 1)
-            status = Status(row.status)
-            if status not in _FINISHED:
-                continue
-            series = f"{row.provider} · {row.method}"
-            index = min(23, max(0, int((_aware(row.updated_at) - since).total_seconds()
-                                       // 3600)))
-            finished.setdefault(series, [0] * 24)[index] += 1
-            won.setdefault(series, [0] * 24)
-            if status in _SUCCEEDED:
-                won[series][index] += 1
-                key = (row.provider, row.currency)
-                amounts[key] = amounts.get(key, 0) + int(row.amount_minor)
-                fee = (row.routing or {}).get("expected_fee") or {}
-                if fee.get("currency") == row.currency:
-                    fees[key] = fees.get(key, 0) + int(fee.get("minor", 0))
-        attention = [dict(r._mapping) for r in conn.execute(attention_q)]
-        rejections = [dict(r._mapping) for r in conn.execute(rejected_q)]
+    read = queries.dashboard(store, since=since, stale_before=now - settings.stale_after)
+    for row in read.recent:
+        by_key[(row.provider, row.method, row.status)] = (
+            by_key.get((row.provider, row.method, row.status), 0) + 1)
+        status = Status(row.status)
+        if status not in _FINISHED:
+            continue
+        series = f"{row.provider} · {row.method}"
+        index = min(23, max(0, int((row.updated_at - since).total_seconds() // 3600)))
+        finished.setdefault(series, [0] * 24)[index] += 1
+        won.setdefault(series, [0] * 24)
+        if status in _SUCCEEDED:
+            won[series][index] += 1
+            key = (row.provider, row.currency)
+            amounts[key] = amounts.get(key, 0) + row.amount_minor
+            fee = (row.routing or {}).get("expected_fee") or {}
+            if fee.get("currency") == row.currency:
+                fees[key] = fees.get(key, 0) + int(fee.get("minor", 0))
     counts = sorted((p, m, s, c) for (p, m, s), c in by_key.items())
     rates = {name: [w / f if f else None for w, f in zip(won[name], total, strict=True)]
              for name, total in sorted(finished.items())}
     cost = {f"{p} ({c})": 100 * fees.get((p, c), 0) / minor
             for (p, c), minor in sorted(amounts.items()) if minor}
     lag_count, lag_age = store.outbox_lag(now=now)
-    for item in attention:
-        item["created_at"] = _aware(item["created_at"])
-    for item in rejections:
-        item["received_at"] = _aware(item["received_at"])
     labels = [h.strftime("%H:00") for h in hours]
     return {
         "counts": counts, "total": sum(c for *_, c in counts),
@@ -208,7 +173,7 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         "rate_names": list(rates),
         "cost_chart": bar_chart(cost, title="Effective cost per provider (% of amount "
                                 "succeeded)") if cost else None,
-        "attention": attention, "rejections": rejections,
+        "attention": read.attention, "rejections": read.rejections,
         "lag_count": lag_count, "lag_age": lag_age,
     }
 

@@ -33,7 +33,7 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
@@ -50,15 +50,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.errors import NotFoundError
 from pasarela.lifecycle import Status
-from pasarela.model import (
+from pasarela.model import Payment
+from pasarela.next_action import (
     ApproveInWallet,
     ConfirmCard,
     OpenUrl,
-    Payment,
     ScanQr,
     ShowCashCode,
     qr_svg,
 )
+from pasarela.timezones import LIMA
 
 
 if TYPE_CHECKING:
@@ -92,13 +93,6 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-
-try:
-    from zoneinfo import ZoneInfo
-
-    LIMA: tzinfo = ZoneInfo("America/Lima")
-except Exception:  # pragma: no cover - no tz database: Peru keeps UTC-5 all year
-    LIMA = timezone(timedelta(hours=-5), "PET")
 
 _ID_RE: Final = re.compile(r"^[0-9A-Za-z]{1,40}$")
 

@@ -1,7 +1,8 @@
-"""The sandbox's merchant, tokens, CIPs and knobs, and the rules of each endpoint.
+"""The sandbox's merchant, tokens and CIPs, and the rules of each endpoint.
 
 Each API method returns an :data:`Answer` (HTTP status, JSON body) exactly as
-PagoEfectivo documents it; :mod:`.app` only routes. Choices where the spec is
+PagoEfectivo documents it; :mod:`.app` only routes. Knobs, clock, faults and the
+notification courier come from :class:`pasarela.testing.sandbox.Sandbox`. Choices where the spec is
 silent are marked *sandbox choice* and listed in the adapter's README.
 """
 
@@ -12,27 +13,27 @@ import hashlib
 import hmac
 import itertools
 import json
-import random
 import re
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 import attrs
 
 from pasarela.money import Money
+from pasarela.testing.sandbox import Credential, Delivery, Sandbox, Webhook
 from pasarela_pagoefectivo.api import NO_DATE, auth_hash, lima_timestamp
 from pasarela_pagoefectivo.notifications import (
     EVENT_EXPIRED,
     EVENT_PAID,
     EVENT_REFUNDED,
+    SIGNATURE_HEADER,
     build_notification,
+    sign,
 )
-from pasarela_pagoefectivo.sandbox.knobs import Fault, Knobs, configure
-from pasarela_pagoefectivo.sandbox.notifier import Notifier
+from pasarela_pagoefectivo.sandbox.knobs import PagoEfectivoKnobs
 from pasarela_pagoefectivo.sandbox.rules import (
     MESSAGES,
     check_create,
@@ -48,10 +49,12 @@ __all__ = [
     "DEFAULT_SERVICE_ID",
     "Answer",
     "CipRecord",
-    "Sandbox",
+    "PagoEfectivoSandbox",
 ]
 
 Answer = tuple[int, dict[str, Any]]
+#: A control action's answer and the webhook deliveries it made.
+Acted = tuple[Answer, list[Delivery]]
 
 #: Credentials the sandbox accepts unless told otherwise (accessKey is 20 characters).
 DEFAULT_ACCESS_KEY: Final = "PESANDBOXACCESSKEY01"
@@ -101,83 +104,57 @@ class _Token:
     expires: datetime
 
 
-class Sandbox:
-    """One simulated PagoEfectivo merchant account."""
+class PagoEfectivoSandbox(Sandbox):
+    """One simulated PagoEfectivo merchant account (see :mod:`pasarela.testing.sandbox`
+    for what every sandbox shares)."""
 
-    def __init__(
-        self,
-        *,
-        access_key: str = DEFAULT_ACCESS_KEY,
-        secret_key: str = DEFAULT_SECRET_KEY,
-        service_id: int = DEFAULT_SERVICE_ID,
-        clock: Callable[[], datetime] | None = None,
-        seed: int | None = None,
-        first_cip: int = 10092757,
-        notifier: Notifier | None = None,
-        **knobs: Any,
-    ) -> None:
+    name = "pagoefectivo"
+    title = "PagoEfectivo (CIP API v1.1)"
+    default_port = 8801
+    knobs_class = PagoEfectivoKnobs
+    operations = OPERATIONS
+    #: ``500`` (166, nothing done), ``401``, ``508``, ``timeout`` (the call is done,
+    #: then the answer waits the fault's seconds: the client times out after sending).
+    fault_kinds = ("500", "401", "508", "timeout")
+    knobs: PagoEfectivoKnobs
+
+    def __init__(self, *, access_key: str = DEFAULT_ACCESS_KEY,
+                 secret_key: str = DEFAULT_SECRET_KEY, service_id: int = DEFAULT_SERVICE_ID,
+                 first_cip: int = 10092757, **options: Any) -> None:
+        """*options*: ``clock``, ``seed`` and knobs, as :class:`Sandbox` takes them."""
         self.access_key = access_key
         self.secret_key = secret_key
         self.service_id = int(service_id)
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self.offset = timedelta()
-        self.random = random.Random(seed)  # noqa: S311 - fault injection, not security
-        self.knobs = Knobs()
-        self.configure(knobs)
-        self.notifier = notifier or Notifier(secret_key)
-        self._lock = threading.RLock()
         self._cip_numbers = itertools.count(first_cip)
         self._operations = itertools.count(1253)
         self._jwt_key = uuid.uuid4().bytes
         self.tokens: dict[str, _Token] = {}
         self.cips: dict[int, CipRecord] = {}
-        self.faults: list[Fault] = []
-        self.calls: dict[str, int] = dict.fromkeys(OPERATIONS, 0)
+        super().__init__(**options)
 
-    # --- clock and knobs ------------------------------------------------------------
-
-    def now(self) -> datetime:
-        return self._clock() + self.offset
-
-    def configure(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Set knobs by name; unknown names are refused (ValueError)."""
-        configure(self.knobs, values)
-        return self.describe_knobs()
-
-    def describe_knobs(self) -> dict[str, Any]:
-        data = attrs.asdict(self.knobs)
-        data["max_amount"] = {k: str(v) for k, v in self.knobs.max_amount.items()}
-        return data
-
-    def add_fault(self, fault: Fault) -> None:
-        if fault.operation not in (*OPERATIONS, "any"):
-            raise ValueError(f"unknown operation {fault.operation!r}")
-        if fault.kind not in ("500", "401", "508", "timeout"):
-            raise ValueError(f"unknown fault kind {fault.kind!r}")
-        with self._lock:
-            self.faults.append(fault)
-
-    def take_fault(self, operation: str) -> Fault | None:
-        with self._lock:
-            self.calls[operation] += 1
-            for fault in self.faults:
-                if fault.operation in (operation, "any"):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault
-            if self.knobs.error_rate and self.random.random() < self.knobs.error_rate:
-                return Fault(operation, "500")
-        return None
-
-    def reset(self) -> None:
-        with self._lock:
+    def clear(self) -> None:
+        with self.lock:  # numbering goes on: a CIP number is never given twice
             self.tokens.clear()
             self.cips.clear()
-            self.faults.clear()
-            self.calls = dict.fromkeys(OPERATIONS, 0)
-            self.offset = timedelta()
-        self.notifier.clear()
+
+    def counts(self) -> dict[str, int]:
+        return {"cips": len(self.cips), "tokens": len(self.tokens)}
+
+    def credentials(self) -> list[Credential]:
+        return [Credential("access_key", self.access_key),
+                Credential("secret_key", self.secret_key, "also signs the notifications"),
+                Credential("service_id", str(self.service_id))]
+
+    def settings(self, url: str) -> dict[str, Any]:
+        return {**super().settings(url), "service_id": self.service_id}
+
+    def render_webhook(self, webhook: Webhook) -> tuple[bytes, Mapping[str, str]]:
+        body: bytes = webhook.payload
+        return body, {"Content-Type": "application/json",
+                      SIGNATURE_HEADER: sign(body, self.secret_key)}
+
+    def accepts_webhook(self, status: int) -> bool:
+        return status == 200  # "espera que el portal responda estado 200"
 
     # --- answers --------------------------------------------------------------------
 
@@ -238,7 +215,7 @@ class Sandbox:
             return self.error("401", language)  # sandbox choice: the spec shows no body
         expires = now + timedelta(seconds=self.knobs.token_ttl)
         token = self._jwt(self.service_id, expires)
-        with self._lock:
+        with self.lock:
             self.tokens[token] = _Token(self.service_id, expires)
         return self.ok({"token": token, "codeService": "SRV", "tokenStart": lima_timestamp(now),
                         "tokenExpires": lima_timestamp(expires)}, language, 201)
@@ -254,7 +231,7 @@ class Sandbox:
         return None
 
     def expire_tokens(self) -> int:
-        with self._lock:
+        with self.lock:
             for token in self.tokens.values():
                 token.expires = self.now() - timedelta(seconds=1)
             return len(self.tokens)
@@ -281,7 +258,7 @@ class Sandbox:
             return self.error("511", language)
         expiry = parse_date(values.get("dateexpiry")) or now + timedelta(
             seconds=self.knobs.default_expiry)
-        with self._lock:
+        with self.lock:
             record = CipRecord(
                 number=next(self._cip_numbers), transaction_code=str(values["transactioncode"]),
                 currency=currency, amount=amount, created_at=now, expires_at=expiry,
@@ -334,7 +311,7 @@ class Sandbox:
         moment = parse_date(value)
         if moment is None or moment <= self.now():
             return self.error("111", language, [("113", "dateExpiry")])
-        with self._lock:
+        with self.lock:
             if record is None or record.paid_at is not None or record.removed_at is not None:
                 return self.error("111", language, [("113", "cip")])
             record.expires_at = moment  # an expired CIP becomes generated again
@@ -342,7 +319,7 @@ class Sandbox:
 
     def delete(self, cip: str, language: str = "es") -> Answer:
         record = self._find(cip)
-        with self._lock:
+        with self.lock:
             if record is None or record.status(self.now()) != 22:
                 return self.error("111", language, [("113", "cip")])  # sandbox choice
             record.removed_at = self.now()
@@ -350,68 +327,64 @@ class Sandbox:
 
     # --- the customer's side (control) ---------------------------------------------------
 
-    def _notify(self, record: CipRecord, event_type: str, operation: str) -> list[int]:
-        knobs = self.knobs
+    def _notify(self, record: CipRecord, event_type: str, operation: str) -> list[Delivery]:
         body = build_notification(
             event_type, operation_number=operation, cip=str(record.number),
             amount=record.money(), payment_date=record.paid_at,
             transaction_code=record.transaction_code,
         )
-        lost = bool(knobs.lose_notifications) and self.random.random() < knobs.lose_notifications
-        deliveries = self.notifier.send(
-            url=knobs.notification_url, cip=str(record.number), event_type=event_type,
-            body=body, delay=knobs.notification_delay,
-            copies=1 + knobs.duplicate_notifications, lost=lost,
-        )
-        return [d.id for d in deliveries]
+        return self.send_webhook(Webhook(f"{record.number}:{event_type}:{operation}",
+                                         event_type, body, str(record.number)))
 
-    def pay(self, cip: str, *, race: bool = False, notify: bool = True) -> Answer:
+    def pay(self, cip: str, *, race: bool = False, notify: bool = True) -> Acted:
         """A bank agent takes the money for *cip*. With *race* (or within
         ``late_payment_grace``) an expired CIP is paid as if one second before expiry."""
         record = self._find(cip)
         if record is None:
-            return 404, {"error": f"no CIP {cip}"}
+            return (404, {"error": f"no CIP {cip}"}), []
         now = self.now()
-        with self._lock:
+        with self.lock:
             status = record.status(now)
             late = status == 21 and (
                 race or now - record.expires_at <= timedelta(seconds=self.knobs.late_payment_grace)
             )
             if status != 22 and not late:
-                return 409, {"error": f"CIP {cip} is {STATUS_NAMES[status]}"}
+                return (409, {"error": f"CIP {cip} is {STATUS_NAMES[status]}"}), []
             record.paid_at = record.expires_at - timedelta(seconds=1) if late else now
             record.operation_number = str(next(self._operations))
         sent = self._notify(record, EVENT_PAID, record.operation_number) if notify else []
-        return 200, {"cip": record.number, "status": 23, "late": late,
-                     "operationNumber": record.operation_number, "deliveries": sent}
+        return (200, {"cip": record.number, "status": 23, "late": late,
+                      "operationNumber": record.operation_number,
+                      "deliveries": [d.id for d in sent]}), sent
 
-    def expire(self, cip: str) -> Answer:
+    def expire(self, cip: str) -> Acted:
         record = self._find(cip)
         if record is None:
-            return 404, {"error": f"no CIP {cip}"}
-        with self._lock:
+            return (404, {"error": f"no CIP {cip}"}), []
+        with self.lock:
             if record.status(self.now()) != 22:
-                return 409, {"error": f"CIP {cip} is not generated"}
+                return (409, {"error": f"CIP {cip} is not generated"}), []
             record.expires_at = self.now()
         sent = (self._notify(record, EVENT_EXPIRED, str(next(self._operations)))
-                if self.knobs.expired_notifications else [])
-        return 200, {"cip": record.number, "status": 21, "deliveries": sent}
+                if self.knobs.expired_webhooks else [])
+        return (200, {"cip": record.number, "status": 21,
+                      "deliveries": [d.id for d in sent]}), sent
 
-    def refund(self, cip: str) -> Answer:
+    def refund(self, cip: str) -> Acted:
         record = self._find(cip)
         if record is None:
-            return 404, {"error": f"no CIP {cip}"}
-        with self._lock:
+            return (404, {"error": f"no CIP {cip}"}), []
+        with self.lock:
             if record.paid_at is None or record.refunded_at is not None:
-                return 409, {"error": f"CIP {cip} is not paid or already refunded"}
+                return (409, {"error": f"CIP {cip} is not paid or already refunded"}), []
             record.refunded_at = self.now()
         sent = self._notify(record, EVENT_REFUNDED, str(next(self._operations)))
-        return 200, {"cip": record.number, "deliveries": sent}
+        return (200, {"cip": record.number, "deliveries": [d.id for d in sent]}), sent
 
-    def resend(self, cip: str) -> Answer:
+    def resend(self, cip: str) -> Acted:
         """Send the ``cip.paid`` notification again (as PagoEfectivo's retry would)."""
         record = self._find(cip)
         if record is None or record.operation_number is None:
-            return 404, {"error": f"no paid CIP {cip}"}
-        return 200, {"cip": record.number,
-                     "deliveries": self._notify(record, EVENT_PAID, record.operation_number)}
+            return (404, {"error": f"no paid CIP {cip}"}), []
+        sent = self._notify(record, EVENT_PAID, record.operation_number)
+        return (200, {"cip": record.number, "deliveries": [d.id for d in sent]}), sent

@@ -188,6 +188,7 @@ class Account:
     event loop, between awaits."""
 
     def __init__(self, *, clock: Callable[[], float], rng: random.Random) -> None:
+        """*clock* gives Unix seconds (the sandbox's clock), *rng* the ids."""
         self.clock = clock
         self.rng = rng
         self.intents: dict[str, dict[str, Any]] = {}
@@ -209,7 +210,8 @@ class Account:
 
     # --- helpers ------------------------------------------------------------------
 
-    def now(self) -> int:
+    def unix(self) -> int:
+        """The clock in whole Unix seconds (Stripe's `created`)."""
         return int(self.clock())
 
     def _id(self, prefix: str) -> str:
@@ -218,7 +220,7 @@ class Account:
     def emit(self, type: str, obj: Mapping[str, Any],
              previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
         event = objects.event(
-            id=self._id("evt"), type=type, obj=copy.deepcopy(dict(obj)), created=self.now(),
+            id=self._id("evt"), type=type, obj=copy.deepcopy(dict(obj)), created=self.unix(),
             request_id=self.request_id, idempotency_key=self.idempotency_key,
             previous_attributes=previous,
         )
@@ -280,7 +282,7 @@ class Account:
         return_url = _string(params, "return_url")
         intent_id = self._id("pi")
         intent = objects.payment_intent(
-            id=intent_id, amount=amount, currency=currency, created=self.now(),
+            id=intent_id, amount=amount, currency=currency, created=self.unix(),
             client_secret=f"{intent_id}_secret_{new_id('', self.rng, 25)[1:]}",
             metadata=metadata, description=description, capture_method=capture,
             statement_descriptor=descriptor, statement_descriptor_suffix=suffix,
@@ -327,7 +329,7 @@ class Account:
             raise invalid(f"Invalid cancellation_reason: {reason}", param="cancellation_reason")
         if intent["status"] not in CANCELABLE:
             raise self._unexpected(intent, "cancel")
-        intent.update(status="canceled", canceled_at=self.now(), cancellation_reason=reason,
+        intent.update(status="canceled", canceled_at=self.unix(), cancellation_reason=reason,
                       next_action=None, amount_capturable=0)
         self.emit("payment_intent.canceled", intent)
         return intent
@@ -415,7 +417,7 @@ class Account:
 
     def _decline(self, intent: dict[str, Any], card: SandboxCard, pm_id: str) -> None:
         ch = objects.charge(id=self._id("ch"), intent=intent, card=card, payment_method=pm_id,
-                            created=self.now(), succeeded=False, balance_transaction=None)
+                            created=self.unix(), succeeded=False, balance_transaction=None)
         self.charges[ch["id"]] = ch
         error: dict[str, Any] = {"type": "card_error", "code": card.code,
                                  "message": card.message, "charge": ch["id"]}
@@ -434,7 +436,7 @@ class Account:
             return
         manual = intent["capture_method"] == "manual"
         ch = objects.charge(id=self._id("ch"), intent=intent, card=card, payment_method=pm_id,
-                            created=self.now(), succeeded=True,
+                            created=self.unix(), succeeded=True,
                             balance_transaction=None if manual else self._id("txn"))
         if manual:
             ch.update(captured=False, amount_captured=0)
@@ -540,7 +542,7 @@ class Account:
         status = self.refund_status
         re_ = objects.refund(
             id=self._id("re"), amount=amount, currency=ch["currency"], charge_id=ch["id"],
-            intent_id=ch["payment_intent"], created=self.now(), status=status, reason=reason,
+            intent_id=ch["payment_intent"], created=self.unix(), status=status, reason=reason,
             metadata=metadata,
             balance_transaction=self._id("txn") if status == "succeeded" else None,
         )
@@ -584,7 +586,7 @@ class Account:
 
     def _transaction(self, txn_id: str, type: str, source: str, amount: int, currency: str,
                      fee: int, description: str | None) -> None:
-        now = self.now()
+        now = self.unix()
         self.balance_transactions[txn_id] = objects.balance_transaction(
             id=txn_id, amount=amount, currency=currency, created=now,
             available_on=now + AVAILABLE_AFTER, fee=fee, type=type, source=source,
@@ -616,7 +618,7 @@ class Account:
         if not isinstance(expand, list) or any(e != "data.source" for e in expand):
             raise invalid("The sandbox expands only data.source here.", param="expand")
         kind, currency = _string(params, "type"), _string(params, "currency")
-        now = self.now()
+        now = self.unix()
         # newest first; within one second, the one made last first
         ordered = [t for _, t in sorted(enumerate(self.balance_transactions.values()),
                                         key=lambda p: (-p[1]["created"], -p[0]))]

@@ -25,6 +25,7 @@ from pasarela.provider import (
     ProviderRefund,
     SettlementLine,
     WebhookEvent,
+    WebhookHeaders,
 )
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.culqi.api import (
@@ -193,6 +194,6 @@ class CulqiAcquirer:
     # --- webhooks ---------------------------------------------------------------------
 
     def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes, *, now: datetime
+        self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
         return parse_event(body)

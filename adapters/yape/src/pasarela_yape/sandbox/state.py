@@ -1,57 +1,51 @@
-"""The sandbox's memory and Culqi's rules, without HTTP.
+"""The Culqi sandbox's memory and Culqi's rules, without HTTP.
 
 Objects are kept as the JSON Culqi would answer with, in dicts; private fields
 (``_...``) never leave the sandbox. Every rule breach raises :class:`CulqiError`
-with Culqi's error body shape (the one in the recorded cassettes).
+with Culqi's error body shape (the one in the recorded cassettes). Knobs, clock,
+faults and the webhook courier come from :class:`pasarela.testing.sandbox.Sandbox`.
 """
 
 from __future__ import annotations
 
-import random
+import json
 import re
 import secrets
 import string
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-from pasarela_yape.sandbox.knobs import TOKEN_STAGE_DECLINES, Knobs
+from pasarela.testing.sandbox import Credential, Sandbox, Webhook
+from pasarela_yape.sandbox.answers import (
+    DECLINE_TEXT,
+    REFUND_REASONS,
+    CulqiError,
+    decline,
+    not_found,
+    param,
+    parse_metadata,
+    public,
+)
+from pasarela_yape.sandbox.knobs import TOKEN_STAGE_DECLINES, CulqiKnobs
 
 
-__all__ = ["CulqiError", "Sandbox", "not_found", "public"]
+__all__ = [
+    "DEFAULT_PUBLIC_KEY",
+    "DEFAULT_SECRET_KEY",
+    "OPERATIONS",
+    "CulqiSandbox",
+]
 
-_DECLINE_TEXT: Final[Mapping[str, tuple[str, str]]] = {
-    "invalid_otp": (
-        "Código de aprobación inválido. El código no corresponde al celular o ya fue usado.",
-        "El código de aprobación es incorrecto. Genera uno nuevo en Yape e inténtalo otra vez.",
-    ),
-    "expired_otp": (
-        "Código de aprobación expirado.",
-        "El código de aprobación venció. Genera uno nuevo en Yape e inténtalo otra vez.",
-    ),
-    "insufficient_funds": (
-        "Fondos insuficientes. La cuenta Yape no tiene saldo suficiente para la compra.",
-        "No tienes saldo suficiente en Yape. Recarga o usa otro medio de pago.",
-    ),
-    "issuer_decline_operation": (
-        "Operación denegada por la entidad emisora por una razón desconocida.",
-        "La operación fue denegada. Intenta con otro medio de pago.",
-    ),
-    "processing_error": (
-        "Error de procesamiento. Ocurrió un error mientras se procesaba la compra.",
-        "Ocurrió un error mientras procesábamos tu compra. Inténtalo más tarde.",
-    ),
-    "fraudulent": (
-        "Operación sospechosa de fraude.",
-        "La operación fue denegada. Intenta con otro medio de pago.",
-    ),
-}
-
-_REFUND_REASONS: Final[Mapping[str, str]] = {
-    "duplicado": "Devolución por cargo duplicado",
-    "fraudulento": "Devolución por cargo fraudulento",
-    "solicitud_comprador": "Devolución solicitada por el comercio",
-}
+#: Keys to use with the sandbox: it takes any ``pk_test_``/``sk_test_`` key unless
+#: told to require exact ones.
+DEFAULT_PUBLIC_KEY: Final = "pk_test_pasarela_sandbox"
+DEFAULT_SECRET_KEY: Final = "sk_test_pasarela_sandbox"  # noqa: S105 - a public test key
+#: The API's routes, as one-shot faults name them.
+OPERATIONS: Final = (
+    "POST /v2/tokens/yape", "POST /v2/charges", "GET /v2/charges", "GET /v2/charges/{id}",
+    "POST /v2/orders", "GET /v2/orders", "GET /v2/orders/{id}", "DELETE /v2/orders/{id}",
+    "POST /v2/refunds", "GET /v2/refunds/{id}",
+)
 
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE_RE: Final = re.compile(r"^9\d{8}$")
@@ -59,82 +53,76 @@ _OTP_RE: Final = re.compile(r"^\d{6}$")
 _ALPHABET: Final = string.ascii_letters + string.digits
 
 
-class CulqiError(Exception):
-    """A refusal, answered as Culqi's error body."""
+class CulqiSandbox(Sandbox):
+    """Culqi's objects and rules for Yape tokens, charges, QR orders and refunds, in
+    memory (see :mod:`pasarela.testing.sandbox` for what every sandbox shares)."""
 
-    def __init__(
-        self,
-        status: int,
-        kind: str,
-        merchant_message: str,
-        *,
-        user_message: str | None = None,
-        param: str | None = None,
-        code: str | None = None,
-        decline_code: str | None = None,
-        charge_id: str | None = None,
-    ) -> None:
-        super().__init__(merchant_message)
-        self.status = status
-        self.body: dict[str, Any] = {"object": "error", "type": kind}
-        if charge_id:
-            self.body["charge_id"] = charge_id
-        if code:
-            self.body["code"] = code
-        if decline_code:
-            self.body["decline_code"] = decline_code
-        self.body["merchant_message"] = merchant_message
-        self.body["user_message"] = user_message or (
-            "Ocurrió un problema con la operación. Inténtalo nuevamente."
-        )
-        if param:
-            self.body["param"] = param
+    name = "yape"
+    title = "Culqi (Yape and wallet QR)"
+    default_port = 8802
+    knobs_class = CulqiKnobs
+    operations = OPERATIONS
+    #: ``500`` (Culqi's bare 500, nothing done), ``500_after`` (done, then 500),
+    #: ``hang`` (the answer held, nothing done), ``hang_after`` (done, then held).
+    fault_kinds = ("500", "500_after", "hang", "hang_after")
+    knobs: CulqiKnobs
 
-
-def _param(param: str, message: str) -> CulqiError:
-    return CulqiError(400, "parameter_error", message, param=param)
-
-
-def _decline(code: str, *, charge_id: str | None = None) -> CulqiError:
-    merchant, user = _DECLINE_TEXT.get(code, ("Operación denegada.", "La operación fue denegada."))
-    return CulqiError(402, "card_error", merchant, user_message=user, code="card_declined",
-                      decline_code=code, charge_id=charge_id)
-
-
-def not_found(kind: str, ident: str) -> CulqiError:
-    return CulqiError(404, "resource_error", f"No existe {kind} con id {ident}.")
-
-
-class Sandbox:
-    """Culqi's objects and rules, in memory."""
-
-    def __init__(
-        self,
-        knobs: Knobs,
-        *,
-        clock: Callable[[], float] | None = None,
-        seed: int | None = None,
-        public_key: str | None = None,
-        secret_key: str | None = None,
-    ) -> None:
-        self.knobs = knobs
-        self._clock = clock or time.time
-        self.offset = 0.0
-        self.random = random.Random(seed)  # noqa: S311 (a simulator, not security)
-        self._seeded = seed is not None
+    def __init__(self, *, public_key: str | None = None, secret_key: str | None = None,
+                 **options: Any) -> None:
+        """*options*: ``clock``, ``seed`` and knobs, as :class:`Sandbox` takes them."""
+        self._seeded = options.get("seed") is not None
         self.public_key = public_key
         self.secret_key = secret_key
         self.tokens: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
-        #: per route ("POST /v2/charges"), the faults to apply to the next calls
-        self.faults: dict[str, list[str]] = {}
+        super().__init__(**options)
 
     # --- basics -------------------------------------------------------------------
 
-    def now(self) -> float:
-        return self._clock() + self.offset
+    def unix(self) -> float:
+        """The sandbox's time in Unix seconds (Culqi's dates are Unix times)."""
+        return self.clock.timestamp()
+
+    def clear(self) -> None:
+        self.tokens.clear()
+        self.charges.clear()
+        self.orders.clear()
+        self.refunds.clear()
+
+    def counts(self) -> dict[str, int]:
+        return {"tokens": len(self.tokens), "charges": len(self.charges),
+                "orders": len(self.orders), "refunds": len(self.refunds)}
+
+    def credentials(self) -> list[Credential]:
+        return [
+            Credential("public_key", self.public_key or DEFAULT_PUBLIC_KEY,
+                       "" if self.public_key else "or any pk_test_ key"),
+            Credential("secret_key", self.secret_key or DEFAULT_SECRET_KEY,
+                       "" if self.secret_key else "or any sk_test_ key"),
+        ]
+
+    def control_error(self, error: Exception) -> tuple[int, Any] | None:
+        return (error.status, error.body) if isinstance(error, CulqiError) else None
+
+    def order_event(self, obj: Mapping[str, Any]) -> Webhook:
+        """Culqi's ``order.status.changed`` event about *obj*, ``data`` a JSON string."""
+        event_id = self.new_id("evt")
+        event = {
+            "object": "event",
+            "id": event_id,
+            "type": "order.status.changed",
+            "creation_date": int(self.unix() * 1000),
+            "data": json.dumps(public(obj), ensure_ascii=False, separators=(",", ":")),
+        }
+        return Webhook(event_id, "order.status.changed", event, str(obj.get("id")))
+
+    def render_webhook(self, webhook: Webhook) -> tuple[bytes, Mapping[str, str]]:
+        """Unsigned JSON (Culqi documents no signature)."""
+        body = json.dumps(webhook.payload, ensure_ascii=False, separators=(",", ":"))
+        return body.encode("utf-8"), {"Content-Type": "application/json",
+                                      "User-Agent": "Culqi-Webhook (pasarela-yape sandbox)"}
 
     def new_id(self, prefix: str) -> str:
         pick = self.random.choice if self._seeded else secrets.choice
@@ -153,10 +141,6 @@ class Sandbox:
                 user_message="No pudimos procesar tu pago. Inténtalo más tarde.",
             )
 
-    def take_fault(self, route: str) -> str | None:
-        queue = self.faults.get(route)
-        return queue.pop(0) if queue else None
-
     # --- Yape tokens ------------------------------------------------------------------
 
     def create_yape_token(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,20 +148,20 @@ class Sandbox:
         if isinstance(amount, str) and amount.isdigit():
             amount = int(amount)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise _param("amount", "El monto debe ser un entero positivo en céntimos.")
+            raise param("amount", "El monto debe ser un entero positivo en céntimos.")
         if amount > self.knobs.yape_max:
-            raise _param("amount", f"El monto máximo para Yape es {self.knobs.yape_max} céntimos.")
+            raise param("amount", f"El monto máximo para Yape es {self.knobs.yape_max} céntimos.")
         phone = body.get("number_phone")
         if not isinstance(phone, str) or not _PHONE_RE.match(phone):
-            raise _param("number_phone", "El número de celular debe tener 9 dígitos (9XXXXXXXX).")
+            raise param("number_phone", "El número de celular debe tener 9 dígitos (9XXXXXXXX).")
         otp = body.get("otp")
         if not isinstance(otp, str) or not _OTP_RE.match(otp):
-            raise _param("otp", "El código de aprobación debe tener 6 dígitos.")
-        metadata = _metadata(body.get("metadata"))
+            raise param("otp", "El código de aprobación debe tener 6 dígitos.")
+        metadata = parse_metadata(body.get("metadata"))
         outcome = self.knobs.yape_outcomes.get(phone, self.knobs.yape_default)
         if outcome in TOKEN_STAGE_DECLINES:
-            raise _decline(outcome)
-        now = self.now()
+            raise decline(outcome)
+        now = self.unix()
         token = {
             "object": "token",
             "id": self.new_id("ype"),
@@ -200,37 +184,37 @@ class Sandbox:
     def create_charge(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise _param("amount", "El monto debe ser un entero positivo en céntimos.")
+            raise param("amount", "El monto debe ser un entero positivo en céntimos.")
         currency = body.get("currency_code")
         if currency not in ("PEN", "USD"):
-            raise _param("currency_code", "La moneda debe ser PEN o USD.")
+            raise param("currency_code", "La moneda debe ser PEN o USD.")
         email = body.get("email")
         if not isinstance(email, str) or not _EMAIL_RE.match(email):
-            raise _param("email", "El email es inválido.")
+            raise param("email", "El email es inválido.")
         description = body.get("description")
         if description is not None and (
             not isinstance(description, str) or not 5 <= len(description) <= 80
         ):
-            raise _param("description", "La descripción debe tener entre 5 y 80 caracteres.")
-        metadata = _metadata(body.get("metadata"))
+            raise param("description", "La descripción debe tener entre 5 y 80 caracteres.")
+        metadata = parse_metadata(body.get("metadata"))
         source_id = body.get("source_id")
         if not isinstance(source_id, str) or not source_id.startswith(("tkn", "ype", "crd")):
-            raise _param("source_id", "El source_id debe empezar con tkn, ype o crd.")
+            raise param("source_id", "El source_id debe empezar con tkn, ype o crd.")
         token = self.tokens.get(source_id)
         if token is None:
-            raise _param("source_id", f"No existe un token con id {source_id} (este sandbox "
+            raise param("source_id", f"No existe un token con id {source_id} (este sandbox "
                                       "solo emite tokens Yape).")
         if token["_used"]:
-            raise _param("source_id", "El token ya fue usado.")
-        if self.now() - token["creation_date"] / 1000 > self.knobs.token_ttl:
-            raise _param("source_id", "El token expiró.")
+            raise param("source_id", "El token ya fue usado.")
+        if self.unix() - token["creation_date"] / 1000 > self.knobs.token_ttl:
+            raise param("source_id", "El token expiró.")
         if currency != "PEN":
-            raise _param("currency_code", "Yape solo acepta soles (PEN).")
+            raise param("currency_code", "Yape solo acepta soles (PEN).")
         if amount != token["amount"]:
-            raise _param("amount", "El monto no coincide con el del token Yape.")
+            raise param("amount", "El monto no coincide con el del token Yape.")
         token["_used"] = True
         token["active"] = False
-        now = self.now()
+        now = self.unix()
         charge_id = self.new_id("chr")
         outcome = token["_outcome"]
         variable = round(amount * 0.0399)
@@ -275,7 +259,7 @@ class Sandbox:
             "capture_date": int(now * 1000),
         }
         if outcome is not None:
-            merchant, user = _DECLINE_TEXT.get(outcome, ("Operación denegada.", ""))
+            merchant, user = DECLINE_TEXT.get(outcome, ("Operación denegada.", ""))
             charge["outcome"] = {"type": "venta_denegada", "code": "card_declined",
                                  "decline_code": outcome, "merchant_message": merchant,
                                  "user_message": user}
@@ -283,7 +267,7 @@ class Sandbox:
             charge["capture_date"] = None
             charge["current_amount"] = 0
             self.charges[charge_id] = charge
-            raise _decline(outcome, charge_id=charge_id)
+            raise decline(outcome, charge_id=charge_id)
         self.charges[charge_id] = charge
         return charge
 
@@ -298,36 +282,36 @@ class Sandbox:
     def create_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise _param("amount", "El monto debe ser un entero positivo en céntimos.")
+            raise param("amount", "El monto debe ser un entero positivo en céntimos.")
         if body.get("currency_code") != "PEN":
-            raise _param("currency_code", "Las billeteras móviles solo aceptan soles (PEN).")
+            raise param("currency_code", "Las billeteras móviles solo aceptan soles (PEN).")
         if not self.knobs.qr_min <= amount <= self.knobs.qr_max:
-            raise _param("amount", f"El monto debe estar entre {self.knobs.qr_min} y "
+            raise param("amount", f"El monto debe estar entre {self.knobs.qr_min} y "
                                    f"{self.knobs.qr_max} céntimos.")
         description = body.get("description")
         if not isinstance(description, str) or not 5 <= len(description) <= 80:
-            raise _param("description", "La descripción debe tener entre 5 y 80 caracteres.")
+            raise param("description", "La descripción debe tener entre 5 y 80 caracteres.")
         number = body.get("order_number")
         if not isinstance(number, str) or not 1 <= len(number) <= 50:
-            raise _param("order_number", "El número de orden es obligatorio (hasta 50 caracteres).")
+            raise param("order_number", "El número de orden es obligatorio (hasta 50 caracteres).")
         if any(o["order_number"] == number for o in self.orders.values()):
-            raise _param("order_number", f"Ya existe una orden con el número {number}.")
+            raise param("order_number", f"Ya existe una orden con el número {number}.")
         expiration = body.get("expiration_date")
         if isinstance(expiration, bool) or not isinstance(expiration, int):
-            raise _param("expiration_date", "La fecha de expiración debe ser un timestamp Unix "
+            raise param("expiration_date", "La fecha de expiración debe ser un timestamp Unix "
                                             "en segundos.")
-        now = self.now()
+        now = self.unix()
         if expiration <= now:
-            raise _param("expiration_date", "La fecha de expiración debe ser futura.")
+            raise param("expiration_date", "La fecha de expiración debe ser futura.")
         client = body.get("client_details")
         if not isinstance(client, Mapping):
-            raise _param("client_details", "Los datos del cliente son obligatorios.")
+            raise param("client_details", "Los datos del cliente son obligatorios.")
         for field in ("first_name", "last_name", "email", "phone_number"):
             value = client.get(field)
             if not isinstance(value, str) or not value.strip():
-                raise _param(f"client_details.{field}", f"El campo {field} es obligatorio.")
+                raise param(f"client_details.{field}", f"El campo {field} es obligatorio.")
         if not _EMAIL_RE.match(client["email"]):
-            raise _param("client_details.email", "El email es inválido.")
+            raise param("client_details.email", "El email es inválido.")
         order_id = self.new_id("ord")
         order: dict[str, Any] = {
             "object": "order",
@@ -346,7 +330,7 @@ class Sandbox:
             "updated_at": None,
             "paid_at": None,
             "available_on": None,
-            "metadata": _metadata(body.get("metadata")),
+            "metadata": parse_metadata(body.get("metadata")),
             "qr": f"culqi-sandbox://wallet-qr?order={order_id}&amount={amount}&currency=PEN",
             "_wallet": None,
         }
@@ -358,34 +342,34 @@ class Sandbox:
         order = self.orders.get(order_id)
         if order is None:
             raise not_found("una orden", order_id)
-        if order["state"] == "pending" and self.now() >= order["expiration_date"]:
+        if order["state"] == "pending" and self.unix() >= order["expiration_date"]:
             order["state"] = "expired"
             order["updated_at"] = int(order["expiration_date"])
         return order
 
     def due_orders(self) -> list[str]:
         """Pending orders whose time is up (not yet marked)."""
-        now = self.now()
+        now = self.unix()
         return [o["id"] for o in self.orders.values()
                 if o["state"] == "pending" and now >= o["expiration_date"]]
 
     def delete_order(self, order_id: str) -> dict[str, Any]:
         order = self.order(order_id)
         if order["state"] != "pending":
-            raise _param("id", f"La orden no puede eliminarse en estado {order['state']}.")
+            raise param("id", f"La orden no puede eliminarse en estado {order['state']}.")
         order["state"] = "deleted"
-        order["updated_at"] = int(self.now())
+        order["updated_at"] = int(self.unix())
         return {"id": order_id, "deleted": True,
                 "merchant_message": f"Se eliminó la orden con ID {order_id} exitosamente."}
 
     def pay_order(self, order_id: str, wallet: str, *, late: bool = False) -> dict[str, Any]:
         order = self.order(order_id)
         if wallet not in ("yape", "plin"):
-            raise _param("wallet", "La billetera debe ser yape o plin.")
+            raise param("wallet", "La billetera debe ser yape o plin.")
         if order["state"] != "pending" and not (late and order["state"] == "expired"):
             raise CulqiError(409, "invalid_request_error",
                              f"La orden está en estado {order['state']} y no se puede pagar.")
-        now = self.now()
+        now = self.unix()
         fee = round(order["amount"] * 0.0344)
         order.update(state="paid", paid_at=int(now), updated_at=int(now), total_fee=fee,
                      net_amount=order["amount"] - fee, available_on=int(now) + 2 * 86400)
@@ -397,7 +381,7 @@ class Sandbox:
         if order["state"] != "pending" and order["state"] != "expired":
             raise CulqiError(409, "invalid_request_error",
                              f"La orden está en estado {order['state']} y no puede expirar.")
-        now = int(self.now())
+        now = int(self.unix())
         order.update(state="expired", updated_at=now,
                      expiration_date=min(order["expiration_date"], now))
         return order
@@ -407,31 +391,31 @@ class Sandbox:
     def create_refund(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise _param("amount", "El monto debe ser un entero positivo en céntimos.")
+            raise param("amount", "El monto debe ser un entero positivo en céntimos.")
         reason = body.get("reason")
-        if reason not in _REFUND_REASONS:
-            raise _param("reason", "El motivo debe ser duplicado, fraudulento o "
+        if reason not in REFUND_REASONS:
+            raise param("reason", "El motivo debe ser duplicado, fraudulento o "
                                    "solicitud_comprador.")
         charge_id = body.get("charge_id")
         if not isinstance(charge_id, str) or not charge_id.startswith("chr_"):
-            raise _param("charge_id", "El charge_id es inválido.")
+            raise param("charge_id", "El charge_id es inválido.")
         charge = self.charges.get(charge_id)
         if charge is None:
-            raise _param("charge_id", f"No existe un cargo con id {charge_id}.")
+            raise param("charge_id", f"No existe un cargo con id {charge_id}.")
         if charge["outcome"]["type"] != "venta_exitosa":
-            raise _param("charge_id", "Solo se puede devolver un cargo exitoso.")
+            raise param("charge_id", "Solo se puede devolver un cargo exitoso.")
         if amount > charge["current_amount"]:
-            raise _param("amount", "El monto a devolver excede el monto disponible del cargo.")
+            raise param("amount", "El monto a devolver excede el monto disponible del cargo.")
         charge["amount_refunded"] += amount
         charge["current_amount"] -= amount
         refund: dict[str, Any] = {
             "object": "refund",
             "id": self.new_id("ref"),
             "charge_id": charge_id,
-            "creation_date": int(self.now() * 1000),
+            "creation_date": int(self.unix() * 1000),
             "amount": amount,
-            "reason": _REFUND_REASONS[str(reason)],
-            "metadata": _metadata(body.get("metadata")),
+            "reason": REFUND_REASONS[str(reason)],
+            "metadata": parse_metadata(body.get("metadata")),
         }
         self.refunds[refund["id"]] = refund
         return refund
@@ -451,14 +435,14 @@ class Sandbox:
             if value is None:
                 return None
             if not value.isdigit():
-                raise _param(name, f"{name} debe ser un número entero.")
+                raise param(name, f"{name} debe ser un número entero.")
             return int(value)
 
         amount = number("amount")
         since, until = number("creation_date_from"), number("creation_date_to")
         limit = number("limit") or 50
         if not 1 <= limit <= 100:
-            raise _param("limit", "limit debe estar entre 1 y 100.")
+            raise param("limit", "limit debe estar entre 1 y 100.")
 
         def seconds(value: int) -> float:
             return value / 1000 if value > 10**11 else value
@@ -483,7 +467,7 @@ class Sandbox:
         if after:
             at = next((n for n, item in enumerate(out) if item["id"] == after), None)
             if at is None:
-                raise _param("after", f"after no corresponde a un objeto de la lista: {after}.")
+                raise param("after", f"after no corresponde a un objeto de la lista: {after}.")
             out = out[at + 1:]
         page, rest = out[:limit], out[limit:]
         return {
@@ -495,23 +479,3 @@ class Sandbox:
                             "after": page[-1]["id"] if rest else None},
             },
         }
-
-
-def public(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The object as Culqi shows it (private sandbox fields removed)."""
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-def _metadata(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or len(value) > 20:
-        raise _param("metadata", "metadata debe ser un objeto de hasta 20 claves.")
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str | int | float) or isinstance(
-            item, bool
-        ):
-            raise _param("metadata", "Los valores de metadata deben ser texto o números.")
-        out[key] = str(item)
-    return out

@@ -1,0 +1,89 @@
+"""The engine's context: what every operation works with.
+
+:class:`Service` holds the store, the configured providers, the router (with the
+plugin override and the observer of decisions), the business clock and the scale
+of retry waits. The operations (:mod:`~pasarela.engine.payments`,
+:mod:`~pasarela.engine.refunds`, :mod:`~pasarela.engine.webhooks`,
+:mod:`~pasarela.engine.jobs`) and the one transition path
+(:mod:`~pasarela.engine.transitions`) take it as their first argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pasarela.errors import ProviderNotFoundError
+from pasarela.model import Method, Order, Payment
+from pasarela.provider import Provider
+from pasarela.routing import Decision, Router
+from pasarela.store import Store
+
+
+__all__ = ["Service"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """The context behind :class:`pasarela.Pasarela` and :class:`pasarela.AsyncPasarela`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        providers: Mapping[str, Provider],
+        preference: tuple[str, ...] = (),
+        router: Router | None = None,
+        select_provider: Callable[[Order, Method, list[str]], str | None] | None = None,
+        on_decision: Callable[[Mapping[str, Any]], object] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep_scale: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.providers = dict(providers)
+        self.clock: Callable[[], datetime] = clock or _now
+        self.router = router or Router.from_config(
+            (), self.providers, clock=self.clock,
+            preference=tuple(preference) + tuple(sorted(set(self.providers) - set(preference))),
+        )
+        self.select_provider = select_provider
+        self.on_decision = on_decision
+        self.sleep_scale = sleep_scale
+
+    def provider(self, name: str) -> Provider:
+        """The configured provider *name*; ``ProviderNotFoundError`` names the others."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            installed = ", ".join(sorted(self.providers)) or "none"
+            raise ProviderNotFoundError(
+                f"no provider {name!r} is configured (configured: {installed})", path="provider"
+            ) from None
+
+    def provider_of(self, payment: Payment) -> Provider:
+        """The provider *payment* was made with; ``ProviderNotFoundError`` (naming the
+        payment) when it is no longer configured."""
+        try:
+            return self.provider(payment.provider)
+        except ProviderNotFoundError as exc:
+            exc.payment_id = payment.id
+            raise
+
+    def get(self, payment_id: str) -> Payment:
+        """The payment with its history."""
+        return self.store.get_payment(payment_id, history=True)
+
+    def decide(self, order: Order, method: Method, provider: str | None = None) -> Decision:
+        """The routing decision for *order* by *method*, with the plugin override."""
+        if provider is not None:
+            self.provider(provider)  # ProviderNotFoundError names what is configured
+        decision = self.router.decide(order, method, requested_provider=provider)
+        if provider is None and decision.provider is not None and self.select_provider:
+            chosen = self.select_provider(order, method, list(decision.candidates))
+            if chosen is not None and chosen != decision.provider:
+                decision = decision.overridden(chosen, by="pasarela_select_provider")
+        return decision

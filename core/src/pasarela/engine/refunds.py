@@ -1,0 +1,99 @@
+"""Refunds: all or part of a succeeded payment, never more than was captured.
+
+:func:`refund` is a generator of steps like the payment operations
+(:mod:`~pasarela.engine.payments`). The amount is reserved before any I/O, a
+pending refund and a version bump in one transaction, so a concurrent refund of
+the same payment conflicts instead of refunding twice; the provider's
+confirmation then moves the payment through
+:func:`pasarela.engine.transitions.settle_refund`.
+"""
+
+from __future__ import annotations
+
+import attrs
+from ulid import ULID
+
+from pasarela.engine import transitions
+from pasarela.engine.calls import run_flow
+from pasarela.engine.context import Service
+from pasarela.engine.steps import Steps
+from pasarela.errors import (
+    ErrorCode,
+    ProviderError,
+    RefundError,
+    UnknownOutcomeError,
+    ValidationError,
+)
+from pasarela.exchange import Exchange
+from pasarela.lifecycle import Cause, Status
+from pasarela.model import Refund, RefundStatus
+from pasarela.money import Money
+from pasarela.provider import Operation
+
+
+__all__ = ["refund"]
+
+
+def refund(service: Service, payment_id: str, amount: Money | None, *,
+           reason: str = "") -> Steps[Refund]:
+    """Refund *amount* of a succeeded payment (``None``: all that is left).
+
+    Returns the refund as the provider left it: ``succeeded`` (the payment is then
+    ``partially_refunded`` or ``refunded``), or ``pending``. A refund the provider
+    refused is kept as ``failed``; one whose outcome is unknown stays ``pending``.
+    """
+    payment = service.store.get_payment(payment_id)
+    if payment.status not in (Status.SUCCEEDED, Status.PARTIALLY_REFUNDED):
+        raise RefundError(
+            f"payment {payment_id} is {payment.status.value}; only succeeded payments "
+            "can be refunded", code=ErrorCode.REFUND_NOT_ALLOWED, payment_id=payment_id,
+        )
+    adapter = service.provider_of(payment)
+    if not adapter.supports(Operation.REFUND):
+        unsupported = adapter.unsupported(Operation.REFUND)
+        unsupported.payment_id = payment_id
+        raise unsupported
+    currency = payment.amount.currency
+    pending = sum(r.amount.minor for r in service.store.refunds_for(payment_id)
+                  if r.status is RefundStatus.PENDING)
+    want = amount if amount is not None else payment.refundable - Money(pending, currency)
+    if not isinstance(want, Money):
+        raise ValidationError("must be Money", field="amount", payment_id=payment_id)
+    if want.currency != currency:
+        raise ValidationError(f"must be in {currency}", field="amount", payment_id=payment_id)
+    if want.minor <= 0:
+        raise ValidationError("must be greater than zero", field="amount",
+                              payment_id=payment_id)
+    if want.minor + pending > payment.refundable.minor:
+        raise RefundError(
+            f"refund of {want} exceeds what can still be refunded "
+            f"({Money(payment.refundable.minor - pending, want.currency)})",
+            code=ErrorCode.REFUND_EXCEEDS_CAPTURE, payment_id=payment_id,
+        )
+    pending_refund = Refund(id=str(ULID()), payment_id=payment_id, amount=want,
+                            status=RefundStatus.PENDING, created_at=service.clock(),
+                            reason=reason)
+    # Reserve before any I/O, atomically: the pending refund and a version bump in
+    # one transaction, so a concurrent refund conflicts instead of double refunding.
+    payment = service.store.update_payment(payment_id, expected_version=payment.version,
+                                           refund=pending_refund)
+    exchanges: list[Exchange] = []
+    try:
+        result = yield from run_flow(
+            adapter, Operation.REFUND,
+            lambda: adapter.refund(payment, want, refund_id=pending_refund.id, reason=reason),
+            payment_id=payment_id, record=exchanges.append, sleep_scale=service.sleep_scale,
+        )
+    except ProviderError as exc:
+        service.store.record_exchanges(exchanges)
+        if not isinstance(exc, UnknownOutcomeError):  # an unknown refund stays pending
+            service.store.save_refund(attrs.evolve(pending_refund, status=RefundStatus.FAILED))
+        raise
+    done = attrs.evolve(pending_refund, status=result.status,
+                        provider_reference=result.reference or pending_refund.provider_reference)
+    if done.status is RefundStatus.SUCCEEDED:
+        transitions.settle_refund(service, payment, done, Cause.API, exchanges=exchanges)
+    else:
+        service.store.save_refund(done)
+        service.store.record_exchanges(exchanges)
+    return done

@@ -1,0 +1,158 @@
+"""What the customer must do next: the variants of a payment's ``next_action``.
+
+Frozen attrs values, one class per variant, told apart by ``type``
+(``show_cash_code``, ``scan_qr``, ``approve_in_wallet``, ``confirm_card``,
+``open_url``). :meth:`NextAction.to_dict` and :func:`next_action_from_dict` round-trip
+them through JSON-compatible data (the store keeps them so); a QR is stored as the
+data it encodes and rendered by :func:`qr_svg` when a page asks for it. Secrets (a
+card ``client_secret``) are kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import attrs
+
+from pasarela.money import Money
+
+
+__all__ = [
+    "ApproveInWallet",
+    "ConfirmCard",
+    "NextAction",
+    "OpenUrl",
+    "ScanQr",
+    "ShowCashCode",
+    "next_action_from_dict",
+    "qr_svg",
+]
+
+
+@lru_cache(maxsize=512)
+def qr_svg(data: str) -> str:
+    """*data* as a QR code (error correction M), an inline SVG element.
+
+    Rendered when a page asks for it, not when the payment is created: encoding a QR
+    costs milliseconds, and the stored next action keeps only what it encodes.
+    """
+    import segno  # noqa: PLC0415 - only pages and demos render QR codes
+
+    return str(segno.make(data, error="m").svg_inline(scale=4, border=2))
+
+
+_NEXT_ACTIONS: dict[str, type[NextAction]] = {}
+
+
+@attrs.frozen(kw_only=True)
+class NextAction:
+    """What the customer must do next. ``type`` tells the variant."""
+
+    type: ClassVar[str] = "none"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _NEXT_ACTIONS[cls.type] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self, value_serializer=_serialize)
+        data["type"] = self.type
+        return data
+
+
+def _serialize(instance: object, field: attrs.Attribute[Any] | None, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Money):
+        return {"minor": value.minor, "currency": value.currency}
+    return value
+
+
+def next_action_from_dict(data: Mapping[str, Any] | None) -> NextAction | None:
+    """The next action that :meth:`NextAction.to_dict` gave *data* (None for none).
+
+    :raises KeyError: *data* names no known ``type``.
+    """
+    if not data:
+        return None
+    cls = _NEXT_ACTIONS[data["type"]]
+    kwargs: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.type in ("datetime | None", "datetime") and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif field.type in ("Money", "Money | None") and isinstance(value, Mapping):
+            value = Money(value["minor"], value["currency"])
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict):
+            value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+@attrs.frozen(kw_only=True)
+class ShowCashCode(NextAction):
+    """Pay a cash code (a PagoEfectivo CIP) at a bank, agent or banking app."""
+
+    type: ClassVar[str] = "show_cash_code"
+    code: str
+    amount: Money
+    expires_at: datetime | None
+    url: str | None = None
+    #: What the QR encodes (the provider's page for the code, or the code itself).
+    qr_data: str | None = attrs.field(default=None, repr=False)
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def qr_svg(self) -> str | None:
+        """The QR as an inline SVG element, rendered on first use."""
+        return qr_svg(self.qr_data) if self.qr_data else None
+
+
+@attrs.frozen(kw_only=True)
+class ScanQr(NextAction):
+    """Scan a QR from a wallet app (Yape or Plin) before it expires."""
+
+    type: ClassVar[str] = "scan_qr"
+    qr_data: str = attrs.field(repr=False)
+    expires_at: datetime | None
+    wallets: tuple[str, ...] = ("yape", "plin")
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def qr_svg(self) -> str:
+        """The QR as an inline SVG element, rendered on first use."""
+        return qr_svg(self.qr_data)
+
+
+@attrs.frozen(kw_only=True)
+class ApproveInWallet(NextAction):
+    """Give the approval code from the wallet app (``confirm(phone=, code=)``)."""
+
+    type: ClassVar[str] = "approve_in_wallet"
+    wallet: str
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ConfirmCard(NextAction):
+    """Confirm the card with the provider's client SDK, using ``client_secret``."""
+
+    type: ClassVar[str] = "confirm_card"
+    client_secret: str = attrs.field(repr=False)
+    step: str = "confirm"  # "confirm" or "authenticate" (3-D Secure)
+    url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OpenUrl(NextAction):
+    """Send the customer to a page."""
+
+    type: ClassVar[str] = "open_url"
+    url: str

@@ -1,0 +1,48 @@
+"""Webhook deliveries: every one is recorded, unique per provider and event id (a
+rejected one, with no event id, is logged and never deduplicated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from pasarela.store._base import StoreBase
+from pasarela.store._rows import delivery_values, utc_now
+from pasarela.store._writes import dialect_insert
+from pasarela.store.schema import webhook_deliveries
+from pasarela.store.values import Delivery
+
+
+__all__ = ["Deliveries"]
+
+_SEEN = (sa.select(webhook_deliveries.c.id)
+         .where(webhook_deliveries.c.provider == sa.bindparam("_provider"),
+                webhook_deliveries.c.event_id == sa.bindparam("_event_id"))
+         .limit(1))
+_RECORD: dict[str, Any] = {}  # by dialect
+
+
+class Deliveries(StoreBase):
+    """The webhook deliveries part of :class:`~pasarela.store.Store`."""
+
+    def seen_delivery(self, provider: str, event_id: str) -> bool:
+        """Whether *provider*'s event *event_id* was recorded."""
+        with self._begin() as conn:
+            return conn.execute(_SEEN, {"_provider": provider,
+                                        "_event_id": event_id}).first() is not None
+
+    def record_delivery(self, delivery: Delivery) -> bool:
+        """Insert a delivery; False when (provider, event_id) was recorded already."""
+        record = _RECORD.get(self.dialect)
+        if record is None:
+            record = _RECORD[self.dialect] = (
+                dialect_insert(self.dialect, webhook_deliveries)
+                .on_conflict_do_nothing(
+                    index_elements=[webhook_deliveries.c.provider,
+                                    webhook_deliveries.c.event_id])
+                .returning(webhook_deliveries.c.id)
+            )
+        with self._begin(write=True) as conn:
+            return conn.execute(record, delivery_values(delivery, None, utc_now())
+                                ).first() is not None

@@ -1,0 +1,349 @@
+"""Payments: create (keyed by the idempotency key), read, change, and the one
+function that changes a status, :meth:`Payments.transition`.
+
+A transition checks the expected version (optimistic concurrency), bumps it,
+appends the transition and writes the outbox event, all in one transaction,
+together with whatever evidence rows the caller passes (exchanges, a webhook
+delivery, a refund).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from pasarela.errors import (
+    ConcurrencyConflictError,
+    IdempotencyConflictError,
+    NotFoundError,
+    ValidationError,
+)
+from pasarela.exchange import Exchange
+from pasarela.lifecycle import Cause, Status
+from pasarela.model import Payment, Refund, Transition
+from pasarela.store._base import StoreBase
+from pasarela.store._rows import (
+    GET_PAYMENT,
+    INSERT_DECISION,
+    INSERT_OUTBOX,
+    INSERT_TRANSITION,
+    TRANSITION_CHANGES,
+    UPDATABLE,
+    Row,
+    as_stored,
+    change_values,
+    default_payload,
+    payment_from_row,
+    payment_values,
+    transition_from_row,
+    utc_now,
+)
+from pasarela.store._writes import (
+    dialect_insert,
+    insert_delivery,
+    insert_exchanges,
+    lock_payment,
+    next_seq,
+    upsert_refund,
+)
+from pasarela.store.schema import payments, transitions
+from pasarela.store.values import Delivery
+
+
+__all__ = ["Payments"]
+
+#: Statements built once (SQLAlchemy then caches each one's compiled form).
+_CREATE: dict[str, Any] = {}  # by dialect
+_FIND: dict[tuple[str, ...], sa.Select[Any]] = {}  # by the criteria given
+_BUMP: dict[tuple[str, ...], Any] = {}  # by the columns changed
+
+
+class Payments(StoreBase):
+    """The payments part of :class:`~pasarela.store.Store`."""
+
+    def create_payment(
+        self,
+        payment: Payment,
+        *,
+        fingerprint: str,
+        decision: Mapping[str, Any] | None = None,
+    ) -> tuple[Payment, bool]:
+        """Insert *payment* (status ``created``) keyed by its idempotency key.
+
+        Returns ``(payment, True)`` when inserted. When the key exists already,
+        returns ``(existing, False)`` if the stored fingerprint equals
+        *fingerprint*, and raises ``IdempotencyConflictError`` otherwise. Safe under
+        any number of concurrent callers with one key (the unique constraint
+        decides; the losers read the winner's row). A routing *decision*, when
+        given, is stored with the new payment in the same transaction.
+        """
+        values = payment_values(payment, fingerprint)
+        create = _CREATE.get(self.dialect)
+        if create is None:
+            create = _CREATE[self.dialect] = (
+                dialect_insert(self.dialect, payments)
+                .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
+                .returning(payments.c.id)
+            )
+        for _ in range(5):
+            with self._begin(write=True) as conn:
+                if conn.execute(create, values).first() is not None:
+                    if decision is not None:
+                        conn.execute(INSERT_DECISION, {
+                            "order_reference": payment.order_reference,
+                            "payment_id": payment.id,
+                            "decision": dict(decision), "created_at": utc_now(),
+                        })
+                    return as_stored(payment), True
+                # The key is taken. On PostgreSQL the insert waited for a concurrent
+                # winner to commit; this statement sees its row, unless that winner's
+                # create was refused and released the key meanwhile: then insert again.
+                row = conn.execute(
+                    sa.select(payments)
+                    .where(payments.c.idempotency_key == payment.idempotency_key)
+                ).first()
+            if row is not None:
+                break
+        else:
+            raise ConcurrencyConflictError(
+                f"idempotency_key: {payment.idempotency_key!r} kept changing hands; try again")
+        if row.fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                f"idempotency_key: {payment.idempotency_key!r} was already used for payment "
+                f"{row.id} with different parameters; use a new key for a new payment"
+            )
+        return payment_from_row(row), False
+
+    def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
+        """The payment, with its transitions when *history*; ``NotFoundError`` if none."""
+        with self._begin() as conn:
+            row = conn.execute(GET_PAYMENT, {"_id": payment_id}).first()
+            if row is None:
+                raise NotFoundError(f"no payment {payment_id!r}")
+            steps = _history(conn, payment_id) if history else ()
+        return payment_from_row(row, history=tuple(steps))
+
+    def find_payment(
+        self,
+        *,
+        provider: str | None = None,
+        provider_reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment | None:
+        """The payment matching every criterion given (the newest, if several)."""
+        if provider_reference is None and idempotency_key is None:
+            raise ValidationError(
+                "give provider_reference or idempotency_key", field="provider_reference"
+            )
+        given = {"provider": provider, "provider_reference": provider_reference,
+                 "idempotency_key": idempotency_key}
+        keys = tuple(k for k, v in given.items() if v is not None)
+        query = _FIND.get(keys)
+        if query is None:
+            query = _FIND[keys] = (
+                sa.select(payments)
+                .where(*(payments.c[k] == sa.bindparam(f"_{k}") for k in keys))
+                .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+                .limit(1)
+            )
+        with self._begin() as conn:
+            row = conn.execute(query, {f"_{k}": given[k] for k in keys}).first()
+        return None if row is None else payment_from_row(row)
+
+    def replay(self, idempotency_key: str, fingerprint: str) -> Payment | None:
+        """The payment holding *idempotency_key*, or None when no payment holds it.
+
+        Raises ``IdempotencyConflictError`` when it was made with other parameters
+        (*fingerprint* differs): the check ``create_payment`` makes, without inserting.
+        """
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(payments).where(payments.c.idempotency_key == idempotency_key)
+            ).first()
+        if row is None:
+            return None
+        if row.fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                f"idempotency_key: {idempotency_key!r} was already used for payment "
+                f"{row.id} with different parameters; use a new key for a new payment"
+            )
+        return payment_from_row(row)
+
+    def update_payment(
+        self, payment_id: str, *, expected_version: int, refund: Refund | None = None,
+        **changes: Any,
+    ) -> Payment:
+        """Change non-status fields (``provider_reference``, ``next_action``,
+        ``expires_at``, ``routing``, ``next_check_at``, ``check_attempts``,
+        ``error_code``, ``error_message``) with a version check and bump, and upsert
+        *refund* in the same transaction (a refund reserved before its I/O: a
+        concurrent refund of the same payment then conflicts instead of racing).
+
+        ``ConcurrencyConflictError`` if the version moved on.
+        """
+        values = change_values(changes, allowed=UPDATABLE)
+        with self._begin(write=True) as conn:
+            lock_payment(conn, payment_id, expected_version)
+            now = utc_now()
+            row = _bump(conn, payment_id, expected_version, values, now)
+            if refund is not None:
+                upsert_refund(conn, refund, now=now)
+        return payment_from_row(row)
+
+    def transition(
+        self,
+        payment_id: str,
+        *,
+        expected_version: int,
+        target: Status,
+        cause: Cause,
+        event_type: str,
+        reason: str = "",
+        event_id: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        exchanges: Sequence[Exchange] = (),
+        delivery: Delivery | None = None,
+        refund: Refund | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Payment:
+        """Apply one status change, atomically.
+
+        In one transaction: ``UPDATE payments SET status, version = version + 1,
+        updated_at, **changes WHERE id = ? AND version = expected_version``
+        (``ConcurrencyConflictError`` when no row matched); insert the transition
+        (next ``seq``, ``applied=True``); insert an outbox row of *event_type* with
+        a new ULID id and *payload* (default: the payment's public fields); insert
+        the *exchanges*, the *delivery* and upsert the *refund*. The caller has
+        already checked the lifecycle table. Returns the new payment.
+
+        A *delivery* whose ``(provider, event_id)`` was recorded already rolls the
+        whole transaction back and raises ``ConcurrencyConflictError`` (duplicate
+        delivery): reload, and the delivery will be seen.
+        """
+        target = Status(target)
+        cause = Cause(cause)
+        values = change_values(changes or {}, allowed=TRANSITION_CHANGES)
+        values["status"] = target.value
+        with self._begin(write=True) as conn:
+            now = utc_now()
+            current = lock_payment(conn, payment_id, expected_version)
+            row = _bump(conn, payment_id, expected_version, values, now)
+            if delivery is not None:
+                insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+            # Plain INSERTs with bound parameters: compiled once, cached by SQLAlchemy.
+            conn.execute(
+                INSERT_TRANSITION,
+                {
+                    "payment_id": payment_id,
+                    "seq": next_seq(conn, payment_id),
+                    "source": current.status,
+                    "target": target.value,
+                    "cause": cause.value,
+                    "applied": True,
+                    "reason": reason,
+                    "event_id": event_id,
+                    "version": row.version,
+                    "at": now,
+                },
+            )
+            payment = payment_from_row(row)
+            conn.execute(
+                INSERT_OUTBOX,
+                {
+                    "id": str(ULID()),
+                    "payment_id": payment_id,
+                    "type": event_type,
+                    "payload": dict(payload) if payload is not None
+                    else default_payload(payment),
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "attempts": 0,
+                },
+            )
+            insert_exchanges(conn, exchanges, payment_id=payment_id)
+            if refund is not None:
+                upsert_refund(conn, refund, now=now)
+        return payment
+
+    def record_ignored(
+        self,
+        payment_id: str,
+        *,
+        source: Status,
+        target: Status,
+        cause: Cause,
+        reason: str,
+        event_id: str | None = None,
+        exchanges: Sequence[Exchange] = (),
+        delivery: Delivery | None = None,
+    ) -> None:
+        """Append a transition with ``applied=False`` (a duplicate or stale report)
+        and the evidence rows, without touching the payment or its version.
+
+        As in :meth:`transition`, a *delivery* recorded already rolls everything
+        back with ``ConcurrencyConflictError`` (duplicate delivery).
+        """
+        now = utc_now()
+        with self._begin(write=True) as conn:
+            # On PostgreSQL the row lock serialises this with transition(), so the
+            # two never pick the same seq.
+            current = lock_payment(conn, payment_id, None)
+            if delivery is not None:
+                insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+            conn.execute(
+                INSERT_TRANSITION,
+                {
+                    "payment_id": payment_id,
+                    "seq": next_seq(conn, payment_id),
+                    "source": Status(source).value,
+                    "target": Status(target).value,
+                    "cause": Cause(cause).value,
+                    "applied": False,
+                    "reason": reason,
+                    "event_id": event_id,
+                    "version": current.version,
+                    "at": now,
+                },
+            )
+            insert_exchanges(conn, exchanges, payment_id=payment_id)
+
+    def history(self, payment_id: str) -> list[Transition]:
+        """The payment's transitions, applied and ignored, in order."""
+        with self._begin() as conn:
+            return _history(conn, payment_id)
+
+
+def _history(conn: sa.Connection, payment_id: str) -> list[Transition]:
+    query = (
+        sa.select(transitions)
+        .where(transitions.c.payment_id == payment_id)
+        .order_by(transitions.c.seq)
+    )
+    return [transition_from_row(row) for row in conn.execute(query)]
+
+
+def _bump(conn: sa.Connection, payment_id: str, expected_version: int,
+          values: Mapping[str, Any], now: datetime) -> Row:
+    """``UPDATE payments`` with *values*, the version bumped; the new row."""
+    keys = tuple(sorted(values))
+    update = _BUMP.get(keys)
+    if update is None:
+        update = _BUMP[keys] = (
+            sa.update(payments)
+            .where(payments.c.id == sa.bindparam("_id"),
+                   payments.c.version == sa.bindparam("_version"))
+            .values(version=payments.c.version + 1, updated_at=sa.bindparam("_now"),
+                    **{key: sa.bindparam(key) for key in keys})
+            .returning(*payments.c)
+        )
+    params = {"_id": payment_id, "_version": expected_version, "_now": now, **values}
+    row = conn.execute(update, params).first()
+    if row is None:  # pragma: no cover - the row is locked or the writer is alone
+        raise ConcurrencyConflictError(
+            f"payment {payment_id} moved past version {expected_version}; reload and retry"
+        )
+    return row

@@ -1,0 +1,307 @@
+"""The store side of a reconciliation run: what the matching engine
+(:mod:`pasarela.reconcile.matching`) reads and writes, through :class:`SettlementRun`.
+
+Tuned for a million lines against a million payments (``bench/bench_reconcile.py``):
+
+- the hot statements (payments by reference, inserting the lines) are plain SQL run
+  through the driver with tuples, not SQLAlchemy Core (whose per-row parameter and
+  result processing costs more than the database's work);
+- payments of a chunk are looked up with one bound array (SQLite ``json_each``,
+  PostgreSQL ``= ANY``), not thousands of expanded parameters;
+- ``settlement_lines`` has no index on the content digest, only ``(run_key,
+  line_key)`` (idempotency) and ``(run_key, payment_id)``: the engine finds
+  duplicates in memory, from :meth:`SettlementRun.recorded_digests`;
+- payments no line matched are found by walking the primary key once
+  (:meth:`SettlementRun.paid_unmatched`);
+- the rare reads (matching by amount and date, known differences) stay on
+  SQLAlchemy Core.
+
+Every call is its own short transaction; on SQLite each gets a page cache big
+enough for the index pages a chunk touches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+
+import sqlalchemy as sa
+
+from pasarela.store._rows import Row, from_db
+from pasarela.store._writes import dialect_insert
+from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
+from pasarela.store.schema import payments
+
+
+if TYPE_CHECKING:
+    from pasarela.store.repository import Store
+
+
+__all__ = [
+    "LINE_COLUMNS",
+    "LINE_STATUS_WIDTH",
+    "SQLITE_CACHE_KIB",
+    "PaymentFacts",
+    "Result",
+    "SettlementRun",
+    "UnmatchedPayment",
+]
+
+#: SQLite page cache for reconciliation connections, in KiB.
+SQLITE_CACHE_KIB: Final = 32768
+#: The order of the values of a line tuple given to :meth:`SettlementRun.write`.
+LINE_COLUMNS: Final = (
+    "run_key", "line_key", "content_hash", "line_no", "provider", "provider_reference",
+    "order_reference", "amount_minor", "currency", "fee_minor", "status", "occurred_at",
+    "payment_id", "matched_by", "category", "created_at",
+)
+#: How many characters of a line's status are kept.
+LINE_STATUS_WIDTH: Final = 32
+#: How many characters of a difference's expected and actual values are kept.
+_RESULT_VALUE_WIDTH: Final = 128
+
+
+class PaymentFacts(NamedTuple):
+    """What matching needs of a payment."""
+
+    id: str
+    provider: str
+    method: str
+    provider_reference: str | None
+    order_reference: str
+    amount_minor: int
+    currency: str
+    status: str
+    #: ``routing.expected_fee`` when it is in the payment's currency, else None.
+    expected_fee: int | None
+
+
+class UnmatchedPayment(NamedTuple):
+    """A paid payment no line of the run matched."""
+
+    facts: PaymentFacts
+    created_at: datetime
+
+
+class Result(NamedTuple):
+    """A difference to record (``item_key`` is unique per run)."""
+
+    item_key: str
+    provider: str
+    category: str
+    line_no: int | None
+    payment_id: str | None
+    provider_reference: str | None
+    order_reference: str | None
+    expected: str
+    actual: str
+    detail: str
+    resolved: bool
+    healed: bool
+
+
+_FEE_MINOR: Final = payments.c.routing[("expected_fee", "minor")].as_integer()
+_FEE_CURRENCY: Final = payments.c.routing[("expected_fee", "currency")].as_string()
+#: The :class:`PaymentFacts` columns, for the rare reads on SQLAlchemy Core (the fee
+#: extracted by the database, json_extract / ->: no JSON decoding per row here).
+_FACT_COLUMNS: Final = (
+    payments.c.id, payments.c.provider, payments.c.method, payments.c.provider_reference,
+    payments.c.order_reference, payments.c.amount_minor, payments.c.currency,
+    payments.c.status,
+    sa.case((payments.c.currency == _FEE_CURRENCY, _FEE_MINOR)).label("expected_fee"),
+)
+#: The same columns, for the per-chunk lookups run as plain SQL through the driver
+#: (``{fee}`` is the dialect's JSON extraction of ``routing.expected_fee.minor`` when
+#: its currency is the payment's).
+_PAYMENT_SQL: Final = (
+    "SELECT id, provider, method, provider_reference, order_reference, amount_minor, "
+    "currency, status, {fee} AS expected_fee "
+    "FROM payments WHERE provider = {p} AND {column} {in_array} ORDER BY created_at, id"
+)
+_SQLITE_SQL: Final = {
+    "p": "?", "in_array": "IN (SELECT value FROM json_each(?))",
+    "fee": "CASE WHEN json_extract(routing, '$.expected_fee.currency') = currency "
+           "THEN json_extract(routing, '$.expected_fee.minor') END",
+}
+_POSTGRES_SQL: Final = {
+    "p": "%s", "in_array": "= ANY(%s)",
+    "fee": "CASE WHEN routing -> 'expected_fee' ->> 'currency' = currency "
+           "THEN CAST(routing -> 'expected_fee' ->> 'minor' AS BIGINT) END",
+}
+#: Inserting a chunk's lines (executemany with a tuple per line, in LINE_COLUMNS
+#: order); a line recorded already (a concurrent run of the same key) is left alone.
+_INSERT_LINES: Final = ("INSERT INTO settlement_lines ({columns}) VALUES ({marks}) "
+                        "ON CONFLICT (run_key, line_key) DO NOTHING")
+
+
+def _sqlite_stamp(utc: datetime) -> Any:
+    # As SQLAlchemy stores a DateTime in SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC.
+    return utc.isoformat(" ", "microseconds")[:26]
+
+
+def _as_is(utc: datetime) -> Any:
+    return utc
+
+
+class SettlementRun:
+    """The settlement lines and differences of run *key* in *store*, and the
+    payments the run matches them with (see the module docs)."""
+
+    def __init__(self, store: Store, key: str) -> None:
+        self.store = store
+        self.key = key
+        self._sqlite = store.dialect == "sqlite"
+        words = _SQLITE_SQL if self._sqlite else _POSTGRES_SQL
+        self._payment_sql = {
+            column: _PAYMENT_SQL.format(column=column, **words)
+            for column in ("provider_reference", "order_reference")}
+        mark = "?" if self._sqlite else "%s"
+        self._insert_lines_sql = _INSERT_LINES.format(
+            columns=", ".join(LINE_COLUMNS), marks=", ".join([mark] * len(LINE_COLUMNS)))
+        self._insert_results = dialect_insert(store.dialect, reconciliation_results
+                                              ).on_conflict_do_nothing(
+            index_elements=[reconciliation_results.c.run_key,
+                            reconciliation_results.c.item_key])
+        #: An aware UTC datetime as a line tuple holds it (``occurred_at``, ``created_at``).
+        self.stamp = _sqlite_stamp if self._sqlite else _as_is
+
+    @contextmanager
+    def _begin(self, *, write: bool = False) -> Iterator[sa.Connection]:
+        """A store transaction; on SQLite with a page cache big enough for the index
+        pages a chunk touches (the default 2 MB is not; a bigger one only adds to the
+        run's memory, since every index the run writes grows at its end)."""
+        with self.store.transaction() if write else self.store.read_transaction() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            yield conn
+
+    # --- the run's own lines ---------------------------------------------------------
+
+    def has_lines(self) -> bool:
+        """Whether any line of the run was recorded."""
+        with self._begin() as conn:
+            return conn.scalar(sa.select(settlement_lines.c.id).where(
+                settlement_lines.c.run_key == self.key).limit(1)) is not None
+
+    def recorded_digests(self, *, page: int = 10000) -> Iterator[bytes]:
+        """The content digest of every line recorded for the run, read in keyset
+        pages of *page* (each its own transaction)."""
+        t = settlement_lines
+        last = 0
+        while True:
+            with self._begin() as conn:
+                rows = conn.execute(sa.select(t.c.id, t.c.content_hash).where(
+                    t.c.run_key == self.key, t.c.id > last).order_by(t.c.id)
+                    .limit(page)).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, digest in rows:
+                yield bytes.fromhex(digest)
+
+    def recorded_line_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of *keys* recorded for the run already."""
+        with self._begin() as conn:
+            return set(conn.scalars(sa.select(settlement_lines.c.line_key).where(
+                settlement_lines.c.run_key == self.key,
+                settlement_lines.c.line_key.in_(list(keys)))))
+
+    def known_results(self, item_keys: Sequence[str]) -> set[str]:
+        """Those of *item_keys* recorded as differences of the run already."""
+        t = reconciliation_results
+        with self._begin() as conn:
+            return set(conn.scalars(sa.select(t.c.item_key).where(
+                t.c.run_key == self.key, t.c.item_key.in_(list(item_keys)))))
+
+    def write(self, lines: Sequence[tuple[Any, ...]], results: Sequence[Result], *,
+              now: datetime) -> None:
+        """Record *lines* (tuples in :data:`LINE_COLUMNS` order, datetimes through
+        :attr:`stamp`) and *results* (created at *now*) in one transaction; those
+        recorded already (a concurrent run of the same key) are left alone."""
+        if not lines and not results:
+            return
+        created = now.astimezone(UTC)
+        width = _RESULT_VALUE_WIDTH
+        with self._begin(write=True) as conn:
+            if lines:
+                conn.exec_driver_sql(self._insert_lines_sql, list(lines))
+            if results:
+                conn.execute(self._insert_results, [
+                    {**r._asdict(), "run_key": self.key, "expected": r.expected[:width],
+                     "actual": r.actual[:width], "created_at": created} for r in results])
+
+    # --- payments --------------------------------------------------------------------
+
+    def payments_by(self, column: Literal["provider_reference", "order_reference"],
+                    provider: str, values: Sequence[str]) -> list[PaymentFacts]:
+        """*provider*'s payments whose *column* is among *values*, oldest first: one
+        statement with the values as one array parameter, run on the driver's cursor
+        (plain tuples, no per-row work but the tuple)."""
+        if not values:
+            return []
+        array: Any = json.dumps(values) if self._sqlite else list(values)
+        with self._begin() as conn:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(self._payment_sql[column], (provider, array))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        make = PaymentFacts._make
+        return [make(row) for row in rows]
+
+    def by_amount_and_date(self, provider: str, *, amount_minor: int, currency: str,
+                           at: datetime, window: timedelta, limit: int
+                           ) -> list[PaymentFacts]:
+        """*provider*'s payments of that amount created in ``[at - window, at]`` that
+        no line of the run matched, newest first, at most *limit*."""
+        at = at.astimezone(UTC)
+        already = sa.select(settlement_lines.c.id).where(
+            settlement_lines.c.run_key == self.key,
+            settlement_lines.c.payment_id == payments.c.id,
+        )
+        query = (sa.select(*_FACT_COLUMNS)
+                 .where(payments.c.provider == provider,
+                        payments.c.amount_minor == amount_minor,
+                        payments.c.currency == currency,
+                        payments.c.created_at <= at,
+                        payments.c.created_at >= at - window,
+                        ~already.exists())
+                 .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+                 .limit(limit))
+        with self._begin() as conn:
+            return [_facts(row) for row in conn.execute(query)]
+
+    def paid_unmatched(self, provider: str, *, statuses: Collection[str], since: datetime,
+                       until: datetime, after: str, limit: int) -> list[UnmatchedPayment]:
+        """*provider*'s payments in *statuses* created in ``[since, until)`` that no
+        line of the run matched, with an id above *after*, by id: a keyset page.
+
+        Provider and status are compared as ``column || ''`` so that no index on
+        them is used: SQLite would otherwise pick ``(provider, ...)`` and, for every
+        page, read all the provider's payments and sort them by id. Walking the
+        primary key from *after* reads each payment once over all pages."""
+        matched = sa.select(settlement_lines.c.id).where(
+            settlement_lines.c.run_key == self.key,
+            settlement_lines.c.payment_id == payments.c.id,
+        )
+        query = (sa.select(*_FACT_COLUMNS, payments.c.created_at)
+                 .where((payments.c.provider + "") == provider,
+                        (payments.c.status + "").in_(sorted(statuses)),
+                        payments.c.created_at >= since.astimezone(UTC),
+                        payments.c.created_at < until.astimezone(UTC),
+                        payments.c.id > after, ~matched.exists())
+                 .order_by(payments.c.id).limit(limit))
+        with self._begin() as conn:
+            return [UnmatchedPayment(_facts(row), from_db(row.created_at))
+                    for row in conn.execute(query)]
+
+
+def _facts(row: Row) -> PaymentFacts:
+    fee = row.expected_fee
+    return PaymentFacts(row.id, row.provider, row.method, row.provider_reference,
+                        row.order_reference, row.amount_minor, row.currency, row.status,
+                        None if fee is None else int(fee))
