@@ -120,6 +120,8 @@ class Operation(StrEnum):
     REFUND = "refund"
     WEBHOOK = "webhook"
     SETTLEMENTS = "settlements"
+    #: One authenticated, harmless request: do the credentials work (``pasarela doctor``)?
+    PROBE = "probe"
 
 
 @attrs.frozen(kw_only=True)
@@ -279,6 +281,10 @@ class Provider(Generic[SettingsT_co]):
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE, Operation.GET})
     #: Operations that may be repeated safely (idempotent at the provider).
     retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET})
+    #: How long the provider normally takes to notify an outcome once the customer has
+    #: acted; ``pasarela doctor`` flags pending payments older than this when no
+    #: webhook from the provider has arrived since (a callback URL not configured).
+    notification_delay: ClassVar[timedelta] = timedelta(hours=1)
     #: The most payments one :meth:`get_many` flow is given (the core splits more).
     get_many_limit: ClassVar[int] = 100
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
@@ -400,6 +406,16 @@ class Provider(Generic[SettingsT_co]):
         the window); others list what the provider reports and ignore it.
         """
         raise self.unsupported(Operation.SETTLEMENTS)
+
+    def probe(self) -> Flow[None]:
+        """One authenticated request that changes nothing (``Operation.PROBE``).
+
+        Returns when the provider accepted the credentials; raises
+        ``AuthenticationError`` when it refused them, and another ``ProviderError``
+        for any other failure. ``pasarela doctor`` drives it and reads the clock skew
+        from the answer's ``Date`` header.
+        """
+        raise self.unsupported(Operation.PROBE)
 
     # --- webhooks (pure) ----------------------------------------------------------
 

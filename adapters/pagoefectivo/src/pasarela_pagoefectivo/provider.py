@@ -132,14 +132,19 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
         "USD": (1, 10**18 - 1),
     }
     default_expiry: ClassVar[timedelta | None] = timedelta(hours=48)
+    #: A CIP is paid at an agent whenever the customer goes; PagoEfectivo notifies
+    #: within minutes of a payment, so six hours with none while codes are pending is
+    #: unusual.
+    notification_delay: ClassVar[timedelta] = timedelta(hours=6)
     operations: ClassVar[frozenset[Operation]] = frozenset({
-        Operation.CREATE, Operation.GET, Operation.GET_MANY, Operation.CANCEL,
+        Operation.PROBE, Operation.CREATE, Operation.GET, Operation.GET_MANY, Operation.CANCEL,
         Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     #: Only the search is repeated: PagoEfectivo takes no idempotency key, so a
     #: repeated create may make a second CIP, and a repeated delete of a deleted
     #: CIP is refused.
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET, Operation.GET_MANY})
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.PROBE, Operation.GET,
+                                                            Operation.GET_MANY})
     #: CIPs per :meth:`get_many`. PagoEfectivo documents no limit on how many CIPs one
     #: search takes; 50 is the conservative default of ``search_batch_size`` (a
     #: smaller ``search_batch_size`` splits a get_many into several searches).
@@ -165,6 +170,10 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
         self._tokens = _TokenCache()
 
     # --- authorization ---------------------------------------------------------------
+
+    def probe(self) -> Flow[None]:
+        """A fresh token (``POST /v1/authorizations``): the keys and the service id."""
+        yield from self._authorize()
 
     def _authorize(self) -> Flow[api.Token]:
         now = self.clock()

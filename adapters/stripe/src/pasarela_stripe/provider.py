@@ -77,11 +77,13 @@ class StripeProvider(Provider[StripeSettings]):
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = LIMITS
     #: A PaymentIntent never expires by itself; the host cancels abandoned ones.
     default_expiry: ClassVar[timedelta | None] = None
+    #: Stripe sends payment_intent events within seconds.
+    notification_delay: ClassVar[timedelta] = timedelta(minutes=15)
     operations: ClassVar[frozenset[Operation]] = frozenset({
-        Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
+        Operation.PROBE, Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
         Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.PROBE,
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL, Operation.REFUND,
         Operation.SETTLEMENTS,
     })
@@ -177,6 +179,13 @@ class StripeProvider(Provider[StripeSettings]):
             if page.next_cursor is None:
                 return lines
             cursor = page.next_cursor
+
+    def probe(self) -> Flow[None]:
+        """One balance transaction listed (``GET /v1/balance_transactions``): the key."""
+        now = self.clock()
+        response = yield build_balance_transactions(self.settings, now - timedelta(seconds=1),
+                                                    now, limit=1)
+        self._json(response)
 
     def _close_if_declined(self, response: httpx.Response, key: str) -> Flow[None]:
         """After a server-side confirmation is declined, cancel the PaymentIntent.

@@ -83,6 +83,10 @@ class Acquirer(Protocol):
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str
     ) -> Flow[ProviderRefund]: ...
 
+    def probe(self) -> Flow[None]:
+        """One authenticated request that changes nothing (``pasarela doctor``)."""
+        ...
+
     def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
         """What the acquirer collected for payments made in ``[since, until)``."""
         ...

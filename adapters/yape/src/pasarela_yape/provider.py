@@ -83,12 +83,14 @@ class YapeProvider(Provider[YapeSettings]):
     #: needs at least S/ 6 (checked per request).
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {"PEN": (100, 50_000)}
     default_expiry: ClassVar[timedelta | None] = timedelta(minutes=15)
+    #: A wallet payment is approved within minutes, and Culqi notifies at once.
+    notification_delay: ClassVar[timedelta] = timedelta(minutes=30)
     operations: ClassVar[frozenset[Operation]] = frozenset({
-        Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
+        Operation.PROBE, Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
         Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     #: Reads only: a status and the charges list (``GET`` both).
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.GET,
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.PROBE, Operation.GET,
                                                             Operation.SETTLEMENTS})
     settings_class: ClassVar[type[YapeSettings]] = YapeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
@@ -252,6 +254,9 @@ class YapeProvider(Provider[YapeSettings]):
         the captured charges (approval-code payments; a QR order has no charge).
         The acquirer lists them all: *references* is not used."""
         return (yield from self.acquirer.settlements(since, until))
+
+    def probe(self) -> Flow[None]:
+        return (yield from self.acquirer.probe())
 
     def parse_webhook(
         self, headers: WebhookHeaders, body: bytes, *, now: datetime

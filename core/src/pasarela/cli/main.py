@@ -188,6 +188,7 @@ def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
 
 
 def _register_commands() -> None:
+    from pasarela.cli.doctor import doctor  # noqa: PLC0415
     from pasarela.cli.reconcile import costs, reconcile  # noqa: PLC0415
     from pasarela.cli.routing import route  # noqa: PLC0415
     from pasarela.cli.serve import serve, worker  # noqa: PLC0415
@@ -197,6 +198,7 @@ def _register_commands() -> None:
     main.add_command(route)
     main.add_command(serve)
     main.add_command(worker)
+    main.add_command(doctor)
 
 
 _register_commands()

@@ -237,6 +237,11 @@ class FakeProvider(Provider):
             response = yield self._request("GET", f"/v1/payments/by-payment-id/{payment.id}")
         return self.parse_payment(response)
 
+    def probe(self) -> Flow[None]:
+        response = yield self._request("GET", "/v1/payments/by-payment-id/doctor-probe")
+        if response.status_code != 404:  # 404: authenticated, and no such payment
+            self._json(response)
+
     def get_many(self, payments: Sequence[Payment]) -> Flow[dict[str, ProviderPayment]]:
         refs = list(dict.fromkeys(p.provider_reference for p in payments if p.provider_reference))
         if not refs:

@@ -175,6 +175,13 @@ class CulqiAcquirer:
 
     # --- settlements -----------------------------------------------------------------
 
+    def probe(self) -> Flow[None]:
+        """One charge listed (``GET /v2/charges``, secret key): the keys."""
+        now = self.clock()
+        response = yield build_charges_list_request(self.settings, now - timedelta(seconds=1),
+                                                    now, after=None, limit=1)
+        parse_json(response)
+
     def settlements(self, since: datetime, until: datetime) -> Flow[Iterable[SettlementLine]]:
         """The charges created in ``[since, until)`` as settlement lines, page by page
         through ``GET /v2/charges`` until no cursor is left (or one comes back)."""
