@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # ruff on the whole repository; mypy strict on the core and the adapters ([tool.mypy]).
 lint: $(STAMP)
-	$(BIN)/ruff check core adapters tests bench demo
+	$(BIN)/ruff check core adapters tests bench demo docs/examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

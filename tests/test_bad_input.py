@@ -138,3 +138,24 @@ def test_pay_gives_a_payment_or_a_typed_error_and_no_row_on_error(
     else:
         assert isinstance(refused, ProviderValidationError) or refused.field
         assert _rows(pasarela) == before
+
+
+def test_header_unsafe_keys_are_sent_hashed_by_one_rule() -> None:
+    from pasarela.provider import header_key
+
+    assert header_key("pedido-1042") == "pedido-1042"
+    hashed = header_key("pedido-ñandú-7")
+    assert hashed.startswith("sha256:")
+    assert hashed.isascii()
+    assert hashed == header_key("pedido-ñandú-7")  # a retry is recognised
+    assert header_key("with space").startswith("sha256:")
+    assert header_key("k" * 256).startswith("sha256:")
+
+
+def test_a_non_ascii_key_pays_and_replays(pasarela: Pasarela) -> None:
+    order = Order(reference="o-ñ", amount=Money.of("10.00", "PEN"),
+                  customer=Customer(first_name="Rosa", last_name="Ñique",
+                                    email="rosa@example.pe"))
+    first = pasarela.pay(order, method="card", idempotency_key="pedido-ñandú-7")
+    assert first.idempotency_key == "pedido-ñandú-7"
+    assert pasarela.pay(order, method="card", idempotency_key="pedido-ñandú-7").id == first.id

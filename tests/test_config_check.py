@@ -113,3 +113,22 @@ def test_a_file_with_errors_everywhere_reports_them_all(tmp_path: Path) -> None:
     assert any(p.startswith("providers.fake.timeout") for p in problems)
     with pytest.raises(PasarelaError):
         Pasarela.from_config(path)
+
+
+def test_the_readmes_sample_configuration_starts_as_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's pasarela.toml, with the sandbox credentials it names in the
+    environment, passes config check and starts."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    sample = re.search(r"```toml\n(\[store\].*?)```", readme, re.S)
+    assert sample is not None
+    path = tmp_path / "pasarela.toml"
+    path.write_text(sample.group(1), encoding="utf-8")
+    monkeypatch.setenv("PAGOEFECTIVO_ACCESS_KEY", "PESANDBOXACCESSKEY01")
+    monkeypatch.setenv("PAGOEFECTIVO_SECRET_KEY", "sandbox-secret-key-do-not-use-in-production")
+    assert validate(path) == []
+    with Pasarela.from_config(path) as pasarela:
+        assert set(pasarela.providers) == {"pagoefectivo"}
+        assert pasarela.config.store.url == f"sqlite:///{(tmp_path / 'pasarela.db').resolve()}"

@@ -204,3 +204,15 @@ def test_refund_status_map(raw: str, status: RefundStatus) -> None:
     assert refund.amount == Money(500, "USD")
     assert (refund.reference, refund.payment_reference, refund.refund_id) == (
         "re_1", "pi_1", "01R")
+
+
+def test_a_non_ascii_idempotency_key_becomes_a_header_stripe_takes() -> None:
+    """httpx refuses non-ASCII header values; the key is sent hashed by the core's rule."""
+    from pasarela_stripe.api import idempotency_key
+
+    from pasarela.provider import header_key
+
+    key = idempotency_key("pedido-ñandú-7")
+    assert key == header_key("pedido-ñandú-7")
+    assert key.isascii()
+    assert len(key) <= 255

@@ -30,10 +30,12 @@ What the contract promises an adapter, besides the signatures below:
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Final, Generic
 
 import attrs
 import httpx
@@ -59,6 +61,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookHeaders",
     "WebhookReply",
+    "header_key",
 ]
 
 T = TypeVar("T")
@@ -104,6 +107,20 @@ class WebhookHeaders(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"WebhookHeaders({sorted(self._items)!r})"
+
+
+_HEADER_SAFE: Final = re.compile(r"^[\x21-\x7e]+$")
+
+
+def header_key(key: str, *, max_length: int = 255) -> str:
+    """An idempotency key as an HTTP header can carry it: *key* itself when it is
+    printable ASCII without spaces and at most *max_length* characters, else
+    ``sha256:`` and the hex digest of its UTF-8 (the same key always gives the same
+    header, so a retried request is still recognised). Adapters send this; the core
+    keeps the key as the host gave it (``pedido-ñandú-7``)."""
+    if len(key) <= max_length and _HEADER_SAFE.match(key):
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 #: A flow yields requests and receives responses; its return value is the result.

@@ -25,7 +25,6 @@ canceled                    canceled
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -41,7 +40,13 @@ from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
 from pasarela.next_action import ConfirmCard, NextAction
-from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund, SettlementLine
+from pasarela.provider import (
+    CreateRequest,
+    ProviderPayment,
+    ProviderRefund,
+    SettlementLine,
+    header_key,
+)
 from pasarela_stripe import form
 from pasarela_stripe.errors import error_from_response
 from pasarela_stripe.settings import StripeSettings
@@ -117,11 +122,9 @@ _METADATA_VALUE_LEN = 500
 
 
 def idempotency_key(*parts: str) -> str:
-    """A Stripe ``Idempotency-Key`` from *parts* (hashed when past 255 characters)."""
-    key = ":".join(parts)
-    if len(key) <= _MAX_KEY:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    """A Stripe ``Idempotency-Key`` from *parts*: :func:`pasarela.provider.header_key`
+    (hashed when past 255 characters or not printable ASCII)."""
+    return header_key(":".join(parts), max_length=_MAX_KEY)
 
 
 def _headers(settings: StripeSettings, key: str | None) -> dict[str, str]:

@@ -66,11 +66,20 @@ def handle_webhook(
 
 def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
            body: bytes) -> list[WebhookEvent] | WebhookError:
-    """The delivery's events, or why it is refused (the adapter's pure check)."""
+    """The delivery's events, or why it is refused (the adapter's pure check).
+
+    A body the adapter cannot read, whatever its parser raised (a JSON nested deeper
+    than Python recurses, a field of the wrong type), is this delivery's own 400:
+    never an error of the batch it arrived with.
+    """
     try:
         return adapter.parse_webhook(WebhookHeaders(headers), body, now=service.clock())
     except WebhookError as exc:
         return exc
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
+            OverflowError) as exc:
+        return WebhookError(f"{adapter.name}: unreadable delivery ({type(exc).__name__})",
+                            provider=adapter.name)
 
 
 def _apply_parsed(service: Service, provider_name: str,

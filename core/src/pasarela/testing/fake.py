@@ -66,6 +66,7 @@ from pasarela.provider import (
     ProviderRefund,
     ProviderSettings,
     WebhookEvent,
+    header_key,
 )
 
 
@@ -131,7 +132,7 @@ class FakeProvider(Provider):
                  idempotency_key: str | None = None) -> httpx.Request:
         headers = {"Authorization": f"Bearer {self.settings.api_key}"}
         if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
+            headers["Idempotency-Key"] = header_key(idempotency_key)
         return httpx.Request(method, self.settings.base_url.rstrip("/") + path, headers=headers,
                              json=body if body is not None else None)
 

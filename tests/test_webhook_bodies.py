@@ -1,0 +1,53 @@
+"""A pathological delivery is its own 4xx: it never changes another delivery's answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from pasarela.api import Pasarela
+from pasarela.lifecycle import Status
+from pasarela.model import Customer, Order
+from pasarela.money import Money
+from pasarela.store import Store
+from pasarela.testing.fake import FakeGateway, FakePlugin, sign_fake_webhook
+from pasarela.testing.helpers import ManualClock
+
+
+@pytest.fixture
+def setup(store_url: str) -> Any:
+    clock = ManualClock()
+    gateway = FakeGateway(clock=clock)
+    config = {"store": {"url": store_url}, "providers": {"fake": {"max_retries": 0}}}
+    with Pasarela(config, plugins=[FakePlugin()], load_entrypoints=False, clock=clock,
+                  transport=gateway.transport(), store=Store(store_url, upgrade=True)) as p:
+        yield p, gateway, clock
+
+
+def _signed(body: bytes, clock: ManualClock) -> tuple[str, dict[str, str], bytes]:
+    return "fake", sign_fake_webhook(body, "whsec_fake_123", int(clock().timestamp())), body
+
+
+def test_a_deep_body_is_a_400_and_the_rest_of_its_batch_is_applied(setup: Any) -> None:
+    pasarela, gateway, clock = setup
+    payments = [pasarela.pay(Order(reference=f"o-{i}", amount=Money.of("10.00", "PEN"),
+                                   customer=Customer(first_name="R", last_name="Q",
+                                                     email="r@example.pe")),
+                             method="cash", idempotency_key=f"k-{i}") for i in range(4)]
+    good = [gateway.settle(p.provider_reference) for p in payments]
+    deep = b"[" * 5000 + b"]" * 5000  # valid JSON, deeper than Python's recursion limit
+    wrong_type = json.dumps({"id": {"not": "a string"}, "type": 7}).encode()
+    batch = [("fake", headers, body) for headers, body in good[:2]]
+    batch += [_signed(deep, clock), _signed(wrong_type, clock)]
+    batch += [("fake", headers, body) for headers, body in good[2:]]
+    started = time.monotonic()
+    replies = pasarela.handle_webhooks(batch)
+    assert time.monotonic() - started < 10
+    codes = [r.status_code if not isinstance(r, Exception) else repr(r) for r in replies]
+    assert codes == [200, 200, 400, 400, 200, 200]
+    assert all(pasarela.get(p.id).status is Status.SUCCEEDED for p in payments)
+    # one by one, the same answers
+    assert pasarela.handle_webhook(*_signed(deep, clock)).status_code == 400
