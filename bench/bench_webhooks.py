@@ -318,7 +318,7 @@ def run_pasarela(tmp: Path, store_url: str, deliveries: str, truth: dict[str, st
     config = tmp / f"pasarela-{label}.toml"
     config.write_text(
         f"[store]\nurl = {json.dumps(store_url)}\n\n[plugins]\n"
-        'modules = ["pasarela.testing.fake"]\n\n[outbox]\ndispatch = "worker"\n\n'
+        'modules = ["pasarela.testing.fake"]\n\n[events]\ndispatch = "worker"\n\n'
         "[providers.fake]\nmax_retries = 0\n")
     port = free_port()
     command = [sys.executable, "-m", "pasarela.cli.serve", "serve", "--config", str(config),

@@ -43,7 +43,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from pasarela import Customer, Money, Order, Pasarela, Status, hookimpl
-from pasarela.cli.main import print_payment
+from pasarela.cli.commands import print_payment
 from pasarela.cli.output import configure_logging as configure
 from pasarela.events import LifecycleEvent
 from pasarela.next_action import ScanQr, ShowCashCode

@@ -101,7 +101,7 @@ def test_factories_come_from_the_installed_providers() -> None:
 def test_the_command_names_what_is_wrong() -> None:
     from click.testing import CliRunner
 
-    from pasarela.cli.main import main
+    from pasarela.cli.commands import main
 
     result = CliRunner().invoke(main, ["sandbox", "nowhere-pay", "--port", "0"])
     assert result.exit_code != 0

@@ -12,9 +12,9 @@ import pytest
 from pasarela_yape import YapeProvider, YapeSettings
 from ulid import ULID
 
-from pasarela.errors import WebhookError
-from pasarela.provider import CreateRequest, Provider, WebhookHeaders
-from pasarela.testing.conformance import ProviderConformance
+from pasarela.errors import ErrorCode, WebhookError
+from pasarela.provider import CreateRequest, Operation, Provider, WebhookHeaders
+from pasarela.testing.conformance import FETCH, ProviderConformance
 
 
 class TestConformance(ProviderConformance):
@@ -78,3 +78,44 @@ class TestConformance(ProviderConformance):
         for cut in (len(body) // 2, 1):
             with pytest.raises(WebhookError):
                 provider.parse_webhook(headers, body[:cut], now=now)
+
+    @pytest.fixture
+    def invalid_request(self, h: Any) -> CreateRequest:
+        return h.create_request(payment_id=str(ULID()), flow="bogus")  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def webhook_cases(self, sandbox: Any,
+                      signed_webhook: tuple[Mapping[str, str], bytes, datetime]
+                      ) -> list[tuple[Any, ...]]:
+        """Every delivery the sandbox sent (a paid QR order: Culqi notifies orders, an
+        approval-code charge is answered at once). Culqi signs nothing: each must be
+        fetched before it is applied."""
+        delivered = sandbox.webhooks()
+        assert delivered
+        now = datetime.now(UTC)
+        return [({"content-type": "application/json"}, d["body"].encode(), now, FETCH)
+                for d in delivered]
+
+    @pytest.fixture
+    def wrong_settings(self, h: Any, sandbox: Any) -> YapeSettings:
+        return h.make_settings(sandbox.url, secret_key="sk_test_not_the_sandbox_key")  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def sandbox_errors(self, sandbox: Any, h: Any) -> list[tuple[str, Operation, Any, ErrorCode]]:
+        def charge(phone: str, fault: str | None = None) -> Any:
+            request = h.create_request(payment_id=str(ULID()), phone=phone, code="425251")
+
+            def make(provider: Any) -> Any:
+                if fault is not None:
+                    sandbox.fault("POST /v2/charges", fault)
+                return provider.create(request)
+            return make
+
+        return [
+            ("insufficient_funds", Operation.CREATE, charge("900000002"),
+             ErrorCode.INSUFFICIENT_FUNDS),
+            ("invalid_otp", Operation.CREATE, charge("900000003"), ErrorCode.INVALID_CODE),
+            # A charge Culqi answered 500 may have been made: unknown, never failed.
+            ("a 500 from Culqi", Operation.CREATE, charge("900000001", "500"),
+             ErrorCode.TIMEOUT_UNKNOWN_OUTCOME),
+        ]

@@ -48,7 +48,7 @@ def test_declarations() -> None:
     assert YapeProvider.supports(Operation.CONFIRM)
     assert YapeProvider.supports(Operation.WEBHOOK)
     assert YapeProvider.supports(Operation.SETTLEMENTS)
-    assert YapeProvider.retry_safe == {Operation.GET, Operation.SETTLEMENTS}
+    assert YapeProvider.retry_safe == {Operation.PROBE, Operation.GET, Operation.SETTLEMENTS}
 
 
 def test_the_hook_registers_the_provider() -> None:

@@ -15,7 +15,13 @@ from typing import Any, ClassVar, Final
 import attrs
 import httpx
 
-from pasarela.errors import ConfigurationError, ErrorCode, ProviderError, ValidationError
+from pasarela.errors import (
+    ConfigurationError,
+    ErrorCode,
+    ProviderError,
+    ProviderValidationError,
+    ValidationError,
+)
 from pasarela.model import Method, Payment
 from pasarela.money import Money
 from pasarela.provider import (
@@ -102,6 +108,16 @@ class StripeProvider(Provider[StripeSettings]):
         """:func:`~pasarela_stripe.api.parse_json` with the provider's clock (for a
         ``Retry-After`` date)."""
         return parse_json(response, now=self.clock())
+
+    def check_request(self, request: CreateRequest) -> None:
+        """Stripe's field rules (metadata sizes, a PaymentMethod id), before anything
+        is stored: the request is built once, and what it refuses names its field."""
+        try:
+            build_create(self.settings, request)
+        except ValidationError as exc:
+            raise ProviderValidationError(
+                f"Stripe: {exc.message}", fields={exc.field or "params": exc.message},
+                provider=self.name) from None
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         response = yield build_create(self.settings, request)

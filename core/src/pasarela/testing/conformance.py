@@ -16,12 +16,23 @@ An adapter's ``tests/test_conformance.py``::
         def create_request(self): ...      # a CreateRequest the sandbox accepts
         @pytest.fixture
         def signed_webhook(self, provider): ...  # (headers, body, now) the provider accepts
+        @pytest.fixture
+        def invalid_request(self): ...     # a CreateRequest its field rules refuse
+        @pytest.fixture
+        def webhook_cases(self): ...       # [(headers, body, now, Status | FETCH)], each type
+        @pytest.fixture
+        def wrong_settings(self): ...      # settings the sandbox refuses to authenticate
+        @pytest.fixture
+        def sandbox_errors(self): ...      # [(name, Operation, make(provider), ErrorCode)]
 
 The suite checks the entry point (installed, named like the provider, registering
 it), that the declared capabilities are coherent, that every declared operation
 works against the sandbox and every undeclared one is refused, that webhook
 verification rejects tampered bytes, and that the error table covers the
-provider's documented codes.
+provider's documented codes. Against the sandbox it then drives a field-validation
+refusal, each webhook type to the status it reports, wrong credentials to an
+authentication error, and each error-table entry the sandbox can produce to its
+normalized code.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import attrs
 import httpx
@@ -38,7 +49,15 @@ from ulid import ULID
 
 from pasarela.engine.calls import run_flow
 from pasarela.engine.steps import drive
-from pasarela.errors import SignatureInvalidError, UnsupportedError, WebhookError
+from pasarela.errors import (
+    AuthenticationError,
+    ErrorCode,
+    PasarelaError,
+    ProviderValidationError,
+    SignatureInvalidError,
+    UnsupportedError,
+    WebhookError,
+)
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment
 from pasarela.money import Money, currency_exponent
@@ -46,7 +65,10 @@ from pasarela.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from pasarela.provider import CreateRequest, Operation, Provider, ProviderSettings, WebhookHeaders
 
 
-__all__ = ["ProviderConformance"]
+__all__ = ["FETCH", "ProviderConformance"]
+
+#: In ``webhook_cases``: the delivery carries no status to trust; the core fetches it.
+FETCH: Final = "fetch"
 
 
 class ProviderConformance:
@@ -238,6 +260,75 @@ class ProviderConformance:
             if operation not in provider.operations:
                 with pytest.raises(UnsupportedError):
                     call()
+
+
+    # --- refusals and reports, driven against the sandbox -------------------------------
+
+    def test_field_validation_refuses_naming_the_field(
+        self, provider: Provider, client: httpx.Client, invalid_request: CreateRequest
+    ) -> None:
+        """The provider's field rules refuse *invalid_request* with a
+        ProviderValidationError naming the field, having created nothing: before any
+        I/O (``check_request``) or, failing that, from the sandbox's answer."""
+        try:
+            provider.check_request(invalid_request)
+        except ProviderValidationError as exc:
+            refused = exc
+        else:
+            with pytest.raises(ProviderValidationError) as info:
+                self._run(provider, client, Operation.CREATE,
+                          lambda: provider.create(invalid_request))
+            refused = info.value
+        assert refused.fields, "name the refused field in ProviderValidationError.fields"
+        assert refused.created_nothing
+        assert refused.code is ErrorCode.VALIDATION
+
+    def test_each_webhook_type_maps_to_its_status(
+        self, provider: Provider,
+        webhook_cases: list[tuple[Mapping[str, str], bytes, datetime, Any]],
+    ) -> None:
+        if Operation.WEBHOOK not in provider.operations:
+            pytest.skip("the provider declares no webhooks")
+        assert webhook_cases, "give one case per webhook type the provider sends"
+        for raw_headers, body, now, expected in webhook_cases:
+            events = provider.parse_webhook(WebhookHeaders(raw_headers), body, now=now)
+            assert events, f"no event parsed from {body[:80]!r}"
+            for event in events:
+                if expected == FETCH:
+                    assert event.verify_by_fetch, event.type
+                else:
+                    assert event.status is expected, (event.type, event.status, expected)
+
+    def test_wrong_credentials_are_an_authentication_error(
+        self, client: httpx.Client, wrong_settings: ProviderSettings,
+        create_request: CreateRequest,
+    ) -> None:
+        provider = self.provider_class(wrong_settings)
+        operation, make = ((Operation.PROBE, provider.probe)
+                           if Operation.PROBE in provider.operations
+                           else (Operation.CREATE, lambda: provider.create(create_request)))
+        with pytest.raises(AuthenticationError) as refused:
+            self._run(provider, client, operation, make)
+        assert refused.value.code is ErrorCode.AUTHENTICATION
+        assert refused.value.created_nothing
+        for secret in wrong_settings.secret_values():
+            assert secret not in str(refused.value)
+
+    def test_sandbox_errors_map_through_the_error_table(
+        self, provider: Provider, client: httpx.Client,
+        sandbox_errors: list[tuple[str, Operation, Any, ErrorCode]],
+    ) -> None:
+        """Each error the sandbox can produce comes back with its normalized code, the
+        one the adapter's error table gives the provider's raw code."""
+        assert sandbox_errors, "give at least one error the sandbox produces"
+        for name, operation, make, code in sandbox_errors:
+            with pytest.raises(PasarelaError) as raised:
+                self._run(provider, client, operation, lambda make=make: make(provider))
+            error = raised.value
+            assert error.code is code, f"{name}: {error!r}"
+            raw = error.provider_code
+            if raw is not None and raw in provider.error_codes:
+                assert provider.error_codes[raw] is code, f"{name}: table says otherwise"
 
 
 class _Stub:
