@@ -98,3 +98,20 @@ def test_db_upgrade(tmp_path):
     result = CliRunner().invoke(main, ["db", "upgrade", "--url", f"sqlite:///{tmp_path}/x.db"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "x.db").exists()
+
+
+def test_a_missing_payment_names_the_store_it_was_looked_up_in(tmp_path):
+    path = write_config(tmp_path, GOOD.format(db=tmp_path / "p.db"))
+    result = CliRunner().invoke(main, ["--config", str(path), "payments", "show", "01NOPE"])
+    assert result.exit_code == 1
+    assert "no payment '01NOPE'" in result.output
+    assert str(tmp_path / "p.db") in result.output
+
+
+def test_error_text_keeps_its_brackets(tmp_path):
+    """Console markup never eats a message: ``[a-z]`` and ``[/]`` print as they are."""
+    path = write_config(tmp_path, '[plugins]\nmodules = ["pasarela.testing.fake"]\n'
+                                  '[providers.fake]\n[providers."bad[name]"]\n')
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert "providers.bad[name]: provider names match ^[a-z][a-z0-9_]*$" in result.output

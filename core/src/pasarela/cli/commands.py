@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pasarela.cli.output import configure_logging, fail
-from pasarela.errors import PasarelaError
+from pasarela.errors import NotFoundError, PasarelaError
 
 
 __all__ = ["main"]
@@ -106,6 +106,8 @@ def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
     with _open(ctx) as pasarela:
         try:
             payment = pasarela.get(payment_id)
+        except NotFoundError as exc:  # say which store: a relative path read elsewhere
+            fail(f"{exc.message} in {pasarela.store!r}")
         except PasarelaError as exc:
             fail(exc)
         exchanges = pasarela.store.exchanges_for(payment_id)
