@@ -13,7 +13,7 @@ crosses this module. Datetimes come out timezone-aware, in UTC.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import sqlalchemy as sa
@@ -454,7 +454,7 @@ def silent_providers(store: Store, delays: Mapping[str, float], *, now: datetime
     out: list[Silence] = []
     with store.read_transaction() as conn:
         for provider, delay in sorted(delays.items()):
-            before = to_db(now, "now") - _seconds(delay)
+            before = to_db(now, "now") - timedelta(seconds=delay)
             pending = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(payments.c.created_at))
                 .where(payments.c.provider == provider,
@@ -470,9 +470,3 @@ def silent_providers(store: Store, delays: Mapping[str, float], *, now: datetime
             if last_at is None or last_at < oldest:
                 out.append(Silence(provider, int(pending[0]), oldest, last_at))
     return out
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta  # noqa: PLC0415
-
-    return timedelta(seconds=value)
