@@ -165,7 +165,8 @@ def _expire_one(service: Service, payment: Payment) -> Steps[int]:
 
 
 def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
-    """Ask providers about unknown and stale pending payments. Returns how many settled."""
+    """Ask providers about unknown and stale pending payments, and about payments whose
+    create was interrupted (still ``created`` past its grace). Returns how many settled."""
     now = service.clock()
     settled = 0
     for payment in service.store.due_for_check(now=now, limit=limit):
@@ -175,7 +176,16 @@ def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
             log.warning("resolve_failed", payment_id=payment.id, provider=payment.provider,
                         code=str(exc.code))
             current = service.store.get_payment(payment.id)
-        if current.status in (Status.UNKNOWN, Status.PENDING, Status.PROCESSING, Status.CREATED):
+        if current.status is Status.CREATED:
+            # The create was interrupted (the process died mid-call) and the provider did
+            # not say what became of it: unknown, asked about on the resolver's schedule
+            # and listed for an operator; never failed by the passing of time.
+            current = transitions.move(
+                service, current, Status.UNKNOWN, Cause.JOB, provider_confirmed=False,
+                reason="the create was interrupted; the provider has not said what it made",
+                changes={"next_check_at": now + RESOLVER.delay(1)})
+            continue
+        if current.status in (Status.UNKNOWN, Status.PENDING, Status.PROCESSING):
             tries = current.check_attempts + 1
             wait = RESOLVER.delay(tries + 1)
             service.store.update_payment(payment.id, expected_version=current.version,

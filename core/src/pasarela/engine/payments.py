@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from ulid import ULID
@@ -48,7 +48,7 @@ from pasarela.retry import RESOLVER
 from pasarela.routing import Decision
 
 
-__all__ = ["Option", "cancel", "confirm", "options", "pay", "released_key", "sync"]
+__all__ = ["CREATE_GRACE", "Option", "cancel", "confirm", "options", "pay", "released_key", "sync"]
 
 log = get_logger("pasarela")
 
@@ -169,6 +169,8 @@ def pay(
         provider=adapter.name, method=how, amount=order.amount, status=Status.CREATED,
         version=1, created_at=now, updated_at=now, expires_at=request.expires_at,
         routing=routing, order=order,
+        # Were this call to die mid-create, the resolver finds the payment then.
+        next_check_at=now + CREATE_GRACE,
     )
     # The key is stored before any I/O; the same key returns the same payment.
     for _ in range(5):
@@ -250,6 +252,11 @@ def _existing(service: Service, payment_id: str, idempotency_key: str) -> Paymen
             f"payment {payment_id} for this idempotency key is being created; ask again "
             "in a moment", payment_id=payment_id)
     return payment
+
+
+#: How long a create may be in flight before the resolver asks the provider about it:
+#: past every provider's timeout and retries, so only an interrupted create is left.
+CREATE_GRACE: Final = timedelta(minutes=2)
 
 
 def released_key(payment_id: str) -> str:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "CHECKED",
     "GET_PAYMENT",
     "INSERT_DECISION",
     "INSERT_DELIVERY",
@@ -72,6 +73,8 @@ Row: TypeAlias = sa.Row[*tuple[Any, ...]]
 
 _DATETIME_COLUMNS: Final = frozenset({"expires_at", "next_check_at"})
 STATUSES: Final = {status.value: status for status in Status}
+#: The statuses the resolver asks providers about (``due_for_check``).
+CHECKED: Final = (Status.UNKNOWN.value, Status.PENDING.value, Status.CREATED.value)
 
 #: Columns ``update_payment`` may change.
 UPDATABLE: Final = frozenset(

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.store._base import StoreBase
-from pasarela.store._rows import Row, from_db, payment_from_row, to_db
+from pasarela.store._rows import CHECKED, Row, from_db, payment_from_row, to_db
 from pasarela.store.driver import bound, marks, read_payments
 from pasarela.store.schema import outbox, payments
 from pasarela.store.values import OutboxEvent
@@ -162,7 +162,8 @@ class Outbox(StoreBase):
         return [payment_from_row(row) for row in rows]
 
     def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:
-        """Unknown (and pending) payments whose ``next_check_at`` has passed.
+        """Unknown, pending and created payments whose ``next_check_at`` has passed (a
+        payment still ``created`` then is one whose create was interrupted).
 
         Claimed: ``next_check_at`` is pushed forward by :attr:`job_lease` (the
         resolver then sets the real next check); the version is not bumped.
@@ -172,7 +173,7 @@ class Outbox(StoreBase):
         rows = self._claim(
             sa.select(payments)
             .where(
-                payments.c.status.in_([Status.UNKNOWN.value, Status.PENDING.value]),
+                payments.c.status.in_(CHECKED),
                 payments.c.next_check_at <= at,
             )
             .order_by(payments.c.next_check_at, payments.c.id)

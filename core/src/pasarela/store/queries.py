@@ -21,7 +21,7 @@ from ulid import ULID
 
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
-from pasarela.store._rows import from_db, to_db
+from pasarela.store._rows import CHECKED, from_db, to_db
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
 from pasarela.store.schema import exchanges, outbox, payments, refunds, webhook_deliveries
 
@@ -255,7 +255,7 @@ def due_for_expiry_count(store: Store, *, now: datetime) -> int:
 def due_for_check_count(store: Store, *, now: datetime) -> int:
     """How many payments :meth:`Store.due_for_check` would hand out at *now*."""
     at = to_db(now, "now")
-    return _count(store, payments.c.status.in_([Status.UNKNOWN.value, Status.PENDING.value]),
+    return _count(store, payments.c.status.in_(CHECKED),
                   payments.c.next_check_at <= at)
 
 
