@@ -10,17 +10,19 @@ stable ``event.id`` to deduplicate on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Final
 
 from pasarela.engine.context import Service
 from pasarela.events import LifecycleEvent
 from pasarela.logs import get_logger
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins
+from pasarela.retry import Backoff
 from pasarela.store import OutboxEvent
 
 
-__all__ = ["dispatch_outbox", "to_lifecycle_event"]
+__all__ = ["MARK_EVERY", "REDELIVERY", "dispatch_outbox", "to_lifecycle_event"]
 
 log = get_logger("pasarela")
 
@@ -41,9 +43,18 @@ def to_lifecycle_event(row: OutboxEvent) -> LifecycleEvent:
     )
 
 
+#: Events marked delivered together: a worker killed mid-batch delivers at most this
+#: many events again when it restarts, and every restart makes progress.
+MARK_EVERY: Final = 10
+#: How long a failed event waits before it is tried again, by attempt.
+REDELIVERY: Final = Backoff(base=5.0, factor=2.0, cap=3600.0, jitter=0.0)
+
+
 def dispatch_outbox(service: Service, plugins: PasarelaPlugins, *, limit: int = 200) -> int:
     """Dispatch due events; returns how many were delivered.
 
+    Delivered events are marked in groups of :data:`MARK_EVERY` as their observers
+    return, so a crash redelivers at most that many (observers dedupe on ``event.id``).
     Claims use wall-clock time, like the store's own timestamps (the service clock
     is business time: expiry, webhook tolerance).
     """
@@ -60,11 +71,16 @@ def dispatch_outbox(service: Service, plugins: PasarelaPlugins, *, limit: int = 
                 plugins.payment_event(event)
             except Exception as exc:  # a malformed row must not block the others
                 log.exception("outbox_dispatch_failed", event_id=row.id)
-                backoff = timedelta(seconds=min(3600, 5 * 2 ** min(row.attempts, 10)))
-                service.store.mark_failed(row.id, error=repr(exc)[:500], retry_at=now + backoff)
+                retry_at = now + REDELIVERY.delay(row.attempts + 1)
+                service.store.mark_failed(row.id, error=repr(exc)[:500], retry_at=retry_at)
                 continue
             done.append(row.id)
-        service.store.mark_dispatched(done, now=datetime.now(UTC))
-        delivered += len(done)
+            if len(done) >= MARK_EVERY:
+                service.store.mark_dispatched(done, now=datetime.now(UTC))
+                delivered += len(done)
+                done = []
+        if done:
+            service.store.mark_dispatched(done, now=datetime.now(UTC))
+            delivered += len(done)
         if len(rows) < limit:
             return delivered
