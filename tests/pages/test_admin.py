@@ -269,3 +269,37 @@ def test_mask_hides_secret_looking_keys_at_any_depth():
     assert mask(data) == {"id": "x", "client_secret": "[redacted]", "nested": [
         {"Authorization": "[redacted]", "card_number": "[redacted]", "amount": 5}],
         "token": None, "api-key": "[redacted]"}
+
+
+async def test_sign_in_is_throttled_per_address(client):
+    """Five wrong tokens from one address: the sixth attempt, even with the right token,
+    is refused with 429 and a Retry-After, until the failures leave the window."""
+    for _ in range(5):
+        assert (await client.post("/admin/login", data={"token": "guess"})).status_code == 401
+    refused = await client.post("/admin/login", data={"token": ADMIN})
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    guessed = await client.get("/admin", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert guessed.status_code == 401  # a bearer from a throttled address is refused too
+
+
+def test_the_throttle_counts_addresses_and_the_account():
+    from datetime import UTC, datetime
+
+    from pasarela.web.throttle import LoginThrottle
+
+    throttle = LoginThrottle(per_address=3, per_account=5, window=timedelta(minutes=1))
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    for _ in range(3):
+        throttle.failed("client-1", t0)
+    assert throttle.retry_after("client-1", t0) == 60.0
+    assert throttle.retry_after("client-2", t0) is None
+    throttle.failed("client-2", t0)
+    throttle.failed("client-3", t0)
+    # five failures on the one account: every address waits
+    assert throttle.retry_after("client-9", t0) == 60.0
+    later = t0 + timedelta(minutes=1, seconds=1)
+    assert throttle.retry_after("client-1", later) is None
+    throttle.failed("client-4", later)
+    throttle.succeeded("client-4")
+    assert throttle.retry_after("client-4", later) is None

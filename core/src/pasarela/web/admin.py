@@ -38,6 +38,7 @@ from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
 from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
+from pasarela.web.throttle import LoginThrottle
 
 
 __all__ = ["bar_chart", "line_chart", "routes"]
@@ -221,6 +222,19 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     token = settings.admin_token or ""
     if not token:
         return []
+    throttle = LoginThrottle()
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def throttled(request: Request) -> Response | None:
+        wait = throttle.retry_after(address(request), now())
+        if wait is None:
+            return None
+        log.warning("admin_login_throttled", address=address(request))
+        return Response("Too many failed sign-ins; try again later.\n", status_code=429,
+                        headers={**SECURITY_HEADERS, "Retry-After": str(int(wait + 0.999))},
+                        media_type="text/plain")
 
     def session_value(at: datetime) -> str:
         expiry = str(int((at + SESSION_TTL).timestamp()))
@@ -230,8 +244,11 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         """The credential the request carries, when valid: ``bearer`` or the session."""
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
-        if scheme.lower() == "bearer" and given and _same(given.strip(), token):
-            return "bearer"
+        if scheme.lower() == "bearer" and given:
+            if throttle.retry_after(address(request), now()) is None and _same(given.strip(),
+                                                                              token):
+                return "bearer"
+            throttle.failed(address(request), now())  # a guessed token counts too
         cookie = request.cookies.get(COOKIE, "")
         expiry, _, mac = cookie.partition(".")
         if (expiry.isdigit() and mac and _same(mac, _mac(token, "admin-session", expiry))
@@ -267,10 +284,15 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             if credential(request):
                 return RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
             return login_page(request)
+        refused = throttled(request)
+        if refused is not None:
+            return refused
         form = await read_form(request)
         if not _same(form.get("token", ""), token):
+            throttle.failed(address(request), now())
             log.warning("admin_login_failed")
             return login_page(request, error="That token is not right.")
+        throttle.succeeded(address(request))
         response = RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
         response.set_cookie(COOKIE, session_value(now()), max_age=int(SESSION_TTL.total_seconds()),
                             path=base(request)["admin"], httponly=True, samesite="strict",
