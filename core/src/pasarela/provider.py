@@ -43,7 +43,7 @@ from typing_extensions import TypeVar
 
 from pasarela.errors import ConfigurationError, ErrorCode, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment, RefundStatus
+from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.next_action import NextAction
 
@@ -135,6 +135,8 @@ class Operation(StrEnum):
     GET_MANY = "get_many"
     CANCEL = "cancel"
     REFUND = "refund"
+    #: A refund's state at the provider (the resolver asks for refunds of unknown outcome).
+    GET_REFUND = "get_refund"
     WEBHOOK = "webhook"
     SETTLEMENTS = "settlements"
     #: One authenticated, harmless request: do the credentials work (``pasarela doctor``)?
@@ -412,6 +414,17 @@ class Provider(Generic[SettingsT_co]):
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str
     ) -> Flow[ProviderRefund]:
         raise self.unsupported(Operation.REFUND)
+
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        """*refund*'s state at the provider (``Operation.GET_REFUND``, optional).
+
+        The resolver asks this for a refund whose outcome is unknown (its answer was
+        lost), on the payments' schedule. *refund* may have no ``provider_reference``:
+        an adapter then finds it by our ``refund.id`` where the provider keeps it
+        (metadata, an idempotency key), and answers ``RefundStatus.PENDING`` while the
+        provider has not said; it never answers ``failed`` from an empty search alone.
+        """
+        raise self.unsupported(Operation.GET_REFUND)
 
     def settlements(
         self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
