@@ -92,6 +92,11 @@ refunds = sa.Table(
     sa.Column("provider_reference", sa.String(128), nullable=True),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
+    # When the resolver should next ask the provider about a refund whose create answer
+    # was lost (``Provider.get_refund``), and how many times it has asked.
+    sa.Column("next_check_at", _ts, nullable=True),
+    sa.Column("check_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_refunds_status_next_check_at", "status", "next_check_at"),
 )
 
 webhook_deliveries = sa.Table(
