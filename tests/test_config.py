@@ -29,6 +29,7 @@ from pasarela.config import (
 from pasarela.errors import ConfigurationError, ValidationError
 from pasarela.money import Money
 from pasarela.provider import ProviderSettings
+from pasarela.secret import Secret
 
 
 class Mode(StrEnum):
@@ -363,7 +364,8 @@ def test_env_reference_resolves_and_coerces_to_the_field_type() -> None:
     assert settings.expiry == timedelta(days=2)
     assert settings.timeout == 2.5
     assert settings.webhook_secrets == (SECRET_KEY, "literal-secret")
-    assert type(settings.access_key) is str
+    assert isinstance(settings.access_key, Secret)  # a str, masked in any repr
+    assert repr(settings.access_key) == "'***'"
 
 
 def test_env_reference_in_top_level_sections() -> None:

@@ -22,6 +22,7 @@ from pasarela.config.errors import Invalid, InvalidConfigError, flatten
 from pasarela.errors import ValidationError
 from pasarela.money import Money
 from pasarela.provider import ProviderSettings
+from pasarela.secret import seal
 
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -67,7 +68,18 @@ def structure_settings(
     errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
     if errors or settings is None:
         raise InvalidConfigError([scrub(f"{p}: {m}", secrets) for p, m in errors])
-    return settings
+    return sealed(settings)
+
+
+def sealed(settings: S) -> S:
+    """*settings* with every field marked secret a :class:`~pasarela.secret.Secret`
+    (masked in any ``repr``, such as a traceback's local variables)."""
+    changes = {
+        field.alias or field.name: seal(getattr(settings, field.name))
+        for field in attrs.fields(type(settings))
+        if field.metadata.get("secret") and field.init
+    }
+    return attrs.evolve(settings, **changes) if changes else settings
 
 
 def parse_duration(text: str) -> timedelta:
