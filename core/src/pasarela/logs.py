@@ -120,8 +120,9 @@ def render(event: str, fields: Mapping[str, Any]) -> str:
     return event + " " + " ".join(f"{key}={_text(value)}" for key, value in fields.items())
 
 
-def _describe(exc: BaseException) -> tuple[str, list[str]]:
-    """The exception as masked text, and its stack as ``file:line in function``."""
+def describe_exception(exc: BaseException) -> tuple[str, list[str]]:
+    """The exception as masked text, and its stack as ``file:line in function``
+    (never local variables): what a log line may carry of an error."""
     error = f"{type(exc).__name__}: {mask_text(str(exc))}".rstrip(": ")
     frames = traceback.extract_tb(exc.__traceback__)[-STACK_DEPTH:]
     stack = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
@@ -152,7 +153,7 @@ class EventLogger:
         """An error with the exception being handled, as masked text (no locals)."""
         exc = sys.exc_info()[1]
         if exc is not None and self.logger.isEnabledFor(logging.ERROR):
-            fields["error"], fields["stack"] = _describe(exc)
+            fields["error"], fields["stack"] = describe_exception(exc)
         self.log(logging.ERROR, event, fields)
 
     def log(self, level: int, event: str, fields: Mapping[str, Any]) -> None:

@@ -25,12 +25,12 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
 
-from pasarela.logs import ROOT
+from pasarela.logs import ROOT, describe_exception, mask_text
 
 
 __all__ = ["ExitCode", "configure_logging", "err_console", "fail", "out_console"]
@@ -74,37 +74,63 @@ class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler the CLI installs (so that configuring again replaces it)."""
 
 
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """A record's event and masked fields. A record from another library (uvicorn's
+    errors, say) is masked here, and its exception reduced to type, message and stack:
+    no formatter of ours prints local variables."""
+    fields = getattr(record, "pasarela", None)
+    if fields is not None:
+        return dict(fields)
+    out: dict[str, Any] = {"event": mask_text(record.getMessage())}
+    if record.exc_info and record.exc_info[1] is not None:
+        out["error"], out["stack"] = describe_exception(record.exc_info[1])
+    return out
+
+
 class _Console(logging.Formatter):
     """``2026-12-01T17:00:00Z info     payment_transition payment_id=...`` for people."""
 
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return f"{when} {record.levelname.lower():<8} {record.getMessage()}"
+        head = f"{when} {record.levelname.lower():<8} "
+        if getattr(record, "pasarela", None) is not None:
+            return head + record.getMessage()
+        fields = _fields(record)
+        lines = [head + fields["event"]]
+        if "error" in fields:
+            lines.append(f"    {fields['error']}")
+            lines += [f"      at {frame}" for frame in fields["stack"]]
+        return "\n".join(lines)
 
 
 class _Json(logging.Formatter):
     """One JSON object a line: time, level, logger, event and its (masked) fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "pasarela", None) or {"event": record.getMessage()}
         return jsonlib.dumps({
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(), "logger": record.name, **fields,
+            "level": record.levelname.lower(), "logger": record.name, **_fields(record),
         }, default=str, ensure_ascii=False)
 
 
-def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
+def configure_logging(*, json: bool = False, level: int = logging.INFO,
+                      also: Iterable[str] = ()) -> None:
     """Show pasarela's events on standard error, for people or as JSON lines.
 
     The library itself never configures logging; only the ``pasarela`` command does,
-    on the ``pasarela`` logger alone (calling this again replaces its handler). The
-    events arrive masked (:mod:`pasarela.logs`); an error carries its exception's type
-    and message and a stack of ``file:line in function``, never local variables.
+    on the ``pasarela`` logger and the loggers named in *also* (``pasarela serve``
+    passes ``uvicorn``); calling this again replaces its handlers. The events arrive
+    masked (:mod:`pasarela.logs`), other libraries' lines are masked here, and an error
+    carries its exception's type and message and a stack of ``file:line in
+    function``, never local variables.
     """
-    logger = logging.getLogger(ROOT)
-    for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
-        logger.removeHandler(old)
     handler = _CliHandler(sys.stderr)
     handler.setFormatter(_Json() if json else _Console())
-    logger.addHandler(handler)
-    logger.setLevel(level)
+    for name in (ROOT, *also):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        if name != ROOT:
+            logger.propagate = False

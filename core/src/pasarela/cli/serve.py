@@ -42,11 +42,12 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
     return os.environ.get("PASARELA_CONFIG", "pasarela.toml")
 
 
-def _configure_logs(ctx: click.Context, level: str) -> None:
-    """pasarela's events at *level* on standard error, keeping the group's
-    ``--json-logs`` choice."""
+def _configure_logs(ctx: click.Context, level: str, *, also: tuple[str, ...] = ()) -> None:
+    """pasarela's events (and *also* those loggers') at *level* on standard error,
+    keeping the group's ``--json-logs`` choice."""
     json_logs = bool(ctx.find_root().params.get("json_logs", False))
-    configure_logging(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()])
+    configure_logging(json=json_logs, level=logging.getLevelNamesMapping()[level.upper()],
+                      also=also)
 
 
 @click.command()
@@ -65,7 +66,9 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max
     """Serve provider webhooks, /healthz and /metrics (uvicorn)."""
     from pasarela.api import AsyncPasarela  # noqa: PLC0415
 
-    _configure_logs(ctx, log_level)
+    # uvicorn's own lines (an unhandled error in the app, say) go through the same
+    # formatter: masked, JSON with --json-logs, and never a traceback's local variables.
+    _configure_logs(ctx, log_level, also=("uvicorn",))
     path = _config_path(ctx, config_path)
     try:
         pasarela = AsyncPasarela.from_config(path)
@@ -80,7 +83,8 @@ async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_leve
     from pasarela.web.app import create_app  # noqa: PLC0415
 
     config = uvicorn.Config(create_app(pasarela, max_body=max_body), host=host, port=port,
-                            log_level=log_level, access_log=False, lifespan="off")
+                            log_level=log_level, access_log=False, lifespan="off",
+                            log_config=None)
     server = uvicorn.Server(config)
     try:
         await server.serve()
