@@ -239,10 +239,12 @@ class StripeProvider(Provider[StripeSettings]):
     def parse_webhook(
         self, headers: WebhookHeaders, body: bytes, *, now: datetime
     ) -> list[WebhookEvent]:
-        secrets = self.settings.webhook_secrets
-        if not secrets:
+        # The secrets go straight through, never into a local of this frame: a
+        # traceback printed with its locals must not show them (webhooks.verify masks
+        # them in its own frame).
+        if not self.settings.webhook_secrets:
             raise ConfigurationError("no webhook secret is configured",
                                      path="providers.stripe.webhook_secrets")
-        webhooks.verify(headers, body, secrets, now=now,
-                        tolerance=self.settings.webhook_tolerance)
+        webhooks.verify(headers, body, webhooks.SigningSecrets(self.settings.webhook_secrets),
+                        now=now, tolerance=self.settings.webhook_tolerance)
         return parse_events(body)

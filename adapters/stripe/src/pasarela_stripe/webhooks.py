@@ -7,23 +7,59 @@ secrets may be configured here for the same reason. A delivery verifies when any
 configured secret matches any ``v1`` (constant-time), and its timestamp is no
 more than ``tolerance`` seconds old (300 by default, as Stripe's libraries) and,
 a pasarela addition, no more than ``tolerance`` seconds in the future.
+
+No frame where verification raises holds a secret in the clear: :func:`verify` keeps
+the secrets it is given as :class:`SigningSecrets` (whose ``repr`` is masked) and
+compares them in a helper that has returned before anything is raised, so a
+traceback printed with its local variables shows ``secrets = SigningSecrets(2)``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from pasarela.errors import SignatureInvalidError
 from pasarela.provider import WebhookHeaders
 
 
-__all__ = ["DEFAULT_TOLERANCE", "SIGNATURE_HEADER", "sign", "signature_header", "verify"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SIGNATURE_HEADER",
+    "SigningSecrets",
+    "sign",
+    "signature_header",
+    "verify",
+]
 
 DEFAULT_TOLERANCE = 300
 SIGNATURE_HEADER = "Stripe-Signature"
+
+
+class SigningSecrets:
+    """Endpoint secrets that iterate as themselves and show only how many they are.
+
+    ``repr`` (a traceback's locals, a debugger, an ``attrs`` repr) prints
+    ``SigningSecrets(2)``; ``str`` is the same. Iterating gives the secrets.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self._values = tuple(values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"SigningSecrets({len(self._values)})"
+
+    __str__ = __repr__
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -79,17 +115,13 @@ def verify(
     missing or malformed, no secret matches any ``v1``, or the timestamp is
     outside ``now ± tolerance``.
     """
+    # Rebound first: from here on this frame's `secrets` prints masked.
+    secrets = secrets if isinstance(secrets, SigningSecrets) else SigningSecrets(secrets)
     value = headers.get(SIGNATURE_HEADER)
     if not value:
         raise _error("no Stripe-Signature header")
     timestamp, signatures = parse_header(value)
-    matched = False
-    for secret in secrets:
-        expected = sign(body, secret, timestamp).encode("ascii")
-        for candidate in signatures:
-            # compare_digest on every pair: no early exit that leaks which one matched
-            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
-    if not matched:
+    if not _signed_by_any(body, timestamp, signatures, secrets):
         raise _error("no signature matches the expected signature for the payload")
     age = int(now.timestamp()) - timestamp
     if age > tolerance:
@@ -97,3 +129,16 @@ def verify(
     if -age > tolerance:
         raise _error(f"timestamp outside the tolerance zone ({-age} s in the future)")
     return timestamp
+
+
+def _signed_by_any(body: bytes, timestamp: int, signatures: list[str],
+                   secrets: SigningSecrets) -> bool:
+    """Does any secret's signature equal any ``v1``? Every pair is compared in constant
+    time (no early exit that leaks which one matched). Raises nothing, so its frame,
+    the only one holding a secret in the clear, is never part of a traceback."""
+    matched = False
+    for secret in secrets:
+        expected = sign(body, secret, timestamp).encode("ascii")
+        for candidate in signatures:
+            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+    return matched
