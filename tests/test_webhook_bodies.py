@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from pasarela.api import Pasarela
+from pasarela.errors import WebhookError
 from pasarela.lifecycle import Status
 from pasarela.model import Customer, Order
 from pasarela.money import Money
+from pasarela.provider import WebhookEvent
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin, sign_fake_webhook
 from pasarela.testing.helpers import ManualClock
@@ -51,3 +53,22 @@ def test_a_deep_body_is_a_400_and_the_rest_of_its_batch_is_applied(setup: Any) -
     assert all(pasarela.get(p.id).status is Status.SUCCEEDED for p in payments)
     # one by one, the same answers
     assert pasarela.handle_webhook(*_signed(deep, clock)).status_code == 400
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("event_id", "evt_\x00"), ("event_id", "e" * 256), ("event_id", ""), ("event_id", 7),
+    ("type", "t" * 65), ("provider_reference", "fp_\ud800"), ("payment_id", "p" * 65),
+])
+def test_an_event_with_unstorable_ids_is_malformed(field: str, value: Any) -> None:
+    fields: dict[str, Any] = {"event_id": "evt_1", "type": "payment.succeeded",
+                              "provider_reference": "fp_1", field: value}
+    with pytest.raises(WebhookError, match=f"malformed event: {field}"):
+        WebhookEvent(**fields)
+
+
+def test_a_signed_event_with_a_nul_in_its_reference_is_a_400_on_every_store(setup: Any) -> None:
+    pasarela, _, clock = setup
+    body = json.dumps({"id": "evt_nul", "type": "payment.succeeded",
+                       "data": {"id": "fp_\u0000", "status": "succeeded", "amount": 1,
+                                "currency": "PEN"}}).encode()
+    assert pasarela.handle_webhook(*_signed(body, clock)).status_code == 400

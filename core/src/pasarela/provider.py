@@ -41,9 +41,15 @@ import attrs
 import httpx
 from typing_extensions import TypeVar
 
-from pasarela.errors import ConfigurationError, ErrorCode, UnsupportedError
+from pasarela.errors import (
+    ConfigurationError,
+    ErrorCode,
+    UnsupportedError,
+    ValidationError,
+    WebhookError,
+)
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment, Refund, RefundStatus
+from pasarela.model import Method, Order, Payment, Refund, RefundStatus, check_storable_text
 from pasarela.money import Money
 from pasarela.next_action import NextAction
 
@@ -217,6 +223,21 @@ class ProviderRefund:
     refund_id: str | None = None
 
 
+def _event_text(field: str, value: object, longest: int, *, optional: bool = False) -> None:
+    """What a signed body gives an event's ids must be text a store can keep: a body
+    that fails this is malformed (a 400 for that delivery alone), however it was signed."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise WebhookError(f"malformed event: {field} must be a non-empty string")
+    if len(value) > longest:
+        raise WebhookError(f"malformed event: {field} is longer than {longest} characters")
+    try:
+        check_storable_text(value, field)
+    except ValidationError as exc:
+        raise WebhookError(f"malformed event: {field} {exc.reason}") from None
+
+
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
     """A verified delivery, parsed into neutral terms.
@@ -234,10 +255,12 @@ class WebhookEvent:
             and so has no provider reference yet.
     """
 
-    event_id: str
-    type: str
-    provider_reference: str | None
-    payment_id: str | None = None
+    event_id: str = attrs.field(validator=lambda _, a, v: _event_text(a.name, v, 255))
+    type: str = attrs.field(validator=lambda _, a, v: _event_text(a.name, v, 64))
+    provider_reference: str | None = attrs.field(
+        validator=lambda _, a, v: _event_text(a.name, v, 128, optional=True))
+    payment_id: str | None = attrs.field(
+        default=None, validator=lambda _, a, v: _event_text(a.name, v, 64, optional=True))
     status: Status | None = None
     amount: Money | None = None
     verify_by_fetch: bool = False
