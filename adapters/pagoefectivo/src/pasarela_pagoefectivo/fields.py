@@ -1,14 +1,17 @@
 """PagoEfectivo's field formats and rules (PE spec v1.1 §5.1.2), checked before sending.
 
 :func:`cip_fields` turns a :class:`~pasarela.provider.CreateRequest` into the
-``/v1/cips`` body, enforcing every rule of the spec table with errors that name the
-order field a value came from. Times are Lima time written with ``-05:00`` (Peru
+``/v1/cips`` body. A mandatory field that breaks its rule is refused with an error
+naming the order field it came from; an optional one is never a reason to refuse:
+it is cleaned, cut or left out, one rule per field (the adapter's README has the
+table). Times are Lima time written with ``-05:00`` (Peru
 keeps no daylight saving time); the search API writes ``1900-01-01`` for "no date".
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
@@ -20,11 +23,19 @@ from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 
 
 __all__ = [
+    "ADDITIONAL_DATA_BYTES",
+    "CONCEPT_BYTES",
     "CURRENCIES",
+    "CUT_MARK",
     "DOCUMENT_TYPES",
+    "EMAIL_CHARS",
     "LIMA",
+    "NAME_BYTES",
     "NO_DATE",
     "cip_fields",
+    "clean_text",
+    "concept",
+    "fit",
     "lima_timestamp",
     "parse_timestamp",
 ]
@@ -68,22 +79,90 @@ def parse_timestamp(value: object) -> datetime | None:
     return parsed
 
 
-# --- create ------------------------------------------------------------------------
+# --- text ----------------------------------------------------------------------------
+
+#: Unicode categories kept in free text: letters, marks, digits, punctuation, currency
+#: and maths symbols. Controls, format characters, emoji and other symbols are dropped.
+_KEPT_GROUPS: Final = frozenset("LMNP")
+_KEPT_SYMBOLS: Final = frozenset({"Sc", "Sm"})
+#: What marks a cut ``paymentConcept``: ASCII, three bytes.
+CUT_MARK: Final = "..."
+#: PE spec v1.1 §5.1.2 lengths of the optional text fields we send, read as UTF-8
+#: bytes (a byte bound satisfies a character bound too: the spec says neither).
+CONCEPT_BYTES: Final = 50
+NAME_BYTES: Final = 30
+ADDITIONAL_DATA_BYTES: Final = 200
+#: ``userEmail`` is mandatory: an address longer than this is refused, never cut.
+EMAIL_CHARS: Final = 100
 
 
-def _check_text(
-    problems: dict[str, str], path: str, value: str | None, *, max_len: int, required: bool
-) -> None:
+def clean_text(value: str | None) -> str:
+    """*value* as PagoEfectivo's AN fields take it: NFC (``n`` + combining tilde is
+    one ``ñ``); an ellipsis character written ``...``; each run of whitespace one
+    space; every character outside letters, marks, digits, punctuation and currency
+    or maths symbols dropped (emoji, controls, format characters), and an accent with
+    no letter before it; trimmed. Spanish letters (``ñ``, ``á``) are kept, not
+    transliterated."""
     if not value:
-        if required:
-            problems[path] = "is required by PagoEfectivo"
-    elif len(value) > max_len:
-        problems[path] = f"PagoEfectivo takes at most {max_len} characters"
+        return ""
+    text = unicodedata.normalize("NFC", value).replace("\u2026", "...")
+    kept: list[str] = []
+    for char in text:
+        if char.isspace():
+            kept.append(" ")
+        else:
+            category = unicodedata.category(char)
+            if category[0] == "M" and (not kept or kept[-1] == " "):
+                continue  # an accent on nothing
+            if category[0] in _KEPT_GROUPS or category in _KEPT_SYMBOLS:
+                kept.append(char)
+    return " ".join("".join(kept).split())
 
 
-def _concept(description: str, reference: str) -> str:
-    text = " ".join((description or f"Pedido {reference}").split())
-    return text if len(text) <= 50 else text[:49].rstrip() + "…"
+def _clusters(text: str) -> list[str]:
+    """*text* in user-perceived characters: a base and the combining marks after it."""
+    out: list[str] = []
+    for char in text:
+        if out and unicodedata.category(char).startswith("M"):
+            out[-1] += char
+        else:
+            out.append(char)
+    return out
+
+
+def fit(text: str, max_bytes: int, mark: str = "") -> str:
+    """*text* if its UTF-8 form has at most *max_bytes*, else cut at a character
+    boundary (a letter never loses its accent) so that the result, *mark* appended,
+    has at most *max_bytes*. Trailing spaces before the mark are dropped."""
+    if len(text.encode("utf-8")) <= max_bytes:
+        return text
+    budget = max_bytes - len(mark.encode("utf-8"))
+    used = 0
+    kept: list[str] = []
+    for cluster in _clusters(text):
+        size = len(cluster.encode("utf-8"))
+        if used + size > budget:
+            break
+        kept.append(cluster)
+        used += size
+    cut = "".join(kept).rstrip()
+    return cut + mark if cut else ""
+
+
+def concept(description: str, reference: str) -> str:
+    """``paymentConcept`` (AN, 1-50): the cleaned description, else ``Pedido
+    <reference>``, cut to 50 UTF-8 bytes with ``...`` marking the cut."""
+    fallback = fit(clean_text(f"Pedido {reference}"), CONCEPT_BYTES, CUT_MARK)
+    return fit(clean_text(description), CONCEPT_BYTES, CUT_MARK) or fallback
+
+
+def _name(value: str | None) -> str:
+    """``userName`` / ``userLastName`` (AN, optional, 1-30): cleaned and cut to 30
+    bytes at a character boundary, no mark (empty: left out)."""
+    return fit(clean_text(value), NAME_BYTES)
+
+
+# --- create ------------------------------------------------------------------------
 
 
 def cip_fields(
@@ -93,12 +172,13 @@ def cip_fields(
     now: datetime,
     default_expiry: timedelta = timedelta(hours=48),
 ) -> dict[str, Any]:
-    """The ``/v1/cips`` body for *request*, every rule of the spec table checked.
+    """The ``/v1/cips`` body for *request*, every rule of the spec table applied.
 
-    Raises :class:`ProviderValidationError` (``created_nothing``) naming each order
-    field that breaks a rule. ``paymentConcept`` is the description cut to 50
-    characters (an ellipsis marks the cut); a CE or passport number with letters is
-    left out, since ``userDocumentNumber`` is numeric and optional.
+    A mandatory field that breaks its rule raises :class:`ProviderValidationError`
+    (``created_nothing``) naming the order field; an optional field never does: it is
+    cleaned, cut or left out by the one rule the adapter's README lists for it
+    (``paymentConcept`` cut to 50 bytes with ``...``, names to 30 bytes, a document
+    number with letters left out, ...).
     """
     problems: dict[str, str] = {}
     amount = request.amount
@@ -120,25 +200,25 @@ def cip_fields(
         "amount": Decimal(amount.decimal_string()) if not problems.get("amount") else None,
         "transactionCode": request.payment_id,
         "dateExpiry": lima_timestamp(expires_at),
-        "paymentConcept": _concept(order.description, order.reference),
-        "additionalData": order.reference,
+        "paymentConcept": concept(order.description, order.reference),
     }
-    _check_text(problems, "reference", order.reference, max_len=200, required=False)
+    # additionalData (AN, optional, 1-200): our order reference, exact or not at all
+    # (a cut reference would name another order).
+    if len(order.reference.encode("utf-8")) <= ADDITIONAL_DATA_BYTES:
+        fields["additionalData"] = order.reference
     if settings.admin_email:
-        _check_text(problems, "providers.pagoefectivo.admin_email", settings.admin_email,
-                    max_len=100, required=True)
-        fields["adminEmail"] = settings.admin_email
+        fields["adminEmail"] = settings.admin_email  # checked with the settings
     if customer is None:
         problems["customer"] = "PagoEfectivo needs the customer's email and phone"
     else:
-        _check_text(problems, "customer.email", customer.email, max_len=100, required=True)
-        _check_text(problems, "customer.first_name", customer.first_name, max_len=30,
-                    required=False)
-        _check_text(problems, "customer.last_name", customer.last_name, max_len=30,
-                    required=False)
+        if not customer.email:
+            problems["customer.email"] = "is required by PagoEfectivo (userEmail)"
+        elif len(customer.email) > EMAIL_CHARS:
+            problems["customer.email"] = (
+                f"PagoEfectivo takes at most {EMAIL_CHARS} characters (userEmail)")
         fields["userEmail"] = customer.email
-        fields["userName"] = customer.first_name
-        fields["userLastName"] = customer.last_name
+        fields["userName"] = _name(customer.first_name)
+        fields["userLastName"] = _name(customer.last_name)
         if order.country == "PE":
             fields["userCountry"] = "PERU"
         document = customer.document
@@ -170,3 +250,4 @@ def _split_phone(e164: str) -> tuple[str, str]:
 
     parsed = phonenumbers.parse(e164)
     return f"+{parsed.country_code}", str(parsed.national_number)
+

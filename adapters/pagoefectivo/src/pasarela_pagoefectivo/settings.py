@@ -12,6 +12,7 @@ accepted on notifications while a key is being rotated.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ LANGUAGES: Final = ("es-PE", "en-US")
 ORIGINS: Final = ("web", "android", "ios")
 
 _PATH = "providers.pagoefectivo"
+_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _required_text(name: str, max_len: int | None = None) -> Any:
@@ -44,6 +46,15 @@ def _required_text(name: str, max_len: int | None = None) -> Any:
             raise ValidationError(f"at most {max_len} characters", field=name)
 
     return check
+
+
+def _admin_email(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # adminEmail: AN 1-100 (PE spec v1.1 §5.1.2); a setting, so refused at load.
+    if value is None:
+        return
+    if not isinstance(value, str) or not _EMAIL.match(value) or len(value) > 100:
+        raise ValidationError("must be an email address of at most 100 characters",
+                              field="admin_email")
 
 
 def _service_id(value: object) -> int:
@@ -102,7 +113,7 @@ class PagoEfectivoSettings(ProviderSettings):
     service_id: int = attrs.field(converter=_service_id)
     language: str = attrs.field(default="es-PE", validator=_one_of("language", LANGUAGES))
     origin: str = attrs.field(default="web", validator=_one_of("origin", ORIGINS))
-    admin_email: str | None = None
+    admin_email: str | None = attrs.field(default=None, validator=_admin_email)
     token_refresh_margin: timedelta = timedelta(minutes=5)
     search_batch_size: int = attrs.field(default=50, validator=_positive("search_batch_size"))
 
