@@ -206,6 +206,75 @@ class StripeSpec:
                             f"{request.url.path} violates Stripe's spec: {details}")
         return result.data
 
+    # --- key sets: openapi-core lets unknown keys through (Stripe's schemas never say
+    # additionalProperties), so what the spec does not name is found here
+
+    def resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
+        """*node* with its ``$ref`` followed (``#/components/schemas/...``)."""
+        while "$ref" in node:
+            target: Any = self.raw
+            for part in str(node["$ref"]).removeprefix("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def invented_keys(self, schema: str | Mapping[str, Any], value: Any,
+                      where: str = "") -> list[str]:
+        """The keys of *value*, at any depth, that *schema* (a component's name or a
+        schema node) does not name: ``["payment_intent.qr", ...]``. An object schema
+        without ``properties`` (``metadata``, ``use_stripe_sdk``) takes any key; of an
+        ``anyOf``, the branch whose ``object`` is the value's is used (else the branch
+        that names the most of its keys)."""
+        if isinstance(schema, str):
+            where = where or schema
+            schema = self.raw["components"]["schemas"][schema]
+        node = self.resolve(schema)
+        branches = node.get("anyOf") or node.get("oneOf")
+        if branches:
+            if not isinstance(value, dict):
+                return []
+            kinds = [self.resolve(b) for b in branches]
+            objects = [b for b in kinds if "properties" in b]
+            if not objects:
+                return []
+            tagged = [b for b in objects
+                      if value.get("object") in b["properties"].get("object", {}).get("enum", ())]
+            found = [self.invented_keys(b, value, where) for b in tagged or objects]
+            return min(found, key=len)
+        if isinstance(value, dict):
+            properties = node.get("properties")
+            if properties is None:
+                return []
+            out: list[str] = []
+            for key, item in value.items():
+                if key not in properties:
+                    out.append(f"{where}.{key}")
+                else:
+                    out.extend(self.invented_keys(properties[key], item, f"{where}.{key}"))
+            return out
+        if isinstance(value, list) and "items" in node:
+            out = []
+            for n, item in enumerate(value):
+                out.extend(self.invented_keys(node["items"], item, f"{where}[{n}]"))
+            return out
+        return []
+
+    def response_schema(self, method: str, path: str, status: int) -> Mapping[str, Any]:
+        """The schema the spec gives the answer *status* to *method* *path*."""
+        operation = self.raw["paths"][self.path_pattern(method, path)][method.lower()]
+        responses = operation["responses"]
+        answer = responses.get(str(status)) or responses["default"]
+        schema: Mapping[str, Any] = answer["content"]["application/json"]["schema"]
+        return schema
+
+    def invented_in_response(self, response: httpx.Response) -> list[str]:
+        """The keys of a Stripe answer that its schema in the spec does not name."""
+        request = response.request
+        name = f"{request.method} {request.url.path} {response.status_code}"
+        return self.invented_keys(
+            self.response_schema(request.method, request.url.path, response.status_code),
+            response.json(), name)
+
     def validate_object(self, schema: str, obj: Mapping[str, Any]) -> None:
         """Validate *obj* against ``components/schemas/<schema>``."""
         from openapi_core.validation.schemas import oas30_read_schema_validators_factory
@@ -306,6 +375,9 @@ class Checked:
         response.read()
         if response.request.url.path.startswith("/v1/"):
             self.spec.validate_response(response.request, response)
+            invented = self.spec.invented_in_response(response)
+            if invented:
+                raise SpecError(f"keys Stripe's spec does not name: {invented}")
 
 
 @pytest.fixture

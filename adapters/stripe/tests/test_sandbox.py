@@ -346,6 +346,36 @@ def test_refund_of_an_unpaid_intent_is_refused(client: httpx.Client, sandbox_url
     assert response.json()["error"]["param"] == "payment_intent"
 
 
+def test_refunds_are_listed_by_payment_intent_newest_first_page_by_page(
+    client: httpx.Client, sandbox_url: str
+) -> None:
+    paid = [create(client, sandbox_url, "payment_method=pm_card_visa&confirm=true").json()
+            for _ in range(2)]
+    made = [post(client, f"{sandbox_url}/v1/refunds",
+                 f"payment_intent={paid[0]['id']}&amount=100&metadata[refund_id]=r{n}").json()
+            for n in range(3)]
+    post(client, f"{sandbox_url}/v1/refunds", f"payment_intent={paid[1]['id']}&amount=100")
+
+    def page(**params: str) -> dict[str, Any]:
+        answer: dict[str, Any] = client.get(f"{sandbox_url}/v1/refunds", headers=AUTH,
+                                            params=params).json()
+        return answer
+
+    first = page(payment_intent=paid[0]["id"], limit="2")
+    assert (first["object"], first["url"], first["has_more"]) == ("list", "/v1/refunds", True)
+    assert [r["id"] for r in first["data"]] == [made[2]["id"], made[1]["id"]]
+    rest = page(payment_intent=paid[0]["id"], limit="2", starting_after=first["data"][-1]["id"])
+    assert ([r["id"] for r in rest["data"]], rest["has_more"]) == ([made[0]["id"]], False)
+    assert rest["data"][0]["metadata"] == {"refund_id": "r0"}
+    assert len(page()["data"]) == 4
+    by_charge = page(charge=paid[1]["latest_charge"])
+    assert [r["payment_intent"] for r in by_charge["data"]] == [paid[1]["id"]]
+    missing = client.get(f"{sandbox_url}/v1/refunds", headers=AUTH,
+                         params={"payment_intent": "pi_missing"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "resource_missing"
+
+
 def test_pending_refund_settles_by_control(client: httpx.Client, sandbox: StripeSandbox) -> None:
     url = sandbox.url  # type: ignore[attr-defined]
     httpx.post(f"{url}/_control/config", json={"refund_status": "pending"})

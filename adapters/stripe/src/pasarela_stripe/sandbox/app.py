@@ -7,7 +7,8 @@ in bracket notation, Stripe's error shape, idempotency as
     POST /v1/payment_intents                  GET /v1/payment_intents/search
     GET  /v1/payment_intents/{id}             POST /v1/payment_intents/{id}/confirm
     POST /v1/payment_intents/{id}/cancel      POST /v1/refunds
-    GET  /v1/refunds/{id}   GET /v1/charges/{id}   GET /v1/events/{id}
+    GET  /v1/refunds/{id}   GET /v1/refunds   (payment_intent, charge, limit, starting_after)
+    GET  /v1/charges/{id}   GET /v1/events/{id}
     GET  /v1/balance_transactions             (created[gte|gt|lt|lte], type, currency,
                                                limit, starting_after, expand[]=data.source)
 
@@ -171,6 +172,9 @@ def _api_routes(sandbox: StripeSandbox) -> list[Route]:
     def retrieve_refund(request: Request) -> Operation:
         return lambda params: sandbox.account.retrieve_refund(request.path_params["id"])
 
+    def list_refunds(request: Request) -> Operation:
+        return sandbox.account.list_refunds
+
     def balance(request: Request) -> Operation:
         return sandbox.account.list_balance_transactions
 
@@ -182,6 +186,7 @@ def _api_routes(sandbox: StripeSandbox) -> list[Route]:
         ("POST", intent + "/confirm", confirm),
         ("POST", intent + "/cancel", cancel),
         ("POST", "/v1/refunds", refund),
+        ("GET", "/v1/refunds", list_refunds),
         ("GET", "/v1/refunds/{id}", retrieve_refund),
         ("GET", "/v1/charges/{id}", found("charge", lambda: sandbox.account.charges)),
         ("GET", "/v1/balance_transactions", balance),

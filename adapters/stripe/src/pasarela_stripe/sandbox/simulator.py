@@ -34,8 +34,9 @@ IDEMPOTENCY_TTL: Final = 24 * 3600
 OPERATIONS: Final = (
     "POST /v1/payment_intents", "GET /v1/payment_intents/search",
     "GET /v1/payment_intents/{intent}", "POST /v1/payment_intents/{intent}/confirm",
-    "POST /v1/payment_intents/{intent}/cancel", "POST /v1/refunds", "GET /v1/refunds/{id}",
-    "GET /v1/charges/{id}", "GET /v1/balance_transactions", "GET /v1/events/{id}",
+    "POST /v1/payment_intents/{intent}/cancel", "POST /v1/refunds", "GET /v1/refunds",
+    "GET /v1/refunds/{id}", "GET /v1/charges/{id}", "GET /v1/balance_transactions",
+    "GET /v1/events/{id}",
 )
 
 

@@ -50,6 +50,7 @@ CANCEL_PARAMS: Final = frozenset({"cancellation_reason", "expand"})
 REFUND_PARAMS: Final = frozenset(
     {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
 )
+REFUND_LIST_PARAMS: Final = frozenset({"payment_intent", "charge", "limit", "starting_after"})
 BALANCE_LIST_PARAMS: Final = frozenset(
     {"created", "limit", "starting_after", "expand", "type", "currency"}
 )
@@ -562,6 +563,42 @@ class Account:
             raise APIError(404, "invalid_request_error", f"No such refund: '{refund_id}'",
                            code="resource_missing", param="id", saved=False)
         return found
+
+    def list_refunds(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /v1/refunds``: newest first, of one PaymentIntent (``payment_intent``)
+        or Charge (``charge``) or all, paged by ``limit`` (default 10, at most 100) and
+        ``starting_after``. A PaymentIntent or Charge that does not exist is a 404."""
+        for name in ("created", "ending_before", "expand"):
+            if name in params:
+                raise invalid(f"The sandbox does not support {name} here (Stripe does).",
+                              param=name)
+        _unknown_params(params, REFUND_LIST_PARAMS)
+        intent_id, charge_id = _string(params, "payment_intent"), _string(params, "charge")
+        if intent_id is not None:
+            self.intent(intent_id, param="payment_intent")
+        if charge_id is not None and charge_id not in self.charges:
+            raise APIError(404, "invalid_request_error", f"No such charge: '{charge_id}'",
+                           code="resource_missing", param="charge", saved=False)
+        limit = _integer(params, "limit", required=False)
+        if limit is None:
+            limit = 10
+        if not 1 <= limit <= 100:
+            raise invalid("This value must be between 1 and 100.", param="limit")
+        # newest first; within one second, the one made last first
+        ordered = [r for _, r in sorted(enumerate(self.refunds.values()),
+                                        key=lambda p: (-p[1]["created"], -p[0]))]
+        after = _string(params, "starting_after")
+        if after is not None:
+            ids = [r["id"] for r in ordered]
+            if after not in ids:
+                raise APIError(404, "invalid_request_error", f"No such refund: '{after}'",
+                               code="resource_missing", param="starting_after", saved=False)
+            ordered = ordered[ids.index(after) + 1:]
+        found = [r for r in ordered
+                 if (intent_id is None or r["payment_intent"] == intent_id)
+                 and (charge_id is None or r["charge"] == charge_id)]
+        return {"object": "list", "data": [copy.deepcopy(r) for r in found[:limit]],
+                "has_more": len(found) > limit, "url": "/v1/refunds"}
 
     def settle_refund(self, refund_id: str, status: str) -> dict[str, Any]:
         """Move a pending refund to succeeded or failed (the ``refund_status`` knob)."""
