@@ -182,6 +182,7 @@ def test_lost_notification_is_found_by_the_resolver(
     assert shop.get(payment.id).status is Status.PENDING
     assert shop.resolve_due() == 0  # not due yet
     clock.now += timedelta(hours=7)  # past the resolver's wait for a pending payment
+    served.sandbox.clock.offset = timedelta(hours=7)  # the same time at PagoEfectivo
     assert shop.resolve_due() == 1
     done = shop.get(payment.id)
     assert done.status is Status.SUCCEEDED

@@ -114,9 +114,11 @@ def test_token_is_renewed_shortly_before_it_expires(
     provider = PagoEfectivoProvider(settings, clock=lambda: now[0])
     create(provider, client, request_factory())
     now[0] += timedelta(hours=1, minutes=54)  # 6 minutes left: still used
+    served.sandbox.clock.offset = timedelta(hours=1, minutes=54)  # the same time there
     create(provider, client, request_factory())
     assert served.sandbox.calls["authorization"] == 1
     now[0] += timedelta(minutes=2)  # 4 minutes left: inside the 5-minute margin
+    served.sandbox.clock.offset = timedelta(hours=1, minutes=56)
     create(provider, client, request_factory())
     assert served.sandbox.calls["authorization"] == 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -17,7 +17,10 @@ from pasarela_pagoefectivo.sandbox import (
     DEFAULT_SERVICE_ID,
 )
 
+from pasarela.engine.calls import run_flow
+from pasarela.engine.steps import drive
 from pasarela.money import Money
+from pasarela.provider import Operation
 
 
 def authorize(url: str, **changes: Any) -> httpx.Response:
@@ -125,12 +128,75 @@ def test_authorization_with_a_wrong_hash_is_refused(served: Any) -> None:
     assert authorize(served.url, accessKey="X" * 20).status_code == 401
 
 
-def test_date_request_tolerance_knob(served: Any) -> None:
-    served.control("POST", "/config", json={"date_request_tolerance": 300})
-    date = lima_timestamp(datetime.now(UTC) - timedelta(hours=1))
-    stale = authorize(served.url, dateRequest=date, hashString=auth_hash(
-        DEFAULT_SERVICE_ID, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, date))
-    assert fields_of(stale) == {("113", "dateRequest")}
+def _signed(date: str, *, upper: bool = False) -> dict[str, str]:
+    digest = auth_hash(DEFAULT_SERVICE_ID, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, date)
+    return {"dateRequest": date, "hashString": digest.upper() if upper else digest}
+
+
+def _lima(moment: datetime) -> datetime:
+    return moment.astimezone(timezone(timedelta(hours=-5)))
+
+
+def _variants() -> dict[str, tuple[dict[str, str], str]]:
+    """What the official demo's sandbox took and the spec does not: each signed
+    correctly for its own text, with the field the strict sandbox refuses."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    lima = _lima(now)
+    return {
+        "space for T": (_signed(lima.strftime("%Y-%m-%d %H:%M:%S-05:00")), "dateRequest"),
+        "no offset": (_signed(lima.strftime("%Y-%m-%dT%H:%M:%S")), "dateRequest"),
+        "UTC offset": (_signed(now.strftime("%Y-%m-%dT%H:%M:%S+00:00")), "dateRequest"),
+        "offset without colon": (_signed(lima.strftime("%Y-%m-%dT%H:%M:%S-0500")),
+                                 "dateRequest"),
+        "upper-case hash": (_signed(lima_timestamp(now), upper=True), "hashString"),
+        "an hour old": (_signed(lima_timestamp(now - timedelta(hours=1))), "dateRequest"),
+        "ten minutes ahead": (_signed(lima_timestamp(now + timedelta(minutes=10))),
+                              "dateRequest"),
+    }
+
+
+def test_strict_by_default_with_a_five_minute_window(served: Any) -> None:
+    knobs = served.control("GET", "/config").json()
+    assert knobs["strict"] is True
+    assert knobs["date_request_tolerance"] == 300
+
+
+@pytest.mark.parametrize("variant", list(_variants()))
+def test_strict_sandbox_refuses_what_the_spec_does_not_write(served: Any, variant: str) -> None:
+    changes, field = _variants()[variant]
+    assert fields_of(authorize(served.url, **changes)) == {("113", field)}
+
+
+@pytest.mark.parametrize("variant", list(_variants()))
+def test_lenient_sandbox_takes_what_the_official_demo_took(served: Any, variant: str) -> None:
+    served.control("POST", "/config", json={"strict": False})
+    changes, _ = _variants()[variant]
+    answer = authorize(served.url, **changes)
+    assert answer.status_code == 201, answer.text
+
+
+def test_within_the_window_is_taken_and_the_window_is_a_knob(served: Any) -> None:
+    date = lima_timestamp(datetime.now(UTC) - timedelta(minutes=4))
+    assert authorize(served.url, **_signed(date)).status_code == 201
+    old = lima_timestamp(datetime.now(UTC) - timedelta(hours=1))
+    served.control("POST", "/config", json={"date_request_tolerance": None})
+    assert authorize(served.url, **_signed(old)).status_code == 201
+    served.control("POST", "/config", json={"date_request_tolerance": 7200})
+    assert authorize(served.url, **_signed(old)).status_code == 201
+
+
+def test_a_well_formed_wrong_hash_is_still_a_401_when_lenient(served: Any) -> None:
+    served.control("POST", "/config", json={"strict": False})
+    assert authorize(served.url, hashString="0" * 64).status_code == 401
+
+
+def test_the_adapters_own_authorization_passes_the_strict_sandbox(
+    served: Any, provider: Any, client: httpx.Client,
+) -> None:
+    assert served.sandbox.knobs.strict
+    drive(run_flow(provider, Operation.PROBE, provider.probe, sleep_scale=0), client)
+    assert served.sandbox.calls["authorization"] == 1
+    assert len(served.sandbox.tokens) == 1
 
 
 def test_tokens_expire_by_the_clock(served: Any, pe: Api) -> None:

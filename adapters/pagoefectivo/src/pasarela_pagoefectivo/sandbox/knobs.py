@@ -50,12 +50,16 @@ class PagoEfectivoKnobs(Knobs):
         as_limits, "per currency; above it a CIP is refused with 511 ('PEN 5000')",
         factory=dict, unit="amounts")
     strict: bool = flag(
-        True, "the spec's mandatory fields and Origin; false: what the official demo sent")
+        True, "the spec's exact forms: every mandatory field, Origin, dateRequest as "
+        "yyyy-mm-ddThh:mm:ss-05:00 within date_request_tolerance, a lower-case hex "
+        "hashString; false: what the official demo's sandbox took (a space for T, any or "
+        "no offset, an upper-case hash, any age, no phone)")
     default_expiry: float = seconds(
         4 * 3600.0, "seconds a CIP lives when no dateExpiry is sent (4 h, as the demo)")
     token_ttl: float = seconds(2 * 3600.0, "seconds an authorization token lives")
     date_request_tolerance: float | None = seconds(
-        None, "seconds dateRequest may differ from the clock (none: not checked)",
+        300.0, "seconds dateRequest may differ from the clock when strict (5 min: the spec "
+        "gives no window; the usual clock-skew allowance); null: not checked",
         optional=True)
     late_payment_grace: float = seconds(
         0.0, "seconds after dateExpiry that a bank payment still lands")

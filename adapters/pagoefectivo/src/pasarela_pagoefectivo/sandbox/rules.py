@@ -28,6 +28,8 @@ __all__ = [
     "lowered",
     "parse_amount",
     "parse_date",
+    "parse_date_request",
+    "well_formed_hash",
 ]
 
 DOCUMENT_TYPES: Final = ("DNI", "PAR", "PAS", "LMI", "NAN")
@@ -52,6 +54,11 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
 _DIGITS: Final = re.compile(r"^[0-9]+$")
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[+-]\d{2}:?\d{2})?$")
+#: ``dateRequest`` as the spec writes it (§5.1.1: ``yyyy-mm-ddThh:mm:ss(+/-)zzzz`` in
+#: GMT-5, e.g. ``2020-11-15T15:45:00-05:00``): the strict sandbox takes only this.
+_DATE_REQUEST: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}-05:00$")
+#: ``hashString``: SHA-256 as lower-case hex (§5.1.1; the demo's ``x2`` format).
+_HASH: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
 @attrs.frozen
@@ -128,6 +135,27 @@ def parse_date(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=LIMA)
+
+
+def parse_date_request(value: object, *, strict: bool) -> datetime | None:
+    """``dateRequest``: strict, exactly ``yyyy-mm-ddThh:mm:ss-05:00``; lenient, what
+    the official demo's sandbox took (a space for ``T``, no offset, another offset)."""
+    if not strict:
+        return parse_date(value)
+    if not isinstance(value, str) or not _DATE_REQUEST.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def well_formed_hash(value: object, *, strict: bool) -> bool:
+    """``hashString``: strict, 64 lower-case hex digits; lenient, any text (compared
+    without regard to case, as the demo's sandbox did)."""
+    if not strict:
+        return isinstance(value, str)
+    return isinstance(value, str) and bool(_HASH.match(value))
 
 
 def _valid(rule: Rule, value: object, now: datetime) -> bool:

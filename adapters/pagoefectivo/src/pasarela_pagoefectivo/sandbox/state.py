@@ -40,6 +40,8 @@ from pasarela_pagoefectivo.sandbox.rules import (
     lowered,
     parse_amount,
     parse_date,
+    parse_date_request,
+    well_formed_hash,
 )
 
 
@@ -186,8 +188,14 @@ class PagoEfectivoSandbox(Sandbox):
         return b".".join((head, claims, base64.urlsafe_b64encode(mac).rstrip(b"="))).decode()
 
     def authorize(self, body: Any, language: str = "es") -> Answer:
+        """``POST /v1/authorizations``. Strict (the default): ``dateRequest`` exactly
+        ``yyyy-mm-ddThh:mm:ss-05:00`` and within ``date_request_tolerance`` of the
+        clock, ``hashString`` 64 lower-case hex digits, else 111 with a 113 entry on
+        the field; a well-formed but wrong hash is a 401. Lenient (``strict=false``):
+        what the official demo's sandbox took."""
         if not isinstance(body, Mapping):
             return self.error("111", language)
+        strict = self.knobs.strict
         values = lowered(body)
         problems: list[tuple[str, str]] = []
         for name in ("accessKey", "idService", "dateRequest", "hashString"):
@@ -196,22 +204,26 @@ class PagoEfectivoSandbox(Sandbox):
         service = values.get("idservice")
         if service is not None and (isinstance(service, bool) or not isinstance(service, int)):
             problems.append(("113", "idService"))  # a JSON number, per the spec
-        moment = parse_date(values.get("daterequest"))
+        moment = parse_date_request(values.get("daterequest"), strict=strict)
         if values.get("daterequest") and moment is None:
             problems.append(("113", "dateRequest"))
+        hash_string = values.get("hashstring")
+        if hash_string not in (None, "") and not well_formed_hash(hash_string, strict=strict):
+            problems.append(("113", "hashString"))
         if problems:
             return self.error("111", language, problems)
         now = self.now()
         tolerance = self.knobs.date_request_tolerance
-        if tolerance is not None and moment is not None and abs(
+        if strict and tolerance is not None and moment is not None and abs(
             (moment - now).total_seconds()
         ) > tolerance:
             return self.error("111", language, [("113", "dateRequest")])
         assert isinstance(service, int)
         expected = auth_hash(service, self.access_key, self.secret_key,
                              str(values["daterequest"]))
+        given = str(hash_string) if strict else str(hash_string).lower()
         if (values.get("accesskey") != self.access_key or service != self.service_id
-                or not hmac.compare_digest(str(values.get("hashstring")).lower(), expected)):
+                or not hmac.compare_digest(given, expected)):
             return self.error("401", language)  # sandbox choice: the spec shows no body
         expires = now + timedelta(seconds=self.knobs.token_ttl)
         token = self._jwt(self.service_id, expires)
