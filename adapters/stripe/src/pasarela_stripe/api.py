@@ -56,20 +56,25 @@ __all__ = [
     "INTENT_STATUSES",
     "REFUND_STATUSES",
     "SETTLEMENT_TYPES",
+    "RefundPage",
     "TransactionPage",
     "build_balance_transactions",
     "build_cancel",
     "build_confirm",
     "build_create",
     "build_get",
+    "build_get_refund",
+    "build_list_refunds",
     "build_refund",
     "build_search",
     "idempotency_key",
     "parse_intent",
     "parse_json",
     "parse_refund",
+    "parse_refund_page",
     "parse_search",
     "parse_transactions",
+    "refund_id_of",
     "settlement_line",
 ]
 
@@ -281,6 +286,36 @@ def build_refund(
     return _post(settings, "/v1/refunds", params, idempotency_key("refund", refund_id))
 
 
+def build_get_refund(settings: StripeSettings, reference: str) -> httpx.Request:
+    """``GET /v1/refunds/{id}``."""
+    if not reference:
+        raise ValidationError("the refund has no Stripe Refund id", field="provider_reference")
+    return httpx.Request("GET", _url(settings, f"/v1/refunds/{quote(reference, safe='')}"),
+                         headers=_headers(settings, None))
+
+
+def build_list_refunds(
+    settings: StripeSettings,
+    reference: str | None,
+    *,
+    starting_after: str | None = None,
+    limit: int = PAGE_LIMIT,
+) -> httpx.Request:
+    """``GET /v1/refunds?payment_intent=...``: the PaymentIntent's refunds, newest
+    first, *limit* a page; *starting_after* is the cursor (the last id of the page
+    before)."""
+    if not reference:
+        raise ValidationError("the payment has no Stripe PaymentIntent id yet",
+                              field="provider_reference")
+    if not 1 <= limit <= PAGE_LIMIT:
+        raise ValidationError(f"must be between 1 and {PAGE_LIMIT}", field="limit")
+    params: tuple[tuple[str, str], ...] = (("payment_intent", reference), ("limit", str(limit)))
+    if starting_after is not None:
+        params += (("starting_after", starting_after),)
+    return httpx.Request("GET", _url(settings, "/v1/refunds"), params=params,
+                         headers=_headers(settings, None))
+
+
 def _unix(value: datetime, field: str) -> int:
     """*value* as the first whole unix second at or after it (``created`` is whole
     seconds, so ``created >= ceil(t)`` is ``created >= t``)."""
@@ -420,6 +455,39 @@ def parse_refund(refund: Mapping[str, Any]) -> ProviderRefund:
         payment_reference=intent if isinstance(intent, str) else None,
         refund_id=metadata.get("refund_id") if isinstance(metadata, dict) else None,
     )
+
+
+@attrs.frozen
+class RefundPage:
+    """One page of ``GET /v1/refunds``: its Refund objects, in Stripe's order, and the
+    cursor of the next page (None on the last)."""
+
+    refunds: list[Mapping[str, Any]]
+    next_cursor: str | None
+
+
+def parse_refund_page(data: Mapping[str, Any]) -> RefundPage:
+    """A ``GET /v1/refunds`` answer: its Refund objects and the next cursor (the last
+    object's id when ``has_more``)."""
+    items = data.get("data")
+    if data.get("object") != "list" or not isinstance(items, list):
+        raise ProviderError("Stripe answered a refund list with something else",
+                            provider="stripe")
+    refunds: list[Mapping[str, Any]] = [item for item in items if isinstance(item, dict)]
+    cursor = None
+    if data.get("has_more") is True:
+        cursor = _id_of(refunds[-1]) if refunds else None
+        if cursor is None:
+            raise ProviderError("Stripe said has_more with no object to continue after",
+                                provider="stripe")
+    return RefundPage(refunds, cursor)
+
+
+def refund_id_of(refund: Mapping[str, Any]) -> str | None:
+    """Our refund id, from the ``metadata["refund_id"]`` :func:`build_refund` sets."""
+    metadata = refund.get("metadata")
+    value = metadata.get("refund_id") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def timestamp(value: Any) -> datetime | None:

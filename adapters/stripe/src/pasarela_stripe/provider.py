@@ -22,7 +22,7 @@ from pasarela.errors import (
     ProviderValidationError,
     ValidationError,
 )
-from pasarela.model import Method, Payment
+from pasarela.model import Method, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
     CreateRequest,
@@ -42,13 +42,17 @@ from pasarela_stripe.api import (
     build_confirm,
     build_create,
     build_get,
+    build_get_refund,
+    build_list_refunds,
     build_refund,
     build_search,
     parse_intent,
     parse_json,
     parse_refund,
+    parse_refund_page,
     parse_search,
     parse_transactions,
+    refund_id_of,
 )
 from pasarela_stripe.errors import (
     ERROR_CODES,
@@ -87,11 +91,11 @@ class StripeProvider(Provider[StripeSettings]):
     notification_delay: ClassVar[timedelta] = timedelta(minutes=15)
     operations: ClassVar[frozenset[Operation]] = frozenset({
         Operation.PROBE, Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
-        Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
+        Operation.REFUND, Operation.GET_REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.PROBE,
         Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL, Operation.REFUND,
-        Operation.SETTLEMENTS,
+        Operation.GET_REFUND, Operation.SETTLEMENTS,
     })
     settings_class: ClassVar[type[StripeSettings]] = StripeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
@@ -175,6 +179,37 @@ class StripeProvider(Provider[StripeSettings]):
         if refund.refund_id is None:
             refund = attrs.evolve(refund, refund_id=refund_id)
         return refund
+
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        """*refund*'s state at Stripe.
+
+        With its Refund id known: ``GET /v1/refunds/{id}``. Without (the refund's answer
+        was lost): the PaymentIntent's refunds, ``GET /v1/refunds?payment_intent=...``
+        page by page, and the one whose ``metadata["refund_id"]`` is our refund id
+        (:meth:`refund` sets it). A read: nothing is created, where repeating the create
+        with its idempotency key would make the refund if the first never arrived.
+        Not found is ``pending`` (Stripe has not said), never ``failed``.
+        """
+        if refund.provider_reference:
+            response = yield build_get_refund(self.settings, refund.provider_reference)
+            found = parse_refund(self._json(response))
+            return found if found.refund_id else attrs.evolve(found, refund_id=refund.id)
+        unknown = ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
+                                 payment_reference=payment.provider_reference)
+        if not payment.provider_reference:
+            # refund() sends nothing without a PaymentIntent id: nothing to find
+            return unknown
+        cursor: str | None = None
+        while True:
+            response = yield build_list_refunds(self.settings, payment.provider_reference,
+                                                starting_after=cursor)
+            page = parse_refund_page(self._json(response))
+            for obj in page.refunds:
+                if refund_id_of(obj) == refund.id:
+                    return parse_refund(obj)
+            if page.next_cursor is None:
+                return unknown
+            cursor = page.next_cursor
 
     def settlements(
         self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
