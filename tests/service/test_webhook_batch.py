@@ -223,7 +223,9 @@ def test_another_process_recording_a_delivery_first_rolls_the_batch_back(
                                  event_type="payment.succeeded", event_id="evt_a",
                                  delivery=delivery)
                 # Another server records the same delivery while this batch is open.
-                assert other.record_delivery(delivery)
+                assert other.record_delivery(Delivery(
+                    provider="fake", event_id="evt_a", event_type="payment.succeeded",
+                    outcome="applied", payment_id=first.id))
 
         with pytest.raises(ConcurrencyConflictError):
             race()

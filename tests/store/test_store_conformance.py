@@ -244,7 +244,8 @@ def test_duplicate_delivery_rolls_the_whole_transition_back(
 ) -> None:
     pending = to_pending(store, created)
     assert store.record_delivery(
-        Delivery(provider="fake", event_id="evt-9", event_type="paid", outcome="applied")
+        Delivery(provider="fake", event_id="evt-9", event_type="paid", outcome="applied",
+                 payment_id=created.id)
     )
     before = (
         rows(store, t.transitions), rows(store, t.outbox), rows(store, t.exchanges),
@@ -544,7 +545,7 @@ def test_a_delivery_recorded_meanwhile_fails_the_batch_when_written(
     with Store(postgres_schema_url, upgrade=True) as store:
         payment, _ = store.create_payment(make_payment(), fingerprint="fp")
         delivery = Delivery(provider="fake", event_id="evt-late", event_type="paid",
-                            outcome="applied")
+                            outcome="applied", payment_id=payment.id)
 
         def batch_meeting_it() -> None:
             with store.batch() as batch:
@@ -568,7 +569,8 @@ def test_both_writers_are_payment_writers() -> None:
     """The protocol is what the engine calls; mypy checks the signatures (see
     store/repository.py and store/batch.py), this that no method is missing."""
     names = {n for n in vars(PaymentWriter) if not n.startswith("_")}
-    assert names == {"find_payment", "get_payment", "seen_delivery", "transition",
+    assert names == {"find_payment", "get_payment", "seen_delivery", "delivered_for",
+                     "transition",
                      "record_ignored", "update_payment", "record_delivery",
                      "record_exchanges"}
     for writer in (Store, WriteBatch):

@@ -181,7 +181,7 @@ def _retrying(writer: PaymentWriter, payment: Payment, delivery: Delivery | None
             return attempt(payment)
         except ConcurrencyConflictError:
             if delivery is not None and delivery.event_id and writer.seen_delivery(
-                    delivery.provider, delivery.event_id):
+                    delivery.provider, delivery.event_id, payment.id):
                 return writer.get_payment(payment.id)  # a repeated delivery
             payment = writer.get_payment(payment.id)
     raise ConcurrencyConflictError(f"payment {payment.id} kept changing; try again",

@@ -177,21 +177,33 @@ def _apply_batch(
 def _apply_event(
     service: Service, provider_name: str, event: WebhookEvent, store: PaymentWriter
 ) -> Steps[None]:
-    # A signed event needs no look-up first: the delivery's unique (provider, event
-    # id) is written in the same transaction as its effect, so a repeat rolls back.
-    # An unsigned one is checked first, to spare the provider a second fetch.
-    if event.verify_by_fetch and store.seen_delivery(provider_name, event.event_id):
-        log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
-        return
+    # A delivery is unique per (provider, event key, payment), written in the same
+    # transaction as its effect, so a repeat for the same payment rolls back. The
+    # same key for another payment is applied to its own payment, and recorded and
+    # logged as a collision. An unsigned event's repeat is looked for before its
+    # fetch, to spare the provider a second one.
     payment = (store.find_payment(provider=provider_name,
                                   provider_reference=event.provider_reference)
                if event.provider_reference else None)
     if payment is None and event.payment_id:
         payment = _by_our_id(store, provider_name, event)
+    others: list[str] = []
+    if payment is not None:
+        earlier = store.delivered_for(provider_name, event.event_id)
+        if event.verify_by_fetch and payment.id in earlier:
+            log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
+            return
+        others = sorted(earlier - {payment.id, ""})
+        if others and payment.id not in earlier:
+            log.warning("webhook_event_collision", provider=provider_name,
+                        event_id=event.event_id, payment_id=payment.id,
+                        other_payments=",".join(others))
+    collision = (f"collision: event key also delivered for {', '.join(others)}"
+                 if others else "")
 
     def delivery(outcome: str, detail: str = "") -> Delivery:
         return Delivery(provider=provider_name, event_id=event.event_id, event_type=event.type,
-                        outcome=outcome, detail=detail,
+                        outcome=outcome, detail="; ".join(d for d in (detail, collision) if d),
                         payment_id=payment.id if payment else None)
 
     if payment is None:

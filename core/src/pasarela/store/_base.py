@@ -32,6 +32,7 @@ from pasarela.store.engine import (
     is_memory_sqlite,
     normalize_url,
 )
+from pasarela.store.sealing import Sealer
 
 
 __all__ = ["DATABASE_ERRORS", "UNAVAILABLE", "StoreBase"]
@@ -64,14 +65,20 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class StoreBase:
     """The engine and the transactions of a store (see the module docs)."""
 
-    def __init__(self, url: str, *, upgrade: bool | None = None) -> None:
+    def __init__(self, url: str, *, upgrade: bool | None = None,
+                 sealer: Sealer | None = None) -> None:
         """Connect to *url* (``sqlite:///pasarela.db`` or ``postgresql+psycopg://...``).
+
+        *sealer* seals the personal part of every order written and opens it on
+        every read (:mod:`pasarela.store.sealing`); without one orders are kept as
+        given, and a sealed one cannot be read.
 
         ``postgresql://`` URLs are rewritten to use psycopg 3. SQLite gets WAL mode,
         a busy timeout and foreign keys on every connection. *upgrade* runs the
         Alembic migrations to head; its default is True for SQLite (the embedded
         store upgrades itself) and False for PostgreSQL (``pasarela db upgrade``).
         """
+        self.sealer = sealer
         self._url = normalize_url(url)
         self._engine = create_engine(self._url)
         self._sqlite = self._engine.dialect.name == "sqlite"

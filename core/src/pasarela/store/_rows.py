@@ -27,6 +27,7 @@ from pasarela.store.schema import (
     transitions,
     webhook_deliveries,
 )
+from pasarela.store.sealing import Sealer, opened_order, split_order
 
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ PAYMENTS_BY_ID: Final = sa.select(payments, _LAST_SEQ).where(
     payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
 VERSIONS_BY_ID: Final = sa.select(payments.c.id, payments.c.version, _LAST_SEQ).where(
     payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
-SEEN_DELIVERIES: Final = sa.select(webhook_deliveries.c.event_id).where(
+SEEN_DELIVERIES: Final = sa.select(webhook_deliveries.c.event_id,
+                                   webhook_deliveries.c.payment_key).where(
     webhook_deliveries.c.provider == sa.bindparam("_provider"),
     webhook_deliveries.c.event_id.in_(sa.bindparam("_ids", expanding=True)))
 #: The batch's UPDATE statements by the set of columns they change, built once each.
@@ -188,7 +190,12 @@ def _json(value: Mapping[str, Any] | None) -> Any:
 # --- rows <-> values ----------------------------------------------------------------
 
 
-def payment_values(payment: Payment, fingerprint: str) -> dict[str, Any]:
+def payment_values(payment: Payment, fingerprint: str, sealer: Sealer | None = None
+                   ) -> dict[str, Any]:
+    """The ``payments`` row of *payment*; with a *sealer*, the order's personal part
+    is sealed (``personal``) before anything is written."""
+    order, personal = _stored_order(payment.order.to_dict() if payment.order else None,
+                                    sealer)
     refunded = payment.refunded
     if refunded is not None and refunded.currency != payment.amount.currency:
         raise ValidationError("must be in the payment's currency", field="refunded")
@@ -210,12 +217,21 @@ def payment_values(payment: Payment, fingerprint: str) -> dict[str, Any]:
         "expires_at": opt_to_db(payment.expires_at, "expires_at"),
         "next_action": _json(payment.next_action.to_dict() if payment.next_action else None),
         "routing": _json(payment.routing),
-        "order": _json(payment.order.to_dict() if payment.order else None),
+        "order": _json(order),
+        "personal": personal,
         "error_code": payment.error_code,
         "error_message": payment.error_message,
         "next_check_at": opt_to_db(payment.next_check_at, "next_check_at"),
         "check_attempts": payment.check_attempts,
     }
+
+
+def _stored_order(order: dict[str, Any] | None, sealer: Sealer | None
+                  ) -> tuple[dict[str, Any] | None, str | None]:
+    if order is None or sealer is None:
+        return order, None
+    clear, personal = split_order(order)
+    return clear, sealer.seal(personal)
 
 
 def as_stored(payment: Payment) -> Payment:
@@ -260,13 +276,15 @@ def change_values(changes: Mapping[str, Any], *, allowed: frozenset[str]) -> dic
 
 
 def payment_from_row(row: Row | Mapping[str, Any], *,
-                      history: tuple[Transition, ...] = ()) -> Payment:
-    """The payment in a ``payments`` row (a result row or a mapping of its columns)."""
+                      history: tuple[Transition, ...] = (),
+                      sealer: Sealer | None = None) -> Payment:
+    """The payment in a ``payments`` row (a result row or a mapping of its columns),
+    its order's personal part opened with *sealer* when it is sealed."""
     # By key, not by attribute: a Row's attribute lookup costs ~20x its key lookup.
     r: Mapping[Any, Any] = row._mapping if isinstance(row, sa.Row) else row
     currency = r["currency"]
     refunded = r["refunded_minor"]
-    order = r["order"]
+    order = opened_order(r["order"], r.get("personal"), sealer, payment_id=r["id"])
     return Payment(
         id=r["id"],
         order_reference=r["order_reference"],
@@ -325,11 +343,13 @@ def exchange_values(exchange: Exchange, payment_id: str | None) -> dict[str, Any
 
 
 def delivery_values(delivery: Delivery, payment_id: str | None, now: datetime) -> dict[str, Any]:
+    paid = delivery.payment_id or payment_id
     return {
         "provider": delivery.provider,
         "event_id": delivery.event_id,
         "event_type": delivery.event_type,
-        "payment_id": delivery.payment_id or payment_id,
+        "payment_id": paid,
+        "payment_key": paid or "",
         "outcome": delivery.outcome,
         "detail": delivery.detail,
         "received_at": now,

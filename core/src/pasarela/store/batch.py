@@ -63,6 +63,7 @@ from pasarela.store._writes import duplicate_delivery, stale_version, upsert_ref
 from pasarela.store.driver import executemany, marks, read_payments
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments
+from pasarela.store.sealing import Sealer
 from pasarela.store.values import Delivery
 from pasarela.store.writer import PaymentWriter
 
@@ -126,10 +127,12 @@ class _Entry:
     caller already holds, the columns the batch writes and reports), its row now,
     what changed, and the payment as a read would now return it."""
 
-    __slots__ = ("_payment", "base_version", "changed", "row", "seq")
+    __slots__ = ("_payment", "base_version", "changed", "row", "sealer", "seq")
 
-    def __init__(self, row: dict[str, Any], payment: Payment | None = None) -> None:
+    def __init__(self, row: dict[str, Any], payment: Payment | None = None, *,
+                 sealer: Sealer | None = None) -> None:
         self.row = row  # the entry's own (callers hand over a fresh dict)
+        self.sealer = sealer
         self.seq: int = row.pop("_seq")
         self.base_version: int = self.row["version"]
         self.changed: set[str] = set()
@@ -147,7 +150,7 @@ class _Entry:
     @property
     def payment(self) -> Payment:
         if self._payment is None:
-            self._payment = payment_from_row(self.row)
+            self._payment = payment_from_row(self.row, sealer=self.sealer)
         return self._payment
 
     def apply(self, values: Mapping[str, Any], changes: Mapping[str, Any],
@@ -178,12 +181,14 @@ class WriteBatch:
         """A batch over *conn*, a write transaction of *store* (:meth:`Store.batch`
         opens both)."""
         self._conn = conn
+        self._sealer = store.sealer
         self._sqlite = store.dialect == "sqlite"
         self._lock = not self._sqlite
         self._now = utc_now()
         self._entries: dict[str, _Entry] = {}
         self._by_reference: dict[tuple[str, str], str | None] = {}
-        self._seen: set[tuple[str, str]] = set()
+        # (provider, event id) -> the payment keys it was recorded for ("" for none)
+        self._seen: dict[tuple[str, str], set[str]] = {}
         self._checked: set[tuple[str, str]] = set()
         self._deliveries: list[dict[str, Any]] = []
         self._transitions: list[dict[str, Any]] = []
@@ -222,13 +227,14 @@ class WriteBatch:
         ids = sorted({e for e in event_ids if (provider, e) not in self._checked})
         for part in _chunks(ids):
             if self._sqlite:
-                seen = [e for (e,) in self._conn.exec_driver_sql(
-                    "SELECT event_id FROM webhook_deliveries WHERE provider = ? AND "  # noqa: S608
-                    f"event_id IN ({marks(part)})", (provider, *part))]
+                seen = list(self._conn.exec_driver_sql(
+                    "SELECT event_id, payment_key FROM webhook_deliveries "  # noqa: S608
+                    f"WHERE provider = ? AND event_id IN ({marks(part)})", (provider, *part)))
             else:
                 seen = list(self._conn.execute(
-                    SEEN_DELIVERIES, {"_provider": provider, "_ids": part}).scalars())
-            self._seen.update((provider, e) for e in seen)
+                    SEEN_DELIVERIES, {"_provider": provider, "_ids": part}))
+            for event_id, key in seen:
+                self._seen.setdefault((provider, event_id), set()).add(key)
             self._checked.update((provider, e) for e in part)
 
     def adopt(self, held: Sequence[Payment]) -> list[Payment]:
@@ -270,7 +276,7 @@ class WriteBatch:
         for row in self._conn.execute(query, params).mappings():
             entry = self._entries.get(row["id"])
             if entry is None:
-                entry = self._entries[row["id"]] = _Entry(dict(row))
+                entry = self._entries[row["id"]] = _Entry(dict(row), sealer=self._sealer)
             yield entry.row
 
     def _take(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -279,7 +285,7 @@ class WriteBatch:
         for row in rows:
             entry = self._entries.get(row["id"])
             if entry is None:
-                entry = self._entries[row["id"]] = _Entry(row)
+                entry = self._entries[row["id"]] = _Entry(row, sealer=self._sealer)
             taken.append(entry.row)
         return taken
 
@@ -306,20 +312,26 @@ class WriteBatch:
         payment_id = self._by_reference[(provider, provider_reference)]
         return None if payment_id is None else self._entries[payment_id].payment
 
-    def seen_delivery(self, provider: str, event_id: str) -> bool:
+    def seen_delivery(self, provider: str, event_id: str,
+                      payment_id: str | None = None) -> bool:
+        keys = self.delivered_for(provider, event_id)
+        return bool(keys) if payment_id is None else payment_id in keys
+
+    def delivered_for(self, provider: str, event_id: str) -> frozenset[str]:
         if (provider, event_id) not in self._checked:
             self.prefetch(provider, event_ids=[event_id])
-        return (provider, event_id) in self._seen
+        return frozenset(self._seen.get((provider, event_id), ()))
 
     # --- writes (queued) ---------------------------------------------------------------
 
     def _queue_delivery(self, delivery: Delivery, payment_id: str | None) -> None:
+        values = delivery_values(delivery, payment_id, self._now)
         if delivery.event_id is not None:
-            key = (delivery.provider, delivery.event_id)
-            if self.seen_delivery(*key):
+            event = (delivery.provider, delivery.event_id)
+            if values["payment_key"] in self.delivered_for(*event):
                 raise duplicate_delivery(delivery)
-            self._seen.add(key)
-        self._deliveries.append(delivery_values(delivery, payment_id, self._now))
+            self._seen.setdefault(event, set()).add(values["payment_key"])
+        self._deliveries.append(values)
 
     def _step(self, entry: _Entry, *, source: str, target: str, cause: Cause, applied: bool,
               reason: str, event_id: str | None) -> None:

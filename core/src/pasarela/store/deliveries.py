@@ -1,5 +1,6 @@
-"""Webhook deliveries: every one is recorded, unique per provider and event id (a
-rejected one, with no event id, is logged and never deduplicated)."""
+"""Webhook deliveries: every one is recorded, unique per provider, event id and
+payment (a rejected one, with no event id, is logged and never deduplicated; one
+naming no known payment is keyed by ``""`` in the payment's place)."""
 
 from __future__ import annotations
 
@@ -16,31 +17,40 @@ from pasarela.store.values import Delivery
 
 __all__ = ["Deliveries"]
 
-_SEEN = (sa.select(webhook_deliveries.c.id)
-         .where(webhook_deliveries.c.provider == sa.bindparam("_provider"),
-                webhook_deliveries.c.event_id == sa.bindparam("_event_id"))
-         .limit(1))
+_FOR_EVENT = (sa.select(webhook_deliveries.c.payment_key)
+              .where(webhook_deliveries.c.provider == sa.bindparam("_provider"),
+                     webhook_deliveries.c.event_id == sa.bindparam("_event_id")))
 _RECORD: dict[str, Any] = {}  # by dialect
 
 
 class Deliveries(StoreBase):
     """The webhook deliveries part of :class:`~pasarela.store.Store`."""
 
-    def seen_delivery(self, provider: str, event_id: str) -> bool:
-        """Whether *provider*'s event *event_id* was recorded."""
+    def seen_delivery(self, provider: str, event_id: str,
+                      payment_id: str | None = None) -> bool:
+        """Whether *provider*'s event *event_id* was recorded: for *payment_id* when
+        given, else for any payment (or none)."""
+        keys = self.delivered_for(provider, event_id)
+        return bool(keys) if payment_id is None else payment_id in keys
+
+    def delivered_for(self, provider: str, event_id: str) -> frozenset[str]:
+        """The payments *provider*'s event *event_id* was recorded for (``""`` for a
+        delivery that named no known payment); empty when it never was."""
         with self._begin() as conn:
-            return conn.execute(_SEEN, {"_provider": provider,
-                                        "_event_id": event_id}).first() is not None
+            return frozenset(conn.execute(_FOR_EVENT, {"_provider": provider,
+                                                       "_event_id": event_id}).scalars())
 
     def record_delivery(self, delivery: Delivery) -> bool:
-        """Insert a delivery; False when (provider, event_id) was recorded already."""
+        """Insert a delivery; False when (provider, event_id, payment) was recorded
+        already."""
         record = _RECORD.get(self.dialect)
         if record is None:
             record = _RECORD[self.dialect] = (
                 dialect_insert(self.dialect, webhook_deliveries)
                 .on_conflict_do_nothing(
                     index_elements=[webhook_deliveries.c.provider,
-                                    webhook_deliveries.c.event_id])
+                                    webhook_deliveries.c.event_id,
+                                    webhook_deliveries.c.payment_key])
                 .returning(webhook_deliveries.c.id)
             )
         with self._begin(write=True) as conn:

@@ -142,7 +142,7 @@ class Outbox(StoreBase):
             .limit(limit),
             lease={"claimed_until": at + self.job_lease},
         )
-        return [payment_from_row(row) for row in rows]
+        return [payment_from_row(row, sealer=self.sealer) for row in rows]
 
     def _claim_due_sqlite(self, at: datetime, limit: int) -> list[Payment]:
         """``due_for_expiry``'s claim on SQLite, through the driver (the same query and
@@ -159,7 +159,7 @@ class Outbox(StoreBase):
                 conn.exec_driver_sql(
                     f"UPDATE payments SET claimed_until = ? WHERE id IN ({marks(ids)})",  # noqa: S608
                     (bound(conn, payments.c.claimed_until, at + self.job_lease), *ids))
-        return [payment_from_row(row) for row in rows]
+        return [payment_from_row(row, sealer=self.sealer) for row in rows]
 
     def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:
         """Unknown, pending and created payments whose ``next_check_at`` has passed (a
@@ -180,7 +180,8 @@ class Outbox(StoreBase):
             .limit(limit),
             lease={"next_check_at": lease_end},
         )
-        return [attrs.evolve(payment_from_row(row), next_check_at=lease_end) for row in rows]
+        return [attrs.evolve(payment_from_row(row, sealer=self.sealer),
+                             next_check_at=lease_end) for row in rows]
 
     def lease_payment(self, payment_id: str, *, status: Status, now: datetime,
                       until: datetime) -> bool:

@@ -81,7 +81,7 @@ class Payments(StoreBase):
         decides; the losers read the winner's row). A routing *decision*, when
         given, is stored with the new payment in the same transaction.
         """
-        values = payment_values(payment, fingerprint)
+        values = payment_values(payment, fingerprint, self.sealer)
         create = _CREATE.get(self.dialect)
         if create is None:
             create = _CREATE[self.dialect] = (
@@ -116,7 +116,7 @@ class Payments(StoreBase):
                 f"idempotency_key: {payment.idempotency_key!r} was already used for payment "
                 f"{row.id} with different parameters; use a new key for a new payment"
             )
-        return payment_from_row(row), False
+        return payment_from_row(row, sealer=self.sealer), False
 
     def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
         """The payment, with its transitions when *history*; ``NotFoundError`` if none."""
@@ -125,7 +125,7 @@ class Payments(StoreBase):
             if row is None:
                 raise NotFoundError(f"no payment {payment_id!r}")
             steps = _history(conn, payment_id) if history else ()
-        return payment_from_row(row, history=tuple(steps))
+        return payment_from_row(row, history=tuple(steps), sealer=self.sealer)
 
     def find_payment(
         self,
@@ -152,7 +152,7 @@ class Payments(StoreBase):
             )
         with self._begin() as conn:
             row = conn.execute(query, {f"_{k}": given[k] for k in keys}).first()
-        return None if row is None else payment_from_row(row)
+        return None if row is None else payment_from_row(row, sealer=self.sealer)
 
     def replay(self, idempotency_key: str, fingerprint: str) -> Payment | None:
         """The payment holding *idempotency_key*, or None when no payment holds it.
@@ -171,7 +171,7 @@ class Payments(StoreBase):
                 f"idempotency_key: {idempotency_key!r} was already used for payment "
                 f"{row.id} with different parameters; use a new key for a new payment"
             )
-        return payment_from_row(row)
+        return payment_from_row(row, sealer=self.sealer)
 
     def update_payment(
         self, payment_id: str, *, expected_version: int, refund: Refund | None = None,
@@ -192,7 +192,7 @@ class Payments(StoreBase):
             row = _bump(conn, payment_id, expected_version, values, now)
             if refund is not None:
                 upsert_refund(conn, refund, now=now)
-        return payment_from_row(row)
+        return payment_from_row(row, sealer=self.sealer)
 
     def transition(
         self,
@@ -250,7 +250,7 @@ class Payments(StoreBase):
                     "at": now,
                 },
             )
-            payment = payment_from_row(row)
+            payment = payment_from_row(row, sealer=self.sealer)
             conn.execute(
                 INSERT_OUTBOX,
                 {

@@ -54,6 +54,10 @@ payments = sa.Table(
     sa.Column("next_action", sa.JSON, nullable=True),
     sa.Column("routing", sa.JSON, nullable=True),
     sa.Column("order", sa.JSON, nullable=True),
+    # The order's personal part (customer, description, metadata) sealed with the
+    # first ``[privacy] keys`` entry (a Fernet token; pasarela.store.sealing); NULL
+    # when no key is configured (the order then keeps it) or after it was erased.
+    sa.Column("personal", sa.Text, nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Index("ix_payments_provider_reference", "provider", "provider_reference"),
@@ -109,11 +113,16 @@ webhook_deliveries = sa.Table(
     sa.Column("event_id", sa.String(255), nullable=True),
     sa.Column("event_type", sa.String(64), nullable=True),
     sa.Column("payment_id", sa.String(26), nullable=True, index=True),
-    # applied · ignored · unknown_payment · rejected
+    # The payment id, or "" for a delivery naming no known payment: the dedupe key's
+    # third part (NULLs would never be equal, so a repeat could not be caught).
+    sa.Column("payment_key", sa.String(26), nullable=False, server_default=""),
+    # applied · ignored · unknown_payment · mismatch · rejected
     sa.Column("outcome", sa.String(24), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("received_at", _ts, nullable=False),
-    sa.UniqueConstraint("provider", "event_id"),
+    # One event key may name several payments (a provider's key that collides):
+    # each is applied to its own payment; a repeat for the same payment is a duplicate.
+    sa.UniqueConstraint("provider", "event_id", "payment_key"),
 )
 
 exchanges = sa.Table(

@@ -11,8 +11,8 @@ The rules every writer keeps:
   payment's current version, bumps it, and writes the transition and its outbox
   event with the payment (and the exchanges, delivery and refund given with it);
 - a stale version is a :class:`~pasarela.errors.ConcurrencyConflictError` that
-  writes nothing; so is a delivery whose ``(provider, event_id)`` was recorded
-  already (:meth:`~PaymentWriter.record_delivery` answers False instead);
+  writes nothing; so is a delivery whose ``(provider, event_id, payment)`` was
+  recorded already (:meth:`~PaymentWriter.record_delivery` answers False instead);
 - bad input (a column that may not change, a naive datetime) is a
   :class:`~pasarela.errors.ValidationError` raised by the call, writing nothing;
 - reads see the writer's own writes.
@@ -57,8 +57,15 @@ class PaymentWriter(Protocol):
         batch finds by provider and reference only."""
         ...
 
-    def seen_delivery(self, provider: str, event_id: str) -> bool:
-        """Whether *provider*'s event *event_id* was recorded (by this writer too)."""
+    def seen_delivery(self, provider: str, event_id: str,
+                      payment_id: str | None = None) -> bool:
+        """Whether *provider*'s event *event_id* was recorded (by this writer too):
+        for *payment_id* when given, else for any payment or none."""
+        ...
+
+    def delivered_for(self, provider: str, event_id: str) -> frozenset[str]:
+        """The payment ids *provider*'s event *event_id* was recorded for (``""``:
+        for no known payment); a delivery is unique per provider, event and payment."""
         ...
 
     def transition(
