@@ -182,3 +182,48 @@ def test_each_adapter_probes_its_sandbox(adapter: str, tmp_path: Path,
     assert code == 1
     assert not check["ok"]
     assert "credentials refused" in check["detail"], check
+
+
+def test_payments_and_refunds_past_the_resolver_schedule_need_an_operator(
+        tmp_path: Path, fake_url: str) -> None:
+    """An unknown payment and a pending refund the resolver asked about through its
+    whole schedule are counted and named, with --json and without; before that, and
+    on a healthy setup, the checks pass."""
+    from pasarela.engine.jobs import RESOLVER_CHECKS
+    from pasarela.errors import UnknownOutcomeError
+
+    path = _config(tmp_path, {"fake": {"base_url": fake_url, "max_retries": 0}},
+                   modules=("pasarela.testing.fake",))
+    gateway = FakeGateway()
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=2))
+    with Pasarela.from_config(path, clock=clock, transport=gateway.transport()) as pasarela:
+        pasarela.service.sleep_scale = 0
+        gateway.hide_new_payments = True        # made, answer lost, not found by search
+        lost = pasarela.pay(Order(reference="o-lost", amount=Money.of("20.00", "PEN")),
+                            method="card", idempotency_key="o-lost", scenario="timeout")
+        gateway.hide_new_payments = False
+        paid = pasarela.pay(Order(reference="o-paid", amount=Money.of("20.00", "PEN")),
+                            method="card", idempotency_key="o-paid")
+        gateway.lose_refund_answers = gateway.hide_new_refunds = True
+        with pytest.raises(UnknownOutcomeError):
+            pasarela.refund(paid.id)
+        [refund] = pasarela.store.refunds_for(paid.id)
+        code, checks = _doctor(path)
+        assert _by_name(checks)["payments needing an operator"]["ok"]
+        assert _by_name(checks)["refunds needing an operator"]["count"] == 0
+        for _ in range(RESOLVER_CHECKS):
+            clock.now += timedelta(hours=7)
+            pasarela.resolve_due()
+    code, checks = _doctor(path)
+    assert code == 1
+    names = _by_name(checks)
+    payments, refunds = names["payments needing an operator"], names["refunds needing an operator"]
+    assert not payments["ok"]
+    assert (payments["count"], payments["ids"]) == (1, [lost.id])
+    assert lost.id in payments["detail"]
+    assert "never failed by time alone" in payments["fix"]
+    assert not refunds["ok"]
+    assert (refunds["count"], refunds["ids"]) == (1, [refund.id])
+    text = CliRunner().invoke(main, ["doctor", "--config", str(path)]).output
+    assert "FAIL payments needing an operator: 1 payments still unknown" in text
+    assert "FAIL refunds needing an operator: 1 refunds still pending" in text

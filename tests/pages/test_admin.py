@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import anyio.to_thread
 import pytest
 
 from pasarela.lifecycle import Status
@@ -303,3 +304,47 @@ def test_the_throttle_counts_addresses_and_the_account():
     throttle.failed("client-4", later)
     throttle.succeeded("client-4")
     assert throttle.retry_after("client-4", later) is None
+
+
+def _table(page: str, table_id: str) -> str:
+    match = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.DOTALL)
+    assert match, f"no table {table_id} on the page"
+    return match.group(1)
+
+
+async def test_payments_and_refunds_past_the_resolver_schedule_are_listed_for_an_operator(
+        pasarela, client, gateway, clock):
+    from pasarela.engine.jobs import RESOLVER_CHECKS
+    from pasarela.errors import UnknownOutcomeError
+
+    gateway.hide_new_payments = True                    # its answer lost, search empty
+    lost = await pay(pasarela, "pedido-lost", method="card", metadata={"scenario": "timeout"})
+    gateway.hide_new_payments = False
+    paid = await pay(pasarela, "pedido-paid", method="card")
+    gateway.lose_refund_answers = gateway.hide_new_refunds = True
+    with pytest.raises(UnknownOutcomeError):
+        await pasarela.refund(paid.id)
+    [refund] = await anyio.to_thread.run_sync(pasarela.store.refunds_for, paid.id)
+    page = (await client.get("/admin", headers=BEARER)).text
+    assert 'id="operator-payments-count">0<' in page      # within the schedule: not yet
+    assert 'id="operator-refunds-count">0<' in page
+    for _ in range(RESOLVER_CHECKS):
+        clock.advance(timedelta(hours=7))
+        await pasarela.resolve_due()
+    assert (await pasarela.get(lost.id)).status is Status.UNKNOWN
+    page = (await client.get("/admin", headers=BEARER)).text
+    assert 'id="operator-payments-count">1<' in page
+    assert f'href="/admin/payments/{lost.id}"' in _table(page, "operator-payments")
+    assert f"/admin/payments/{lost.id}/sync" in _table(page, "operator-payments")
+    assert 'id="operator-refunds-count">1<' in page
+    refunds = _table(page, "operator-refunds")
+    assert refund.id in refunds
+    assert f'href="/admin/payments/{paid.id}"' in refunds
+    gateway.reveal_payments()                             # the provider answers at last
+    gateway.reveal_refunds()
+    clock.advance(timedelta(hours=7))
+    await pasarela.resolve_due()
+    page = (await client.get("/admin", headers=BEARER)).text
+    assert 'id="operator-payments-count">0<' in page
+    assert 'id="operator-refunds-count">0<' in page
+    assert 'id="operator-payments"' not in page

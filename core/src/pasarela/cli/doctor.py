@@ -12,7 +12,10 @@ A line per check, ``pass``/``FAIL``/``skip``, and for a failure what to do:
   ``URL/webhooks/NAME`` is refused as pasarela refuses it (400) rather than lost (no
   answer), misrouted (404) or accepted (2xx);
 - no provider has payments pending past its normal notification delay with no webhook
-  received since (a callback URL not configured at the provider).
+  received since (a callback URL not configured at the provider);
+- no payment is still ``unknown``, and no refund still ``pending``, after the resolver's
+  whole schedule ("payments needing an operator", "refunds needing an operator": how
+  many, and the oldest ids; ``count`` and ``ids`` in ``--json``).
 
 Exit status 1 when a check failed (:class:`~pasarela.cli.output.ExitCode`); ``--json``
 prints the checks as a JSON list.
@@ -104,6 +107,7 @@ def doctor(ctx: click.Context, config_path: str | None, public_url: str | None,
             if results[-1].ok:
                 results += drive(checks.provider_checks(service), client)
                 results += list(checks.stalled_checks(service))
+                results += checks.operator_checks(service)
             if public_url:
                 results += _public_url_checks(public_url, sorted(service.providers), client)
     failed = [r for r in results if not r.ok]

@@ -4,7 +4,9 @@
 Each check answers a :class:`Check`: a name, whether it passed, what was seen, and
 the fix when it failed. Nothing here writes: a provider is asked one harmless,
 authenticated request (:meth:`~pasarela.provider.Provider.probe`), the store is asked
-whether it answers and is migrated, and the pending payments are read.
+whether it answers and is migrated, and the pending payments are read, and so are the
+unknown payments and pending refunds the resolver could not settle
+(:func:`operator_checks`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import attrs
 
 from pasarela.engine.calls import run_flow
 from pasarela.engine.context import Service
+from pasarela.engine.jobs import RESOLVER_CHECKS
 from pasarela.engine.steps import Steps
 from pasarela.errors import AuthenticationError, PasarelaError
 from pasarela.exchange import Exchange
@@ -25,11 +28,14 @@ from pasarela.provider import Operation
 from pasarela.store import queries
 
 
-__all__ = ["MAX_SKEW", "Check", "provider_checks", "stalled_checks", "store_checks"]
+__all__ = ["MAX_SKEW", "OLDEST_SHOWN", "Check", "operator_checks", "provider_checks",
+           "stalled_checks", "store_checks"]
 
 #: A provider's clock further than this from ours makes signed webhooks and expiries
 #: misbehave (most providers' signature tolerance is five minutes).
 MAX_SKEW: Final = 60.0
+#: How many of the oldest payments (refunds) needing an operator a check names.
+OLDEST_SHOWN: Final = 5
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +46,9 @@ class Check:
     fix: str = ""
     #: Not checked at all (the provider offers no probe, nothing to check).
     skipped: bool = False
+    #: What the check counted, when it counts (``--json``): how many, and the oldest ids.
+    count: int | None = None
+    ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -134,3 +143,38 @@ def stalled_checks(service: Service, *, now: datetime | None = None) -> Iterator
                     fix=f"configure the callback URL at {name} as "
                         f"<your public URL>/webhooks/{name}, and check it reaches "
                         "`pasarela serve` (pasarela doctor --public-url URL)")
+
+
+def operator_checks(service: Service) -> list[Check]:
+    """Unknown payments and pending refunds the resolver asked about through its whole
+    schedule (:data:`pasarela.engine.jobs.RESOLVER_CHECKS` checks) without an answer,
+    or whose provider cannot be asked: a person has to look them up at the provider.
+    Each check counts them and names the oldest."""
+    payments, refunds = queries.needing_operator(service.store, min_checks=RESOLVER_CHECKS,
+                                                 limit=OLDEST_SHOWN)
+    out = []
+    for noun, found, fix in (
+        ("payments", payments,
+         "look each up in the provider's dashboard; the resolver keeps asking every few "
+         "hours and applies the provider's answer when it comes (`Sync now` on /admin "
+         "asks at once); a payment is never failed by time alone"),
+        ("refunds", refunds,
+         "look each up in the provider's dashboard (by the refund id, or the payment's "
+         "reference); the resolver keeps asking where the provider can say, and the "
+         "refund stays pending, holding its amount, until the provider does"),
+    ):
+        name = f"{noun} needing an operator"
+        if not found.total:
+            out.append(Check(name=name, ok=True, count=0,
+                             detail=f"none: every unknown {noun[:-1]} is still within the "
+                                    "resolver's schedule, or there are none"))
+            continue
+        oldest = ", ".join(f"{item.id} ({item.provider}, since {item.created_at:%Y-%m-%d %H:%M} "
+                           f"UTC, {item.check_attempts} checks)" for item in found.oldest)
+        state = "unknown" if noun == "payments" else "pending"
+        out.append(Check(
+            name=name, ok=False, count=found.total,
+            ids=tuple(item.id for item in found.oldest), fix=fix,
+            detail=f"{found.total} {noun} still {state} after the resolver's whole "
+                   f"schedule (or their provider cannot be asked); oldest: {oldest}"))
+    return out

@@ -6,9 +6,18 @@
   Providers that answer for many payments at once (``Operation.GET_MANY``) are asked
   in chunks of their ``get_many_limit``, and each chunk is applied in one write batch
   (:meth:`pasarela.store.Store.batch`: one transaction for the chunk).
-- :func:`resolve_due`: unknown and stale pending payments are asked about again on
-  a backoff schedule (:data:`pasarela.retry.RESOLVER`); time alone never
-  fails an unknown payment.
+- :func:`resolve_due`: unknown and stale pending payments, and pending refunds
+  (whose create's answer was lost, or that the provider left pending), are asked
+  about again on a backoff schedule (:data:`pasarela.retry.RESOLVER`); time alone
+  never fails an unknown payment or a pending refund.
+
+When the resolver has asked through its whole schedule (:data:`RESOLVER_CHECKS`
+checks, :func:`exhausted`) and the provider has still not said, the payment stays
+``unknown`` (the refund ``pending``) and needs an operator: ``pasarela doctor`` and
+the dashboard list it (:func:`pasarela.store.queries.needing_operator`). It is still
+asked about, at the schedule's longest wait, so that a provider's late answer applies
+on its own. A payment or refund whose provider cannot be asked (no status operation,
+the provider no longer configured) needs an operator at once.
 
 Several processes may run them at once: the store claims rows (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL).
@@ -17,28 +26,43 @@ LOCKED`` on PostgreSQL).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Final
 
-from pasarela.engine import transitions
+from pasarela.engine import refunds, transitions
 from pasarela.engine.calls import run_flow
 from pasarela.engine.context import Service
 from pasarela.engine.payments import sync
 from pasarela.engine.steps import Steps
-from pasarela.errors import ConcurrencyConflictError, PasarelaError
+from pasarela.errors import ConcurrencyConflictError, NotFoundError, PasarelaError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.logs import get_logger
-from pasarela.model import Payment
+from pasarela.model import Payment, Refund, RefundStatus
 from pasarela.provider import Operation, Provider, ProviderPayment
 from pasarela.retry import RESOLVER
 from pasarela.store import WriteBatch
 
 
-__all__ = ["expire_due", "resolve_due"]
+__all__ = ["RESOLVER_CHECKS", "exhausted", "expire_due", "resolve_due"]
 
 log = get_logger("pasarela")
 
 #: Payments per write batch when none is asked about (no provider question to chunk by).
 _BATCH = 500
+
+#: Checks after which the resolver's schedule is exhausted: one per wait of
+#: :data:`pasarela.retry.RESOLVER` (30 s, 2 min, 10 min, 1 h, 6 h: about 7 h 12 min of
+#: asking). Past it an unknown payment or a pending refund needs an operator, and is
+#: asked about every :data:`_CAP` (the schedule's last wait) from then on.
+RESOLVER_CHECKS: Final = len(RESOLVER.schedule)
+_CAP: Final = RESOLVER.delay(RESOLVER_CHECKS)
+
+
+def exhausted(check_attempts: int) -> bool:
+    """Whether the resolver has asked *check_attempts* times: its whole schedule, the
+    one rule for "needs an operator" (the doctor and the dashboard use it)."""
+    return check_attempts >= RESOLVER_CHECKS
 
 
 def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
@@ -165,11 +189,22 @@ def _expire_one(service: Service, payment: Payment) -> Steps[int]:
 
 
 def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
-    """Ask providers about unknown and stale pending payments, and about payments whose
-    create was interrupted (still ``created`` past its grace). Returns how many settled."""
+    """Ask providers about unknown and stale pending payments, about payments whose
+    create was interrupted (still ``created`` past its grace), and about pending
+    refunds (:func:`resolve_refunds_due`). Returns how many settled (payments and
+    refunds)."""
     now = service.clock()
     settled = 0
     for payment in service.store.due_for_check(now=now, limit=limit):
+        adapter = service.providers.get(payment.provider)
+        if payment.status is Status.UNKNOWN and (adapter is None
+                                                 or not adapter.supports(Operation.GET)):
+            # Nobody can be asked: an operator's now, looked at again at the cap.
+            tries = max(payment.check_attempts + 1, RESOLVER_CHECKS)
+            _needs_operator("payment", payment.id, payment.provider, tries)
+            service.store.update_payment(payment.id, expected_version=payment.version,
+                                         next_check_at=now + _CAP, check_attempts=tries)
+            continue
         try:
             current = yield from sync(service, payment.id, cause=Cause.JOB)
         except PasarelaError as exc:
@@ -188,8 +223,65 @@ def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
         if current.status in (Status.UNKNOWN, Status.PENDING, Status.PROCESSING):
             tries = current.check_attempts + 1
             wait = RESOLVER.delay(tries + 1)
+            if current.status is Status.UNKNOWN and tries == RESOLVER_CHECKS:
+                _needs_operator("payment", payment.id, payment.provider, tries)
             service.store.update_payment(payment.id, expected_version=current.version,
                                          next_check_at=now + wait, check_attempts=tries)
         else:
             settled += 1
+    settled += yield from resolve_refunds_due(service, now=now, limit=limit)
     return settled
+
+
+def resolve_refunds_due(service: Service, *, now: datetime | None = None,
+                        limit: int = 500) -> Steps[int]:
+    """Ask providers about pending refunds whose next check has come
+    (``Operation.GET_REFUND``) and apply each answer through the one refund write path
+    (:func:`pasarela.engine.refunds.apply_refund`): ``succeeded`` refunds the payment,
+    ``failed`` frees the amount, ``pending`` (the provider has not said, or does not
+    know the refund yet) is asked again on the schedule. Returns how many settled."""
+    at = now if now is not None else service.clock()
+    settled = 0
+    for check in service.store.due_refund_checks(now=at, limit=limit):
+        settled += yield from _resolve_refund(service, check.refund, check.check_attempts,
+                                              at)
+    return settled
+
+
+def _resolve_refund(service: Service, pending: Refund, attempts: int,
+                    now: datetime) -> Steps[int]:
+    tries = attempts + 1
+    try:
+        payment = service.store.get_payment(pending.payment_id)
+    except NotFoundError:  # pragma: no cover - a refund's payment is never deleted
+        return 0
+    adapter = service.providers.get(payment.provider)
+    if adapter is None or not adapter.supports(Operation.GET_REFUND):
+        # The provider cannot be asked: an operator's now (the refund stays pending).
+        tries = max(tries, RESOLVER_CHECKS)
+        _needs_operator("refund", pending.id, payment.provider, tries)
+        service.store.schedule_refund_check(pending.id, next_check_at=now + _CAP,
+                                            check_attempts=tries)
+        return 0
+    try:
+        current = yield from refunds.check_refund(service, payment, pending)
+    except PasarelaError as exc:
+        log.warning("refund_resolve_failed", refund_id=pending.id, payment_id=payment.id,
+                    provider=payment.provider, code=str(exc.code))
+        current = pending
+    if current.status is RefundStatus.PENDING:
+        if tries == RESOLVER_CHECKS:
+            _needs_operator("refund", pending.id, payment.provider, tries)
+        service.store.schedule_refund_check(pending.id,
+                                            next_check_at=now + RESOLVER.delay(tries + 1),
+                                            check_attempts=tries)
+        return 0
+    service.store.schedule_refund_check(pending.id, next_check_at=None, check_attempts=tries)
+    log.info("refund_resolved", refund_id=pending.id, payment_id=payment.id,
+             provider=payment.provider, status=current.status.value)
+    return 1
+
+
+def _needs_operator(kind: str, item_id: str, provider: str, tries: int) -> None:
+    log.warning("needs_operator", kind=kind, id=item_id, provider=provider,
+                checks=tries)

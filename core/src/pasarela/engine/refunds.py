@@ -6,6 +6,14 @@ pending refund and a version bump in one transaction, so a concurrent refund of
 the same payment conflicts instead of refunding twice; the provider's
 confirmation then moves the payment through
 :func:`pasarela.engine.transitions.settle_refund`.
+
+A refund whose outcome is unknown (its create's answer was lost) or that the
+provider left pending stays ``pending`` and gets a next check on the resolver's
+schedule (:data:`pasarela.retry.RESOLVER`): :func:`pasarela.engine.jobs.resolve_due`
+asks the provider (:func:`check_refund`, ``Operation.GET_REFUND``). Every answer of a
+provider about a refund, the create's and the check's, is written by
+:func:`apply_refund`: the refund becomes ``succeeded`` or ``failed`` only when the
+provider says so.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from pasarela.errors import (
 )
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import Refund, RefundStatus
+from pasarela.model import Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.provider import Operation
+from pasarela.provider import Operation, ProviderRefund
+from pasarela.retry import RESOLVER
 
 
-__all__ = ["refund"]
+__all__ = ["apply_refund", "check_refund", "refund"]
 
 
 def refund(service: Service, payment_id: str, amount: Money | None, *,
@@ -86,14 +95,62 @@ def refund(service: Service, payment_id: str, amount: Money | None, *,
         )
     except ProviderError as exc:
         service.store.record_exchanges(exchanges)
-        if not isinstance(exc, UnknownOutcomeError):  # an unknown refund stays pending
+        if isinstance(exc, UnknownOutcomeError):
+            # An unknown refund stays pending; the resolver asks the provider about it.
+            _schedule_first_check(service, pending_refund)
+        else:
             service.store.save_refund(attrs.evolve(pending_refund, status=RefundStatus.FAILED))
         raise
-    done = attrs.evolve(pending_refund, status=result.status,
-                        provider_reference=result.reference or pending_refund.provider_reference)
+    done = apply_refund(service, payment, pending_refund, result, Cause.API,
+                        exchanges=exchanges)
+    if done.status is RefundStatus.PENDING:
+        _schedule_first_check(service, done)
+    return done
+
+
+def check_refund(service: Service, payment: Payment, pending: Refund) -> Steps[Refund]:
+    """Ask the provider about a *pending* refund of *payment* (``GET_REFUND``) and apply
+    its answer (:func:`apply_refund`); the refund as it now is. A provider that cannot
+    be asked raises :class:`~pasarela.errors.UnsupportedError`; a failed call raises
+    its :class:`~pasarela.errors.ProviderError` and writes only the exchanges."""
+    adapter = service.provider_of(payment)
+    if not adapter.supports(Operation.GET_REFUND):
+        unsupported = adapter.unsupported(Operation.GET_REFUND)
+        unsupported.payment_id = payment.id
+        raise unsupported
+    exchanges: list[Exchange] = []
+    try:
+        reported = yield from run_flow(
+            adapter, Operation.GET_REFUND, lambda: adapter.get_refund(payment, pending),
+            payment_id=payment.id, record=exchanges.append, sleep_scale=service.sleep_scale,
+        )
+    except ProviderError:
+        service.store.record_exchanges(exchanges)
+        raise
+    return apply_refund(service, payment, pending, reported, Cause.JOB, exchanges=exchanges)
+
+
+def apply_refund(service: Service, payment: Payment, pending: Refund,
+                 reported: ProviderRefund, cause: Cause, *,
+                 exchanges: list[Exchange]) -> Refund:
+    """Write what the provider says of *pending*, a refund of *payment*: ``succeeded``
+    moves the payment (refunded or partially refunded) through
+    :func:`pasarela.engine.transitions.settle_refund`, with the refund and the
+    *exchanges* in one transaction; ``failed`` (which frees the amount it held) and
+    ``pending`` save the refund and the reference the provider gave. The refund as
+    the provider left it."""
+    done = attrs.evolve(pending, status=reported.status,
+                        provider_reference=reported.reference or pending.provider_reference)
     if done.status is RefundStatus.SUCCEEDED:
-        transitions.settle_refund(service, payment, done, Cause.API, exchanges=exchanges)
-    else:
+        transitions.settle_refund(service, payment, done, cause, exchanges=exchanges)
+    elif done != pending:
         service.store.save_refund(done)
         service.store.record_exchanges(exchanges)
+    else:
+        service.store.record_exchanges(exchanges)
     return done
+
+
+def _schedule_first_check(service: Service, pending: Refund) -> None:
+    service.store.schedule_refund_check(
+        pending.id, next_check_at=service.clock() + RESOLVER.delay(1), check_attempts=0)

@@ -6,7 +6,7 @@
   ``expires_at`` are checked with the provider where it supports status, then
   expired (``payment.expired`` releases the stock);
 - the resolver (:func:`pasarela.engine.jobs.resolve_due`): unknown and stale pending
-  payments are asked about again on their backoff schedule;
+  payments, and pending refunds, are asked about again on their backoff schedule;
 - the outbox dispatcher (:func:`pasarela.engine.outbox.dispatch_outbox`): committed
   lifecycle events reach the observer hooks, with retries and backoff per event;
 - the late-payment policy. ``flag`` (the default) does nothing more: the
@@ -246,7 +246,9 @@ def _due_for_expiry(pasarela: Jobs) -> int:
 
 
 def _due_for_check(pasarela: Jobs) -> int:
-    return queries.due_for_check_count(pasarela.store, now=pasarela.service.clock())
+    now = pasarela.service.clock()
+    return (queries.due_for_check_count(pasarela.store, now=now)
+            + queries.due_refund_check_count(pasarela.store, now=now))
 
 
 def _drain(pasarela: Jobs, due: Callable[[Jobs], int],

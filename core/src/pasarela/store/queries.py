@@ -24,6 +24,7 @@ from pasarela.model import RefundStatus
 from pasarela.store._rows import CHECKED, from_db, to_db
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
 from pasarela.store.schema import exchanges, outbox, payments, refunds, webhook_deliveries
+from pasarela.store.sealing import opened_order
 
 
 if TYPE_CHECKING:
@@ -34,8 +35,10 @@ __all__ = [
     "Attention",
     "CostPayment",
     "Dashboard",
+    "ForOperator",
     "LatencyTotals",
     "Metrics",
+    "OperatorList",
     "PaymentCount",
     "RecentPayment",
     "Rejection",
@@ -47,7 +50,9 @@ __all__ = [
     "dashboard",
     "due_for_check_count",
     "due_for_expiry_count",
+    "due_refund_check_count",
     "metrics",
+    "needing_operator",
     "payment_counts",
     "provider_latency",
     "provider_references",
@@ -259,6 +264,77 @@ def due_for_check_count(store: Store, *, now: datetime) -> int:
                   payments.c.next_check_at <= at)
 
 
+def due_refund_check_count(store: Store, *, now: datetime) -> int:
+    """How many refunds :meth:`Store.due_refund_checks` would hand out at *now*."""
+    query = (sa.select(sa.func.count()).select_from(refunds)
+             .where(refunds.c.status == RefundStatus.PENDING.value,
+                    refunds.c.next_check_at <= to_db(now, "now")))
+    with store.read_transaction() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+# --- what needs an operator (doctor, dashboard) --------------------------------------
+
+
+class ForOperator(NamedTuple):
+    """An unknown payment or a pending refund the resolver has asked about through its
+    whole schedule without an answer (or whose provider cannot be asked)."""
+
+    #: ``payment`` or ``refund``.
+    kind: str
+    #: The payment's id, or the refund's.
+    id: str
+    payment_id: str
+    provider: str
+    status: str
+    created_at: datetime
+    check_attempts: int
+    next_check_at: datetime | None
+
+
+class OperatorList(NamedTuple):
+    """How many there are, and the oldest of them (oldest first)."""
+
+    total: int
+    oldest: list[ForOperator]
+
+
+def needing_operator(store: Store, *, min_checks: int, limit: int = 10
+                     ) -> tuple[OperatorList, OperatorList]:
+    """``(payments, refunds)`` needing an operator, in one read transaction: unknown
+    payments and pending refunds asked about at least *min_checks* times (the engine
+    says how many exhaust the resolver's schedule), each with its *limit* oldest."""
+    unknown = sa.and_(payments.c.status == Status.UNKNOWN.value,
+                      payments.c.check_attempts >= min_checks)
+    stuck = sa.and_(refunds.c.status == RefundStatus.PENDING.value,
+                    refunds.c.check_attempts >= min_checks)
+    joined = refunds.join(payments, refunds.c.payment_id == payments.c.id)
+    with store.read_transaction() as conn:
+        paid_count = conn.execute(sa.select(sa.func.count()).select_from(payments)
+                                  .where(unknown)).scalar_one()
+        paid = conn.execute(
+            sa.select(payments.c.id, payments.c.id, payments.c.provider, payments.c.status,
+                      payments.c.created_at, payments.c.check_attempts,
+                      payments.c.next_check_at)
+            .where(unknown).order_by(payments.c.created_at, payments.c.id).limit(limit))
+        payment_rows = [ForOperator("payment", i, p, prov, st, from_db(c), int(n),
+                                    None if at is None else from_db(at))
+                        for i, p, prov, st, c, n, at in paid]
+        refund_count = conn.execute(sa.select(sa.func.count()).select_from(refunds)
+                                    .where(stuck)).scalar_one()
+        held = conn.execute(
+            sa.select(refunds.c.id, refunds.c.payment_id, payments.c.provider,
+                      refunds.c.status, refunds.c.created_at, refunds.c.check_attempts,
+                      refunds.c.next_check_at)
+            .select_from(joined).where(stuck)
+            .order_by(refunds.c.created_at, refunds.c.id).limit(limit))
+        refund_rows = [ForOperator("refund", i, p, prov, st, from_db(c), int(n),
+                                   None if at is None else from_db(at))
+                       for i, p, prov, st, c, n, at in held]
+    return (OperatorList(int(paid_count), payment_rows),
+            OperatorList(int(refund_count), refund_rows))
+
+
 def refund_candidates(store: Store, *, providers: Collection[str], announced_by: str,
                       max_failed: int, limit: int) -> list[tuple[str, int]]:
     """``(payment id, failed refunds)`` of the succeeded payments of *providers* that
@@ -409,11 +485,11 @@ def routed_orders(store: Store, since: datetime, until: datetime, *,
     """The payments created in ``[since, until)`` in one of *statuses* that keep
     their order; streamed, as :func:`cost_payments`."""
     query = (sa.select(payments.c.method, payments.c.currency, payments.c.routing,
-                       payments.c.order, payments.c.created_at)
+                       payments.c.order, payments.c.personal, payments.c.created_at)
              .where(*_window(since, until), payments.c.status.in_(sorted(statuses)),
                     payments.c.order.is_not(None)))
-    for m, cur, r, o, c in _stream(store, query):
-        yield RoutedOrder(m, cur, r, o, from_db(c))
+    for m, cur, r, o, sealed, c in _stream(store, query):  # the personal part opened
+        yield RoutedOrder(m, cur, r, opened_order(o, sealed, store.sealer) or {}, from_db(c))
 
 
 def provider_references(store: Store, provider: str, *, created_from: datetime,

@@ -1,22 +1,41 @@
-"""Refunds: a payment's refunds, and saving one outside a status change (a
-transition or ``update_payment`` upserts one in its own transaction)."""
+"""Refunds: a payment's refunds, saving one outside a status change (a transition or
+``update_payment`` upserts one in its own transaction), and the resolver's schedule
+for pending refunds (``next_check_at``, ``check_attempts``: when to ask the provider
+again about a refund whose answer was lost, and how many times it was asked)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import ClassVar, NamedTuple
+
 import sqlalchemy as sa
 
-from pasarela.model import Refund
+from pasarela.errors import NotFoundError
+from pasarela.model import Refund, RefundStatus
 from pasarela.store._base import StoreBase
-from pasarela.store._rows import refund_from_row, utc_now
+from pasarela.store._rows import Row, opt_from_db, opt_to_db, refund_from_row, to_db, utc_now
 from pasarela.store._writes import lock_payment, upsert_refund
 from pasarela.store.schema import refunds
 
 
-__all__ = ["Refunds"]
+__all__ = ["RefundCheck", "Refunds"]
+
+
+class RefundCheck(NamedTuple):
+    """A pending refund the resolver is to ask about, with its schedule."""
+
+    refund: Refund
+    #: How many times the resolver has asked the provider about it.
+    check_attempts: int
+    #: When it is next asked (the claim's lease end, once claimed).
+    next_check_at: datetime | None
 
 
 class Refunds(StoreBase):
     """The refunds part of :class:`~pasarela.store.Store`."""
+
+    #: How long :meth:`due_refund_checks` hands a refund to one resolver.
+    refund_lease: ClassVar[timedelta] = timedelta(seconds=30)
 
     def refunds_for(self, payment_id: str) -> list[Refund]:
         """The payment's refunds, oldest first."""
@@ -35,3 +54,54 @@ class Refunds(StoreBase):
         with self._begin(write=True) as conn:
             lock_payment(conn, refund.payment_id, None)
             upsert_refund(conn, refund, now=utc_now())
+
+    def refund_check(self, refund_id: str) -> RefundCheck:
+        """The refund with its schedule; ``NotFoundError`` when there is none."""
+        with self._begin() as conn:
+            row = conn.execute(sa.select(refunds).where(refunds.c.id == refund_id)).first()
+        if row is None:
+            raise NotFoundError(f"no refund {refund_id!r}")
+        return _check(row)
+
+    def schedule_refund_check(self, refund_id: str, *, next_check_at: datetime | None,
+                              check_attempts: int) -> None:
+        """Set when the resolver next asks about the refund (None: never) and how many
+        times it has asked; ``NotFoundError`` when there is no such refund."""
+        values = {"next_check_at": opt_to_db(next_check_at, "next_check_at"),
+                  "check_attempts": int(check_attempts)}
+        with self._begin(write=True) as conn:
+            done = conn.execute(sa.update(refunds).where(refunds.c.id == refund_id)
+                                .values(**values))
+            if done.rowcount != 1:
+                raise NotFoundError(f"no refund {refund_id!r}")
+
+    def due_refund_checks(self, *, now: datetime, limit: int = 500) -> list[RefundCheck]:
+        """Pending refunds whose ``next_check_at`` has passed, earliest first.
+
+        Claimed as :meth:`~pasarela.store.Store.due_for_check` claims payments
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): ``next_check_at`` is pushed forward
+        by :attr:`refund_lease`, and the resolver then sets the real next check.
+        """
+        at = to_db(now, "now")
+        lease_end = at + self.refund_lease
+        query = (
+            sa.select(refunds)
+            .where(refunds.c.status == RefundStatus.PENDING.value,
+                   refunds.c.next_check_at <= at)
+            .order_by(refunds.c.next_check_at, refunds.c.id)
+            .limit(limit)
+        )
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)
+        with self._begin(write=True) as conn:
+            rows = list(conn.execute(query).all())
+            if rows:
+                conn.execute(sa.update(refunds)
+                             .where(refunds.c.id.in_([row.id for row in rows]))
+                             .values(next_check_at=lease_end))
+        return [_check(row)._replace(next_check_at=lease_end) for row in rows]
+
+
+def _check(row: Row) -> RefundCheck:
+    return RefundCheck(refund_from_row(row), int(row.check_attempts),
+                       opt_from_db(row.next_check_at))

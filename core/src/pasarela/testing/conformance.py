@@ -29,7 +29,10 @@ The suite checks the entry point (installed, named like the provider, registerin
 it), that the declared capabilities are coherent, that every declared operation
 works against the sandbox and every undeclared one is refused, that webhook
 verification rejects tampered bytes, and that the error table covers the
-provider's documented codes. Against the sandbox it then drives a field-validation
+provider's documented codes. A provider declaring ``GET_REFUND`` answers for a refund
+by its reference and by our refund id (set :attr:`ProviderConformance.finds_refunds_by_id`
+to False when the provider keeps nothing of our id), and answers ``pending``, never
+``failed``, for a refund it does not know. Against the sandbox it then drives a field-validation
 refusal, each webhook type to the status it reports, wrong credentials to an
 authentication error, and each error-table entry the sandbox can produce to its
 normalized code.
@@ -59,7 +62,7 @@ from pasarela.errors import (
     WebhookError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Payment
+from pasarela.model import Method, Payment, Refund, RefundStatus
 from pasarela.money import Money, currency_exponent
 from pasarela.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from pasarela.provider import CreateRequest, Operation, Provider, ProviderSettings, WebhookHeaders
@@ -79,6 +82,9 @@ class ProviderConformance:
     documented_error_codes: ClassVar[frozenset[str] | set[str]] = frozenset()
     #: False only for a provider shipped inside another distribution (the fake).
     has_entry_point: ClassVar[bool] = True
+    #: The provider finds a refund by our refund id (metadata, an idempotency key) when
+    #: it has no reference yet; False: ``get_refund`` then only answers ``pending``.
+    finds_refunds_by_id: ClassVar[bool] = True
 
     @pytest.fixture
     def provider(self, settings: ProviderSettings) -> Provider:
@@ -224,6 +230,51 @@ class ProviderConformance:
                                                    reason="solicitud_comprador"))
         assert refund.status.value in {"pending", "succeeded"}
 
+    def test_get_refund_as_declared(self, provider: Provider, client: httpx.Client,
+                                    create_request: CreateRequest) -> None:
+        """A refund made, then asked about by its reference and by our refund id, gives
+        its state; a refund the provider does not know is ``pending``, never ``failed``
+        (the resolver asks this for refunds whose answer was lost)."""
+        if Operation.GET_REFUND not in provider.operations:
+            with pytest.raises(UnsupportedError):
+                provider.get_refund(self._payment(create_request, _Stub(), provider),
+                                    None)  # type: ignore[arg-type]
+            pytest.skip(f"{provider.name} declares no GET_REFUND: a refund whose answer was "
+                        "lost stays pending and is listed for an operator")
+        assert Operation.REFUND in provider.operations, "GET_REFUND without REFUND"
+        reported = self._run(provider, client, Operation.CREATE,
+                             lambda: provider.create(create_request))
+        if reported.status is not Status.SUCCEEDED:
+            pytest.skip("the sample request does not succeed synchronously")
+        payment = self._payment(create_request, reported, provider)
+        part = Money(max(1, create_request.amount.minor // 2), create_request.amount.currency)
+        ours = Refund(id=str(ULID()), payment_id=payment.id, amount=part,
+                      status=RefundStatus.PENDING, created_at=payment.created_at,
+                      reason="solicitud_comprador")
+        made = self._run(provider, client, Operation.REFUND,
+                         lambda: provider.refund(payment, part, refund_id=ours.id,
+                                                 reason=ours.reason))
+        assert made.reference, "a refund the provider made has its reference"
+        known = attrs.evolve(ours, provider_reference=made.reference)
+        by_reference = self._run(provider, client, Operation.GET_REFUND,
+                                 lambda: provider.get_refund(payment, known))
+        assert by_reference.reference == made.reference
+        assert by_reference.status is made.status
+        lost = attrs.evolve(ours, provider_reference=None)
+        by_id = self._run(provider, client, Operation.GET_REFUND,
+                          lambda: provider.get_refund(payment, lost))
+        if self.finds_refunds_by_id:
+            assert by_id.reference == made.reference
+            assert by_id.status is made.status
+        else:
+            assert by_id.status is RefundStatus.PENDING
+        never = Refund(id=str(ULID()), payment_id=payment.id, amount=part,
+                       status=RefundStatus.PENDING, created_at=payment.created_at)
+        unknown = self._run(provider, client, Operation.GET_REFUND,
+                            lambda: provider.get_refund(payment, never))
+        assert unknown.status is RefundStatus.PENDING
+        assert unknown.reference in (None, ""), "a refund never made has no reference"
+
     # --- webhooks -------------------------------------------------------------------
 
     def test_webhook_accepts_genuine_and_rejects_tampered_bytes(
@@ -253,6 +304,7 @@ class ProviderConformance:
             Operation.CANCEL: lambda: provider.cancel(None),  # type: ignore[arg-type]
             Operation.REFUND: lambda: provider.refund(None, None, refund_id="r",  # type: ignore[arg-type]
                                                       reason=""),
+            Operation.GET_REFUND: lambda: provider.get_refund(None, None),  # type: ignore[arg-type]
             Operation.SETTLEMENTS: lambda: provider.settlements(now, now),
             Operation.WEBHOOK: lambda: provider.parse_webhook(WebhookHeaders(), b"", now=now),
         }

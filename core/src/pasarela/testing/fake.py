@@ -13,6 +13,21 @@ Scenarios, chosen per payment with ``pay(..., scenario="...")`` or the order's
 ``GET_MANY`` is ``POST /v1/payments/search`` with ``{"ids": [...]}`` (at most
 :data:`SEARCH_LIMIT`); it answers ``{"data": [...]}`` and leaves unknown ids out.
 
+Refunds: ``POST /v1/refunds`` (keyed by our refund id), ``GET /v1/refunds/{id}`` and
+``GET /v1/refunds/by-refund-id/{our id}`` (``GET_REFUND``; a refund the gateway does
+not show answers 404, which the provider reads as "still pending", never failed).
+Knobs on the gateway: :attr:`FakeGateway.refund_outcome` (what a new refund becomes;
+``pending`` ones are settled with :meth:`FakeGateway.settle_refund`),
+:attr:`FakeGateway.lose_refund_answers` (refunds are made but every answer to their
+create is lost: ``httpx.ReadTimeout``, replays included) and
+:attr:`FakeGateway.hide_new_refunds` (refunds made meanwhile are not shown by the
+lookups until :meth:`FakeGateway.reveal_refunds`).
+
+Lost payments: :attr:`FakeGateway.hide_new_payments` keeps payments made meanwhile
+out of every lookup (by id, by our payment id, search) until
+:meth:`FakeGateway.reveal_payments`: with the ``timeout`` scenario, a create whose
+answer was lost and that the provider's search does not find yet.
+
 ``succeed`` (default for card) · ``pending`` (default for cash and wallet; settle it
 with :meth:`FakeGateway.settle`, which returns a signed webhook) · ``decline`` ·
 ``insufficient_funds`` · ``invalid`` (a 400 naming a field) · ``timeout`` (the
@@ -49,7 +64,7 @@ from pasarela.errors import (
 )
 from pasarela.hookspecs import hookimpl
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Payment
+from pasarela.model import Method, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.next_action import (
     ApproveInWallet,
@@ -112,7 +127,8 @@ class FakeProvider(Provider):
     default_expiry = timedelta(hours=24)
     operations = frozenset(Operation)
     retry_safe = frozenset({Operation.GET, Operation.GET_MANY, Operation.CREATE,
-                            Operation.CANCEL, Operation.REFUND, Operation.CONFIRM})
+                            Operation.CANCEL, Operation.REFUND, Operation.CONFIRM,
+                            Operation.GET_REFUND})
     get_many_limit = SEARCH_LIMIT
     settings_class = FakeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = {
@@ -259,13 +275,26 @@ class FakeProvider(Provider):
                reason: str) -> Flow[ProviderRefund]:
         response = yield self._request("POST", "/v1/refunds", {
             "payment": payment.provider_reference, "amount": amount.minor, "reason": reason,
+            "refund_id": refund_id,
         }, idempotency_key=refund_id)
-        data = self._json(response)
-        from pasarela.model import RefundStatus  # noqa: PLC0415
+        return self._refund(self._json(response))
 
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        if refund.provider_reference:
+            response = yield self._request("GET", f"/v1/refunds/{refund.provider_reference}")
+        else:  # the refund's answer was lost: look it up by our id
+            response = yield self._request("GET", f"/v1/refunds/by-refund-id/{refund.id}")
+        if response.status_code == 404:
+            # Not shown (yet): the provider has not said; never failed from that alone.
+            return ProviderRefund(status=RefundStatus.PENDING,
+                                  reference=refund.provider_reference, refund_id=refund.id)
+        return self._refund(self._json(response))
+
+    def _refund(self, data: Mapping[str, Any]) -> ProviderRefund:
         return ProviderRefund(status=RefundStatus(data["status"]), reference=data["id"],
                               amount=Money(int(data["amount"]), data["currency"]),
-                              payment_reference=data["payment"])
+                              payment_reference=data["payment"],
+                              refund_id=data.get("refund_id") or None)
 
     # --- webhooks -------------------------------------------------------------------
 
@@ -338,6 +367,21 @@ class _FakePayment:
     code: str
     expires_at: str | None
     refunded: int = 0
+    #: False while :attr:`FakeGateway.hide_new_payments` hides it from lookups.
+    visible: bool = True
+
+
+@attrs.define
+class _FakeRefund:
+    id: str
+    #: Ours (the refund id the core sent).
+    refund_id: str
+    payment: str
+    amount: int
+    currency: str
+    status: str
+    #: False while :attr:`FakeGateway.hide_new_refunds` hides it from lookups.
+    visible: bool = True
 
 
 class FakeGateway:
@@ -358,6 +402,15 @@ class FakeGateway:
         self._events = itertools.count(1)
         self._lock = threading.Lock()
         self._failed_once: set[str] = set()
+        self.refunds: dict[str, _FakeRefund] = {}
+        #: What a new refund becomes: ``succeeded``, ``pending`` or ``failed``.
+        self.refund_outcome = "succeeded"
+        #: Refunds are made, but every answer to their create is lost (replays too).
+        self.lose_refund_answers = False
+        #: Refunds made while set are not shown by the lookups until revealed.
+        self.hide_new_refunds = False
+        #: Payments made while set are not shown by any lookup until revealed.
+        self.hide_new_payments = False
 
     # --- transports ----------------------------------------------------------------
 
@@ -408,13 +461,15 @@ class FakeGateway:
             if lowered.get("authorization", "") != "Bearer fake_sk_test_123":
                 return self._error(401, "unauthorized", "bad API key")
             key = lowered.get("idempotency-key")
+            lost = (httpx.ReadTimeout if self.lose_refund_answers and method == "POST"
+                    and path.rstrip("/") == "/v1/refunds" else None)
             if method == "POST" and key and f"{path}:{key}" in self.idempotency:
                 status, payload = self.idempotency[f"{path}:{key}"]
-                return status, payload, None
+                return status, payload, lost
             status, payload, error = self._route(method, path, body)
             if method == "POST" and key and 0 < status < 500:
                 self.idempotency[f"{path}:{key}"] = (status, payload)
-            return status, payload, error
+            return status, payload, error or lost
 
     def _route(self, method: str, path: str,
                body: bytes) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
@@ -426,6 +481,11 @@ class FakeGateway:
         if method == "GET" and parts[:3] == ["v1", "payments", "by-payment-id"]:
             ref = self.by_payment_id.get(parts[3])
             return self._show(ref) if ref else self._error(404, "not_found", "no such payment")
+        if method == "GET" and parts[:3] == ["v1", "refunds", "by-refund-id"] and len(parts) == 4:
+            found = [r for r in self.refunds.values() if r.refund_id == parts[3]]
+            return self._show_refund(found[0].id if found else "")
+        if method == "GET" and parts[:2] == ["v1", "refunds"] and len(parts) == 3:
+            return self._show_refund(parts[2])
         if method == "GET" and parts[:2] == ["v1", "payments"] and len(parts) == 3:
             return self._show(parts[2])
         if method == "POST" and parts[:2] == ["v1", "payments"] and len(parts) == 4:
@@ -444,10 +504,14 @@ class FakeGateway:
                 return self._error(404, "not_found", "no such payment")
             if fake.refunded + int(data["amount"]) > fake.amount:
                 return self._error(400, "invalid_request", "refund exceeds charge", "amount")
-            fake.refunded += int(data["amount"])
-            return 200, json.dumps({"id": f"re_{next(self._ids)}", "status": "succeeded",
-                                    "amount": int(data["amount"]), "currency": fake.currency,
-                                    "payment": fake.id}).encode(), None
+            refund = _FakeRefund(id=f"re_{next(self._ids)}",
+                                 refund_id=str(data.get("refund_id") or ""), payment=fake.id,
+                                 amount=int(data["amount"]), currency=fake.currency,
+                                 status=self.refund_outcome, visible=not self.hide_new_refunds)
+            if refund.status != "failed":  # a pending refund holds its amount
+                fake.refunded += refund.amount
+            self.refunds[refund.id] = refund
+            return 200, json.dumps(self._public_refund(refund)).encode(), None
         return self._error(404, "not_found", f"no route {method} {path}")
 
     def _create(self, data: dict[str, Any]) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
@@ -473,6 +537,7 @@ class FakeGateway:
             amount=int(data["amount"]), currency=data["currency"], method=data["method"],
             status="pending" if scenario == "pending" else "succeeded",
             scenario=scenario, code=f"{90000000 + number}", expires_at=data.get("expires_at"),
+            visible=not self.hide_new_payments,
         )
         if scenario == "timeout":
             fake.status = "pending" if data["method"] != "card" else "succeeded"
@@ -491,14 +556,27 @@ class FakeGateway:
             return self._error(400, "invalid_request",
                                f"search takes 1 to {SEARCH_LIMIT} ids", "ids")
         self.searched += ids
-        found = [self._public(self.payments[i]) for i in ids if i in self.payments]
+        found = [self._public(self.payments[i]) for i in ids
+                 if i in self.payments and self.payments[i].visible]
         return 200, json.dumps({"data": found}).encode(), None
 
     def _show(self, ref: str) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
         fake = self.payments.get(ref)
-        if fake is None:
+        if fake is None or not fake.visible:
             return self._error(404, "not_found", "no such payment")
         return 200, json.dumps(self._public(fake)).encode(), None
+
+    def _show_refund(self, ref: str) -> tuple[int, bytes, type[httpx.HTTPError] | None]:
+        refund = self.refunds.get(ref)
+        if refund is None or not refund.visible:
+            return self._error(404, "not_found", "no such refund")
+        return 200, json.dumps(self._public_refund(refund)).encode(), None
+
+    @staticmethod
+    def _public_refund(refund: _FakeRefund) -> dict[str, Any]:
+        return {"id": refund.id, "refund_id": refund.refund_id, "status": refund.status,
+                "amount": refund.amount, "currency": refund.currency,
+                "payment": refund.payment}
 
     def _public(self, fake: _FakePayment) -> dict[str, Any]:
         return {"id": fake.id, "payment_id": fake.payment_id, "status": fake.status,
@@ -527,3 +605,24 @@ class FakeGateway:
         body = json.dumps(event, separators=(",", ":")).encode()
         timestamp = int(self.clock().timestamp())
         return sign_fake_webhook(body, self.webhook_secret, timestamp), body
+
+    def settle_refund(self, key: str, status: str = "succeeded") -> None:
+        """Move a pending refund (by the gateway's id or ours) to *status*; a failed
+        one gives its amount back to the payment."""
+        with self._lock:
+            [refund] = [r for r in self.refunds.values() if key in (r.id, r.refund_id)]
+            if refund.status != "failed" and status == "failed":
+                self.payments[refund.payment].refunded -= refund.amount
+            refund.status = status
+
+    def reveal_refunds(self) -> None:
+        """Show the refunds :attr:`hide_new_refunds` kept from the lookups."""
+        with self._lock:
+            for refund in self.refunds.values():
+                refund.visible = True
+
+    def reveal_payments(self) -> None:
+        """Show the payments :attr:`hide_new_payments` kept from the lookups."""
+        with self._lock:
+            for fake in self.payments.values():
+                fake.visible = True

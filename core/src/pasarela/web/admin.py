@@ -9,8 +9,10 @@ forms carrying a CSRF token: an HMAC, keyed by the admin token, over the session
 
 Pages: the last 24 h of payments by provider, method and status; success rate per
 provider and method by hour and effective cost per provider, as SVG drawn here
-(no scripts); unknown and stale pending payments with "sync now"; recent webhook
-rejections; outbox lag; and each payment with its history and redacted exchanges.
+(no scripts); unknown and stale pending payments with "sync now"; the payments and
+refunds needing an operator (still unknown, or pending, after the resolver's whole
+schedule: how many, and the oldest); recent webhook rejections; outbox lag; and each
+payment with its history and redacted exchanges.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pasarela.api import AsyncPasarela, Pasarela
+from pasarela.engine.jobs import RESOLVER_CHECKS
 from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
@@ -52,6 +55,8 @@ _SUCCEEDED: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Stat
 _FINISHED: Final = _SUCCEEDED | {Status.FAILED, Status.CANCELED, Status.EXPIRED}
 COLORS: Final = ("#0b5cad", "#c0392b", "#117a3d", "#8e44ad", "#b9770e", "#2c3e50")
 _MAX_FORM: Final = 8192
+#: Payments (refunds) needing an operator listed on the dashboard, oldest first.
+OPERATOR_SHOWN: Final = 50
 
 
 def _mac(key: str, *parts: str) -> str:
@@ -166,6 +171,8 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     cost = {f"{p} ({c})": 100 * fees.get((p, c), 0) / minor
             for (p, c), minor in sorted(amounts.items()) if minor}
     lag_count, lag_age = store.outbox_lag(now=now)
+    operator_payments, operator_refunds = queries.needing_operator(
+        store, min_checks=RESOLVER_CHECKS, limit=OPERATOR_SHOWN)
     labels = [h.strftime("%H:00") for h in hours]
     return {
         "counts": counts, "total": sum(c for *_, c in counts),
@@ -176,6 +183,8 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                                 "succeeded)") if cost else None,
         "attention": read.attention, "rejections": read.rejections,
         "lag_count": lag_count, "lag_age": lag_age,
+        "operator_payments": operator_payments, "operator_refunds": operator_refunds,
+        "resolver_checks": RESOLVER_CHECKS,
     }
 
 
