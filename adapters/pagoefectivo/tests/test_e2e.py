@@ -7,10 +7,12 @@ the raw headers and bytes to ``Pasarela.handle_webhook``, as a host's endpoint d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pasarela_pagoefectivo
 import pytest
 from pasarela_pagoefectivo.notifications import build_notification, sign
@@ -25,6 +27,7 @@ from pasarela.next_action import ShowCashCode
 from pasarela.store import Store
 from pasarela.testing.helpers import EventRecorder as Observer
 from pasarela.testing.helpers import ManualClock as Clock
+from pasarela.web.app import create_app as webhook_app
 
 
 @pytest.fixture
@@ -220,6 +223,65 @@ def test_forged_notification_gets_a_4xx_and_changes_nothing(
     unsigned = shop.handle_webhook("pagoefectivo", {}, body)
     assert 400 <= unsigned.status_code < 500
     assert shop.get(payment.id).status is Status.PENDING
+
+
+def _malformed_bodies(cip: str) -> list[bytes]:
+    return [
+        b'{"eventType":"cip.paid","operationNumber":{"n":1},"data":{"cip":"' + cip.encode()
+        + b'","currency":"PEN","amount":149.90}}',
+        b'{"eventType":"cip.paid","operationNumber":"9","data":{"cip":"' + b"9" * 5000
+        + b'","currency":"PEN","amount":149.90}}',
+        b'{"eventType":"cip.paid","operationNumber":"9","data":{"cip":"' + cip.encode()
+        + b'","currency":"PEN","amount":{"v":1}}}',
+        b'{"eventType":"cip.paid","operationNumber":"9","data":{"cip":"' + cip.encode()
+        + b'"}}',
+    ]
+
+
+def test_signed_but_malformed_notifications_are_each_a_400(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+) -> None:
+    payment = pay(shop, order_factory())
+    assert payment.provider_reference is not None
+    for body in _malformed_bodies(payment.provider_reference):
+        reply = shop.handle_webhook("pagoefectivo",
+                                    {"PE-Signature": sign(body, DEFAULT_SECRET_KEY)}, body)
+        assert reply.status_code == 400, body[:80]
+    assert shop.get(payment.id).status is Status.PENDING
+
+
+def test_a_mixed_storm_through_the_webhook_endpoint_answers_each_on_its_own(
+    served: Any, shop: Pasarela, order_factory: Callable[..., Order],
+    pasarela_serve: Callable[[Any], Any],
+) -> None:
+    """Valid, forged and signed-but-malformed deliveries at once through the core's
+    ``POST /webhooks/pagoefectivo`` (its batcher groups them): 200 exactly for the
+    valid ones, 400 for the others, and the valid ones applied."""
+    payments = [pay(shop, order_factory(reference=f"pedido-{n}"), key=f"k-{n}")
+                for n in range(6)]
+    deliveries: list[tuple[bytes, dict[str, str], int]] = []
+    for n, payment in enumerate(payments):
+        cip = payment.provider_reference
+        assert cip is not None
+        good = build_notification("cip.paid", operation_number=str(100 + n), cip=cip,
+                                  amount=payment.amount, transaction_code=payment.id)
+        deliveries.append((good, {"PE-Signature": sign(good, DEFAULT_SECRET_KEY)}, 200))
+        deliveries.append((good, {"PE-Signature": sign(good, "a guess")}, 400))
+        for bad in _malformed_bodies(cip):
+            deliveries.append((bad, {"PE-Signature": sign(bad, DEFAULT_SECRET_KEY)}, 400))
+    served_app = pasarela_serve(webhook_app(shop))
+    url = f"{served_app.url}/webhooks/pagoefectivo"
+
+    def post(item: tuple[bytes, dict[str, str], int]) -> int:
+        body, headers, _ = item
+        return httpx.post(url, content=body, timeout=10,
+                          headers={**headers, "Content-Type": "application/json"}).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(post, deliveries))
+    assert codes == [expected for *_, expected in deliveries]
+    for payment in payments:
+        assert shop.get(payment.id).status is Status.SUCCEEDED
 
 
 def test_wrong_amount_is_not_applied(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -192,3 +193,87 @@ def test_replies() -> None:
     assert ok.status_code == 200
     refused = provider().webhook_reply(SignatureInvalidError("bad"))
     assert 400 <= refused.status_code < 500
+
+
+# --- signed but malformed: each a 400 of its own, naming the field (issue #16 finding 4) ---
+
+
+def _paid(**changes: object) -> bytes:
+    """The spec's cip.paid body with *changes* (``data.x`` names a data field; None
+    removes it), as compact JSON."""
+    body: dict[str, object] = {"eventType": "cip.paid", "operationNumber": "1253"}
+    data: dict[str, object] = {"cip": "11546901", "currency": "PEN", "amount": 22.05}
+    for key, value in changes.items():
+        target, name = (data, key[5:]) if key.startswith("data_") else (body, key)
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    body["data"] = data
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "operationNumber an object": (_paid(operationNumber={"n": 1}), "operationNumber"),
+    "operationNumber a list": (_paid(operationNumber=["1253"]), "operationNumber"),
+    "operationNumber of 15 characters": (_paid(operationNumber="1" * 15), "operationNumber"),
+    "operationNumber missing": (_paid(operationNumber=None), "operationNumber"),
+    "a 5,000-digit cip": (_paid(data_cip="9" * 5000), "data.cip"),
+    "a 15-digit cip number": (_paid(data_cip=10**14), "data.cip"),
+    "a cip with letters": (_paid(data_cip="11546901A"), "data.cip"),
+    "a cip object": (_paid(data_cip={"cip": "1"}), "data.cip"),
+    "cip missing": (_paid(data_cip=None), "data.cip"),
+    "amount an object": (_paid(data_amount={"value": 22.05}), "data.amount"),
+    "amount true": (_paid(data_amount=True), "data.amount"),
+    "amount negative": (_paid(data_amount=-1), "data.amount"),
+    "amount zero": (_paid(data_amount=0), "data.amount"),
+    "amount in exponent form": (_paid(data_amount="1e999999999"), "data.amount"),
+    "amount with 17 integer digits": (_paid(data_amount="1" * 17), "data.amount"),
+    "amount missing on cip.paid": (_paid(data_amount=None, data_currency=None),
+                                   "data.amount"),
+    "currency a number": (_paid(data_currency=604), "data.currency"),
+    "currency of four letters": (_paid(data_currency="SOLES"), "data.currency"),
+    "paymentDate a number": (_paid(data_paymentDate=20241202), "data.paymentDate"),
+    "paymentDate not a date": (_paid(data_paymentDate="mañana"), "data.paymentDate"),
+    "transactionCode an object": (_paid(data_transactionCode={"id": 1}),
+                                  "data.transactionCode"),
+    "transactionCode of 37 characters": (_paid(data_transactionCode="x" * 37),
+                                         "data.transactionCode"),
+    "eventType a number": (_paid(eventType=1), "eventType"),
+    "eventType missing": (_paid(eventType=None), "eventType"),
+    "data a list": (b'{"eventType":"cip.paid","operationNumber":"1","data":[]}', "data"),
+    "nested 5,000 deep": (b'{"eventType":"cip.paid","x":' + b"[" * 5000 + b"]" * 5000
+                          + b"}", "JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_signed_but_malformed_bodies_name_the_field(case: str) -> None:
+    body, field = MALFORMED[case]
+    with pytest.raises(WebhookError) as caught:
+        provider().parse_webhook(_signed(body), body, now=NOW)
+    assert not isinstance(caught.value, SignatureInvalidError)
+    assert field in caught.value.message, caught.value.message
+    assert len(caught.value.message) < 200  # a 5,000-digit value is not echoed
+
+
+def test_an_oversized_body_is_refused_before_parsing() -> None:
+    body = _paid(data_channel="x" * 20_000)
+    with pytest.raises(WebhookError, match="bytes"):
+        provider().parse_webhook(_signed(body), body, now=NOW)
+
+
+def test_amount_as_decimal_text_and_integer_is_money_without_floats() -> None:
+    as_text = _paid(data_amount="22.05")
+    [event] = provider().parse_webhook(_signed(as_text), as_text, now=NOW)
+    assert event.amount == Money(2205, "PEN")
+    whole = _paid(data_amount=22)
+    [event] = provider().parse_webhook(_signed(whole), whole, now=NOW)
+    assert event.amount == Money(2200, "PEN")
+
+
+def test_a_14_digit_cip_and_a_numeric_operation_number_are_taken() -> None:
+    body = _paid(data_cip=10**13, operationNumber=1253)
+    [event] = provider().parse_webhook(_signed(body), body, now=NOW)
+    assert event.provider_reference == str(10**13)
+    assert event.event_id == f"{10**13}:cip.paid:1253"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +34,7 @@ __all__ = [
     "EVENT_EXPIRED",
     "EVENT_PAID",
     "EVENT_REFUNDED",
+    "MAX_BODY_BYTES",
     "SIGNATURE_HEADER",
     "Notification",
     "build_notification",
@@ -98,47 +100,120 @@ def _malformed(detail: str) -> WebhookError:
     return WebhookError(f"malformed PagoEfectivo notification: {detail}", provider=PROVIDER)
 
 
+#: Bounds of each field (PE spec v1.1 §5.2 and the API's CIP: N 1-14).
+MAX_BODY_BYTES: Final = 16 * 1024
+_CIP: Final = re.compile(r"^[0-9]{1,14}$")
+#: Text without control characters, of these lengths (the spec types only the length).
+_OPERATION: Final = re.compile(r"^[^\x00-\x1f\x7f]{0,14}$")
+_EVENT_TYPE: Final = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+_CURRENCY: Final = re.compile(r"^[A-Za-z]{3}$")
+#: N(18,2): at most 16 integer digits and 2 decimals, as a JSON number or its text.
+_AMOUNT: Final = re.compile(r"^[0-9]{1,16}(?:\.[0-9]{1,2})?$")
+#: ``transactionCode``: AN 1-36 in the CIP create (PE spec v1.1 §5.1.2).
+_TRANSACTION_CODE: Final = re.compile(r"^[^\x00-\x1f\x7f]{1,36}$")
+_DATE_TEXT_MAX: Final = 40
+#: Event types whose body must carry the amount (the documented one, and the
+#: refund, whose report is its amount).
+_WITH_AMOUNT: Final = frozenset({EVENT_PAID, EVENT_REFUNDED})
+
+
+def _text_field(value: object, name: str, pattern: re.Pattern[str], *,
+                numbers: bool = False) -> str:
+    """*value* as text matching *pattern*, or a :class:`WebhookError` naming *name*.
+    With *numbers*, a JSON integer is taken as its digits (``data.cip`` is a number in
+    the API and a string in the notification)."""
+    if numbers and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    if not isinstance(value, str):
+        raise _malformed(f"{name} must be text, not {type(value).__name__}")
+    text = value.strip()
+    if not pattern.fullmatch(text):
+        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+        raise _malformed(f"{name} {shown!r} is not valid")
+    return text
+
+
+def _amount(data: Mapping[str, Any], event_type: str) -> Money | None:
+    raw_amount, currency = data.get("amount"), data.get("currency")
+    if raw_amount is None and currency is None:
+        if event_type in _WITH_AMOUNT:
+            raise _malformed("data.amount and data.currency are required")
+        return None
+    if raw_amount is None:
+        raise _malformed("data.amount is required with data.currency")
+    if isinstance(raw_amount, bool) or not isinstance(raw_amount, Decimal | int | str):
+        raise _malformed(f"data.amount must be a number, not {type(raw_amount).__name__}")
+    text = str(raw_amount).strip()
+    if not _AMOUNT.fullmatch(text):
+        shown = text if len(text) <= 24 else f"{text[:24]}..."
+        raise _malformed(f"data.amount {shown!r} is not an amount with at most 2 decimals")
+    code = _text_field(currency, "data.currency", _CURRENCY).upper()
+    try:
+        money = Money.of(Decimal(text), code)
+    except (ValidationError, ArithmeticError):
+        raise _malformed(f"data.currency {code!r} is not a currency") from None
+    if money.minor <= 0:
+        raise _malformed("data.amount must be above zero")
+    return money
+
+
+def _payment_date(value: object) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > _DATE_TEXT_MAX:
+        raise _malformed("data.paymentDate must be a date as text")
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise _malformed(f"data.paymentDate {value!r} is not a date") from None
+
+
 def parse_notification(body: bytes) -> Notification:
-    """Parse a (verified) notification body. Raises :class:`WebhookError`."""
+    """Parse a (verified) notification body, every field typed and bounded.
+
+    Raises :class:`WebhookError` naming the field for a body that is not what the
+    spec describes: not JSON (or nested beyond reason), ``eventType``,
+    ``operationNumber`` (text of 0 to 14 characters) or ``data.cip`` (1 to 14 digits)
+    missing or of another type, ``data.amount`` not a positive N(18,2) number or its
+    text, ``data.currency`` not three letters, and, where they are sent, the extras
+    ``data.paymentDate`` (a date) and ``data.transactionCode`` (text of 1 to 36).
+    ``data.amount`` and ``data.currency`` are required for ``cip.paid`` and
+    ``cip.refunded``. Unknown extra fields are ignored.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise _malformed(f"the body has {len(body)} bytes, more than {MAX_BODY_BYTES}")
     try:
         payload = jsontext.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _malformed("not JSON") from None
     if not isinstance(payload, Mapping):
         raise _malformed("not a JSON object")
-    event_type = payload.get("eventType")
-    if not isinstance(event_type, str) or not event_type.strip():
-        raise _malformed("no eventType")
+    if payload.get("eventType") is None:
+        raise _malformed("eventType is required")
+    event_type = _text_field(payload.get("eventType"), "eventType", _EVENT_TYPE)
+    if "operationNumber" not in payload:
+        raise _malformed("operationNumber is required")
+    operation = _text_field(payload["operationNumber"], "operationNumber", _OPERATION,
+                            numbers=True)
     data = payload.get("data")
     if not isinstance(data, Mapping):
-        raise _malformed("no data object")
-    cip = data.get("cip")
-    if isinstance(cip, bool) or not isinstance(cip, str | int) or not str(cip).strip():
-        raise _malformed("no data.cip")
-    operation = payload.get("operationNumber")
-    amount: Money | None = None
-    raw_amount, currency = data.get("amount"), data.get("currency")
-    if raw_amount is not None or currency is not None:
-        if isinstance(raw_amount, bool) or not isinstance(raw_amount, Decimal | int | str):
-            raise _malformed(f"data.amount {raw_amount!r}")
-        if not isinstance(currency, str):
-            raise _malformed(f"data.currency {currency!r}")
-        try:
-            amount = Money.of(Decimal(str(raw_amount)), currency.upper())
-        except (ValidationError, ArithmeticError):
-            raise _malformed(f"amount {raw_amount!r} {currency!r}") from None
-    try:
-        payment_date = parse_timestamp(data.get("paymentDate"))
-    except ValueError:
-        payment_date = None  # an extra field: tolerated, not trusted
+        raise _malformed("data must be an object")
+    if data.get("cip") is None:
+        raise _malformed("data.cip is required")
+    cip = _text_field(data.get("cip"), "data.cip", _CIP, numbers=True)
+    amount = _amount(data, event_type)
+    payment_date = _payment_date(data.get("paymentDate"))
     transaction_code = data.get("transactionCode")
+    if transaction_code is not None and transaction_code != "":
+        transaction_code = _text_field(transaction_code, "data.transactionCode",
+                                       _TRANSACTION_CODE)
     return Notification(
-        event_type=event_type.strip(),
-        operation_number="" if operation is None else str(operation).strip(),
-        cip=str(cip).strip(),
+        event_type=event_type,
+        operation_number=operation,
+        cip=cip,
         amount=amount,
         payment_date=payment_date,
-        transaction_code=str(transaction_code) if transaction_code not in (None, "") else None,
+        transaction_code=transaction_code or None,
         raw=dict(payload),
     )
 
