@@ -12,6 +12,8 @@ from pasarela_stripe.api import (
     build_confirm,
     build_create,
     build_get,
+    build_get_refund,
+    build_list_refunds,
     build_refund,
     build_search,
     parse_intent,
@@ -137,6 +139,10 @@ def _payment() -> Payment:
     pytest.param(lambda s: build_refund(s, "pi_123", Money(500, "PEN"), refund_id="01JDREF",
                                         payment_id="01JDPAY", reason="talla equivocada"),
                  id="refund-free-reason"),
+    pytest.param(lambda s: build_get_refund(s, "re_123"), id="get-refund"),
+    pytest.param(lambda s: build_list_refunds(s, "pi_123"), id="list-refunds"),
+    pytest.param(lambda s: build_list_refunds(s, "pi_123", starting_after="re_9", limit=3),
+                 id="list-refunds-next-page"),
 ])
 def test_built_requests_validate(stripe_spec: Any, settings: StripeSettings,
                                  request_: Any) -> None:

@@ -288,6 +288,21 @@ def test_error_knob_answers_500_before_execution(client: httpx.Client,
     assert len(sandbox.account.intents) == 1
 
 
+def test_500_after_fault_does_the_work_then_answers_a_saved_5xx(client: httpx.Client,
+                                                               sandbox: StripeSandbox) -> None:
+    url = sandbox.url  # type: ignore[attr-defined]
+    httpx.post(f"{url}/_control/faults",
+               json={"operation": "POST /v1/payment_intents", "kind": "500_after"})
+    first = create(client, url, key="k-500-after")
+    assert first.status_code == 500
+    assert first.json()["error"]["type"] == "api_error"
+    assert first.headers["stripe-should-retry"] == "false"
+    assert len(sandbox.account.intents) == 1  # done all the same
+    again = create(client, url, key="k-500-after")  # the same key: the saved 5xx replayed
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (500, "true")
+    assert len(sandbox.account.intents) == 1
+
+
 def test_latency_knob_delays_after_the_work_is_done(sandbox: StripeSandbox) -> None:
     sandbox.knobs.update({"latency": 0.4})
     url = sandbox.url  # type: ignore[attr-defined]

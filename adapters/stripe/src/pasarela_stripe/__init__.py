@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pasarela.hookspecs import hookimpl
-from pasarela_stripe.errors import ERROR_CODES, StripeDeclinedError
+from pasarela_stripe.errors import ERROR_CODES, StripeDeclinedError, StripeServerError
 from pasarela_stripe.provider import StripeProvider
 from pasarela_stripe.settings import API_VERSION, StripeSettings
 
@@ -27,6 +27,7 @@ __all__ = [
     "ERROR_CODES",
     "StripeDeclinedError",
     "StripeProvider",
+    "StripeServerError",
     "StripeSettings",
     "pasarela_register_providers",
 ]

@@ -28,12 +28,19 @@ from pasarela.errors import (
     ProviderUnavailableError,
     ProviderValidationError,
     RateLimitedError,
+    UnknownOutcomeError,
     UnsupportedError,
 )
 from pasarela.retry import parse_retry_after
 
 
-__all__ = ["ERROR_CODES", "StripeDeclinedError", "error_from_response", "error_object"]
+__all__ = [
+    "ERROR_CODES",
+    "StripeDeclinedError",
+    "StripeServerError",
+    "error_from_response",
+    "error_object",
+]
 
 E = ErrorCode
 
@@ -116,6 +123,23 @@ class StripeDeclinedError(DeclinedError):
         self.payment_intent = payment_intent
 
 
+class StripeServerError(UnknownOutcomeError, ProviderUnavailableError):
+    """A 5xx from Stripe, or a 409 (another request with the same idempotency key is
+    still running): Stripe answered, but whether the request took effect is not known.
+
+    Stripe treats a 5xx result as indeterminate (docs.stripe.com/error-low-level,
+    "Server errors"), and once an API method began executing the answer is saved under
+    the idempotency key and replayed, so a retry may repeat the 5xx while the object
+    exists. It is therefore an :class:`~pasarela.errors.UnknownOutcomeError` (the core
+    makes a create ``unknown`` and keeps a refund pending, to be asked about, never
+    ``failed``) and a :class:`~pasarela.errors.ProviderUnavailableError` (a fault of the
+    provider, for the breaker; retried where the operation is retry-safe, unless
+    ``Stripe-Should-Retry: false``).
+    """
+
+    default_code = ErrorCode.PROVIDER_UNAVAILABLE
+
+
 def error_object(response: httpx.Response) -> dict[str, Any]:
     """The ``error`` object of a Stripe error response ({} when the body has none)."""
     try:
@@ -169,7 +193,8 @@ def error_from_response(
     }
     text = f"Stripe: {message}"
     # Requests Stripe refused before executing them created nothing: 401, 429 and
-    # parameter validation. A 5xx, a 409 or a decline may have left an object behind.
+    # parameter validation. A 5xx, a 409 or a decline may have left an object behind;
+    # a 5xx or a 409 says nothing of what became of it (StripeServerError: unknown).
     if code is E.AUTHENTICATION:
         return AuthenticationError(text, created_nothing=True, **common)
     if code is E.RATE_LIMITED or status == 429:
@@ -181,7 +206,7 @@ def error_from_response(
         return IdempotencyConflictError(text, **common)
     if status >= 500 or code is E.PROVIDER_UNAVAILABLE:
         should_retry = response.headers.get("stripe-should-retry")
-        return ProviderUnavailableError(
+        return StripeServerError(
             text, code=E.PROVIDER_UNAVAILABLE, retryable=should_retry != "false", **common
         )
     if code in _DECLINES:

@@ -44,7 +44,7 @@ from starlette.routing import Route
 from pasarela.testing.sandbox import ControlRoute, Delivery, sandbox_app
 from pasarela_stripe import form
 from pasarela_stripe.sandbox.objects import API_VERSION, new_id
-from pasarela_stripe.sandbox.simulator import StripeSandbox
+from pasarela_stripe.sandbox.simulator import SERVER_ERROR, StripeSandbox
 from pasarela_stripe.sandbox.state import APIError
 
 
@@ -78,7 +78,7 @@ async def call(sandbox: StripeSandbox, request: Request, route: str,
         if not _VERSION_RE.match(version):
             raise APIError(400, "invalid_request_error",
                            f"Invalid Stripe API version: {version}", saved=False)
-        sandbox.refuse(route)
+        after = sandbox.refuse(route)
         body = await request.body()
         try:
             params = form.decode(body if request.method == "POST" else request.url.query)
@@ -106,6 +106,10 @@ async def call(sandbox: StripeSandbox, request: Request, route: str,
         extra = exc.headers
     finally:
         account.request_id = account.idempotency_key = None
+    if after is not None:  # done, then a 5xx: what became of it is not said
+        error = APIError(500, "api_error", SERVER_ERROR,
+                         headers={"Stripe-Should-Retry": "false"})
+        status, payload, save, extra = 500, error.body(), True, error.headers
     content = _dumps(payload)
     if key is not None and fingerprint is not None and save:
         sandbox.save(key, fingerprint, status, content)

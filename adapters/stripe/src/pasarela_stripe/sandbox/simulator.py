@@ -18,18 +18,21 @@ from typing import Any, Final
 
 import attrs
 
-from pasarela.testing.sandbox import Credential, Sandbox, Webhook
+from pasarela.testing.sandbox import Credential, Fault, Sandbox, Webhook
 from pasarela_stripe.sandbox.knobs import StripeKnobs
 from pasarela_stripe.sandbox.state import Account, APIError
 from pasarela_stripe.webhooks import signature_header
 
 
-__all__ = ["DEFAULT_API_KEY", "IDEMPOTENCY_TTL", "OPERATIONS", "Saved", "StripeSandbox"]
+__all__ = ["DEFAULT_API_KEY", "IDEMPOTENCY_TTL", "OPERATIONS", "SERVER_ERROR", "Saved",
+           "StripeSandbox"]
 
 #: The key the banner suggests: the sandbox takes any ``sk_test_``/``rk_test_`` key
 #: unless given one.
 DEFAULT_API_KEY: Final = "sk_test_pasarela_sandbox"
 IDEMPOTENCY_TTL: Final = 24 * 3600
+SERVER_ERROR: Final = (
+    "Sorry, something went wrong. We've already been notified of the problem.")
 #: The API's routes, as one-shot faults name them.
 OPERATIONS: Final = (
     "POST /v1/payment_intents", "GET /v1/payment_intents/search",
@@ -65,8 +68,11 @@ class StripeSandbox(Sandbox):
     default_port = 8812
     knobs_class = StripeKnobs
     operations = OPERATIONS
-    #: ``500``: Stripe's ``api_error``, nothing done.
-    fault_kinds = ("500",)
+    #: ``500``: Stripe's ``api_error``, nothing done (``Stripe-Should-Retry: true``);
+    #: ``500_after``: the work done, then ``api_error`` answered and saved under the
+    #: idempotency key, so a retry with the key replays it (``Stripe-Should-Retry:
+    #: false``): the indeterminate 5xx Stripe's error docs describe.
+    fault_kinds = ("500", "500_after")
     knobs: StripeKnobs
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
@@ -133,8 +139,9 @@ class StripeSandbox(Sandbox):
             raise APIError(401, "invalid_request_error", f"Invalid API Key provided: {shown}",
                            saved=False)
 
-    def refuse(self, operation: str) -> None:
-        """The rate limit (429) or a fault (500) before execution, if one falls due."""
+    def refuse(self, operation: str) -> Fault | None:
+        """The rate limit (429) or a fault (500) before execution, if one falls due;
+        returns a fault due after execution (``500_after``) for the caller to play."""
         knobs = self.knobs
         with self.lock:
             limited = knobs.rate_limit_next > 0 or (
@@ -147,11 +154,13 @@ class StripeSandbox(Sandbox):
                 "Too many requests hit the API too quickly. We recommend an exponential "
                 "backoff of your requests.", code="rate_limit", saved=False,
                 headers={"Retry-After": f"{knobs.retry_after:g}"})
-        if self.take_fault(operation) is not None:
-            raise APIError(
-                500, "api_error",
-                "Sorry, something went wrong. We've already been notified of the problem.",
-                saved=False, headers={"Stripe-Should-Retry": "true"})
+        fault = self.take_fault(operation)
+        if fault is not None and fault.kind == "500_after":
+            return fault
+        if fault is not None:
+            raise APIError(500, "api_error", SERVER_ERROR, saved=False,
+                           headers={"Stripe-Should-Retry": "true"})
+        return None
 
     def saved_answer(self, key: str, fingerprint: str) -> Saved | None:
         """The answer saved under *key* within 24 hours (None: none); raises
