@@ -127,6 +127,19 @@ def test_metadata_limits_are_checked_before_io() -> None:
     assert info.value.field == "metadata"
 
 
+@pytest.mark.parametrize("key", ["talla[m]", "a]b", "[x"])
+def test_metadata_keys_with_square_brackets_are_refused_before_io(key: str) -> None:
+    """docs.stripe.com/api/metadata: square brackets cannot be used in keys (they would
+    also turn into a nested form field, metadata[talla[m]])."""
+    order = Order(reference="r", amount=Money.of("10", "PEN"), metadata={key: "v"})
+    req = CreateRequest(payment_id="p", idempotency_key="k", order=order, method=Method.CARD,
+                        amount=order.amount, expires_at=None)
+    with pytest.raises(ValidationError) as info:
+        build_create(SETTINGS, req)
+    assert info.value.field == "metadata"
+    assert key in info.value.message
+
+
 # --- parsers ------------------------------------------------------------------------------
 
 

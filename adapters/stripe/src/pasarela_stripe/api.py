@@ -169,6 +169,9 @@ def _metadata(request: CreateRequest) -> dict[str, str]:
     for key, value in request.order.metadata.items():
         if key in metadata:
             continue
+        if "[" in key or "]" in key:
+            raise ValidationError(f"Stripe metadata keys cannot contain square brackets: {key!r}",
+                                  field="metadata")
         if len(key) > _METADATA_KEY_LEN or len(value) > _METADATA_VALUE_LEN:
             raise ValidationError(
                 f"Stripe metadata keys have at most {_METADATA_KEY_LEN} characters and "
