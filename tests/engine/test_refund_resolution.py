@@ -6,10 +6,12 @@ listed for an operator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -21,10 +23,10 @@ from pasarela.hookspecs import hookimpl
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Customer, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.provider import Operation
+from pasarela.provider import Operation, ProviderRefund, WebhookEvent
 from pasarela.retry import RESOLVER
 from pasarela.store import Store, queries
-from pasarela.testing.fake import FakeGateway, FakeProvider
+from pasarela.testing.fake import FakeGateway, FakeProvider, sign_fake_webhook
 from pasarela.testing.helpers import ManualClock
 
 
@@ -218,3 +220,66 @@ def test_a_provider_without_get_refund_leaves_it_pending_for_an_operator(
     _, listed = queries.needing_operator(blind.store, min_checks=RESOLVER_CHECKS)
     assert [r.id for r in listed.oldest] == [pending.id]
     assert blind.get(payment.id).status is Status.SUCCEEDED
+
+
+class _RefundEvents(FakeProvider):
+    """The fake, its deliveries carrying a refund (``data.refund``) as Stripe's refund
+    events do, our refund id included."""
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, *,
+                      now: datetime) -> list[WebhookEvent]:
+        events = super().parse_webhook(headers, body, now=now)
+        data = json.loads(body)["data"].get("refund")
+        if not data:
+            return events
+        refund = ProviderRefund(status=RefundStatus(data["status"]), reference=data["id"],
+                                amount=Money(int(data["amount"]), data["currency"]),
+                                refund_id=data["refund_id"] or None)
+        return [attrs.evolve(event, refund=refund) for event in events]
+
+
+class _RefundEventsPlugin:
+    @staticmethod
+    @hookimpl
+    def pasarela_register_providers(register: Any) -> None:
+        register.add(_RefundEvents)
+
+
+@pytest.fixture
+def announcing(store_url: str, gateway: FakeGateway, clock: ManualClock) -> Iterator[Pasarela]:
+    config = {"store": {"url": store_url}, "providers": {"fake": {"max_retries": 0}}}
+    p = Pasarela(config, plugins=[_RefundEventsPlugin()], load_entrypoints=False,
+                 transport=httpx.MockTransport(gateway.handle), clock=clock,
+                 store=Store(store_url, upgrade=True))
+    p.service.sleep_scale = 0
+    yield p
+    p.close()
+
+
+def test_a_webhook_for_a_lost_refund_settles_that_refund_once(
+        announcing: Pasarela, gateway: FakeGateway, clock: ManualClock) -> None:
+    """The provider announces a refund whose create answer we lost: the webhook finds
+    our pending refund by our id (it has no reference yet) and the resolver, asking
+    later, finds nothing left to do: refunded once, not twice."""
+    payment = _paid(announcing)
+    pending = _lost_refund(announcing, gateway, payment)
+    [made] = gateway.refunds.values()
+    event = {"id": "evt_refund_1", "type": "refund.succeeded",
+             "data": {"id": payment.provider_reference, "amount": payment.amount.minor,
+                      "currency": "PEN", "status": "refunded",
+                      "refund": {"id": made.id, "refund_id": made.refund_id,
+                                 "status": made.status, "amount": made.amount,
+                                 "currency": made.currency}}}
+    body = json.dumps(event).encode()
+    headers = sign_fake_webhook(body, gateway.webhook_secret, int(clock().timestamp()))
+    announcing.handle_webhook("fake", headers, body)
+    [done] = announcing.store.refunds_for(payment.id)
+    assert done.id == pending.id
+    assert (done.status, done.provider_reference) == (RefundStatus.SUCCEEDED, made.id)
+    assert announcing.get(payment.id).refunded_amount == Money.of("15.00", "PEN")
+    clock.now += timedelta(hours=1)
+    announcing.resolve_due()
+    assert len(announcing.store.refunds_for(payment.id)) == 1
+    moved = announcing.get(payment.id)
+    assert moved.status is Status.PARTIALLY_REFUNDED
+    assert moved.refunded_amount == Money.of("15.00", "PEN")

@@ -268,9 +268,12 @@ def _apply_refund(
 ) -> None:
     assert event.refund is not None
     report = event.refund
-    known = {r.provider_reference: r for r in service.store.refunds_for(payment.id)
-             if r.provider_reference}
+    ours = service.store.refunds_for(payment.id)
+    known = {r.provider_reference: r for r in ours if r.provider_reference}
     refund = known.get(report.reference) if report.reference else None
+    if refund is None and report.refund_id:
+        # A refund whose create answer was lost has no reference yet: found by our id.
+        refund = next((r for r in ours if r.id == report.refund_id), None)
     if refund is not None and refund.status is RefundStatus.SUCCEEDED:
         service.store.record_exchanges(exchanges)
         service.store.record_delivery(attrs.evolve(delivery, outcome="ignored",
@@ -285,6 +288,7 @@ def _apply_refund(
                         status=RefundStatus.SUCCEEDED, created_at=service.clock(),
                         reason="reported by provider", provider_reference=report.reference)
     else:
-        refund = attrs.evolve(refund, status=RefundStatus.SUCCEEDED)
+        refund = attrs.evolve(refund, status=RefundStatus.SUCCEEDED,
+                              provider_reference=report.reference or refund.provider_reference)
     transitions.settle_refund(service, payment, refund, Cause.WEBHOOK, exchanges=exchanges,
                               delivery=delivery, event_id=event.event_id)
