@@ -164,3 +164,17 @@ def test_create_body_is_what_stripe_reads(stripe_spec: Any, settings: StripeSett
         "confirm": True,
         "return_url": "https://tienda.pe/vuelta",
     }
+
+
+def test_status_maps_cover_exactly_what_the_spec_names(stripe_spec: Any) -> None:
+    """Every PaymentIntent status of the spec's enum, and every Refund status its
+    description names, has a meaning here, and nothing else does."""
+    import re
+
+    from pasarela_stripe.api import INTENT_STATUSES, REFUND_STATUSES
+
+    schemas = stripe_spec.raw["components"]["schemas"]
+    intent = set(schemas["payment_intent"]["properties"]["status"]["enum"]) - {None}
+    assert set(INTENT_STATUSES) == intent
+    described = schemas["refund"]["properties"]["status"]["description"]
+    assert set(REFUND_STATUSES) == set(re.findall(r"`([a-z_]+)`", described))
