@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): core/pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e 'core[test]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
+	$(BIN)/python -m pip install --quiet -e 'core[test,docs]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,8 +32,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# docs/lifecycle.md from the state table, then the site into site/ (mkdocs.yml); --strict:
+# a broken link, anchor or cross-reference fails. (Not --quiet: it hides what --strict counts.)
 docs: $(STAMP)
 	$(BIN)/python -c "from pasarela.lifecycle import render_doc; import sys; sys.stdout.write(render_doc())" > docs/lifecycle.md
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
