@@ -6,8 +6,8 @@ server on loopback, then plays seven customers:
 1. Rosa pays by cash code (a PagoEfectivo CIP) at an agent; the signed notification
    reaches the webhook server and the payment succeeds.
 2. Jorge pays with Yape, typing his approval code: it succeeds at once.
-3. Lucía scans a QR with Plin; Culqi's unsigned webhook is verified by fetching the
-   order.
+3. Lucía opens Culqi's checkout and scans its QR with Plin; Culqi's unsigned webhook is
+   verified by fetching the order.
 4. Ana pays by card (Stripe, test card) and gets part of it refunded.
 5. Marco's Yape answer is lost on the way back: the payment is ``unknown`` (never
    failed, never charged twice) until the resolver asks Culqi and settles it.
@@ -46,7 +46,7 @@ from pasarela import Customer, Money, Order, Pasarela, Status, hookimpl
 from pasarela.cli.commands import print_payment
 from pasarela.cli.output import configure_logging as configure
 from pasarela.events import LifecycleEvent
-from pasarela.next_action import ScanQr, ShowCashCode
+from pasarela.next_action import OpenCheckout, ShowCashCode
 from pasarela.testing.helpers import serve_app
 from pasarela.web.app import create_app as webhook_server
 from pasarela.web.pay_page import PageSettings, pay_link
@@ -184,14 +184,18 @@ def main() -> int:
         console.print(f"  payment {yape.id}: {yape.status}")
         shown.append(yape.id)
 
-        console.rule("[bold]3. Lucía scans a QR and pays with Plin")
+        console.rule("[bold]3. Lucía scans the QR of Culqi's checkout and pays with Plin")
         lucia = customer("Lucía", "Flores", "lucia@example.pe", "+51 912 345 678", "46789123")
         qr = pasarela.pay(Order(reference="pedido-1044", amount=Money.of("59.90", "PEN"),
                                 description="Cargador rápido", customer=lucia),
                           method="wallet", idempotency_key="pedido-1044", flow="qr")
-        assert isinstance(qr.next_action, ScanQr)
+        assert isinstance(qr.next_action, OpenCheckout)
         console.print(Panel("\n".join(qr.next_action.instructions["es"]),
-                            title=f"QR for {qr.amount.format()} · {qr.status}"))
+                            title=f"Culqi checkout for {qr.amount.format()} · {qr.status}",
+                            subtitle=f"{qr.next_action.script_url} · order "
+                                     f"{qr.next_action.settings['order']}"))
+        # Culqi's checkout draws the QR; Lucía scans it with Plin (the sandbox's control
+        # path, which its stand-in checkout calls too).
         control.post(f"{yape_url}/_control/orders/{qr.provider_reference}/pay",
                      json={"wallet": "plin"}).raise_for_status()
         wait_for(lambda: pasarela.get(qr.id).status is Status.SUCCEEDED, "the QR payment")

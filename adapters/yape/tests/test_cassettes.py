@@ -2,7 +2,8 @@
 
 The cassettes under ``cassettes/test_cassettes/`` hold an approval-code payment
 (Yape token, charge), the search that finds a charge whose answer was lost, a
-partial refund, and a QR order created, fetched and deleted; bodies are matched after
+partial refund asked about by its id and found by ours, and a wallet QR order
+created (Culqi's checkout for it as the next action), fetched and deleted; bodies are matched after
 secret scrubbing. CI replays them with the network blocked: a change in what the
 adapter sends fails here. To record again, delete the YAML files and run::
 
@@ -25,9 +26,9 @@ from pasarela_yape.sandbox import create_app
 from pasarela.engine.calls import run_flow
 from pasarela.engine.steps import drive
 from pasarela.lifecycle import Status
-from pasarela.model import Customer, Method, Order, Payment, RefundStatus
+from pasarela.model import Customer, Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.next_action import ScanQr
+from pasarela.next_action import OpenCheckout
 from pasarela.provider import CreateRequest, Operation
 from pasarela.testing.cassettes import base_vcr_config
 from pasarela.testing.helpers import serve_app
@@ -102,6 +103,16 @@ def test_approval_code_charge_search_and_refund_replayed() -> None:
         reason="solicitud_comprador"))
     assert refund.status is RefundStatus.SUCCEEDED
     assert refund.amount == Money.of("30.00", "PEN")
+    ours = Refund(id="01JH5ZQ0CASSETTEREFUND0001", payment_id=paid.id,
+                  amount=Money.of("30.00", "PEN"), status=RefundStatus.PENDING, created_at=NOW,
+                  provider_reference=refund.reference)
+    by_id = run(yape, Operation.GET_REFUND, lambda: yape.get_refund(paid, ours))
+    assert (by_id.status, by_id.reference) == (RefundStatus.SUCCEEDED, refund.reference)
+    lost_refund = Refund(id=ours.id, payment_id=paid.id, amount=ours.amount,
+                         status=RefundStatus.PENDING, created_at=NOW)
+    found_refund = run(yape, Operation.GET_REFUND, lambda: yape.get_refund(paid, lost_refund))
+    assert (found_refund.status, found_refund.reference) == (RefundStatus.SUCCEEDED,
+                                                             refund.reference)
 
 
 @pytest.mark.vcr
@@ -112,7 +123,9 @@ def test_qr_order_create_get_delete_replayed() -> None:
     create = request("01JH5ZQ0CASSETTEQR00000001", flow="qr")
     created = run(yape, Operation.CREATE, lambda: yape.create(create))
     assert created.status is Status.PENDING
-    assert isinstance(created.next_action, ScanQr)
+    assert isinstance(created.next_action, OpenCheckout)
+    assert created.next_action.settings["order"] == created.reference
+    assert created.next_action.script_url == f"{BASE}/checkout-js"
     assert created.expires_at == NOW + timedelta(minutes=20)
     pending = payment(create, Status.PENDING, created.reference)
     assert run(yape, Operation.GET, lambda: yape.get(pending)).status is Status.PENDING

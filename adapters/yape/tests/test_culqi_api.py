@@ -41,7 +41,7 @@ from pasarela.errors import (
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment
 from pasarela.money import Money
-from pasarela.next_action import ScanQr
+from pasarela.next_action import OpenCheckout
 
 
 EXPIRES = datetime(2030, 1, 2, 15, 30, tzinfo=UTC)
@@ -158,7 +158,13 @@ def test_search_filters_by_amount_and_a_window_around_creation(h: Any) -> None:
     assert params["amount"] == "2500"
     assert params["currency_code"] == "PEN"
     assert int(params["creation_date_from"]) == int(created.timestamp()) - 600
-    assert int(params["creation_date_to"]) == int(created.timestamp()) + 600
+    assert int(params["creation_date_to"]) == int(created.timestamp()) + 601  # inclusive
+    in_ms = build_search_request(h.make_settings(), "charges", Money(2500, "PEN"), created,
+                                 window=timedelta(minutes=10), unit=1, after="chr_test_9")
+    ms = dict(in_ms.url.params)
+    assert int(ms["creation_date_from"]) == int(created.timestamp() - 600) * 1000
+    assert int(ms["creation_date_to"]) == int(created.timestamp() + 600) * 1000 + 1
+    assert ms["after"] == "chr_test_9"
 
 
 # --- parse ----------------------------------------------------------------------------
@@ -193,27 +199,41 @@ def test_parse_charge_declined_outcome_is_failed_with_its_code() -> None:
     assert reported.failure_message == "Fondos"
 
 
-def test_parse_order_states() -> None:
-    base = {"object": "order", "id": "ord_test_1", "amount": 2500, "currency_code": "PEN",
-            "expiration_date": int(EXPIRES.timestamp()), "qr": "QRDATA"}
-    pending = parse_order({**base, "state": "pending"})
+def test_parse_order_states(h: Any) -> None:
+    # A real Culqi order's keys (providers.md §4.4): no "qr"; payment_code is a CIP.
+    base = {"object": "order", "id": "ord_test_1", "amount": 2500, "payment_code": "36338442",
+            "currency_code": "PEN", "description": "Orden de compra 416",
+            "order_number": "#id-2570", "total_fee": None, "net_amount": None,
+            "fee_details": None, "creation_date": int(EXPIRES.timestamp()) - 900,
+            "expiration_date": int(EXPIRES.timestamp()), "updated_at": None, "paid_at": None,
+            "available_on": None, "metadata": {}}
+    settings = h.make_settings(base_url="")
+    pending = parse_order({**base, "state": "pending"}, settings)
     assert pending.status is Status.PENDING
     assert pending.expires_at == EXPIRES
-    assert isinstance(pending.next_action, ScanQr)
-    assert pending.next_action.qr_data == "QRDATA"
-    assert pending.next_action.wallets == ("yape", "plin")
-    assert pending.next_action.qr_svg is not None
-    assert pending.next_action.qr_svg.startswith("<svg")
-    assert pending.next_action.instructions["es"][0] == "Paga desde Yape o Plin."
-    assert "S/\u00a025.00" in pending.next_action.instructions["es"][2]  # Babel, es-PE
-    assert "10:30" in pending.next_action.instructions["es"][2]  # Lima time (UTC-5)
-    assert pending.next_action.instructions["en"][0] == "Pay from Yape or Plin."
-    assert parse_order({**base, "state": "paid"}).status is Status.SUCCEEDED
-    assert parse_order({**base, "state": "paid"}).next_action is None
-    assert parse_order({**base, "state": "expired"}).status is Status.EXPIRED
-    assert parse_order({**base, "state": "deleted"}).status is Status.CANCELED
+    action = pending.next_action
+    assert isinstance(action, OpenCheckout)
+    assert action.script_url == "https://js.culqi.com/checkout-js"
+    assert action.settings == {"public_key": h.PK, "order": "ord_test_1", "amount": 2500,
+                               "currency": "PEN", "title": "Orden de compra 416"}
+    assert action.cash_code == "36338442"
+    assert action.expires_at == EXPIRES
+    assert action.instructions["es"][0] == "Paga desde Yape, Plin u otra billetera móvil."
+    assert "S/\u00a025.00" in action.instructions["es"][2]  # Babel, es-PE
+    assert "10:30" in action.instructions["es"][2]  # Lima time (UTC-5)
+    assert "CIP 36338442" in action.instructions["es"][-1]
+    assert "PagoEfectivo" in action.instructions["en"][-1]
+    assert h.SK not in str(action.to_dict())
+    without_cip = parse_order({**base, "state": "pending", "payment_code": None}, settings)
+    assert isinstance(without_cip.next_action, OpenCheckout)
+    assert without_cip.next_action.cash_code is None
+    assert not any("CIP" in line for line in without_cip.next_action.instructions["es"])
+    assert parse_order({**base, "state": "paid"}, settings).status is Status.SUCCEEDED
+    assert parse_order({**base, "state": "paid"}, settings).next_action is None
+    assert parse_order({**base, "state": "expired"}, settings).status is Status.EXPIRED
+    assert parse_order({**base, "state": "deleted"}, settings).status is Status.CANCELED
     with pytest.raises(ProviderUnavailableError, match="unknown state"):
-        parse_order({**base, "state": "mystery"})
+        parse_order({**base, "state": "mystery"}, settings)
 
 
 def test_parse_refund_unreadable_2xx_or_5xx_is_unknown() -> None:
@@ -230,13 +250,17 @@ def test_parse_refund_unreadable_2xx_or_5xx_is_unknown() -> None:
 def test_match_search_finds_by_payment_id_and_reports_more_pages() -> None:
     mine = {"object": "charge", "id": "chr_2", "metadata": {"pasarela_payment_id": "P"}}
     other = {"object": "charge", "id": "chr_1", "metadata": {"pasarela_payment_id": "Q"}}
-    assert match_search({"data": [other, mine], "paging": {}}, "P") == (mine, False)
+    assert match_search({"data": [other, mine], "paging": {}}, "P") == (mine, None)
     assert match_search({"data": [other], "paging": {"cursors": {"after": "chr_1"}}}, "P") == (
-        None, True)
+        None, "chr_1")
+    assert match_search({"data": [other], "paging": {
+        "next": "https://api.culqi.com/v2/charges?limit=1&after=chr_1"}}, "P") == (None, "chr_1")
     assert match_search({"data": [], "paging": {"cursors": {"after": None}}}, "P") == (
-        None, False)
+        None, None)
     order = {"object": "order", "id": "ord_1", "order_number": "P", "metadata": {}}
-    assert match_search({"data": [order]}, "P") == (order, False)
+    assert match_search({"data": [order]}, "P") == (order, None)
+    refund = {"object": "refund", "id": "ref_1", "metadata": {"pasarela_refund_id": "R"}}
+    assert match_search({"data": [refund]}, "R", key="pasarela_refund_id") == (refund, None)
     with pytest.raises(ProviderUnavailableError):
         match_search({"items": []}, "P")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pasarela.errors import DeclinedError
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet, ScanQr
+from pasarela.next_action import ApproveInWallet, OpenCheckout
 from pasarela.testing.helpers import EventRecorder as Observer
 from pasarela.web.app import create_app as webhook_app
 
@@ -36,13 +37,13 @@ def make(tmp_path: Path, sandbox: Any, h: Any, observer: Observer
          ) -> Iterator[Callable[..., Pasarela]]:
     opened: list[Pasarela] = []
 
-    def build(**yape: Any) -> Pasarela:
+    def build(clock: Callable[[], Any] | None = None, **yape: Any) -> Pasarela:
         table = {"public_key": h.PK, "secret_key": h.SK, "base_url": sandbox.url,
                  "timeout": 5.0, "max_retries": 0, **yape}
         config = {"store": {"url": f"sqlite:///{tmp_path / 'pasarela.db'}"},
                   "providers": {"yape": table}}
         pasarela = Pasarela.from_config(config, plugins=[pasarela_yape, observer],
-                                        load_entrypoints=False)
+                                        load_entrypoints=False, clock=clock)
         opened.append(pasarela)
         return pasarela
 
@@ -169,9 +170,9 @@ def test_qr_paid_from_plin_through_the_webhook(pasarela: Pasarela, sandbox: Any,
                                                webhooks: Any, observer: Observer) -> None:
     payment = pasarela.pay(h.order("25.00"), method="wallet", idempotency_key="k-7", flow="qr")
     assert payment.status is Status.PENDING
-    assert isinstance(payment.next_action, ScanQr)
-    assert payment.next_action.wallets == ("yape", "plin")
-    assert payment.next_action.qr_svg.startswith("<svg")
+    assert isinstance(payment.next_action, OpenCheckout)
+    assert payment.next_action.settings["order"] == payment.provider_reference
+    assert payment.next_action.script_url == f"{sandbox.url}/checkout-js"
     assert payment.expires_at is not None
     reference = payment.provider_reference
     assert reference.startswith("ord_test_")
@@ -231,3 +232,39 @@ def test_cancel_a_qr_payment(pasarela: Pasarela, h: Any, sandbox: Any) -> None:
     order = sandbox.http.get(f"/v2/orders/{payment.provider_reference}",
                              headers={"Authorization": f"Bearer {h.SK}"}).json()
     assert order["state"] == "deleted"
+
+
+# --- a lost answer -------------------------------------------------------------------------
+
+
+def test_a_lost_answer_stays_unknown_until_culqi_shows_the_charge(
+    make: Callable[..., Pasarela], sandbox: Any, h: Any, clock: Any
+) -> None:
+    """The charge's answer is lost and Culqi's lists come back empty: past 10 minutes
+    (and days) of clock the resolver keeps the payment unknown for an operator, never
+    failed; when Culqi lists the charge (our payment id in its metadata), it applies."""
+    pasarela = make(clock=clock, timeout=0.5)
+    sandbox.fault("POST /v2/tokens/yape", "hang")
+    payment = pasarela.pay(h.order("42.00"), method="wallet", idempotency_key="k-lost",
+                           phone="900000001", code="425251")
+    assert payment.status is Status.UNKNOWN
+    for minutes in (11, 60, 60 * 24, 60 * 24 * 7):
+        clock.offset = timedelta(minutes=minutes)
+        pasarela.resolve_due()
+        current = pasarela.get(payment.id)
+        assert current.status is Status.UNKNOWN, minutes
+    assert not any(t.target is Status.FAILED for t in current.history)
+    # Culqi shows the charge after all (made with our payment id in its metadata)
+    token = sandbox.http.post("/v2/tokens/yape", headers={"Authorization": f"Bearer {h.PK}"},
+                              json={"amount": 4200, "number_phone": "900000001",
+                                    "otp": "425251"}).json()["id"]
+    charged = sandbox.http.post("/v2/charges", headers={"Authorization": f"Bearer {h.SK}"},
+                                json={"amount": 4200, "currency_code": "PEN",
+                                      "email": "rosa@example.pe", "source_id": token,
+                                      "metadata": {"pasarela_payment_id": payment.id}})
+    assert charged.status_code == 201
+    clock.offset = timedelta(days=30)
+    pasarela.resolve_due()
+    settled = pasarela.get(payment.id)
+    assert settled.status is Status.SUCCEEDED
+    assert settled.provider_reference == charged.json()["id"]

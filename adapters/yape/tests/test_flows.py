@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from pasarela_yape import YapeProvider
+from pasarela_yape.culqi.api import search_windows
 
 from pasarela.engine.calls import run_flow
 from pasarela.engine.steps import drive
@@ -26,7 +27,7 @@ from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
 from pasarela.money import Money
-from pasarela.next_action import ScanQr
+from pasarela.next_action import OpenCheckout
 from pasarela.provider import Flow, Operation, WebhookHeaders
 
 
@@ -142,13 +143,15 @@ def test_wrong_keys_are_an_authentication_error(sandbox_server: Any, do: Any, h:
         do(Operation.CREATE, lambda: wrong.create(request), on=wrong)
 
 
-def test_provider_field_errors_name_the_param(sandbox: Any, provider: YapeProvider, do: Any,
-                                              h: Any) -> None:
+def test_provider_field_refusals_are_validation_errors(sandbox: Any, provider: YapeProvider,
+                                                       do: Any, h: Any) -> None:
     sandbox.config(yape_max=1000)  # the acquirer's cap is lower than ours
     request = h.create_request(phone="900000001", code="123456")
     with pytest.raises(ProviderValidationError) as caught:
         do(Operation.CREATE, lambda: provider.create(request))
-    assert caught.value.fields.keys() == {"amount"}
+    # Culqi's recorded errors name no field: the refusal carries Culqi's words only.
+    assert caught.value.fields == {}
+    assert "1000" in caught.value.message
     assert caught.value.created_nothing is True
 
 
@@ -168,7 +171,7 @@ def test_partial_then_full_refund(provider: YapeProvider, do: Any, h: Any) -> No
     with pytest.raises(ProviderValidationError) as caught:
         do(Operation.REFUND, lambda: provider.refund(payment, Money(1501, "PEN"),
                                                      refund_id="rf-2", reason=""))
-    assert "amount" in caught.value.fields
+    assert "excede" in caught.value.message
     rest = do(Operation.REFUND, lambda: provider.refund(payment, Money(1500, "PEN"),
                                                         refund_id="rf-3", reason=""))
     assert rest.amount == Money(1500, "PEN")
@@ -202,23 +205,43 @@ def create_qr(provider: YapeProvider, do: Any, h: Any, amount: str = "25.00",
     return request, created
 
 
-def test_qr_order_shows_the_qr_and_its_expiry(provider: YapeProvider, do: Any, h: Any,
-                                              sandbox: Any) -> None:
+def test_qr_order_opens_culqis_checkout_for_the_order(provider: YapeProvider, do: Any,
+                                                      h: Any, sandbox: Any) -> None:
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=20)
     request, created = create_qr(provider, do, h, expires_at=expires)
     assert created.status is Status.PENDING
     assert created.reference.startswith("ord_test_")
     assert created.expires_at == expires
     action = created.next_action
-    assert isinstance(action, ScanQr)
-    assert action.wallets == ("yape", "plin")
+    assert isinstance(action, OpenCheckout)
+    assert action.provider == "culqi"
+    assert action.script_url == f"{sandbox.url}/checkout-js"  # the sandbox's stand-in
+    assert action.settings == {"public_key": h.PK, "order": created.reference,
+                               "amount": 2500, "currency": "PEN",
+                               "title": "Audífonos inalámbricos"}
+    assert h.SK not in str(action.to_dict())
     assert action.expires_at == expires
-    assert action.qr_data.startswith("culqi-sandbox://")
-    assert action.qr_svg.startswith("<svg")
     order = sandbox.http.get(f"/v2/orders/{created.reference}",
                              headers={"Authorization": f"Bearer {h.SK}"}).json()
+    assert "qr" not in order
+    # the order's payment_code is a PagoEfectivo CIP, offered as one, never as a QR
+    assert action.cash_code == order["payment_code"]
+    assert any("CIP" in line and order["payment_code"] in line
+               for line in action.instructions["es"])
+    assert not any("escanea este código" in line.lower() for line in action.instructions["es"])
     assert order["order_number"] == request.payment_id
     assert order["expiration_date"] == int(expires.timestamp())
+
+
+def test_the_checkout_script_is_culqis_unless_told(h: Any) -> None:
+    production = h.make_settings(base_url="")
+    assert production.checkout_url == "https://js.culqi.com/checkout-js"
+    proxied = h.make_settings(base_url="https://culqi-proxy.example.pe")
+    assert proxied.checkout_url == "https://js.culqi.com/checkout-js"
+    told = h.make_settings(checkout_script_url="https://js.culqi.com/checkout-js?v=2")
+    assert told.checkout_url == "https://js.culqi.com/checkout-js?v=2"
+    assert h.make_settings(base_url="http://127.0.0.1:8802").checkout_url == (
+        "http://127.0.0.1:8802/checkout-js")
 
 
 def test_qr_paid_from_plin_is_succeeded_on_fetch(provider: YapeProvider, do: Any, h: Any,
@@ -264,7 +287,7 @@ def test_qr_order_amount_out_of_culqi_range_is_refused_by_the_sandbox(
     sandbox.config(qr_min=3000)
     with pytest.raises(ProviderValidationError) as caught:
         create_qr(provider, do, h)
-    assert "amount" in caught.value.fields
+    assert "3000" in caught.value.message
 
 
 def test_get_retries_a_5xx(sandbox_server: Any, sandbox: Any, do: Any, h: Any,
@@ -322,26 +345,54 @@ def test_order_lost_in_transit_is_found(sandbox: Any, provider: YapeProvider, do
     found = do(Operation.GET, lambda: provider.get(h.payment_for(request, status=Status.UNKNOWN)))
     assert found.status is Status.PENDING
     assert found.reference.startswith("ord_test_")
-    assert isinstance(found.next_action, ScanQr)
+    assert isinstance(found.next_action, OpenCheckout)
+    assert found.next_action.settings["order"] == found.reference
 
 
-def test_nothing_created_stays_unknown_then_fails_on_culqis_word(
-    sandbox: Any, provider: YapeProvider, do: Any, h: Any, clock: Any
+def test_nothing_found_stays_unknown_however_long_ago(
+    sandbox: Any, provider: YapeProvider, do: Any, h: Any, clock: Any, client: httpx.Client
 ) -> None:
+    """An empty search is not Culqi saying nothing was charged: past 10 minutes (and
+    hours) of clock the payment is still unknown; the search asks in both units."""
     request = h.create_request(phone="900000001", code="425251")
-    sandbox.fault("POST /v2/tokens/yape", "hang")  # the token never made it
+    sandbox.fault("POST /v2/tokens/yape", "hang")  # the answer is lost
     slow = YapeProvider(h.make_settings(sandbox.url, timeout=0.3), clock=clock)
     with pytest.raises(UnknownOutcomeError):
         do(Operation.CREATE, lambda: slow.create(request), on=slow)
     payment = h.payment_for(request, status=Status.UNKNOWN)
-    exchanges: list[Exchange] = []
-    soon = do(Operation.GET, lambda: provider.get(payment), record=exchanges)
-    assert soon.status is Status.UNKNOWN  # too early to say nothing exists
-    assert [e.url.split("?")[0].rsplit("/", 1)[-1] for e in exchanges] == ["charges", "orders"]
-    clock.offset = timedelta(minutes=11)
-    later = do(Operation.GET, lambda: provider.get(payment))
-    assert later.status is Status.FAILED
-    assert later.raw_status == "not_found"
+    sent: list[httpx.Request] = []
+    soon = drive_recording(provider.get(payment), client, sent)
+    assert soon.status is Status.UNKNOWN
+    asked = [(r.url.path.rsplit("/", 1)[-1], len(r.url.params["creation_date_from"]),
+              len(r.url.params["creation_date_to"])) for r in sent]
+    # Unix seconds (10 digits), then milliseconds (13), as a charge's creation_date is
+    assert asked == [("charges", 10, 10), ("charges", 13, 13), ("orders", 10, 10),
+                     ("orders", 13, 13)]
+    for minutes in (11, 60 * 24):
+        clock.offset = timedelta(minutes=minutes)
+        later = do(Operation.GET, lambda: provider.get(payment))
+        assert later.status is Status.UNKNOWN, minutes
+        assert later.raw_status == "not_found_yet"
+
+
+def drive_recording(flow: Flow[T], client: httpx.Client, sent: list[httpx.Request]) -> T:
+    """Drive *flow* with *client*, keeping each request it sent (its query included)."""
+    try:
+        step = next(flow)
+        while True:
+            sent.append(step)
+            step = flow.send(client.send(step))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def test_search_windows_cover_seconds_and_milliseconds() -> None:
+    at = datetime(2030, 1, 15, 15, 0, tzinfo=UTC)
+    (s_from, s_to), (ms_from, ms_to) = search_windows(at, timedelta(minutes=30))
+    created_ms = int(at.timestamp() * 1000)  # a charge's creation_date (cassettes: ms)
+    assert s_from <= at.timestamp() <= s_to
+    assert ms_from <= created_ms <= ms_to
+    assert (s_to - s_from) * 1000 == pytest.approx(ms_to - ms_from, abs=1000)
 
 
 def test_search_with_more_pages_stays_unknown(sandbox: Any, provider: YapeProvider, do: Any,

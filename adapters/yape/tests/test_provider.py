@@ -39,7 +39,8 @@ def test_declarations() -> None:
     assert YapeProvider.display_name == "Yape / Plin"
     assert YapeProvider.methods == {Method.WALLET}
     assert YapeProvider.currencies == {"PEN"}
-    assert YapeProvider.limits["PEN"] == (100, 50_000)
+    assert YapeProvider.limits["PEN"] == (300, 50_000)  # Culqi: a charge of S/ 3.00 or more
+    assert YapeProvider.flow_limits["qr"]["PEN"] == (600, 50_000)
     assert YapeProvider.settings_class is YapeSettings
     assert YapeProvider.sandbox_factory == "pasarela_yape.sandbox:create_app"
     assert YapeProvider.error_codes["insufficient_funds"] is ErrorCode.INSUFFICIENT_FUNDS
@@ -48,7 +49,9 @@ def test_declarations() -> None:
     assert YapeProvider.supports(Operation.CONFIRM)
     assert YapeProvider.supports(Operation.WEBHOOK)
     assert YapeProvider.supports(Operation.SETTLEMENTS)
-    assert YapeProvider.retry_safe == {Operation.PROBE, Operation.GET, Operation.SETTLEMENTS}
+    assert YapeProvider.supports(Operation.GET_REFUND)
+    assert YapeProvider.retry_safe == {Operation.PROBE, Operation.GET, Operation.GET_REFUND,
+                                       Operation.SETTLEMENTS}
 
 
 def test_the_hook_registers_the_provider() -> None:
@@ -115,6 +118,7 @@ def test_the_acquirer_is_a_seam(h: Any, monkeypatch: pytest.MonkeyPatch) -> None
     class Niubiz:
         qr_limits = (100, 50_000)
         error_codes: ClassVar[dict[str, ErrorCode]] = {}
+        added_metadata = ("order_reference",)
 
         def __init__(self, settings: Any, clock: Any) -> None:
             self.settings = settings
@@ -122,8 +126,11 @@ def test_the_acquirer_is_a_seam(h: Any, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(ACQUIRERS, "niubiz", Niubiz)
     provider = YapeProvider(h.make_settings(acquirer="niubiz"))
     assert isinstance(provider.acquirer, Niubiz)
-    # the QR floor comes from the acquirer, not from the provider
-    provider.check_request(h.create_request(h.order("1.00"), flow="qr"))
+    # the QR floor is the provider's (Culqi's wallets) and the acquirer's, the higher
+    provider.check_request(h.create_request(h.order("6.00"), flow="qr"))
+    assert provider.flow_amount_limits("qr", "PEN") == (600, 50_000)
+    with pytest.raises(ProviderValidationError):
+        provider.check_request(h.create_request(h.order("5.99"), flow="qr"))
 
 
 @pytest.mark.parametrize(("given", "national"), [
@@ -175,25 +182,88 @@ def test_currency_and_amount_limits(h: Any) -> None:
     with pytest.raises(UnsupportedError) as caught:
         provider.check_request(h.create_request(usd))
     assert caught.value.code is ErrorCode.UNSUPPORTED_CURRENCY
-    with pytest.raises(UnsupportedError) as caught:
+    with pytest.raises(ProviderValidationError) as refused:
         provider.check_request(h.create_request(h.order("500.01")))
-    assert caught.value.code is ErrorCode.AMOUNT_OUT_OF_RANGE
+    assert refused.value.code is ErrorCode.AMOUNT_OUT_OF_RANGE
+    assert refused.value.fields.keys() == {"amount"}
+    assert refused.value.created_nothing is True
     provider.check_request(h.create_request(h.order("500.00")))
-    provider.check_request(h.create_request(h.order("1.00")))
+    provider.check_request(h.create_request(h.order("3.00")))
     capped = YapeProvider(h.make_settings(max_amount=Money.of("100.00", "PEN")))
-    with pytest.raises(UnsupportedError):
+    with pytest.raises(ProviderValidationError):
         capped.check_request(h.create_request(h.order("100.01")))
     assert capped.ineligibility(h.order("100.01"), Method.WALLET) is not None
     assert capped.ineligibility(h.order("100.00"), Method.WALLET) is None
 
 
+@pytest.mark.parametrize("params", [{"phone": "900000001", "code": "425251"}, {},
+                                    {"flow": "qr"}])
+def test_culqis_least_charge_is_three_soles(h: Any, params: dict[str, Any]) -> None:
+    """Culqi refuses charges under S/ 3.00 (PEN 300): refused before anything is sent,
+    naming the field, and visible to routing (Yape is not eligible for S/ 2.99)."""
+    provider = YapeProvider(h.make_settings())
+    with pytest.raises(ProviderValidationError) as refused:
+        provider.check_request(h.create_request(h.order("2.99"), **params))
+    assert refused.value.fields.keys() == {"amount"}
+    assert refused.value.code is ErrorCode.AMOUNT_OUT_OF_RANGE
+    assert refused.value.created_nothing is True
+    unfit = provider.ineligibility(h.order("2.99"), Method.WALLET)
+    assert unfit is not None
+    assert unfit.code is ErrorCode.AMOUNT_OUT_OF_RANGE
+    assert "3.00" in unfit.message
+    assert provider.ineligibility(h.order("3.00"), Method.WALLET) is None
+
+
+@pytest.mark.parametrize("params", [{"phone": "900000001", "code": "425251"}, {"flow": "qr"}])
+def test_culqi_takes_emails_of_5_to_50_characters(h: Any, params: dict[str, Any]) -> None:
+    provider = YapeProvider(h.make_settings())
+    at_most = "r" * 39 + "@example.pe"   # 50 characters
+    provider.check_request(h.create_request(h.order(customer=h.customer(email=at_most)),
+                                            **params))
+    too_long = "r" * 40 + "@example.pe"  # 51
+    with pytest.raises(ProviderValidationError) as refused:
+        provider.check_request(h.create_request(h.order(customer=h.customer(email=too_long)),
+                                                **params))
+    assert refused.value.fields.keys() == {"customer.email"}
+    with pytest.raises(ProviderValidationError) as refused:
+        provider.check_request(h.create_request(email="a@bc", **params))  # 4 characters
+    assert refused.value.fields.keys() == {"email"}
+
+
+@pytest.mark.parametrize("params", [{"phone": "900000001", "code": "425251"}, {"flow": "qr"}])
+def test_culqis_metadata_limits_count_what_the_adapter_adds(h: Any,
+                                                            params: dict[str, Any]) -> None:
+    """At most 20 keys (the adapter adds order_reference and pasarela_payment_id, so 18
+    are the merchant's), keys up to 30 characters, values up to 200."""
+    provider = YapeProvider(h.make_settings())
+
+    def check(metadata: dict[str, str]) -> None:
+        provider.check_request(h.create_request(h.order(metadata=metadata), **params))
+
+    check({f"k{i}": "v" for i in range(18)})
+    check({"k" * 30: "v" * 200})
+    for metadata, field in (({f"k{i}": "v" for i in range(19)}, "order.metadata"),
+                            ({"k" * 31: "v"}, "order.metadata." + "k" * 31),
+                            ({"nota": "v" * 201}, "order.metadata.nota")):
+        with pytest.raises(ProviderValidationError) as refused:
+            check(metadata)
+        assert refused.value.fields.keys() == {field}, metadata
+        assert refused.value.created_nothing is True
+
+
 def test_qr_orders_need_six_soles_and_the_customer(h: Any) -> None:
     provider = YapeProvider(h.make_settings())
     provider.check_request(h.create_request(h.order("6.00"), flow="qr"))
-    with pytest.raises(UnsupportedError) as caught:
-        provider.check_request(h.create_request(h.order("5.99"), flow="qr"))
-    assert caught.value.code is ErrorCode.AMOUNT_OUT_OF_RANGE
-    assert "6.00" in caught.value.message
+    provider.check_request(h.create_request(h.order("500.00"), flow="qr"))
+    for amount in ("5.99", "500.01"):
+        with pytest.raises(ProviderValidationError) as caught:
+            provider.check_request(h.create_request(h.order(amount), flow="qr"))
+        assert caught.value.code is ErrorCode.AMOUNT_OUT_OF_RANGE
+        assert caught.value.fields.keys() == {"amount"}
+        assert "6.00" in caught.value.message
+    usd = Order(reference="pedido-usd", amount=Money.of("25.00", "USD"), customer=h.customer())
+    with pytest.raises(UnsupportedError):  # soles only
+        provider.check_request(h.create_request(usd, flow="qr"))
     with pytest.raises(ProviderValidationError) as refused:
         provider.check_request(h.create_request(h.order(customer=None), flow="qr"))
     assert "customer" in refused.value.fields
@@ -205,6 +275,7 @@ def test_qr_orders_need_six_soles_and_the_customer(h: Any) -> None:
     with pytest.raises(ProviderValidationError) as refused:
         provider.check_request(h.create_request(flow="qr", expires_at=soon))
     assert "expires_at" in refused.value.fields
+
 
 
 def test_without_a_code_the_payment_waits_for_approval(h: Any) -> None:

@@ -2,10 +2,11 @@
 
 Frozen attrs values, one class per variant, told apart by ``type``
 (``show_cash_code``, ``scan_qr``, ``approve_in_wallet``, ``confirm_card``,
-``open_url``). :meth:`NextAction.to_dict` and :func:`next_action_from_dict` round-trip
-them through JSON-compatible data (the store keeps them so); a QR is stored as the
-data it encodes and rendered by :func:`qr_svg` when a page asks for it. Secrets (a
-card ``client_secret``) are kept out of ``repr``.
+``open_url``, ``open_checkout``). :meth:`NextAction.to_dict` and
+:func:`next_action_from_dict` round-trip them through JSON-compatible data (the store
+keeps them so); a QR is stored as the data it encodes and rendered by :func:`qr_svg`
+when a page asks for it. Secrets (a card ``client_secret``) are kept out of ``repr``;
+an :class:`OpenCheckout` refuses settings that look secret.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from pasarela.errors import ValidationError
 from pasarela.money import Money
 
 
@@ -24,6 +26,7 @@ __all__ = [
     "ApproveInWallet",
     "ConfirmCard",
     "NextAction",
+    "OpenCheckout",
     "OpenUrl",
     "ScanQr",
     "ShowCashCode",
@@ -156,3 +159,43 @@ class OpenUrl(NextAction):
 
     type: ClassVar[str] = "open_url"
     url: str
+
+
+#: Setting names an :class:`OpenCheckout` refuses: its settings are shown to the browser.
+_SECRET_NAMES: tuple[str, ...] = ("secret", "password", "private")
+
+
+def _public_settings(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ValidationError("must map setting names to text or whole numbers",
+                              field="settings")
+    for key, item in value.items():
+        if not isinstance(key, str) or any(word in key.lower() for word in _SECRET_NAMES):
+            raise ValidationError(f"{key!r} is not a public setting", field="settings")
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ValidationError(f"{key}: must be text or a whole number", field="settings")
+        if isinstance(item, str) and item.startswith(("sk_", "sk-")):
+            raise ValidationError(f"{key}: looks like a secret key", field="settings")
+
+
+@attrs.frozen(kw_only=True)
+class OpenCheckout(NextAction):
+    """Open the provider's own checkout in the browser for this payment (Culqi's
+    Custom Checkout for a wallet QR order: the provider draws the QR itself).
+
+    ``script_url`` is the provider's checkout script; ``settings`` the public,
+    non-secret values the page hands to it (a public key, the provider's order id,
+    the amount in minor units, the currency, a title); ``url`` a page the customer
+    can open instead, when the provider has one; ``cash_code`` a cash code (a
+    PagoEfectivo CIP) the provider issued for the same payment, if any. Never a secret:
+    setting names with ``secret``/``password``/``private`` and ``sk_`` values are refused.
+    """
+
+    type: ClassVar[str] = "open_checkout"
+    provider: str
+    script_url: str
+    settings: Mapping[str, str | int] = attrs.field(factory=dict, validator=_public_settings)
+    expires_at: datetime | None = None
+    url: str | None = None
+    cash_code: str | None = None
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)

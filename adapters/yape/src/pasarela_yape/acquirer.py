@@ -16,7 +16,7 @@ from typing import Protocol
 import attrs
 
 from pasarela.errors import ConfigurationError, ErrorCode
-from pasarela.model import Payment
+from pasarela.model import Payment, Refund
 from pasarela.money import Money
 from pasarela.provider import (
     Flow,
@@ -47,7 +47,8 @@ class CodeCharge:
 
 @attrs.frozen(kw_only=True)
 class QrOrder:
-    """An order payable by scanning a QR from Yape or Plin until it expires."""
+    """An order payable from Yape or Plin (the acquirer's checkout draws the QR) until
+    it expires."""
 
     payment_id: str
     order_reference: str
@@ -68,6 +69,9 @@ class Acquirer(Protocol):
     qr_limits: tuple[int, int]
     #: The acquirer's error table (its code -> normalized code).
     error_codes: Mapping[str, ErrorCode]
+    #: The metadata keys the acquirer adds to what the order carries (they count
+    #: against the acquirer's metadata limit).
+    added_metadata: tuple[str, ...]
 
     def charge_with_code(self, charge: CodeCharge) -> Flow[ProviderPayment]: ...
 
@@ -82,6 +86,11 @@ class Acquirer(Protocol):
     def refund(
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str
     ) -> Flow[ProviderRefund]: ...
+
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        """The refund's state; found by our refund id when its reference was lost;
+        pending (never failed) while the acquirer has not said."""
+        ...
 
     def probe(self) -> Flow[None]:
         """One authenticated request that changes nothing (``pasarela doctor``)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet, ScanQr
+from pasarela.next_action import ApproveInWallet, OpenCheckout
 
 
-__all__ = ["LIMA", "approve_in_yape", "scan_qr"]
+__all__ = ["LIMA", "approve_in_yape", "open_culqi_checkout"]
 
 #: Peru keeps UTC-5 all year (no daylight saving time).
 LIMA = timezone(timedelta(hours=-5), "PET")
@@ -42,28 +42,43 @@ def approve_in_yape(amount: Money) -> ApproveInWallet:
     )
 
 
-def scan_qr(qr_data: str, amount: Money, expires_at: datetime | None) -> ScanQr:
-    """Scan the QR from Yape or Plin (interoperable since April 2023) before it expires."""
+def open_culqi_checkout(
+    *, script_url: str, public_key: str, order_id: str, amount: Money, title: str,
+    expires_at: datetime | None, cash_code: str | None = None,
+) -> OpenCheckout:
+    """Open Culqi's checkout for the order *order_id*: Culqi draws the QR that Yape,
+    Plin and other wallets scan (Culqi "Billeteras móviles"). *cash_code* is the
+    order's ``payment_code``: a PagoEfectivo CIP, offered as such, never as a QR."""
     es_amount = en_amount = amount.format("es_PE")
     es_until, en_until = _when(expires_at) if expires_at else ("", "")
     es_deadline = f" antes del {es_until} (hora de Lima)" if expires_at else ""
     en_deadline = f" before {en_until} (Lima time)" if expires_at else ""
-    return ScanQr(
-        qr_data=qr_data,
+    es = [
+        "Paga desde Yape, Plin u otra billetera móvil.",
+        "Abre el checkout de Culqi con el botón de esta página y elige «Billeteras móviles».",
+        f"Escanea con tu app el QR que muestra Culqi y confirma el pago de {es_amount}"
+        f"{es_deadline}.",
+        "Después de esa hora la orden ya no se puede pagar.",
+    ]
+    en = [
+        "Pay from Yape, Plin or another mobile wallet.",
+        "Open Culqi's checkout with this page's button and choose «Billeteras móviles» "
+        "(mobile wallets).",
+        f"Scan the QR Culqi shows with your app and confirm the payment of {en_amount}"
+        f"{en_deadline}.",
+        "After that time the order can no longer be paid.",
+    ]
+    if cash_code:
+        es.append(f"Culqi también emitió para esta orden el código CIP {cash_code} de "
+                  "PagoEfectivo: puedes pagarlo en tu banca por internet, en agentes o bodegas.")
+        en.append(f"Culqi also issued PagoEfectivo CIP code {cash_code} for this order: "
+                  "you can pay it in online banking, at agents or corner shops.")
+    return OpenCheckout(
+        provider="culqi",
+        script_url=script_url,
+        settings={"public_key": public_key, "order": order_id, "amount": amount.minor,
+                  "currency": amount.currency, "title": title},
         expires_at=expires_at,
-        wallets=("yape", "plin"),
-        instructions={
-            "es": (
-                "Paga desde Yape o Plin.",
-                "Abre tu app y elige «Escanear QR».",
-                f"Escanea este código y confirma el pago de {es_amount}{es_deadline}.",
-                "Después de esa hora el código ya no se puede pagar.",
-            ),
-            "en": (
-                "Pay from Yape or Plin.",
-                "Open your app and choose «Escanear QR» (scan QR).",
-                f"Scan this code and confirm the payment of {en_amount}{en_deadline}.",
-                "After that time the code can no longer be paid.",
-            ),
-        },
+        cash_code=cash_code or None,
+        instructions={"es": tuple(es), "en": tuple(en)},
     )

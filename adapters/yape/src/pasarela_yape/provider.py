@@ -6,9 +6,16 @@ Two flows, chosen by what ``pay(...)`` is given:
   Yape app) charge at once; without them the payment waits, pending, with an
   ``approve_in_wallet`` next action that ``confirm(payment_id, phone=, code=)``
   completes. A wrong or expired code is a decline (``invalid_code``).
-- **QR order** (asynchronous): ``flow="qr"`` creates an order whose QR any
-  interoperable wallet (Yape, Plin) can pay until it expires; the acquirer's webhook
-  tells when, and the core fetches the order before believing it.
+- **wallet QR order** (asynchronous): ``flow="qr"`` creates a Culqi order (S/ 6 to
+  S/ 500, PEN) and answers an ``open_checkout`` next action: Culqi's checkout for that
+  order draws the QR any interoperable wallet (Yape, Plin) can pay until it expires;
+  the acquirer's webhook tells when, and the core fetches the order before believing it.
+
+Culqi's field rules are checked before anything is sent (``check_request``, each a
+``ProviderValidationError`` naming the field): a charge of at least S/ 3.00, a wallet
+QR order of S/ 6.00 to S/ 500.00, an email of 5 to 50 characters, metadata of at most
+20 keys (the two the adapter adds counted), keys up to 30 and values up to 200
+characters.
 
 The acquirer (Culqi today) sits behind :class:`pasarela_yape.acquirer.Acquirer`.
 """
@@ -18,11 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment
+from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.next_action import ApproveInWallet
 from pasarela.provider import (
@@ -64,10 +71,44 @@ def national_mobile(value: object) -> str | None:
     return digits if _MOBILE_RE.match(digits) else None
 
 
-def _invalid(field: str, reason: str) -> ProviderValidationError:
+#: Culqi's email length (API reference for charges; README, "Verified against").
+EMAIL_LENGTH: Final = (5, 50)
+#: Culqi's metadata: at most 20 keys, each 1-30 characters, values 1-200 (the official
+#: SDK's ``helpers.py::validate_key_and_value_length``).
+METADATA_KEYS: Final = 20
+METADATA_KEY_LENGTH: Final = 30
+METADATA_VALUE_LENGTH: Final = 200
+
+
+def _invalid(field: str, reason: str, *, code: ErrorCode | None = None) -> ProviderValidationError:
+    extra: dict[str, Any] = {"code": code} if code is not None else {}
     return ProviderValidationError(
-        f"{field}: {reason}", fields={field: reason}, provider="yape", created_nothing=True
+        f"{field}: {reason}", fields={field: reason}, provider="yape", created_nothing=True,
+        **extra,
     )
+
+
+def _check_email(field: str, email: str) -> str:
+    low, high = EMAIL_LENGTH
+    if not low <= len(email) <= high:
+        raise _invalid(field, f"Culqi takes an email of {low} to {high} characters")
+    return email
+
+
+def _check_metadata(metadata: Mapping[str, str], *, added: Sequence[str]) -> dict[str, str]:
+    """*metadata* as Culqi takes it, counting the *added* keys the adapter sends too."""
+    if len(metadata.keys() | set(added)) > METADATA_KEYS:
+        room = METADATA_KEYS - len(added)
+        raise _invalid("order.metadata", f"Culqi takes at most {METADATA_KEYS} metadata keys "
+                                         f"and pasarela adds {len(added)}: give at most {room}")
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= METADATA_KEY_LENGTH:
+            raise _invalid(f"order.metadata.{key[:40]}",
+                           f"Culqi takes metadata keys of 1 to {METADATA_KEY_LENGTH} characters")
+        if not 1 <= len(str(value)) <= METADATA_VALUE_LENGTH:
+            raise _invalid(f"order.metadata.{key}", "Culqi takes metadata values of 1 to "
+                                                    f"{METADATA_VALUE_LENGTH} characters")
+    return dict(metadata)
 
 
 class YapeProvider(Provider[YapeSettings]):
@@ -78,20 +119,25 @@ class YapeProvider(Provider[YapeSettings]):
     methods: ClassVar[frozenset[Method]] = frozenset({Method.WALLET})
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
     currencies: ClassVar[frozenset[str]] = frozenset({"PEN"})
-    #: S/ 1 to S/ 500 by default. Yape's own per-charge cap is unpublished; S/ 500 is
-    #: the QR wallets' and other PSPs' cap (providers.md §2.1). A QR order also
-    #: needs at least S/ 6 (checked per request).
-    limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {"PEN": (100, 50_000)}
+    #: S/ 3 to S/ 500 by default. S/ 3.00 is Culqi's least charge (its API reference;
+    #: the official SDK's ``validate_currency``: PEN 300); Yape's own per-charge cap is
+    #: unpublished; S/ 500 is the QR wallets' and other PSPs' cap (providers.md §2.1).
+    limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {"PEN": (300, 50_000)}
+    #: Per flow, limits narrower than :attr:`limits`: a wallet QR order takes S/ 6 to
+    #: S/ 500, soles only (Culqi "Billeteras móviles"). ``check_request`` refuses the
+    #: rest before anything is sent, so routing moves on to the next provider.
+    flow_limits: ClassVar[Mapping[str, Mapping[str, tuple[int, int]]]] = {
+        "qr": {"PEN": (600, 50_000)}}
     default_expiry: ClassVar[timedelta | None] = timedelta(minutes=15)
     #: A wallet payment is approved within minutes, and Culqi notifies at once.
     notification_delay: ClassVar[timedelta] = timedelta(minutes=30)
     operations: ClassVar[frozenset[Operation]] = frozenset({
         Operation.PROBE, Operation.CREATE, Operation.CONFIRM, Operation.GET, Operation.CANCEL,
-        Operation.REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
+        Operation.REFUND, Operation.GET_REFUND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
-    #: Reads only: a status and the charges list (``GET`` both).
-    retry_safe: ClassVar[frozenset[Operation]] = frozenset({Operation.PROBE, Operation.GET,
-                                                            Operation.SETTLEMENTS})
+    #: Reads only: a status, a refund and the charges list (``GET`` all).
+    retry_safe: ClassVar[frozenset[Operation]] = frozenset({
+        Operation.PROBE, Operation.GET, Operation.GET_REFUND, Operation.SETTLEMENTS})
     settings_class: ClassVar[type[YapeSettings]] = YapeSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
     secret_fields: ClassVar[frozenset[str]] = frozenset({
@@ -125,13 +171,13 @@ class YapeProvider(Provider[YapeSettings]):
                 f"Yape is a wallet, not {request.method.value}",
                 code=ErrorCode.UNSUPPORTED_METHOD, provider=self.name,
             )
-        self._check_amount(amount, self.amount_limits(amount.currency))
         params = request.params
         flow = params.get("flow")
         if flow is not None and flow not in _FLOWS:
             raise _invalid("flow", f"one of {', '.join(_FLOWS)}")
         if flow == "qr":
-            return self._qr_order(request)
+            return self._qr_order(request)  # its own limits, within the provider's
+        self._check_amount(amount, self.amount_limits(amount.currency))
         email = _email(params, request.order)  # needed now, or at confirm
         if params.get("code") in (None, ""):
             phone = params.get("phone")
@@ -140,16 +186,28 @@ class YapeProvider(Provider[YapeSettings]):
             return None  # wait for the approval code: confirm(phone=, code=)
         return self._code_charge(request.payment_id, amount, request.order, params, email)
 
-    def _check_amount(self, amount: Money, limits: tuple[int | None, int | None]) -> None:
+    def _check_amount(self, amount: Money, limits: tuple[int | None, int | None],
+                      what: str = "a Yape charge") -> None:
         low, high = limits
         if (low is not None and amount.minor < low) or (high is not None and amount.minor > high):
             bounds = f"{Money(low or 0, amount.currency)} to " + (
                 str(Money(high, amount.currency)) if high is not None else "any amount"
             )
-            raise UnsupportedError(
-                f"amount {amount} is outside {bounds}",
-                code=ErrorCode.AMOUNT_OUT_OF_RANGE, provider=self.name,
-            )
+            raise _invalid("amount", f"{what} takes {bounds}, not {amount}",
+                           code=ErrorCode.AMOUNT_OUT_OF_RANGE)
+
+    def flow_amount_limits(self, flow: str, currency: str) -> tuple[int | None, int | None]:
+        """The amounts *flow* takes in *currency*: :meth:`amount_limits` narrowed by
+        :attr:`flow_limits` (and by the acquirer's own QR limits for ``qr``)."""
+        low, high = self.amount_limits(currency)
+        bounds = self.flow_limits.get(flow, {}).get(currency)
+        if flow == "qr":
+            qr_low, qr_high = self.acquirer.qr_limits
+            bounds = (qr_low, qr_high) if bounds is None else (
+                max(bounds[0], qr_low), min(bounds[1], qr_high))
+        if bounds is None:
+            return low, high
+        return max(low or 0, bounds[0]), min(high if high is not None else bounds[1], bounds[1])
 
     def _code_charge(
         self, payment_id: str, amount: Money, order: Order | None, params: Mapping[str, Any],
@@ -168,7 +226,8 @@ class YapeProvider(Provider[YapeSettings]):
         if phone is None:
             what = "is not" if given is not None else "is required: give"
             raise _invalid("phone", f"{what} a Peruvian mobile of 9 digits (9XXXXXXXX)")
-        metadata = dict(order.metadata) if order is not None else {}
+        metadata = _check_metadata(order.metadata if order is not None else {},
+                                   added=self.acquirer.added_metadata)
         reference = order.reference if order is not None else payment_id
         if order is not None:
             metadata["order_reference"] = order.reference
@@ -179,16 +238,18 @@ class YapeProvider(Provider[YapeSettings]):
         )
 
     def _qr_order(self, request: CreateRequest) -> QrOrder:
-        low, high = self.amount_limits(request.amount.currency)
-        qr_low, qr_high = self.acquirer.qr_limits
-        self._check_amount(request.amount, (max(low or 0, qr_low), min(high or qr_high, qr_high)))
+        self._check_amount(request.amount,
+                           self.flow_amount_limits("qr", request.amount.currency),
+                           "a wallet QR order (flow=qr)")
         order = request.order
         customer = order.customer
         if customer is None:
             raise _invalid("customer", "a QR order needs the customer's name, email and phone")
         email = request.params.get("email") or customer.email
-        if not email:
+        if not email or not isinstance(email, str):
             raise _invalid("customer.email", "is required for a QR order")
+        _check_email("email" if request.params.get("email") else "customer.email", email)
+        metadata = _check_metadata(order.metadata, added=self.acquirer.added_metadata)
         if not customer.phone:
             raise _invalid("customer.phone", "is required for a QR order")
         now = self.clock()
@@ -201,7 +262,7 @@ class YapeProvider(Provider[YapeSettings]):
             amount=request.amount, expires_at=expires_at,
             description=order.description or f"Pedido {order.reference}",
             first_name=customer.first_name, last_name=customer.last_name, email=str(email),
-            phone=customer.phone, metadata=dict(order.metadata),
+            phone=customer.phone, metadata=metadata,
         )
 
     # --- operations (flows) -----------------------------------------------------------
@@ -247,6 +308,11 @@ class YapeProvider(Provider[YapeSettings]):
         return (yield from self.acquirer.refund(payment, amount, refund_id=refund_id,
                                                 reason=reason))
 
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        """The refund at the acquirer (by its id, else by our refund id): pending while
+        it has not said, never failed from an empty search."""
+        return (yield from self.acquirer.get_refund(payment, refund))
+
     def settlements(
         self, since: datetime, until: datetime, *, references: Sequence[str] | None = None
     ) -> Flow[Iterable[SettlementLine]]:
@@ -270,4 +336,4 @@ def _email(params: Mapping[str, Any], order: Order | None) -> str:
     )
     if not email or not isinstance(email, str):
         raise _invalid("customer.email", "is required: Culqi charges need the payer's email")
-    return email
+    return _check_email("email" if params.get("email") else "customer.email", email)

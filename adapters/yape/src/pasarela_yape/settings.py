@@ -8,7 +8,8 @@ base_url = "http://127.0.0.1:8802"   # Culqi API host; empty: https://api.culqi.
 secure_url = ""                      # Culqi tokens host; empty: base_url, or https://secure.culqi.com
 public_key = "env:CULQI_PUBLIC_KEY"  # pk_test_... / pk_live_...
 secret_key = "env:CULQI_SECRET_KEY"  # sk_test_... / sk_live_...
-expiry = "15m"                       # QR validity and the wait for an approval code
+checkout_script_url = ""             # Culqi's Custom Checkout script; empty: see below
+expiry = "15m"                       # QR order validity and the wait for an approval code
 max_amount = "PEN 500.00"
 ```
 """
@@ -18,15 +19,20 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import httpx
 
 from pasarela.errors import ValidationError
 from pasarela.provider import ProviderSettings
 
 
-__all__ = ["CULQI_API_URL", "CULQI_SECURE_URL", "YapeSettings"]
+__all__ = ["CULQI_API_URL", "CULQI_CHECKOUT_URL", "CULQI_SECURE_URL", "YapeSettings"]
 
 CULQI_API_URL = "https://api.culqi.com"
 CULQI_SECURE_URL = "https://secure.culqi.com"
+#: Culqi's Custom Checkout script (Checkout v4, ``checkout.culqi.com/js/v4``, is being
+#: retired): it draws the wallet QR of an order (README, "Verified against").
+CULQI_CHECKOUT_URL = "https://js.culqi.com/checkout-js"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _key(prefix: str, field: str) -> Any:
@@ -64,6 +70,10 @@ class YapeSettings(ProviderSettings):
         acquirer: which acquirer implementation carries the payments (``culqi``).
         secure_url: the tokens host; empty means ``base_url`` when that is set (the
             sandbox serves both), else ``https://secure.culqi.com``.
+        checkout_script_url: the checkout script the customer page loads for a wallet
+            QR order; empty means the sandbox's stand-in (``{base_url}/checkout-js``)
+            when ``base_url`` is on loopback, else Culqi's Custom Checkout
+            (:data:`CULQI_CHECKOUT_URL`).
     """
 
     public_key: str = attrs.field(validator=_key("pk", "public_key"))
@@ -72,6 +82,7 @@ class YapeSettings(ProviderSettings):
     )
     acquirer: str = attrs.field(default="culqi", validator=_known_acquirer)
     secure_url: str = ""
+    checkout_script_url: str = ""
 
     def __attrs_post_init__(self) -> None:
         live = "_live_" in self.public_key or "_live_" in self.secret_key
@@ -95,6 +106,15 @@ class YapeSettings(ProviderSettings):
     @property
     def tokens_url(self) -> str:
         return (self.secure_url or self.base_url or CULQI_SECURE_URL).rstrip("/")
+
+    @property
+    def checkout_url(self) -> str:
+        """The checkout script for a wallet QR order (see ``checkout_script_url``)."""
+        if self.checkout_script_url:
+            return self.checkout_script_url
+        if self.base_url and httpx.URL(self.base_url).host in _LOOPBACK:
+            return f"{self.api_url}/checkout-js"
+        return CULQI_CHECKOUT_URL
 
     @property
     def live(self) -> bool:

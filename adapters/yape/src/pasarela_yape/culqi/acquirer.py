@@ -17,7 +17,7 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import Payment
+from pasarela.model import Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
     Flow,
@@ -30,12 +30,16 @@ from pasarela.provider import (
 from pasarela_yape.acquirer import CodeCharge, QrOrder
 from pasarela_yape.culqi.api import (
     PAGE_SIZE,
+    PAYMENT_KEY,
+    REFUND_KEY,
     build_charge_request,
     build_charges_list_request,
     build_delete_order_request,
+    build_get_refund_request,
     build_get_request,
     build_order_request,
     build_refund_request,
+    build_refunds_search_request,
     build_search_request,
     build_token_request,
     match_search,
@@ -44,6 +48,7 @@ from pasarela_yape.culqi.api import (
     parse_json,
     parse_order,
     parse_refund,
+    parse_refund_object,
     parse_token,
     settlement_lines,
 )
@@ -61,10 +66,12 @@ class CulqiAcquirer:
     #: Culqi's QR wallets take S/ 6 to S/ 500 (providers.md §3).
     qr_limits: tuple[int, int] = (600, 50_000)
     error_codes: Mapping[str, ErrorCode] = ERROR_CODES
-    #: After this long, an object Culqi does not list was never created.
-    not_found_after: ClassVar[timedelta] = timedelta(minutes=10)
+    #: Charges and orders carry the order's reference and our payment id in metadata.
+    added_metadata: tuple[str, ...] = ("order_reference", PAYMENT_KEY)
     #: Charges asked for per page of the charges list.
     page_size: ClassVar[int] = PAGE_SIZE
+    #: Pages of one list a search for a lost answer reads, per unit, at most.
+    search_pages: ClassVar[int] = 5
 
     def __init__(self, settings: YapeSettings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
@@ -98,7 +105,7 @@ class CulqiAcquirer:
 
     def create_qr_order(self, order: QrOrder) -> Flow[ProviderPayment]:
         response = yield build_order_request(self.settings, order)
-        return parse_order(parse_json(response))
+        return parse_order(parse_json(response), self.settings)
 
     # --- status ---------------------------------------------------------------------
 
@@ -111,31 +118,45 @@ class CulqiAcquirer:
                                 provider=PROVIDER)
         response = yield build_get_request(self.settings, reference)
         body = parse_json(response)
-        return parse_order(body) if reference.startswith("ord_") else parse_charge(body)
+        if reference.startswith("ord_"):
+            return parse_order(body, self.settings)
+        return parse_charge(body)
 
     def _find(self, payment: Payment) -> Flow[ProviderPayment]:
         """Find the charge or order of a payment whose creation answer was lost.
 
-        Both carry our payment id in their metadata. When Culqi lists neither, long
-        enough after the attempt, nothing was created: the payment failed (Culqi's
-        word, not the clock's: until then it stays unknown).
+        Both carry our payment id in their metadata (an order its ``order_number`` too).
+        The list is asked in both units its date filters may read
+        (:func:`~pasarela_yape.culqi.api.search_windows`). When nothing matches, the
+        payment is still unknown, however long ago it was made: an empty search is
+        not Culqi saying nothing was charged, so it is never failed by time.
         """
-        incomplete = False
         for kind in ("charges", "orders"):
-            response = yield build_search_request(
-                self.settings, kind, payment.amount, payment.created_at
-            )
-            item, more = match_search(parse_json(response), payment.id)
+            def listed(unit: int, after: str | None, kind: str = kind) -> httpx.Request:
+                return build_search_request(self.settings, kind, payment.amount,
+                                            payment.created_at, unit=unit, after=after)
+
+            item = yield from self._search(listed, payment.id, PAYMENT_KEY)
             if item is not None:
-                return parse_charge(item) if kind == "charges" else parse_order(item)
-            incomplete = incomplete or more
-        if not incomplete and self.clock() - payment.created_at >= self.not_found_after:
-            return ProviderPayment(
-                status=Status.FAILED, raw_status="not_found",
-                failure_code=str(ErrorCode.PROVIDER_ERROR),
-                failure_message="Culqi has no charge or order for this payment",
-            )
+                return (parse_charge(item) if kind == "charges"
+                        else parse_order(item, self.settings))
         return ProviderPayment(status=Status.UNKNOWN, raw_status="not_found_yet")
+
+    def _search(
+        self, request: Callable[[int, str | None], httpx.Request], ours: str, key: str
+    ) -> Flow[Mapping[str, object] | None]:
+        """The listed object whose metadata *key* is *ours*, over both date units and up
+        to :attr:`search_pages` pages each; None when none matched."""
+        for unit in (0, 1):  # seconds, then milliseconds (search_windows)
+            after: str | None = None
+            for _ in range(self.search_pages):
+                response = yield request(unit, after)
+                item, after = match_search(parse_json(response), ours, key=key)
+                if item is not None:
+                    return item
+                if after is None:
+                    break
+        return None
 
     # --- cancel / refund ------------------------------------------------------------
 
@@ -155,7 +176,7 @@ class CulqiAcquirer:
         if response.status_code in (400, 409, 422):
             # Refused (paid or expired meanwhile?): report what the order is now.
             response = yield build_get_request(self.settings, reference)
-            return parse_order(parse_json(response))
+            return parse_order(parse_json(response), self.settings)
         raise error_from_response(response)
 
     def refund(
@@ -172,6 +193,24 @@ class CulqiAcquirer:
             self.settings, reference, amount, refund_id=refund_id, reason=reason
         )
         return parse_refund(response, currency=amount.currency, refund_id=refund_id)
+
+    def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
+        """*refund* at Culqi: ``GET /v2/refunds/{id}`` when its id is known; else the
+        refunds list around its creation, matched by our refund id in the metadata.
+        Created at Culqi means done; not found (yet) is pending, never failed."""
+        currency = refund.amount.currency
+        if refund.provider_reference is not None:
+            response = yield build_get_refund_request(self.settings, refund.provider_reference)
+            return parse_refund_object(parse_json(response), currency=currency,
+                                       refund_id=refund.id)
+        item = yield from self._search(
+            lambda unit, after: build_refunds_search_request(
+                self.settings, refund.created_at, unit=unit, after=after),
+            refund.id, REFUND_KEY)
+        if item is not None:
+            return parse_refund_object(item, currency=currency, refund_id=refund.id)
+        return ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
+                              payment_reference=payment.provider_reference)
 
     # --- settlements -----------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from pasarela.model import RefundStatus
 from pasarela.money import Money
 from pasarela.provider import ProviderPayment, ProviderRefund, SettlementLine
 from pasarela_yape.acquirer import CodeCharge, QrOrder
-from pasarela_yape.actions import scan_qr
+from pasarela_yape.actions import open_culqi_checkout
 from pasarela_yape.errors import ERROR_TABLE, PROVIDER, error_from_response
 from pasarela_yape.settings import YapeSettings
 
@@ -36,13 +36,17 @@ from pasarela_yape.settings import YapeSettings
 __all__ = [
     "ORDER_STATES",
     "PAGE_SIZE",
+    "PAYMENT_KEY",
+    "REFUND_KEY",
     "REFUND_REASONS",
     "build_charge_request",
     "build_charges_list_request",
     "build_delete_order_request",
+    "build_get_refund_request",
     "build_get_request",
     "build_order_request",
     "build_refund_request",
+    "build_refunds_search_request",
     "build_search_request",
     "build_token_request",
     "charge_fee",
@@ -55,7 +59,9 @@ __all__ = [
     "parse_json",
     "parse_order",
     "parse_refund",
+    "parse_refund_object",
     "parse_token",
+    "search_windows",
     "settlement_lines",
 ]
 
@@ -213,26 +219,64 @@ def build_refund_request(
     )
 
 
+def search_windows(created_at: datetime, window: timedelta) -> tuple[tuple[int, int], ...]:
+    """The ``creation_date_from``/``creation_date_to`` pairs that cover *window* around
+    *created_at* whatever unit Culqi's list filters read: Unix seconds first, then
+    Unix milliseconds (the unit of a charge's own ``creation_date``, cassettes). Culqi
+    documents neither (README, "Assumptions"), so a search asks in both."""
+    low, high = _aware(created_at - window).timestamp(), _aware(created_at + window).timestamp()
+    return ((int(low), int(high) + 1), (int(low * 1000), int(high * 1000) + 1))
+
+
 def build_search_request(
     settings: YapeSettings, kind: str, amount: Money, created_at: datetime,
-    *, window: timedelta = timedelta(minutes=30),
+    *, window: timedelta = timedelta(minutes=30), unit: int = 0, after: str | None = None,
 ) -> httpx.Request:
     """``GET /v2/charges`` or ``/v2/orders`` filtered by amount and creation time.
 
     Used to find an object whose creation answer was lost; the match is then made
     on our payment id in its metadata (:func:`match_search`). The filter names
     follow Culqi's list API (``amount``, ``currency_code``, ``creation_date_from``,
-    ``creation_date_to``, ``limit``); their units are **unverified** (seconds here).
+    ``creation_date_to``, ``limit``, ``after``); *unit* picks the pair of
+    :func:`search_windows` (0: seconds, 1: milliseconds).
     """
+    since, until = search_windows(created_at, window)[unit]
     params = {
         "amount": str(amount.minor),
         "currency_code": amount.currency,
-        "creation_date_from": str(int((created_at - window).timestamp())),
-        "creation_date_to": str(int((created_at + window).timestamp())),
-        "limit": "100",
+        "creation_date_from": str(since),
+        "creation_date_to": str(until),
+        "limit": str(PAGE_SIZE),
     }
+    if after:
+        params["after"] = after
     return httpx.Request(
         "GET", f"{settings.api_url}/v2/{kind}", params=params,
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+def build_get_refund_request(settings: YapeSettings, reference: str) -> httpx.Request:
+    """``GET /v2/refunds/{id}`` (secret key)."""
+    return httpx.Request(
+        "GET", f"{settings.api_url}/v2/refunds/{reference}",
+        headers=_headers(settings, settings.secret_key),
+    )
+
+
+def build_refunds_search_request(
+    settings: YapeSettings, created_at: datetime, *, window: timedelta = timedelta(minutes=30),
+    unit: int = 0, after: str | None = None,
+) -> httpx.Request:
+    """``GET /v2/refunds`` created around *created_at* (the SDK's refund list filters:
+    ``creation_date_from``/``creation_date_to``; the unit as :func:`search_windows`)."""
+    since, until = search_windows(created_at, window)[unit]
+    params = {"creation_date_from": str(since), "creation_date_to": str(until),
+              "limit": str(PAGE_SIZE)}
+    if after:
+        params["after"] = after
+    return httpx.Request(
+        "GET", f"{settings.api_url}/v2/refunds", params=params,
         headers=_headers(settings, settings.secret_key),
     )
 
@@ -321,8 +365,11 @@ def parse_charge(body: Mapping[str, Any]) -> ProviderPayment:
     )
 
 
-def parse_order(body: Mapping[str, Any]) -> ProviderPayment:
-    """A Culqi order in lifecycle terms; a pending one carries the QR to scan."""
+def parse_order(body: Mapping[str, Any], settings: YapeSettings) -> ProviderPayment:
+    """A Culqi order in lifecycle terms. A pending one is paid in Culqi's checkout for
+    that order (which draws the wallet QR): its next action opens it, with the public
+    key and the order id; its ``payment_code`` (a PagoEfectivo CIP) is offered as such.
+    A Culqi order has no QR field of its own."""
     reference = body.get("id")
     if body.get("object") != "order" or not isinstance(reference, str):
         raise _unexpected("order", body)
@@ -337,10 +384,16 @@ def parse_order(body: Mapping[str, Any]) -> ProviderPayment:
     expires_at = moment_of(body.get("expiration_date"), ms=False)
     next_action = None
     if status is Status.PENDING:
-        qr = body.get("qr") or body.get("payment_code") or reference
         if amount is None:
             raise _unexpected("order without amount", body)
-        next_action = scan_qr(str(qr), amount, expires_at)
+        code = body.get("payment_code")
+        description = body.get("description")
+        next_action = open_culqi_checkout(
+            script_url=settings.checkout_url, public_key=settings.public_key,
+            order_id=reference, amount=amount, expires_at=expires_at,
+            title=description if isinstance(description, str) and description else reference,
+            cash_code=code if isinstance(code, str) and code else None,
+        )
     return ProviderPayment(
         status=status,
         reference=reference,
@@ -365,11 +418,21 @@ def parse_refund(
                 provider=PROVIDER, http_status=response.status_code,
             ) from exc
         raise
-    reference = body.get("id")
-    if body.get("object") != "refund" or not isinstance(reference, str):
+    if body.get("object") != "refund" or not isinstance(body.get("id"), str):
         raise UnknownOutcomeError(
             "refund sent to Culqi but its answer is not a refund", provider=PROVIDER
         )
+    return parse_refund_object(body, currency=currency, refund_id=refund_id)
+
+
+def parse_refund_object(
+    body: Mapping[str, Any], *, currency: str, refund_id: str | None
+) -> ProviderRefund:
+    """A Culqi refund object (``object: "refund"``; its keys as the cassette
+    ``RefundTest.test_refund_create`` recorded): created means done."""
+    reference = body.get("id")
+    if body.get("object") != "refund" or not isinstance(reference, str):
+        raise _unexpected("refund", body)
     value = body.get("amount")
     amount = Money(value, currency) if isinstance(value, int) and value > 0 else None
     charge = body.get("charge_id")
@@ -382,8 +445,11 @@ def parse_refund(
     )
 
 
-def match_search(body: Mapping[str, Any], payment_id: str) -> tuple[Mapping[str, Any] | None, bool]:
-    """The listed object that belongs to *payment_id*, and whether more pages remain."""
+def match_search(
+    body: Mapping[str, Any], payment_id: str, *, key: str = PAYMENT_KEY
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The listed object whose metadata *key* is *payment_id* (our own reference, or an
+    order whose ``order_number`` is it), and the cursor of the next page (None: none)."""
     items = body.get("data")
     if not isinstance(items, list):
         raise _unexpected("list", body)
@@ -391,16 +457,27 @@ def match_search(body: Mapping[str, Any], payment_id: str) -> tuple[Mapping[str,
         if not isinstance(item, Mapping):
             continue
         metadata = item.get("metadata")
-        if isinstance(metadata, Mapping) and metadata.get(PAYMENT_KEY) == payment_id:
-            return item, False
+        if isinstance(metadata, Mapping) and metadata.get(key) == payment_id:
+            return item, None
         if item.get("object") == "order" and item.get("order_number") == payment_id:
-            return item, False
+            return item, None
+    return None, _next_cursor(body)
+
+
+def _next_cursor(body: Mapping[str, Any]) -> str | None:
     paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
     assert isinstance(paging, Mapping)
     cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
     assert isinstance(cursors, Mapping)
-    more = bool(paging.get("next") or cursors.get("after"))
-    return None, more
+    after = cursors.get("after")
+    if isinstance(after, str) and after:
+        return after
+    following = paging.get("next")
+    if isinstance(following, str) and following:
+        found = httpx.URL(following).params.get("after")
+        if found:
+            return str(found)
+    return None
 
 
 # --- settlements (the charges list) ---------------------------------------------------
@@ -452,19 +529,7 @@ def parse_charges_page(body: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]]
         raise _unexpected("list", body)
     charges = [item for item in items
                if isinstance(item, Mapping) and item.get("object", "charge") == "charge"]
-    paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
-    assert isinstance(paging, Mapping)
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
-    assert isinstance(cursors, Mapping)
-    after = cursors.get("after")
-    if isinstance(after, str) and after:
-        return charges, after
-    following = paging.get("next")
-    if isinstance(following, str) and following:
-        found = httpx.URL(following).params.get("after")
-        if found:
-            return charges, found
-    return charges, None
+    return charges, _next_cursor(body)
 
 
 def charge_fee(charge: Mapping[str, Any]) -> Money | None:

@@ -79,8 +79,9 @@ class CulqiError(Exception):
         self.body["user_message"] = user_message or (
             "Ocurrió un problema con la operación. Inténtalo nuevamente."
         )
-        if param:
-            self.body["param"] = param
+        #: The field refused. Kept out of the body: no recorded or documented Culqi
+        #: error carries a ``param`` key (the sandbox invents nothing).
+        self.param = param
 
 
 def param(param: str, message: str) -> CulqiError:
@@ -103,6 +104,8 @@ def public(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_metadata(value: Any) -> dict[str, str]:
+    """Culqi's metadata: at most 20 keys, keys 1-30 and values 1-200 characters (the
+    official SDK's ``validate_key_and_value_length``)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping) or len(value) > 20:
@@ -113,5 +116,8 @@ def parse_metadata(value: Any) -> dict[str, str]:
             item, bool
         ):
             raise param("metadata", "Los valores de metadata deben ser texto o números.")
+        if not 1 <= len(key) <= 30 or not 1 <= len(str(item)) <= 200:
+            raise param("metadata", "El objeto 'metadata' es inválido, límite key (1 - 30), "
+                                    "value (1 - 200).")
         out[key] = str(item)
     return out

@@ -5,7 +5,11 @@ API (as Culqi; JSON; ``Authorization: Bearer``):
 - ``POST /v2/tokens/yape`` (``pk_test_``) phone + 6-digit approval code -> ``ype_test_`` token
 - ``POST /v2/charges``, ``GET /v2/charges``, ``GET /v2/charges/{id}`` (``sk_test_``)
 - ``POST /v2/orders``, ``GET /v2/orders``, ``GET|DELETE /v2/orders/{id}``
-- ``POST /v2/refunds``, ``GET /v2/refunds/{id}``
+- ``POST /v2/refunds``, ``GET /v2/refunds``, ``GET /v2/refunds/{id}``
+
+Culqi's Custom Checkout, a stand-in (:mod:`pasarela_yape.sandbox.checkout`):
+``GET /checkout-js`` and the frame it opens, ``GET /checkout/orders/{id}``, which pays
+the order through ``/_control/orders/{id}/pay``.
 
 Control (no auth): the routes every sandbox has (``GET /_control`` lists them:
 knobs, clock, one-shot faults, the webhook log, flush, replay, reset; see
@@ -13,6 +17,9 @@ knobs, clock, one-shot faults, the webhook log, flush, replay, reset; see
 
 - ``POST /_control/orders/{id}/pay`` ``{"wallet": "yape"|"plin", "late": false}``
 - ``POST /_control/orders/{id}/expire``; ``POST /_control/sweep`` (expire due orders)
+
+A refusal of a field answers Culqi's error body and, for tests only, the field in an
+``X-Sandbox-Param`` header (no recorded Culqi error names its field).
 
 A one-shot fault names a route (``{"operation": "POST /v2/charges", "kind":
 "500"|"500_after"|"hang"|"hang_after", "times": 1}``).
@@ -32,6 +39,7 @@ from starlette.routing import Route
 
 from pasarela.testing.sandbox import ControlRoute, Delivery, hold, sandbox_app
 from pasarela_yape.sandbox.answers import CulqiError, public
+from pasarela_yape.sandbox.checkout import checkout_routes
 from pasarela_yape.sandbox.state import CulqiSandbox
 
 
@@ -63,6 +71,7 @@ def _api_routes(sandbox: CulqiSandbox) -> list[Route]:
                     await hold(request, fault.seconds)
                 await sandbox.wait_latency()
                 return _server_error(request.url.path)
+            extra: dict[str, str] = {}
             try:
                 sandbox.check_key(request.headers.get("authorization"), key)
                 body: Any = None
@@ -79,12 +88,14 @@ def _api_routes(sandbox: CulqiSandbox) -> list[Route]:
                 status = 201 if request.method == "POST" else 200
             except CulqiError as exc:
                 payload, status = exc.body, exc.status
+                if exc.param:  # for tests; Culqi's error body names no field
+                    extra["X-Sandbox-Param"] = exc.param
             if fault is not None and kind == "hang_after":
                 await hold(request, fault.seconds)
             await sandbox.wait_latency()
             if kind == "500_after":
                 return _server_error(request.url.path)
-            return _json(payload, status)
+            return JSONResponse(payload, status_code=status, headers=extra)
 
         return endpoint
 
@@ -93,12 +104,6 @@ def _api_routes(sandbox: CulqiSandbox) -> list[Route]:
         after = found["paging"]["cursors"]["after"]
         if after:
             found["paging"]["next"] = str(request.url.include_query_params(after=after))
-        return found
-
-    def get_refund(request: Request, body: Any) -> dict[str, Any]:
-        found = sandbox.refunds.get(request.path_params["id"])
-        if found is None:
-            raise CulqiError(404, "resource_error", "No existe una devolución con ese id.")
         return found
 
     get_order = api("GET /v2/orders/{id}", "sk",
@@ -127,7 +132,10 @@ def _api_routes(sandbox: CulqiSandbox) -> list[Route]:
         Route("/v2/orders/{id}", order_ops, methods=["GET", "DELETE"]),
         Route("/v2/refunds", api("POST /v2/refunds", "sk",
                                  lambda r, b: sandbox.create_refund(b)), methods=["POST"]),
-        Route("/v2/refunds/{id}", api("GET /v2/refunds/{id}", "sk", get_refund),
+        Route("/v2/refunds", api("GET /v2/refunds", "sk", lambda r, b: listed(r, "refunds")),
+              methods=["GET"]),
+        Route("/v2/refunds/{id}", api("GET /v2/refunds/{id}", "sk",
+                                      lambda r, b: sandbox.get_refund(r.path_params["id"])),
               methods=["GET"]),
     ]
 
@@ -175,4 +183,5 @@ def create_app(**options: Any) -> Starlette:
     keys (else any ``pk_test_``/``sk_test_``).
     """
     sandbox = CulqiSandbox(**options)
-    return sandbox_app(sandbox, api=_api_routes(sandbox), control=_control(sandbox))
+    return sandbox_app(sandbox, api=[*_api_routes(sandbox), *checkout_routes(sandbox)],
+                       control=_control(sandbox))

@@ -54,6 +54,7 @@ class CulqiKnobs(Knobs):
     yape_default: str | None = text(
         "invalid_otp", "the decline of phones not in yape_outcomes (null approves them)")
     yape_max: int = count(50_000, "most a Yape token may carry, in céntimos")
+    charge_min: int = count(300, "least a PEN charge may take, in céntimos (Culqi: S/ 3)")
     qr_min: int = count(600, "least a QR order may ask, in céntimos (Culqi wallets: S/ 6)")
     qr_max: int = count(50_000, "most a QR order may ask, in céntimos (S/ 500)")
     token_ttl: float = seconds(300.0, "seconds a Yape token can be used (once)")

@@ -44,7 +44,7 @@ DEFAULT_SECRET_KEY: Final = "sk_test_pasarela_sandbox"  # noqa: S105 - a public 
 OPERATIONS: Final = (
     "POST /v2/tokens/yape", "POST /v2/charges", "GET /v2/charges", "GET /v2/charges/{id}",
     "POST /v2/orders", "GET /v2/orders", "GET /v2/orders/{id}", "DELETE /v2/orders/{id}",
-    "POST /v2/refunds", "GET /v2/refunds/{id}",
+    "POST /v2/refunds", "GET /v2/refunds", "GET /v2/refunds/{id}",
 )
 
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -168,10 +168,9 @@ class CulqiSandbox(Sandbox):
             "type": "yape",
             "creation_date": int(now * 1000),
             "email": None,
-            "number_phone": f"{phone[:3]}****{phone[-2:]}",
-            "amount": amount,
             "active": True,
             "metadata": metadata,
+            "_amount": amount,
             "_phone": phone,
             "_outcome": outcome,
             "_used": False,
@@ -188,9 +187,12 @@ class CulqiSandbox(Sandbox):
         currency = body.get("currency_code")
         if currency not in ("PEN", "USD"):
             raise param("currency_code", "La moneda debe ser PEN o USD.")
+        if currency == "PEN" and amount < self.knobs.charge_min:
+            raise param("amount", f"El campo 'amount' admite valores desde "
+                                   f"{self.knobs.charge_min} céntimos.")
         email = body.get("email")
-        if not isinstance(email, str) or not _EMAIL_RE.match(email):
-            raise param("email", "El email es inválido.")
+        if not isinstance(email, str) or not _EMAIL_RE.match(email) or not 5 <= len(email) <= 50:
+            raise param("email", "El campo 'email' es inválido (de 5 a 50 caracteres).")
         description = body.get("description")
         if description is not None and (
             not isinstance(description, str) or not 5 <= len(description) <= 80
@@ -210,7 +212,7 @@ class CulqiSandbox(Sandbox):
             raise param("source_id", "El token expiró.")
         if currency != "PEN":
             raise param("currency_code", "Yape solo acepta soles (PEN).")
-        if amount != token["amount"]:
+        if amount != token["_amount"]:
             raise param("amount", "El monto no coincide con el del token Yape.")
         token["_used"] = True
         token["active"] = False
@@ -269,7 +271,7 @@ class CulqiSandbox(Sandbox):
             self.charges[charge_id] = charge
             raise decline(outcome, charge_id=charge_id)
         self.charges[charge_id] = charge
-        return charge
+        return public(charge)
 
     def get_charge(self, charge_id: str) -> dict[str, Any]:
         charge = self.charges.get(charge_id)
@@ -331,7 +333,6 @@ class CulqiSandbox(Sandbox):
             "paid_at": None,
             "available_on": None,
             "metadata": parse_metadata(body.get("metadata")),
-            "qr": f"culqi-sandbox://wallet-qr?order={order_id}&amount={amount}&currency=PEN",
             "_wallet": None,
         }
         self.orders[order_id] = order
@@ -416,19 +417,30 @@ class CulqiSandbox(Sandbox):
             "amount": amount,
             "reason": REFUND_REASONS[str(reason)],
             "metadata": parse_metadata(body.get("metadata")),
+            "_reason": str(reason),
         }
         self.refunds[refund["id"]] = refund
-        return refund
+        return public(refund)
+
+    def get_refund(self, refund_id: str) -> dict[str, Any]:
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            raise not_found("una devolución", refund_id)
+        return public(refund)
 
     # --- lists --------------------------------------------------------------------
 
     def search(self, kind: str, query: Mapping[str, str]) -> dict[str, Any]:
-        """``GET /v2/charges`` or ``/v2/orders``: newest first, filtered, paged by ``limit``
-        and the ``after`` cursor (the id of the last item of the previous page)."""
-        items = list((self.charges if kind == "charges" else self.orders).values())
+        """``GET /v2/charges``, ``/v2/orders`` or ``/v2/refunds``: newest first,
+        filtered, paged by ``limit`` and the ``after`` cursor (the id of the last item
+        of the previous page). The creation-date filters are read in seconds or, when
+        they are that large, milliseconds: Culqi documents neither unit, and the
+        adapter asks in both (its README)."""
+        store = {"charges": self.charges, "orders": self.orders, "refunds": self.refunds}[kind]
+        items = list(store.values())
         if kind == "orders":
             items = [self.order(o["id"]) for o in items]
-        scale = 1000 if kind == "charges" else 1  # charges in ms, orders in seconds
+        scale = 1 if kind == "orders" else 1000  # orders in seconds; charges, refunds in ms
 
         def number(name: str) -> int | None:
             value = query.get(name)
@@ -457,6 +469,8 @@ class CulqiSandbox(Sandbox):
             if "email" in query and item.get("email") != query["email"]:
                 continue
             if "state" in query and item.get("state") != query["state"]:
+                continue
+            if "reason" in query and kind == "refunds" and item.get("_reason") != query["reason"]:
                 continue
             if since is not None and created < seconds(since):
                 continue
