@@ -130,6 +130,11 @@ def test_the_guide_pages_are_on_the_site(site: Path) -> None:
                  "lifecycle", "api-reference"]:
         assert (site / f"{page}.html").is_file(), page
     assert "make docs" in _text(site / "index.html")
+    # Self-contained: no script or stylesheet from another host.
+    external = [f"{page.name}: {ref}" for page in sorted(site.rglob("*.html"))
+                for ref in re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(https?:[^"]+)"',
+                                      page.read_text(encoding="utf-8"))]
+    assert not external, external
 
 
 def test_a_broken_link_anchor_or_reference_fails_the_build(tmp_path: Path) -> None:
