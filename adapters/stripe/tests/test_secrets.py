@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import traceback
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pasarela_stripe import StripeProvider, StripeSettings
@@ -86,3 +87,51 @@ def test_repr_of_settings_and_provider_shows_no_secret() -> None:
     _assert_clean(repr(provider.settings))
     _assert_clean(repr(provider))
     _assert_clean(str(provider.settings))
+
+
+@pytest.mark.parametrize(("changes", "path"), [
+    ({"api_key": "sk_test_clave_ñandú_0001"}, "providers.stripe.api_key"),
+    ({"api_key": "sk_test_with space"}, "providers.stripe.api_key"),
+    ({"api_key": "sk_test_line\nbreak"}, "providers.stripe.api_key"),
+    ({"api_version": "2023-08-16\r\nX-Injected: 1"}, "providers.stripe.api_version"),
+    ({"api_version": "latest"}, "providers.stripe.api_version"),
+])
+def test_header_values_are_checked_when_configured_never_when_sent(
+    changes: dict[str, str], path: str
+) -> None:
+    """A key or version that no header can carry is refused by the settings (the
+    message names the field, never the value), instead of failing while the request's
+    headers, the key among them, are a local variable of the frame that raises."""
+    from pasarela.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        StripeSettings(**{"api_key": API_KEY, **changes})
+    assert info.value.path == path
+    _assert_clean(str(info.value))
+    assert changes.get("api_key", "\x00") not in str(info.value)
+    assert StripeSettings(api_key=API_KEY, api_version="2024-09-30.acacia").api_version
+
+
+def test_a_refused_request_shows_no_key_in_any_frame(served: Any, sandbox_key: str,
+                                                     webhook_secret: str) -> None:
+    """Stripe answers 401 to a wrong key: the error's traceback, printed with every
+    frame's locals (the request built, the provider, the response), shows no key."""
+    import httpx
+
+    from pasarela.engine.calls import run_flow
+    from pasarela.engine.steps import drive
+    from pasarela.errors import AuthenticationError
+    from pasarela.model import Method, Order
+    from pasarela.money import Money
+    from pasarela.provider import CreateRequest, Operation
+
+    provider = StripeProvider(StripeSettings(api_key=API_KEY, base_url=served.url,
+                                             webhook_secrets=SECRETS, max_retries=0))
+    order = Order(reference="r-401", amount=Money.of("20.00", "PEN"))
+    request = CreateRequest(payment_id="01JD401", idempotency_key="r-401", order=order,
+                            method=Method.CARD, amount=order.amount, expires_at=None)
+    with httpx.Client() as client, pytest.raises(AuthenticationError) as info:
+        drive(run_flow(provider, Operation.CREATE, lambda: provider.create(request)), client)
+    text = _formatted(info.value)
+    assert "create" in text  # the adapter's frames are there
+    _assert_clean(text)

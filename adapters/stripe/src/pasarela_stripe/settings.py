@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import attrs
 
@@ -18,6 +19,10 @@ API_VERSION = "2023-08-16"
 DEFAULT_BASE_URL = "https://api.stripe.com"
 
 _PATH = "providers.stripe"
+#: What may go into an HTTP header as is: printable ASCII, no space.
+_HEADER_SAFE: Final = re.compile(r"^[\x21-\x7e]+$")
+#: ``2023-08-16``, or with a release name (``2024-09-30.acacia``).
+_VERSION: Final = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z_]+)?$")
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
@@ -66,6 +71,14 @@ class StripeSettings(ProviderSettings):
             raise ConfigurationError(
                 "must be a Stripe secret key (sk_... or rk_...)", path=f"{_PATH}.api_key"
             )
+        # Checked here, so building a request's headers cannot fail later with the key
+        # in that frame's local variables (the message never shows the key).
+        if not _HEADER_SAFE.match(key):
+            raise ConfigurationError("must be printable ASCII without spaces (as Stripe's "
+                                     "keys are)", path=f"{_PATH}.api_key")
+        if not isinstance(self.api_version, str) or not _VERSION.match(self.api_version):
+            raise ConfigurationError("must be a Stripe API version such as 2023-08-16",
+                                     path=f"{_PATH}.api_version")
         live = key.startswith(("sk_live_", "rk_live_"))
         if self.environment == "production" and not live:
             raise ConfigurationError(
