@@ -242,9 +242,11 @@ def main() -> int:
                                   description="Mouse", customer=sofia),
                             method="cash", idempotency_key="pedido-1048")
         control.post(f"{pe_url}/_control/cips/{unpaid.provider_reference}/expire")
-        clock.offset = timedelta(hours=49)
+        clock.offset = timedelta(hours=49)  # here and at PagoEfectivo (its clock is checked)
+        control.post(f"{pe_url}/_control/clock", json={"advance": 49 * 3600})
         console.print(f"  49 hours later the sweep expires {pasarela.expire_due()} payment(s)")
         clock.offset = timedelta()
+        control.post(f"{pe_url}/_control/clock", json={"advance": -49 * 3600})
         console.print("  Sofía pays her code at a bodega anyway")
         control.post(f"{pe_url}/_control/cips/{late.provider_reference}/pay").raise_for_status()
         wait_for(lambda: pasarela.get(late.id).status is Status.SUCCEEDED, "the late payment")
