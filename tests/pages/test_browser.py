@@ -23,12 +23,12 @@ import pytest
 
 from pasarela.api import Pasarela
 from pasarela.lifecycle import Status
-from pasarela.next_action import ScanQr
+from pasarela.next_action import OpenCheckout, ScanQr
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
 from pasarela.testing.helpers import serve_app
 from pasarela.web.app import create_app
-from pasarela.web.pay_page import PageSettings, pay_link
+from pasarela.web.pay_page import SECURITY_HEADERS, PageSettings, pay_link
 
 from .conftest import ADMIN, SECRET, make_order
 
@@ -195,7 +195,8 @@ def test_cip_page_turns_expired_with_a_new_code_link(stack, browser):
     browser.save_screenshot(str(artifacts() / "pay-cip-expired.png"))
 
 
-def test_yape_qr_page_turns_paid(stack, browser):
+def test_wallet_qr_page_renders_a_scan_qr_action(stack, browser):
+    """A ScanQr next action (an adapter that has a payable QR payload) still renders."""
     p = stack["pasarela"]
     payment = p.pay(make_order("pedido-1044"), method="cash", idempotency_key="pedido-1044")
     action = ScanQr(qr_data="0002010102122637yape-interoperable-qr", expires_at=payment.expires_at)
@@ -206,9 +207,87 @@ def test_yape_qr_page_turns_paid(stack, browser):
     drawn = browser.execute_script(
         "return document.querySelector('.qr-image svg path').getBoundingClientRect().width")
     assert drawn >= 150                                           # readable on a phone
-    browser.save_screenshot(str(artifacts() / "pay-yape-qr.png"))
     settle(stack, payment)
     wait_for(browser, state_is("paid"))
+
+
+@pytest.fixture
+def yape_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A sync pasarela whose Yape provider talks to the Yape sandbox (Culqi) on loopback;
+    the sandbox's webhooks reach the app, which serves the pages."""
+    _require_browser()
+    import pasarela_yape
+    from pasarela_yape.sandbox import DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY
+    from pasarela_yape.sandbox import create_app as yape_sandbox
+
+    url = f"sqlite:///{tmp_path / 'pasarela.db'}"
+    with serve_app(yape_sandbox(public_key=DEFAULT_PUBLIC_KEY,
+                                secret_key=DEFAULT_SECRET_KEY)) as sandbox_url:
+        config = {"store": {"url": url}, "events": {"dispatch": "worker"},
+                  "providers": {"yape": {"base_url": sandbox_url, "max_retries": 0,
+                                         "public_key": DEFAULT_PUBLIC_KEY,
+                                         "secret_key": DEFAULT_SECRET_KEY}}}
+        p = Pasarela(config, plugins=[pasarela_yape], load_entrypoints=False,
+                     store=Store(url, upgrade=True))
+        settings = PageSettings(page_secret=SECRET, poll_seconds=1)
+        with serve_app(create_app(p, pages=settings)) as base_url:
+            httpx.post(f"{sandbox_url}/_control/config",
+                       json={"webhook_url": f"{base_url}/webhooks/yape"},
+                       timeout=10).raise_for_status()
+            yield {"pasarela": p, "url": base_url, "sandbox": sandbox_url}
+        p.close()
+
+
+def test_yape_qr_page_opens_culqis_checkout_and_turns_paid(yape_stack, browser):
+    """The page of a wallet QR order loads exactly the checkout script (the sandbox's
+    stand-in for Culqi's), its CSP allows that origin and nothing else new, and paying
+    in the checkout turns the page paid (the sandbox's webhook, the page's polling)."""
+    p = yape_stack["pasarela"]
+    payment = p.pay(make_order("pedido-1044", amount="59.90"), method="wallet",
+                    idempotency_key="pedido-1044", flow="qr")
+    assert payment.status is Status.PENDING
+    action = payment.next_action
+    assert isinstance(action, OpenCheckout)
+    script = f"{yape_stack['sandbox']}/checkout-js"
+    assert action.script_url == script
+    url = page_url(yape_stack, payment)
+
+    csp = httpx.get(url, timeout=10).headers["content-security-policy"]
+    base = dict(part.split(" ", 1) for part in SECURITY_HEADERS[
+        "Content-Security-Policy"].split("; "))
+    now = dict(part.split(" ", 1) for part in csp.split("; "))
+    origin = yape_stack["sandbox"]
+    assert now["script-src"] == f"{base['script-src']} {origin}"
+    assert now["connect-src"] == f"{base['connect-src']} {origin}"
+    assert now["frame-src"] == origin
+    assert {k: v for k, v in now.items() if k not in ("script-src", "connect-src",
+                                                       "frame-src")} == {
+        k: v for k, v in base.items() if k not in ("script-src", "connect-src")}
+
+    browser.get(url)
+    wait_for(browser, state_is("checkout"))
+    button = browser.find_element("id", "open-checkout")
+    wait_for(browser, lambda d: button.is_displayed())
+    assert button.text == "Pagar con Culqi"
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(function (e) { return e.name; })"
+        ".filter(function (n) { return n.indexOf('.css') < 0; })")
+    outside = [name for name in loaded if not name.startswith(yape_stack["url"])]
+    assert outside == [script]                              # exactly the checkout script
+    assert "Billeteras móviles" in browser.find_element("id", "checkout").text
+    browser.save_screenshot(str(artifacts() / "pay-yape-checkout.png"))
+
+    button.click()
+    frame = wait_for(browser, lambda d: d.find_elements("id", "culqi-sandbox-checkout"))[0]
+    browser.switch_to.frame(frame)
+    assert payment.provider_reference in browser.find_element("id", "order-id").text
+    assert browser.find_element("id", "order-amount").text == "S/ 59.90"
+    browser.find_element("id", "pay-plin").click()
+    browser.switch_to.default_content()
+    wait_for(browser, state_is("paid"))
+    assert "¡Pago recibido!" in browser.find_element("id", "state-title").text
+    browser.save_screenshot(str(artifacts() / "pay-yape-paid.png"))
+    assert p.get(payment.id).status is Status.SUCCEEDED
 
 
 def test_dashboard_login_and_counts_change(stack, browser):

@@ -10,11 +10,13 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pasarela.lifecycle import Status
-from pasarela.next_action import ScanQr
+from pasarela.next_action import OpenCheckout, ScanQr
 from pasarela.web.app import create_app
 from pasarela.web.pay_page import (
+    SECURITY_HEADERS,
     PageSettings,
     check_page_token,
+    checkout_origin,
     negotiate_language,
     page_token,
     pay_link,
@@ -180,6 +182,109 @@ async def test_wallet_qr_page(pasarela, client, link):
     assert "<svg" in page
     assert "Abre Yape y escanea." in page
     assert 'data-state="qr"' in page
+
+
+CULQI = "https://js.culqi.com/checkout-js"
+
+
+async def with_checkout(pasarela, script_url=CULQI, **kw):
+    payment = await cash(pasarela)
+    action = OpenCheckout(
+        provider="culqi", script_url=script_url,
+        settings={"public_key": "pk_test_abc", "order": "ord_test_1", "amount": 14990,
+                  "currency": "PEN", "title": "Audífonos"},
+        expires_at=payment.expires_at,
+        instructions={"es": ("Abre el checkout de Culqi.",), "en": ("Open Culqi's checkout.",)},
+        **kw)
+    pasarela.store.update_payment(payment.id, expected_version=payment.version,
+                                  next_action=action)
+    return payment
+
+
+def directives(csp):
+    return {part.split()[0]: part.split()[1:] for part in csp.split("; ")}
+
+
+async def test_checkout_page_loads_exactly_the_checkout_script(pasarela, client, link):
+    payment = await with_checkout(pasarela, cash_code="36338442")
+    response = await client.get(link(payment.id))
+    page = response.text
+    assert 'data-state="checkout"' in page
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts == ["/pasarela-static/pay.js", CULQI, "/pasarela-static/checkout.js"]
+    assert re.search(r"<script[^>]*>\s*[^<\s]", page) is None       # no inline code
+    assert "style=" not in page
+    assert 'id="open-checkout"' in page
+    assert "Pagar con Culqi" in page
+    assert "data-settings='{" in page
+    assert "ord_test_1" in page
+    assert "pk_test_abc" in page
+    assert "Abre el checkout de Culqi." in page
+    assert "36338442" in page
+    assert "PagoEfectivo" in page
+    assert f'id="checkout-link" href="/pay/{payment.id}?t=' in page
+    # the policy adds Culqi's origin to script-src, frame-src, connect-src, nothing else
+    csp = response.headers["content-security-policy"]
+    base = directives(SECURITY_HEADERS["Content-Security-Policy"])
+    now = directives(csp)
+    assert set(now) - set(base) == {"frame-src"}
+    assert now["frame-src"] == ["https://js.culqi.com"]
+    for name, values in now.items():
+        added = [v for v in values if v not in base.get(name, [])]
+        if name in ("script-src", "connect-src", "frame-src"):
+            assert added == ["https://js.culqi.com"], name
+        else:
+            assert added == [], name
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+
+
+async def test_checkout_page_in_english(pasarela, client, link):
+    payment = await with_checkout(pasarela)
+    page = (await client.get(link(payment.id), headers={"accept-language": "en"})).text
+    assert "Pay with Culqi" in page
+    assert "Open Culqi&#39;s checkout." in page
+
+
+@pytest.mark.parametrize("script_url", [
+    "http://js.culqi.com/checkout-js", "javascript:alert(1)", "data:text/javascript,alert(1)",
+    "https://user:pw@js.culqi.com/checkout-js", "//js.culqi.com/checkout-js", "checkout-js",
+])
+async def test_a_checkout_script_that_is_not_https_is_not_loaded(pasarela, client, link,
+                                                                 script_url):
+    payment = await with_checkout(pasarela, script_url=script_url)
+    response = await client.get(link(payment.id))
+    page = response.text
+    assert 'data-state="checkout"' in page
+    assert re.findall(r'<script src="([^"]+)"', page) == ["/pasarela-static/pay.js"]
+    assert 'id="open-checkout"' not in page
+    assert 'id="checkout-missing">' in page                   # shown, not hidden
+    assert "Abre el checkout de Culqi." in page               # instructions and link stay
+    assert 'id="checkout-link"' in page
+    assert response.headers["content-security-policy"] == (
+        SECURITY_HEADERS["Content-Security-Policy"])
+
+
+def test_checkout_origin():
+    assert checkout_origin("https://js.culqi.com/checkout-js") == "https://js.culqi.com"
+    assert checkout_origin("https://js.culqi.com:8443/x?y=1") == "https://js.culqi.com:8443"
+    assert checkout_origin("http://127.0.0.1:8802/checkout-js") == "http://127.0.0.1:8802"
+    assert checkout_origin("http://localhost:9/x") == "http://localhost:9"
+    assert checkout_origin("http://[::1]:9/x") == "http://[::1]:9"
+    for refused in ("http://js.culqi.com/x", "ftp://js.culqi.com/x", "https:///x",
+                    "https://a b.com/x", "https://js.culqi.com;script-src *",
+                    "https://js.culqi.com:99999/x", "https://u@js.culqi.com/x"):
+        assert checkout_origin(refused) is None, refused
+
+
+async def test_other_pages_keep_the_policy(pasarela, client, link):
+    payment = await cash(pasarela)
+    response = await client.get(link(payment.id))
+    assert response.headers["content-security-policy"] == (
+        SECURITY_HEADERS["Content-Security-Policy"])
+    js = await client.get("/pasarela-static/checkout.js")
+    assert js.status_code == 200
+    assert "CulqiCheckout" in js.text
 
 
 async def test_card_needing_action_shows_the_next_step_and_no_secret(pasarela, client, link):

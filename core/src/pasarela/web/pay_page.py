@@ -3,7 +3,9 @@
 ``GET /pay/{payment_id}?t=TOKEN``
     What the customer must do to pay: for a cash code (a PagoEfectivo CIP) the code,
     the amount, the expiry in Lima time with a countdown, the QR and the channels;
-    for a wallet QR the QR; for a card the next step. Then the paid, expired,
+    for a wallet QR the QR; for a provider's own checkout (``open_checkout``: Culqi's
+    checkout, which draws the wallet QR of a Yape/Plin order) a button that opens it,
+    a link and the instructions; for a card the next step. Then the paid, expired,
     canceled or failed state. Spanish unless ``Accept-Language`` prefers English.
 ``GET /pay/{payment_id}/status?t=TOKEN``
     ``{"state": ...}`` for the page's polling script (no-store).
@@ -16,7 +18,14 @@ links with :func:`pay_link`.
 
 Every page answers with a Content-Security-Policy that allows only this app's own
 files (no inline script or style), ``Referrer-Policy: no-referrer``,
-``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'none'``.
+``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'none'``. The one exception
+is the page of an ``open_checkout`` payment: its policy adds exactly the origin of the
+checkout script (``scheme://host[:port]`` of ``script_url``) to ``script-src`` (the
+script itself), ``frame-src`` (the checkout draws itself in a frame from its origin)
+and ``connect-src`` (it may call its origin back), and nothing else
+(:func:`checkout_origin`, :func:`checkout_policy`). A script that is not ``https``
+(``http`` only on loopback, for a sandbox) is not loaded at all: the page shows the
+link and the instructions.
 
 Configuration (there is no ``[pages]`` table in ``pasarela.toml`` yet): pass
 :class:`PageSettings` to ``create_app(pasarela, pages=...)``, or set
@@ -36,7 +45,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 import attrs
@@ -54,6 +63,7 @@ from pasarela.model import Payment
 from pasarela.next_action import (
     ApproveInWallet,
     ConfirmCard,
+    OpenCheckout,
     OpenUrl,
     ScanQr,
     ShowCashCode,
@@ -71,6 +81,8 @@ __all__ = [
     "SECURITY_HEADERS",
     "PageSettings",
     "check_page_token",
+    "checkout_origin",
+    "checkout_policy",
     "negotiate_language",
     "page_state",
     "page_token",
@@ -95,6 +107,40 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
 }
 
 _ID_RE: Final = re.compile(r"^[0-9A-Za-z]{1,40}$")
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def checkout_origin(script_url: str) -> str | None:
+    """``scheme://host[:port]`` of a checkout script, or None when the page must not
+    load it: not ``https`` (``http`` is allowed on loopback only, for a sandbox), a
+    user or password in it, or a host that is not a plain name or address."""
+    try:
+        parts = urlsplit(script_url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.username is not None or parts.password is not None or not host:
+        return None
+    if parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK):
+        pass
+    else:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    if not _HOST_RE.match(shown):
+        return None
+    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
+
+
+def checkout_policy(origin: str) -> str:
+    """The page's Content-Security-Policy with the checkout's *origin* added to
+    ``script-src``, ``frame-src`` and ``connect-src`` (and nowhere else)."""
+    return (
+        f"default-src 'none'; script-src 'self' {origin}; style-src 'self'; "
+        f"img-src 'self' data:; connect-src 'self' {origin}; frame-src {origin}; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -218,6 +264,12 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "card_go": "Continuar con la verificación",
         "card_shop": "Vuelve a la página de la tienda para confirmar la tarjeta.",
         "open": "Continúa el pago en la página del proveedor.", "open_go": "Continuar",
+        "checkout": "Paga desde Yape, Plin u otra billetera en el checkout de {provider}.",
+        "checkout_go": "Pagar con {provider}",
+        "checkout_link": "Abrir esta página en tu celular",
+        "checkout_missing": "No pudimos abrir el checkout aquí: abre el enlace o actualiza "
+        "la página.",
+        "cash_code": "Código CIP de PagoEfectivo",
         "processing": "Estamos confirmando tu pago. Esta página se actualiza sola.",
         "paid": "¡Pago recibido!", "paid_body": "Gracias. Tu pago de {amount} está confirmado.",
         "expired": "El código venció",
@@ -248,6 +300,12 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "card_go": "Continue to verification",
         "card_shop": "Go back to the shop's page to confirm the card.",
         "open": "Continue the payment on the provider's page.", "open_go": "Continue",
+        "checkout": "Pay from Yape, Plin or another wallet in {provider}'s checkout.",
+        "checkout_go": "Pay with {provider}",
+        "checkout_link": "Open this page on your phone",
+        "checkout_missing": "We could not open the checkout here: open the link or refresh "
+        "the page.",
+        "cash_code": "PagoEfectivo CIP code",
         "processing": "We are confirming your payment. This page updates itself.",
         "paid": "Payment received!", "paid_body": "Thank you. Your payment of {amount} is "
         "confirmed.",
@@ -266,7 +324,7 @@ _PAID: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.RE
 
 def page_state(payment: Payment, now: datetime) -> str:
     """What the page shows: ``cash``, ``qr``, ``approve``, ``card``, ``open_url``,
-    ``processing``, ``paid``, ``expired``, ``canceled`` or ``failed``."""
+    ``checkout``, ``processing``, ``paid``, ``expired``, ``canceled`` or ``failed``."""
     status = payment.status
     if status in _PAID:
         return "paid"
@@ -286,6 +344,8 @@ def page_state(payment: Payment, now: datetime) -> str:
             return "card"
         if isinstance(action, OpenUrl):
             return "open_url"
+        if isinstance(action, OpenCheckout):
+            return "checkout"
     return "processing"
 
 
@@ -401,9 +461,16 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                 "{order_reference}", quote(payment.order_reference, safe=""))
         expires_at = getattr(action, "expires_at", None) or payment.expires_at
         instructions: tuple[str, ...] = ()
-        if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet):
+        if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet | OpenCheckout):
             instructions = tuple(action.instructions.get(lang) or
                                  action.instructions.get("es") or ())
+        checkout_script = None
+        headers: dict[str, str] = {}
+        if isinstance(action, OpenCheckout) and state == "checkout":
+            origin = checkout_origin(action.script_url)
+            if origin is not None:
+                checkout_script = action.script_url
+                headers["Content-Security-Policy"] = checkout_policy(origin)
         qr = None
         if isinstance(action, ShowCashCode) and state == "cash":
             qr = scalable_svg(action.qr_svg or qr_svg(action.url or action.code))
@@ -423,8 +490,11 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             "poll_ms": settings.poll_seconds * 1000,
             "error_message": payment.customer_message(lang) if state == "failed" else None,
             "card_url": action.url if isinstance(action, ConfirmCard) else None,
+            "checkout_script": checkout_script,
+            "checkout_name": (action.provider.capitalize()
+                              if isinstance(action, OpenCheckout) else ""),
         }
-        return html(env, "pay.html", context)
+        return html(env, "pay.html", context, headers=headers)
 
     async def status(request: Request) -> Response:
         payment = await load(request)

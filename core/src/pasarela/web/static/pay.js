@@ -46,6 +46,8 @@
       })
       .catch(function () { /* try again at the next tick */ });
   }
+  // The provider's checkout (checkout.js) says when the customer paid: ask at once.
+  document.addEventListener("pasarela:check", function () { check(); });
   if (url) {
     var note = document.getElementById("auto-note");
     if (note) { note.hidden = false; }
