@@ -283,3 +283,16 @@ def test_a_webhook_for_a_lost_refund_settles_that_refund_once(
     moved = announcing.get(payment.id)
     assert moved.status is Status.PARTIALLY_REFUNDED
     assert moved.refunded_amount == Money.of("15.00", "PEN")
+
+
+def test_a_due_refund_is_handed_to_one_resolver_at_a_time(
+        pasarela: Pasarela, gateway: FakeGateway, clock: ManualClock) -> None:
+    payment = _paid(pasarela)
+    pending = _lost_refund(pasarela, gateway, payment)
+    _due(clock, pasarela.store, pending.id)
+    [claimed] = pasarela.store.due_refund_checks(now=clock())
+    assert claimed.refund.id == pending.id
+    assert pasarela.store.due_refund_checks(now=clock()) == []   # leased to the first
+    assert queries.due_refund_check_count(pasarela.store, now=clock()) == 0
+    clock.now += pasarela.store.refund_lease + timedelta(seconds=1)
+    assert [c.refund.id for c in pasarela.store.due_refund_checks(now=clock())] == [pending.id]
