@@ -120,10 +120,11 @@ def test_costs_with_what_if_and_html(setup, tmp_path: Path) -> None:
     [row] = data["rows"]
     assert (row["provider"], row["method"], row["month"]) == ("fake", "cash", "2026-11")
     assert (row["attempts"], row["succeeded"]) == (2, 1)
-    assert row["expected_fee"] == "PEN 4.72"
+    assert row["expected_fee"] == {"minor": 472, "currency": "PEN"}
     assert row["effective_rate"] == "4.720%"
-    assert data["what_if"]["current"] == {"PEN": "PEN 4.72"}
-    assert data["what_if"]["other"] == {"PEN": "PEN 2.95"}  # 2.00 + 0.50, plus 18 % IGV
+    assert data["what_if"]["current"] == {"PEN": {"minor": 472, "currency": "PEN"}}
+    # 2.00 + 0.50, plus 18 % IGV
+    assert data["what_if"]["other"] == {"PEN": {"minor": 295, "currency": "PEN"}}
     page = out_html.read_text(encoding="utf-8")
     assert page.count("<svg") == 2
     assert "src=" not in page

@@ -1,33 +1,76 @@
-"""The ``pasarela`` command: providers, config check, payments, database, sandboxes."""
+"""The ``pasarela`` command: providers, config check, payments, database, sandboxes.
+
+The conventions every command keeps (exit codes, ``--json``, ``-``, pipes, ``NO_COLOR``)
+are in :mod:`pasarela.cli.output`; ``python -m pasarela`` runs this same group.
+"""
 
 from __future__ import annotations
 
 import json
+import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from pasarela.cli.output import configure_logging, fail
+from pasarela.cli.output import (
+    CommandGroup,
+    configure_logging,
+    fail,
+    money_json,
+    out_console,
+    usage,
+)
 from pasarela.errors import NotFoundError, PasarelaError
 
 
-__all__ = ["main"]
-
-console = Console(soft_wrap=True)
+__all__ = ["main", "version_lines"]
 
 
-@click.group()
+def version_lines() -> list[str]:
+    """``pasarela 0.1.0``, then ``NAME: DISTRIBUTION VERSION`` for each installed
+    provider (from the ``pasarela`` entry points), then the Python that runs them."""
+    try:
+        lines = [f"pasarela {metadata.version('pasarela')}"]
+    except metadata.PackageNotFoundError:
+        lines = ["pasarela (not installed as a distribution)"]
+    from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
+
+    try:
+        registry = get_plugin_manager().providers()
+    except PasarelaError as exc:
+        lines.append(f"providers: not listed ({exc})")
+    else:
+        for name in sorted(registry):
+            origin = registry.origin(name)
+            lines.append(f"{name}: {origin.distribution or '-'} {origin.version or '-'}")
+    lines.append(f"Python {platform.python_version()}")
+    return lines
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo("\n".join(version_lines()))
+    ctx.exit()
+
+
+@click.group(cls=CommandGroup)
 @click.option("--config", "config_path", envvar="PASARELA_CONFIG", default="pasarela.toml",
               show_default=True, help="The configuration file.")
 @click.option("--json-logs", is_flag=True, help="Log as JSON lines instead of for people.")
+@click.option("--debug", is_flag=True, envvar="PASARELA_DEBUG",
+              help="Print the traceback of an unexpected error.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version,
+              help="Print the version, the installed providers' distributions, and exit.")
 @click.pass_context
-def main(ctx: click.Context, config_path: str, json_logs: bool) -> None:
+def main(ctx: click.Context, config_path: str, json_logs: bool, debug: bool) -> None:
     """pasarela: payments in Peru through one API."""
     configure_logging(json=json_logs)
-    ctx.obj = {"config": config_path}
+    ctx.obj = {"config": config_path, "debug": debug}
 
 
 def _open(ctx: click.Context) -> Any:
@@ -40,8 +83,9 @@ def _open(ctx: click.Context) -> Any:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the providers as JSON.")
 @click.pass_context
-def providers(ctx: click.Context) -> None:
+def providers(ctx: click.Context, as_json: bool) -> None:
     """List the installed providers, with the distribution each came from."""
     from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
 
@@ -56,17 +100,26 @@ def providers(ctx: click.Context) -> None:
         registry = manager.providers()
     except PasarelaError as exc:
         fail(exc)
+    rows: list[dict[str, Any]] = []
+    for name, cls in registry.items():
+        origin = registry.origin(name)
+        rows.append({"name": name, "display_name": cls.display_name,
+                     "methods": sorted(m.value for m in cls.methods),
+                     "currencies": sorted(cls.currencies),
+                     "operations": sorted(o.value for o in cls.operations),
+                     "distribution": origin.distribution, "version": origin.version})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
     table = Table(title="Installed providers")
     for column in ("name", "display name", "methods", "currencies", "operations",
                    "distribution", "version"):
         table.add_column(column)
-    for name, cls in registry.items():
-        origin = registry.origin(name)
-        table.add_row(name, cls.display_name, ", ".join(sorted(m.value for m in cls.methods)),
-                      ", ".join(sorted(cls.currencies)),
-                      ", ".join(sorted(o.value for o in cls.operations)),
-                      origin.distribution or "-", origin.version or "-")
-    console.print(table)
+    for row in rows:
+        table.add_row(row["name"], row["display_name"], ", ".join(row["methods"]),
+                      ", ".join(row["currencies"]), ", ".join(row["operations"]),
+                      row["distribution"] or "-", row["version"] or "-")
+    out_console().print(table)
 
 
 @main.group()
@@ -88,8 +141,10 @@ def config_check(ctx: click.Context, file: str | None) -> None:
     if problems:
         fail(problems[0], problems[1:])
     cfg = load_config(path)
-    console.print(f"[green]ok[/] {path}: {len(cfg.providers)} provider(s), "
-                  f"{len(cfg.routes)} route(s)")
+    out = out_console()
+    out.print("[green]ok[/] ", end="")
+    out.print(f"{path}: {len(cfg.providers)} provider(s), {len(cfg.routes)} route(s)",
+              markup=False)
 
 
 @main.group()
@@ -113,8 +168,10 @@ def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
         exchanges = pasarela.store.exchanges_for(payment_id)
     if as_json:
         click.echo(json.dumps({
-            "id": payment.id, "status": payment.status.value, "provider": payment.provider,
-            "amount": str(payment.amount), "version": payment.version,
+            "id": payment.id, "order_reference": payment.order_reference,
+            "status": payment.status.value, "provider": payment.provider,
+            "method": payment.method.value, "amount": money_json(payment.amount),
+            "version": payment.version,
             "history": [{"from": t.source.value, "to": t.target.value, "cause": t.cause.value,
                          "applied": t.applied, "reason": t.reason, "at": t.at.isoformat()}
                         for t in payment.history],
@@ -125,6 +182,7 @@ def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
 
 
 def print_payment(payment: Any, exchanges: list[dict[str, Any]] | None = None) -> None:
+    console = out_console()
     console.print(f"[bold]{payment.id}[/]  {payment.order_reference}  {payment.provider}/"
                   f"{payment.method.value}  {payment.amount.format()}  [bold]{payment.status}[/]"
                   f"  v{payment.version}")
@@ -133,7 +191,7 @@ def print_payment(payment: Any, exchanges: list[dict[str, Any]] | None = None) -
         table.add_column(column)
     for t in payment.history:
         table.add_row(t.at.strftime("%Y-%m-%d %H:%M:%S"), t.source.value, t.target.value,
-                      t.cause.value, "yes" if t.applied else "ignored", t.reason[:60])
+                      t.cause.value, "yes" if t.applied else "ignored", t.reason)
     console.print(table)
     if exchanges:
         ex_table = Table(title="provider exchanges (redacted)")
@@ -165,7 +223,7 @@ def db_upgrade(ctx: click.Context, url: str | None) -> None:
         store.close()
     except PasarelaError as exc:
         fail(exc)
-    console.print("[green]database is at the newest version[/]")
+    out_console().print("[green]database is at the newest version[/]")
 
 
 @main.command()
@@ -180,13 +238,18 @@ def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
             options: tuple[str, ...]) -> None:
     """Serve provider NAME's local sandbox (a simulator of its HTTP API); it prints its
     URL, credentials, control routes and the pasarela.toml snippet to use it."""
-    from pasarela.testing.sandbox.runner import parse_options, run  # noqa: PLC0415
+    from pasarela.testing.sandbox.runner import load_factory, make_app, parse_options, serve  # noqa: PLC0415
 
-    try:
-        run(name, host=host, port=port, webhook_url=webhook_url,
-            options=parse_options(options))
-    except (PasarelaError, ValueError, TypeError, OSError) as exc:
-        fail(exc)
+    try:  # an unknown NAME or a bad --option is a usage error (2) ...
+        app = make_app(load_factory(name), webhook_url=webhook_url,
+                       options=parse_options(options))
+    except (PasarelaError, ValueError, TypeError) as exc:
+        usage(str(exc))
+    try:  # ... a port that cannot be bound a failure (1)
+        serve(app, host=host, port=port)
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port if port is not None else 'its default port'}: "
+             f"{exc.strerror or exc}")
 
 
 def _register_commands() -> None:

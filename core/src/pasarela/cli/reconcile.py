@@ -12,6 +12,12 @@
 
 Dates are ISO 8601 (``2026-11-01`` or with a time and offset); a date without an
 offset is UTC; ``--to`` is exclusive.
+
+``--json``, ``--csv`` and ``--html`` take a file, or ``-`` (the default when the option
+is given alone) for standard output; then the summary for people goes to standard
+error, so that standard output holds only the document. In the JSON, money is
+``{"minor": ..., "currency": ...}``; a difference's ``expected`` and ``actual`` are the
+text the comparison made (a status, or an amount such as ``PEN 100.00``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -31,7 +36,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from pasarela.cli.output import ExitCode, fail
+from pasarela.cli.output import (
+    STDOUT,
+    ExitCode,
+    err_console,
+    fail,
+    money_json,
+    out_console,
+    output,
+    stdout_taken,
+    usage,
+)
 from pasarela.errors import PasarelaError
 
 
@@ -39,7 +54,7 @@ __all__ = ["costs", "reconcile"]
 
 
 def _usage(message: str) -> NoReturn:
-    fail(message, code=ExitCode.USAGE)
+    usage(message)
 
 
 def _date(value: str, name: str) -> datetime:
@@ -55,8 +70,8 @@ def _open(ctx: click.Context, stack: ExitStack) -> Any:
 
     try:
         pasarela = Pasarela.from_config(ctx.find_root().obj["config"])
-    except PasarelaError as exc:
-        _usage(str(exc))
+    except PasarelaError as exc:  # a configuration that does not start: a failure (1)
+        fail(exc)
     stack.callback(pasarela.close)
     return pasarela
 
@@ -87,10 +102,13 @@ def _fee_schedules(pasarela: Any) -> dict[tuple[str, str], Any]:
 @click.option("--csv-option", "csv_options", multiple=True, metavar="OPTION=VALUE",
               help="A CSV option (repeatable): currency, timezone, decimal, thousands, "
                    "date_format, encoding, delimiter, status.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False),
-              help="Write the differences as CSV.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help="Write the summary and differences as JSON.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True),
+              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
+              help="Write the differences as CSV (alone or -: standard output).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
+              help="Write the summary and differences as JSON (alone or -: standard "
+                   "output).")
 @click.option("--fee-tolerance", default=1, show_default=True, type=int,
               help="Minor units a fee may differ from the expected one.")
 @click.option("--no-heal", is_flag=True, help="Flag payments to heal; do not move them.")
@@ -107,6 +125,7 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
     start, end = _date(since, "--from"), _date(until, "--to")
     if end <= start:
         _usage("--to must be after --from")
+    piped = stdout_taken(csv_out, json_out)
     report = CsvReport()
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
@@ -127,7 +146,7 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
                 lines = provider_lines(service, client, provider, start, end)
             progress = stack.enter_context(Progress(
                 SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
-                BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
+                BarColumn(), MofNCompleteColumn(), console=err_console(),
                 transient=True))
             task = progress.add_task(f"reconciling {provider}",
                                      total=_count_lines(file) if file else None)
@@ -140,7 +159,8 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
             progress.stop()
             summary = rec.run_totals(service.store, key)
             summary.provider = provider
-            _print_summary(summary, report, rec.differences(service.store, key))
+            _print_summary(summary, report, rec.differences(service.store, key),
+                           err_console() if piped else out_console())
             if csv_out:
                 _write_csv(csv_out, rec.differences(service.store, key), report)
             if json_out:
@@ -158,10 +178,9 @@ def _count_lines(path: str) -> int:
                    - 1, 0)
 
 
-def _print_summary(summary: Any, report: Any, diffs: Any) -> None:
+def _print_summary(summary: Any, report: Any, diffs: Any, out: Console) -> None:
     from pasarela.reconcile import Category  # noqa: PLC0415
 
-    out = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"Reconciliation {summary.provider} (run {summary.run_key[:12]})")
     table.add_column("category")
     table.add_column("count", justify="right")
@@ -188,7 +207,7 @@ def _print_summary(summary: Any, report: Any, diffs: Any) -> None:
 
 def _write_json(path: str, summary: Any, report: Any, diffs: Iterable[Any]) -> None:
     """The summary, the bad lines and the differences (streamed, one at a time)."""
-    with open(path, "w", encoding="utf-8") as fh:
+    with output(path) as fh:
         head = {"summary": summary.to_dict(),
                 "bad_lines": [{"line": n, "error": m} for n, m in report.errors],
                 "bad_line_count": report.bad}
@@ -203,7 +222,7 @@ def _write_csv(path: str, diffs: Iterable[Any], report: Any) -> None:
     fields = ("category", "provider", "item_key", "line_no", "payment_id",
               "provider_reference", "order_reference", "expected", "actual", "detail",
               "resolved", "healed")
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with output(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for diff in diffs:
@@ -217,9 +236,13 @@ def _write_csv(path: str, diffs: Iterable[Any], report: Any) -> None:
 @click.option("--to", "until", required=True, help="End of the window (exclusive).")
 @click.option("--what-if", "other", type=click.Path(exists=True, dir_okay=False),
               help="Another configuration: what its routing would have cost.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write JSON.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False),
-              help="Write a self-contained HTML report with charts.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
+              help="Write JSON (alone or -: standard output).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, allow_dash=True),
+              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
+              help="Write a self-contained HTML report with charts (alone or -: standard "
+                   "output).")
 @click.pass_context
 def costs(ctx: click.Context, since: str, until: str, other: str | None,
           json_out: str | None, html_out: str | None) -> None:
@@ -227,6 +250,7 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
     from pasarela.reconcile import costs as rc  # noqa: PLC0415
 
     start, end = _date(since, "--from"), _date(until, "--to")
+    piped = stdout_taken(json_out, html_out)
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
         rows = rc.costs(pasarela.store, start, end)
@@ -236,7 +260,7 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
 
             router = load_router(other, stack)
             alternative = rc.what_if(pasarela.store, start, end, router)
-    out = Console(highlight=False, soft_wrap=True)
+    out = err_console() if piped else out_console()
     table = Table(title=f"Costs {start:%Y-%m-%d} to {end:%Y-%m-%d}")
     for column in ("provider", "method", "month", "attempts", "success", "volume",
                    "expected fee", "actual fee", "effective rate"):
@@ -258,11 +282,27 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
                  + json.dumps(data, indent=2).replace("&", "&amp;").replace("<", "&lt;")
                  + "</pre>")
     if json_out:
-        Path(json_out).write_text(json.dumps({
-            "rows": [r.to_dict() for r in rows],
-            "what_if": alternative.to_dict() if alternative is not None else None,
-        }, indent=2), encoding="utf-8")
+        with output(json_out) as fh:
+            fh.write(json.dumps({
+                "rows": [_cost_json(r) for r in rows],
+                "what_if": _what_if_json(alternative) if alternative is not None else None,
+            }, indent=2, ensure_ascii=False) + "\n")
     if html_out:
-        Path(html_out).write_text(rc.html_report(
-            rows, title=f"pasarela costs {start:%Y-%m-%d} to {end:%Y-%m-%d}", extra=extra),
-            encoding="utf-8")
+        with output(html_out) as fh:
+            fh.write(rc.html_report(
+                rows, title=f"pasarela costs {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+                extra=extra))
+
+
+def _cost_json(row: Any) -> dict[str, Any]:
+    """A cost row in ``--json``: the row's fields, its money as minor units."""
+    return {**row.to_dict(), "volume": money_json(row.volume, row.currency),
+            "expected_fee": money_json(row.expected_fee, row.currency),
+            "actual_fee": money_json(row.actual_fee, row.currency) if row.with_actual
+            else None}
+
+
+def _what_if_json(alternative: Any) -> dict[str, Any]:
+    return {**alternative.to_dict(),
+            "current": {c: money_json(v, c) for c, v in sorted(alternative.current.items())},
+            "other": {c: money_json(v, c) for c, v in sorted(alternative.other.items())}}

@@ -10,6 +10,10 @@
   and prints the split by method and provider with the expected fees; with
   ``--config``, the same under the other configuration and the difference.
 
+``--json`` prints the result as one JSON document on standard output (money as
+``{"minor": ..., "currency": ...}``, as a stored decision has it); errors and the
+progress bar go to standard error.
+
 The configuration is the ``pasarela --config`` one (``PASARELA_CONFIG``, default
 ``pasarela.toml``). The circuit breaker starts closed here; ``healthiest`` rules read
 success rates from the configured store.
@@ -33,7 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from rich.text import Text
 
-from pasarela.cli.output import fail
+from pasarela.cli.output import err_console, fail, money_json, out_console
 from pasarela.errors import PasarelaError
 from pasarela.model import Method, Order
 from pasarela.money import Money
@@ -49,11 +53,11 @@ PROGRESS_FROM: Final = 1000
 
 def _out() -> Console:
     """The console for results, made per command so it sees the current terminal."""
-    return Console(highlight=False)
+    return out_console()
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return err_console()
 
 
 def _fail(message: str, details: list[str] | None = None) -> NoReturn:
@@ -218,6 +222,10 @@ class _Tally:
         if fee is not None:
             self.fees[(*key, fee.currency)] += fee.minor
 
+    def fee_list(self, key: tuple[str, str]) -> list[dict[str, Any]]:
+        return [money_json(minor, currency) for (m, p, currency), minor in
+                sorted(self.fees.items()) if (m, p) == key]
+
     def fee_text(self, key: tuple[str, str]) -> str:
         parts = [str(Money(minor, currency)) for (m, p, currency), minor in
                  sorted(self.fees.items()) if (m, p) == key]
@@ -255,9 +263,10 @@ def _decide(router: Router, data: Mapping[str, Any], method: str | None) -> Deci
               help="Also route with this configuration and show the difference.")
 @click.option("--method", type=click.Choice([m.value for m in Method]),
               help="The method for lines that do not give one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the split as JSON.")
 @click.pass_context
 def simulate(ctx: click.Context, orders_file: str, other_config: str | None,
-             method: str | None) -> None:
+             method: str | None, as_json: bool) -> None:
     """Route every line of ORDERS_FILE (JSON lines: orders with "method", or stored
     decisions) and print the split by method and provider with expected fees."""
     with ExitStack() as stack:
@@ -286,11 +295,45 @@ def simulate(ctx: click.Context, orders_file: str, other_config: str | None,
                         moved += alternative.provider != decision.provider
                 except (PasarelaError, KeyError, TypeError, ValueError) as exc:
                     errors.append(f"{orders_file}:{number}: {exc}")
-    _print_split(tallies[0], tallies[1] if other is not None else None, moved)
+    if as_json:
+        click.echo(json.dumps(_split_json(tallies[0], tallies[1] if other is not None
+                                          else None, moved, errors),
+                              indent=2, ensure_ascii=False))
+    else:
+        _print_split(tallies[0], tallies[1] if other is not None else None, moved)
     if errors:
         shown = errors[:10]
         more = [f"... and {len(errors) - 10} more"] if len(errors) > 10 else []
         _fail(f"{len(errors)} line(s) could not be routed", shown + more)
+
+
+def _split_json(current: _Tally, other: _Tally | None, moved: int,
+                errors: list[str]) -> dict[str, Any]:
+    """``--json``: the split, the expected fees and (with ``--config``) the other
+    configuration's, and every line that could not be routed."""
+    per_method = Counter[str]()
+    for (how, _), n in current.orders.items():
+        per_method[how] += n
+    split = []
+    for key in sorted(set(current.orders) | set(other.orders if other else ())):
+        n = current.orders.get(key, 0)
+        row: dict[str, Any] = {"method": key[0], "provider": key[1], "orders": n,
+                               "share": n / per_method[key[0]] if per_method[key[0]] else None,
+                               "expected_fees": current.fee_list(key)}
+        if other is not None:
+            row["other"] = {"orders": other.orders.get(key, 0),
+                            "expected_fees": other.fee_list(key)}
+        split.append(row)
+    out: dict[str, Any] = {
+        "orders": current.total, "split": split,
+        "expected_fees": [money_json(minor, c) for c, minor in
+                          sorted(current.currencies().items())],
+        "errors": errors}
+    if other is not None:
+        out["other"] = {"expected_fees": [money_json(minor, c) for c, minor in
+                                          sorted(other.currencies().items())],
+                        "moved": moved}
+    return out
 
 
 def _print_split(current: _Tally, other: _Tally | None, moved: int) -> None:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from pasarela.errors import ConfigurationError
+from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.testing.sandbox.banner import banner
 
 
@@ -113,9 +113,13 @@ def main(factory: Factory, argv: Sequence[str] | None = None, *,
     parser.add_argument("--option", dest="options", action="append", default=[],
                         metavar="KNOB=VALUE", help="a sandbox option (repeatable)")
     args = parser.parse_args(argv)
-    try:
+    try:  # a bad --option is a usage error (2), in one line, never a traceback ...
         app = make_app(factory, webhook_url=args.webhook_url,
                        options=parse_options(args.options))
-    except (ConfigurationError, ValueError, TypeError) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    serve(app, host=args.host, port=args.port)
+    except (PasarelaError, ValueError, TypeError) as exc:
+        parser.exit(2, f"error: {' '.join(str(exc).split())}\n")
+    try:  # ... and a port that cannot be bound a failure (1)
+        serve(app, host=args.host, port=args.port)
+    except OSError as exc:
+        where = args.port if args.port is not None else "its default port"
+        parser.exit(1, f"error: cannot serve on {args.host}:{where}: {exc.strerror or exc}\n")
