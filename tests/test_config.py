@@ -442,8 +442,24 @@ def test_unknown_keys_in_sections() -> None:
         "stor: unknown section; did you mean store?",
         "store.uri: unknown setting; did you mean url?",
         "zzz: unknown section; known: store, plugins, checkout, events, worker, pages, "
-        "providers, routes",
+        "privacy, providers, routes",
     ]
+
+
+def test_privacy_keys_are_checked_naming_each_and_never_shown() -> None:
+    good = "x" * 43 + "="
+    with pytest.raises(InvalidConfigError) as info:
+        load_config({"privacy": {"keys": ["env:GOOD", "env:BAD", "env:NONE"]}},
+                    env={"GOOD": good, "BAD": "secret-but-short"})
+    assert sorted(errors_of(info)) == [
+        "privacy.keys[1]: decodes to 12 bytes, not 32 (make one with `pasarela customers "
+        "new-key`)",
+        "privacy.keys[2]: environment variable NONE is not set",
+    ]
+    assert "secret-but-short" not in str(info.value)
+    config = load_config({"privacy": {"keys": ["env:GOOD"]}}, env={"GOOD": good})
+    assert config.privacy.keys == (good,)
+    assert good not in repr(config)
 
 
 def test_type_errors_name_their_path() -> None:

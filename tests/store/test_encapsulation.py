@@ -33,6 +33,7 @@ PUBLIC = frozenset({
     "pasarela.store",
     "pasarela.store.batch",
     "pasarela.store.queries",
+    "pasarela.store.sealing",
     "pasarela.store.settlements",
     "pasarela.store.values",
     "pasarela.store.writer",

@@ -36,6 +36,7 @@ from pasarela.plugins import PasarelaPlugins, get_plugin_manager
 from pasarela.provider import Provider, WebhookReply
 from pasarela.routing import Router, StoreHealth
 from pasarela.store import Store
+from pasarela.store.sealing import Sealer
 
 
 __all__ = ["AsyncPasarela", "Pasarela", "validate"]
@@ -129,7 +130,10 @@ def _build(
     cfg = config if isinstance(config, Config) else load_config(config, env=env)
     manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
     providers, router = _assemble(cfg, manager, clock)
-    backend = store or Store(cfg.store.url)
+    sealer = Sealer.from_keys(cfg.privacy.keys)
+    backend = store or Store(cfg.store.url, sealer=sealer)
+    if backend.sealer is None:
+        backend.sealer = sealer  # the configuration's keys apply to a store given too
     if any(route.strategy == "healthiest" for route in cfg.routes):
         router.health = StoreHealth(backend, clock=clock)
 

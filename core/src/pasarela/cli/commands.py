@@ -253,6 +253,7 @@ def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
 
 
 def _register_commands() -> None:
+    from pasarela.cli.customers import customers  # noqa: PLC0415
     from pasarela.cli.doctor import doctor  # noqa: PLC0415
     from pasarela.cli.reconcile import costs, reconcile  # noqa: PLC0415
     from pasarela.cli.routing import route  # noqa: PLC0415
@@ -264,6 +265,7 @@ def _register_commands() -> None:
     main.add_command(serve)
     main.add_command(worker)
     main.add_command(doctor)
+    main.add_command(customers)
 
 
 _register_commands()

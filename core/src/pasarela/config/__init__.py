@@ -34,6 +34,7 @@ from pasarela.config.sections import (
     StoreConfig,
 )
 from pasarela.config.sections import PagesConfig as PagesConfig
+from pasarela.config.sections import PrivacyConfig as PrivacyConfig
 from pasarela.config.sections import WorkerConfig as WorkerConfig
 from pasarela.config.structure import ENVIRONMENTS as ENVIRONMENTS
 from pasarela.config.structure import S as S

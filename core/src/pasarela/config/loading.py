@@ -21,9 +21,11 @@ from pasarela.config.sections import (
     EventsConfig,
     PagesConfig,
     PluginsConfig,
+    PrivacyConfig,
     RouteConfig,
     StoreConfig,
     WorkerConfig,
+    key_problem,
     resolve_store_url,
 )
 from pasarela.config.structure import CONVERTER
@@ -135,6 +137,10 @@ def _load(
             routes = {}
     else:
         errors.append(("routes", "expected an array of tables ([[routes]])"))
+    privacy = sections.get("privacy")
+    if privacy is not None:
+        errors += [(f"privacy.keys[{i}]", problem) for i, key in enumerate(privacy.keys)
+                   if (problem := key_problem(key)) is not None]
     raw_providers = raw.get("providers", {})
     if isinstance(raw_providers, Mapping):
         errors += _check_providers(raw_providers)
@@ -158,6 +164,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "events": EventsConfig,
     "worker": WorkerConfig,
     "pages": PagesConfig,
+    "privacy": PrivacyConfig,
     "providers": Mapping[str, Mapping[str, Any]],
 }
 

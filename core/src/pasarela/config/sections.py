@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import re
 from collections.abc import Mapping, Sequence
@@ -117,6 +119,33 @@ class PagesConfig:
     poll_seconds: int = 5
 
 
+def key_problem(key: object) -> str | None:
+    """Why *key* is not a usable ``[privacy] keys`` entry (a message that never
+    quotes the key), or None: url-safe base64 of 32 random bytes, as
+    ``pasarela customers new-key`` prints one."""
+    if not isinstance(key, str) or not key:
+        return "expected a key (url-safe base64 of 32 bytes; `pasarela customers new-key`)"
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return "not url-safe base64 (make one with `pasarela customers new-key`)"
+    if len(raw) != 32:
+        return (f"decodes to {len(raw)} bytes, not 32 (make one with "
+                "`pasarela customers new-key`)")
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class PrivacyConfig:
+    """``[privacy]``: the keys that seal customers' personal data in the store
+    (``docs/privacy.md``). The first key seals; every key opens (put a new key first
+    and keep the old ones until ``pasarela customers rotate-key`` is done). Write
+    them as ``env:NAME``. With none, personal data is stored as given (``pasarela
+    doctor`` warns)."""
+
+    keys: tuple[str, ...] = attrs.field(default=(), repr=lambda keys: f"<{len(keys)} keys>")
+
+
 @attrs.frozen(kw_only=True)
 class RouteConfig:
     """One ``[[routes]]`` entry. ``when`` is kept raw; routing compiles it."""
@@ -140,7 +169,8 @@ class Config:
     """The structured configuration.
 
     Attributes:
-        store, plugins, checkout, events: the sections of the same names.
+        store, plugins, checkout, events, worker, pages, privacy: the sections of
+            the same names.
         providers: ``[providers.NAME]`` tables, raw (``env:`` not yet resolved);
             structure one with :meth:`provider_settings`.
         routes: the ``[[routes]]`` entries, in file order.
@@ -153,6 +183,7 @@ class Config:
     events: EventsConfig = attrs.field(factory=EventsConfig)
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     pages: PagesConfig = attrs.field(factory=PagesConfig)
+    privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()
     source: str | None = None

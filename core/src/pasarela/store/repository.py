@@ -9,7 +9,8 @@ claim rows (see :mod:`pasarela.store.outbox`).
 :class:`Store` is composed of one class per concept, each in its module:
 :class:`~pasarela.store.payments.Payments`, :class:`~pasarela.store.refunds.Refunds`,
 :class:`~pasarela.store.deliveries.Deliveries`,
-:class:`~pasarela.store.evidence.Evidence` and :class:`~pasarela.store.outbox.Outbox`,
+:class:`~pasarela.store.evidence.Evidence`, :class:`~pasarela.store.outbox.Outbox`
+and :class:`~pasarela.store.personal.PersonalData` (sealing again, erasure),
 all over :class:`~pasarela.store._base.StoreBase` (the engine, the write lock, the
 transactions and their error mapping). Mixins rather than a class that delegates:
 the store is one object with one set of methods (what callers, the
@@ -29,6 +30,7 @@ from pasarela.store.deliveries import Deliveries
 from pasarela.store.evidence import Evidence
 from pasarela.store.outbox import Outbox
 from pasarela.store.payments import Payments
+from pasarela.store.personal import PersonalData
 from pasarela.store.refunds import Refunds
 from pasarela.store.values import Delivery, OutboxEvent
 from pasarela.store.writer import PaymentWriter
@@ -37,7 +39,7 @@ from pasarela.store.writer import PaymentWriter
 __all__ = ["Delivery", "OutboxEvent", "Store"]
 
 
-class Store(Payments, Refunds, Deliveries, Evidence, Outbox):
+class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData):
     """Persistence for payments and their evidence. Thread-safe; one per process.
 
     With ``sqlite://`` (in memory) every call is serialised on the one connection;

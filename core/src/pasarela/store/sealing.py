@@ -15,14 +15,13 @@ queries need) and the personal part, and put back together.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from pasarela.config.sections import key_problem
 from pasarela.errors import ConfigurationError
 
 
@@ -52,16 +51,9 @@ def new_key() -> str:
 
 
 def check_key(key: object) -> str | None:
-    """Why *key* is not a usable key (a message without the key), or None."""
-    if not isinstance(key, str) or not key:
-        return "expected a key (url-safe base64 of 32 bytes; `pasarela customers new-key`)"
-    try:
-        raw = base64.urlsafe_b64decode(key.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        return "not url-safe base64 (make one with `pasarela customers new-key`)"
-    if len(raw) != 32:
-        return f"decodes to {len(raw)} bytes, not 32 (make one with `pasarela customers new-key`)"
-    return None
+    """Why *key* is not a usable key (a message without the key), or None (the
+    configuration's rule, :func:`pasarela.config.sections.key_problem`)."""
+    return key_problem(key)
 
 
 def split_order(order: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -95,6 +87,11 @@ class Sealer:
         self._keys = len(fernets)
         self._current = fernets[0]
         self._multi = MultiFernet(fernets)
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[str]) -> Sealer | None:
+        """A sealer over ``[privacy] keys``, or None when none is configured."""
+        return cls(keys) if keys else None
 
     def __repr__(self) -> str:
         return f"Sealer({self._keys} key{'s' if self._keys != 1 else ''})"
