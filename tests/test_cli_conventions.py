@@ -174,6 +174,25 @@ def test_every_sandbox_runs_with_python_dash_m(provider: str) -> None:
     assert bad.stderr.startswith("error: bogus: no such knob")
 
 
+def test_a_sandbox_that_cannot_bind_is_one_line_and_exit_1() -> None:
+    if not installed("pasarela-stripe"):
+        pytest.skip("pasarela-stripe is not installed")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        for command in (["-m", "pasarela", "sandbox", "stripe", "--port", port],
+                        ["-m", "pasarela_stripe.sandbox", "--port", port]):
+            ran = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                                 timeout=60, check=False)
+            assert ran.returncode == 1, ran.stderr
+            assert ran.stdout == ""
+            assert ran.stderr.startswith(f"error: cannot serve on 127.0.0.1:{port}: ")
+            assert ran.stderr.count("\n") == 1, ran.stderr
+
+
 # --- --json on stdout, Money as {"minor", "currency"} -----------------------------------
 
 
