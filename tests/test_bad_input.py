@@ -1,8 +1,13 @@
-"""Bad input gets the library's typed error naming the field, and nothing is written."""
+"""Bad input gets the library's typed error naming the field, and nothing is written.
+
+``PASARELA_FUZZ_SCALE=N`` multiplies every property test's examples by N (a fuzz run:
+``PASARELA_FUZZ_SCALE=20 .venv/bin/pytest tests/test_bad_input.py``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -17,6 +22,9 @@ from pasarela.money import Money
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
 from pasarela.testing.helpers import ManualClock
+
+
+SCALE = max(1, int(os.environ.get("PASARELA_FUZZ_SCALE", "1")))
 
 
 def _refusal(func: Any, *args: Any) -> Any:
@@ -63,7 +71,7 @@ def test_the_largest_storable_amount_is_accepted() -> None:
     assert Money.of("92233720368547758.07", "PEN").minor == 2**63 - 1
 
 
-@settings(max_examples=300)
+@settings(max_examples=300 * SCALE)
 @given(st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12)
     | st.floats(allow_nan=True),
@@ -78,7 +86,7 @@ def test_order_from_any_json_is_an_order_or_a_typed_error(data: Any) -> None:
     assert refused is None or refused.field
 
 
-@settings(max_examples=300)
+@settings(max_examples=300 * SCALE)
 @given(st.one_of(st.text(max_size=30), st.decimals(allow_nan=True), st.integers(),
                  st.floats(), st.none(), st.booleans()),
        st.one_of(st.sampled_from(["PEN", "USD", "JPY", "KWD", "pen", "XXX", ""]),
@@ -119,7 +127,7 @@ def test_pay_refuses_unstorable_keys_and_writes_nothing(pasarela: Pasarela, key:
     assert _rows(pasarela) == 0
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60 * SCALE, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.text(min_size=0, max_size=20), method=st.sampled_from(["cash", "card", "bogus"]),
        description=st.text(max_size=20))

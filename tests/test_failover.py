@@ -112,8 +112,10 @@ def test_decline_never_fails_over(pasarela, net):
 
 
 def test_5xx_is_not_proof_of_nothing_created(pasarela, net):
-    with pytest.raises(ProviderUnavailableError):
-        pasarela.pay(order(), method="card", idempotency_key="k", scenario="5xx")
+    # The provider may have made the payment: no failover, and the payment is unknown
+    # (asked about by the resolver), never failed on a guess.
+    payment = pasarela.pay(order(), method="card", idempotency_key="k", scenario="5xx")
+    assert payment.status is Status.UNKNOWN
     assert net.gateways["backup.test"].calls == []
 
 

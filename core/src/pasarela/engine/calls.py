@@ -32,7 +32,7 @@ from pasarela.provider import Flow, Operation, Provider
 from pasarela.retry import CALL_RETRY
 
 
-__all__ = ["run_flow"]
+__all__ = ["may_have_acted", "run_flow"]
 
 T = TypeVar("T")
 
@@ -159,3 +159,15 @@ def _exchange(
         started_at=started,
         duration_ms=duration_ms,
     )
+
+
+def may_have_acted(error: ProviderError) -> bool:
+    """Whether a create or confirm that failed with *error* may still have made
+    something at the provider: a server fault answered after the request arrived (a
+    5xx) says nothing about what the provider did, so the payment is ``unknown`` and
+    the resolver asks, never ``failed`` on a guess. A refusal (validation,
+    authentication, a decline), a rate limit and anything the adapter marks
+    ``created_nothing`` made nothing."""
+    return (isinstance(error, ProviderUnavailableError)
+            and not isinstance(error, RateLimitedError | UnknownOutcomeError)
+            and not error.created_nothing)

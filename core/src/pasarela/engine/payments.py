@@ -22,7 +22,7 @@ import attrs
 from ulid import ULID
 
 from pasarela.engine import transitions
-from pasarela.engine.calls import run_flow
+from pasarela.engine.calls import may_have_acted, run_flow
 from pasarela.engine.context import Service
 from pasarela.engine.steps import Steps
 from pasarela.errors import (
@@ -310,10 +310,17 @@ def _call(
     a decline (a mistyped approval code may be tried again)."""
     exchanges: list[Exchange] = []
     try:
-        reported = yield from run_flow(
-            adapter, operation, make_flow, payment_id=payment.id,
-            record=exchanges.append, sleep_scale=service.sleep_scale,
-        )
+        try:
+            reported = yield from run_flow(
+                adapter, operation, make_flow, payment_id=payment.id,
+                record=exchanges.append, sleep_scale=service.sleep_scale,
+            )
+        except ProviderError as exc:
+            if may_have_acted(exc):
+                raise UnknownOutcomeError(
+                    f"{exc.message} (the provider may have acted on it)", code=exc.code,
+                    provider=exc.provider, provider_code=exc.provider_code) from exc
+            raise
     except UnknownOutcomeError as exc:
         log.warning("outcome_unknown", payment_id=payment.id, provider=adapter.name,
                     operation=operation.value)

@@ -22,7 +22,7 @@ import attrs
 from ulid import ULID
 
 from pasarela.engine import transitions
-from pasarela.engine.calls import run_flow
+from pasarela.engine.calls import may_have_acted, run_flow
 from pasarela.engine.context import Service
 from pasarela.engine.steps import Steps
 from pasarela.errors import (
@@ -95,8 +95,9 @@ def refund(service: Service, payment_id: str, amount: Money | None, *,
         )
     except ProviderError as exc:
         service.store.record_exchanges(exchanges)
-        if isinstance(exc, UnknownOutcomeError):
-            # An unknown refund stays pending; the resolver asks the provider about it.
+        if isinstance(exc, UnknownOutcomeError) or may_have_acted(exc):
+            # An unknown refund (its answer lost, or a server fault that says nothing of
+            # what was done) stays pending; the resolver asks the provider about it.
             _schedule_first_check(service, pending_refund)
         else:
             service.store.save_refund(attrs.evolve(pending_refund, status=RefundStatus.FAILED))
