@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): core/pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e 'core[test,docs]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
+	$(BIN)/python -m pip install --quiet -e 'core[test,lint,docs]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -78,7 +79,7 @@ __all__ = [
     "settlement_line",
 ]
 
-USER_AGENT: Final = "pasarela-stripe/0.1.0"
+USER_AGENT: Final = f"pasarela-stripe/{metadata.version('pasarela-stripe')}"
 
 INTENT_STATUSES: Final[Mapping[str, Status]] = {
     "requires_payment_method": Status.PENDING,

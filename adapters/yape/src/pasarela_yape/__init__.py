@@ -7,6 +7,7 @@ webhook. ``pasarela_yape.sandbox.create_app`` is a local Culqi simulator.
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 from pasarela.hookspecs import hookimpl
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 __all__ = ["YapeProvider", "YapeSettings", "pasarela_register_providers"]
-__version__ = "0.1.0"
+__version__ = metadata.version("pasarela-yape")
 
 
 @hookimpl

@@ -30,7 +30,7 @@ __all__ = ["main", "version_lines"]
 
 
 def version_lines() -> list[str]:
-    """``pasarela 0.1.0``, then ``NAME: DISTRIBUTION VERSION`` for each installed
+    """``pasarela X.Y.Z``, then ``NAME: DISTRIBUTION VERSION`` for each installed
     provider (from the ``pasarela`` entry points), then the Python that runs them."""
     try:
         lines = [f"pasarela {metadata.version('pasarela')}"]

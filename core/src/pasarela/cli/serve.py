@@ -26,6 +26,7 @@ import click
 
 from pasarela.cli.output import ExitCode, configure_logging, fail
 from pasarela.errors import PasarelaError
+from pasarela.extras import MissingExtraError, require
 
 
 __all__ = ["serve", "worker"]
@@ -65,6 +66,11 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max
           log_level: str) -> None:
     """Serve provider webhooks, /healthz and /metrics (uvicorn)."""
     from pasarela.api import AsyncPasarela  # noqa: PLC0415
+
+    try:
+        require("server", "pasarela serve", "uvicorn", "starlette", "prometheus_client", "jinja2")
+    except MissingExtraError as exc:
+        fail(exc)
 
     # uvicorn's own lines (an unhandled error in the app, say) go through the same
     # formatter: masked, JSON with --json-logs, and never a traceback's local variables.

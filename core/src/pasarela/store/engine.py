@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from pasarela.errors import ConfigurationError
+from pasarela.extras import require
 
 
 __all__ = [
@@ -164,6 +165,7 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def _postgres_engine(url: URL) -> Engine:
+    require("postgres", "a PostgreSQL store", "psycopg")
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = 10

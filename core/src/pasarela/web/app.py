@@ -28,24 +28,29 @@ the pasarela it was given.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.exposition import choose_encoder
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+
+from pasarela.extras import MissingExtraError
+
+
+try:
+    from prometheus_client import CollectorRegistry, Counter
+    from prometheus_client.exposition import choose_encoder
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import BaseRoute, Route
+except ModuleNotFoundError as exc:  # pip install 'pasarela[server]'
+    raise MissingExtraError("pasarela.web.app", "server", name=exc.name) from exc
 
 from pasarela.api import AsyncPasarela, Pasarela
-from pasarela.errors import ConcurrencyConflictError, ConfigurationError, ProviderError
 from pasarela.logs import get_logger
-from pasarela.provider import Operation, Provider, WebhookReply
-from pasarela.store import UNAVAILABLE
+from pasarela.provider import Operation, WebhookReply
 from pasarela.web.batcher import WebhookBatcher
 from pasarela.web.metrics import StoreCollector
+from pasarela.web.webhook_rules import DEFAULT_CONTENT_TYPES, RETRY_LATER, accepted_content_types
 
 
 if TYPE_CHECKING:
@@ -60,13 +65,6 @@ __all__ = [
 ]
 
 log = get_logger("pasarela")
-
-#: What a provider may send when its class declares no ``webhook_content_types``.
-DEFAULT_CONTENT_TYPES: Final = frozenset({"application/json", "application/x-www-form-urlencoded"})
-#: Errors after which the delivery should come again: 503, not 500.
-RETRY_LATER: Final[tuple[type[Exception], ...]] = (
-    ProviderError, ConcurrencyConflictError, ConfigurationError, *UNAVAILABLE)
-
 
 def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
                pages: PageSettings | None = None,
@@ -148,15 +146,6 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
     app.state.pasarela = pasarela
     app.state.registry = registry
     return app
-
-
-def accepted_content_types(adapter: Provider) -> frozenset[str]:
-    """The media types *adapter* sends webhooks as: its class's
-    ``webhook_content_types`` when declared, else :data:`DEFAULT_CONTENT_TYPES`."""
-    declared: Iterable[str] | None = getattr(type(adapter), "webhook_content_types", None)
-    if not declared:
-        return DEFAULT_CONTENT_TYPES
-    return frozenset(t.lower() for t in declared)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

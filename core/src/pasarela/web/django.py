@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pasarela.api import Pasarela
+from pasarela.extras import MissingExtraError
 from pasarela.logs import get_logger
 from pasarela.provider import Operation
 
@@ -53,12 +54,12 @@ def webhook_view(
     try:  # imported by name: Django ships no type information
         http = importlib.import_module("django.http")
         csrf = importlib.import_module("django.views.decorators.csrf")
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("pasarela.web.django needs Django: pip install django") from exc
+    except ImportError as exc:  # pip install 'pasarela[django]'
+        raise MissingExtraError("pasarela.web.django", "django", name=exc.name) from exc
     HttpResponse = http.HttpResponse
 
-    # The ASGI module holds the shared rules (content types, retryable errors).
-    from pasarela.web.app import RETRY_LATER, accepted_content_types  # noqa: PLC0415
+    # The rules every webhook route shares (content types, retryable errors).
+    from pasarela.web.webhook_rules import RETRY_LATER, accepted_content_types  # noqa: PLC0415
 
     def refuse(status: int, message: str, name: str, reason: str) -> Any:
         log.warning("webhook_rejected", provider=name[:64], reason=reason, status=status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from typing import Any, Final
 
 import httpx
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 CLIENT = "pasarela-yape"
-CLIENT_VERSION = "0.1.0"
+CLIENT_VERSION = metadata.version(CLIENT)
 #: The metadata key that ties a Culqi object to our payment id (for lost answers).
 PAYMENT_KEY: Final = "pasarela_payment_id"
 REFUND_KEY: Final = "pasarela_refund_id"

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from pasarela.extras import MissingExtraError
+
+
+try:
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+except ModuleNotFoundError as exc:  # pip install 'pasarela[sandbox]'
+    raise MissingExtraError("the sandbox toolkit", "sandbox", name=exc.name) from exc
 
 from pasarela.testing.sandbox.base import Sandbox
 from pasarela.testing.sandbox.control import ControlRoute, control_routes
