@@ -280,6 +280,6 @@ class StripeProvider(Provider[StripeSettings]):
         if not self.settings.webhook_secrets:
             raise ConfigurationError("no webhook secret is configured",
                                      path="providers.stripe.webhook_secrets")
-        webhooks.verify(headers, body, webhooks.SigningSecrets(self.settings.webhook_secrets),
+        webhooks.verify(headers, body, self.settings.webhook_secrets,
                         now=now, tolerance=self.settings.webhook_tolerance)
         return parse_events(body)

@@ -9,26 +9,27 @@ more than ``tolerance`` seconds old (300 by default, as Stripe's libraries) and,
 a pasarela addition, no more than ``tolerance`` seconds in the future.
 
 No frame where verification raises holds a secret in the clear: :func:`verify` keeps
-the secrets it is given as :class:`SigningSecrets` (whose ``repr`` is masked) and
-compares them in a helper that has returned before anything is raised, so a
-traceback printed with its local variables shows ``secrets = SigningSecrets(2)``.
+the secrets it is given as :class:`pasarela.secret.Secret` values (whose ``repr`` is
+``'***'``; the configuration already gives them so) and compares them in a helper that
+has returned before anything is raised, so a traceback printed with its local
+variables shows ``secrets = ('***', '***')``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 
 from pasarela.errors import SignatureInvalidError
 from pasarela.provider import WebhookHeaders
+from pasarela.secret import seal
 
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "SIGNATURE_HEADER",
-    "SigningSecrets",
     "sign",
     "signature_header",
     "verify",
@@ -36,30 +37,6 @@ __all__ = [
 
 DEFAULT_TOLERANCE = 300
 SIGNATURE_HEADER = "Stripe-Signature"
-
-
-class SigningSecrets:
-    """Endpoint secrets that iterate as themselves and show only how many they are.
-
-    ``repr`` (a traceback's locals, a debugger, an ``attrs`` repr) prints
-    ``SigningSecrets(2)``; ``str`` is the same. Iterating gives the secrets.
-    """
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Iterable[str]) -> None:
-        self._values = tuple(values)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"SigningSecrets({len(self._values)})"
-
-    __str__ = __repr__
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -115,8 +92,8 @@ def verify(
     missing or malformed, no secret matches any ``v1``, or the timestamp is
     outside ``now ± tolerance``.
     """
-    # Rebound first: from here on this frame's `secrets` prints masked.
-    secrets = secrets if isinstance(secrets, SigningSecrets) else SigningSecrets(secrets)
+    # Rebound first: from here on this frame's `secrets` prints as ('***', ...).
+    secrets = seal(tuple(secrets))
     value = headers.get(SIGNATURE_HEADER)
     if not value:
         raise _error("no Stripe-Signature header")
@@ -132,7 +109,7 @@ def verify(
 
 
 def _signed_by_any(body: bytes, timestamp: int, signatures: list[str],
-                   secrets: SigningSecrets) -> bool:
+                   secrets: Iterable[str]) -> bool:
     """Does any secret's signature equal any ``v1``? Every pair is compared in constant
     time (no early exit that leaks which one matched). Raises nothing, so its frame,
     the only one holding a secret in the clear, is never part of a traceback."""
