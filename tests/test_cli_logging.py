@@ -27,6 +27,10 @@ class _Err:
 
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[_Err]:
+    # An in-process uvicorn run earlier in the session may have set its own loggers'
+    # levels; these tests see what the command's configuration alone does.
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield _Err(capsys)
     for name in ("pasarela", "uvicorn"):
         logger = logging.getLogger(name)
