@@ -227,3 +227,26 @@ def test_payments_and_refunds_past_the_resolver_schedule_need_an_operator(
     text = CliRunner().invoke(main, ["doctor", "--config", str(path)]).output
     assert "FAIL payments needing an operator: 1 payments still unknown" in text
     assert "FAIL refunds needing an operator: 1 refunds still pending" in text
+
+
+@pytest.mark.parametrize(("environment", "keyed", "ok", "says"), [
+    ("sandbox", False, True, "stored in clear"),
+    ("production", False, False, "stored in clear while fake take real payments"),
+    ("production", True, True, "sealed at rest"),
+])
+def test_personal_data_in_clear_fails_only_with_a_production_provider(
+        tmp_path: Path, fake_url: str, monkeypatch: pytest.MonkeyPatch,
+        environment: str, keyed: bool, ok: bool, says: str) -> None:
+    from cryptography.fernet import Fernet
+
+    path = _config(tmp_path, {"fake": {"base_url": fake_url, "environment": environment}},
+                   modules=("pasarela.testing.fake",))
+    if keyed:
+        monkeypatch.setenv("PASARELA_DATA_KEY", Fernet.generate_key().decode())
+        path.write_text(path.read_text() + '[privacy]\nkeys = ["env:PASARELA_DATA_KEY"]\n')
+    _, checks = _doctor(path)
+    check = _by_name(checks)["personal data"]
+    assert check["ok"] is ok
+    assert says in check["detail"]
+    if not keyed:
+        assert "pasarela customers new-key" in check["fix"]

@@ -105,6 +105,7 @@ def doctor(ctx: click.Context, config_path: str | None, public_url: str | None,
             service = pasarela.service
             results += checks.store_checks(service)
             if results[-1].ok:
+                results += checks.privacy_checks(service)
                 results += drive(checks.provider_checks(service), client)
                 results += list(checks.stalled_checks(service))
                 results += checks.operator_checks(service)

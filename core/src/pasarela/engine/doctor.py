@@ -28,8 +28,8 @@ from pasarela.provider import Operation
 from pasarela.store import queries
 
 
-__all__ = ["MAX_SKEW", "OLDEST_SHOWN", "Check", "operator_checks", "provider_checks",
-           "stalled_checks", "store_checks"]
+__all__ = ["MAX_SKEW", "OLDEST_SHOWN", "Check", "operator_checks", "privacy_checks",
+           "provider_checks", "stalled_checks", "store_checks"]
 
 #: A provider's clock further than this from ours makes signed webhooks and expiries
 #: misbehave (most providers' signature tolerance is five minutes).
@@ -65,6 +65,24 @@ def store_checks(service: Service) -> list[Check]:
                       detail=f"{store!r} is at migration {current or 'none'}, not {head}",
                       fix="run `pasarela db upgrade`")]
     return [Check(name="store", ok=True, detail=f"{store!r} answers, migrated ({head})")]
+
+
+def privacy_checks(service: Service) -> list[Check]:
+    """Whether customers' personal data is sealed at rest (``[privacy] keys``). In clear
+    is allowed while every provider is in its sandbox; with a production provider it
+    fails: real customers' phones, documents and emails would sit in the store as text."""
+    if service.store.sealer is not None:
+        return [Check(name="personal data", ok=True,
+                      detail="sealed at rest with the first of the [privacy] keys")]
+    live = sorted(name for name, adapter in service.providers.items()
+                  if adapter.settings.environment == "production")
+    fix = ("set [privacy] keys = [\"env:PASARELA_DATA_KEY\"] (`pasarela customers new-key` "
+           "makes one), then `pasarela customers rotate-key` seals the rows stored so far")
+    if live:
+        return [Check(name="personal data", ok=False, fix=fix,
+                      detail=f"stored in clear while {', '.join(live)} take real payments")]
+    return [Check(name="personal data", ok=True, fix=fix,
+                  detail="stored in clear (no [privacy] keys; every provider is a sandbox)")]
 
 
 def _skew(exchanges: list[Exchange]) -> float | None:
