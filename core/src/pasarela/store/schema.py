@@ -11,6 +11,8 @@ __all__ = [
     "outbox",
     "payments",
     "refunds",
+    "relay_cursors",
+    "relay_deliveries",
     "routing_decisions",
     "transitions",
     "webhook_deliveries",
@@ -169,4 +171,33 @@ routing_decisions = sa.Table(
     sa.Column("order_reference", sa.String(64), nullable=False),
     sa.Column("decision", sa.JSON, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
+)
+
+#: The outbox scan of the relays (:mod:`pasarela.store.relays`) reads it by creation time.
+sa.Index("ix_outbox_created_at", outbox.c.created_at)
+
+# One row per relay: the newest outbox ``created_at`` it has queued, and the row its
+# claims lock (one claim per relay at a time; the publishing runs in parallel).
+relay_cursors = sa.Table(
+    "relay_cursors",
+    metadata,
+    sa.Column("relay", sa.String(64), primary_key=True),
+    sa.Column("watermark", _ts, nullable=True),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+# One row per (relay, outbox event): delivered once that relay's broker acknowledged it.
+relay_deliveries = sa.Table(
+    "relay_deliveries",
+    metadata,
+    sa.Column("relay", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(26), primary_key=True),
+    sa.Column("payment_id", sa.String(26), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("delivered_at", _ts, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", _ts, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_relay_deliveries_pending", "relay", "delivered_at", "created_at", "event_id"),
+    sa.Index("ix_relay_deliveries_payment", "relay", "payment_id", "created_at"),
 )
