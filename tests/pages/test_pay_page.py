@@ -10,7 +10,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pasarela.lifecycle import Status
-from pasarela.next_action import OpenCheckout, ScanQr
+from pasarela.money import Money
+from pasarela.next_action import BankTransfer, OpenCheckout, ScanQr
 from pasarela.web.app import create_app
 from pasarela.web.pay_page import (
     SECURITY_HEADERS,
@@ -182,6 +183,39 @@ async def test_wallet_qr_page(pasarela, client, link):
     assert "<svg" in page
     assert "Abre Yape y escanea." in page
     assert 'data-state="qr"' in page
+
+
+async def test_bank_transfer_page_shows_bank_account_reference_and_amount_to_transfer(
+        pasarela, client, link):
+    """A bank transfer shows the bank, holder, account (its label as the provider
+    gives it), the reference to quote, the deadline, the provider's steps and link, and
+    the amount to transfer (in the currency charged, here USD for a PEN price)."""
+    payment = await cash(pasarela)
+    action = BankTransfer(
+        bank="BCP", amount=Money.of("40.00", "USD"), expires_at=payment.expires_at,
+        account="00219300123456789012", account_label="CCI", holder="dLocal Peru SAC",
+        reference="DL-778812",
+        url="https://sandbox.dlocal.com/bank-transfer/T-1",
+        instructions={"es": ("Entra a tu banca por internet.",),
+                      "en": ("Open your online banking.",)})
+    pasarela.store.update_payment(payment.id, expected_version=payment.version,
+                                  next_action=action)
+    page = (await client.get(link(payment.id))).text
+    assert 'data-state="transfer"' in page
+    assert "Transfiere el monto desde tu banco" in page
+    assert '<dd class="bank">BCP</dd>' in page
+    assert '<dd class="holder">dLocal Peru SAC</dd>' in page
+    assert "<dt>CCI</dt>" in page
+    assert 'value="00219300123456789012"' in page
+    assert 'value="DL-778812"' in page
+    assert "Entra a tu banca por internet." in page
+    assert 'href="https://sandbox.dlocal.com/bank-transfer/T-1"' in page
+    assert re.search(r'id="amount">[^<]*40\.00', page)
+    assert 'id="expires"' in page
+    english = (await client.get(link(payment.id),
+                                headers={"Accept-Language": "en"})).text
+    assert "Transfer the amount from your bank" in english
+    assert "Open your online banking." in english
 
 
 CULQI = "https://js.culqi.com/checkout-js"

@@ -21,7 +21,7 @@ minor unit:
 amount in a currency with no ``fixed`` entry gets no fixed part, and the
 breakdown says so. A refund costs ``refund_fixed`` (plus IGV when ``igv``).
 
-A table named for a method (``cash``, ``wallet``, ``card``) overrides the keys it
+A table named for a method (``cash``, ``wallet``, ``card``, ``bank_transfer``) overrides the keys it
 gives for that method: :meth:`FeeSchedule.from_mapping` with ``method=``.
 Percentages are strings (``"3.5"``) or integers, never floats.
 """
@@ -44,7 +44,7 @@ __all__ = ["IGV_RATE", "FeeBreakdown", "FeeSchedule"]
 IGV_RATE: Final = Decimal("0.18")
 _IGV_NUM, _IGV_DEN = IGV_RATE.as_integer_ratio()
 
-_METHODS: Final = ("cash", "wallet", "card")
+_METHODS: Final = ("cash", "wallet", "card", "bank_transfer")
 _KEYS: Final = (
     "percent", "fixed", "minimum", "igv", "settlement_currency", "fx_spread", "refund_fixed",
 )

@@ -45,6 +45,9 @@ class Method(StrEnum):
     CASH = "cash"
     WALLET = "wallet"
     CARD = "card"
+    #: A transfer from the customer's bank to an account the provider gives
+    #: (``pasarela.next_action.BankTransfer``).
+    BANK_TRANSFER = "bank_transfer"
 
 
 def as_method(value: Method | str) -> Method:

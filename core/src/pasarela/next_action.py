@@ -2,7 +2,7 @@
 
 Frozen attrs values, one class per variant, told apart by ``type``
 (``show_cash_code``, ``scan_qr``, ``approve_in_wallet``, ``confirm_card``,
-``open_url``, ``open_checkout``). :meth:`NextAction.to_dict` and
+``open_url``, ``open_checkout``, ``bank_transfer``). :meth:`NextAction.to_dict` and
 :func:`next_action_from_dict` round-trip them through JSON-compatible data (the store
 keeps them so); a QR is stored as the data it encodes and rendered by :func:`qr_svg`
 when a page asks for it. Secrets (a card ``client_secret``) are kept out of ``repr``;
@@ -24,6 +24,7 @@ from pasarela.money import Money
 
 __all__ = [
     "ApproveInWallet",
+    "BankTransfer",
     "ConfirmCard",
     "NextAction",
     "OpenCheckout",
@@ -198,4 +199,34 @@ class OpenCheckout(NextAction):
     expires_at: datetime | None = None
     url: str | None = None
     cash_code: str | None = None
+    instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)
+
+
+def _transfer_target(instance: BankTransfer, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (instance.account or instance.reference):
+        raise ValidationError("a bank transfer needs the account or the reference to quote",
+                              field="next_action.account")
+
+
+@attrs.frozen(kw_only=True)
+class BankTransfer(NextAction):
+    """Transfer ``amount`` from the customer's bank (its app or online banking) to the
+    account given, quoting the reference, before ``expires_at`` (the deadline).
+
+    ``bank`` is the bank to pay at (``BCP``); ``account`` the account number or CCI
+    (``account_label`` says which, as the provider labels it); ``holder`` the account's
+    holder; ``reference`` the code the customer writes in the transfer, when the
+    provider matches transfers by one; ``url`` the provider's page with the same
+    details. At least ``account`` or ``reference`` is given.
+    """
+
+    type: ClassVar[str] = "bank_transfer"
+    bank: str
+    amount: Money
+    expires_at: datetime | None
+    account: str | None = None
+    account_label: str | None = None
+    holder: str | None = None
+    reference: str | None = attrs.field(default=None, validator=_transfer_target)
+    url: str | None = None
     instructions: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, repr=False)

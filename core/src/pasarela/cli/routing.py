@@ -190,7 +190,8 @@ def explain(ctx: click.Context, order_file: str, method: str | None, at_text: st
     try:
         methods = [Method(wanted)] if wanted else list(Method)
     except ValueError:
-        _fail(f"{order_file}: unknown method {wanted!r}; one of cash, wallet, card")
+        _fail(f"{order_file}: unknown method {wanted!r}; one of "
+              f"{', '.join(m.value for m in Method)}")
     with ExitStack() as stack:
         router = load_router(_config_path(ctx), stack)
         decisions = [router.simulate(order, how, at=at) for how in methods]

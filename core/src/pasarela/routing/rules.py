@@ -198,7 +198,8 @@ def compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions, 
                 try:
                     methods.add(Method(name))
                 except ValueError:
-                    errors.append(f"{where}: unknown method {name!r}; one of cash, wallet, card")
+                    errors.append(f"{where}: unknown method {name!r}; one of "
+                                  f"{', '.join(m.value for m in Method)}")
             found["methods"] = frozenset(methods)
             said.append(f"method {listed(sorted(names))}")
         elif key == "amount":

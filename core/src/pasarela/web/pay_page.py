@@ -62,6 +62,7 @@ from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.next_action import (
     ApproveInWallet,
+    BankTransfer,
     ConfirmCard,
     OpenCheckout,
     OpenUrl,
@@ -270,6 +271,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "checkout_missing": "No pudimos abrir el checkout aquí: abre el enlace o actualiza "
         "la página.",
         "cash_code": "Código CIP de PagoEfectivo",
+        "transfer": "Transfiere el monto desde tu banco a esta cuenta.",
+        "transfer_bank": "Banco", "transfer_holder": "Titular", "transfer_account": "Cuenta",
+        "transfer_reference": "Referencia (escríbela en la transferencia)",
+        "transfer_url": "Ver los datos de la transferencia en la página del proveedor",
         "processing": "Estamos confirmando tu pago. Esta página se actualiza sola.",
         "paid": "¡Pago recibido!", "paid_body": "Gracias. Tu pago de {amount} está confirmado.",
         "expired": "El código venció",
@@ -306,6 +311,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "checkout_missing": "We could not open the checkout here: open the link or refresh "
         "the page.",
         "cash_code": "PagoEfectivo CIP code",
+        "transfer": "Transfer the amount from your bank to this account.",
+        "transfer_bank": "Bank", "transfer_holder": "Holder", "transfer_account": "Account",
+        "transfer_reference": "Reference (write it in the transfer)",
+        "transfer_url": "See the transfer details on the provider's page",
         "processing": "We are confirming your payment. This page updates itself.",
         "paid": "Payment received!", "paid_body": "Thank you. Your payment of {amount} is "
         "confirmed.",
@@ -324,7 +333,8 @@ _PAID: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.RE
 
 def page_state(payment: Payment, now: datetime) -> str:
     """What the page shows: ``cash``, ``qr``, ``approve``, ``card``, ``open_url``,
-    ``checkout``, ``processing``, ``paid``, ``expired``, ``canceled`` or ``failed``."""
+    ``checkout``, ``transfer``, ``processing``, ``paid``, ``expired``, ``canceled`` or
+    ``failed``."""
     status = payment.status
     if status in _PAID:
         return "paid"
@@ -346,6 +356,8 @@ def page_state(payment: Payment, now: datetime) -> str:
             return "open_url"
         if isinstance(action, OpenCheckout):
             return "checkout"
+        if isinstance(action, BankTransfer):
+            return "transfer"
     return "processing"
 
 
@@ -461,7 +473,8 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                 "{order_reference}", quote(payment.order_reference, safe=""))
         expires_at = getattr(action, "expires_at", None) or payment.expires_at
         instructions: tuple[str, ...] = ()
-        if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet | OpenCheckout):
+        if isinstance(action, ShowCashCode | ScanQr | ApproveInWallet | OpenCheckout
+                      | BankTransfer):
             instructions = tuple(action.instructions.get(lang) or
                                  action.instructions.get("es") or ())
         checkout_script = None
@@ -481,7 +494,9 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             "action": action, "static": prefix + STATIC_PATH,
             "status_url": f"{prefix}/pay/{payment.id}/status?t={token}",
             "self_url": f"{prefix}/pay/{payment.id}?t={token}",
-            "amount": payment.amount.format("es_PE" if lang == "es" else "en_US"),
+            "amount": (action.amount if isinstance(action, BankTransfer) and
+                       state == "transfer" else payment.amount).format(
+                           "es_PE" if lang == "es" else "en_US"),
             "description": payment.order.description if payment.order else "",
             "expires_text": lima_time(expires_at, lang) if expires_at else None,
             "expires_iso": expires_at.astimezone(UTC).isoformat() if expires_at else None,
