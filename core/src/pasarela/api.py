@@ -65,10 +65,12 @@ def _assemble(
     except InvalidConfigError as exc:
         errors += exc.errors
         settings = {}
-    providers: dict[str, Provider] = {
-        name: registry.get(name)(settings[name], clock=clock)
-        for name in cfg.providers if name in settings
-    }
+    providers: dict[str, Provider] = {}
+    for name in cfg.providers:
+        if name in settings:
+            adapter = registry.get(cfg.provider_type(name))(settings[name], clock=clock)
+            adapter.bind_account(name)
+            providers[name] = adapter
     try:
         router = Router.from_config(cfg.routes, providers, clock=clock,
                                     preference=tuple(cfg.checkout.preference))

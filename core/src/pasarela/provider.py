@@ -66,6 +66,7 @@ __all__ = [
     "SettlementLine",
     "WebhookEvent",
     "WebhookHeaders",
+    "WebhookHint",
     "WebhookReply",
     "header_key",
 ]
@@ -269,6 +270,17 @@ class WebhookEvent:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
 
+@attrs.frozen(kw_only=True)
+class WebhookHint:
+    """What an unverified delivery says it is about, read by
+    :meth:`Provider.webhook_hint` before any signature is checked: our payment id
+    and/or the provider's reference. The core only uses it to find the payment, and so
+    the account whose secrets then verify the delivery; nothing in it is trusted."""
+
+    payment_id: str | None = None
+    provider_reference: str | None = None
+
+
 @attrs.frozen
 class WebhookReply:
     """What to answer the provider."""
@@ -358,6 +370,14 @@ class Provider(Generic[SettingsT_co]):
             )
         self.settings: SettingsT_co = settings
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        #: The configured account this instance is (``[providers.ACCOUNT]``); the
+        #: provider's ``name`` unless the core binds another (:meth:`bind_account`).
+        self.account: str = self.name
+
+    def bind_account(self, account: str) -> None:
+        """Name the configured account this instance serves (the core calls it once,
+        when it builds ``[providers.ACCOUNT] type = NAME``)."""
+        self.account = account
 
     # --- capabilities -----------------------------------------------------------
 
@@ -481,6 +501,16 @@ class Provider(Generic[SettingsT_co]):
         *headers* has lower-cased names and case-insensitive lookups."""
         raise self.unsupported(Operation.WEBHOOK)
 
+    @classmethod
+    def webhook_hint(cls, headers: WebhookHeaders, body: bytes) -> WebhookHint | None:
+        """Which payment an *unverified* delivery refers to, for a provider whose
+        notifications do not say which account they belong to (one callback URL for
+        several accounts, as PagoEfectivo's service ids share one). The core looks the
+        payment up among this provider's accounts and checks the signature with that
+        account's secrets only. Never raises on a bad body: it answers None, and the
+        account named in the URL then verifies (and refuses) it. Default: None."""
+        return None
+
     def webhook_reply(self, error: Exception | None = None) -> WebhookReply:
         """What to answer the provider: 200 on success, 4xx on a rejection."""
         if error is None:
@@ -489,8 +519,9 @@ class Provider(Generic[SettingsT_co]):
 
     def unsupported(self, operation: Operation) -> UnsupportedError:
         """The error for an operation this provider does not offer (raise it)."""
+        account = getattr(self, "account", self.name)
         return UnsupportedError(
-            f"{self.name} does not support {operation.value}",
+            f"{account} does not support {operation.value}",
             code=ErrorCode.UNSUPPORTED_OPERATION,
-            provider=self.name,
+            provider=account,
         )

@@ -17,7 +17,13 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import httpx
 
-from pasarela.errors import ErrorCode, ProviderError, ProviderValidationError, UnsupportedError
+from pasarela.errors import (
+    ErrorCode,
+    ProviderError,
+    ProviderValidationError,
+    UnsupportedError,
+    WebhookError,
+)
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment, RefundStatus
 from pasarela.provider import (
@@ -30,6 +36,7 @@ from pasarela.provider import (
     SettlementLine,
     WebhookEvent,
     WebhookHeaders,
+    WebhookHint,
     WebhookReply,
 )
 from pasarela_pagoefectivo import api, notifications
@@ -362,6 +369,18 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
         return lines
 
     # --- notifications --------------------------------------------------------------------
+
+    @classmethod
+    def webhook_hint(cls, headers: WebhookHeaders, body: bytes) -> WebhookHint | None:
+        """The CIP and our payment id (``transactionCode``) an unverified notification
+        names: a notification does not say which service id (account) it is for, so
+        the core finds the account from the payment before the signature is checked
+        with that account's secret only."""
+        try:
+            note = notifications.parse_notification(body)
+        except WebhookError:
+            return None
+        return WebhookHint(payment_id=note.transaction_code, provider_reference=note.cip)
 
     def parse_webhook(
         self, headers: WebhookHeaders, body: bytes, *, now: datetime

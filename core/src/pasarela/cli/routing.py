@@ -88,7 +88,7 @@ def _config_path(ctx: click.Context) -> str:
 
 def load_router(path: str, stack: ExitStack) -> Router:
     """The router of the configuration at *path*; errors end the command."""
-    from pasarela.config import load_config, structure_settings  # noqa: PLC0415
+    from pasarela.config import load_config  # noqa: PLC0415
     from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
     from pasarela.provider import Provider  # noqa: PLC0415
 
@@ -99,9 +99,10 @@ def load_router(path: str, stack: ExitStack) -> Router:
             manager.load_module(module)
         registry = manager.providers()
         providers: dict[str, Provider] = {}
-        for name, table in config.providers.items():
-            cls = registry.get(name)
-            providers[name] = cls(structure_settings(name, table, cls.settings_class))
+        for name in config.providers:
+            cls = registry.get(config.provider_type(name))
+            providers[name] = cls(config.provider_settings(name, cls.settings_class))
+            providers[name].bind_account(name)
         health = None
         if any(getattr(r, "strategy", None) == "healthiest" for r in config.routes):
             from pasarela.routing import StoreHealth  # noqa: PLC0415

@@ -189,13 +189,19 @@ class Config:
     source: str | None = None
     env: Mapping[str, str] | None = attrs.field(default=None, repr=False, eq=False)
 
+    def provider_type(self, account: str) -> str:
+        """The adapter ``[providers.ACCOUNT]`` uses: its ``type``, else the account's
+        own name (``[providers.pagoefectivo]`` is a PagoEfectivo account)."""
+        kind = self.providers.get(account, {}).get("type", account)
+        return kind if isinstance(kind, str) else account
+
     def provider_settings(self, name: str, settings_class: type[S]) -> S:
         """Structure ``[providers.NAME]`` (empty when absent) into *settings_class*.
 
         :raises InvalidConfigError: listing every problem in the table.
         """
         return structure_settings(
-            name, self.providers.get(name, {}), settings_class, env=self.env
+            name, _without_type(self.providers.get(name, {})), settings_class, env=self.env
         )
 
     def all_provider_settings(
@@ -204,25 +210,34 @@ class Config:
         """Structure every ``[providers.*]`` table and check every provider reference.
 
         *installed* maps each installed provider's name to its settings class. A
-        ``[providers.NAME]`` table, a ``checkout.preference`` entry or a
-        ``routes[].use`` entry naming no installed provider is an error. A preference
-        entry naming a provider that is installed but not configured is skipped (the
-        preference orders what is configured); a route naming one is refused by the
-        router, which says to configure it.
+        ``[providers.ACCOUNT]`` table is an account of the provider its ``type`` names
+        (the account's own name when it has no ``type``). A table whose type names no
+        installed provider, or a ``checkout.preference`` or ``routes[].use`` entry
+        naming neither a configured account nor an installed provider, is an error. A
+        preference entry naming a provider that is installed but not configured is
+        skipped (the preference orders what is configured); a route naming one is
+        refused by the router, which says to configure it.
 
-        :returns: the settings of every configured provider.
+        :returns: the settings of every configured account, by account name.
         :raises InvalidConfigError: listing every problem found.
         """
         errors: list[str] = []
         out: dict[str, ProviderSettings] = {}
         names = sorted(installed)
         for name, table in self.providers.items():
-            settings_class = installed.get(name)
+            kind = table.get("type", name) if isinstance(table, Mapping) else name
+            if not isinstance(kind, str):
+                errors.append(f"providers.{name}.type: expected a string (an installed "
+                              f"provider: {', '.join(names) or 'none'})")
+                continue
+            settings_class = installed.get(kind)
             if settings_class is None:
-                errors.append(f"providers.{name}: {_not_installed(name, names)}")
+                where = f"providers.{name}.type" if kind != name else f"providers.{name}"
+                errors.append(f"{where}: {_not_installed(kind, names)}")
                 continue
             try:
-                out[name] = structure_settings(name, table, settings_class, env=self.env)
+                out[name] = structure_settings(name, _without_type(table), settings_class,
+                                               env=self.env)
             except InvalidConfigError as exc:
                 errors.extend(exc.errors)
         references = [
@@ -232,11 +247,19 @@ class Config:
             references += [(f"routes[{r}].use[{i}]", name)
                            for i, name in enumerate(route.provider_names())]
         for path, name in references:
-            if name not in installed:
+            if name not in installed and name not in self.providers:
                 errors.append(f"{path}: {_not_installed(name, names)}")
         if errors:
             raise InvalidConfigError(errors, source=self.source)
         return out
+
+
+def _without_type(table: Any) -> Any:
+    """A ``[providers.ACCOUNT]`` table without its ``type`` (which names the adapter,
+    not one of its settings)."""
+    if isinstance(table, Mapping) and "type" in table:
+        return {key: value for key, value in table.items() if key != "type"}
+    return table
 
 
 def _not_installed(name: str, installed: Sequence[str]) -> str:

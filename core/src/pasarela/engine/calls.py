@@ -109,7 +109,7 @@ def _one_attempt(
         return stop.value  # type: ignore[no-any-return]
     except PasarelaError as exc:
         if isinstance(exc, ProviderError) and exc.provider is None:
-            exc.provider = provider.name
+            exc.provider = provider.account
         if exc.payment_id is None:
             exc.payment_id = payment_id
         raise
@@ -118,14 +118,14 @@ def _one_attempt(
 def _map_transport(provider: Provider, operation: Operation, exc: httpx.HTTPError) -> ProviderError:
     if isinstance(exc, _NOT_SENT):
         return ProviderUnavailableError(
-            f"could not reach {provider.name}: {type(exc).__name__}",
-            provider=provider.name,
+            f"could not reach {provider.account}: {type(exc).__name__}",
+            provider=provider.account,
             created_nothing=True,
         )
     return UnknownOutcomeError(
-        f"{operation.value} sent to {provider.name} but no answer came back: "
+        f"{operation.value} sent to {provider.account} but no answer came back: "
         f"{type(exc).__name__}",
-        provider=provider.name,
+        provider=provider.account,
         retryable=operation in provider.retry_safe,
     )
 
@@ -144,7 +144,7 @@ def _exchange(
     req_h, req_b, resp_h, resp_b = redact_exchange(provider, request, response)
     url = request.url.copy_with(query=None) if request.url.query else request.url
     return Exchange(
-        provider=provider.name,
+        provider=provider.account,
         operation=operation.value,
         payment_id=payment_id,
         attempt=attempt,

@@ -45,6 +45,9 @@ class Service:
     ) -> None:
         self.store = store
         self.providers = dict(providers)
+        for account, adapter in self.providers.items():
+            if getattr(adapter, "account", account) != account:
+                adapter.bind_account(account)  # a mapping key names the account
         self.clock: Callable[[], datetime] = clock or _now
         self.router = router or Router.from_config(
             (), self.providers, clock=self.clock,

@@ -110,13 +110,13 @@ def _expire_asked(service: Service, adapter: Provider, chunk: Sequence[Payment])
             adapter, Operation.GET_MANY, lambda: adapter.get_many(chunk), payment_id=None,
             record=exchanges.append, sleep_scale=service.sleep_scale)
     except PasarelaError as exc:
-        log.warning("expiry_check_many_failed", provider=adapter.name, size=len(chunk),
+        log.warning("expiry_check_many_failed", provider=adapter.account, size=len(chunk),
                     code=str(exc.code))
         service.store.record_exchanges(exchanges)
         return (yield from _expire_each(service, chunk))
     silent = sum(1 for p in chunk if p.provider_reference not in reports)
     if silent:
-        log.warning("expiry_check_silent", provider=adapter.name, size=len(chunk),
+        log.warning("expiry_check_silent", provider=adapter.account, size=len(chunk),
                     silent=silent)
     return (yield from _expire_batch(service, chunk, reports, exchanges))
 

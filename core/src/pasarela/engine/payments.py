@@ -166,7 +166,7 @@ def pay(
     routing = _attempt_routing(base, decision, candidates[0], 1, refusals)
     draft = Payment(
         id=payment_id, order_reference=order.reference, idempotency_key=idempotency_key,
-        provider=adapter.name, method=how, amount=order.amount, status=Status.CREATED,
+        provider=adapter.account, method=how, amount=order.amount, status=Status.CREATED,
         version=1, created_at=now, updated_at=now, expires_at=request.expires_at,
         routing=routing, order=order,
         # Were this call to die mid-create, the resolver finds the payment then.
@@ -187,7 +187,7 @@ def pay(
             f"idempotency_key: {idempotency_key!r} kept changing hands; try again")
     if service.on_decision is not None:
         service.on_decision(routing)
-    log.info("payment_created", payment_id=payment.id, provider=adapter.name,
+    log.info("payment_created", payment_id=payment.id, provider=adapter.account,
              method=how.value)
     number = 1
     while True:
@@ -199,24 +199,24 @@ def pay(
         except ProviderError as exc:
             # The breaker counts faults of the provider, not refusals of our data.
             fault = isinstance(exc, ProviderUnavailableError | AuthenticationError)
-            service.router.record_outcome(adapter.name, how, ok=not fault)
+            service.router.record_outcome(adapter.account, how, ok=not fault)
             if not (exc.created_nothing and can_fail_over):
                 raise
             # Provably nothing at this provider: the next candidate, same payment.
-            log.warning("payment_failover", payment_id=payment.id, provider=adapter.name,
+            log.warning("payment_failover", payment_id=payment.id, provider=adapter.account,
                         code=str(exc.code))
             refusals.append(exc)
             candidates.pop(0)
             number += 1
             adapter, request = attempt(candidates[0])
-            routing = _attempt_routing(base, decision, adapter.name, number, refusals)
+            routing = _attempt_routing(base, decision, adapter.account, number, refusals)
             payment = service.store.update_payment(
-                payment.id, expected_version=payment.version, provider=adapter.name,
+                payment.id, expected_version=payment.version, provider=adapter.account,
                 routing=routing, expires_at=request.expires_at)
             service.store.record_decision(order_reference=order.reference,
                                           payment_id=payment.id, decision=routing)
             continue
-        service.router.record_outcome(adapter.name, how,
+        service.router.record_outcome(adapter.account, how,
                                       ok=result.status is not Status.UNKNOWN)
         return result
 
@@ -322,7 +322,7 @@ def _call(
                     provider=exc.provider, provider_code=exc.provider_code) from exc
             raise
     except UnknownOutcomeError as exc:
-        log.warning("outcome_unknown", payment_id=payment.id, provider=adapter.name,
+        log.warning("outcome_unknown", payment_id=payment.id, provider=adapter.account,
                     operation=operation.value)
         return transitions.move(
             service, payment, Status.UNKNOWN, Cause.API, provider_confirmed=False,

@@ -43,25 +43,68 @@ from pasarela.provider import (
 from pasarela.store import Delivery, PaymentWriter, WriteBatch
 
 
-__all__ = ["Incoming", "handle_webhook", "handle_webhooks"]
+__all__ = ["Incoming", "handle_webhook", "handle_webhooks", "verifying_account"]
 
 log = get_logger("pasarela")
 
 _NOT_FOUND = WebhookReply(404, b'{"error":"unknown provider"}')
 
 
-#: One delivery as received: the provider's name from the URL, headers, raw body.
+#: One delivery as received: the account's name from the URL, headers, raw body.
 Incoming = tuple[str, Mapping[str, str], bytes]
 
 
 def handle_webhook(
     service: Service, provider_name: str, headers: Mapping[str, str], body: bytes
 ) -> Steps[WebhookReply]:
-    adapter = service.providers.get(provider_name)
-    if adapter is None or not adapter.supports(Operation.WEBHOOK):
+    account = verifying_account(service, provider_name, headers, body)
+    if account is None:
         return _NOT_FOUND
-    return (yield from _apply_parsed(service, provider_name,
-                                     _parse(service, adapter, headers, body)))
+    adapter = service.providers[account]
+    return (yield from _apply_parsed(service, account, _parse(service, adapter, headers, body)))
+
+
+def verifying_account(service: Service, account: str, headers: Mapping[str, str],
+                      body: bytes) -> str | None:
+    """The account whose secrets verify a delivery to ``/webhooks/{account}``, or None
+    when *account* is not configured or takes no webhooks.
+
+    With one account of its provider that is *account* itself. With several (two
+    PagoEfectivo service ids, each its own secret, notifying one URL), the provider's
+    :meth:`~pasarela.provider.Provider.webhook_hint` reads which payment the
+    (unverified) body refers to; the payment is looked up among the accounts of that
+    provider and its account verifies the delivery, with its own secrets only. A body
+    that names no payment of theirs is verified by *account*.
+    """
+    adapter = service.providers.get(account)
+    if adapter is None or not adapter.supports(Operation.WEBHOOK):
+        return None
+    kind = type(adapter)
+    siblings = [name for name, other in service.providers.items()
+                if type(other) is kind and name != account]
+    if not siblings:
+        return account
+    try:
+        hint = kind.webhook_hint(WebhookHeaders(headers), body)
+    except Exception:  # an adapter's hint must not raise; if it does, no hint
+        hint = None
+    if hint is None:
+        return account
+    accounts = {account, *siblings}
+    store = service.store
+    if hint.payment_id:
+        try:
+            payment = store.get_payment(hint.payment_id)
+        except (NotFoundError, ValueError):
+            payment = None
+        if payment is not None and payment.provider in accounts:
+            return payment.provider
+    if hint.provider_reference:
+        for name in (account, *siblings):
+            if store.find_payment(provider=name,
+                                  provider_reference=hint.provider_reference) is not None:
+                return name
+    return account
 
 
 def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
@@ -78,8 +121,8 @@ def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
         return exc
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             OverflowError) as exc:
-        return WebhookError(f"{adapter.name}: unreadable delivery ({type(exc).__name__})",
-                            provider=adapter.name)
+        return WebhookError(f"{adapter.account}: unreadable delivery ({type(exc).__name__})",
+                            provider=adapter.account)
 
 
 def _apply_parsed(service: Service, provider_name: str,
@@ -108,11 +151,12 @@ def handle_webhooks(
     parsed: dict[int, tuple[str, list[WebhookEvent] | WebhookError]] = {}
     batched: list[tuple[int, str, list[WebhookEvent]]] = []
     rejected: list[tuple[int, str, WebhookError]] = []
-    for i, (name, headers, body) in enumerate(deliveries):
-        adapter = service.providers.get(name)
-        if adapter is None or not adapter.supports(Operation.WEBHOOK):
+    for i, (named, headers, body) in enumerate(deliveries):
+        account = verifying_account(service, named, headers, body)
+        if account is None:
             results[i] = _NOT_FOUND
             continue
+        name, adapter = account, service.providers[account]
         events = _parse(service, adapter, headers, body)
         parsed[i] = (name, events)
         if isinstance(events, WebhookError):

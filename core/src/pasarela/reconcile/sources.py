@@ -80,7 +80,7 @@ def provider_lines(service: Service, client: httpx.Client, provider: str, since:
         for line in lines:
             line_no += 1
             yield SettlementLine(
-                provider=line.provider, provider_reference=line.provider_reference,
+                provider=provider, provider_reference=line.provider_reference,
                 order_reference=line.order_reference, amount=line.amount, fee=line.fee,
                 status=line.status, occurred_at=line.occurred_at, line_no=line_no,
                 raw=line.raw)
