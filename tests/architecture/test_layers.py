@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "timezones": 0, "secret": 0, "extras": 0,
     "model": 1, "next_action": 1, "events": 1, "fees": 1,
     # the contract an adapter sees
-    "provider": 2, "registry": 2, "hookspecs": 2, "plugins": 3,
+    "provider": 2, "registry": 2, "hookspecs": 2, "relays": 2, "plugins": 3,
     # configuration, routing and the store
     "config": 4, "routing": 5, "store": 5,
     # the engine and what runs on it

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
-from pasarela import hookspecs
+from pasarela import hookspecs, relays
 from pasarela.errors import PasarelaError, PluginError, PluginLoadError
 from pasarela.logs import get_logger
 from pasarela.registry import DISABLE_ENV, ProviderRegistry
@@ -339,6 +339,7 @@ def get_plugin_manager(
     env = os.environ if env is None else env
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(relays)  # pasarela_register_relays (pasarela.relays)
     for name in sorted(_names(env.get(DISABLE_ENV)) or ()):
         pm.set_blocked(name)
     if env.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:

@@ -15,6 +15,7 @@ import attrs
 
 from pasarela.config.env import EnvResolver, scrub
 from pasarela.config.errors import InvalidConfigError, flatten
+from pasarela.config.relays import RelayConfig
 from pasarela.config.sections import (
     CheckoutConfig,
     Config,
@@ -165,6 +166,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "worker": WorkerConfig,
     "pages": PagesConfig,
     "privacy": PrivacyConfig,
+    "relays": tuple[RelayConfig, ...],
     "providers": Mapping[str, Mapping[str, Any]],
 }
 

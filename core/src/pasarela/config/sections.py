@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from pasarela.config.errors import InvalidConfigError
+from pasarela.config.relays import RelayConfig
 from pasarela.config.structure import S, structure_settings
 from pasarela.provider import ProviderSettings
 
@@ -186,6 +187,8 @@ class Config:
     privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()
+    #: The ``[[relays]]`` entries (:mod:`pasarela.config.relays`), in file order.
+    relays: tuple[RelayConfig, ...] = ()
     source: str | None = None
     env: Mapping[str, str] | None = attrs.field(default=None, repr=False, eq=False)
 

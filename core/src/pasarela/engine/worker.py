@@ -9,6 +9,8 @@
   payments, and pending refunds, are asked about again on their backoff schedule;
 - the outbox dispatcher (:func:`pasarela.engine.outbox.dispatch_outbox`): committed
   lifecycle events reach the observer hooks, with retries and backoff per event;
+- the relays (:mod:`pasarela.engine.relaying`), when ``[[relays]]`` are configured:
+  the outbox published to message brokers, marked per relay once acknowledged;
 - the late-payment policy. ``flag`` (the default) does nothing more: the
   ``payment.late_succeeded`` event tells the host, which decides. ``refund``
   refunds, where the provider can, every payment that a ``payment.late_succeeded``
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
+from pasarela.engine.relaying import start_relays
 from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
@@ -102,6 +105,7 @@ class WorkerStats:
     expired: int = 0
     resolved: int = 0
     dispatched: int = 0
+    relayed: int = 0
     refunded: int = 0
     errors: int = 0
 
@@ -151,10 +155,13 @@ def run_worker(
         _Job("resolver", lambda: _drain(pasarela, _due_for_check, pasarela.resolve_due)),
         _Job("outbox", pasarela.dispatch_outbox),
     ]
+    relaying = start_relays(pasarela.config, pasarela.store, getattr(pasarela, "plugins", None))
+    if relaying is not None:
+        jobs.append(_Job("relays", relaying.run))
     if policy == "refund":
         jobs.append(_Job("late_refunds", lambda: refund_late_payments(pasarela)))
     totals = {"expiry": "expired", "resolver": "resolved", "outbox": "dispatched",
-              "late_refunds": "refunded"}
+              "relays": "relayed", "late_refunds": "refunded"}
     log.info("worker_started", once=once, interval=interval, late_payment=policy)
     with _signals_set(stop, enabled=handle_signals):
         while not stop.is_set():
@@ -182,6 +189,8 @@ def run_worker(
             if once:
                 break
             stop.wait(interval)
+    if relaying is not None:
+        relaying.close()
     log.info("worker_stopped", **attrs.asdict(stats))
     return stats
 

@@ -32,6 +32,7 @@ from pasarela.store.outbox import Outbox
 from pasarela.store.payments import Payments
 from pasarela.store.personal import PersonalData
 from pasarela.store.refunds import Refunds
+from pasarela.store.relays import Relays
 from pasarela.store.values import Delivery, OutboxEvent
 from pasarela.store.writer import PaymentWriter
 
@@ -39,7 +40,7 @@ from pasarela.store.writer import PaymentWriter
 __all__ = ["Delivery", "OutboxEvent", "Store"]
 
 
-class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData):
+class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData, Relays):
     """Persistence for payments and their evidence. Thread-safe; one per process.
 
     With ``sqlite://`` (in memory) every call is serialised on the one connection;
