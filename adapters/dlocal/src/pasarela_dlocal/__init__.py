@@ -1,0 +1,42 @@
+"""pasarela-dlocal: dLocal for pasarela (cards, PagoEfectivo, bank transfers and Yape in
+Peru, charged in soles or US dollars), with a local sandbox.
+
+Installed, it registers the ``dlocal`` provider through the ``pasarela`` entry point
+group::
+
+    [providers.dlocal]
+    x_login = "env:DLOCAL_X_LOGIN"
+    x_trans_key = "env:DLOCAL_X_TRANS_KEY"
+    secret_key = "env:DLOCAL_SECRET_KEY"
+    currency_to_charge = "USD"      # optional: charge PEN prices in dollars
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pasarela.hookspecs import hookimpl
+from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS
+from pasarela_dlocal.provider import DlocalProvider, RefundBank
+from pasarela_dlocal.settings import API_VERSION, DlocalSettings
+
+
+if TYPE_CHECKING:
+    from pasarela.registry import ProviderRegistry
+
+
+__all__ = [
+    "API_VERSION",
+    "ERROR_CODES",
+    "REJECTIONS",
+    "DlocalProvider",
+    "DlocalSettings",
+    "RefundBank",
+    "pasarela_register_providers",
+]
+
+
+@hookimpl
+def pasarela_register_providers(register: ProviderRegistry) -> None:
+    """Register :class:`DlocalProvider`."""
+    register.add(DlocalProvider)
