@@ -123,3 +123,14 @@ def test_any_sequence_of_provider_events_never_goes_backwards(events):
         if status in TERMINAL:
             assert not any(plan(status, s, cause=Cause.WEBHOOK, provider_confirmed=True).apply
                            for s in Status if s is not Status.PARTIALLY_REFUNDED)
+
+
+def test_the_lifecycle_page_is_what_render_doc_makes() -> None:
+    # `make docs` writes docs/lifecycle.md from render_doc(): prose added by hand there is
+    # lost in every build, so it belongs on another page.
+    from pathlib import Path
+
+    from pasarela.lifecycle import render_doc
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md"
+    assert page.read_text(encoding="utf-8") == render_doc()
