@@ -22,7 +22,7 @@ from pasarela.errors import ConfigurationError, SignatureInvalidError, WebhookEr
 from pasarela.provider import WebhookHeaders
 
 
-SECRET = "pasarela-worked-example-secret"  # noqa: S105 - the worked example's
+SECRET = "pasarela-worked-example-secret"
 REQUEST_ID = "bb56a2f1-6aae-46ac-982e-9dcd3581d08e"
 TS = 1704908010  # the guide's example ts, in seconds
 NOW = datetime.fromtimestamp(TS + 30, UTC)
