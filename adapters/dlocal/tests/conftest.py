@@ -3,6 +3,7 @@ settings, a notification receiver, and sample orders and requests."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,6 @@ import httpx
 import pytest
 from pasarela_dlocal import DlocalProvider, DlocalSettings
 from pasarela_dlocal.sandbox import create_app
-from ulid import ULID
 
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
@@ -52,6 +52,14 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
+_IDS = itertools.count(1)
+
+
+def new_id() -> str:
+    """A payment id like the core's (26 upper-case characters), unique in the run."""
+    return f"01JDLOCAL{next(_IDS):017d}"
+
+
 def make_order(**changes: Any) -> Order:
     values: dict[str, Any] = {
         "reference": "pedido-2042", "amount": Money.of("149.90", "PEN"),
@@ -68,5 +76,5 @@ def make_request(method: Method = Method.CASH, order: Order | None = None,
     order = order or make_order()
     if method is Method.CARD:
         params.setdefault("card_token", "CV-sandbox-token")
-    return CreateRequest(payment_id=str(ULID()), idempotency_key=str(ULID()), order=order,
+    return CreateRequest(payment_id=new_id(), idempotency_key=new_id(), order=order,
                          method=method, amount=order.amount, expires_at=None, params=params)
