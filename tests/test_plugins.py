@@ -249,6 +249,7 @@ CONTRACT = frozenset({
     "pasarela.errors", "pasarela.events", "pasarela.exchange", "pasarela.fees",
     "pasarela.hookspecs", "pasarela.lifecycle", "pasarela.model", "pasarela.money",
     "pasarela.next_action", "pasarela.provider", "pasarela.registry", "pasarela.retry",
+    "pasarela.secret",
 })
 
 
