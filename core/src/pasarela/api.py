@@ -13,15 +13,25 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import attrs
 import httpx
 
-from pasarela.config import Config, InvalidConfigError, check_config, load_config
+from pasarela.config import (
+    Config,
+    InvalidConfigError,
+    MerchantConfig,
+    check_config,
+    load_config,
+    merchant_from_table,
+)
+from pasarela.config.env import EnvResolver
+from pasarela.config.sections import merchant_path
 from pasarela.engine import payments, refunds
 from pasarela.engine.context import Service
 from pasarela.engine.jobs import expire_due, resolve_due
@@ -29,17 +39,18 @@ from pasarela.engine.outbox import dispatch_outbox
 from pasarela.engine.payments import Option
 from pasarela.engine.steps import Steps, adrive, drive
 from pasarela.engine.webhooks import Incoming, handle_webhook, handle_webhooks
-from pasarela.errors import PasarelaError
+from pasarela.errors import NotFoundError, PasarelaError, ValidationError
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
 from pasarela.provider import Provider, WebhookReply
+from pasarela.registry import MERCHANT_NAME, qualified
 from pasarela.routing import Router, StoreHealth
 from pasarela.store import Store
 from pasarela.store.sealing import Sealer
 
 
-__all__ = ["AsyncPasarela", "Pasarela", "validate"]
+__all__ = ["AsyncPasarela", "MerchantPasarela", "Merchants", "Pasarela", "validate"]
 
 T = TypeVar("T")
 
@@ -81,6 +92,19 @@ def _assemble(
     return providers, router
 
 
+def _merchant_parts(
+    cfg: Config, manager: PasarelaPlugins, clock: Callable[[], datetime] | None, name: str,
+    table: MerchantConfig,
+) -> tuple[dict[str, Provider], Router]:
+    """Merchant *name*'s accounts (by their full names) and its compiled router;
+    every problem is reported under ``merchants.NAME``."""
+    try:
+        return _assemble(cfg.for_merchant(name, table), manager, clock)
+    except InvalidConfigError as exc:
+        raise InvalidConfigError([merchant_path(name, e) for e in exc.errors],
+                                 source=cfg.source) from None
+
+
 def validate(
     config: str | os.PathLike[str] | Mapping[str, Any],
     *,
@@ -98,10 +122,19 @@ def validate(
         except InvalidConfigError:
             # Every problem of the file at once, the provider tables' too.
             return _file_problems(config, manager, env)
-        _assemble(cfg, manager, None)
+        problems: list[str] = []
+        try:
+            _assemble(cfg, manager, None)
+        except InvalidConfigError as exc:
+            problems += exc.errors
+        for name, table in cfg.merchants.items():
+            try:
+                _merchant_parts(cfg, manager, None, name, table)
+            except InvalidConfigError as exc:
+                problems += exc.errors
     except PasarelaError as exc:
         return [str(e) for e in getattr(exc, "errors", None) or [str(exc)]]
-    return []
+    return problems
 
 
 def _file_problems(config: str | os.PathLike[str] | Mapping[str, Any],
@@ -128,7 +161,7 @@ def _build(
     clock: Callable[[], datetime] | None,
     env: Mapping[str, str] | None,
     store: Store | None,
-) -> tuple[Config, PasarelaPlugins, Service]:
+) -> tuple[Config, PasarelaPlugins, Service, Merchants]:
     cfg = config if isinstance(config, Config) else load_config(config, env=env)
     manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
     providers, router = _assemble(cfg, manager, clock)
@@ -153,7 +186,156 @@ def _build(
         on_decision=observe,
         clock=clock,
     )
-    return cfg, manager, service
+    merchants = Merchants(cfg, manager, service)
+    errors: list[str] = []
+    for name, table in cfg.merchants.items():
+        try:
+            merchants.add(name, table)
+        except InvalidConfigError as exc:
+            errors += exc.errors
+    if errors:
+        raise InvalidConfigError(errors, source=cfg.source)
+    if backend.has_merchants_table():
+        for name, document in backend.stored_merchants().items():
+            if name not in merchants:
+                merchants.add(name, _stored_table(name, document))
+    return cfg, manager, service, merchants
+
+
+def _stored_table(name: str, document: Mapping[str, Any]) -> MerchantConfig:
+    merchant, problems = merchant_from_table(document, EnvResolver(os.environ),
+                                             f"merchants.{name}")
+    if problems or merchant is None:
+        raise InvalidConfigError([f"{p}: {m}" for p, m in problems])
+    return merchant
+
+
+class Merchants:
+    """The merchants of one deployment (``pasarela.merchants``): those of
+    ``[merchants.NAME]`` and those made at run time with :meth:`create` (kept in the
+    store). ``pasarela.merchants["bodega"]`` is merchant ``bodega``'s API: its own
+    accounts, routes, fees and payments, and nothing of another merchant's."""
+
+    def __init__(self, config: Config, plugins: PasarelaPlugins, platform: Service) -> None:
+        self._config = config
+        self._plugins = plugins
+        self._platform = platform
+        self._services: dict[str, Service] = {}
+        self._tables: dict[str, MerchantConfig] = {}
+        self._owner: Pasarela | None = None
+
+    def add(self, name: str, table: MerchantConfig) -> Service:
+        """Build merchant *name*'s context from *table* (checked in full first)."""
+        platform = self._platform
+        providers, router = _merchant_parts(self._config, self._plugins, platform.clock, name,
+                                            table)
+        if any(route.strategy == "healthiest" for route in table.routes):
+            router.health = StoreHealth(platform.store, clock=platform.clock)
+        service = Service(store=platform.store, providers=providers, router=router,
+                          select_provider=platform.select_provider,
+                          on_decision=platform.on_decision, clock=platform.clock,
+                          sleep_scale=platform.sleep_scale, merchant=name)
+        # The deployment's context holds every account (webhooks arrive at
+        # /webhooks/MERCHANT.ACCOUNT; the worker's jobs run over all payments); its own
+        # operations still see only the implicit merchant's payments (Service.own).
+        platform.providers.update(providers)
+        self._services[name] = service
+        self._tables[name] = table
+        return service
+
+    def create(self, name: str, *, providers: Mapping[str, Mapping[str, Any]],
+               routes: Sequence[Mapping[str, Any]] = (), display_name: str = "",
+               logo_url: str | None = None, colour: str | None = None,
+               admin_token: str | None = None,
+               preference: Sequence[str] = ()) -> MerchantPasarela:
+        """Add merchant *name* at run time, kept in the store, and return its API.
+
+        Secrets are written as ``env:NAME`` references (resolved now and at each
+        start), or in clear when the store seals with ``[privacy] keys`` (the whole
+        merchant is then sealed at rest). A secret in clear without keys is refused
+        (``ValidationError`` naming it); nothing is written unless all of it is good
+        (``InvalidConfigError`` lists every problem under ``merchants.NAME``)."""
+        if not isinstance(name, str) or not MERCHANT_NAME.match(name):
+            raise ValidationError(f"must match {MERCHANT_NAME.pattern}", field="name")
+        if name in self._services:
+            raise ValidationError(f"merchant {name!r} exists already", field="name")
+        document: dict[str, Any] = {
+            "display_name": display_name, "providers": {k: dict(v) for k, v in
+                                                        providers.items()},
+            "routes": [dict(route) for route in routes],
+            "checkout": {"preference": list(preference)},
+        }
+        document.update({key: value for key, value in (
+            ("logo_url", logo_url), ("colour", colour), ("admin_token", admin_token))
+            if value is not None})
+        path = f"merchants.{name}"
+        table, problems = merchant_from_table(document, EnvResolver(
+            self._config.env if self._config.env is not None else os.environ), path)
+        if problems or table is None:
+            raise InvalidConfigError([f"{p}: {m}" for p, m in problems])
+        if self._platform.store.sealer is None:
+            self._refuse_clear_secrets(name, document)
+        service = self.add(name, table)
+        try:
+            self._platform.store.add_merchant(name, document)
+        except BaseException:
+            self._services.pop(name, None)
+            for account in service.providers:
+                self._platform.providers.pop(account, None)
+            raise
+        return self[name]
+
+    def _refuse_clear_secrets(self, name: str, document: Mapping[str, Any]) -> None:
+        """Without a sealer, every secret must be an ``env:`` reference."""
+        registry = self._plugins.providers()
+        admin = document.get("admin_token")
+        cleartext = ["admin_token"] if isinstance(admin, str) and not admin.startswith(
+            "env:") else []
+        for account, raw in document["providers"].items():
+            kind = raw.get("type", account)
+            if not isinstance(kind, str) or kind not in registry:
+                continue
+            for field in attrs.fields(registry.get(kind).settings_class):
+                key = field.alias or field.name
+                value = raw.get(key)
+                values = value if isinstance(value, list | tuple) else [value]
+                if field.metadata.get("secret") and any(
+                        isinstance(v, str) and not v.startswith("env:") for v in values):
+                    cleartext.append(f"providers.{account}.{key}")
+        if cleartext:
+            raise ValidationError(
+                f"secrets in clear ({', '.join(cleartext)}) need [privacy] keys to be "
+                "sealed in the store; or write them as env:NAME", field=f"merchants.{name}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._services
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._services))
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def names(self) -> list[str]:
+        """The merchants' names, sorted."""
+        return sorted(self._services)
+
+    def service(self, name: str) -> Service:
+        """Merchant *name*'s engine context; ``NotFoundError`` when there is none."""
+        try:
+            return self._services[name]
+        except KeyError:
+            raise NotFoundError(f"no merchant {name!r}") from None
+
+    def table(self, name: str) -> MerchantConfig:
+        """Merchant *name*'s configuration (branding, operators, accounts)."""
+        self.service(name)
+        return self._tables[name]
+
+    def __getitem__(self, name: str) -> MerchantPasarela:
+        if self._owner is None:
+            raise NotFoundError(f"no merchant {name!r}")
+        return MerchantPasarela(self._owner, name, self.service(name))
 
 
 class _Base:
@@ -174,6 +356,65 @@ class _Base:
             dispatch_outbox(self.service, self.plugins)
 
 
+class MerchantPasarela:
+    """One merchant's API (``pasarela.merchants["bodega"]``): the operations of
+    :class:`Pasarela` over that merchant's own accounts, routes and fees. Its
+    payments, idempotency keys and webhooks are its own: another merchant's payment
+    id is ``NotFoundError`` here, and its accounts are not configured here.
+    Accounts are named by their short names (``pay(..., provider="pe_usd")``,
+    ``handle_webhook("pe_usd", ...)``); payments name them in full
+    (``payment.provider == "bodega.pe_usd"``)."""
+
+    def __init__(self, owner: Pasarela, name: str, service: Service) -> None:
+        self.name = name
+        self.service = service
+        self._owner = owner
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        """This merchant's accounts, by their full names."""
+        return self.service.providers
+
+    @property
+    def config(self) -> MerchantConfig:
+        return self._owner.merchants.table(self.name)
+
+    def __repr__(self) -> str:
+        return f"<MerchantPasarela {self.name!r}>"
+
+    def options(self, order: Order) -> list[Option]:
+        return payments.options(self.service, order)
+
+    def get(self, payment_id: str) -> Payment:
+        return self.service.get(payment_id)
+
+    def pay(self, order: Order, *, method: Method | str, idempotency_key: str,
+            provider: str | None = None, **params: Any) -> Payment:
+        return self._owner._run(payments.pay(self.service, order, method=method,
+                                             provider=provider,
+                                             idempotency_key=idempotency_key, params=params))
+
+    def confirm(self, payment_id: str, **params: Any) -> Payment:
+        return self._owner._run(payments.confirm(self.service, payment_id, params))
+
+    def sync(self, payment_id: str) -> Payment:
+        return self._owner._run(payments.sync(self.service, payment_id))
+
+    def cancel(self, payment_id: str) -> Payment:
+        return self._owner._run(payments.cancel(self.service, payment_id))
+
+    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = ""
+               ) -> Refund:
+        return self._owner._run(refunds.refund(self.service, payment_id, amount,
+                                               reason=reason))
+
+    def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes
+                       ) -> WebhookReply:
+        """A delivery to this merchant's *account* (``/webhooks/MERCHANT.ACCOUNT``)."""
+        return self._owner._run(handle_webhook(
+            self.service, qualified(self.name, account), headers, body))
+
+
 class Pasarela(_Base):
     """The synchronous API.
 
@@ -192,10 +433,11 @@ class Pasarela(_Base):
         store: Store | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.config, self.plugins, self.service = _build(
+        self.config, self.plugins, self.service, self.merchants = _build(
             config, plugins=plugins, load_entrypoints=load_entrypoints, clock=clock, env=env,
             store=store,
         )
+        self.merchants._owner = self
         self._client = httpx.Client(transport=transport)
 
     @classmethod
@@ -293,7 +535,7 @@ class AsyncPasarela(_Base):
         store: Store | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.config, self.plugins, self.service = _build(
+        self.config, self.plugins, self.service, self.merchants = _build(
             config, plugins=plugins, load_entrypoints=load_entrypoints, clock=clock, env=env,
             store=store,
         )

@@ -30,11 +30,14 @@ from pasarela.provider import Provider
 
 __all__ = [
     "DISABLE_ENV",
+    "MERCHANT_NAME",
     "PROVIDER_NAME",
     "DistributionResolver",
     "ProviderOrigin",
     "ProviderRegistry",
+    "merchant_of",
     "provider_class_problem",
+    "qualified",
 ]
 
 #: The environment variable naming plugins (entry point names) never to load; the
@@ -43,6 +46,26 @@ DISABLE_ENV: Final = "PASARELA_DISABLE_PLUGINS"
 
 #: What a provider's ``name`` must match.
 PROVIDER_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: What a merchant's name must match (``[merchants.NAME]``, ``merchants.create``).
+MERCHANT_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+#: Between a merchant's name and its account's in the account's full name.
+MERCHANT_SEPARATOR: Final = "."
+
+
+def qualified(merchant: str, account: str) -> str:
+    """The full name of *merchant*'s *account* (``bodega.pagoefectivo``), as payments,
+    deliveries, exchanges and ``/webhooks/{account}`` name it; the implicit merchant's
+    (``""``) accounts keep their own names."""
+    return f"{merchant}{MERCHANT_SEPARATOR}{account}" if merchant else account
+
+
+def merchant_of(account: str) -> str:
+    """The merchant an account's full name belongs to (``""``: the implicit one)."""
+    merchant, separator, _ = account.partition(MERCHANT_SEPARATOR)
+    return merchant if separator else ""
+
 
 #: ``plugin name -> (distribution, version)``, each None where unknown.
 DistributionResolver = Callable[[str], tuple[str | None, str | None]]

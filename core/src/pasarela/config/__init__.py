@@ -23,7 +23,7 @@ into the provider's :class:`~pasarela.provider.ProviderSettings` subclass.
 from __future__ import annotations
 
 from pasarela.config.errors import InvalidConfigError
-from pasarela.config.loading import check_config, load_config
+from pasarela.config.loading import check_config, load_config, merchant_from_table
 from pasarela.config.sections import (
     DEFAULT_STORE_URL,
     CheckoutConfig,
@@ -33,6 +33,7 @@ from pasarela.config.sections import (
     RouteConfig,
     StoreConfig,
 )
+from pasarela.config.sections import MerchantConfig as MerchantConfig
 from pasarela.config.sections import PagesConfig as PagesConfig
 from pasarela.config.sections import PrivacyConfig as PrivacyConfig
 from pasarela.config.sections import WorkerConfig as WorkerConfig
@@ -47,11 +48,13 @@ __all__ = [
     "Config",
     "EventsConfig",
     "InvalidConfigError",
+    "MerchantConfig",
     "PluginsConfig",
     "RouteConfig",
     "StoreConfig",
     "check_config",
     "load_config",
+    "merchant_from_table",
     "parse_duration",
     "structure_settings",
 ]

@@ -20,6 +20,7 @@ from pasarela.config.sections import (
     CheckoutConfig,
     Config,
     EventsConfig,
+    MerchantConfig,
     PagesConfig,
     PluginsConfig,
     PrivacyConfig,
@@ -31,6 +32,7 @@ from pasarela.config.sections import (
 )
 from pasarela.config.structure import CONVERTER
 from pasarela.provider import ProviderSettings
+from pasarela.registry import MERCHANT_NAME
 
 
 _PROVIDER_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -106,9 +108,9 @@ def _load(
     resolver = EnvResolver(os.environ if env is None else env)
     errors: list[tuple[str, str]] = []
     sections: dict[str, Any] = {}
-    known = [*_SECTIONS, "routes"]
+    known = [*_SECTIONS, "routes", "merchants"]
     for key, value in raw.items():
-        if key == "routes":
+        if key in ("routes", "merchants"):
             continue
         section_type = _SECTIONS.get(key)
         if key in _RENAMED:
@@ -145,6 +147,10 @@ def _load(
     raw_providers = raw.get("providers", {})
     if isinstance(raw_providers, Mapping):
         errors += _check_providers(raw_providers)
+    merchants, merchant_errors = _load_merchants(raw.get("merchants", {}), resolver)
+    errors += merchant_errors
+    if merchants:
+        sections["merchants"] = merchants
     errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
     messages = [scrub(f"{p}: {m}", resolver.secrets) for p, m in errors]
     if name is not None:
@@ -169,6 +175,61 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "relays": tuple[RelayConfig, ...],
     "providers": Mapping[str, Mapping[str, Any]],
 }
+
+
+def _load_merchants(raw: Any, resolver: EnvResolver
+                    ) -> tuple[dict[str, MerchantConfig], list[tuple[str, str]]]:
+    """The ``[merchants.NAME]`` tables and every error in them (paths under
+    ``merchants.NAME``); a merchant's provider tables stay raw, as ``[providers]``'s."""
+    if not isinstance(raw, Mapping):
+        return {}, [("merchants", "expected a table of merchants ([merchants.NAME])")]
+    out: dict[str, MerchantConfig] = {}
+    errors: list[tuple[str, str]] = []
+    for name, table in raw.items():
+        path = f"merchants.{name}"
+        if not MERCHANT_NAME.match(name):
+            errors.append((path, f"merchant names match {MERCHANT_NAME.pattern}"))
+            continue
+        merchant, problems = merchant_from_table(table, resolver, path)
+        errors += problems
+        if merchant is not None:
+            out[name] = merchant
+    return out, errors
+
+
+def merchant_from_table(table: Any, resolver: EnvResolver, path: str
+                        ) -> tuple[MerchantConfig | None, list[tuple[str, str]]]:
+    """One merchant's table structured (``[merchants.NAME]`` or
+    ``merchants.create``'s arguments), with every error under *path*."""
+    if not isinstance(table, Mapping):
+        return None, [(path, "expected a table")]
+    errors: list[tuple[str, str]] = []
+    providers = table.get("providers", {})
+    if not isinstance(providers, Mapping):
+        errors.append((f"{path}.providers", "expected a table of accounts"))
+        providers = {}
+    errors += [(f"{path}.{p}", m) for p, m in _check_providers(providers)]
+    routes: list[RouteConfig] = []
+    raw_routes = resolver.resolve(table.get("routes", []), f"{path}.routes")
+    if isinstance(raw_routes, list):
+        valid: dict[int, RouteConfig] = {}
+        for i, item in enumerate(raw_routes):
+            try:
+                valid[i] = CONVERTER().structure(item, RouteConfig)
+            except Exception as exc:
+                errors += flatten(exc, f"{path}.routes[{i}]")
+        errors += [(f"{path}.{p}", m) for p, m in _check_routes(valid)]
+        routes = list(valid.values())
+    else:
+        errors.append((f"{path}.routes", "expected an array of tables"))
+    rest = resolver.resolve({k: v for k, v in table.items() if k not in ("providers", "routes")},
+                            path)
+    try:
+        merchant = CONVERTER().structure(rest, MerchantConfig)
+    except Exception as exc:
+        errors += flatten(exc, path)
+        return None, errors
+    return attrs.evolve(merchant, providers=dict(providers), routes=tuple(routes)), errors
 
 
 def _check_providers(providers: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from pasarela.config.errors import InvalidConfigError
 from pasarela.config.relays import RelayConfig
 from pasarela.config.structure import S, structure_settings
 from pasarela.provider import ProviderSettings
+from pasarela.registry import qualified
 
 
 DEFAULT_STORE_URL: Final = "sqlite:///pasarela.db"
@@ -165,6 +166,60 @@ class RouteConfig:
                 for item in self.use]
 
 
+_COLOUR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _check_colour(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not _COLOUR.match(value):
+        raise ValueError(f"{attribute.name}: expected a colour like '#1a7f5a'")
+
+
+def _check_logo(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not value.startswith("https://"):
+        raise ValueError(f"{attribute.name}: expected an https:// address")
+
+
+@attrs.frozen(kw_only=True)
+class MerchantConfig:
+    """One ``[merchants.NAME]`` table: a merchant of a platform, with accounts,
+    routes and fee schedules of its own (its ``providers`` tables, raw as
+    :attr:`Config.providers` is), its branding on the customer's page and the
+    console, and its operators' credential (``admin_token``, ``env:NAME``)."""
+
+    display_name: str = ""
+    #: An https address of the merchant's logo (the page's CSP allows that origin).
+    logo_url: str | None = attrs.field(default=None, validator=_check_logo)
+    #: The brand colour, ``#rrggbb``.
+    colour: str | None = attrs.field(default=None, validator=_check_colour)
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    routes: tuple[RouteConfig, ...] = ()
+    checkout: CheckoutConfig = attrs.field(factory=CheckoutConfig)
+
+
+def _qualify_use(merchant: str, item: Any) -> Any:
+    if isinstance(item, Mapping):
+        return {**item, "provider": qualified(merchant, str(item.get("provider", "")))}
+    return qualified(merchant, str(item))
+
+
+def qualified_routes(merchant: str, routes: Sequence[RouteConfig]) -> tuple[RouteConfig, ...]:
+    """*merchant*'s routes naming its accounts by their full names."""
+    return tuple(attrs.evolve(
+        route, use=tuple(_qualify_use(merchant, item) for item in route.use),
+        weights={qualified(merchant, k): v for k, v in route.weights.items()})
+        for route in routes)
+
+
+def merchant_path(merchant: str, message: str) -> str:
+    """An error of *merchant*'s own configuration, under ``merchants.NAME``."""
+    message = message.replace(f"providers.{qualified(merchant, '')}", "providers.")
+    for head in ("providers.", "routes", "checkout."):
+        if message.startswith(head):
+            return f"merchants.{merchant}.{message}"
+    return message
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     """The structured configuration.
@@ -189,8 +244,25 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()
     #: The ``[[relays]]`` entries (:mod:`pasarela.config.relays`), in file order.
     relays: tuple[RelayConfig, ...] = ()
+    #: The ``[merchants.NAME]`` tables; none: one implicit merchant (everything above).
+    merchants: Mapping[str, MerchantConfig] = attrs.field(factory=dict)
     source: str | None = None
     env: Mapping[str, str] | None = attrs.field(default=None, repr=False, eq=False)
+
+    def for_merchant(self, merchant: str, table: MerchantConfig) -> Config:
+        """The configuration merchant *merchant* runs with: its own accounts (by their
+        full names, :func:`~pasarela.registry.qualified`), routes and preference; the
+        deployment's store, plugins, events, worker, pages and privacy."""
+        return attrs.evolve(
+            self,
+            providers={qualified(merchant, name): (
+                {"type": name, **value} if isinstance(value, Mapping) else value)
+                for name, value in table.providers.items()},
+            routes=qualified_routes(merchant, table.routes),
+            checkout=CheckoutConfig(preference=tuple(
+                qualified(merchant, name) for name in table.checkout.preference)),
+            merchants={},
+        )
 
     def provider_type(self, account: str) -> str:
         """The adapter ``[providers.ACCOUNT]`` uses: its ``type``, else the account's

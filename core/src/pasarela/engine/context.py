@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pasarela.errors import ProviderNotFoundError
+from pasarela.errors import NotFoundError, ProviderNotFoundError
 from pasarela.model import Method, Order, Payment
 from pasarela.provider import Provider
+from pasarela.registry import merchant_of, qualified
 from pasarela.routing import Decision, Router
 from pasarela.store import Store
 
@@ -42,7 +43,11 @@ class Service:
         on_decision: Callable[[Mapping[str, Any]], object] | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep_scale: float = 1.0,
+        merchant: str = "",
     ) -> None:
+        #: The merchant whose payments this context reads and writes (``""``: the
+        #: implicit one); another merchant's payment is "not found" here.
+        self.merchant = merchant
         self.store = store
         self.providers = dict(providers)
         for account, adapter in self.providers.items():
@@ -76,13 +81,25 @@ class Service:
             exc.payment_id = payment.id
             raise
 
+    def own(self, payment_id: str, *, history: bool = False) -> Payment:
+        """This merchant's payment *payment_id*; ``NotFoundError``, as for an id that
+        does not exist, when it is another merchant's."""
+        payment = self.store.get_payment(payment_id, history=history)
+        if merchant_of(payment.provider) != self.merchant:
+            raise NotFoundError(f"no payment {payment_id!r}")
+        return payment
+
     def get(self, payment_id: str) -> Payment:
         """The payment with its history."""
-        return self.store.get_payment(payment_id, history=True)
+        return self.own(payment_id, history=True)
 
     def decide(self, order: Order, method: Method, provider: str | None = None) -> Decision:
         """The routing decision for *order* by *method*, with the plugin override."""
         if provider is not None:
+            provider = qualified(self.merchant, provider)  # a merchant's own account
+            if merchant_of(provider) != self.merchant:
+                raise ProviderNotFoundError(f"no provider {provider!r} is configured",
+                                            path="provider")
             self.provider(provider)  # ProviderNotFoundError names what is configured
         decision = self.router.decide(order, method, requested_provider=provider)
         if provider is None and decision.provider is not None and self.select_provider:

@@ -235,7 +235,8 @@ def _unsupported_code(service: Service, decision: Decision, order: Order,
 def _replay(service: Service, idempotency_key: str, fingerprint: str) -> Payment | None:
     """The payment an earlier call with this key made, if any (checked for the
     same parameters), so a replay never fails where the first call succeeded."""
-    existing = service.store.replay(idempotency_key, fingerprint)  # raises on a mismatch
+    existing = service.store.replay(idempotency_key, fingerprint,  # raises on a mismatch
+                                    merchant=service.merchant)
     return None if existing is None else _existing(service, existing.id, idempotency_key)
 
 
@@ -285,7 +286,7 @@ def _attempt_routing(base: Mapping[str, Any], decision: Decision, provider: str,
 
 def confirm(service: Service, payment_id: str, params: Mapping[str, Any]) -> Steps[Payment]:
     """Complete a pending payment with what the customer gave (a wallet code...)."""
-    payment = service.store.get_payment(payment_id)
+    payment = service.own(payment_id)
     if payment.status not in (Status.PENDING, Status.CREATED):
         raise IllegalTransitionError(
             f"cannot confirm payment {payment_id} in state {payment.status.value}",
@@ -363,7 +364,7 @@ def _call(
 
 def sync(service: Service, payment_id: str, *, cause: Cause = Cause.API) -> Steps[Payment]:
     """Ask the provider for the payment's status and apply it."""
-    payment = service.store.get_payment(payment_id)
+    payment = service.own(payment_id)
     adapter = service.provider_of(payment)
     if not adapter.supports(Operation.GET):
         raise _unsupported(adapter, Operation.GET, payment)
@@ -380,7 +381,7 @@ def sync(service: Service, payment_id: str, *, cause: Cause = Cause.API) -> Step
 
 def cancel(service: Service, payment_id: str) -> Steps[Payment]:
     """Cancel a pending payment at its provider; returns it as the provider left it."""
-    payment = service.store.get_payment(payment_id)
+    payment = service.own(payment_id)
     if payment.status not in (Status.PENDING, Status.CREATED):
         raise IllegalTransitionError(
             f"payment {payment_id} is {payment.status.value}; only pending payments can "

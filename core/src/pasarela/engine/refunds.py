@@ -51,7 +51,7 @@ def refund(service: Service, payment_id: str, amount: Money | None, *,
     ``partially_refunded`` or ``refunded``), or ``pending``. A refund the provider
     refused is kept as ``failed``; one whose outcome is unknown stays ``pending``.
     """
-    payment = service.store.get_payment(payment_id)
+    payment = service.own(payment_id)
     if payment.status not in (Status.SUCCEEDED, Status.PARTIALLY_REFUNDED):
         raise RefundError(
             f"payment {payment_id} is {payment.status.value}; only succeeded payments "

@@ -40,6 +40,7 @@ from pasarela.provider import (
     WebhookHeaders,
     WebhookReply,
 )
+from pasarela.registry import merchant_of
 from pasarela.store import Delivery, PaymentWriter, WriteBatch
 
 
@@ -69,19 +70,21 @@ def verifying_account(service: Service, account: str, headers: Mapping[str, str]
     """The account whose secrets verify a delivery to ``/webhooks/{account}``, or None
     when *account* is not configured or takes no webhooks.
 
-    With one account of its provider that is *account* itself. With several (two
-    PagoEfectivo service ids, each its own secret, notifying one URL), the provider's
+    With one account of its provider (in its merchant) that is *account* itself. With
+    several accounts of the provider in one merchant (two PagoEfectivo service ids,
+    each its own secret, notifying one URL), the provider's
     :meth:`~pasarela.provider.Provider.webhook_hint` reads which payment the
-    (unverified) body refers to; the payment is looked up among the accounts of that
-    provider and its account verifies the delivery, with its own secrets only. A body
-    that names no payment of theirs is verified by *account*.
+    (unverified) body refers to; the payment is looked up among those accounts and its
+    account verifies the delivery, with its own secrets only. A body that names no
+    payment of theirs is verified by *account*. Another merchant's accounts are never
+    considered.
     """
     adapter = service.providers.get(account)
     if adapter is None or not adapter.supports(Operation.WEBHOOK):
         return None
-    kind = type(adapter)
+    kind, merchant = type(adapter), merchant_of(account)
     siblings = [name for name, other in service.providers.items()
-                if type(other) is kind and name != account]
+                if type(other) is kind and name != account and merchant_of(name) == merchant]
     if not siblings:
         return account
     try:

@@ -20,6 +20,7 @@ from pasarela.lifecycle import Cause, Status
 from pasarela.model import Order, Payment, Refund, RefundStatus, Transition
 from pasarela.money import Money
 from pasarela.next_action import NextAction, next_action_from_dict
+from pasarela.registry import merchant_of
 from pasarela.store.schema import (
     outbox,
     payments,
@@ -201,6 +202,7 @@ def payment_values(payment: Payment, fingerprint: str, sealer: Sealer | None = N
         raise ValidationError("must be in the payment's currency", field="refunded")
     return {
         "id": payment.id,
+        "merchant": merchant_of(payment.provider),
         "idempotency_key": payment.idempotency_key,
         "fingerprint": fingerprint,
         "order_reference": payment.order_reference,

@@ -86,7 +86,8 @@ class Payments(StoreBase):
         if create is None:
             create = _CREATE[self.dialect] = (
                 dialect_insert(self.dialect, payments)
-                .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
+                .on_conflict_do_nothing(
+                    index_elements=[payments.c.merchant, payments.c.idempotency_key])
                 .returning(payments.c.id)
             )
         for _ in range(5):
@@ -104,7 +105,8 @@ class Payments(StoreBase):
                 # create was refused and released the key meanwhile: then insert again.
                 row = conn.execute(
                     sa.select(payments)
-                    .where(payments.c.idempotency_key == payment.idempotency_key)
+                    .where(payments.c.merchant == values["merchant"],
+                           payments.c.idempotency_key == payment.idempotency_key)
                 ).first()
             if row is not None:
                 break
@@ -154,15 +156,18 @@ class Payments(StoreBase):
             row = conn.execute(query, {f"_{k}": given[k] for k in keys}).first()
         return None if row is None else payment_from_row(row, sealer=self.sealer)
 
-    def replay(self, idempotency_key: str, fingerprint: str) -> Payment | None:
-        """The payment holding *idempotency_key*, or None when no payment holds it.
+    def replay(self, idempotency_key: str, fingerprint: str, *,
+               merchant: str = "") -> Payment | None:
+        """The payment of *merchant* holding *idempotency_key*, or None when none does
+        (another merchant's key of the same text is not this one's).
 
         Raises ``IdempotencyConflictError`` when it was made with other parameters
         (*fingerprint* differs): the check ``create_payment`` makes, without inserting.
         """
         with self._begin() as conn:
             row = conn.execute(
-                sa.select(payments).where(payments.c.idempotency_key == idempotency_key)
+                sa.select(payments).where(payments.c.merchant == merchant,
+                                          payments.c.idempotency_key == idempotency_key)
             ).first()
         if row is None:
             return None

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pasarela.store.batch import WriteBatch
 from pasarela.store.deliveries import Deliveries
 from pasarela.store.evidence import Evidence
+from pasarela.store.merchants import Merchants
 from pasarela.store.outbox import Outbox
 from pasarela.store.payments import Payments
 from pasarela.store.personal import PersonalData
@@ -40,7 +41,8 @@ from pasarela.store.writer import PaymentWriter
 __all__ = ["Delivery", "OutboxEvent", "Store"]
 
 
-class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData, Relays):
+class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData, Relays,
+            Merchants):
     """Persistence for payments and their evidence. Thread-safe; one per process.
 
     With ``sqlite://`` (in memory) every call is serialised on the one connection;

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 __all__ = [
     "exchanges",
+    "merchants",
     "metadata",
     "outbox",
     "payments",
@@ -34,7 +35,10 @@ payments = sa.Table(
     "payments",
     metadata,
     sa.Column("id", sa.String(26), primary_key=True),
-    sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
+    # The merchant the payment belongs to ("": the implicit one); its idempotency
+    # keys are its own (migration 0007).
+    sa.Column("merchant", sa.String(32), nullable=False, server_default=""),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("order_reference", sa.String(64), nullable=False, index=True),
     sa.Column("provider", sa.String(64), nullable=False),
@@ -65,6 +69,20 @@ payments = sa.Table(
     sa.Index("ix_payments_provider_reference", "provider", "provider_reference"),
     sa.Index("ix_payments_status_expires_at", "status", "expires_at"),
     sa.Index("ix_payments_status_next_check_at", "status", "next_check_at"),
+    sa.UniqueConstraint("merchant", "idempotency_key"),
+    sa.Index("ix_payments_merchant_created_at", "merchant", "created_at"),
+)
+
+#: Merchants created at run time (``pasarela.merchants.create``): the merchant's
+#: configuration as JSON, sealed with ``[privacy] keys`` when any are configured.
+merchants = sa.Table(
+    "merchants",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("sealed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
 )
 
 transitions = sa.Table(
