@@ -6,16 +6,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 ADAPTERS := $(sort $(wildcard adapters/*/pyproject.toml))
 ADAPTER_DIRS := $(patsubst %/pyproject.toml,%,$(ADAPTERS))
+RELAYS := $(sort $(wildcard relays/*/pyproject.toml))
+RELAY_DIRS := $(patsubst %/pyproject.toml,%,$(RELAYS))
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test lint bench clean docs
 
 venv: $(STAMP)
 
-$(STAMP): core/pyproject.toml $(ADAPTERS)
+$(STAMP): core/pyproject.toml $(ADAPTERS) $(RELAYS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e 'core[test,lint,docs]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]')
+	$(BIN)/python -m pip install --quiet -e 'core[test,lint,docs]' $(foreach d,$(ADAPTER_DIRS),-e '$(d)[test]') $(foreach d,$(RELAY_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +28,7 @@ test: $(STAMP)
 
 # ruff on the whole repository; mypy strict on the core and the adapters ([tool.mypy]).
 lint: $(STAMP)
-	$(BIN)/ruff check core adapters tests bench demo docs/examples
+	$(BIN)/ruff check core adapters relays tests bench demo docs/examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

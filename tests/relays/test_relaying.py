@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import pasarela.engine.relaying as relaying
 from pasarela.config import load_config
+from pasarela.engine import relaying
 from pasarela.engine.relaying import RelayDispatcher, build_relays, start_relays
 from pasarela.errors import ConfigurationError
 from pasarela.events import LifecycleEvent
@@ -19,7 +19,6 @@ from pasarela.relays import Ack, Relay, RelayRegistry, RelaySettings, decode_eve
 from pasarela.retry import Backoff
 from pasarela.secret import Secret
 from pasarela.store import Store
-
 from tests.relays.outbox_rows import write_events
 
 
@@ -156,10 +155,11 @@ def test_relays_from_configuration() -> None:
     [relay] = build_relays(config, registry)
     assert relay.settings.batch_size == 7
     assert relay.settings.lease == timedelta(seconds=5)
-    assert "secret" not in repr(config) and "secret" not in repr(relay.settings)
+    assert "secret" not in repr(config)
+    assert "secret" not in repr(relay.settings)
     two = load_config({"relays": [{"type": "memory", "url": "x"},
                                   {"type": "memory", "url": "y"}]})
-    with pytest.raises(ConfigurationError, match="relays.1..name|two relays"):
+    with pytest.raises(ConfigurationError, match="two relays"):
         build_relays(two, registry)
     unknown = load_config({"relays": [{"type": "carrier-pigeon", "url": "x"}]})
     with pytest.raises(ConfigurationError, match="carrier-pigeon"):
@@ -190,7 +190,8 @@ def test_the_message_body_carries_the_event() -> None:
                            status="succeeded", amount=Money(1050, "PEN"),
                            occurred_at=datetime(2026, 1, 2, tzinfo=UTC), payload={"k": 1})
     body = decode_event(encode_event(event))
-    assert body["id"] == event.id and body["payment_id"] == "pay1"
+    assert body["id"] == event.id
+    assert body["payment_id"] == "pay1"
     assert body["amount"] == {"minor": 1050, "currency": "PEN"}
 
 
