@@ -50,7 +50,8 @@ from pasarela.store import Store
 from pasarela.store.sealing import Sealer
 
 
-__all__ = ["AsyncPasarela", "MerchantPasarela", "Merchants", "Pasarela", "validate"]
+__all__ = ["AsyncMerchantPasarela", "AsyncPasarela", "MerchantPasarela", "Merchants",
+           "Pasarela", "validate"]
 
 T = TypeVar("T")
 
@@ -222,7 +223,7 @@ class Merchants:
         self._platform = platform
         self._services: dict[str, Service] = {}
         self._tables: dict[str, MerchantConfig] = {}
-        self._owner: Pasarela | None = None
+        self._owner: Pasarela | AsyncPasarela | None = None
 
     def add(self, name: str, table: MerchantConfig) -> Service:
         """Build merchant *name*'s context from *table* (checked in full first)."""
@@ -283,7 +284,7 @@ class Merchants:
             for account in service.providers:
                 self._platform.providers.pop(account, None)
             raise
-        return self[name]
+        return self[name]  # type: ignore[no-any-return]
 
     def _refuse_clear_secrets(self, name: str, document: Mapping[str, Any]) -> None:
         """Without a sealer, every secret must be an ``env:`` reference."""
@@ -332,10 +333,15 @@ class Merchants:
         self.service(name)
         return self._tables[name]
 
-    def __getitem__(self, name: str) -> MerchantPasarela:
+    def __getitem__(self, name: str) -> Any:
+        """Merchant *name*'s API: a :class:`MerchantPasarela` (an
+        :class:`AsyncMerchantPasarela` on an :class:`AsyncPasarela`)."""
+        service = self.service(name)
+        if isinstance(self._owner, AsyncPasarela):
+            return AsyncMerchantPasarela(self._owner, name, service)
         if self._owner is None:
             raise NotFoundError(f"no merchant {name!r}")
-        return MerchantPasarela(self._owner, name, self.service(name))
+        return MerchantPasarela(self._owner, name, service)
 
 
 class _Base:
@@ -412,6 +418,58 @@ class MerchantPasarela:
                        ) -> WebhookReply:
         """A delivery to this merchant's *account* (``/webhooks/MERCHANT.ACCOUNT``)."""
         return self._owner._run(handle_webhook(
+            self.service, qualified(self.name, account), headers, body))
+
+
+class AsyncMerchantPasarela:
+    """One merchant's API on an :class:`AsyncPasarela`: as :class:`MerchantPasarela`,
+    awaited."""
+
+    def __init__(self, owner: AsyncPasarela, name: str, service: Service) -> None:
+        self.name = name
+        self.service = service
+        self._owner = owner
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        return self.service.providers
+
+    @property
+    def config(self) -> MerchantConfig:
+        return self._owner.merchants.table(self.name)
+
+    def __repr__(self) -> str:
+        return f"<AsyncMerchantPasarela {self.name!r}>"
+
+    async def options(self, order: Order) -> list[Option]:
+        return await anyio.to_thread.run_sync(payments.options, self.service, order)
+
+    async def get(self, payment_id: str) -> Payment:
+        return await anyio.to_thread.run_sync(self.service.get, payment_id)
+
+    async def pay(self, order: Order, *, method: Method | str, idempotency_key: str,
+                  provider: str | None = None, **params: Any) -> Payment:
+        return await self._owner._run(payments.pay(
+            self.service, order, method=method, provider=provider,
+            idempotency_key=idempotency_key, params=params))
+
+    async def confirm(self, payment_id: str, **params: Any) -> Payment:
+        return await self._owner._run(payments.confirm(self.service, payment_id, params))
+
+    async def sync(self, payment_id: str) -> Payment:
+        return await self._owner._run(payments.sync(self.service, payment_id))
+
+    async def cancel(self, payment_id: str) -> Payment:
+        return await self._owner._run(payments.cancel(self.service, payment_id))
+
+    async def refund(self, payment_id: str, amount: Money | None = None, *,
+                     reason: str = "") -> Refund:
+        return await self._owner._run(refunds.refund(self.service, payment_id, amount,
+                                                     reason=reason))
+
+    async def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes
+                             ) -> WebhookReply:
+        return await self._owner._run(handle_webhook(
             self.service, qualified(self.name, account), headers, body))
 
 
@@ -539,6 +597,7 @@ class AsyncPasarela(_Base):
             config, plugins=plugins, load_entrypoints=load_entrypoints, clock=clock, env=env,
             store=store,
         )
+        self.merchants._owner = self
         self._client = httpx.AsyncClient(transport=transport)
 
     @classmethod

@@ -31,6 +31,7 @@ from pasarela.provider import Provider
 __all__ = [
     "DISABLE_ENV",
     "MERCHANT_NAME",
+    "MERCHANT_SEPARATOR",
     "PROVIDER_NAME",
     "DistributionResolver",
     "ProviderOrigin",

@@ -21,6 +21,7 @@ from ulid import ULID
 
 from pasarela.lifecycle import Status
 from pasarela.model import RefundStatus
+from pasarela.registry import MERCHANT_SEPARATOR, qualified
 from pasarela.store._rows import CHECKED, from_db, to_db
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
 from pasarela.store.schema import exchanges, outbox, payments, refunds, webhook_deliveries
@@ -203,21 +204,33 @@ class Dashboard(NamedTuple):
     rejections: list[Rejection]
 
 
+def _merchant_accounts(column: sa.ColumnElement[str], merchant: str
+                       ) -> sa.ColumnElement[bool]:
+    """*column* (an account's full name) is one of *merchant*'s accounts."""
+    if merchant:
+        return column.startswith(qualified(merchant, ""), autoescape=True)
+    return ~column.contains(MERCHANT_SEPARATOR, autoescape=True)
+
+
 def dashboard(store: Store, *, since: datetime, stale_before: datetime,
-              attention_limit: int = 50, rejections_limit: int = 20) -> Dashboard:
-    """In one read transaction: the payments created since *since*; the unknown
+              attention_limit: int = 50, rejections_limit: int = 20,
+              merchant: str = "") -> Dashboard:
+    """In one read transaction, of *merchant*'s payments and accounts only (``""``:
+    the implicit merchant's): the payments created since *since*; the unknown
     payments and those pending since before *stale_before* (oldest first); the
     latest rejected webhook deliveries (newest first)."""
     recent = (
         sa.select(payments.c.provider, payments.c.method, payments.c.status,
                   payments.c.created_at, payments.c.updated_at, payments.c.amount_minor,
                   payments.c.currency, payments.c.routing)
-        .where(payments.c.created_at >= to_db(since, "since"))
+        .where(payments.c.merchant == merchant,
+               payments.c.created_at >= to_db(since, "since"))
     )
     attention = (
         sa.select(payments.c.id, payments.c.provider, payments.c.method, payments.c.status,
                   payments.c.created_at, payments.c.order_reference, payments.c.check_attempts)
-        .where(sa.or_(payments.c.status == Status.UNKNOWN.value,
+        .where(payments.c.merchant == merchant,
+               sa.or_(payments.c.status == Status.UNKNOWN.value,
                       sa.and_(payments.c.status == Status.PENDING.value,
                               payments.c.created_at < to_db(stale_before, "stale_before"))))
         .order_by(payments.c.created_at)
@@ -226,7 +239,8 @@ def dashboard(store: Store, *, since: datetime, stale_before: datetime,
     rejections = (
         sa.select(webhook_deliveries.c.provider, webhook_deliveries.c.detail,
                   webhook_deliveries.c.received_at)
-        .where(webhook_deliveries.c.outcome == "rejected")
+        .where(webhook_deliveries.c.outcome == "rejected",
+               _merchant_accounts(webhook_deliveries.c.provider, merchant))
         .order_by(webhook_deliveries.c.received_at.desc(), webhook_deliveries.c.id.desc())
         .limit(rejections_limit)
     )
@@ -299,15 +313,17 @@ class OperatorList(NamedTuple):
     oldest: list[ForOperator]
 
 
-def needing_operator(store: Store, *, min_checks: int, limit: int = 10
-                     ) -> tuple[OperatorList, OperatorList]:
+def needing_operator(store: Store, *, min_checks: int, limit: int = 10,
+                     merchant: str | None = None) -> tuple[OperatorList, OperatorList]:
     """``(payments, refunds)`` needing an operator, in one read transaction: unknown
     payments and pending refunds asked about at least *min_checks* times (the engine
-    says how many exhaust the resolver's schedule), each with its *limit* oldest."""
+    says how many exhaust the resolver's schedule), each with its *limit* oldest; of
+    *merchant*'s payments only when given."""
+    mine = sa.true() if merchant is None else payments.c.merchant == merchant
     unknown = sa.and_(payments.c.status == Status.UNKNOWN.value,
-                      payments.c.check_attempts >= min_checks)
+                      payments.c.check_attempts >= min_checks, mine)
     stuck = sa.and_(refunds.c.status == RefundStatus.PENDING.value,
-                    refunds.c.check_attempts >= min_checks)
+                    refunds.c.check_attempts >= min_checks, mine)
     joined = refunds.join(payments, refunds.c.payment_id == payments.c.id)
     with store.read_transaction() as conn:
         paid_count = conn.execute(sa.select(sa.func.count()).select_from(payments)
@@ -320,7 +336,7 @@ def needing_operator(store: Store, *, min_checks: int, limit: int = 10
         payment_rows = [ForOperator("payment", i, p, prov, st, from_db(c), int(n),
                                     None if at is None else from_db(at))
                         for i, p, prov, st, c, n, at in paid]
-        refund_count = conn.execute(sa.select(sa.func.count()).select_from(refunds)
+        refund_count = conn.execute(sa.select(sa.func.count()).select_from(joined)
                                     .where(stuck)).scalar_one()
         held = conn.execute(
             sa.select(refunds.c.id, refunds.c.payment_id, payments.c.provider,

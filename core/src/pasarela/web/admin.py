@@ -137,8 +137,9 @@ def bar_chart(values: Mapping[str, float], *, title: str, unit: str = "%",
 
 
 def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
-                   now: datetime) -> dict[str, Any]:
-    """Everything the dashboard shows, read from the store in one go."""
+                   now: datetime, *, merchant: str = "") -> dict[str, Any]:
+    """Everything *merchant*'s dashboard shows (``""``: the implicit merchant's),
+    read from the store in one go."""
     store = pasarela.store
     since = now - WINDOW
     hours = [since + timedelta(hours=i + 1) for i in range(24)]
@@ -147,7 +148,8 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     amounts: dict[tuple[str, str], int] = {}
     fees: dict[tuple[str, str], int] = {}
     by_key: dict[tuple[str, str, str], int] = {}
-    read = queries.dashboard(store, since=since, stale_before=now - settings.stale_after)
+    read = queries.dashboard(store, since=since, stale_before=now - settings.stale_after,
+                             merchant=merchant)
     for row in read.recent:
         by_key[(row.provider, row.method, row.status)] = (
             by_key.get((row.provider, row.method, row.status), 0) + 1)
@@ -172,7 +174,7 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             for (p, c), minor in sorted(amounts.items()) if minor}
     lag_count, lag_age = store.outbox_lag(now=now)
     operator_payments, operator_refunds = queries.needing_operator(
-        store, min_checks=RESOLVER_CHECKS, limit=OPERATOR_SHOWN)
+        store, min_checks=RESOLVER_CHECKS, limit=OPERATOR_SHOWN, merchant=merchant)
     labels = [h.strftime("%H:00") for h in hours]
     return {
         "counts": counts, "total": sum(c for *_, c in counts),
@@ -228,9 +230,33 @@ def redacted_exchanges(pasarela: AsyncPasarela | Pasarela, payment_id: str) -> l
 
 def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
            env: jinja2.Environment, now: Callable[[], datetime]) -> list[BaseRoute]:
-    token = settings.admin_token or ""
-    if not token:
-        return []
+    """The console at ``/admin`` (the implicit merchant's payments, with the
+    ``[pages] admin_token``) and, for each merchant with an ``admin_token`` of its
+    own, that merchant's console at ``/m/NAME/admin``: its own payments, accounts
+    and deliveries only, its name and colour in the header."""
+    out: list[BaseRoute] = []
+    if settings.admin_token:
+        out += _console(pasarela, None, settings.admin_token, settings, env, now)
+    for name in pasarela.merchants.names():
+        table = pasarela.merchants.table(name)
+        if table.admin_token:
+            out += _console(pasarela, name, table.admin_token, settings, env, now)
+    return out
+
+
+def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: str,
+             settings: PageSettings, env: jinja2.Environment, now: Callable[[], datetime]
+             ) -> list[BaseRoute]:
+    """One console: *merchant*'s (None: the implicit merchant's), signed in with
+    *token*."""
+    scope = pasarela.service if merchant is None else pasarela.merchants.service(merchant)
+    api: Any = pasarela if merchant is None else pasarela.merchants[merchant]
+    mount = "/admin" if merchant is None else f"/m/{merchant}/admin"
+    cookie_name = COOKIE if merchant is None else f"{COOKIE}_{merchant}"
+    brand: dict[str, Any] = {}
+    if merchant is not None:
+        table = pasarela.merchants.table(merchant)
+        brand = {"name": table.display_name or merchant, "colour": table.colour}
     throttle = LoginThrottle()
 
     def address(request: Request) -> str:
@@ -258,7 +284,7 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                                                                               token):
                 return "bearer"
             throttle.failed(address(request), now())  # a guessed token counts too
-        cookie = request.cookies.get(COOKIE, "")
+        cookie = request.cookies.get(cookie_name, "")
         expiry, _, mac = cookie.partition(".")
         if (expiry.isdigit() and mac and _same(mac, _mac(token, "admin-session", expiry))
                 and int(expiry) > now().timestamp()):
@@ -270,7 +296,8 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
 
     def base(request: Request) -> dict[str, Any]:
         prefix = request.scope.get("root_path", "")
-        return {"lang": "en", "static": prefix + STATIC_PATH, "admin": prefix + "/admin"}
+        return {"lang": "en", "static": prefix + STATIC_PATH, "admin": prefix + mount,
+                "brand": brand}
 
     def login_page(request: Request, *, error: str | None = None) -> Response:
         return html(env, "admin_login.html", {**base(request), "error": error}, status=401,
@@ -303,7 +330,8 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             return login_page(request, error="That token is not right.")
         throttle.succeeded(address(request))
         response = RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
-        response.set_cookie(COOKIE, session_value(now()), max_age=int(SESSION_TTL.total_seconds()),
+        response.set_cookie(cookie_name, session_value(now()),
+                            max_age=int(SESSION_TTL.total_seconds()),
                             path=base(request)["admin"], httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
         log.info("admin_login")
@@ -319,7 +347,7 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                         "failed."}, status=403)
         response = RedirectResponse(base(request)["admin"] + "/login", 303,
                                     headers=SECURITY_HEADERS)
-        response.delete_cookie(COOKIE, path=base(request)["admin"])
+        response.delete_cookie(cookie_name, path=base(request)["admin"])
         return response
 
     async def dashboard(request: Request) -> Response:
@@ -327,7 +355,8 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         if cred is None:
             return login_page(request)
         at = now()
-        data = await anyio.to_thread.run_sync(dashboard_data, pasarela, settings, at)
+        data = await anyio.to_thread.run_sync(
+            lambda: dashboard_data(pasarela, settings, at, merchant=scope.merchant))
         stale = f"{settings.stale_after.total_seconds() / 60:.0f} min"
         return html(env, "admin.html", {**base(request), **data, "csrf": csrf_for(cred),
                                         "now": at, "stale_after": stale})
@@ -338,8 +367,7 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             return login_page(request)
         payment_id = request.path_params["payment_id"]
         try:
-            payment = await anyio.to_thread.run_sync(
-                lambda: pasarela.store.get_payment(payment_id, history=True))
+            payment = await anyio.to_thread.run_sync(scope.get, payment_id)
         except NotFoundError:
             return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
                         status=404)
@@ -363,9 +391,9 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         target = f"{base(request)['admin']}/payments/{quote(payment_id, safe='')}"
         try:
             if isinstance(pasarela, AsyncPasarela):
-                await pasarela.sync(payment_id)
+                await api.sync(payment_id)
             else:
-                await anyio.to_thread.run_sync(pasarela.sync, payment_id)
+                await anyio.to_thread.run_sync(api.sync, payment_id)
         except NotFoundError:
             return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
                         status=404)
@@ -377,9 +405,10 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
         return RedirectResponse(f"{target}?synced=1", 303, headers=SECURITY_HEADERS)
 
     return [
-        Route("/admin", dashboard, methods=["GET"], name="pasarela-admin"),
-        Route("/admin/login", login, methods=["GET", "POST"]),
-        Route("/admin/logout", logout, methods=["POST"]),
-        Route("/admin/payments/{payment_id}", payment_page, methods=["GET"]),
-        Route("/admin/payments/{payment_id}/sync", sync_now, methods=["POST"]),
+        Route(mount, dashboard, methods=["GET"],
+              name="pasarela-admin" if merchant is None else f"pasarela-admin-{merchant}"),
+        Route(f"{mount}/login", login, methods=["GET", "POST"]),
+        Route(f"{mount}/logout", logout, methods=["POST"]),
+        Route(mount + "/payments/{payment_id}", payment_page, methods=["GET"]),
+        Route(mount + "/payments/{payment_id}/sync", sync_now, methods=["POST"]),
     ]
