@@ -52,6 +52,10 @@ from pasarela.web.app import create_app as webhook_server
 from pasarela.web.pay_page import PageSettings, pay_link
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from merchants_act import two_merchants  # the act beside this script
+
+
 console = Console()
 OUT = Path("demo-out")
 STRIPE_KEY = "sk_test_pasarela_demo"
@@ -267,10 +271,14 @@ def main() -> int:
             print_payment(pasarela.get(payment_id), pasarela.store.exchanges_for(payment_id))
         statuses = [pasarela.get(p).status for p in shown]
     console.print(f"\nstore: {OUT / 'pasarela.db'}  ·  `pasarela --config ... payments show ID`")
+    merchants_ok = two_merchants(console, OUT, free_port)
     expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
                 Status.PARTIALLY_REFUNDED, Status.SUCCEEDED, Status.EXPIRED, Status.SUCCEEDED]
     if statuses != expected:
         console.print(f"[red]unexpected final states: {statuses}")
+        return 1
+    if not merchants_ok:
+        console.print("[red]the two-merchant act did not end as expected")
         return 1
     return 0
 

@@ -18,8 +18,11 @@ def test_demo_checkout_runs_end_to_end(tmp_path):
     out = result.stdout
     for expected in ("CIP", "Yape", "Plin", "partially_refunded", "expired", "unknown",
                      "review the late payment of pedido-1048", "payments{method=cash",
-                     "release the stock of pedido-1046"):
+                     "release the stock of pedido-1046", "Two merchants on one server",
+                     "the other's"):
         assert expected in out
     assert (tmp_path / "demo-out" / "pasarela.db").exists()
+    assert (tmp_path / "demo-out" / "merchants.db").exists()
+    assert "shows the other's" not in out
     assert (tmp_path / "demo-out" / "cip-qr.svg").read_text().startswith("<svg")
     assert "webhook_rejected" not in out + result.stderr
