@@ -126,7 +126,7 @@ def test_costs_with_what_if_and_html(setup, tmp_path: Path) -> None:
     # 2.00 + 0.50, plus 18 % IGV
     assert data["what_if"]["other"] == {"PEN": {"minor": 295, "currency": "PEN"}}
     page = out_html.read_text(encoding="utf-8")
-    assert page.count("<svg") == 2
+    assert page.count("<svg") == 3  # a chart per question (docs/costs.md)
     assert "src=" not in page
     assert "<link" not in page
     assert "<script" not in page

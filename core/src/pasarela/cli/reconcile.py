@@ -5,10 +5,13 @@
   matches the provider's settlement lines (its API, or a CSV file) against our
   payments, heals payments the provider says are paid (cause ``reconcile``), and
   prints a summary. Exit status 1 when unresolved differences or bad lines remain.
-- ``pasarela costs --from D --to D [--what-if OTHER.toml] [--json OUT] [--html OUT]``
-  prints the effective rate per provider, method and month (fees, IGV included,
-  over volume), expected against actual fees, and what another configuration's
-  routing would have cost.
+- ``pasarela costs [report] --from D --to D [--what-if OTHER.toml] [--rates R.csv]
+  [--currency PEN] [--as-of D] [--warn-days N] [--lang L] [--json OUT] [--csv OUT]
+  [--html OUT]`` prints the total cost of acceptance per provider, method, network
+  and month (docs/costs.md), expected against actual fees, the contract warnings,
+  and what another configuration's routing would have cost;
+  ``pasarela costs optimize`` the cheapest provider per method (or routing file) and
+  ``pasarela costs profile`` the figures a provider asks for before quoting.
 
 Dates are ISO 8601 (``2026-11-01`` or with a time and offset); a date without an
 offset is UTC; ``--to`` is exclusive.
@@ -25,10 +28,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import httpx
@@ -231,29 +234,105 @@ def _write_csv(path: str, diffs: Iterable[Any], report: Any) -> None:
             writer.writerow({"category": "bad_line", "line_no": line_no, "detail": message})
 
 
-@click.command()
-@click.option("--from", "since", required=True, help="Start of the window (inclusive).")
-@click.option("--to", "until", required=True, help="End of the window (exclusive).")
+class _CostsGroup(click.Group):
+    """``pasarela costs --from ...`` is ``pasarela costs report --from ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["report", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_CostsGroup)
+def costs() -> None:
+    """What each way of getting paid costs: report, optimize, profile."""
+
+
+def _window(since: str, until: str) -> tuple[datetime, datetime]:
+    start, end = _date(since, "--from"), _date(until, "--to")
+    if end <= start:
+        _usage("--to must be after --from")
+    return start, end
+
+
+def _setup(pasarela: Any) -> Any:
+    from pasarela.reconcile.cost_model import CostSetup  # noqa: PLC0415
+
+    try:
+        return CostSetup.from_providers(pasarela.providers)
+    except PasarelaError as exc:
+        fail(exc)
+
+
+def _lang(lang: str | None) -> str:
+    from pasarela.reconcile.cost_report import resolve_lang  # noqa: PLC0415
+
+    try:
+        return resolve_lang(lang)
+    except PasarelaError as exc:
+        _usage(str(exc))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_WINDOW_OPTIONS = (
+    click.option("--from", "since", required=True, help="Start of the window (inclusive)."),
+    click.option("--to", "until", required=True, help="End of the window (exclusive)."),
+)
+
+
+def _window_options(fn: _F) -> _F:
+    for option in reversed(_WINDOW_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _doc_option(name: str, help_text: str) -> Callable[[_F], _F]:
+    return click.option(name, f"{name.lstrip('-')}_out",
+                        type=click.Path(dir_okay=False, allow_dash=True), is_flag=False,
+                        flag_value=STDOUT, metavar="[FILE|-]", help=help_text)
+
+
+@costs.command("report")
+@_window_options
 @click.option("--what-if", "other", type=click.Path(exists=True, dir_okay=False),
               help="Another configuration: what its routing would have cost.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
-              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
-              help="Write JSON (alone or -: standard output).")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, allow_dash=True),
-              is_flag=False, flag_value=STDOUT, metavar="[FILE|-]",
-              help="Write a self-contained HTML report with charts (alone or -: standard "
-                   "output).")
+@click.option("--rates", type=click.Path(exists=True, dir_okay=False),
+              help="A CSV rate table (month,base,quote,rate) over the configured fx_rates.")
+@click.option("--currency", default="PEN", show_default=True,
+              help="The currency of the grand total.")
+@click.option("--as-of", "as_of", help="'Today' for contract warnings (default: now).")
+@click.option("--warn-days", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Warn of notice deadlines and term ends this many days ahead.")
+@click.option("--lang", help="en, es_PE or zh_CN (default: the locale).")
+@_doc_option("--json", "Write JSON (alone or -: standard output).")
+@_doc_option("--csv", "Write the rows as CSV (alone or -: standard output).")
+@_doc_option("--html", "Write a self-contained HTML report with charts (alone or -: "
+                       "standard output).")
 @click.pass_context
-def costs(ctx: click.Context, since: str, until: str, other: str | None,
-          json_out: str | None, html_out: str | None) -> None:
-    """Effective cost per provider, method and month; expected against actual fees."""
+def costs_report(ctx: click.Context, since: str, until: str, other: str | None,
+                 rates: str | None, currency: str, as_of: str | None, warn_days: int,
+                 lang: str | None, json_out: str | None, csv_out: str | None,
+                 html_out: str | None) -> None:
+    """Total cost of acceptance per provider, method, network and month."""
+    from pasarela.reconcile import cost_report as cr  # noqa: PLC0415
     from pasarela.reconcile import costs as rc  # noqa: PLC0415
+    from pasarela.reconcile.cost_model import RateTable, cost_report  # noqa: PLC0415
 
-    start, end = _date(since, "--from"), _date(until, "--to")
-    piped = stdout_taken(json_out, html_out)
+    start, end = _window(since, until)
+    today = _date(as_of, "--as-of") if as_of else None
+    language = _lang(lang)
+    _ = cr.translator(language).gettext
+    piped = stdout_taken(json_out, csv_out, html_out)
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
-        rows = rc.costs(pasarela.store, start, end)
+        setup = _setup(pasarela)
+        try:
+            table = RateTable.of(setup, rates)
+            report = cost_report(pasarela.store, start, end, setup, rates=table,
+                                 as_of=today, currency=currency.upper(), warn_days=warn_days)
+        except PasarelaError as exc:
+            fail(exc)
         alternative = None
         if other is not None:
             from pasarela.cli.routing import load_router  # noqa: PLC0415
@@ -261,45 +340,161 @@ def costs(ctx: click.Context, since: str, until: str, other: str | None,
             router = load_router(other, stack)
             alternative = rc.what_if(pasarela.store, start, end, router)
     out = err_console() if piped else out_console()
-    table = Table(title=f"Costs {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-    for column in ("provider", "method", "month", "attempts", "success", "volume",
-                   "expected fee", "actual fee", "effective rate"):
-        table.add_column(column, justify="left" if column in ("provider", "method") else "right")
-    for row in rows:
-        d = row.to_dict()
-        table.add_row(row.provider, row.method, row.month, str(row.attempts),
-                      d["success_rate"], d["volume"], d["expected_fee"],
-                      d["actual_fee"] or "-", d["effective_rate"])
-    out.print(table)
+    heads = cr.columns(_)
+    shown = {0, 1, 2, 3, 6, 7, 15, 25, 26}  # provider ... count, volume, ..., total, rate
+    grid = Table(title=_("Costs {since} to {until}").format(
+        since=f"{start:%Y-%m-%d}", until=f"{end:%Y-%m-%d}"))
+    for i, head in enumerate(heads):
+        if i in shown:
+            grid.add_column(head, justify="left" if i < 4 else "right")
+    for cells in cr.table_rows(report):
+        grid.add_row(*(c for i, c in enumerate(cells) if i in shown))
+    out.print(grid)
+    total = report.to_dict()["total"]
+    total_title, warning_title = _("Total cost of acceptance"), _("Warning")
+    out.print(f"{total_title}: {cr.money_text(total['total_cost'])} / "
+              f"{cr.money_text(total['volume'])} = {total['effective_rate']}")
+    if report.unconverted:
+        out.print(_("Not converted (no rate): {currencies}").format(
+            currencies=", ".join(report.unconverted)))
+    for notice in report.notices:
+        out.print(f"[yellow]{warning_title}[/]: {cr.notice_text(notice, _)}", markup=True,
+                  highlight=False)
     extra = ""
     if alternative is not None:
         data = alternative.to_dict()
         out.print(f"what-if {other}: {data['orders']} order(s), {data['unroutable']} unroutable")
-        for currency in sorted(set(data["current"]) | set(data["other"])):
-            out.print(f"  {currency}: as routed {data['current'].get(currency, '-')}, "
-                      f"with {other} {data['other'].get(currency, '-')}")
+        for cur in sorted(set(data["current"]) | set(data["other"])):
+            out.print(f"  {cur}: as routed {data['current'].get(cur, '-')}, "
+                      f"with {other} {data['other'].get(cur, '-')}")
         extra = ("<h2>What if</h2><pre>"
                  + json.dumps(data, indent=2).replace("&", "&amp;").replace("<", "&lt;")
                  + "</pre>")
     if json_out:
+        document = report.to_dict()
+        for row in document["rows"]:
+            row["succeeded"] = row["count"]
+        document["what_if"] = (_what_if_json(alternative) if alternative is not None
+                               else None)
+        document["warnings"] = [{**n.to_dict(), "text": cr.notice_text(n, _)}
+                                for n in report.notices]
         with output(json_out) as fh:
-            fh.write(json.dumps({
-                "rows": [_cost_json(r) for r in rows],
-                "what_if": _what_if_json(alternative) if alternative is not None else None,
-            }, indent=2, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if csv_out:
+        with output(csv_out, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cr.csv_fields())
+            writer.writeheader()
+            writer.writerows(cr.csv_rows(report))
     if html_out:
         with output(html_out) as fh:
-            fh.write(rc.html_report(
-                rows, title=f"pasarela costs {start:%Y-%m-%d} to {end:%Y-%m-%d}",
-                extra=extra))
+            fh.write(cr.html_page(report, language, extra=extra))
 
 
-def _cost_json(row: Any) -> dict[str, Any]:
-    """A cost row in ``--json``: the row's fields, its money as minor units."""
-    return {**row.to_dict(), "volume": money_json(row.volume, row.currency),
-            "expected_fee": money_json(row.expected_fee, row.currency),
-            "actual_fee": money_json(row.actual_fee, row.currency) if row.with_actual
-            else None}
+@costs.command("optimize")
+@_window_options
+@click.option("--min-success", default="0", show_default=True,
+              help="The least success rate (percent) a provider needs to be chosen.")
+@click.option("--candidate", "candidates", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A routing configuration to compare (repeatable).")
+@click.option("--lang", help="en, es_PE or zh_CN (default: the locale).")
+@_doc_option("--json", "Write JSON (alone or -: standard output).")
+@click.pass_context
+def costs_optimize(ctx: click.Context, since: str, until: str, min_success: str,
+                   candidates: tuple[str, ...], lang: str | None,
+                   json_out: str | None) -> None:
+    """Which provider per method (or which routing file) would have cost least."""
+    from decimal import Decimal, InvalidOperation  # noqa: PLC0415
+
+    from pasarela.reconcile import cost_report as cr  # noqa: PLC0415
+    from pasarela.reconcile.optimize import optimize  # noqa: PLC0415
+
+    start, end = _window(since, until)
+    try:
+        least = Decimal(min_success) / 100
+    except InvalidOperation:
+        _usage(f"--min-success: {min_success!r} is not a number")
+    if not 0 <= least <= 1:
+        _usage("--min-success: a percentage from 0 to 100")
+    _ = cr.translator(_lang(lang)).gettext
+    piped = stdout_taken(json_out)
+    with ExitStack() as stack:
+        pasarela = _open(ctx, stack)
+        from pasarela.cli.routing import load_router  # noqa: PLC0415
+
+        others = {path: load_router(path, stack) for path in candidates}
+        try:
+            result = optimize(pasarela.store, start, end, pasarela.service.router,
+                              min_success=least, candidates=others)
+        except PasarelaError as exc:
+            fail(exc)
+    out = err_console() if piped else out_console()
+    data = result.to_dict()
+    for method in data["methods"]:
+        grid = Table(title=_("Method {method}: {orders} paid orders").format(
+            method=method["method"], orders=method["orders"]))
+        for head in (_("provider"), _("expected fee"), _("orders moved"), _("unroutable"),
+                     _("success rate"), _("eligible")):
+            grid.add_column(head)
+        for cand in method["candidates"]:
+            grid.add_row(cand["name"], ", ".join(cr.money_text(v) for v in
+                                                 cand["fees"].values()) or "-",
+                         str(cand["moved"]), str(cand["unroutable"]),
+                         cand["success_rate"] or "-",
+                         _("yes") if cand["eligible"] else _("no"))
+        out.print(grid)
+        current = ", ".join(cr.money_text(v) for v in method["current"].values()) or "-"
+        saving = ", ".join(cr.money_text(v) for v in method["saving"].values()) or "-"
+        out.print(_("Cheapest: {best}; today {current}; saving {saving}; {moved} orders "
+                    "would move").format(best=method["best"] or "-", current=current,
+                                         saving=saving, moved=method["moved"]))
+    for cand in data["files"]:
+        fees = ", ".join(cr.money_text(v) for v in cand["fees"].values()) or "-"
+        moved, rate = _("orders moved"), _("success rate")
+        out.print(f"{cand['name']}: {fees} · {moved} {cand['moved']} · "
+                  f"{rate} {cand['success_rate'] or '-'}")
+    if data["files"]:
+        out.print(_("Cheapest routing file: {best}").format(best=data["best_file"] or "-"))
+    if json_out:
+        with output(json_out) as fh:
+            fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@costs.command("profile")
+@_window_options
+@click.option("--lang", help="en, es_PE or zh_CN (default: the locale).")
+@_doc_option("--json", "Write JSON (alone or -: standard output).")
+@_doc_option("--csv", "Write figure,value CSV (alone or -: standard output).")
+@click.pass_context
+def costs_profile(ctx: click.Context, since: str, until: str, lang: str | None,
+                  json_out: str | None, csv_out: str | None) -> None:
+    """The figures a provider asks for before quoting, from the store."""
+    from pasarela.reconcile import cost_report as cr  # noqa: PLC0415
+    from pasarela.reconcile.profile import as_rows, profile  # noqa: PLC0415
+
+    start, end = _window(since, until)
+    _ = cr.translator(_lang(lang)).gettext
+    piped = stdout_taken(json_out, csv_out)
+    with ExitStack() as stack:
+        pasarela = _open(ctx, stack)
+        data = profile(pasarela.store, start, end, _setup(pasarela)).to_dict()
+    out = err_console() if piped else out_console()
+    grid = Table(title=_("Merchant profile {since} to {until}").format(
+        since=f"{start:%Y-%m-%d}", until=f"{end:%Y-%m-%d}"))
+    grid.add_column(_("figure"))
+    grid.add_column(_("value"), justify="right")
+    rows = as_rows(data)
+    for name, value in rows:
+        grid.add_row(name, value)
+    out.print(grid)
+    if json_out:
+        with output(json_out) as fh:
+            fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if csv_out:
+        with output(csv_out, newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["figure", "value"])
+            writer.writerows(rows)
 
 
 def _what_if_json(alternative: Any) -> dict[str, Any]:

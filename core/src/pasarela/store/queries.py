@@ -562,3 +562,85 @@ def silent_providers(store: Store, delays: Mapping[str, float], *, now: datetime
             if last_at is None or last_at < oldest:
                 out.append(Silence(provider, int(pending[0]), oldest, last_at))
     return out
+
+
+# --- the cost analysis's reads (pasarela costs) ------------------------------------
+
+
+class CostRefund(NamedTuple):
+    """A refund that went through, with its payment's provider and method."""
+
+    provider: str
+    method: str
+    currency: str
+    amount_minor: int
+    created_at: datetime
+
+
+def cost_refunds(store: Store, since: datetime, until: datetime) -> list[CostRefund]:
+    """The refunds created in ``[since, until)`` that succeeded (what a provider
+    charges a refund fee for)."""
+    query = (sa.select(payments.c.provider, payments.c.method, refunds.c.currency,
+                       refunds.c.amount_minor, refunds.c.created_at)
+             .select_from(refunds.join(payments, payments.c.id == refunds.c.payment_id))
+             .where(refunds.c.created_at >= to_db(since, "since"),
+                    refunds.c.created_at < to_db(until, "until"),
+                    refunds.c.status == RefundStatus.SUCCEEDED.value))
+    with store.read_transaction() as conn:
+        return [CostRefund(p, m, cur, int(a), from_db(c)) for p, m, cur, a, c in
+                conn.execute(query)]
+
+
+class CostDispute(NamedTuple):
+    """A payment a settlement line reports charged back (once, whatever the runs)."""
+
+    provider: str
+    method: str
+    currency: str
+    #: The amount the line took back.
+    amount_minor: int
+    occurred_at: datetime
+
+
+def cost_disputes(store: Store, since: datetime, until: datetime, *,
+                  words: Collection[str]) -> list[CostDispute]:
+    """The payments settlement lines report as charged back (a status in *words*,
+    lower case) at a time in ``[since, until)``: one per payment, its largest amount
+    and first date across reconciliation runs."""
+    lines = (sa.select(settlement_lines.c.payment_id,
+                       sa.func.max(settlement_lines.c.amount_minor).label("amount"),
+                       sa.func.min(settlement_lines.c.occurred_at).label("at"))
+             .where(settlement_lines.c.payment_id.is_not(None),
+                    sa.func.lower(settlement_lines.c.status).in_(sorted(words)),
+                    settlement_lines.c.occurred_at >= to_db(since, "since"),
+                    settlement_lines.c.occurred_at < to_db(until, "until"))
+             .group_by(settlement_lines.c.payment_id).subquery())
+    query = (sa.select(payments.c.provider, payments.c.method, payments.c.currency,
+                       lines.c.amount, lines.c.at)
+             .select_from(lines.join(payments, payments.c.id == lines.c.payment_id)))
+    with store.read_transaction() as conn:
+        return [CostDispute(p, m, cur, int(a), from_db(at)) for p, m, cur, a, at in
+                conn.execute(query)]
+
+
+class OptimizeOrder(NamedTuple):
+    provider: str
+    method: str
+    currency: str
+    status: str
+    amount_minor: int
+    #: The order as stored (``Order.to_dict()``), None when not kept.
+    order: Mapping[str, Any] | None
+    created_at: datetime
+
+
+def optimize_orders(store: Store, since: datetime, until: datetime) -> Iterator[OptimizeOrder]:
+    """Every payment created in ``[since, until)`` with its provider, status and
+    order (the personal part opened); streamed, as :func:`cost_payments`."""
+    query = (sa.select(payments.c.provider, payments.c.method, payments.c.currency,
+                       payments.c.status, payments.c.amount_minor, payments.c.order,
+                       payments.c.personal, payments.c.created_at)
+             .where(*_window(since, until)).order_by(payments.c.created_at, payments.c.id))
+    for p, m, cur, s, a, o, sealed, c in _stream(store, query):
+        opened = opened_order(o, sealed, store.sealer) if o is not None else None
+        yield OptimizeOrder(p, m, cur, s, int(a), opened, from_db(c))
