@@ -79,18 +79,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.05)
 
 
-def read_until(expected: set[str], timeout: float = 30.0
+def read_until(expected: set[str], idle: float = 10.0
                ) -> Callable[[list[Mapping[str, Any]]], bool]:
-    """A consumer's *stop*: every expected id read, or *timeout* seconds gone (the
-    check then names what is missing instead of waiting for ever)."""
-    deadline = time.monotonic() + timeout
+    """A consumer's *stop*: every expected id read, or *idle* seconds without a new
+    message (the check then names what is missing instead of waiting for ever). The
+    wait is since the last message, not since the start: a slow reader on a busy
+    machine is not taken for a lost message."""
     seen: set[str] = set()
+    read = 0
+    last = time.monotonic()
 
     def stop(events: list[Mapping[str, Any]]) -> bool:
-        seen.update(str(e["id"]) for e in events[-500:])
-        if len(seen) < len(expected):
-            seen.update(str(e["id"]) for e in events)
-        return seen >= expected or time.monotonic() > deadline
+        nonlocal read, last
+        if len(events) > read:
+            seen.update(str(e["id"]) for e in events[read:])
+            read = len(events)
+            last = time.monotonic()
+        return seen >= expected or time.monotonic() - last > idle
     return stop
 
 
@@ -114,6 +119,7 @@ def run_fault_test(tmp_path: Path, store_url: str, relay: Mapping[str, Any],
     try:
         third = TOTAL_PAYMENTS // 3
         rows += write_events(store_url, payments=third, per_payment=PER_PAYMENT)
+        started = time.monotonic()
         workers = [start_worker(config, env or {}), start_worker(config, env or {})]
         for round_no in range(2):
             goal = len(rows) // 2 if round_no == 0 else len(rows) * 3 // 4
@@ -132,6 +138,7 @@ def run_fault_test(tmp_path: Path, store_url: str, relay: Mapping[str, Any],
         assert len(rows) == TOTAL_PAYMENTS * PER_PAYMENT
         wait_for(lambda: delivered(engine, name) >= len(rows), 45, "every event relayed",
                  workers)
+        relayed = time.monotonic()
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -145,6 +152,7 @@ def run_fault_test(tmp_path: Path, store_url: str, relay: Mapping[str, Any],
         engine.dispose()
     expected = {str(row["id"]) for row in rows}
     messages = read_all(expected)
+    read = time.monotonic()
     ids = [str(m["id"]) for m in messages]
     assert all(ids), "every message carries its event id"
     assert set(ids) == expected, f"{len(expected - set(ids))} events missing"
@@ -161,4 +169,6 @@ def run_fault_test(tmp_path: Path, store_url: str, relay: Mapping[str, Any],
     for row in rows:
         written[str(row["payment_id"])].append(str(row["id"]))
     assert first_order == written, "each payment's events arrive in the order written"
-    return {"events": len(expected), "messages": len(ids), "repeats": repeats}
+    return {"events": len(expected), "messages": len(ids), "repeats": repeats,
+            "relay_ms": round((relayed - started) * 1000),
+            "read_ms": round((read - relayed) * 1000)}
