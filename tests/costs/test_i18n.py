@@ -3,6 +3,7 @@ translation in each language, and the report renders in the three."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,6 @@ def test_every_message_is_translated(lang: str) -> None:
 
 
 def _fields(text: str) -> list[str]:
-    import string  # noqa: PLC0415
-
     return [name for _, name, _, _ in string.Formatter().parse(text) if name]
 
 

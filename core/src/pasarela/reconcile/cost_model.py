@@ -1,7 +1,7 @@
 """The total cost of acceptance: every cost driver of a provider account, per provider ×
 method × network × month × currency.
 
-:func:`cost_report` reads the store once (:func:`pasarela.store.queries.cost_payments`,
+:func:`cost_report` reads the store once (:func:`pasarela.store.queries.cost_amounts`,
 streamed; then the window's refunds and charged-back payments) and works out, from
 the configured fee tables (:class:`pasarela.fees.FeeSchedule`,
 :class:`pasarela.fees.AccountTerms`):
@@ -400,16 +400,6 @@ class _Group:
     stored_expected: int = 0
 
 
-def _stored_expected(routing: Any, currency: str) -> int:
-    if isinstance(routing, Mapping):
-        fee = routing.get("expected_fee")
-        if isinstance(fee, Mapping) and fee.get("currency") == currency:
-            minor = fee.get("minor")
-            if isinstance(minor, int):
-                return minor
-    return 0
-
-
 def _share(total: int, weights: list[int]) -> list[int]:
     """*total* split in proportion to *weights* (largest remainder; equal shares when
     every weight is 0)."""
@@ -438,14 +428,9 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
     rates = rates or RateTable.of(setup)
     as_of = as_of or datetime.now(UTC)
     groups: dict[tuple[str, str, str, str], _Group] = {}
-    months: dict[tuple[int, int], str] = {}
     paid = PAID
-    for p, m, cur, status, amount, created, routing, fee in queries.cost_payments(
+    for p, m, cur, status, month, amount, fee, stored in queries.cost_amounts(
             store, since, until):
-        ym = (created.year, created.month)
-        month = months.get(ym)
-        if month is None:
-            month = months[ym] = f"{ym[0]:04d}-{ym[1]:02d}"
         key = (p, m, month, cur)
         group = groups.get(key)
         if group is None:
@@ -457,8 +442,8 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
             else:
                 group.settled.append(amount)
                 group.actual += fee
-            if (p, m) not in setup.schedules:
-                group.stored_expected += _stored_expected(routing, cur)
+            if stored is not None and (p, m) not in setup.schedules:
+                group.stored_expected += stored
     # The month's real volume and orders per account, for the tier in force.
     account_volume: dict[tuple[str, str], dict[str, int]] = defaultdict(
         lambda: defaultdict(int))
