@@ -176,22 +176,6 @@ def test_lines_are_read_a_chunk_at_a_time(
     assert done == [3, 6, 7]  # never more than one chunk ahead of what is written
 
 
-def test_costs_show_expected_and_actual_fees(
-        pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
-    from pasarela.reconcile.costs import costs, html_report
-
-    first, second = make_payment("c-1"), make_payment("c-2", "200.00")
-    make_payment("c-3", paid=False)
-    _run(pasarela, [line(first, fee="5.00", line_no=1)], fee_tolerance=100)
-    [row] = costs(pasarela.store, SINCE, UNTIL)
-    assert (row.attempts, row.succeeded, row.volume) == (3, 2, 30000)
-    assert row.expected_fee == first.routing["expected_fee"]["minor"] + second.routing[
-        "expected_fee"]["minor"]
-    assert (row.actual_fee, row.with_actual) == (500, 1)
-    assert row.fees == 500 + second.routing["expected_fee"]["minor"]
-    assert "<svg" in html_report([row], title="t")
-
-
 def test_refund_lines_are_checked_against_refunds_not_the_full_amount(
         pasarela: Pasarela, make_payment: Callable[..., Payment]) -> None:
     refunded = make_payment("r1")

@@ -6,7 +6,11 @@
 - :mod:`~pasarela.reconcile.vocabulary`: categories, differences, summaries;
 - :mod:`~pasarela.reconcile.sources`: settlement lines from a provider's API;
 - :mod:`~pasarela.reconcile.csv_import`: settlement lines from a CSV file;
-- :mod:`~pasarela.reconcile.costs`: what each provider really costs.
+- :mod:`~pasarela.reconcile.cost_model`: the total cost of acceptance (fee model, FX,
+  money in transit, contract terms); :mod:`~pasarela.reconcile.cost_report` renders it,
+  :mod:`~pasarela.reconcile.optimize` and :mod:`~pasarela.reconcile.profile` answer
+  "which route is cheapest" and "what does a provider need to quote";
+- :mod:`~pasarela.reconcile.costs`: what another routing would cost (``--what-if``).
 """
 
 from __future__ import annotations
