@@ -26,7 +26,7 @@ ADAPTERS = sorted((ROOT / "adapters").glob("*/src/pasarela_*"))
 LAYERS: dict[str, int] = {
     # values: pure, no I/O
     "errors": 0, "money": 0, "lifecycle": 0, "retry": 0, "exchange": 0, "logs": 0,
-    "timezones": 0, "secret": 0, "extras": 0,
+    "timezones": 0, "secret": 0, "jsontext": 0, "extras": 0,
     "model": 1, "next_action": 1, "events": 1, "fees": 1,
     # the contract an adapter sees
     "provider": 2, "registry": 2, "hookspecs": 2, "relays": 2, "plugins": 3,

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -27,6 +25,7 @@ from typing import Any, Final
 import attrs
 
 from pasarela.errors import ProviderValidationError
+from pasarela.jsontext import dumps, loads
 from pasarela.lifecycle import Status
 from pasarela.model import Method, RefundStatus
 from pasarela.money import Money
@@ -86,35 +85,6 @@ METHOD_IDS: Final[Mapping[Method, str]] = {
 
 
 # --- JSON text ---------------------------------------------------------------------------
-
-
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON with every Decimal written as a number, exactly as ``str()``
-    gives it (``100.00`` stays ``100.00``)."""
-    numbers: list[str] = []
-    marker = secrets.token_hex(8)  # no user text can spell it
-
-    def mark(item: Any) -> Any:
-        if isinstance(item, Decimal):
-            if not item.is_finite():
-                raise ValueError(f"not a JSON number: {item}")
-            numbers.append(str(item))
-            return f"{marker}:{len(numbers) - 1}"
-        if isinstance(item, dict):
-            return {key: mark(sub) for key, sub in item.items()}
-        if isinstance(item, list | tuple):
-            return [mark(sub) for sub in item]
-        return item
-
-    text = json.dumps(mark(value), ensure_ascii=False, separators=(",", ":"))
-    for index, number in enumerate(numbers):
-        text = text.replace(f'"{marker}:{index}"', number, 1)
-    return text.encode("utf-8")
-
-
-def loads(data: bytes | str) -> Any:
-    """JSON with decimals kept exact; ``ValueError`` on bad input."""
-    return json.loads(data, parse_float=Decimal)
 
 
 def money_of(value: Any, currency: Any) -> Money | None:

@@ -22,9 +22,9 @@ from typing import Any, Final
 import attrs
 import httpx
 
+from pasarela import jsontext
 from pasarela.errors import ProviderError, UnknownOutcomeError
 from pasarela.money import Money
-from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.errors import PROVIDER, error_from_response, response_code
 from pasarela_pagoefectivo.fields import (
     CURRENCIES,

@@ -26,6 +26,7 @@ from typing import Any, Final
 import attrs
 import httpx
 
+from pasarela import jsontext
 from pasarela.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -37,7 +38,6 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.retry import parse_retry_after
-from pasarela_pagoefectivo import jsontext
 
 
 __all__ = [

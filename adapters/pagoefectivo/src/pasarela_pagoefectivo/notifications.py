@@ -22,10 +22,10 @@ from typing import Any, Final
 
 import attrs
 
+from pasarela import jsontext
 from pasarela.errors import SignatureInvalidError, ValidationError, WebhookError
 from pasarela.money import Money
 from pasarela.provider import WebhookHeaders
-from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.api import lima_timestamp, parse_timestamp
 from pasarela_pagoefectivo.errors import PROVIDER
 

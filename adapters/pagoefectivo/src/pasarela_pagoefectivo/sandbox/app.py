@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from pasarela import jsontext
 from pasarela.testing.sandbox import ControlRoute, hold, sandbox_app
-from pasarela_pagoefectivo import jsontext
 from pasarela_pagoefectivo.sandbox.state import STATUS_NAMES, Acted, Answer, PagoEfectivoSandbox
 
 

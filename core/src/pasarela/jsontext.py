@@ -1,10 +1,10 @@
-"""JSON text with exact decimal numbers.
+"""JSON text with exact decimal numbers, for providers whose amounts are JSON numbers.
 
-PagoEfectivo's amounts are JSON numbers with two decimals (``"amount": 1.00`` in
-the spec's request example, ``22.05`` in the notification). The standard library
-can only write a number from a float, which loses the trailing zero and, past 15
-significant digits, the value; so Decimals are written here as their own text,
-and JSON is read with ``parse_float=Decimal`` so no amount ever becomes a float.
+PagoEfectivo's amounts are JSON numbers with two decimals (``"amount": 1.00`` in its
+spec's request example, ``22.05`` in the notification); dLocal's are too. The standard
+library can only write a number from a float, which loses the trailing zero and, past
+15 significant digits, the value; so Decimals are written here as their own text, and
+JSON is read with ``parse_float=Decimal`` so no amount ever becomes a float.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ __all__ = ["dumps", "loads"]
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (no indentation, as the spec's signed notification), with
-    every :class:`~decimal.Decimal` written as a number exactly as ``str()`` gives it."""
+    """Compact UTF-8 JSON (no indentation: what a signature over the body expects), with
+    every :class:`~decimal.Decimal` written as a number exactly as ``str()`` gives it
+    (``100.00`` stays ``100.00``)."""
     numbers: list[str] = []
     nonce = secrets.token_hex(8)  # user text can never spell the marker
 
