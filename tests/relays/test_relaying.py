@@ -4,10 +4,8 @@ wait, retries on the backoff, per-payment order across claims."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -198,80 +196,3 @@ def test_the_message_body_carries_the_event() -> None:
 
 
 _: Callable[..., object] = write_events
-
-
-class FlakyRelay(MemoryRelay):
-    """Refuses its *fail_call*-th publish as a broker that went away."""
-
-    def __init__(self, settings: RelaySettings, fail_call: int) -> None:
-        super().__init__(settings)
-        self.calls = 0
-        self.fail_call = fail_call
-
-    async def publish(self, events: Sequence[LifecycleEvent]) -> Sequence[Ack]:
-        self.calls += 1
-        if self.calls == self.fail_call:
-            raise ConnectionError("broker went away")
-        return await super().publish(events)
-
-
-def test_a_failed_batch_waits_while_the_batch_beside_it_is_delivered(
-        store: Store, store_url: str, no_wait: None) -> None:
-    # Two batches are in flight at once: the second fails, the first and the one
-    # claimed after it are delivered, the failed one waits on the backoff.
-    rows = write_events(store_url, payments=30, per_payment=1)
-    relay = FlakyRelay(RelaySettings(name="r", type="memory", url=Secret("mem://h"),
-                                     batch_size=10), fail_call=2)
-    dispatcher = RelayDispatcher(store, [relay])
-    assert dispatcher.run() == 20
-    assert store.relay_lag("r", now=datetime.now(UTC))[0] == 10
-    got = {e.id for e in relay.received}
-    assert got == {str(r["id"]) for r in rows[:10] + rows[20:]}
-    # The relay paused on the backoff (zero here), then delivers the rest.
-    assert dispatcher.run() == 10
-    assert len({e.id for e in relay.received}) == 30
-    dispatcher.close()
-
-
-def test_two_batches_never_hold_two_events_of_one_payment(
-        store: Store, store_url: str) -> None:
-    rows = write_events(store_url, payments=5, per_payment=4)
-    relay = SlowRelay(RelaySettings(name="r", type="memory", url=Secret("mem://h"),
-                                    batch_size=3))
-    dispatcher = RelayDispatcher(store, [relay])
-    assert dispatcher.run() == 20
-    for p in {str(r["payment_id"]) for r in rows}:
-        assert [e.id for e in relay.received if e.payment_id == p] == \
-            [str(r["id"]) for r in rows if r["payment_id"] == p]
-    dispatcher.close()
-
-
-class SlowRelay(MemoryRelay):
-    """Takes a while to have each batch acknowledged."""
-
-    async def publish(self, events: Sequence[LifecycleEvent]) -> Sequence[Ack]:
-        await asyncio.sleep(0.3 if len(events) > 5 else 0.05 * len(events))
-        return await super().publish(events)
-
-
-def test_the_next_batch_is_claimed_while_the_broker_answers(
-        store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_events(store_url, payments=20, per_payment=1)
-    relay = SlowRelay(RelaySettings(name="r", type="memory", url=Secret("mem://h"),
-                                    batch_size=10))
-    dispatcher = RelayDispatcher(store, [relay])
-    acknowledged: list[int] = []
-    claim = store.claim_relay
-
-    def watching(*args: Any, **kwargs: Any) -> Any:
-        acknowledged.append(len(relay.received))  # when each claim runs
-        return claim(*args, **kwargs)
-
-    monkeypatch.setattr(store, "claim_relay", watching)
-    assert dispatcher.run() == 20
-    # The second batch was claimed while the first was still unanswered (claims one
-    # after another would see 10 acknowledged), and the last claim found nothing.
-    assert acknowledged[:2] == [0, 0]
-    assert acknowledged[-1] == 20
-    assert len({e.id for e in relay.received}) == 20
-    dispatcher.close()

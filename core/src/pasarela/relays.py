@@ -118,10 +118,7 @@ class Relay:
     """Publishes lifecycle events to one broker. Subclass it and set :attr:`type`.
 
     The worker calls :meth:`open` once, then :meth:`publish` for each batch, and
-    :meth:`close` when it stops, all on one asyncio event loop (a thread of the
-    worker's own). Two calls of :meth:`publish` may run at once (the next batch is
-    published while the broker acknowledges the one before; the two never hold two
-    events of one payment). A relay reconnects by
+    :meth:`close` when it stops, all on one asyncio event loop. A relay reconnects by
     itself: a :meth:`publish` that cannot reach the broker raises (or returns failed
     acks) and the events wait for the next attempt.
     """
