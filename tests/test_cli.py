@@ -115,3 +115,26 @@ def test_error_text_keeps_its_brackets(tmp_path):
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert "providers.bad[name]: provider names match ^[a-z][a-z0-9_]*$" in result.output
+
+
+def test_payments_show_network_charge_and_rate(tmp_path):
+    from decimal import Decimal
+
+    path = write_config(tmp_path, GOOD.format(db=tmp_path / "p.db"))
+    gateway = FakeGateway()
+    with Pasarela(str(path), plugins=[FakePlugin()], load_entrypoints=False,
+                  transport=gateway.transport()) as p:
+        payment = p.pay(Order(reference="o-2", amount=Money.of("149.90", "PEN")),
+                        method="wallet", network="yape", idempotency_key="k2")
+        p.store.update_payment(payment.id, expected_version=payment.version,
+                               charged=Money.of("40.00", "USD"), fx_rate=Decimal("0.266845"))
+    result = CliRunner().invoke(main, ["--config", str(path), "payments", "show", payment.id,
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["network"] == "yape"
+    assert data["charged"] == {"minor": 4000, "currency": "USD"}
+    assert data["fx_rate"] == "0.266845"  # exact text, never a float
+    table = CliRunner().invoke(main, ["--config", str(path), "payments", "show", payment.id])
+    assert "network yape" in table.output
+    assert "0.266845 USD per PEN" in table.output

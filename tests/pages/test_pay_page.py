@@ -456,3 +456,25 @@ async def test_mounted_under_a_prefix_links_stay_inside(pasarela, settings, cloc
         assert 'href="/pasarela/pasarela-static/pasarela.css"' in page
         assert f'data-status-url="/pasarela/pay/{payment.id}/status?t=' in page
         assert (await client.get("/pasarela/pasarela-static/pay.js")).status_code == 200
+
+
+async def test_the_page_names_the_network_and_who_collects_it(pasarela, client, link):
+    payment = await cash(pasarela)
+    assert payment.network == "pagoefectivo"
+    es = (await client.get(link(payment.id))).text
+    line = "Código PagoEfectivo, cobrado por Fake provider"
+    assert f'<p class="network" id="network">{line}</p>' in es
+    en = (await client.get(link(payment.id), headers={"accept-language": "en"})).text
+    assert "PagoEfectivo code, collected by Fake provider" in en
+    assert 'id="fx"' not in es  # charged in the price's currency: no rate line
+
+
+async def test_a_payment_charged_in_another_currency_shows_the_rate(pasarela, client, link):
+    from decimal import Decimal
+
+    payment = await cash(pasarela)
+    pasarela.store.update_payment(payment.id, expected_version=payment.version,
+                                  charged=Money.of("40.00", "USD"), fx_rate=Decimal("0.266845"))
+    page = (await client.get(link(payment.id))).text
+    assert "tipo de cambio: 1 PEN = 0.266845 USD" in page
+    assert "US$" in page or "USD" in page

@@ -43,7 +43,7 @@ from pasarela.errors import NotFoundError, PasarelaError, ValidationError
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
-from pasarela.provider import Provider, WebhookReply
+from pasarela.provider import Provider, WebhookHeaders, WebhookReply
 from pasarela.registry import MERCHANT_NAME, qualified
 from pasarela.routing import Router, StoreHealth
 from pasarela.store import Store
@@ -362,6 +362,12 @@ class _Base:
             dispatch_outbox(self.service, self.plugins)
 
 
+def _with_query(headers: Mapping[str, str],
+                query: Mapping[str, str] | None) -> Mapping[str, str]:
+    """*headers* with the delivery URL's *query* attached (as ``WebhookHeaders``)."""
+    return headers if query is None else WebhookHeaders(headers, query=query)
+
+
 class MerchantPasarela:
     """One merchant's API (``pasarela.merchants["bodega"]``): the operations of
     :class:`Pasarela` over that merchant's own accounts, routes and fees. Its
@@ -395,9 +401,10 @@ class MerchantPasarela:
         return self.service.get(payment_id)
 
     def pay(self, order: Order, *, method: Method | str, idempotency_key: str,
-            provider: str | None = None, **params: Any) -> Payment:
+            provider: str | None = None, network: str | None = None,
+            **params: Any) -> Payment:
         return self._owner._run(payments.pay(self.service, order, method=method,
-                                             provider=provider,
+                                             provider=provider, network=network,
                                              idempotency_key=idempotency_key, params=params))
 
     def confirm(self, payment_id: str, **params: Any) -> Payment:
@@ -409,16 +416,16 @@ class MerchantPasarela:
     def cancel(self, payment_id: str) -> Payment:
         return self._owner._run(payments.cancel(self.service, payment_id))
 
-    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = ""
-               ) -> Refund:
+    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "",
+               **params: Any) -> Refund:
         return self._owner._run(refunds.refund(self.service, payment_id, amount,
-                                               reason=reason))
+                                               reason=reason, params=params))
 
-    def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes
-                       ) -> WebhookReply:
+    def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes, *,
+                       query: Mapping[str, str] | None = None) -> WebhookReply:
         """A delivery to this merchant's *account* (``/webhooks/MERCHANT.ACCOUNT``)."""
         return self._owner._run(handle_webhook(
-            self.service, qualified(self.name, account), headers, body))
+            self.service, qualified(self.name, account), _with_query(headers, query), body))
 
 
 class AsyncMerchantPasarela:
@@ -448,9 +455,10 @@ class AsyncMerchantPasarela:
         return await anyio.to_thread.run_sync(self.service.get, payment_id)
 
     async def pay(self, order: Order, *, method: Method | str, idempotency_key: str,
-                  provider: str | None = None, **params: Any) -> Payment:
+                  provider: str | None = None, network: str | None = None,
+                  **params: Any) -> Payment:
         return await self._owner._run(payments.pay(
-            self.service, order, method=method, provider=provider,
+            self.service, order, method=method, provider=provider, network=network,
             idempotency_key=idempotency_key, params=params))
 
     async def confirm(self, payment_id: str, **params: Any) -> Payment:
@@ -463,14 +471,14 @@ class AsyncMerchantPasarela:
         return await self._owner._run(payments.cancel(self.service, payment_id))
 
     async def refund(self, payment_id: str, amount: Money | None = None, *,
-                     reason: str = "") -> Refund:
+                     reason: str = "", **params: Any) -> Refund:
         return await self._owner._run(refunds.refund(self.service, payment_id, amount,
-                                                     reason=reason))
+                                                     reason=reason, params=params))
 
-    async def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes
-                             ) -> WebhookReply:
+    async def handle_webhook(self, account: str, headers: Mapping[str, str], body: bytes, *,
+                             query: Mapping[str, str] | None = None) -> WebhookReply:
         return await self._owner._run(handle_webhook(
-            self.service, qualified(self.name, account), headers, body))
+            self.service, qualified(self.name, account), _with_query(headers, query), body))
 
 
 class Pasarela(_Base):
@@ -525,11 +533,17 @@ class Pasarela(_Base):
         method: Method | str,
         idempotency_key: str,
         provider: str | None = None,
+        network: str | None = None,
         **params: Any,
     ) -> Payment:
-        """Start paying *order*; ``payment.next_action`` says what the customer does."""
+        """Start paying *order*; ``payment.next_action`` says what the customer does.
+
+        *network* asks for a network (``"yape"``, ``"plin"``): only providers that
+        take *method* on it are candidates, and ``network`` routing conditions match
+        it. *params* go to the provider (a wallet phone, a card PaymentMethod)."""
         return self._run(payments.pay(self.service, order, method=method, provider=provider,
-                                      idempotency_key=idempotency_key, params=params))
+                                      network=network, idempotency_key=idempotency_key,
+                                      params=params))
 
     def confirm(self, payment_id: str, **params: Any) -> Payment:
         """Complete a pending payment (a wallet approval code, a card PaymentMethod)."""
@@ -542,15 +556,24 @@ class Pasarela(_Base):
     def cancel(self, payment_id: str) -> Payment:
         return self._run(payments.cancel(self.service, payment_id))
 
-    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "") -> Refund:
-        """Refund all (``amount=None``) or part of a succeeded payment."""
-        return self._run(refunds.refund(self.service, payment_id, amount, reason=reason))
+    def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "",
+               **params: Any) -> Refund:
+        """Refund all (``amount=None``) or part of a succeeded payment. *params* go to
+        the provider (dLocal: ``bank={...}``, where a cash refund is paid); a provider
+        whose ``refund`` takes none refuses them before anything is written."""
+        return self._run(refunds.refund(self.service, payment_id, amount, reason=reason,
+                                        params=params))
 
     def handle_webhook(
-        self, provider: str, headers: Mapping[str, str], body: bytes
+        self, provider: str, headers: Mapping[str, str], body: bytes, *,
+        query: Mapping[str, str] | None = None,
     ) -> WebhookReply:
-        """Verify, dedupe and apply a provider's delivery; returns what to answer."""
-        return self._run(handle_webhook(self.service, provider, headers, body))
+        """Verify, dedupe and apply a provider's delivery; returns what to answer.
+
+        *query* is the delivery URL's query string as a mapping (Mercado Pago signs
+        its ``data.id``); headers given as a ``WebhookHeaders`` carry their own."""
+        return self._run(handle_webhook(self.service, provider, _with_query(headers, query),
+                                        body))
 
     def handle_webhooks(self, deliveries: Sequence[Incoming]) -> list[WebhookReply | Exception]:
         """Many ``(provider, headers, body)`` deliveries at once, applied in one
@@ -620,11 +643,12 @@ class AsyncPasarela(_Base):
         method: Method | str,
         idempotency_key: str,
         provider: str | None = None,
+        network: str | None = None,
         **params: Any,
     ) -> Payment:
         return await self._run(payments.pay(self.service, order, method=method,
-                                            provider=provider, idempotency_key=idempotency_key,
-                                            params=params))
+                                            provider=provider, network=network,
+                                            idempotency_key=idempotency_key, params=params))
 
     async def confirm(self, payment_id: str, **params: Any) -> Payment:
         return await self._run(payments.confirm(self.service, payment_id, params))
@@ -644,14 +668,18 @@ class AsyncPasarela(_Base):
         return await self._run(payments.cancel(self.service, payment_id))
 
     async def refund(
-        self, payment_id: str, amount: Money | None = None, *, reason: str = ""
+        self, payment_id: str, amount: Money | None = None, *, reason: str = "",
+        **params: Any,
     ) -> Refund:
-        return await self._run(refunds.refund(self.service, payment_id, amount, reason=reason))
+        return await self._run(refunds.refund(self.service, payment_id, amount, reason=reason,
+                                              params=params))
 
     async def handle_webhook(
-        self, provider: str, headers: Mapping[str, str], body: bytes
+        self, provider: str, headers: Mapping[str, str], body: bytes, *,
+        query: Mapping[str, str] | None = None,
     ) -> WebhookReply:
-        return await self._run(handle_webhook(self.service, provider, headers, body))
+        return await self._run(handle_webhook(self.service, provider,
+                                              _with_query(headers, query), body))
 
     async def handle_webhooks(
         self, deliveries: Sequence[Incoming], *, inline: bool = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
@@ -392,6 +393,12 @@ class Payment:
         next_action: what the customer must do, while pending.
         routing: the decision that chose the provider (with its explanation).
         history: the transitions, oldest first; filled by ``get``.
+        network: what the customer pays on (``pagoefectivo``, ``yape``, a card's
+            brand), which *provider* collects; None while unknown (a card before
+            its answer).
+        charged: what the customer was charged when it differs from *amount* (a PEN
+            price charged in USD), with *fx_rate*, units of ``charged.currency``
+            per unit of ``amount.currency`` (a ``Decimal``, never a float).
     """
 
     id: str
@@ -415,6 +422,9 @@ class Payment:
     routing: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     order: Order | None = attrs.field(default=None, repr=False)
     history: tuple[Transition, ...] = attrs.field(default=(), repr=False, eq=False)
+    network: str | None = None
+    charged: Money | None = None
+    fx_rate: Decimal | None = None
 
     def customer_message(self, language: str = "es") -> str | None:
         """A message safe to show the customer about a failed payment, or None."""

@@ -26,6 +26,15 @@ What the contract promises an adapter, besides the signatures below:
   normalized :class:`~pasarela.errors.ErrorCode`, which the core raises as the
   ``UnsupportedError`` code when no provider can take an order.
 - A ``Retry-After`` header is read with :func:`pasarela.retry.parse_retry_after`.
+- :attr:`WebhookHeaders.query` is the delivery URL's query string (Mercado Pago signs
+  its ``data.id``); the web servers fill it, a host calling ``handle_webhook`` itself
+  passes ``query=``.
+- :meth:`Provider.refund` is given ``params=`` (what ``refund(..., **params)`` was
+  given, such as where dLocal pays a cash refund) only when there are any: an adapter
+  whose ``refund`` takes no ``params`` keeps working, and a refund with params to it
+  is refused before anything is written.
+- A provider is the company whose API is called; the **network** is what the
+  customer pays on (:attr:`Provider.networks`, :func:`network_name`).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import hashlib
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Generic
 
@@ -55,6 +65,7 @@ from pasarela.next_action import NextAction
 
 
 __all__ = [
+    "NETWORK_NAMES",
     "CreateRequest",
     "Flow",
     "Ineligibility",
@@ -68,7 +79,9 @@ __all__ = [
     "WebhookHeaders",
     "WebhookHint",
     "WebhookReply",
+    "collected_by",
     "header_key",
+    "network_name",
 ]
 
 T = TypeVar("T")
@@ -89,13 +102,27 @@ class Ineligibility:
 
 
 class WebhookHeaders(Mapping[str, str]):
-    """A delivery's headers: names lower-cased, looked up without regard to case."""
+    """A delivery's headers: names lower-cased, looked up without regard to case.
 
-    __slots__ = ("_items",)
+    :attr:`query` holds the parameters of the URL the delivery was sent to (names as
+    sent, case kept; the first value of a repeated name), empty when the caller gave
+    none. Built from another ``WebhookHeaders``, it keeps that one's query unless
+    *query* is given.
+    """
 
-    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+    __slots__ = ("_items", "query")
+
+    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), *,
+                 query: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         self._items: dict[str, str] = {str(k).lower(): v for k, v in pairs}
+        if query is None:
+            query = headers.query if isinstance(headers, WebhookHeaders) else ()
+        found: dict[str, str] = {}
+        for key, value in (query.items() if isinstance(query, Mapping) else query):
+            found.setdefault(str(key), str(value))
+        #: The delivery URL's query parameters.
+        self.query: Mapping[str, str] = found
 
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()]
@@ -128,6 +155,71 @@ def header_key(key: str, *, max_length: int = 255) -> str:
     if len(key) <= max_length and _HEADER_SAFE.match(key):
         return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: How people call the networks pasarela knows (a network not listed is shown as named).
+NETWORK_NAMES: Final[Mapping[str, str]] = {
+    "pagoefectivo": "PagoEfectivo",
+    "paycash": "PayCash",
+    "yape": "Yape",
+    "plin": "Plin",
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "diners": "Diners Club",
+    "bcp": "BCP",
+    "interbank": "Interbank",
+}
+
+
+def network_name(network: str) -> str:
+    """The name people know *network* by (``"pagoefectivo"`` is ``"PagoEfectivo"``)."""
+    return NETWORK_NAMES.get(network, network)
+
+
+_NETWORK_RE: Final = re.compile(r"^[a-z0-9_]{1,32}$")
+
+_NETWORK_LINES: Final[Mapping[str, Mapping[str, str]]] = {
+    "es": {"cash": "Código {network}", "wallet": "{network}", "card": "Tarjeta {network}",
+           "bank_transfer": "Transferencia {network}", "by": "{what}, cobrado por {provider}",
+           "cash_": "Pago en efectivo", "wallet_": "Billetera", "card_": "Tarjeta",
+           "bank_transfer_": "Transferencia bancaria"},
+    "en": {"cash": "{network} code", "wallet": "{network}", "card": "{network} card",
+           "bank_transfer": "{network} bank transfer", "by": "{what}, collected by {provider}",
+           "cash_": "Cash payment", "wallet_": "Wallet", "card_": "Card",
+           "bank_transfer_": "Bank transfer"},
+}
+
+
+def collected_by(method: Method, network: str | None, provider: str, *,
+                 language: str = "es") -> str:
+    """What a payment runs on and who collects it, for people: ``"Código PagoEfectivo,
+    cobrado por Mercado Pago"`` (``language`` ``es`` or ``en``). *provider* is the
+    provider's display name; a provider named after the network it collects
+    (PagoEfectivo directly) is not named twice: ``"Código PagoEfectivo"``."""
+    lines = _NETWORK_LINES.get(language[:2], _NETWORK_LINES["es"])
+    if network is None:
+        what = lines[method.value + "_"]
+    else:
+        name = network_name(network)
+        what = lines[method.value].format(network=name)
+        if name.casefold() in provider.casefold():
+            return what
+    return lines["by"].format(what=what, provider=provider)
+
+
+def _network(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not _NETWORK_RE.match(value)):
+        raise ValidationError("must be a network name: 1 to 32 of a-z, 0-9 and _",
+                              field=attribute.name)
+
+
+def _fx_rate(instance: object, attribute: attrs.Attribute[Any], value: Decimal | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        raise ValidationError("must be a positive, finite Decimal (never a float)",
+                              field=attribute.name)
 
 
 #: A flow yields requests and receives responses; its return value is the result.
@@ -199,6 +291,9 @@ class CreateRequest:
     amount: Money
     expires_at: datetime | None
     params: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    #: The network the payment runs on: the one the caller asked for, else the
+    #: provider's declared one for the method (None for a card).
+    network: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -213,6 +308,14 @@ class ProviderPayment:
     expires_at: datetime | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    #: The network the payment ran on, when the answer says (a card's brand); the
+    #: payment otherwise keeps the one its provider declares for the method.
+    network: str | None = attrs.field(default=None, validator=_network)
+    #: What the customer was charged when it differs from the price (a PEN price
+    #: charged in USD), and the rate applied: units of ``charged.currency`` per unit
+    #: of the price's currency, as the provider reports it.
+    charged: Money | None = None
+    fx_rate: Decimal | None = attrs.field(default=None, validator=_fx_rate)
 
 
 @attrs.frozen(kw_only=True)
@@ -327,6 +430,12 @@ class Provider(Generic[SettingsT_co]):
     name: ClassVar[str]
     display_name: ClassVar[str]
     methods: ClassVar[frozenset[Method]]
+    #: Per method, the networks the provider takes it on (``{Method.CASH:
+    #: ("pagoefectivo",)}``); the first is the one a payment by that method runs on
+    #: unless the caller asks for another (``pay(..., network=)``) or the provider's
+    #: answer says (:attr:`ProviderPayment.network`). A card's network is its brand,
+    #: known from the card: a payment by card has none until the answer says.
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {}
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
     currencies: ClassVar[frozenset[str]]
     #: Per currency, the (min, max) amount in minor units; None is unbounded.
@@ -420,6 +529,21 @@ class Provider(Generic[SettingsT_co]):
     def expiry(self) -> timedelta | None:
         return self.settings.expiry or self.default_expiry
 
+    def default_network(self, method: Method) -> str | None:
+        """The network a payment by *method* runs on before its answer says (None for
+        a card, whose brand is known from the card, and for an undeclared method)."""
+        if method is Method.CARD:
+            return None
+        declared = self.networks.get(method, ())
+        return declared[0] if declared else None
+
+    def network_ineligibility(self, method: Method, network: str) -> Ineligibility | None:
+        """Why this provider cannot take *method* on *network*, or None if it can."""
+        if network in self.networks.get(method, ()):
+            return None
+        return Ineligibility(ErrorCode.UNSUPPORTED_METHOD,
+                             f"does not take {method.value} on {network}")
+
     # --- operations (flows) -------------------------------------------------------
 
     def check_request(self, request: CreateRequest) -> None:
@@ -454,8 +578,12 @@ class Provider(Generic[SettingsT_co]):
         raise self.unsupported(Operation.CANCEL)
 
     def refund(
-        self, payment: Payment, amount: Money, *, refund_id: str, reason: str
+        self, payment: Payment, amount: Money, *, refund_id: str, reason: str,
+        params: Mapping[str, Any] | None = None,
     ) -> Flow[ProviderRefund]:
+        """Refund *amount* of *payment*. *params* is what ``refund(..., **params)``
+        was given, passed only when there are any (an adapter may leave it out of its
+        signature if it takes none)."""
         raise self.unsupported(Operation.REFUND)
 
     def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:

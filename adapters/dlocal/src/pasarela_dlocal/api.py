@@ -33,6 +33,7 @@ from pasarela.money import Money
 
 __all__ = [
     "METHOD_IDS",
+    "NETWORKS",
     "REFUND_STATUSES",
     "SCHEME",
     "STATUSES",
@@ -76,6 +77,9 @@ REFUND_STATUSES: Final[Mapping[str, RefundStatus]] = {
 #: The Peru payment method each core method is sent as (docs.dlocal.com/docs/peru):
 #: card, PagoEfectivo (EF, a ticket), Yape (YP, a redirect); a bank transfer is BC
 #: (BCP) or IO (another bank), from the settings or the ``bank`` parameter.
+#: The network each Peru payment method id runs on (pasarela's network names).
+NETWORKS: Final[Mapping[str, str]] = {"EF": "pagoefectivo", "YP": "yape", "BC": "bcp"}
+
 METHOD_IDS: Final[Mapping[Method, str]] = {
     Method.CARD: "CARD",
     Method.CASH: "EF",

@@ -92,6 +92,30 @@ def _date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+_BANK_FIELDS: Final = ("beneficiary_name", "bank", "bank_account", "bank_account_type",
+                       "bank_branch")
+
+
+def _refund_bank(value: Any) -> RefundBank:
+    """``params["bank"]`` as a :class:`RefundBank`; a ``ProviderValidationError``
+    naming the field when it is not one."""
+    if isinstance(value, RefundBank):
+        return value
+    if not isinstance(value, Mapping):
+        raise ProviderValidationError("the refund's bank must be a table of bank details",
+                                      fields={"bank": "a mapping"}, provider="dlocal",
+                                      created_nothing=True)
+    unknown = sorted(set(value) - set(_BANK_FIELDS))
+    missing = [name for name in _BANK_FIELDS[:3] if not isinstance(value.get(name), str)
+               or not value.get(name)]
+    if unknown or missing:
+        fields = {f"bank.{name}": "required" for name in missing}
+        fields.update({f"bank.{name}": "unknown field" for name in unknown})
+        raise ProviderValidationError("the refund's bank details are incomplete",
+                                      fields=fields, provider="dlocal", created_nothing=True)
+    return RefundBank(**{name: str(value[name]) for name in _BANK_FIELDS if value.get(name)})
+
+
 class DlocalProvider(Provider[DlocalSettings]):
     """dLocal in Peru. ``pay(..., currency_to_charge="USD")`` (or the setting) charges in
     dollars; ``pay(..., card_token=...)`` pays a card tokenized by dLocal's Smart
@@ -100,6 +124,11 @@ class DlocalProvider(Provider[DlocalSettings]):
     name = "dlocal"
     display_name = "dLocal"
     methods = frozenset({Method.CARD, Method.CASH, Method.WALLET, Method.BANK_TRANSFER})
+    #: PagoEfectivo tickets (EF), Yape (YP) and BCP transfers (BC) collected by dLocal;
+    #: cards by brand. (A transfer from another bank, IO, is not a network of its own.)
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {
+        Method.CASH: ("pagoefectivo",), Method.WALLET: ("yape",),
+        Method.BANK_TRANSFER: ("bcp",), Method.CARD: ("visa", "mastercard", "amex", "diners")}
     countries = frozenset({"PE"})
     currencies = frozenset({"PEN", "USD"})
     default_expiry = timedelta(days=2)
@@ -247,10 +276,15 @@ class DlocalProvider(Provider[DlocalSettings]):
         return self.parse_payment(self._answer(response), price=payment.amount)
 
     def refund(self, payment: Payment, amount: Money, *, refund_id: str, reason: str,
+               params: Mapping[str, Any] | None = None,
                bank: RefundBank | None = None) -> Flow[ProviderRefund]:
         """Refund *amount* (always in the payment's local currency). A cash or bank
-        transfer payment is paid back by bank transfer: *bank* says where (a host
-        calling the flow itself); without it dLocal asks the buyer by e-mail."""
+        transfer payment is paid back by bank transfer: *bank* says where, given as
+        ``refund(..., bank={"beneficiary_name", "bank", "bank_account",
+        "bank_account_type", "bank_branch"})`` through the core (``params["bank"]``, a
+        mapping or a :class:`RefundBank`); without it dLocal asks the buyer by e-mail."""
+        if bank is None and params and params.get("bank") is not None:
+            bank = _refund_bank(params["bank"])
         reference = self._reference(payment)
         body: dict[str, Any] = {"payment_id": reference, "amount": amount.amount,
                                 "currency": amount.currency}
@@ -300,11 +334,19 @@ class DlocalProvider(Provider[DlocalSettings]):
             failure_code = REJECTIONS.get(code, ErrorCode.DECLINED).value
             failure_message = str(obj.get("status_detail") or "rejected")
         reference = obj.get("id")
+        fx = api.fx_of(obj)
+        charged = rate = None
+        if fx is not None and price is not None and fx.source == price.currency:
+            rate = fx.rate
+            charged = Money.of((price.amount * fx.rate).quantize(_CENT, rounding=ROUND_HALF_UP),
+                               fx.target)
         return ProviderPayment(
             status=status, reference=str(reference) if reference else None, raw_status=code,
             next_action=action, amount=amount, failure_code=failure_code,
             failure_message=failure_message,
-            expires_at=getattr(action, "expires_at", None))
+            expires_at=getattr(action, "expires_at", None),
+            network=api.NETWORKS.get(str(obj.get("payment_method_id") or "")),
+            charged=charged, fx_rate=rate)
 
     def _next_action(self, obj: Mapping[str, Any], price: Money | None) -> NextAction | None:
         fx = api.fx_of(obj)

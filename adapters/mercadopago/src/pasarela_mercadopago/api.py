@@ -193,6 +193,13 @@ def _cash_action(payment: Mapping[str, Any], amount: Money | None) -> NextAction
                             url=str(url) if url else None)
 
 
+#: The network each ``payment_method_id`` runs on (pasarela's network names).
+NETWORKS: Final[Mapping[str, str]] = {
+    "pagoefectivo_atm": "pagoefectivo", "yape": "yape", "visa": "visa",
+    "master": "mastercard", "amex": "amex", "diners": "diners",
+    "debvisa": "visa", "debmaster": "mastercard"}
+
+
 def parse_payment(payment: Any, *, raise_rejected: bool = False) -> ProviderPayment:
     """A payment object in lifecycle terms. With *raise_rejected* (a create), a
     rejected payment raises its decline instead."""
@@ -208,6 +215,7 @@ def parse_payment(payment: Any, *, raise_rejected: bool = False) -> ProviderPaym
         action = _cash_action(payment, amount)
     return ProviderPayment(
         status=status, reference=str(payment["id"]),
+        network=NETWORKS.get(str(payment.get("payment_method_id") or "")),
         raw_status=f"{raw}/{detail}" if detail else raw, next_action=action, amount=amount,
         expires_at=_when(payment.get("date_of_expiration")),
         failure_code=str(detail) if status is Status.FAILED and detail else None,

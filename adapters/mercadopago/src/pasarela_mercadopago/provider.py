@@ -90,6 +90,11 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
     name: ClassVar[str] = "mercadopago"
     display_name: ClassVar[str] = "Mercado Pago"
     methods: ClassVar[frozenset[Method]] = frozenset({Method.CASH, Method.WALLET, Method.CARD})
+    #: PagoEfectivo codes (pagoefectivo_atm) and Yape, collected by Mercado Pago; cards
+    #: by brand (the answer's payment_method_id names it).
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {
+        Method.CASH: ("pagoefectivo",), Method.WALLET: ("yape",),
+        Method.CARD: ("visa", "mastercard", "amex", "diners")}
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
     currencies: ClassVar[frozenset[str]] = frozenset({"PEN"})
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {"PEN": (100, 5_000_000)}
@@ -305,8 +310,8 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
         response = yield api.build_cancel(self.settings, payment.provider_reference)
         return api.parse_payment(self._json(response))
 
-    def refund(self, payment: Payment, amount: Money, *, refund_id: str, reason: str
-               ) -> Flow[ProviderRefund]:
+    def refund(self, payment: Payment, amount: Money, *, refund_id: str, reason: str,
+               params: Mapping[str, Any] | None = None) -> Flow[ProviderRefund]:
         if amount.currency != payment.amount.currency:
             raise _invalid("amount", f"the payment is in {payment.amount.currency}")
         if not payment.provider_reference:
@@ -367,4 +372,5 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
                                      path="providers.mercadopago.webhook_secrets")
         data = webhooks.verify(headers, body, self.settings.webhook_secrets, now=now,
                                tolerance=self.settings.webhook_tolerance)
-        return webhooks.parse_notification(data, headers.get("x-request-id"))
+        return webhooks.parse_notification(data, headers.get("x-request-id"),
+                                           signed=webhooks.signed_id(headers, data))

@@ -9,11 +9,14 @@ HMAC-SHA256, keyed with the application's secret, of the **manifest**::
 
 where ``data.id`` is lower-cased when alphanumeric and a part whose value is absent
 is left out (Mercado Pago Webhooks guide, "Validate the origin of a notification").
-Mercado Pago documents ``data.id`` as the query parameter of the notification URL;
-the core hands an adapter the headers and the body only, so the adapter takes the
-body's ``data.id``, the same id (README: what is verified). The signature covers that
-id, the request id and the time, nothing else of the body: the event carries no
-status to trust, so it asks the core to fetch the payment (``verify_by_fetch``).
+Mercado Pago documents ``data.id`` as the query parameter of the notification URL
+(``?data.id=...&type=payment``); the core hands it over in ``headers.query``, and the
+signature is checked over the query's ``data.id``. Only a delivery whose URL has no
+``data.id`` (a host that called ``handle_webhook`` without ``query=``) is checked over
+the body's ``data.id``. A body whose ``data.id`` is not the signed one is refused: the
+payment fetched is always the one signed. The signature covers that id, the request
+id and the time, nothing else of the body: the event carries no status to trust, so it
+asks the core to fetch the payment (``verify_by_fetch``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pasarela.errors import SignatureInvalidError, WebhookError
 from pasarela.provider import WebhookEvent, WebhookHeaders
 
 
-__all__ = ["manifest", "parse_notification", "sign", "signature_header", "verify"]
+__all__ = ["manifest", "parse_notification", "sign", "signature_header", "signed_id", "verify"]
 
 NAME: Final = "mercadopago"
 
@@ -79,12 +82,30 @@ def _body(body: bytes) -> dict[str, Any]:
     return data
 
 
-def data_id_of(data: dict[str, Any]) -> str:
+def data_id_of(data: dict[str, Any], *, required: bool = True) -> str | None:
     inner = data.get("data")
     value = inner.get("id") if isinstance(inner, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+        if not required:
+            return None
         raise WebhookError("malformed Mercado Pago notification: no data.id", provider=NAME)
     return str(value)
+
+
+def signed_id(headers: WebhookHeaders, data: dict[str, Any]) -> str:
+    """The ``data.id`` the signature covers: the notification URL's query parameter,
+    else (no ``data.id`` in the query) the body's. A body naming another id than the
+    query is refused."""
+    queried = headers.query.get("data.id")
+    if not queried:
+        found = data_id_of(data)
+        assert found is not None
+        return found
+    in_body = data_id_of(data, required=False)
+    if in_body is not None and in_body != queried:
+        raise WebhookError("malformed Mercado Pago notification: the body's data.id is not "
+                           "the URL's", provider=NAME)
+    return queried
 
 
 def _seconds(ts: str) -> float:
@@ -110,7 +131,7 @@ def verify(headers: WebhookHeaders, body: bytes, secrets: Sequence[str], *,
     except ValueError:
         raise SignatureInvalidError("x-signature ts is not a number", provider=NAME) from None
     data = _body(body)
-    text = manifest(data_id_of(data), headers.get("x-request-id"), ts)
+    text = manifest(signed_id(headers, data), headers.get("x-request-id"), ts)
     matched = False
     for secret in secrets:  # every secret, every v1: constant time, no early exit
         expected = sign(secret, text)
@@ -125,15 +146,19 @@ def verify(headers: WebhookHeaders, body: bytes, secrets: Sequence[str], *,
     return data
 
 
-def parse_notification(data: dict[str, Any], request_id: str | None) -> list[WebhookEvent]:
-    """A verified notification's event: a payment to fetch (or none for other topics)."""
+def parse_notification(data: dict[str, Any], request_id: str | None, *,
+                       signed: str | None = None) -> list[WebhookEvent]:
+    """A verified notification's event: a payment to fetch (or none for other topics).
+    *signed* is the ``data.id`` the signature covered (:func:`signed_id`); without it,
+    the body's."""
     kind = str(data.get("type") or data.get("topic") or "")
     action = str(data.get("action") or kind)
     if kind != "payment":
         return [WebhookEvent(event_id=_event_id(data, request_id), type=action[:64] or "unknown",
                              provider_reference=None, raw=data)]
     return [WebhookEvent(event_id=_event_id(data, request_id), type=action[:64],
-                         provider_reference=data_id_of(data), verify_by_fetch=True, raw=data)]
+                         provider_reference=signed or data_id_of(data), verify_by_fetch=True,
+                         raw=data)]
 
 
 def _event_id(data: dict[str, Any], request_id: str | None) -> str:

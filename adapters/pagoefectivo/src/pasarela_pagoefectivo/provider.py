@@ -130,6 +130,8 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     name: ClassVar[str] = "pagoefectivo"
     display_name: ClassVar[str] = "PagoEfectivo"
     methods: ClassVar[frozenset[Method]] = frozenset({Method.CASH})
+    #: The network itself, collected directly (a CIP code).
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {Method.CASH: ("pagoefectivo",)}
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
     currencies: ClassVar[frozenset[str]] = frozenset(api.CURRENCIES)
     #: N(18,2): 16 integer digits and 2 decimals; the real maximum is per merchant

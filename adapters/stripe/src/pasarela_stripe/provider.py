@@ -82,6 +82,9 @@ class StripeProvider(Provider[StripeSettings]):
     name: ClassVar[str] = "stripe"
     display_name: ClassVar[str] = "Stripe"
     methods: ClassVar[frozenset[Method]] = frozenset({Method.CARD})
+    #: The card brands it takes (a payment's brand comes with its card).
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {
+        Method.CARD: ("visa", "mastercard", "amex", "diners")}
     countries: ClassVar[frozenset[str]] = frozenset({"PE", "US"})
     currencies: ClassVar[frozenset[str]] = frozenset({"PEN", "USD"})
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = LIMITS
@@ -165,7 +168,8 @@ class StripeProvider(Provider[StripeSettings]):
         return (yield from self._answer_or_refetch(response, payment.provider_reference))
 
     def refund(
-        self, payment: Payment, amount: Money, *, refund_id: str, reason: str
+        self, payment: Payment, amount: Money, *, refund_id: str, reason: str,
+        params: Mapping[str, Any] | None = None,
     ) -> Flow[ProviderRefund]:
         if amount.currency != payment.amount.currency:
             raise ValidationError(

@@ -117,6 +117,8 @@ class YapeProvider(Provider[YapeSettings]):
     name: ClassVar[str] = "yape"
     display_name: ClassVar[str] = "Yape / Plin"
     methods: ClassVar[frozenset[Method]] = frozenset({Method.WALLET})
+    #: Yape by approval code; the QR flow's interoperable code is paid from Plin too.
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {Method.WALLET: ("yape", "plin")}
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
     currencies: ClassVar[frozenset[str]] = frozenset({"PEN"})
     #: S/ 3 to S/ 500 by default. S/ 3.00 is Culqi's least charge (its API reference;
@@ -303,8 +305,11 @@ class YapeProvider(Provider[YapeSettings]):
         return (yield from self.acquirer.cancel(payment))
 
     def refund(
-        self, payment: Payment, amount: Money, *, refund_id: str, reason: str
+        self, payment: Payment, amount: Money, *, refund_id: str, reason: str,
+        params: Mapping[str, Any] | None = None,
     ) -> Flow[ProviderRefund]:
+        """Refund through the acquirer (Culqi takes no refund parameters: *params*
+        is ignored)."""
         return (yield from self.acquirer.refund(payment, amount, refund_id=refund_id,
                                                 reason=reason))
 

@@ -171,6 +171,9 @@ def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
             "id": payment.id, "order_reference": payment.order_reference,
             "status": payment.status.value, "provider": payment.provider,
             "method": payment.method.value, "amount": money_json(payment.amount),
+            "network": payment.network,
+            "charged": money_json(payment.charged) if payment.charged is not None else None,
+            "fx_rate": str(payment.fx_rate) if payment.fx_rate is not None else None,
             "version": payment.version,
             "history": [{"from": t.source.value, "to": t.target.value, "cause": t.cause.value,
                          "applied": t.applied, "reason": t.reason, "at": t.at.isoformat()}
@@ -186,6 +189,11 @@ def print_payment(payment: Any, exchanges: list[dict[str, Any]] | None = None) -
     console.print(f"[bold]{payment.id}[/]  {payment.order_reference}  {payment.provider}/"
                   f"{payment.method.value}  {payment.amount.format()}  [bold]{payment.status}[/]"
                   f"  v{payment.version}")
+    if getattr(payment, "network", None):
+        console.print(f"network {payment.network}")
+    if getattr(payment, "charged", None) is not None:
+        console.print(f"charged {payment.charged.format()} at {payment.fx_rate} "
+                      f"{payment.charged.currency} per {payment.amount.currency}")
     table = Table(show_header=True, header_style="bold")
     for column in ("at (UTC)", "from", "to", "cause", "applied", "reason"):
         table.add_column(column)

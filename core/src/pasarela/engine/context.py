@@ -93,15 +93,18 @@ class Service:
         """The payment with its history."""
         return self.own(payment_id, history=True)
 
-    def decide(self, order: Order, method: Method, provider: str | None = None) -> Decision:
-        """The routing decision for *order* by *method*, with the plugin override."""
+    def decide(self, order: Order, method: Method, provider: str | None = None, *,
+               network: str | None = None) -> Decision:
+        """The routing decision for *order* by *method* (on *network*, when the caller
+        asked for one), with the plugin override."""
         if provider is not None:
             provider = qualified(self.merchant, provider)  # a merchant's own account
             if merchant_of(provider) != self.merchant:
                 raise ProviderNotFoundError(f"no provider {provider!r} is configured",
                                             path="provider")
             self.provider(provider)  # ProviderNotFoundError names what is configured
-        decision = self.router.decide(order, method, requested_provider=provider)
+        decision = self.router.decide(order, method, requested_provider=provider,
+                                      network=network)
         if provider is None and decision.provider is not None and self.select_provider:
             chosen = self.select_provider(order, method, list(decision.candidates))
             if chosen is not None and chosen != decision.provider:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,7 +44,14 @@ from pasarela.lifecycle import Cause, Status
 from pasarela.logs import get_logger
 from pasarela.model import Method, Order, Payment, as_method, check_storable_text
 from pasarela.money import Money
-from pasarela.provider import CreateRequest, Flow, Operation, Provider, ProviderPayment
+from pasarela.provider import (
+    CreateRequest,
+    Flow,
+    Operation,
+    Provider,
+    ProviderPayment,
+    collected_by,
+)
 from pasarela.retry import RESOLVER
 from pasarela.routing import Decision
 
@@ -51,6 +59,7 @@ from pasarela.routing import Decision
 __all__ = ["CREATE_GRACE", "Option", "cancel", "confirm", "options", "pay", "released_key", "sync"]
 
 log = get_logger("pasarela")
+_NETWORK_RE: Final = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
 @attrs.frozen(kw_only=True)
@@ -64,10 +73,20 @@ class Option:
     expires_at: datetime | None = None
     fee: Money | None = None
     reason: str = ""
+    #: The network the chosen provider runs the method on (None for a card: its brand
+    #: is known from the card), and the line that says so for people.
+    network: str | None = None
+    label: str = ""
+
+    def label_in(self, language: str) -> str:
+        """:attr:`label` in *language* (``es`` or ``en``)."""
+        if not self.available or self.display_name is None:
+            return ""
+        return collected_by(self.method, self.network, self.display_name, language=language)
 
 
 def options(service: Service, order: Order) -> list[Option]:
-    """Which ways to pay *order*: provider, expiry, fee and why, per method."""
+    """Which ways to pay *order*: provider, network, expiry, fee and why, per method."""
     if not isinstance(order, Order):
         raise ValidationError("must be an Order", field="order")
     now = service.clock()
@@ -79,11 +98,13 @@ def options(service: Service, order: Order) -> list[Option]:
             continue
         adapter = service.providers[decision.provider]
         expiry = adapter.expiry()
+        network = adapter.default_network(method)
         out.append(Option(
             method=method, available=True, provider=decision.provider,
             display_name=adapter.display_name,
             expires_at=order.expires_at or (now + expiry if expiry else None),
-            fee=decision.fee, reason=decision.reason,
+            fee=decision.fee, reason=decision.reason, network=network,
+            label=collected_by(method, network, adapter.display_name),
         ))
     return out
 
@@ -91,11 +112,14 @@ def options(service: Service, order: Order) -> list[Option]:
 # --- pay ----------------------------------------------------------------------------
 
 
-def _fingerprint(order: Order, method: Method, provider: str | None) -> str:
+def _fingerprint(order: Order, method: Method, provider: str | None,
+                 network: str | None = None) -> str:
     order_data = order.to_dict()
     if order_data.get("expires_at") is None:
         order_data.pop("expires_at")
     data = {"order": order_data, "method": method.value, "provider": provider}
+    if network is not None:
+        data["network"] = network
     raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()
 
@@ -108,12 +132,17 @@ def pay(
     provider: str | None = None,
     idempotency_key: str,
     params: Mapping[str, Any] | None = None,
+    network: str | None = None,
 ) -> Steps[Payment]:
     """Start a payment; returns it pending (with its next action), or settled.
 
     The idempotency key is stored before any I/O: the same key returns the same
     payment. A candidate provider that refuses the order's fields, or provably
     created nothing, gives way to the next one (the same payment, attempt counted).
+    *network* asks for a network (``yape``): only providers that take the method on
+    it are candidates, and ``network`` routing conditions match it. The payment
+    records its network: *network*, else what its provider declares for the method,
+    else what the provider's answer says (a card's brand).
     """
     if not isinstance(order, Order):
         raise ValidationError("must be an Order", field="order")
@@ -121,8 +150,12 @@ def pay(
         raise ValidationError("must be 1 to 255 characters", field="idempotency_key")
     check_storable_text(idempotency_key, "idempotency_key")
     how = as_method(method)
-    fingerprint = _fingerprint(order, how, provider)
-    decision = service.decide(order, how, provider)
+    if network is not None and (not isinstance(network, str)
+                                or not _NETWORK_RE.match(network)):
+        raise ValidationError("must be a network name: 1 to 32 of a-z, 0-9 and _",
+                              field="network")
+    fingerprint = _fingerprint(order, how, provider, network)
+    decision = service.decide(order, how, provider, network=network)
     if decision.provider is None:
         replayed = _replay(service, idempotency_key, fingerprint)
         if replayed is not None:
@@ -143,7 +176,7 @@ def pay(
             payment_id=payment_id, idempotency_key=idempotency_key, order=order,
             method=how, amount=order.amount,
             expires_at=order.expires_at or (now + expiry if expiry else None),
-            params=params,
+            params=params, network=network or adapter.default_network(how),
         )
 
     # Bad input: a typed error naming the field, and nothing written. A provider
@@ -168,7 +201,7 @@ def pay(
         id=payment_id, order_reference=order.reference, idempotency_key=idempotency_key,
         provider=adapter.account, method=how, amount=order.amount, status=Status.CREATED,
         version=1, created_at=now, updated_at=now, expires_at=request.expires_at,
-        routing=routing, order=order,
+        routing=routing, order=order, network=network or adapter.default_network(how),
         # Were this call to die mid-create, the resolver finds the payment then.
         next_check_at=now + CREATE_GRACE,
     )
@@ -212,7 +245,8 @@ def pay(
             routing = _attempt_routing(base, decision, adapter.account, number, refusals)
             payment = service.store.update_payment(
                 payment.id, expected_version=payment.version, provider=adapter.account,
-                routing=routing, expires_at=request.expires_at)
+                routing=routing, expires_at=request.expires_at,
+                network=network or adapter.default_network(how))
             service.store.record_decision(order_reference=order.reference,
                                           payment_id=payment.id, decision=routing)
             continue

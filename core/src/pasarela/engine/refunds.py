@@ -18,6 +18,10 @@ provider says so.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 import attrs
 from ulid import ULID
 
@@ -36,16 +40,37 @@ from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.provider import Operation, ProviderRefund
+from pasarela.provider import Operation, Provider, ProviderRefund
 from pasarela.retry import RESOLVER
 
 
-__all__ = ["apply_refund", "check_refund", "refund"]
+__all__ = ["apply_refund", "check_refund", "refund", "takes_refund_params"]
+
+
+def takes_refund_params(adapter: Provider) -> bool:
+    """Whether *adapter*'s ``refund`` takes ``params=`` (or any keyword)."""
+    kind = type(adapter)
+    known = _TAKES_PARAMS.get(kind)
+    if known is None:
+        try:
+            found = list(inspect.signature(kind.refund).parameters.values())
+        except (TypeError, ValueError):
+            found = []
+        known = _TAKES_PARAMS[kind] = any(
+            p.name == "params" or p.kind is inspect.Parameter.VAR_KEYWORD for p in found)
+    return known
+
+
+_TAKES_PARAMS: dict[type[Provider], bool] = {}
 
 
 def refund(service: Service, payment_id: str, amount: Money | None, *,
-           reason: str = "") -> Steps[Refund]:
+           reason: str = "", params: Mapping[str, Any] | None = None) -> Steps[Refund]:
     """Refund *amount* of a succeeded payment (``None``: all that is left).
+
+    *params* go to the provider's ``refund(..., params=)`` (dLocal: ``bank``, where a
+    cash refund is paid), only when there are any; a provider whose ``refund`` takes
+    no ``params`` refuses them with a ``ValidationError`` before anything is written.
 
     Returns the refund as the provider left it: ``succeeded`` (the payment is then
     ``partially_refunded`` or ``refunded``), or ``pending``. A refund the provider
@@ -62,6 +87,13 @@ def refund(service: Service, payment_id: str, amount: Money | None, *,
         unsupported = adapter.unsupported(Operation.REFUND)
         unsupported.payment_id = payment_id
         raise unsupported
+    extra: dict[str, Any] = {}
+    if params:
+        if not takes_refund_params(adapter):
+            raise ValidationError(f"{adapter.account} takes no refund parameters "
+                                  f"({', '.join(sorted(params))})", field="params",
+                                  payment_id=payment_id)
+        extra["params"] = dict(params)
     currency = payment.amount.currency
     pending = sum(r.amount.minor for r in service.store.refunds_for(payment_id)
                   if r.status is RefundStatus.PENDING)
@@ -90,7 +122,8 @@ def refund(service: Service, payment_id: str, amount: Money | None, *,
     try:
         result = yield from run_flow(
             adapter, Operation.REFUND,
-            lambda: adapter.refund(payment, want, refund_id=pending_refund.id, reason=reason),
+            lambda: adapter.refund(payment, want, refund_id=pending_refund.id, reason=reason,
+                                   **extra),
             payment_id=payment_id, record=exchanges.append, sleep_scale=service.sleep_scale,
         )
     except ProviderError as exc:

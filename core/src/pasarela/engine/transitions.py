@@ -53,7 +53,8 @@ log = get_logger("pasarela")
 _ATTEMPTS = 5
 
 # What a duplicate report may still teach (a poll that finds the status unchanged).
-_ON_DUPLICATE = ("provider_reference", "next_action", "next_check_at")
+_ON_DUPLICATE = ("provider_reference", "next_action", "next_check_at", "network", "charged",
+                 "fx_rate")
 
 _SETTLED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED, Status.EXPIRED)
 _OPEN = (Status.PENDING, Status.PROCESSING, Status.UNKNOWN)
@@ -111,7 +112,8 @@ def apply_report(
     writer: PaymentWriter | None = None,
 ) -> Payment:
     """Apply what the provider reports of *payment* (as :func:`move`, provider
-    confirmed): its status, and its reference, next action, expiry and failure.
+    confirmed): its status, and its reference, next action, expiry, network, charged
+    amount and rate, and failure.
 
     A payment still open (pending, processing, unknown) is asked about again after
     the resolver's longest wait; a settled one is not asked about again.
@@ -123,6 +125,12 @@ def apply_report(
         changes["next_action"] = reported.next_action
     if reported.expires_at is not None and reported.expires_at != payment.expires_at:
         changes["expires_at"] = reported.expires_at
+    if reported.network is not None and reported.network != payment.network:
+        changes["network"] = reported.network
+    if reported.charged is not None and reported.charged != payment.charged:
+        changes["charged"] = reported.charged
+    if reported.fx_rate is not None and reported.fx_rate != payment.fx_rate:
+        changes["fx_rate"] = reported.fx_rate
     if reported.failure_code or reported.failure_message:
         changes["error_code"] = reported.failure_code
         changes["error_message"] = reported.failure_message

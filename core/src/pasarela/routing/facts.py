@@ -37,11 +37,11 @@ class Facts:
     """The parts of an order rules look at (no personal data)."""
 
     __slots__ = ("country", "currency", "document", "email_domain", "metadata", "minor",
-                 "phone", "reference")
+                 "network", "phone", "reference")
 
     def __init__(self, reference: str, minor: int, currency: str, country: str,
                  metadata: Mapping[str, str], document: str | None, phone: bool,
-                 email_domain: str | None) -> None:
+                 email_domain: str | None, network: str | None = None) -> None:
         self.reference = reference
         self.minor = minor
         self.currency = currency
@@ -50,9 +50,11 @@ class Facts:
         self.document = document
         self.phone = phone
         self.email_domain = email_domain
+        #: The network the caller asked for (``pay(..., network=)``), or None.
+        self.network = network
 
     @classmethod
-    def of(cls, order: Order) -> Facts:
+    def of(cls, order: Order, network: str | None = None) -> Facts:
         customer = order.customer
         if customer is None:
             document, phone, domain = None, False, None
@@ -62,10 +64,12 @@ class Facts:
             domain = customer.email.rpartition("@")[2].lower() if customer.email else None
         amount = order.amount
         return cls(order.reference, amount.minor, amount.currency, order.country,
-                   order.metadata, document, phone, domain)
+                   order.metadata, document, phone, domain, network)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"network": self.network} if self.network is not None else {}
         return {
+            **extra,
             "reference": self.reference,
             "amount": {"minor": self.minor, "currency": self.currency},
             "country": self.country,
@@ -81,7 +85,7 @@ class Facts:
         return cls(str(data["reference"]), int(amount["minor"]), str(amount["currency"]),
                    str(data.get("country", "PE")), dict(data.get("metadata") or {}),
                    customer.get("document"), bool(customer.get("phone")),
-                   customer.get("email_domain"))
+                   customer.get("email_domain"), data.get("network"))
 
     def order(self) -> Order:
         """An order with these facts, for provider eligibility on replay."""

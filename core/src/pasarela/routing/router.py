@@ -118,13 +118,19 @@ class Router:
     # --- deciding --------------------------------------------------------------------
 
     def decide(self, order: Order, method: Method | str, *,
-               requested_provider: str | None = None) -> Decision:
-        """Route *order* paid by *method*: the provider, the failover order and why."""
+               requested_provider: str | None = None,
+               network: str | None = None) -> Decision:
+        """Route *order* paid by *method*: the provider, the failover order and why.
+
+        *network* is the network the caller asked for (``yape``): ``network``
+        conditions match it, and a candidate that does not take *method* on it is
+        skipped."""
         how = method if type(method) is Method else Method(method)
         breaker = self.breaker
         blocked = breaker.blocked if breaker._open_until else None
         health = self.health
-        return self._decide(Facts.of(order), order, how, self.clock(), requested_provider,
+        return self._decide(Facts.of(order, network), order, how, self.clock(),
+                            requested_provider,
                             health.stats if health is not None else None, blocked)
 
     def options(self, order: Order) -> list[Decision]:
@@ -165,10 +171,10 @@ class Router:
                             health, blocked)
 
     def simulate(self, order: Order, method: Method | str, *,
-                 at: datetime | None = None) -> Decision:
+                 at: datetime | None = None, network: str | None = None) -> Decision:
         """Decide as :meth:`decide` does, at *at*, ignoring the circuit breaker."""
         how = method if isinstance(method, Method) else Method(method)
-        return self._decide(Facts.of(order), order, how, at or self.clock(), None,
+        return self._decide(Facts.of(order, network), order, how, at or self.clock(), None,
                             self._health_lookup(), None)
 
     def _health_lookup(self) -> HealthLookup | None:
@@ -241,6 +247,8 @@ class Router:
         for name in names:
             provider = providers.get(name)
             unfit = None if provider is None else provider.ineligibility(order, method)
+            if unfit is None and provider is not None and facts.network is not None:
+                unfit = provider.network_ineligibility(method, facts.network)
             why = ("not configured" if provider is None
                    else None if unfit is None else unfit.message)
             if why is None and blocked is not None:

@@ -16,7 +16,8 @@ from pasarela.money import Money
 from pasarela.routing.facts import Check, Facts, Moment, exponent_of, listed, money_text
 
 
-WHEN_KEYS: Final = ("country", "currency", "method", "amount", "customer", "metadata", "time")
+WHEN_KEYS: Final = ("country", "currency", "method", "network", "amount", "customer", "metadata",
+                    "time")
 _CUSTOMER_KEYS: Final = ("document", "phone", "email_domain")
 _DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_MIN_SAMPLE: Final = 20
@@ -28,6 +29,8 @@ class _Conditions:
     countries: frozenset[str] | None = None
     currencies: frozenset[str] | None = None
     methods: frozenset[Method] | None = None
+    #: The networks the caller asked for (``pay(..., network=)``) that match.
+    networks: frozenset[str] | None = None
     amount: tuple[str, int | None, int | None] | None = None
     documents: frozenset[str] | None = None
     phone: bool | None = None
@@ -45,6 +48,7 @@ class _Conditions:
         for mine, theirs in ((self.countries, other.countries),
                              (self.currencies, other.currencies),
                              (self.methods, other.methods),
+                             (self.networks, other.networks),
                              (self.documents, other.documents),
                              (self.domains, other.domains),
                              (self.days, other.days)):
@@ -202,6 +206,10 @@ def compile_when(when: Any, path: str, errors: list[str]) -> tuple[_Conditions, 
                                   f"{', '.join(m.value for m in Method)}")
             found["methods"] = frozenset(methods)
             said.append(f"method {listed(sorted(names))}")
+        elif key == "network":
+            names = _str_set(value, where, errors)
+            found["networks"] = frozenset(name.lower() for name in names)
+            said.append(f"network {listed(sorted(found['networks']))}")
         elif key == "amount":
             found["amount"] = _compile_amount(value, where, errors, said)
         elif key == "customer":
@@ -322,6 +330,16 @@ def _compile_time(value: Any, path: str, errors: list[str], found: dict[str, Any
 def compile_checks(cond: _Conditions) -> tuple[Check, ...]:
     """The conditions not settled by country, currency and method, as fast checks."""
     out: list[Check] = []
+    if cond.networks is not None:
+        networks = cond.networks
+        network_miss = f"network is not {listed(sorted(networks))}"
+
+        def network(facts: Facts, moment: Moment) -> str | None:
+            if facts.network is None:
+                return "the caller asked for no network"
+            return None if facts.network in networks else network_miss
+
+        out.append(network)
     if cond.amount is not None:
         _, low, high = cond.amount
         currency = cond.amount[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
@@ -90,6 +91,10 @@ UPDATABLE: Final = frozenset(
         "check_attempts",
         "error_code",
         "error_message",
+        "network",  # the network the provider's answer names (a card's brand)
+        "charged_minor",
+        "charged_currency",
+        "fx_rate",
     }
 )
 #: Columns the ``changes`` of ``transition`` may set.
@@ -225,6 +230,22 @@ def payment_values(payment: Payment, fingerprint: str, sealer: Sealer | None = N
         "error_message": payment.error_message,
         "next_check_at": opt_to_db(payment.next_check_at, "next_check_at"),
         "check_attempts": payment.check_attempts,
+        "network": payment.network,
+        **_charged_values(payment.charged, payment.fx_rate),
+    }
+
+
+def _charged_values(charged: Money | None, fx_rate: Decimal | None) -> dict[str, Any]:
+    """The charged amount's and the rate's columns (the rate as exact decimal text)."""
+    if charged is not None and not isinstance(charged, Money):
+        raise ValidationError("must be Money or None", field="charged")
+    if fx_rate is not None and (not isinstance(fx_rate, Decimal) or not fx_rate.is_finite()):
+        raise ValidationError("must be a finite Decimal or None (never a float)",
+                              field="fx_rate")
+    return {
+        "charged_minor": charged.minor if charged is not None else None,
+        "charged_currency": charged.currency if charged is not None else None,
+        "fx_rate": str(fx_rate) if fx_rate is not None else None,
     }
 
 
@@ -250,6 +271,16 @@ def as_stored(payment: Payment) -> Payment:
 def change_values(changes: Mapping[str, Any], *, allowed: frozenset[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in changes.items():
+        if name in ("charged", "fx_rate") and "charged_minor" in allowed:
+            # Conveniences: the Money charged and the Decimal rate.
+            column = _charged_values(value if name == "charged" else None,
+                                     value if name == "fx_rate" else None)
+            if name == "charged":
+                values["charged_minor"] = column["charged_minor"]
+                values["charged_currency"] = column["charged_currency"]
+            else:
+                values["fx_rate"] = column["fx_rate"]
+            continue
         if name == "refunded" and "refunded_minor" in allowed:
             # A convenience: the Money refunded so far.
             if not isinstance(value, Money):
@@ -287,6 +318,7 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
     currency = r["currency"]
     refunded = r["refunded_minor"]
     order = opened_order(r["order"], r.get("personal"), sealer, payment_id=r["id"])
+    charged_minor, rate = r.get("charged_minor"), r.get("fx_rate")
     return Payment(
         id=r["id"],
         order_reference=r["order_reference"],
@@ -309,6 +341,10 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         routing=dict(r["routing"] or {}),
         order=Order.from_dict(order) if order else None,
         history=history,
+        network=r.get("network"),
+        charged=(Money(charged_minor, r["charged_currency"]) if charged_minor is not None
+                 else None),
+        fx_rate=Decimal(rate) if rate is not None else None,
     )
 
 

@@ -94,7 +94,7 @@ def _plain(value: Any) -> Any:
 
 #: Payment attributes a change sets as given (after ``change_values`` checked it).
 _AS_GIVEN = frozenset({"provider", "provider_reference", "error_code", "error_message",
-                       "check_attempts"})
+                       "check_attempts", "network", "charged", "fx_rate"})
 
 
 def _evolved(payment: Payment, changes: Mapping[str, Any], *, status: str | None,

@@ -66,6 +66,13 @@ payments = sa.Table(
     sa.Column("personal", sa.Text, nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
+    # The network the customer pays on (pagoefectivo, yape, a card's brand), and what
+    # was charged when it differs from the price, with the rate as exact decimal text
+    # (migration 0008).
+    sa.Column("network", sa.String(32), nullable=True),
+    sa.Column("charged_minor", sa.BigInteger, nullable=True),
+    sa.Column("charged_currency", sa.String(3), nullable=True),
+    sa.Column("fx_rate", sa.String(40), nullable=True),
     sa.Index("ix_payments_provider_reference", "provider", "provider_reference"),
     sa.Index("ix_payments_status_expires_at", "status", "expires_at"),
     sa.Index("ix_payments_status_next_check_at", "status", "next_check_at"),

@@ -119,6 +119,8 @@ class FakeProvider(Provider):
     name = "fake"
     display_name = "Fake provider"
     methods = frozenset({Method.CASH, Method.WALLET, Method.CARD})
+    networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {
+        Method.CASH: ("pagoefectivo",), Method.WALLET: ("yape", "plin"), Method.CARD: ("visa",)}
     countries = frozenset({"PE", "US"})
     currencies = frozenset({"PEN", "USD"})
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {
@@ -272,7 +274,7 @@ class FakeProvider(Provider):
         return self.parse_payment(response)
 
     def refund(self, payment: Payment, amount: Money, *, refund_id: str,
-               reason: str) -> Flow[ProviderRefund]:
+               reason: str, params: Mapping[str, Any] | None = None) -> Flow[ProviderRefund]:
         response = yield self._request("POST", "/v1/refunds", {
             "payment": payment.provider_reference, "amount": amount.minor, "reason": reason,
             "refund_id": refund_id,

@@ -47,7 +47,7 @@ except ModuleNotFoundError as exc:  # pip install 'pasarela[server]'
 
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.logs import get_logger
-from pasarela.provider import Operation, WebhookReply
+from pasarela.provider import Operation, WebhookHeaders, WebhookReply
 from pasarela.web.batcher import WebhookBatcher
 from pasarela.web.metrics import StoreCollector
 from pasarela.web.webhook_rules import DEFAULT_CONTENT_TYPES, RETRY_LATER, accepted_content_types
@@ -105,7 +105,9 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         if body is None:
             requests.labels(name, "413").inc()
             return _refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
-        headers = dict(request.headers.items())
+        # The query string goes with the headers (Mercado Pago signs its data.id).
+        headers = WebhookHeaders(request.headers.items(),
+                                 query=request.query_params.multi_items())
         try:
             reply = await batcher.submit((name, headers, body))
         except RETRY_LATER as exc:

@@ -33,7 +33,7 @@ from typing import Any
 from pasarela.api import Pasarela
 from pasarela.extras import MissingExtraError
 from pasarela.logs import get_logger
-from pasarela.provider import Operation
+from pasarela.provider import Operation, WebhookHeaders
 
 
 __all__ = ["webhook_view"]
@@ -87,7 +87,10 @@ def webhook_view(
         if len(body) > max_body:
             return refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
         try:
-            reply = pasarela.handle_webhook(name, dict(request.headers.items()), body)
+            # The query string goes with the headers (Mercado Pago signs its data.id).
+            headers = WebhookHeaders(request.headers.items(), query=[
+                (key, value) for key, values in request.GET.lists() for value in values])
+            reply = pasarela.handle_webhook(name, headers, body)
         except RETRY_LATER as exc:
             log.warning("webhook_deferred", provider=name, error=type(exc).__name__)
             response = HttpResponse(

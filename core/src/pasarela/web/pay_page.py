@@ -70,6 +70,7 @@ from pasarela.next_action import (
     ShowCashCode,
     qr_svg,
 )
+from pasarela.provider import collected_by
 from pasarela.timezones import LIMA
 
 
@@ -247,6 +248,8 @@ def negotiate_language(header: str | None) -> str:
 MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
     "es": {
         "title": "Tu pago", "order": "Pedido", "amount": "Monto a pagar",
+        "fx": "Se cobra {charged} por un precio de {price} (tipo de cambio: 1 {source} = "
+              "{rate} {target}).",
         "code_label": "Código de pago (CIP)", "copy_code": "Copiar código", "copied": "Copiado",
         "expires": "Paga antes del", "lima": "hora de Lima", "left": "Tiempo restante",
         "qr_label": "Código QR del pago {code}", "qr_wallet_label": "Código QR para pagar",
@@ -287,6 +290,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "en": {
         "title": "Your payment", "order": "Order", "amount": "Amount to pay",
+        "fx": "You are charged {charged} for a price of {price} (exchange rate: 1 {source} = "
+              "{rate} {target}).",
         "code_label": "Payment code (CIP)", "copy_code": "Copy code", "copied": "Copied",
         "expires": "Pay before", "lima": "Lima time", "left": "Time left",
         "qr_label": "QR code of payment {code}", "qr_wallet_label": "QR code to pay",
@@ -489,7 +494,18 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
             qr = scalable_svg(action.qr_svg or qr_svg(action.url or action.code))
         elif isinstance(action, ScanQr) and state == "qr":
             qr = scalable_svg(action.qr_svg)
+        adapter = pasarela.providers.get(payment.provider)
+        network_line = (collected_by(payment.method, payment.network, adapter.display_name,
+                                     language=lang) if adapter is not None else "")
+        fx_line = None
+        if payment.charged is not None and payment.fx_rate is not None:
+            money_locale = "es_PE" if lang == "es" else "en_US"
+            fx_line = MESSAGES[lang]["fx"].format(
+                charged=payment.charged.format(money_locale),
+                price=payment.amount.format(money_locale), source=payment.amount.currency,
+                rate=payment.fx_rate, target=payment.charged.currency)
         context = {
+            "network_line": network_line, "fx_line": fx_line,
             "qr": qr, "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
             "action": action, "static": prefix + STATIC_PATH,
             "status_url": f"{prefix}/pay/{payment.id}/status?t={token}",
