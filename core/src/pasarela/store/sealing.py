@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING, Any, Final
 
 from pasarela.config.sections import key_problem
 from pasarela.errors import ConfigurationError
+
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
+
+# ``cryptography`` is imported when a key is used, not with the store: its native
+# bindings cost a tenth of a second at import, which a deployment without keys never pays.
 
 
 __all__ = [
@@ -47,6 +52,8 @@ _EMPTY: Final[Mapping[str, Any]] = {"customer": None, "description": "", "metada
 
 def new_key() -> str:
     """A new random key, as ``[privacy] keys`` takes it (url-safe base64 of 32 bytes)."""
+    from cryptography.fernet import Fernet  # noqa: PLC0415 (see the module's imports)
+
     return Fernet.generate_key().decode("ascii")
 
 
@@ -72,21 +79,24 @@ def join_order(clear: Mapping[str, Any], personal: Mapping[str, Any]) -> dict[st
 class Sealer:
     """Seals and opens the personal part of orders with the configured keys."""
 
-    __slots__ = ("_current", "_keys", "_multi")
+    __slots__ = ("_current", "_invalid", "_keys", "_multi")
 
     def __init__(self, keys: Sequence[str]) -> None:
         """*keys*: newest first (it seals); all of them open. At least one."""
         if not keys:
             raise ConfigurationError("give at least one key", path=KEYS_PATH)
-        fernets = []
+        from cryptography.fernet import Fernet, InvalidToken, MultiFernet  # noqa: PLC0415
+
+        self._invalid: tuple[type[Exception], ...] = (InvalidToken, UnicodeEncodeError)
+        fernets: list[Fernet] = []
         for i, key in enumerate(keys):
             problem = check_key(key)
             if problem is not None:
                 raise ConfigurationError(problem, path=f"{KEYS_PATH}[{i}]")
             fernets.append(Fernet(key.encode("ascii")))
         self._keys = len(fernets)
-        self._current = fernets[0]
-        self._multi = MultiFernet(fernets)
+        self._current: Fernet = fernets[0]
+        self._multi: MultiFernet = MultiFernet(fernets)
 
     @classmethod
     def from_keys(cls, keys: Sequence[str]) -> Sealer | None:
@@ -107,7 +117,7 @@ class Sealer:
         the keys opens it."""
         try:
             data = self._multi.decrypt(token.encode("ascii"))
-        except (InvalidToken, UnicodeEncodeError):
+        except self._invalid:
             raise _unopenable(payment_id, self._keys) from None
         opened = json.loads(data)
         if not isinstance(opened, dict):  # pragma: no cover - only seal() writes tokens
@@ -118,7 +128,7 @@ class Sealer:
         """Whether *token* was sealed with the first (newest) key."""
         try:
             self._current.decrypt(token.encode("ascii"))
-        except (InvalidToken, UnicodeEncodeError):
+        except self._invalid:
             return False
         return True
 
@@ -127,7 +137,7 @@ class Sealer:
         :meth:`open` when no key opens it)."""
         try:
             return self._multi.rotate(token.encode("ascii")).decode("ascii")
-        except (InvalidToken, UnicodeEncodeError):
+        except self._invalid:
             raise _unopenable(payment_id, self._keys) from None
 
 
