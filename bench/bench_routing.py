@@ -139,7 +139,8 @@ def if_else_chain(routes: list[dict[str, Any]]) -> Callable[[Order, Method], str
 def _in_hours(order: Order) -> bool:
     from pasarela.routing import LIMA
 
-    local = datetime.now(UTC).astimezone(LIMA)
+    # The router's clock, not the wall clock: the two must agree at any hour of the run.
+    local = _Clock.now.astimezone(LIMA)
     return local.weekday() < 6 and 8 <= local.hour < 22
 
 
