@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +33,7 @@ from pasarela.config import (
     merchant_from_table,
 )
 from pasarela.config.env import EnvResolver
+from pasarela.config.loading import MerchantTables, read_config
 from pasarela.config.sections import merchant_path
 from pasarela.engine import payments, refunds
 from pasarela.engine.context import Service
@@ -44,7 +47,7 @@ from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins, get_plugin_manager
 from pasarela.provider import Provider, WebhookHeaders, WebhookReply
-from pasarela.registry import MERCHANT_NAME, qualified
+from pasarela.registry import MERCHANT_NAME, merchant_of, qualified
 from pasarela.routing import Router, StoreHealth
 from pasarela.store import Store
 from pasarela.store.sealing import Sealer
@@ -118,19 +121,31 @@ def validate(
     An empty list means it starts."""
     try:
         manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
-        try:
-            cfg = load_config(config, env=env)
-        except InvalidConfigError:
-            # Every problem of the file at once, the provider tables' too.
-            return _file_problems(config, manager, env)
         problems: list[str] = []
+        loaded: Config | None
         try:
-            _assemble(cfg, manager, None)
-        except InvalidConfigError as exc:
-            problems += exc.errors
-        for name, table in cfg.merchants.items():
+            loaded = load_config(config, env=env)
+        except InvalidConfigError:
+            # Every problem of the file at once, the provider tables' and the
+            # merchant tables' too; then each merchant's accounts and routes.
+            problems = _file_problems(config, manager, env)
+            loaded = None
+        cfg = loaded if loaded is not None else read_config(config, env=env)[0]
+        if cfg is None:
+            return problems
+        if loaded is not None:
             try:
-                _merchant_parts(cfg, manager, None, name, table)
+                _assemble(cfg, manager, None)
+            except InvalidConfigError as exc:
+                problems += exc.errors
+        tables = cfg.merchants
+        for name in tables:  # every merchant, eagerly (from_config: on first use)
+            trouble = tables.problems(name) if isinstance(tables, MerchantTables) else []
+            if trouble:
+                problems += trouble if loaded is not None else []  # else listed already
+                continue
+            try:
+                _merchant_parts(cfg, manager, None, name, tables[name])
             except InvalidConfigError as exc:
                 problems += exc.errors
     except PasarelaError as exc:
@@ -188,23 +203,37 @@ def _build(
         clock=clock,
     )
     merchants = Merchants(cfg, manager, service)
-    errors: list[str] = []
-    for name, table in cfg.merchants.items():
-        try:
-            merchants.add(name, table)
-        except InvalidConfigError as exc:
-            errors += exc.errors
-    if errors:
-        raise InvalidConfigError(errors, source=cfg.source)
+    tables = cfg.merchants
+    for name in tables:
+        merchants.declare(name, partial(tables.__getitem__, name),
+                          partial(_table_accounts, tables, name))
     if backend.has_merchants_table():
-        for name, document in backend.stored_merchants().items():
+        # Each stored document is decoded (and unsealed) when its merchant is first used.
+        for name, document in backend.stored_merchant_documents().items():
             if name not in merchants:
-                merchants.add(name, _stored_table(name, document))
+                merchants.declare(name, partial(_stored_table, name, document),
+                                  partial(_stored_accounts, document))
     return cfg, manager, service, merchants
 
 
-def _stored_table(name: str, document: Mapping[str, Any]) -> MerchantConfig:
-    merchant, problems = merchant_from_table(document, EnvResolver(os.environ),
+def _raw_accounts(table: Mapping[str, Any]) -> list[str]:
+    """The account names of a merchant's table as written (nothing structured)."""
+    providers = table.get("providers", {})
+    return list(providers) if isinstance(providers, Mapping) else []
+
+
+def _table_accounts(tables: Mapping[str, MerchantConfig], name: str) -> list[str]:
+    if isinstance(tables, MerchantTables):
+        return _raw_accounts(tables.raw(name))
+    return list(tables[name].providers)
+
+
+def _stored_accounts(document: Callable[[], Mapping[str, Any]]) -> list[str]:
+    return _raw_accounts(document())
+
+
+def _stored_table(name: str, document: Callable[[], Mapping[str, Any]]) -> MerchantConfig:
+    merchant, problems = merchant_from_table(document(), EnvResolver(os.environ),
                                              f"merchants.{name}")
     if problems or merchant is None:
         raise InvalidConfigError([f"{p}: {m}" for p, m in problems])
@@ -215,7 +244,17 @@ class Merchants:
     """The merchants of one deployment (``pasarela.merchants``): those of
     ``[merchants.NAME]`` and those made at run time with :meth:`create` (kept in the
     store). ``pasarela.merchants["bodega"]`` is merchant ``bodega``'s API: its own
-    accounts, routes, fees and payments, and nothing of another merchant's."""
+    accounts, routes, fees and payments, and nothing of another merchant's.
+
+    A merchant is built (its table structured, its accounts' settings structured,
+    fee schedules and routes compiled) when it is first used, then kept for the life
+    of the process. The cache is not bounded: a merchant's context carries state that
+    must outlive a request (its circuit breakers and health figures), and it holds no
+    more than an eager start held for every merchant. First uses are serialised by a
+    lock, so many threads asking for one merchant build it once. A merchant whose
+    configuration is broken raises :class:`~pasarela.config.InvalidConfigError`
+    naming its paths (``merchants.NAME...``) on each use; the others are not affected.
+    """
 
     def __init__(self, config: Config, plugins: PasarelaPlugins, platform: Service) -> None:
         self._config = config
@@ -223,25 +262,58 @@ class Merchants:
         self._platform = platform
         self._services: dict[str, Service] = {}
         self._tables: dict[str, MerchantConfig] = {}
+        self._sources: dict[str, Callable[[], MerchantConfig]] = {}
+        self._accounts: dict[str, Callable[[], Iterable[str]]] = {}
+        self._sorted: list[str] | None = None
+        self._lock = threading.RLock()
         self._owner: Pasarela | AsyncPasarela | None = None
 
-    def add(self, name: str, table: MerchantConfig) -> Service:
-        """Build merchant *name*'s context from *table* (checked in full first)."""
+    def declare(self, name: str, table: Callable[[], MerchantConfig],
+                accounts: Callable[[], Iterable[str]]) -> None:
+        """Know merchant *name*, to be built from ``table()`` on first use;
+        ``accounts()`` names its accounts (short names) without building it."""
+        self._sources[name] = table
+        self._accounts[name] = accounts
+        self._sorted = None
+        # With merchants, the deployment's context reaches theirs (none: as before).
+        self._platform.lookup = self.find
+
+    def add(self, name: str, table: MerchantConfig, service: Service | None = None
+            ) -> Service:
+        """Build merchant *name*'s context from *table* now (checked in full first)."""
+        with self._lock:
+            service = service or self._make(name, table)
+            self.declare(name, lambda: table, lambda: list(table.providers))
+            self._tables[name] = table
+            self._services[name] = service
+        return service
+
+    def _make(self, name: str, table: MerchantConfig) -> Service:
         platform = self._platform
         providers, router = _merchant_parts(self._config, self._plugins, platform.clock, name,
                                             table)
         if any(route.strategy == "healthiest" for route in table.routes):
             router.health = StoreHealth(platform.store, clock=platform.clock)
-        service = Service(store=platform.store, providers=providers, router=router,
-                          select_provider=platform.select_provider,
-                          on_decision=platform.on_decision, clock=platform.clock,
-                          sleep_scale=platform.sleep_scale, merchant=name)
-        # The deployment's context holds every account (webhooks arrive at
-        # /webhooks/MERCHANT.ACCOUNT; the worker's jobs run over all payments); its own
-        # operations still see only the implicit merchant's payments (Service.own).
-        platform.providers.update(providers)
-        self._services[name] = service
-        self._tables[name] = table
+        return Service(store=platform.store, providers=providers, router=router,
+                       select_provider=platform.select_provider,
+                       on_decision=platform.on_decision, clock=platform.clock,
+                       sleep_scale=platform.sleep_scale, merchant=name)
+
+    def find(self, name: str) -> Service | None:
+        """Merchant *name*'s context, built on first use; None when there is no such
+        merchant. This is the deployment's lookup (:attr:`Service.lookup`): webhooks
+        and jobs reach a merchant's account through it. A broken merchant raises
+        ``InvalidConfigError`` naming its paths."""
+        service = self._services.get(name)
+        if service is not None:
+            return service
+        if name not in self._sources:
+            return None
+        with self._lock:
+            service = self._services.get(name)
+            if service is None:
+                service = self._make(name, self.table(name))
+                self._services[name] = service
         return service
 
     def create(self, name: str, *, providers: Mapping[str, Mapping[str, Any]],
@@ -258,7 +330,7 @@ class Merchants:
         (``InvalidConfigError`` lists every problem under ``merchants.NAME``)."""
         if not isinstance(name, str) or not MERCHANT_NAME.match(name):
             raise ValidationError(f"must match {MERCHANT_NAME.pattern}", field="name")
-        if name in self._services:
+        if name in self._sources:
             raise ValidationError(f"merchant {name!r} exists already", field="name")
         document: dict[str, Any] = {
             "display_name": display_name, "providers": {k: dict(v) for k, v in
@@ -276,14 +348,10 @@ class Merchants:
             raise InvalidConfigError([f"{p}: {m}" for p, m in problems])
         if self._platform.store.sealer is None:
             self._refuse_clear_secrets(name, document)
-        service = self.add(name, table)
-        try:
+        with self._lock:
+            service = self._make(name, table)  # every problem before anything is written
             self._platform.store.add_merchant(name, document)
-        except BaseException:
-            self._services.pop(name, None)
-            for account in service.providers:
-                self._platform.providers.pop(account, None)
-            raise
+            self.add(name, table, service)
         return self[name]  # type: ignore[no-any-return]
 
     def _refuse_clear_secrets(self, name: str, document: Mapping[str, Any]) -> None:
@@ -309,29 +377,46 @@ class Merchants:
                 "sealed in the store; or write them as env:NAME", field=f"merchants.{name}")
 
     def __contains__(self, name: object) -> bool:
-        return name in self._services
+        return name in self._sources
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._services))
+        return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._services)
+        return len(self._sources)
 
     def names(self) -> list[str]:
-        """The merchants' names, sorted."""
-        return sorted(self._services)
+        """The merchants' names, sorted (none is built)."""
+        names = self._sorted
+        if names is None:
+            names = self._sorted = sorted(self._sources)
+        return list(names)
+
+    def account_names(self, name: str) -> list[str]:
+        """Merchant *name*'s accounts by their full names, from its table as written
+        (nothing is built; none for a merchant that does not exist)."""
+        accounts = self._accounts.get(name)
+        return [] if accounts is None else [qualified(name, a) for a in accounts()]
 
     def service(self, name: str) -> Service:
-        """Merchant *name*'s engine context; ``NotFoundError`` when there is none."""
-        try:
-            return self._services[name]
-        except KeyError:
-            raise NotFoundError(f"no merchant {name!r}") from None
+        """Merchant *name*'s engine context (built on first use); ``NotFoundError`` when
+        there is none, ``InvalidConfigError`` when its configuration is broken."""
+        service = self.find(name)
+        if service is None:
+            raise NotFoundError(f"no merchant {name!r}")
+        return service
 
     def table(self, name: str) -> MerchantConfig:
-        """Merchant *name*'s configuration (branding, operators, accounts)."""
-        self.service(name)
-        return self._tables[name]
+        """Merchant *name*'s configuration (branding, operators, accounts), structured
+        on first use."""
+        table = self._tables.get(name)
+        if table is not None:
+            return table
+        source = self._sources.get(name)
+        if source is None:
+            raise NotFoundError(f"no merchant {name!r}")
+        table = self._tables[name] = source()
+        return table
 
     def __getitem__(self, name: str) -> Any:
         """Merchant *name*'s API: a :class:`MerchantPasarela` (an
@@ -344,6 +429,56 @@ class Merchants:
         return MerchantPasarela(self._owner, name, service)
 
 
+def _by_merchant(platform: Service, deliveries: Sequence[Incoming]
+                 ) -> list[tuple[Service, list[int], list[Incoming]]]:
+    """*deliveries* grouped by their account's merchant: each group's context (built on
+    first use), indexes and deliveries, in order within each group."""
+    groups: dict[str, list[int]] = {}
+    for i, (account, _, _) in enumerate(deliveries):
+        groups.setdefault(merchant_of(account), []).append(i)
+    return [(platform.scope(deliveries[indexes[0]][0]), indexes,
+             [deliveries[i] for i in indexes]) for indexes in groups.values()]
+
+
+def _merge(size: int, parts: Iterable[tuple[list[int], list[WebhookReply | Exception]]]
+           ) -> list[WebhookReply | Exception]:
+    """The groups' replies back in the deliveries' order."""
+    out: list[WebhookReply | Exception] = [WebhookReply(500, b"")] * size
+    for indexes, replies in parts:
+        for i, reply in zip(indexes, replies, strict=True):
+            out[i] = reply
+    return out
+
+
+class _Accounts(Mapping[str, Provider]):
+    """:attr:`Pasarela.providers`: the deployment's accounts, each merchant's looked up
+    (and its merchant built) when it is read."""
+
+    def __init__(self, platform: Service, merchants: Merchants) -> None:
+        self._platform = platform
+        self._merchants = merchants
+
+    def __getitem__(self, name: str) -> Provider:
+        adapter = self._platform.account(name)
+        if adapter is None:
+            raise KeyError(name)
+        return adapter
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        return name in self._platform.providers or name in self._merchants.account_names(
+            merchant_of(name))
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._platform.providers
+        for merchant in self._merchants.names():
+            yield from self._merchants.account_names(merchant)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class _Base:
     config: Config
     plugins: PasarelaPlugins
@@ -353,9 +488,14 @@ class _Base:
     def store(self) -> Store:
         return self.service.store
 
+    merchants: Merchants
+
     @property
     def providers(self) -> Mapping[str, Provider]:
-        return self.service.providers
+        """Every account of the deployment by its full name, the implicit merchant's
+        and each merchant's: names and ``in`` build nothing, ``get`` builds the one
+        merchant named, reading every value builds every merchant."""
+        return _Accounts(self.service, self.merchants)
 
     def _dispatch_inline(self) -> None:
         if self.config.events.dispatch == "inline":
@@ -572,14 +712,16 @@ class Pasarela(_Base):
 
         *query* is the delivery URL's query string as a mapping (Mercado Pago signs
         its ``data.id``); headers given as a ``WebhookHeaders`` carry their own."""
-        return self._run(handle_webhook(self.service, provider, _with_query(headers, query),
-                                        body))
+        return self._run(handle_webhook(self.service.scope(provider), provider,
+                                        _with_query(headers, query), body))
 
     def handle_webhooks(self, deliveries: Sequence[Incoming]) -> list[WebhookReply | Exception]:
         """Many ``(provider, headers, body)`` deliveries at once, applied in one
         transaction where no provider call is needed; each one's reply, or the
         exception it raised, in order (the webhook server batches with this)."""
-        return self._run(handle_webhooks(self.service, deliveries))
+        return _merge(len(deliveries), [(indexes, self._run(handle_webhooks(service, part)))
+                                        for service, indexes, part in
+                                        _by_merchant(self.service, deliveries)])
 
     def expire_due(self) -> int:
         return self._run(expire_due(self.service))
@@ -678,7 +820,7 @@ class AsyncPasarela(_Base):
         self, provider: str, headers: Mapping[str, str], body: bytes, *,
         query: Mapping[str, str] | None = None,
     ) -> WebhookReply:
-        return await self._run(handle_webhook(self.service, provider,
+        return await self._run(handle_webhook(self.service.scope(provider), provider,
                                               _with_query(headers, query), body))
 
     async def handle_webhooks(
@@ -686,7 +828,9 @@ class AsyncPasarela(_Base):
     ) -> list[WebhookReply | Exception]:
         """As :meth:`Pasarela.handle_webhooks`; with *inline* the store work runs on
         the event loop rather than in a worker thread (provider calls stay async)."""
-        return await self._run(handle_webhooks(self.service, deliveries), inline=inline)
+        return _merge(len(deliveries), [
+            (indexes, await self._run(handle_webhooks(service, part), inline=inline))
+            for service, indexes, part in _by_merchant(self.service, deliveries)])
 
     async def expire_due(self) -> int:
         return await self._run(expire_due(self.service))

@@ -7,7 +7,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -68,13 +68,27 @@ def check_config(
     if other sections have errors. An empty list means the file is good.
     """
     config, errors = _load(source, env)
-    if config is None or settings_classes is None:
+    if config is None:
+        return errors
+    if isinstance(config.merchants, MerchantTables):  # every merchant, eagerly
+        for name in config.merchants:
+            errors = errors + config.merchants.problems(name)
+    if settings_classes is None:
         return errors
     try:
         config.all_provider_settings(settings_classes)
     except InvalidConfigError as exc:
         errors = errors + exc.errors
     return errors
+
+
+def read_config(source: str | os.PathLike[str] | Mapping[str, Any], *,
+                env: Mapping[str, str] | None = None) -> tuple[Config | None, list[str]]:
+    """The configuration as far as it reads, and every problem found outside the
+    provider and merchant tables (:func:`load_config` raises them instead). None when
+    the file cannot be read or parsed; with problems, a section that failed keeps
+    its defaults. For ``pasarela config check``, which goes on to check the rest."""
+    return _load(source, env)
 
 
 # --- loading ------------------------------------------------------------------------
@@ -147,7 +161,7 @@ def _load(
     raw_providers = raw.get("providers", {})
     if isinstance(raw_providers, Mapping):
         errors += _check_providers(raw_providers)
-    merchants, merchant_errors = _load_merchants(raw.get("merchants", {}), resolver)
+    merchants, merchant_errors = _load_merchants(raw.get("merchants", {}), env, name)
     errors += merchant_errors
     if merchants:
         sections["merchants"] = merchants
@@ -177,24 +191,95 @@ _SECTIONS: Final[Mapping[str, Any]] = {
 }
 
 
-def _load_merchants(raw: Any, resolver: EnvResolver
-                    ) -> tuple[dict[str, MerchantConfig], list[tuple[str, str]]]:
-    """The ``[merchants.NAME]`` tables and every error in them (paths under
-    ``merchants.NAME``); a merchant's provider tables stay raw, as ``[providers]``'s."""
+def _load_merchants(raw: Any, env: Mapping[str, str] | None, source: str | None
+                    ) -> tuple[MerchantTables | None, list[tuple[str, str]]]:
+    """The ``[merchants.NAME]`` tables, kept raw (:class:`MerchantTables` structures
+    each one when it is first read), and the errors found without structuring them:
+    a name that is not a merchant's, a value that is not a table."""
     if not isinstance(raw, Mapping):
-        return {}, [("merchants", "expected a table of merchants ([merchants.NAME])")]
-    out: dict[str, MerchantConfig] = {}
+        return None, [("merchants", "expected a table of merchants ([merchants.NAME])")]
+    tables: dict[str, Mapping[str, Any]] = {}
     errors: list[tuple[str, str]] = []
     for name, table in raw.items():
         path = f"merchants.{name}"
         if not MERCHANT_NAME.match(name):
             errors.append((path, f"merchant names match {MERCHANT_NAME.pattern}"))
-            continue
-        merchant, problems = merchant_from_table(table, resolver, path)
-        errors += problems
-        if merchant is not None:
-            out[name] = merchant
-    return out, errors
+        elif not isinstance(table, Mapping):
+            errors.append((path, "expected a table"))
+        else:
+            tables[name] = table
+    return (MerchantTables(tables, env=env, source=source) if tables else None), errors
+
+
+class MerchantTables(Mapping[str, MerchantConfig]):
+    """The ``[merchants.NAME]`` tables of a configuration, each structured (``env:``
+    references resolved, routes and branding checked) when it is first read, then kept.
+
+    A platform may declare thousands of merchants; structuring them all would cost the
+    start what only their first payments need. Reading a broken merchant raises
+    :class:`InvalidConfigError` listing its problems under ``merchants.NAME`` (each
+    time: it is never kept half made); :meth:`problems` lists them without raising
+    (``pasarela config check`` asks every merchant). Names, ``len`` and ``in`` never
+    structure anything. Structuring is pure, so two threads reading one merchant at
+    once at worst both structure it and keep equal results.
+    """
+
+    def __init__(self, tables: Mapping[str, Mapping[str, Any]], *,
+                 env: Mapping[str, str] | None = None, source: str | None = None) -> None:
+        self._raw = dict(tables)
+        self._env = env
+        self._source = source
+        self._done: dict[str, MerchantConfig] = {}
+
+    def raw(self, name: str) -> Mapping[str, Any]:
+        """Merchant *name*'s table as written (``env:`` not resolved)."""
+        return self._raw[name]
+
+    def _structure(self, name: str) -> tuple[MerchantConfig | None, list[str]]:
+        resolver = EnvResolver(os.environ if self._env is None else self._env)
+        merchant, errors = merchant_from_table(self._raw[name], resolver, f"merchants.{name}")
+        errors = resolver.errors + [e for e in errors if not resolver.failed(e[0])]
+        return merchant, [scrub(f"{p}: {m}", resolver.secrets) for p, m in errors]
+
+    def problems(self, name: str) -> list[str]:
+        """Every problem of merchant *name*'s table (empty: it structures)."""
+        if name in self._done:
+            return []
+        merchant, problems = self._structure(name)
+        if merchant is not None and not problems:
+            self._done[name] = merchant
+        return problems
+
+    def __getitem__(self, name: str) -> MerchantConfig:
+        done = self._done.get(name)
+        if done is not None:
+            return done
+        if name not in self._raw:
+            raise KeyError(name)
+        merchant, problems = self._structure(name)
+        if problems or merchant is None:
+            raise InvalidConfigError(problems, source=self._source)
+        self._done[name] = merchant
+        return merchant
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MerchantTables):
+            return self._raw == other._raw
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<MerchantTables: {len(self._raw)} merchants>"
 
 
 def merchant_from_table(table: Any, resolver: EnvResolver, path: str

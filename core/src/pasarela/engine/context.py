@@ -44,10 +44,17 @@ class Service:
         clock: Callable[[], datetime] | None = None,
         sleep_scale: float = 1.0,
         merchant: str = "",
+        lookup: Callable[[str], Service | None] | None = None,
     ) -> None:
         #: The merchant whose payments this context reads and writes (``""``: the
         #: implicit one); another merchant's payment is "not found" here.
         self.merchant = merchant
+        #: The deployment's context only: merchant name to that merchant's context
+        #: (built on first use), None for no such merchant. Jobs and webhooks, which
+        #: meet every merchant's payments, reach a merchant's accounts through it
+        #: (:meth:`scope`, :meth:`account`); a merchant's own context has none, so it
+        #: never reaches another's.
+        self.lookup = lookup
         self.store = store
         self.providers = dict(providers)
         for account, adapter in self.providers.items():
@@ -62,15 +69,33 @@ class Service:
         self.on_decision = on_decision
         self.sleep_scale = sleep_scale
 
+    def scope(self, account: str) -> Service:
+        """The context of *account*'s merchant: this one, or (on the deployment's
+        context) that merchant's, built on first use. An account of no known merchant
+        gets this context, where it is not configured."""
+        merchant = merchant_of(account)
+        if merchant == self.merchant or self.lookup is None:
+            return self
+        return self.lookup(merchant) or self
+
+    def account(self, name: str) -> Provider | None:
+        """The account *name*: this merchant's, or (on the deployment's context) any
+        merchant's through :attr:`lookup`; None when it is not configured."""
+        adapter = self.providers.get(name)
+        if adapter is None and self.lookup is not None:
+            scoped = self.scope(name)
+            adapter = None if scoped is self else scoped.providers.get(name)
+        return adapter
+
     def provider(self, name: str) -> Provider:
         """The configured provider *name*; ``ProviderNotFoundError`` names the others."""
-        try:
-            return self.providers[name]
-        except KeyError:
+        adapter = self.account(name)
+        if adapter is None:
             installed = ", ".join(sorted(self.providers)) or "none"
             raise ProviderNotFoundError(
                 f"no provider {name!r} is configured (configured: {installed})", path="provider"
-            ) from None
+            )
+        return adapter
 
     def provider_of(self, payment: Payment) -> Provider:
         """The provider *payment* was made with; ``ProviderNotFoundError`` (naming the

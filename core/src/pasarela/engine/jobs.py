@@ -21,6 +21,14 @@ the provider no longer configured) needs an operator at once.
 
 Several processes may run them at once: the store claims rows (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL).
+
+With merchants, the deployment's context meets every merchant's payments: each one is
+handled in its merchant's context (:meth:`~pasarela.engine.context.Service.scope`,
+built on first use), with that merchant's account. A pass takes at most
+``per_merchant`` payments of any one merchant (default: a fifth of the batch), so one
+merchant's backlog does not hold another's expiry or checks back until it is worked
+through. A merchant whose configuration is broken has its payments left for the next
+pass (logged as ``merchant_unavailable``), and the others go on.
 """
 
 from __future__ import annotations
@@ -34,7 +42,12 @@ from pasarela.engine.calls import run_flow
 from pasarela.engine.context import Service
 from pasarela.engine.payments import sync
 from pasarela.engine.steps import Steps
-from pasarela.errors import ConcurrencyConflictError, NotFoundError, PasarelaError
+from pasarela.errors import (
+    ConcurrencyConflictError,
+    ConfigurationError,
+    NotFoundError,
+    PasarelaError,
+)
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.logs import get_logger
@@ -65,7 +78,27 @@ def exhausted(check_attempts: int) -> bool:
     return check_attempts >= RESOLVER_CHECKS
 
 
-def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
+def _share(service: Service, limit: int, per_merchant: int | None) -> int | None:
+    """How many of one merchant's payments a pass of *limit* takes: *per_merchant*, or
+    a fifth of the batch when the deployment has merchants (none: no cap)."""
+    if per_merchant is not None:
+        return max(1, per_merchant)
+    return max(1, limit // 5) if service.lookup is not None else None
+
+
+def _scoped(service: Service, payment: Payment) -> Service | None:
+    """The context of *payment*'s merchant, or None (logged) when that merchant's
+    configuration is broken: its payments wait for the next pass."""
+    try:
+        return service.scope(payment.provider)
+    except ConfigurationError as exc:
+        log.error("merchant_unavailable", payment_id=payment.id, provider=payment.provider,
+                  detail=str(exc)[:300])
+        return None
+
+
+def expire_due(service: Service, *, limit: int = 500,
+               per_merchant: int | None = None) -> Steps[int]:
     """Expire pending payments whose time has run out. Returns how many expired.
 
     The due payments are claimed (leased), then grouped: those whose provider answers
@@ -77,28 +110,34 @@ def expire_due(service: Service, *, limit: int = 500) -> Steps[int]:
     """
     now = service.clock()
     many: dict[str, list[Payment]] = {}
-    one: list[Payment] = []
+    scopes: dict[str, tuple[Service, Provider]] = {}
+    one: list[tuple[Service, Payment]] = []
     unasked: list[Payment] = []
-    for payment in service.store.due_for_expiry(now=now, limit=limit):
-        adapter = service.providers.get(payment.provider)
+    for payment in service.store.due_for_expiry(
+            now=now, limit=limit, per_merchant=_share(service, limit, per_merchant)):
+        scoped = _scoped(service, payment)
+        if scoped is None:
+            continue
+        adapter = scoped.providers.get(payment.provider)
         if adapter is None or not payment.provider_reference:
             unasked.append(payment)
         elif adapter.supports(Operation.GET_MANY):
             many.setdefault(payment.provider, []).append(payment)
+            scopes[payment.provider] = (scoped, adapter)
         elif adapter.supports(Operation.GET):
-            one.append(payment)
+            one.append((scoped, payment))
         else:
             unasked.append(payment)
     expired = 0
     for name, payments in many.items():
-        adapter = service.providers[name]
+        scoped, adapter = scopes[name]
         size = max(1, adapter.get_many_limit)
         for start in range(0, len(payments), size):
-            expired += yield from _expire_asked(service, adapter, payments[start:start + size])
+            expired += yield from _expire_asked(scoped, adapter, payments[start:start + size])
     for start in range(0, len(unasked), _BATCH):
         expired += yield from _expire_batch(service, unasked[start:start + _BATCH], {}, ())
-    for payment in one:
-        expired += yield from _expire_one(service, payment)
+    for scoped, payment in one:
+        expired += yield from _expire_one(scoped, payment)
     return expired
 
 
@@ -166,7 +205,7 @@ def _apply_batch(service: Service, batch: WriteBatch, chunk: Sequence[Payment],
 def _expire_each(service: Service, chunk: Sequence[Payment]) -> Steps[int]:
     expired = 0
     for payment in chunk:
-        expired += yield from _expire_one(service, payment)
+        expired += yield from _expire_one(service.scope(payment.provider), payment)
     return expired
 
 
@@ -188,14 +227,21 @@ def _expire_one(service: Service, payment: Payment) -> Steps[int]:
     return 1 if current.status is Status.EXPIRED else 0
 
 
-def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
+def resolve_due(service: Service, *, limit: int = 500,
+                per_merchant: int | None = None) -> Steps[int]:
     """Ask providers about unknown and stale pending payments, about payments whose
     create was interrupted (still ``created`` past its grace), and about pending
     refunds (:func:`resolve_refunds_due`). Returns how many settled (payments and
     refunds)."""
     now = service.clock()
     settled = 0
-    for payment in service.store.due_for_check(now=now, limit=limit):
+    platform = service
+    for payment in platform.store.due_for_check(
+            now=now, limit=limit, per_merchant=_share(platform, limit, per_merchant)):
+        scoped = _scoped(platform, payment)
+        if scoped is None:
+            continue
+        service = scoped
         adapter = service.providers.get(payment.provider)
         if payment.status is Status.UNKNOWN and (adapter is None
                                                  or not adapter.supports(Operation.GET)):
@@ -229,7 +275,7 @@ def resolve_due(service: Service, *, limit: int = 500) -> Steps[int]:
                                          next_check_at=now + wait, check_attempts=tries)
         else:
             settled += 1
-    settled += yield from resolve_refunds_due(service, now=now, limit=limit)
+    settled += yield from resolve_refunds_due(platform, now=now, limit=limit)
     return settled
 
 
@@ -255,6 +301,10 @@ def _resolve_refund(service: Service, pending: Refund, attempts: int,
         payment = service.store.get_payment(pending.payment_id)
     except NotFoundError:  # pragma: no cover - a refund's payment is never deleted
         return 0
+    scoped = _scoped(service, payment)
+    if scoped is None:
+        return 0
+    service = scoped
     adapter = service.providers.get(payment.provider)
     if adapter is None or not adapter.supports(Operation.GET_REFUND):
         # The provider cannot be asked: an operator's now (the refund stays pending).

@@ -6,7 +6,8 @@ written in clear."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,18 +50,24 @@ class Merchants(StoreBase):
 
         Raises ``ConfigurationError`` (naming ``privacy.keys``) for a sealed one that
         no configured key opens."""
+        return {name: document() for name, document in self.stored_merchant_documents().items()}
+
+    def stored_merchant_documents(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        """As :meth:`stored_merchants`, in one query, each document decoded (and
+        unsealed) only when its function is called: a deployment of thousands of
+        merchants starts without decoding them all."""
         with self._begin() as conn:
             rows = conn.execute(sa.select(merchants.c.name, merchants.c.document,
                                           merchants.c.sealed)
                                 .order_by(merchants.c.name)).all()
-        out: dict[str, dict[str, Any]] = {}
-        for name, text, sealed in rows:
-            if sealed:
-                if self.sealer is None:
-                    raise ConfigurationError(
-                        f"privacy.keys: merchant {name!r} is sealed and no key is configured",
-                        path="privacy.keys")
-                out[name] = self.sealer.open(text)
-            else:
-                out[name] = json.loads(text)
-        return out
+        return {name: partial(self._document, name, text, sealed)
+                for name, text, sealed in rows}
+
+    def _document(self, name: str, text: str, sealed: bool) -> dict[str, Any]:
+        if not sealed:
+            return dict(json.loads(text))
+        if self.sealer is None:
+            raise ConfigurationError(
+                f"privacy.keys: merchant {name!r} is sealed and no key is configured",
+                path="privacy.keys")
+        return dict(self.sealer.open(text))

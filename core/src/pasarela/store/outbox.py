@@ -120,22 +120,23 @@ class Outbox(StoreBase):
 
     # --- jobs ------------------------------------------------------------------
 
-    def due_for_expiry(self, *, now: datetime, limit: int = 500) -> list[Payment]:
-        """Pending payments whose ``expires_at`` has passed.
+    def due_for_expiry(self, *, now: datetime, limit: int = 500,
+                       per_merchant: int | None = None) -> list[Payment]:
+        """Pending payments whose ``expires_at`` has passed; with *per_merchant*, at
+        most that many of any one merchant (the earliest of each), so that one
+        merchant's backlog does not fill the batch.
 
         Claimed: each is leased (``claimed_until``) for :attr:`job_lease`, so
         another worker does not get it meanwhile; the version is not bumped.
         """
         at = to_db(now, "now")
-        if self._sqlite:
+        if self._sqlite and per_merchant is None:
             return self._claim_due_sqlite(at, limit)
+        due = (payments.c.status == Status.PENDING.value, payments.c.expires_at <= at,
+               sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at))
         rows = self._claim(
             sa.select(payments)
-            .where(
-                payments.c.status == Status.PENDING.value,
-                payments.c.expires_at <= at,
-                sa.or_(payments.c.claimed_until.is_(None), payments.c.claimed_until <= at),
-            )
+            .where(*due, *_shares(due, payments.c.expires_at, per_merchant))
             # By deadline only: the index's order. Adding the id would sort every
             # payment sharing a deadline (CIPs that all expire at midnight) per claim.
             .order_by(payments.c.expires_at)
@@ -161,21 +162,21 @@ class Outbox(StoreBase):
                     (bound(conn, payments.c.claimed_until, at + self.job_lease), *ids))
         return [payment_from_row(row, sealer=self.sealer) for row in rows]
 
-    def due_for_check(self, *, now: datetime, limit: int = 500) -> list[Payment]:
+    def due_for_check(self, *, now: datetime, limit: int = 500,
+                      per_merchant: int | None = None) -> list[Payment]:
         """Unknown, pending and created payments whose ``next_check_at`` has passed (a
-        payment still ``created`` then is one whose create was interrupted).
+        payment still ``created`` then is one whose create was interrupted); with
+        *per_merchant*, at most that many of any one merchant.
 
         Claimed: ``next_check_at`` is pushed forward by :attr:`job_lease` (the
         resolver then sets the real next check); the version is not bumped.
         """
         at = to_db(now, "now")
         lease_end = at + self.job_lease
+        due = (payments.c.status.in_(CHECKED), payments.c.next_check_at <= at)
         rows = self._claim(
             sa.select(payments)
-            .where(
-                payments.c.status.in_(CHECKED),
-                payments.c.next_check_at <= at,
-            )
+            .where(*due, *_shares(due, payments.c.next_check_at, per_merchant))
             .order_by(payments.c.next_check_at, payments.c.id)
             .limit(limit),
             lease={"next_check_at": lease_end},
@@ -203,3 +204,16 @@ class Outbox(StoreBase):
         )
         with self._begin(write=True) as conn:
             return conn.execute(update).rowcount == 1
+
+
+def _shares(due: tuple[sa.ColumnElement[bool], ...], order: sa.ColumnElement[Any],
+            per_merchant: int | None) -> list[sa.ColumnElement[bool]]:
+    """With *per_merchant*: the condition keeping only each merchant's first
+    *per_merchant* due payments (by *order*), for the worker's fairness between
+    merchants."""
+    if per_merchant is None:
+        return []
+    ranked = (sa.select(payments.c.id, sa.func.row_number().over(
+        partition_by=payments.c.merchant, order_by=order).label("turn"))
+        .where(*due).subquery())
+    return [payments.c.id.in_(sa.select(ranked.c.id).where(ranked.c.turn <= per_merchant))]
