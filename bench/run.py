@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_core
 import bench_costs
 import bench_expiry
+import bench_merchants
 import bench_reconcile
 import bench_relays
 import bench_routing
@@ -21,7 +22,7 @@ def main() -> int:
     print("pasarela benchmarks (ratios against baselines measured in this run)\n")
     failures = 0
     for module in (bench_core, bench_expiry, bench_routing, bench_webhooks, bench_reconcile,
-                   bench_relays, bench_costs):
+                   bench_relays, bench_costs, bench_merchants):
         failures += module.main() != 0
     print("\nall budgets met" if not failures else f"\n{failures} benchmark group(s) over budget")
     return 0
