@@ -46,6 +46,9 @@ class Relays(StoreBase):
 
     #: How far before its watermark a relay looks again for outbox events to queue.
     relay_rescan: ClassVar[timedelta] = timedelta(minutes=10)
+    #: Events queued by one claim from which the table's statistics are refreshed
+    #: (PostgreSQL ``ANALYZE``) before the claim selects its batch.
+    relay_analyze_after: ClassVar[int] = 1000
 
     def claim_relay(self, relay: str, *, now: datetime, limit: int,
                     lease: timedelta) -> list[OutboxEvent]:
@@ -107,8 +110,16 @@ class Relays(StoreBase):
                            outbox.c.created_at, outbox.c.created_at).where(~queued)
         if watermark is not None:
             source = source.where(outbox.c.created_at > watermark - self.relay_rescan)
-        conn.execute(sa.insert(_d).from_select(
-            ["relay", "event_id", "payment_id", "created_at", "next_attempt_at"], source))
+        insert = sa.insert(_d).from_select(
+            ["relay", "event_id", "payment_id", "created_at", "next_attempt_at"], source)
+        if self._sqlite:
+            conn.execute(insert)
+        elif len(conn.execute(insert.returning(_d.c.event_id)).all()) >= \
+                self.relay_analyze_after:
+            # A burst queued at once: PostgreSQL's statistics still describe the table
+            # as it was, and the claim's plan for the table as it was (a nested loop
+            # over what it takes for a handful of rows) runs for seconds. Refresh them.
+            conn.execute(sa.text("ANALYZE relay_deliveries"))
         conn.execute(sa.update(relay_cursors).where(relay_cursors.c.relay == relay)
                      .values(watermark=newest, updated_at=utc_now()))
 
