@@ -19,6 +19,7 @@ from pasarela.cli.output import (
     CommandGroup,
     configure_logging,
     fail,
+    merchant_scope,
     money_json,
     out_console,
     usage,
@@ -60,6 +61,9 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.group(cls=CommandGroup)
 @click.option("--config", "config_path", envvar="PASARELA_CONFIG", default="pasarela.toml",
               show_default=True, help="The configuration file.")
+@click.option("--merchant", envvar="PASARELA_MERCHANT", default=None, metavar="NAME",
+              help="Work on merchant NAME's payments and accounts only (payments show, "
+                   "reconcile, doctor); default: the implicit merchant's.")
 @click.option("--json-logs", is_flag=True, help="Log as JSON lines instead of for people.")
 @click.option("--debug", is_flag=True, envvar="PASARELA_DEBUG",
               help="Print the traceback of an unexpected error.")
@@ -67,10 +71,11 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
               callback=_show_version,
               help="Print the version, the installed providers' distributions, and exit.")
 @click.pass_context
-def main(ctx: click.Context, config_path: str, json_logs: bool, debug: bool) -> None:
+def main(ctx: click.Context, config_path: str, merchant: str | None, json_logs: bool,
+         debug: bool) -> None:
     """pasarela: payments in Peru through one API."""
     configure_logging(json=json_logs)
-    ctx.obj = {"config": config_path, "debug": debug}
+    ctx.obj = {"config": config_path, "debug": debug, "merchant": merchant}
 
 
 def _open(ctx: click.Context) -> Any:
@@ -159,8 +164,9 @@ def payments() -> None:
 def payments_show(ctx: click.Context, payment_id: str, as_json: bool) -> None:
     """Show a payment, its history and its (redacted) provider exchanges."""
     with _open(ctx) as pasarela:
+        _, api, _ = merchant_scope(ctx, pasarela)
         try:
-            payment = pasarela.get(payment_id)
+            payment = api.get(payment_id)  # another merchant's: not found
         except NotFoundError as exc:  # say which store: a relative path read elsewhere
             fail(f"{exc.message} in {pasarela.store!r}")
         except PasarelaError as exc:

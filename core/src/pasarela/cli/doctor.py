@@ -29,7 +29,7 @@ from typing import Any
 import click
 import httpx
 
-from pasarela.cli.output import ExitCode, err_console, out_console
+from pasarela.cli.output import ExitCode, err_console, merchant_scope, out_console
 
 
 __all__ = ["doctor"]
@@ -102,7 +102,7 @@ def doctor(ctx: click.Context, config_path: str | None, public_url: str | None,
                           else ""))
     if not problems:
         with Pasarela.from_config(path) as pasarela, httpx.Client(timeout=10) as client:
-            service = pasarela.service
+            _, _, service = merchant_scope(ctx, pasarela)  # --merchant: its accounts
             results += checks.store_checks(service)
             if results[-1].ok:
                 results += checks.privacy_checks(service)

@@ -271,3 +271,19 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO,
         logger.setLevel(level)
         if name != ROOT:
             logger.propagate = False
+
+
+def merchant_scope(ctx: click.Context, pasarela: Any) -> tuple[str, Any, Any]:
+    """The group's ``--merchant``: (its name or ``""``, the API the command works
+    through, that merchant's engine context). Without it, the deployment's own (the
+    implicit merchant's); an unknown or broken merchant is a failure naming it."""
+    from pasarela.errors import PasarelaError  # noqa: PLC0415
+
+    name = str((ctx.find_root().obj or {}).get("merchant") or "")
+    if not name:
+        return "", pasarela, pasarela.service
+    try:
+        service = pasarela.merchants.service(name)
+    except PasarelaError as exc:
+        fail(exc)
+    return name, pasarela.merchants[name], service

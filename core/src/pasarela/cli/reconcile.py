@@ -44,6 +44,7 @@ from pasarela.cli.output import (
     ExitCode,
     err_console,
     fail,
+    merchant_scope,
     money_json,
     out_console,
     output,
@@ -51,6 +52,7 @@ from pasarela.cli.output import (
     usage,
 )
 from pasarela.errors import PasarelaError
+from pasarela.registry import merchant_of, qualified
 
 
 __all__ = ["costs", "reconcile"]
@@ -79,11 +81,11 @@ def _open(ctx: click.Context, stack: ExitStack) -> Any:
     return pasarela
 
 
-def _fee_schedules(pasarela: Any) -> dict[tuple[str, str], Any]:
+def _fee_schedules(providers: Any) -> dict[tuple[str, str], Any]:
     from pasarela.fees import FeeSchedule  # noqa: PLC0415
 
     out: dict[tuple[str, str], Any] = {}
-    for name, adapter in pasarela.providers.items():
+    for name, adapter in providers.items():
         if not adapter.settings.fees:
             continue
         for method in adapter.methods:
@@ -132,10 +134,14 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
     report = CsvReport()
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
-        service = pasarela.service
-        if provider not in pasarela.providers:
+        merchant, _, service = merchant_scope(ctx, pasarela)
+        # With --merchant, the merchant's own accounts only (named short or in full).
+        configured = service.providers if merchant else pasarela.providers
+        if merchant and merchant_of(provider) != merchant:
+            provider = qualified(merchant, provider)
+        if provider not in configured:
             _usage(f"--provider: {provider!r} is not configured "
-                  f"(configured: {', '.join(sorted(pasarela.providers)) or 'none'})")
+                  f"(configured: {', '.join(sorted(configured)) or 'none'})")
         try:
             if file is not None:
                 columns = ColumnMap.load(mapping, maps, csv_options)
@@ -156,7 +162,8 @@ def reconcile(ctx: click.Context, provider: str, since: str, until: str, file: s
             with rec.batch_gc():  # this process's one job (see batch_gc)
                 rec.reconcile(service.store, lines, provider=provider, since=start,
                               until=end, key=key, service=None if no_heal else service,
-                              fee_schedules=_fee_schedules(pasarela),
+                              fee_schedules=_fee_schedules(
+                                  {provider: configured[provider]}),
                               fee_tolerance=fee_tolerance,
                               progress=lambda n: progress.advance(task, n))
             progress.stop()
