@@ -26,3 +26,8 @@ def test_demo_checkout_runs_end_to_end(tmp_path):
     assert "shows the other's" not in out
     assert (tmp_path / "demo-out" / "cip-qr.svg").read_text().startswith("<svg")
     assert "webhook_rejected" not in out + result.stderr
+    dlocal = out[out.index("8. dLocal"):].replace("\xa0", " ")  # Money.format: no-break space
+    for expected in ("BankTransfer", "bank: BCP", "CCI: ", "reference: DL", "amount: S/ 250.00",
+                     "deadline: 20", "charged USD 40.00", "fx_rate 0.266845"):
+        assert expected in dlocal
+    assert dlocal.count("succeeded (by webhook)") == 2
