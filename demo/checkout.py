@@ -17,7 +17,7 @@ server on loopback, then plays seven customers:
 
 Each payment is printed with its history and its redacted provider exchanges. Then
 the acts beside this script: two merchants on one server (``merchants_act.py``) and a
-second provider, dLocal (``providers_act.py``).
+second provider, dLocal and Mercado Pago (``providers_act.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from pasarela.web.pay_page import PageSettings, pay_link
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from merchants_act import two_merchants  # the act beside this script
-from providers_act import dlocal_act  # the second-provider acts, beside this script
+from providers_act import dlocal_act, mercadopago_act  # the second-provider acts
 
 
 console = Console()
@@ -276,6 +276,7 @@ def main() -> int:
     console.print(f"\nstore: {OUT / 'pasarela.db'}  ·  `pasarela --config ... payments show ID`")
     merchants_ok = two_merchants(console, OUT, free_port)
     dlocal_ok = dlocal_act(console, OUT, free_port)
+    mercadopago_ok = mercadopago_act(console, OUT, free_port)
     expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
                 Status.PARTIALLY_REFUNDED, Status.SUCCEEDED, Status.EXPIRED, Status.SUCCEEDED]
     if statuses != expected:
@@ -286,6 +287,9 @@ def main() -> int:
         return 1
     if not dlocal_ok:
         console.print("[red]the dLocal act did not end as expected")
+        return 1
+    if not mercadopago_ok:
+        console.print("[red]the Mercado Pago act did not end as expected")
         return 1
     return 0
 

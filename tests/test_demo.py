@@ -31,3 +31,14 @@ def test_demo_checkout_runs_end_to_end(tmp_path):
                      "deadline: 20", "charged USD 40.00", "fx_rate 0.266845"):
         assert expected in dlocal
     assert dlocal.count("succeeded (by webhook)") == 2
+    mercadopago = " ".join(out[out.index("9. Mercado Pago"):].split())  # unwrapped
+    for expected in ("cash -> mercadopago (pending)", "wallet -> yape (succeeded)",
+                     "strategy cheapest: expected fees mercadopago PEN 3.33, pagoefectivo "
+                     "PEN 3.89", "chose yape (expected fee PEN 2.36)",
+                     "attempt 2; calls that reached the PagoEfectivo sandbox: 0",
+                     "attempt 1 at pagoefectivo: provider_unavailable",
+                     "while both answer: cash -> mercadopago",
+                     "meet its 500s: unknown, unknown, unknown",
+                     "after the failures: cash -> pagoefectivo",
+                     "mercadopago 57.1% of 7; pagoefectivo 100.0% of 3"):
+        assert expected in mercadopago
