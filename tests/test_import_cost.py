@@ -18,3 +18,13 @@ def test_the_facade_imports_no_lazy_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     assert json.loads(out) == []
+
+
+def test_plugin_discovery_imports_no_broker_client() -> None:
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+            "get_plugin_manager().providers(); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+            "& {'nats', 'aio_pika', 'aiormq', 'redis'})))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert json.loads(out) == []

@@ -5,7 +5,8 @@ header ``Nats-Msg-Id`` set to the event id, so that the stream drops a repeat wi
 its duplicate window; the relay counts an event delivered once JetStream's PubAck
 came back (the stream stored it). The stream (``stream``, default ``PASARELA``) is
 created with subjects ``<subject>.>`` when it does not exist (``options.create_stream
-= false`` to leave that to you).
+= false`` to leave that to you). ``nats-py`` is imported when the relay opens, not
+when plugins are discovered.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from importlib import metadata
 from typing import Any
-
-import nats
-from nats.js.errors import NotFoundError
 
 from pasarela.events import LifecycleEvent
 from pasarela.relays import Ack, Relay, RelayRegistry, RelaySettings, encode_event, hookimpl
@@ -43,6 +41,9 @@ class NatsRelay(Relay):
         self._js: Any = None
 
     async def open(self) -> None:
+        import nats  # noqa: PLC0415 (imported on use: see the module's docs)
+        from nats.js.errors import NotFoundError  # noqa: PLC0415
+
         self._nc = await nats.connect(
             str(self.settings.url), connect_timeout=5, allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=1)

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-import aio_pika
-
 from pasarela.events import LifecycleEvent
 from pasarela.relays import Ack, Relay, RelayRegistry, encode_event, hookimpl
 
@@ -40,6 +38,8 @@ class RabbitMQRelay(Relay):
         return bool(self.settings.options.get("mandatory", True))
 
     async def open(self) -> None:
+        import aio_pika  # noqa: PLC0415 (imported on use, not when plugins are discovered)
+
         self._connection = await aio_pika.connect_robust(str(self.settings.url), timeout=5)
         # on_return_raises: a returned (unroutable) mandatory message fails its publish
         # instead of being confirmed like a routed one.
@@ -49,6 +49,8 @@ class RabbitMQRelay(Relay):
             self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
 
     async def publish(self, events: Sequence[LifecycleEvent]) -> Sequence[Ack]:
+        import aio_pika  # noqa: PLC0415 (already loaded by open())
+
         mandatory = self.mandatory
         results = await asyncio.gather(*(
             self._exchange.publish(

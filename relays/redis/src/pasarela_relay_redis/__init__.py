@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from pasarela.events import LifecycleEvent
 from pasarela.relays import Ack, Relay, RelayRegistry, encode_event, hookimpl
 
@@ -38,6 +36,8 @@ class RedisRelay(Relay):
         return self.settings.stream or DEFAULT_STREAM
 
     async def open(self) -> None:
+        import redis.asyncio as aioredis  # noqa: PLC0415 (imported on use, not at discovery)
+
         self._client = aioredis.from_url(str(self.settings.url), socket_timeout=10,
                                          socket_connect_timeout=5)
         await self._client.ping()
