@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from harness import report
+from harness import report, report_run
 
 
 TIME_BUDGET_S = 10.0
@@ -125,15 +125,10 @@ def bench_costs(count: int = 1_000_000) -> bool:
     ok_found = result["count"] == count and result["settled"] == count
     report("costs counts every payment and line", f"{result['count']:,} / "
            f"{result['settled']:,}", f"{count:,} each", ok_found)
-    seconds, peak = result["seconds"], result["peak_mb"]
-    ok_time = seconds < TIME_BUDGET_S * count / 1_000_000
-    ok_mem = peak < MEMORY_BUDGET_MB
-    label = f"{count:,} payments and lines"
-    report(f"costs time ({label})", f"{seconds:.1f} s ({count / seconds:,.0f} payments/s)",
-           f"< {TIME_BUDGET_S * count / 1_000_000:g} s", ok_time)
-    report(f"costs peak memory ({label})", f"{peak:.0f} MB", f"< {MEMORY_BUDGET_MB:g} MB",
-           ok_mem)
-    return ok_time and ok_mem and ok_found
+    within = report_run("costs", f"{count:,} payments and lines", "payments", count,
+                        result["seconds"], result["peak_mb"],
+                        seconds_per_million=TIME_BUDGET_S, memory_mb=MEMORY_BUDGET_MB)
+    return within and ok_found
 
 
 def main(argv: list[str] | None = None) -> int:

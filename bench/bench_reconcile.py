@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import report
+from harness import report, report_run
 
 
 TIME_BUDGET_S = 30.0
@@ -97,15 +97,10 @@ def bench_reconcile(count: int = 1_000_000) -> bool:
            f"{sum(expected.values())} planted, by category", ok_found)
     if not ok_found:
         print(f"       found {found}, planted {expected}, bad lines {result['bad']}")
-    seconds, peak = result["seconds"], result["peak_mb"]
-    ok_time = seconds < TIME_BUDGET_S * count / 1_000_000
-    ok_mem = peak < MEMORY_BUDGET_MB
-    label = f"{count:,} lines vs {count:,} payments"
-    report(f"reconcile time ({label})", f"{seconds:.1f} s ({count / seconds:,.0f} lines/s)",
-           f"< {TIME_BUDGET_S * count / 1_000_000:g} s", ok_time)
-    report(f"reconcile peak memory ({label})", f"{peak:.0f} MB", f"< {MEMORY_BUDGET_MB:g} MB",
-           ok_mem)
-    return ok_time and ok_mem and ok_found
+    within = report_run("reconcile", f"{count:,} lines vs {count:,} payments", "lines", count,
+                        result["seconds"], result["peak_mb"],
+                        seconds_per_million=TIME_BUDGET_S, memory_mb=MEMORY_BUDGET_MB)
+    return within and ok_found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,3 +76,15 @@ def compare(subject: Callable[[int], None], baseline: Callable[[int], None], *, 
 def report(name: str, value: str, budget: str, ok: bool) -> None:
     mark = "ok  " if ok else "OVER"
     print(f"[{mark}] {name:<48} {value:<40} budget: {budget}")
+
+
+def report_run(name: str, label: str, unit: str, count: int, seconds: float, peak_mb: float,
+               *, seconds_per_million: float, memory_mb: float) -> bool:
+    """Report a whole run over *count* items (time scaled from a budget per million, and
+    peak memory); True when both hold."""
+    time_budget = seconds_per_million * count / 1_000_000
+    ok_time, ok_mem = seconds < time_budget, peak_mb < memory_mb
+    report(f"{name} time ({label})", f"{seconds:.1f} s ({count / seconds:,.0f} {unit}/s)",
+           f"< {time_budget:g} s", ok_time)
+    report(f"{name} peak memory ({label})", f"{peak_mb:.0f} MB", f"< {memory_mb:g} MB", ok_mem)
+    return ok_time and ok_mem
