@@ -508,16 +508,13 @@ def _with_query(headers: Mapping[str, str],
     return headers if query is None else WebhookHeaders(headers, query=query)
 
 
-class MerchantPasarela:
-    """One merchant's API (``pasarela.merchants["bodega"]``): the operations of
-    :class:`Pasarela` over that merchant's own accounts, routes and fees. Its
-    payments, idempotency keys and webhooks are its own: another merchant's payment
-    id is ``NotFoundError`` here, and its accounts are not configured here.
-    Accounts are named by their short names (``pay(..., provider="pe_usd")``,
-    ``handle_webhook("pe_usd", ...)``); payments name them in full
-    (``payment.provider == "bodega.pe_usd"``)."""
+class _Merchant:
+    """What one merchant's API holds, sync or async: its name, its service (its own
+    accounts, routes and fees) and the deployment it belongs to."""
 
-    def __init__(self, owner: Pasarela, name: str, service: Service) -> None:
+    _owner: Pasarela | AsyncPasarela
+
+    def __init__(self, owner: Pasarela | AsyncPasarela, name: str, service: Service) -> None:
         self.name = name
         self.service = service
         self._owner = owner
@@ -532,7 +529,19 @@ class MerchantPasarela:
         return self._owner.merchants.table(self.name)
 
     def __repr__(self) -> str:
-        return f"<MerchantPasarela {self.name!r}>"
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class MerchantPasarela(_Merchant):
+    """One merchant's API (``pasarela.merchants["bodega"]``): the operations of
+    :class:`Pasarela` over that merchant's own accounts, routes and fees. Its
+    payments, idempotency keys and webhooks are its own: another merchant's payment
+    id is ``NotFoundError`` here, and its accounts are not configured here.
+    Accounts are named by their short names (``pay(..., provider="pe_usd")``,
+    ``handle_webhook("pe_usd", ...)``); payments name them in full
+    (``payment.provider == "bodega.pe_usd"``)."""
+
+    _owner: Pasarela
 
     def options(self, order: Order) -> list[Option]:
         return payments.options(self.service, order)
@@ -568,25 +577,11 @@ class MerchantPasarela:
             self.service, qualified(self.name, account), _with_query(headers, query), body))
 
 
-class AsyncMerchantPasarela:
+class AsyncMerchantPasarela(_Merchant):
     """One merchant's API on an :class:`AsyncPasarela`: as :class:`MerchantPasarela`,
     awaited."""
 
-    def __init__(self, owner: AsyncPasarela, name: str, service: Service) -> None:
-        self.name = name
-        self.service = service
-        self._owner = owner
-
-    @property
-    def providers(self) -> Mapping[str, Provider]:
-        return self.service.providers
-
-    @property
-    def config(self) -> MerchantConfig:
-        return self._owner.merchants.table(self.name)
-
-    def __repr__(self) -> str:
-        return f"<AsyncMerchantPasarela {self.name!r}>"
+    _owner: AsyncPasarela
 
     async def options(self, order: Order) -> list[Option]:
         return await anyio.to_thread.run_sync(payments.options, self.service, order)
