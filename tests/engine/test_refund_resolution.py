@@ -234,7 +234,7 @@ class _RefundEvents(FakeProvider):
             return events
         refund = ProviderRefund(status=RefundStatus(data["status"]), reference=data["id"],
                                 amount=Money(int(data["amount"]), data["currency"]),
-                                refund_id=data["refund_id"] or None)
+                                refund_id=data.get("refund_id") or None)
         return [attrs.evolve(event, refund=refund) for event in events]
 
 
@@ -296,3 +296,24 @@ def test_a_due_refund_is_handed_to_one_resolver_at_a_time(
     assert queries.due_refund_check_count(pasarela.store, now=clock()) == 0
     clock.now += pasarela.store.refund_lease + timedelta(seconds=1)
     assert [c.refund.id for c in pasarela.store.due_refund_checks(now=clock())] == [pending.id]
+
+
+def test_a_webhook_without_our_id_for_a_lost_refund_settles_that_refund(
+        announcing: Pasarela, gateway: FakeGateway, clock: ManualClock) -> None:
+    """The provider does not echo our refund id: the pending refund of that amount still
+    waiting for its reference is the one settled, not a second one beside it."""
+    payment = _paid(announcing)
+    pending = _lost_refund(announcing, gateway, payment)
+    [made] = gateway.refunds.values()
+    event = {"id": "evt_refund_2", "type": "refund.succeeded",
+             "data": {"id": payment.provider_reference, "amount": payment.amount.minor,
+                      "currency": "PEN", "status": "refunded",
+                      "refund": {"id": made.id, "status": made.status,
+                                 "amount": made.amount, "currency": made.currency}}}
+    body = json.dumps(event).encode()
+    headers = sign_fake_webhook(body, gateway.webhook_secret, int(clock().timestamp()))
+    announcing.handle_webhook("fake", headers, body)
+    [done] = announcing.store.refunds_for(payment.id)
+    assert (done.id, done.status, done.provider_reference) == (
+        pending.id, RefundStatus.SUCCEEDED, made.id)
+    assert announcing.get(payment.id).refunded_amount == Money.of("15.00", "PEN")

@@ -32,6 +32,7 @@ from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.logs import get_logger
 from pasarela.model import Payment, Refund, RefundStatus
+from pasarela.money import Money
 from pasarela.provider import (
     Operation,
     Provider,
@@ -309,6 +310,12 @@ def _by_our_id(
     return payment
 
 
+def _unanswered(ours: list[Refund], amount: Money) -> Refund | None:
+    waiting = [r for r in ours if r.status is RefundStatus.PENDING
+               and r.provider_reference is None and r.amount == amount]
+    return min(waiting, key=lambda r: (r.created_at, r.id), default=None)
+
+
 def _apply_refund(
     service: Service, payment: Payment, event: WebhookEvent, delivery: Delivery,
     exchanges: list[Exchange],
@@ -321,6 +328,10 @@ def _apply_refund(
     if refund is None and report.refund_id:
         # A refund whose create answer was lost has no reference yet: found by our id.
         refund = next((r for r in ours if r.id == report.refund_id), None)
+    if refund is None and report.reference and report.amount is not None:
+        # Nor our id (the provider does not echo it): the oldest of our pending refunds
+        # of that amount still waiting for a reference is the one the provider made.
+        refund = _unanswered(ours, report.amount)
     if refund is not None and refund.status is RefundStatus.SUCCEEDED:
         service.store.record_exchanges(exchanges)
         service.store.record_delivery(attrs.evolve(delivery, outcome="ignored",
