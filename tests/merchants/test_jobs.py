@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from pasarela.api import Pasarela
-from pasarela.engine.jobs import expire_due, resolve_due
+from pasarela.engine.jobs import expire_due, resolve_due, resolve_refunds_due
+from pasarela.errors import UnknownOutcomeError
 from pasarela.lifecycle import Status
-from pasarela.model import Order
+from pasarela.model import Order, RefundStatus
 from pasarela.money import Money
 from pasarela.store import Store
 from pasarela.testing.fake import FakeGateway, FakePlugin
@@ -91,3 +93,55 @@ def test_one_merchants_backlog_does_not_starve_anothers_resolver(
     assert platform._run(resolve_due(platform.service, limit=3, per_merchant=2)) == 3
     assert small.get(theirs.id).status is Status.SUCCEEDED
     assert sum(big.get(p.id).status is Status.SUCCEEDED for p in backlog) == 2
+
+
+def test_one_merchants_backlog_does_not_starve_anothers_refund_checks(
+    platform: Pasarela, gateway: FakeGateway,
+) -> None:
+    big, small = platform.merchants["big"], platform.merchants["small"]
+    amount = Money.of("10.00", "PEN")
+
+    def lost_refund(merchant: Any, ref: str) -> str:
+        paid = merchant.pay(order(ref), method="card", idempotency_key=ref)
+        assert paid.status is Status.SUCCEEDED
+        gateway.lose_refund_answers = True
+        with pytest.raises(UnknownOutcomeError):
+            merchant.refund(paid.id, amount)
+        gateway.lose_refund_answers = False
+        return str(paid.id)
+
+    # (four: a fifth lost answer in a row would open the account's circuit)
+    backlog = [lost_refund(big, f"b-{i}") for i in range(4)]
+    gateway.clock.now += timedelta(minutes=5)  # the small shop's refund is due last
+    theirs = lost_refund(small, "s-1")
+    gateway.clock.now += timedelta(minutes=10)
+    # One pass of 3: without a share per merchant, the big shop's three oldest.
+    assert platform._run(resolve_refunds_due(platform.service, limit=3, per_merchant=2)) == 3
+    [refund] = platform.store.refunds_for(theirs)
+    assert refund.status is RefundStatus.SUCCEEDED
+    done = [r.status for p in backlog for r in platform.store.refunds_for(p)]
+    assert done.count(RefundStatus.SUCCEEDED) == 2
+    assert done.count(RefundStatus.PENDING) == 2
+
+
+def test_the_resolver_shares_refund_checks_by_default(
+    platform: Pasarela, gateway: FakeGateway,
+) -> None:
+    """Without an explicit share, a pass takes a fifth of its batch of one merchant."""
+    big, small = platform.merchants["big"], platform.merchants["small"]
+    amount = Money.of("10.00", "PEN")
+    ids = []
+    for merchant, ref in [(big, "b-0"), (big, "b-1"), (big, "b-2"), (small, "s-0")]:
+        paid = merchant.pay(order(ref), method="card", idempotency_key=ref)
+        gateway.lose_refund_answers = True
+        with pytest.raises(UnknownOutcomeError):
+            merchant.refund(paid.id, amount)
+        gateway.lose_refund_answers = False
+        ids.append(paid.id)
+        gateway.clock.now += timedelta(seconds=1)
+    gateway.clock.now += timedelta(minutes=10)
+    # A batch of 10: a share of 2 per merchant; the big shop's third waits.
+    assert platform._run(resolve_refunds_due(platform.service, limit=10)) == 3
+    statuses = [platform.store.refunds_for(p)[0].status for p in ids]
+    assert statuses == [RefundStatus.SUCCEEDED, RefundStatus.SUCCEEDED,
+                        RefundStatus.PENDING, RefundStatus.SUCCEEDED]

@@ -275,20 +275,26 @@ def resolve_due(service: Service, *, limit: int = 500,
                                          next_check_at=now + wait, check_attempts=tries)
         else:
             settled += 1
-    settled += yield from resolve_refunds_due(platform, now=now, limit=limit)
+    settled += yield from resolve_refunds_due(platform, now=now, limit=limit,
+                                              per_merchant=per_merchant)
     return settled
 
 
 def resolve_refunds_due(service: Service, *, now: datetime | None = None,
-                        limit: int = 500) -> Steps[int]:
+                        limit: int = 500, per_merchant: int | None = None) -> Steps[int]:
     """Ask providers about pending refunds whose next check has come
     (``Operation.GET_REFUND``) and apply each answer through the one refund write path
     (:func:`pasarela.engine.refunds.apply_refund`): ``succeeded`` refunds the payment,
     ``failed`` frees the amount, ``pending`` (the provider has not said, or does not
-    know the refund yet) is asked again on the schedule. Returns how many settled."""
+    know the refund yet) is asked again on the schedule. Returns how many settled.
+
+    Fair across merchants as the payments' passes are: at most *per_merchant* (default:
+    a fifth of the batch when the deployment has merchants) of any one merchant's
+    refunds per pass."""
     at = now if now is not None else service.clock()
     settled = 0
-    for check in service.store.due_refund_checks(now=at, limit=limit):
+    for check in service.store.due_refund_checks(
+            now=at, limit=limit, per_merchant=_share(service, limit, per_merchant)):
         settled += yield from _resolve_refund(service, check.refund, check.check_attempts,
                                               at)
     return settled

@@ -15,7 +15,7 @@ from pasarela.model import Refund, RefundStatus
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import Row, opt_from_db, opt_to_db, refund_from_row, to_db, utc_now
 from pasarela.store._writes import lock_payment, upsert_refund
-from pasarela.store.schema import refunds
+from pasarela.store.schema import payments, refunds
 
 
 __all__ = ["RefundCheck", "Refunds"]
@@ -75,8 +75,11 @@ class Refunds(StoreBase):
             if done.rowcount != 1:
                 raise NotFoundError(f"no refund {refund_id!r}")
 
-    def due_refund_checks(self, *, now: datetime, limit: int = 500) -> list[RefundCheck]:
-        """Pending refunds whose ``next_check_at`` has passed, earliest first.
+    def due_refund_checks(self, *, now: datetime, limit: int = 500,
+                          per_merchant: int | None = None) -> list[RefundCheck]:
+        """Pending refunds whose ``next_check_at`` has passed, earliest first; with
+        *per_merchant*, at most that many of any one merchant (its payment's), so that
+        one merchant's backlog does not fill the batch.
 
         Claimed as :meth:`~pasarela.store.Store.due_for_check` claims payments
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): ``next_check_at`` is pushed forward
@@ -84,10 +87,10 @@ class Refunds(StoreBase):
         """
         at = to_db(now, "now")
         lease_end = at + self.refund_lease
+        due = (refunds.c.status == RefundStatus.PENDING.value, refunds.c.next_check_at <= at)
         query = (
             sa.select(refunds)
-            .where(refunds.c.status == RefundStatus.PENDING.value,
-                   refunds.c.next_check_at <= at)
+            .where(*due, *_shares(due, per_merchant))
             .order_by(refunds.c.next_check_at, refunds.c.id)
             .limit(limit)
         )
@@ -100,6 +103,20 @@ class Refunds(StoreBase):
                              .where(refunds.c.id.in_([row.id for row in rows]))
                              .values(next_check_at=lease_end))
         return [_check(row)._replace(next_check_at=lease_end) for row in rows]
+
+
+def _shares(due: tuple[sa.ColumnElement[bool], ...],
+            per_merchant: int | None) -> list[sa.ColumnElement[bool]]:
+    """With *per_merchant*: the condition keeping only each merchant's first
+    *per_merchant* due refunds (by next check), the merchant being the payment's."""
+    if per_merchant is None:
+        return []
+    ranked = (sa.select(refunds.c.id, sa.func.row_number().over(
+        partition_by=payments.c.merchant,
+        order_by=(refunds.c.next_check_at, refunds.c.id)).label("turn"))
+        .select_from(refunds.join(payments, payments.c.id == refunds.c.payment_id))
+        .where(*due).subquery())
+    return [refunds.c.id.in_(sa.select(ranked.c.id).where(ranked.c.turn <= per_merchant))]
 
 
 def _check(row: Row) -> RefundCheck:
