@@ -40,8 +40,9 @@ from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
+from pasarela.web import console_i18n
 from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
-from pasarela.web.throttle import LoginThrottle
+from pasarela.web.console_auth import ConsoleGuard, Role, read_form
 
 
 __all__ = ["bar_chart", "line_chart", "routes"]
@@ -235,6 +236,7 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     own, that merchant's console at ``/m/NAME/admin``: its own payments, accounts
     and deliveries only, its name and colour in the header."""
     out: list[BaseRoute] = []
+    env = console_i18n.console_environment(env)  # i18n: _(), ngettext, locale filters
     if settings.admin_token:
         out += _console(pasarela, None, settings.admin_token, settings, env, now)
     for name in pasarela.merchants.names():
@@ -257,114 +259,30 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
     if merchant is not None:
         table = pasarela.merchants.table(merchant)
         brand = {"name": table.display_name or merchant, "colour": table.colour}
-    throttle = LoginThrottle()
-
-    def address(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
-
-    def throttled(request: Request) -> Response | None:
-        wait = throttle.retry_after(address(request), now())
-        if wait is None:
-            return None
-        log.warning("admin_login_throttled", address=address(request))
-        return Response("Too many failed sign-ins; try again later.\n", status_code=429,
-                        headers={**SECURITY_HEADERS, "Retry-After": str(int(wait + 0.999))},
-                        media_type="text/plain")
-
-    def session_value(at: datetime) -> str:
-        expiry = str(int((at + SESSION_TTL).timestamp()))
-        return f"{expiry}.{_mac(token, 'admin-session', expiry)}"
-
-    def credential(request: Request) -> str | None:
-        """The credential the request carries, when valid: ``bearer`` or the session."""
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() == "bearer" and given:
-            if throttle.retry_after(address(request), now()) is None and _same(given.strip(),
-                                                                              token):
-                return "bearer"
-            throttle.failed(address(request), now())  # a guessed token counts too
-        cookie = request.cookies.get(cookie_name, "")
-        expiry, _, mac = cookie.partition(".")
-        if (expiry.isdigit() and mac and _same(mac, _mac(token, "admin-session", expiry))
-                and int(expiry) > now().timestamp()):
-            return cookie
-        return None
-
-    def csrf_for(cred: str) -> str:
-        return _mac(token, "csrf", cred)
+    guard = ConsoleGuard(merchant=scope.merchant, mount=mount, token=token, env=env, now=now,
+                         brand=brand, locale=lambda request: console_i18n.context_for(
+                             console_i18n.negotiate(request)))
 
     def base(request: Request) -> dict[str, Any]:
         prefix = request.scope.get("root_path", "")
-        return {"lang": "en", "static": prefix + STATIC_PATH, "admin": prefix + mount,
-                "brand": brand}
-
-    def login_page(request: Request, *, error: str | None = None) -> Response:
-        return html(env, "admin_login.html", {**base(request), "error": error}, status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="pasarela admin"'})
-
-    async def read_form(request: Request) -> dict[str, str]:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_FORM:
-                return {}
-        if request.headers.get("content-type", "").split(";")[0].strip() != (
-                "application/x-www-form-urlencoded"):
-            return {}
-        parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v[0] for k, v in parsed.items()}
-
-    async def login(request: Request) -> Response:
-        if request.method == "GET":
-            if credential(request):
-                return RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
-            return login_page(request)
-        refused = throttled(request)
-        if refused is not None:
-            return refused
-        form = await read_form(request)
-        if not _same(form.get("token", ""), token):
-            throttle.failed(address(request), now())
-            log.warning("admin_login_failed")
-            return login_page(request, error="That token is not right.")
-        throttle.succeeded(address(request))
-        response = RedirectResponse(base(request)["admin"], 303, headers=SECURITY_HEADERS)
-        response.set_cookie(cookie_name, session_value(now()),
-                            max_age=int(SESSION_TTL.total_seconds()),
-                            path=base(request)["admin"], httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        log.info("admin_login")
-        return response
-
-    async def logout(request: Request) -> Response:
-        cred = credential(request)
-        form = await read_form(request)
-        if cred is None:
-            return login_page(request)
-        if not _same(form.get("csrf", ""), csrf_for(cred)):
-            return html(env, "admin_error.html", {**base(request), "message": "CSRF check "
-                        "failed."}, status=403)
-        response = RedirectResponse(base(request)["admin"] + "/login", 303,
-                                    headers=SECURITY_HEADERS)
-        response.delete_cookie(cookie_name, path=base(request)["admin"])
-        return response
+        return {**console_i18n.context_for(console_i18n.negotiate(request)),
+                "static": prefix + STATIC_PATH, "admin": prefix + mount, "brand": brand}
 
     async def dashboard(request: Request) -> Response:
-        cred = credential(request)
-        if cred is None:
-            return login_page(request)
+        operator = guard.require(request, Role.VIEWER)
+        if isinstance(operator, Response):
+            return operator
         at = now()
         data = await anyio.to_thread.run_sync(
             lambda: dashboard_data(pasarela, settings, at, merchant=scope.merchant))
         stale = f"{settings.stale_after.total_seconds() / 60:.0f} min"
-        return html(env, "admin.html", {**base(request), **data, "csrf": csrf_for(cred),
+        return html(env, "admin.html", {**base(request), **data, "csrf": guard.csrf_token(request),
                                         "now": at, "stale_after": stale})
 
     async def payment_page(request: Request) -> Response:
-        cred = credential(request)
-        if cred is None:
-            return login_page(request)
+        operator = guard.require(request, Role.VIEWER)
+        if isinstance(operator, Response):
+            return operator
         payment_id = request.path_params["payment_id"]
         try:
             payment = await anyio.to_thread.run_sync(scope.get, payment_id)
@@ -373,17 +291,18 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
                         status=404)
         exchanges = await anyio.to_thread.run_sync(redacted_exchanges, pasarela, payment_id)
         return html(env, "admin_payment.html", {
-            **base(request), "payment": payment, "exchanges": exchanges, "csrf": csrf_for(cred),
+            **base(request), "payment": payment, "exchanges": exchanges,
+            "csrf": guard.csrf_token(request),
             "synced": request.query_params.get("synced"),
             "sync_error": request.query_params.get("sync_error"),
         })
 
     async def sync_now(request: Request) -> Response:
-        cred = credential(request)
         form = await read_form(request)
-        if cred is None:
-            return login_page(request)
-        if not _same(form.get("csrf", ""), csrf_for(cred)):
+        operator = guard.require(request, Role.OPERATOR)
+        if isinstance(operator, Response):
+            return operator
+        if not guard.check_csrf(request, form):
             log.warning("admin_csrf_failed")
             return html(env, "admin_error.html", {**base(request), "message": "CSRF check "
                         "failed: reload the page and try again."}, status=403)
@@ -407,8 +326,7 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
     return [
         Route(mount, dashboard, methods=["GET"],
               name="pasarela-admin" if merchant is None else f"pasarela-admin-{merchant}"),
-        Route(f"{mount}/login", login, methods=["GET", "POST"]),
-        Route(f"{mount}/logout", logout, methods=["POST"]),
+        *guard.routes(),
         Route(mount + "/payments/{payment_id}", payment_page, methods=["GET"]),
         Route(mount + "/payments/{payment_id}/sync", sync_now, methods=["POST"]),
     ]
