@@ -17,15 +17,13 @@ payment with its history and redacted exchanges.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Final
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import anyio.to_thread
 import jinja2
@@ -41,31 +39,20 @@ from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
 from pasarela.web import console_i18n
-from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
 from pasarela.web.console_auth import ConsoleGuard, Role, read_form
+from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
 
 
 __all__ = ["bar_chart", "line_chart", "routes"]
 
 log = get_logger("pasarela")
 
-COOKIE: Final = "pasarela_admin"
-SESSION_TTL: Final = timedelta(hours=12)
 WINDOW: Final = timedelta(hours=24)
 _SUCCEEDED: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
 _FINISHED: Final = _SUCCEEDED | {Status.FAILED, Status.CANCELED, Status.EXPIRED}
 COLORS: Final = ("#0b5cad", "#c0392b", "#117a3d", "#8e44ad", "#b9770e", "#2c3e50")
-_MAX_FORM: Final = 8192
 #: Payments (refunds) needing an operator listed on the dashboard, oldest first.
 OPERATOR_SHOWN: Final = 50
-
-
-def _mac(key: str, *parts: str) -> str:
-    return hmac.new(key.encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
 
 # --- charts (SVG built here, every text escaped) --------------------------------------
@@ -254,7 +241,6 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
     scope = pasarela.service if merchant is None else pasarela.merchants.service(merchant)
     api: Any = pasarela if merchant is None else pasarela.merchants[merchant]
     mount = "/admin" if merchant is None else f"/m/{merchant}/admin"
-    cookie_name = COOKIE if merchant is None else f"{COOKIE}_{merchant}"
     brand: dict[str, Any] = {}
     if merchant is not None:
         table = pasarela.merchants.table(merchant)
