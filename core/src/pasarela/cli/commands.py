@@ -269,6 +269,7 @@ def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
 def _register_commands() -> None:
     from pasarela.cli.customers import customers  # noqa: PLC0415
     from pasarela.cli.doctor import doctor  # noqa: PLC0415
+    from pasarela.cli.evidence import evidence  # noqa: PLC0415
     from pasarela.cli.reconcile import costs, reconcile  # noqa: PLC0415
     from pasarela.cli.routing import route  # noqa: PLC0415
     from pasarela.cli.serve import serve, worker  # noqa: PLC0415
@@ -280,6 +281,7 @@ def _register_commands() -> None:
     main.add_command(worker)
     main.add_command(doctor)
     main.add_command(customers)
+    payments.add_command(evidence)
 
 
 _register_commands()
