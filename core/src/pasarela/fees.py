@@ -14,7 +14,12 @@ minor unit:
   would state it;
 - **FX spread**: ``fx_spread`` percent of the amount when the amount's currency is
   not ``settlement_currency`` (a USD payment settled in PEN, or the other way);
-  no IGV is charged on the spread.
+  no IGV is charged on the spread;
+- **cross-border fee**: ``cross_border`` percent of the amount, on every payment
+  through an account that collects in Peru and settles abroad (dLocal's model for
+  sellers abroad); no IGV either. It is its own line, beside the spread: an account
+  settling abroad in USD typically carries both (``settlement_currency = "USD"``,
+  ``fx_spread = "..."``, ``cross_border = "..."``).
 
 ``fixed``, ``minimum`` and ``refund_fixed`` are amounts in a currency; give a list
 (``fixed = ["PEN 0.50", "USD 0.15"]``) for a provider that takes several. An
@@ -69,8 +74,9 @@ _IGV_NUM, _IGV_DEN = IGV_RATE.as_integer_ratio()
 
 _METHODS: Final = ("cash", "wallet", "card", "bank_transfer")
 _KEYS: Final = (
-    "percent", "fixed", "minimum", "igv", "settlement_currency", "fx_spread", "refund_fixed",
-    "markup", "network", "refund_percent", "chargeback_fixed", "settlement_days", "tiers",
+    "percent", "fixed", "minimum", "igv", "settlement_currency", "fx_spread", "cross_border",
+    "refund_fixed", "markup", "network", "refund_percent", "chargeback_fixed",
+    "settlement_days", "tiers",
 )
 #: Keys of the whole account (the top of the table only).
 _ACCOUNT_KEYS: Final = (
@@ -169,6 +175,8 @@ class FeeBreakdown:
     commission: Money
     igv: Money
     fx: Money
+    #: The cross-border fee (``cross_border`` percent); zero without one.
+    cross_border: Money
     total: Money
     notes: tuple[str, ...] = ()
 
@@ -177,7 +185,8 @@ class FeeBreakdown:
             return {"minor": m.minor, "currency": m.currency}
 
         return {"commission": money(self.commission), "igv": money(self.igv),
-                "fx": money(self.fx), "total": money(self.total), "notes": list(self.notes)}
+                "fx": money(self.fx), "cross_border": money(self.cross_border),
+                "total": money(self.total), "notes": list(self.notes)}
 
 
 def _int(value: Any, path: str, *, least: int = 0) -> int:
@@ -312,6 +321,8 @@ class FeeSchedule:
     igv: bool = False
     settlement_currency: str | None = None
     fx_spread: Decimal = Decimal(0)
+    #: Percent of every payment's amount for collecting in Peru and settling abroad.
+    cross_border: Decimal = Decimal(0)
     refund_fixed: tuple[Money, ...] = ()
     #: An aggregator's percent over the network's, charged with ``percent``.
     markup: Decimal = Decimal(0)
@@ -324,12 +335,14 @@ class FeeSchedule:
     tiers: tuple[FeeTier, ...] = ()
     _percent_ratio: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
     _fx_ratio: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
+    _cross_ratio: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
     _fixed: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
     _minimum: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_percent_ratio", _ratio(self.percent + self.markup))
         object.__setattr__(self, "_fx_ratio", _ratio(self.fx_spread))
+        object.__setattr__(self, "_cross_ratio", _ratio(self.cross_border))
         object.__setattr__(self, "_fixed", {m.currency: m.minor for m in self.fixed})
         object.__setattr__(self, "_minimum", {m.currency: m.minor for m in self.minimum})
 
@@ -408,6 +421,7 @@ class FeeSchedule:
             igv=igv,
             settlement_currency=settlement,
             fx_spread=spread,
+            cross_border=_percent(data.get("cross_border", "0"), f"{path}.cross_border"),
             refund_fixed=_amounts(data.get("refund_fixed"), f"{path}.refund_fixed"),
             markup=_percent(data.get("markup", "0"), f"{path}.markup"),
             network=_name(network, f"{path}.network") if network is not None else None,
@@ -458,13 +472,15 @@ class FeeSchedule:
                 changes[key] = value
         return attrs.evolve(self, **changes)
 
-    def parts_minor(self, minor: int, currency: str) -> tuple[int, int, int]:
-        """Commission, IGV and FX spread of *minor* units of *currency* (minor units)."""
-        commission, igv, fx, _ = self._parts(minor, currency)
-        return commission, igv, fx
+    def parts_minor(self, minor: int, currency: str) -> tuple[int, int, int, int]:
+        """Commission, IGV, FX spread and cross-border fee of *minor* units of
+        *currency* (minor units, each rounded half-up on its own)."""
+        commission, igv, fx, cross, _ = self._parts(minor, currency)
+        return commission, igv, fx, cross
 
-    def _parts(self, minor: int, currency: str) -> tuple[int, int, int, bool]:
-        """Commission, IGV and FX spread in minor units; whether the minimum applied."""
+    def _parts(self, minor: int, currency: str) -> tuple[int, int, int, int, bool]:
+        """Commission, IGV, FX spread and cross-border fee in minor units; whether the
+        minimum applied."""
         num, den = self._percent_ratio
         commission_num = minor * num + self._fixed.get(currency, 0) * den
         floor = self._minimum.get(currency)
@@ -477,15 +493,17 @@ class FeeSchedule:
         if self.settlement_currency is not None and currency != self.settlement_currency:
             fx_num, fx_den = self._fx_ratio
             fx = _round_half_up(minor * fx_num, fx_den) if fx_num else 0
-        return commission, igv, fx, raised
+        cross_num, cross_den = self._cross_ratio
+        cross = _round_half_up(minor * cross_num, cross_den) if cross_num else 0
+        return commission, igv, fx, cross, raised
 
     def fee_minor(self, minor: int, currency: str) -> int:
         """The total expected fee for *minor* units of *currency*, in minor units.
 
         Integer arithmetic only; the same number as ``breakdown(...).total``.
         """
-        commission, igv, fx, _ = self._parts(minor, currency)
-        return commission + igv + fx
+        commission, igv, fx, cross, _ = self._parts(minor, currency)
+        return commission + igv + fx + cross
 
     def fee(self, amount: Money) -> Money:
         """The expected fee for *amount*, IGV and FX spread included where they apply."""
@@ -494,7 +512,7 @@ class FeeSchedule:
     def breakdown(self, amount: Money) -> FeeBreakdown:
         """The expected fee for *amount*, part by part, with notes on what was left out."""
         currency = amount.currency
-        commission, igv, fx, raised = self._parts(amount.minor, currency)
+        commission, igv, fx, cross, raised = self._parts(amount.minor, currency)
         notes: list[str] = []
         if self.fixed and currency not in self._fixed:
             listed = ", ".join(str(m) for m in self.fixed)
@@ -503,10 +521,12 @@ class FeeSchedule:
             notes.append(f"raised to the minimum {_in(self.minimum, currency)}")
         if self.settlement_currency is not None and currency != self.settlement_currency:
             notes.append(f"FX spread {self.fx_spread}% to settle in {self.settlement_currency}")
+        if cross:
+            notes.append(f"cross-border fee {self.cross_border}%")
         return FeeBreakdown(
             amount=amount, commission=Money(commission, currency), igv=Money(igv, currency),
-            fx=Money(fx, currency), total=Money(commission + igv + fx, currency),
-            notes=tuple(notes),
+            fx=Money(fx, currency), cross_border=Money(cross, currency),
+            total=Money(commission + igv + fx + cross, currency), notes=tuple(notes),
         )
 
     def refund_fee(self, amount: Money) -> Money:

@@ -5,13 +5,17 @@
   matches the provider's settlement lines (its API, or a CSV file) against our
   payments, heals payments the provider says are paid (cause ``reconcile``), and
   prints a summary. Exit status 1 when unresolved differences or bad lines remain.
-- ``pasarela costs [report] --from D --to D [--what-if OTHER.toml] [--rates R.csv]
-  [--currency PEN] [--as-of D] [--warn-days N] [--lang L] [--json OUT] [--csv OUT]
-  [--html OUT]`` prints the total cost of acceptance per provider, method, network
-  and month (docs/costs.md), expected against actual fees, the contract warnings,
-  and what another configuration's routing would have cost;
+- ``pasarela costs [report] --from D --to D [--what-if [LABEL=]OTHER.toml ...]
+  [--rates R.csv] [--currency PEN] [--as-of D] [--warn-days N] [--lang L]
+  [--json OUT] [--csv OUT] [--html OUT]`` prints the total cost of acceptance per
+  provider, method, network and month (docs/costs.md), expected against actual fees,
+  the contract warnings, and what other configurations' routings would have cost,
+  side by side with the current one on the same orders;
   ``pasarela costs optimize`` the cheapest provider per method (or routing file) and
   ``pasarela costs profile`` the figures a provider asks for before quoting.
+
+With the root ``--merchant NAME``, the costs commands work on that merchant's accounts
+and payments only (without it, the deployment's own).
 
 Dates are ISO 8601 (``2026-11-01`` or with a time and offset); a date without an
 offset is UTC; ``--to`` is exclusive.
@@ -262,13 +266,41 @@ def _window(since: str, until: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _setup(pasarela: Any) -> Any:
+def _setup(providers: Any) -> Any:
     from pasarela.reconcile.cost_model import CostSetup  # noqa: PLC0415
 
     try:
-        return CostSetup.from_providers(pasarela.providers)
+        return CostSetup.from_providers(providers)
     except PasarelaError as exc:
         fail(exc)
+
+
+def _scope(ctx: click.Context, pasarela: Any) -> tuple[Any, Callable[[str], bool]]:
+    """The root ``--merchant``'s engine context (else the deployment's own) and which
+    accounts' payments are that merchant's."""
+    merchant, _, service = merchant_scope(ctx, pasarela)
+    return service, lambda account: merchant_of(account) == merchant
+
+
+def _what_ifs(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--what-if`` values as ``(label, path)``: ``PATH`` (labelled by itself) or
+    ``LABEL=PATH``."""
+    from pathlib import Path  # noqa: PLC0415
+
+    out: list[tuple[str, str]] = []
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or Path(value).is_file():
+            label, path = value, value
+        label = label.strip()
+        if not label:
+            _usage(f"--what-if: {value!r} has an empty label (write LABEL=FILE)")
+        if not Path(path).is_file():
+            _usage(f"--what-if: {path!r} is not a file")
+        if any(label == seen for seen, _ in out):
+            _usage(f"--what-if: the label {label!r} is given twice")
+        out.append((label, path))
+    return out
 
 
 def _lang(lang: str | None) -> str:
@@ -302,8 +334,9 @@ def _doc_option(name: str, help_text: str) -> Callable[[_F], _F]:
 
 @costs.command("report")
 @_window_options
-@click.option("--what-if", "other", type=click.Path(exists=True, dir_okay=False),
-              help="Another configuration: what its routing would have cost.")
+@click.option("--what-if", "others", multiple=True, metavar="[LABEL=]FILE",
+              help="Another configuration: what its routing would have cost, beside "
+                   "today's (repeatable; LABEL names its column).")
 @click.option("--rates", type=click.Path(exists=True, dir_okay=False),
               help="A CSV rate table (month,base,quote,rate) over the configured fx_rates.")
 @click.option("--currency", default="PEN", show_default=True,
@@ -317,7 +350,7 @@ def _doc_option(name: str, help_text: str) -> Callable[[_F], _F]:
 @_doc_option("--html", "Write a self-contained HTML report with charts (alone or -: "
                        "standard output).")
 @click.pass_context
-def costs_report(ctx: click.Context, since: str, until: str, other: str | None,
+def costs_report(ctx: click.Context, since: str, until: str, others: tuple[str, ...],
                  rates: str | None, currency: str, as_of: str | None, warn_days: int,
                  lang: str | None, json_out: str | None, csv_out: str | None,
                  html_out: str | None) -> None:
@@ -331,24 +364,35 @@ def costs_report(ctx: click.Context, since: str, until: str, other: str | None,
     language = _lang(lang)
     _ = cr.translator(language).gettext
     piped = stdout_taken(json_out, csv_out, html_out)
+    files = _what_ifs(others)
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
-        setup = _setup(pasarela)
+        service, accounts = _scope(ctx, pasarela)
+        setup = _setup(service.providers)
         try:
             table = RateTable.of(setup, rates)
-            report = cost_report(pasarela.store, start, end, setup, rates=table,
-                                 as_of=today, currency=currency.upper(), warn_days=warn_days)
+            report = cost_report(service.store, start, end, setup, rates=table,
+                                 as_of=today, currency=currency.upper(), warn_days=warn_days,
+                                 accounts=accounts)
         except PasarelaError as exc:
             fail(exc)
-        alternative = None
-        if other is not None:
+        alternative = comparison = None
+        if files:
             from pasarela.cli.routing import load_router  # noqa: PLC0415
 
-            router = load_router(other, stack)
-            alternative = rc.what_if(pasarela.store, start, end, router)
+            routers = {label: load_router(path, stack) for label, path in files}
+            comparison = rc.compare_routes(service.store, start, end, setup.schedules,
+                                           routers, current_name=_("current routing"),
+                                           accounts=accounts)
+            if len(files) == 1:
+                alternative = rc.what_if(service.store, start, end,
+                                         next(iter(routers.values())), accounts=accounts)
     out = err_console() if piped else out_console()
     heads = cr.columns(_)
-    shown = {0, 1, 2, 3, 6, 7, 15, 25, 26}  # provider ... count, volume, ..., total, rate
+    keys = cr.csv_fields()
+    shown = {keys.index(k) for k in ("provider", "method", "network", "month", "count",
+                                      "volume", "fee_difference", "total_cost",
+                                      "effective_rate")}
     grid = Table(title=_("Costs {since} to {until}").format(
         since=f"{start:%Y-%m-%d}", until=f"{end:%Y-%m-%d}"))
     for i, head in enumerate(heads):
@@ -369,20 +413,24 @@ def costs_report(ctx: click.Context, since: str, until: str, other: str | None,
                   highlight=False)
     extra = ""
     if alternative is not None:
+        other = files[0][0]
         data = alternative.to_dict()
         out.print(f"what-if {other}: {data['orders']} order(s), {data['unroutable']} unroutable")
         for cur in sorted(set(data["current"]) | set(data["other"])):
             out.print(f"  {cur}: as routed {data['current'].get(cur, '-')}, "
                       f"with {other} {data['other'].get(cur, '-')}")
+    if comparison is not None:
+        _print_comparison(comparison, out, _)
         extra = ("<h2>What if</h2><pre>"
-                 + json.dumps(data, indent=2).replace("&", "&amp;").replace("<", "&lt;")
-                 + "</pre>")
+                 + json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False)
+                 .replace("&", "&amp;").replace("<", "&lt;") + "</pre>")
     if json_out:
         document = report.to_dict()
         for row in document["rows"]:
             row["succeeded"] = row["count"]
         document["what_if"] = (_what_if_json(alternative) if alternative is not None
                                else None)
+        document["comparison"] = comparison.to_dict() if comparison is not None else None
         document["warnings"] = [{**n.to_dict(), "text": cr.notice_text(n, _)}
                                 for n in report.notices]
         with output(json_out) as fh:
@@ -395,6 +443,39 @@ def costs_report(ctx: click.Context, since: str, until: str, other: str | None,
     if html_out:
         with output(html_out) as fh:
             fh.write(cr.html_page(report, language, extra=extra))
+
+
+def _print_comparison(comparison: Any, out: Console, _: Callable[[str], str]) -> None:
+    """The routes side by side: a column per route (the current one first), a row
+    per figure, money rows per currency."""
+    from pasarela.reconcile import cost_report as cr  # noqa: PLC0415
+
+    grid = Table(title=_("What if: {orders} paid orders, routed each way").format(
+        orders=comparison.orders))
+    grid.add_column("")
+    for route in comparison.routes:
+        grid.add_column(route.name, justify="right")
+    routes = [r.to_dict() for r in comparison.routes]
+    grid.add_row(_("orders"), *(str(r["orders"]) for r in routes))
+    for cur in comparison.currencies:
+        for key, title in (("volume", _("volume")), ("fees", _("fees (commission and IGV)")),
+                           ("fx_spread", _("FX spread")),
+                           ("cross_border", _("cross-border fee")),
+                           ("total", _("total"))):
+            grid.add_row(f"{title} ({cur})",
+                         *(cr.money_text(r[key][cur]) if cur in r[key] else "-"
+                           for r in routes))
+        effective = _("effective cost")
+        grid.add_row(f"{effective} ({cur})",
+                     *(r["effective_rate"].get(cur) or "-" for r in routes))
+    grid.add_row(_("unroutable"), *(str(r["unroutable"]) for r in routes))
+    out.print(grid)
+    for cur, name in comparison.cheapest.items():
+        out.print(_("Cheapest in {currency}: {route}").format(currency=cur, route=name))
+    for r in routes:
+        if r["unpriced"]:
+            out.print(_("{route}: {count} orders went to an account without a fee table "
+                        "(counted at no cost)").format(route=r["name"], count=r["unpriced"]))
 
 
 @costs.command("optimize")
@@ -429,10 +510,11 @@ def costs_optimize(ctx: click.Context, since: str, until: str, min_success: str,
         pasarela = _open(ctx, stack)
         from pasarela.cli.routing import load_router  # noqa: PLC0415
 
+        service, accounts = _scope(ctx, pasarela)
         others = {path: load_router(path, stack) for path in candidates}
         try:
-            result = optimize(pasarela.store, start, end, pasarela.service.router,
-                              min_success=least, candidates=others)
+            result = optimize(service.store, start, end, service.router,
+                              min_success=least, candidates=others, accounts=accounts)
         except PasarelaError as exc:
             fail(exc)
     out = err_console() if piped else out_console()
@@ -484,7 +566,9 @@ def costs_profile(ctx: click.Context, since: str, until: str, lang: str | None,
     piped = stdout_taken(json_out, csv_out)
     with ExitStack() as stack:
         pasarela = _open(ctx, stack)
-        data = profile(pasarela.store, start, end, _setup(pasarela)).to_dict()
+        service, accounts = _scope(ctx, pasarela)
+        data = profile(service.store, start, end, _setup(service.providers),
+                       accounts=accounts).to_dict()
     out = err_console() if piped else out_console()
     grid = Table(title=_("Merchant profile {since} to {until}").format(
         since=f"{start:%Y-%m-%d}", until=f"{end:%Y-%m-%d}"))

@@ -8,7 +8,8 @@ the configured fee tables (:class:`pasarela.fees.FeeSchedule`,
 
 - the **tier in force** for each account and month from the month's real volume and
   order count (all the account's methods), and under it each paid payment's
-  commission, IGV and FX spread (each rounded half-up to the céntimo, per payment);
+  commission, IGV, FX spread and cross-border fee (each rounded half-up to the
+  céntimo, per payment);
 - **expected against actual**: the fee settlement lines gave, against the expected
   fee of the same payments; the per-payment cost counts the actual fee where a line
   gave one, else the expected one;
@@ -35,7 +36,7 @@ from __future__ import annotations
 import array
 import csv
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +230,8 @@ class CostLine:
     commission: int = 0
     igv: int = 0
     fx: int = 0
+    #: The cross-border fee of an account settling abroad (``cross_border``).
+    cross_border: int = 0
     markup: int = 0
     expected_fee: int = 0
     #: Expected fee of the payments a settlement line gave a fee for, and those fees.
@@ -296,7 +299,8 @@ class CostLine:
             "success_rate": f"{self.success_rate * 100:.2f}%",
             "volume": m(self.volume), "average_ticket": m(self.average_ticket),
             "commission": m(self.commission), "igv": m(self.igv), "fx": m(self.fx),
-            "markup": m(self.markup), "expected_fee": m(self.expected_fee),
+            "cross_border": m(self.cross_border), "markup": m(self.markup),
+            "expected_fee": m(self.expected_fee),
             "actual_fee": m(self.actual_fee) if self.with_actual else None,
             "settled_payments": self.with_actual,
             "expected_of_settled": m(self.expected_settled) if self.with_actual else None,
@@ -418,12 +422,15 @@ def _share(total: int, weights: list[int]) -> list[int]:
 
 def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup, *,
                 rates: RateTable | None = None, as_of: datetime | None = None,
-                currency: str = "PEN", warn_days: int = 30) -> CostReport:
+                currency: str = "PEN", warn_days: int = 30,
+                accounts: Callable[[str], bool] | None = None) -> CostReport:
     """The cost of acceptance of ``[since, until)`` (see the module's description).
 
     :param as_of: "today" for the contract warnings and the shortfall projection
         (default: now).
     :param warn_days: how far ahead a notice deadline or a term's end is warned of.
+    :param accounts: only the payments of the accounts it says yes to (a merchant's;
+        default: every account's).
     """
     rates = rates or RateTable.of(setup)
     as_of = as_of or datetime.now(UTC)
@@ -431,6 +438,8 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
     paid = PAID
     for p, m, cur, status, month, amount, fee, stored in queries.cost_amounts(
             store, since, until):
+        if accounts is not None and not accounts(p):
+            continue
         key = (p, m, month, cur)
         group = groups.get(key)
         if group is None:
@@ -480,21 +489,23 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
             line.tier = schedule.tiers[index].label
         priced = schedule.in_tier(index)
         parts = priced.parts_minor
-        commission = igv = fx = unsettled = 0
+        commission = igv = fx = cross = unsettled = 0
         for amount in group.unsettled:
-            c, i, f = parts(amount, cur)
+            c, i, f, x = parts(amount, cur)
             commission += c
             igv += i
             fx += f
-            unsettled += c + i + f
+            cross += x
+            unsettled += c + i + f + x
         settled = 0
         for amount in group.settled:
-            c, i, f = parts(amount, cur)
+            c, i, f, x = parts(amount, cur)
             commission += c
             igv += i
             fx += f
-            settled += c + i + f
-        line.commission, line.igv, line.fx = commission, igv, fx
+            cross += x
+            settled += c + i + f + x
+        line.commission, line.igv, line.fx, line.cross_border = commission, igv, fx, cross
         line.expected_fee = unsettled + settled
         line.expected_unsettled, line.expected_settled = unsettled, settled
         line.actual_fee, line.with_actual = group.actual, len(group.settled)
@@ -506,7 +517,7 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
         terms = setup.terms.get(p)
         if terms is not None:
             line.transit = terms.transit_minor(line.volume, schedule.settlement_days)
-    _refunds_and_disputes(store, since, until, setup, line_for)
+    _refunds_and_disputes(store, since, until, setup, line_for, accounts)
     window_months = months_between(since, until)
     _fixed_and_shortfall(setup, window_months, account_volume, lines, line_for)
     notices = _notices(setup, account_volume, since, until, as_of, warn_days)
@@ -530,8 +541,10 @@ def cost_report(store: Store, since: datetime, until: datetime, setup: CostSetup
 
 
 def _refunds_and_disputes(store: Store, since: datetime, until: datetime, setup: CostSetup,
-                          line_for: Any) -> None:
+                          line_for: Any, accounts: Callable[[str], bool] | None) -> None:
     for r in queries.cost_refunds(store, since, until):
+        if accounts is not None and not accounts(r.provider):
+            continue
         line = line_for(r.provider, r.method, month_of(r.created_at), r.currency)
         line.refunds += 1
         line.refunded += r.amount_minor
@@ -539,6 +552,8 @@ def _refunds_and_disputes(store: Store, since: datetime, until: datetime, setup:
         if schedule is not None:
             line.refund_fees += schedule.refund_fee_minor(r.amount_minor, r.currency)
     for d in queries.cost_disputes(store, since, until, words=CHARGEBACK_WORDS):
+        if accounts is not None and not accounts(d.provider):
+            continue
         line = line_for(d.provider, d.method, month_of(d.occurred_at), d.currency)
         line.disputes += 1
         line.dispute_lost += d.amount_minor

@@ -15,7 +15,7 @@ minimum success rate: paid / attempts of that account and method over the window
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -121,12 +121,14 @@ def _single_routers(providers: Mapping[str, Provider], current: Router) -> dict[
 
 def optimize(store: Store, since: datetime, until: datetime, current: Router, *,
              min_success: Decimal = Decimal(0),
-             candidates: Mapping[str, Router] | None = None) -> Optimization:
+             candidates: Mapping[str, Router] | None = None,
+             accounts: Callable[[str], bool] | None = None) -> Optimization:
     """Price the window's paid orders under each account per method (and under each
     candidate router); see the module's description.
 
     :param current: today's router (its providers and fee schedules).
     :param min_success: the least success rate (0 to 1) an account needs.
+    :param accounts: only the payments of the accounts it says yes to (a merchant's).
     """
     singles = _single_routers(current.providers, current)
     attempts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -137,6 +139,8 @@ def optimize(store: Store, since: datetime, until: datetime, current: Router, *,
     file_split: dict[str, dict[tuple[str, str], int]] = {n: defaultdict(int) for n in files}
     total_now: dict[str, int] = defaultdict(int)
     for row in queries.optimize_orders(store, since, until):
+        if accounts is not None and not accounts(row.provider):
+            continue
         counts = attempts[(row.provider, row.method)]
         counts[1] += 1
         if row.status not in PAID:

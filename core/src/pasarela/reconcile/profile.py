@@ -9,7 +9,7 @@ current settlement cycle and currency (from its fee table).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -95,12 +95,17 @@ class Profile:
 
 
 def profile(store: Store, since: datetime, until: datetime,
-            setup: CostSetup | None = None) -> Profile:
+            setup: CostSetup | None = None, *,
+            accounts: Callable[[str], bool] | None = None) -> Profile:
+    """The figures of ``[since, until)``; with *accounts*, of the payments of the
+    accounts it says yes to only (a merchant's)."""
     monthly: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     methods: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     card: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     attempts = 0
     for row in queries.cost_payments(store, since, until):
+        if accounts is not None and not accounts(row.provider):
+            continue
         attempts += 1
         if row.status not in PAID:
             continue
@@ -113,10 +118,14 @@ def profile(store: Store, since: datetime, until: datetime,
             card[row.currency][1] += row.amount_minor
     refunds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in queries.cost_refunds(store, since, until):
+        if accounts is not None and not accounts(r.provider):
+            continue
         refunds[r.currency][0] += 1
         refunds[r.currency][1] += r.amount_minor
     disputes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for d in queries.cost_disputes(store, since, until, words=CHARGEBACK_WORDS):
+        if accounts is not None and not accounts(d.provider):
+            continue
         disputes[d.currency][0] += 1
         disputes[d.currency][1] += d.amount_minor
     settlement: dict[str, dict[str, Any]] = {}
