@@ -11,6 +11,7 @@ from __future__ import annotations
 from pasarela.store._base import DATABASE_ERRORS, UNAVAILABLE
 from pasarela.store.batch import WriteBatch
 from pasarela.store.repository import Store
+from pasarela.store.search import DifferenceQuery, PaymentQuery
 from pasarela.store.values import Delivery, OutboxEvent
 from pasarela.store.writer import PaymentWriter
 
@@ -19,7 +20,9 @@ __all__ = [
     "DATABASE_ERRORS",
     "UNAVAILABLE",
     "Delivery",
+    "DifferenceQuery",
     "OutboxEvent",
+    "PaymentQuery",
     "PaymentWriter",
     "Store",
     "WriteBatch",

@@ -29,7 +29,7 @@ from pasarela.store.schema import (
     transitions,
     webhook_deliveries,
 )
-from pasarela.store.sealing import Sealer, opened_order, split_order
+from pasarela.store.sealing import Sealer, customer_digests, opened_order, split_order
 
 
 if TYPE_CHECKING:
@@ -200,8 +200,8 @@ def payment_values(payment: Payment, fingerprint: str, sealer: Sealer | None = N
                    ) -> dict[str, Any]:
     """The ``payments`` row of *payment*; with a *sealer*, the order's personal part
     is sealed (``personal``) before anything is written."""
-    order, personal = _stored_order(payment.order.to_dict() if payment.order else None,
-                                    sealer)
+    full = payment.order.to_dict() if payment.order else None
+    order, personal = _stored_order(full, sealer)
     refunded = payment.refunded
     if refunded is not None and refunded.currency != payment.amount.currency:
         raise ValidationError("must be in the payment's currency", field="refunded")
@@ -232,6 +232,7 @@ def payment_values(payment: Payment, fingerprint: str, sealer: Sealer | None = N
         "check_attempts": payment.check_attempts,
         "network": payment.network,
         **_charged_values(payment.charged, payment.fx_rate),
+        **customer_digests(full, sealer),
     }
 
 

@@ -26,7 +26,7 @@ from pasarela.store._base import StoreBase
 from pasarela.store._rows import INSERT_TRANSITION, utc_now
 from pasarela.store._writes import next_seq
 from pasarela.store.schema import exchanges, payments, refunds, transitions
-from pasarela.store.sealing import KEYS_PATH, opened_order, split_order
+from pasarela.store.sealing import KEYS_PATH, customer_digests, opened_order, split_order
 
 
 __all__ = ["ERASED", "Erasure", "PersonalData", "Resealed"]
@@ -65,29 +65,42 @@ class PersonalData(StoreBase):
         """Seal the personal part of up to *limit* payments (ids above *after*, in id
         order) under the newest key: those in clear, and those sealed with an older
         key. One transaction per call; a payment under the newest key already is
-        left alone, so a run that stopped can start again from anywhere."""
+        left alone, so a run that stopped can start again from anywhere. The
+        console's keyed hashes of the customer's phone and document are computed
+        again under the newest key with it (and for rows sealed before they existed)."""
         sealer = self.sealer
         if sealer is None:
             raise ConfigurationError("no key is configured: nothing to seal with",
                                      path=KEYS_PATH)
-        query = (sa.select(payments.c.id, payments.c.order, payments.c.personal)
+        query = (sa.select(payments.c.id, payments.c.order, payments.c.personal,
+                           payments.c.phone_hash, payments.c.document_hash)
                  .where(payments.c.id > after).order_by(payments.c.id).limit(limit))
         if not self._sqlite:
             query = query.with_for_update()
         sealed = rotated = examined = 0
         last = ""
         with self._begin(write=True) as conn:
-            for pid, order, personal in conn.execute(query).all():
+            for pid, order, personal, phone_hash, document_hash in conn.execute(query).all():
                 examined, last = examined + 1, pid
                 if personal is not None:
                     if sealer.is_current(personal):
-                        continue
-                    values: dict[str, Any] = {"personal": sealer.rotate(personal,
-                                                                        payment_id=pid)}
-                    rotated += 1
+                        if phone_hash is not None or document_hash is not None:
+                            continue
+                        # Sealed before the console's hashes existed (migration 0010):
+                        # hash it now; nothing else changes.
+                        values: dict[str, Any] = customer_digests(
+                            opened_order(order, personal, sealer, payment_id=pid), sealer)
+                        if values == {"phone_hash": None, "document_hash": None}:
+                            continue
+                    else:
+                        values = {"personal": sealer.rotate(personal, payment_id=pid),
+                                  **customer_digests(opened_order(order, personal, sealer,
+                                                                  payment_id=pid), sealer)}
+                        rotated += 1
                 elif order is not None and _has_personal(order):
                     clear, part = split_order(order)
-                    values = {"order": clear, "personal": sealer.seal(part)}
+                    values = {"order": clear, "personal": sealer.seal(part),
+                              **customer_digests(order, sealer)}
                     sealed += 1
                 else:
                     continue
@@ -118,7 +131,8 @@ class PersonalData(StoreBase):
                     _scrub_exchanges(conn, pid, _personal_values(full))
                     clear, _ = split_order(full)
                     conn.execute(sa.update(payments).where(payments.c.id == pid)
-                                 .values(order=clear, personal=None))
+                                 .values(order=clear, personal=None, phone_hash=None,
+                                         document_hash=None))
                 conn.execute(sa.update(refunds).where(refunds.c.payment_id == pid)
                              .values(reason=""))
                 now = utc_now()

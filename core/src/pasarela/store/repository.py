@@ -10,7 +10,9 @@ claim rows (see :mod:`pasarela.store.outbox`).
 :class:`~pasarela.store.payments.Payments`, :class:`~pasarela.store.refunds.Refunds`,
 :class:`~pasarela.store.deliveries.Deliveries`,
 :class:`~pasarela.store.evidence.Evidence`, :class:`~pasarela.store.outbox.Outbox`
-and :class:`~pasarela.store.personal.PersonalData` (sealing again, erasure),
+and :class:`~pasarela.store.personal.PersonalData` (sealing again, erasure) and
+:class:`~pasarela.store.search.Search` (the operator console's searches and lists),
+:class:`~pasarela.store.operators.Operators` (the console's accounts and audit log),
 all over :class:`~pasarela.store._base.StoreBase` (the engine, the write lock, the
 transactions and their error mapping). Mixins rather than a class that delegates:
 the store is one object with one set of methods (what callers, the
@@ -29,11 +31,13 @@ from pasarela.store.batch import WriteBatch
 from pasarela.store.deliveries import Deliveries
 from pasarela.store.evidence import Evidence
 from pasarela.store.merchants import Merchants
+from pasarela.store.operators import Operators
 from pasarela.store.outbox import Outbox
 from pasarela.store.payments import Payments
 from pasarela.store.personal import PersonalData
 from pasarela.store.refunds import Refunds
 from pasarela.store.relays import Relays
+from pasarela.store.search import Search
 from pasarela.store.values import Delivery, OutboxEvent
 from pasarela.store.writer import PaymentWriter
 
@@ -42,7 +46,7 @@ __all__ = ["Delivery", "OutboxEvent", "Store"]
 
 
 class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData, Relays,
-            Merchants):
+            Merchants, Search, Operators):
     """Persistence for payments and their evidence. Thread-safe; one per process.
 
     With ``sqlite://`` (in memory) every call is serialised on the one connection;

@@ -73,11 +73,23 @@ payments = sa.Table(
     sa.Column("charged_minor", sa.BigInteger, nullable=True),
     sa.Column("charged_currency", sa.String(3), nullable=True),
     sa.Column("fx_rate", sa.String(40), nullable=True),
+    # Keyed hashes (HMAC-SHA256 under a key derived from the newest [privacy] key) of
+    # the customer's phone and document number, computed at write: what the console
+    # searches by; never the values (migration 0010, pasarela.store.search).
+    sa.Column("phone_hash", sa.String(64), nullable=True),
+    sa.Column("document_hash", sa.String(64), nullable=True),
     sa.Index("ix_payments_provider_reference", "provider", "provider_reference"),
     sa.Index("ix_payments_status_expires_at", "status", "expires_at"),
     sa.Index("ix_payments_status_next_check_at", "status", "next_check_at"),
     sa.UniqueConstraint("merchant", "idempotency_key"),
     sa.Index("ix_payments_merchant_created_at", "merchant", "created_at"),
+    # The console's searches and lists (migration 0010).
+    sa.Index("ix_payments_merchant_phone_hash", "merchant", "phone_hash"),
+    sa.Index("ix_payments_merchant_document_hash", "merchant", "document_hash"),
+    sa.Index("ix_payments_merchant_provider_reference", "merchant", "provider_reference"),
+    sa.Index("ix_payments_merchant_status_created_at", "merchant", "status", "created_at"),
+    sa.Index("ix_payments_merchant_provider_created_at", "merchant", "provider",
+             "created_at"),
 )
 
 #: Merchants created at run time (``pasarela.merchants.create``): the merchant's

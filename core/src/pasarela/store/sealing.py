@@ -15,6 +15,9 @@ queries need) and the personal part, and put back together.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -35,9 +38,12 @@ __all__ = [
     "PERSONAL_FIELDS",
     "Sealer",
     "check_key",
+    "customer_digests",
+    "document_text",
     "join_order",
     "new_key",
     "opened_order",
+    "phone_digits",
     "split_order",
 ]
 
@@ -46,6 +52,8 @@ KEYS_PATH: Final = "privacy.keys"
 #: The order's fields that may hold personal data: sealed when a key is configured,
 #: erased by ``pasarela customers forget``.
 PERSONAL_FIELDS: Final = ("customer", "description", "metadata")
+#: What the search keys are derived with (HMAC-SHA256 of this under each key).
+_SEARCH_CONTEXT: Final = b"pasarela console search v1"
 #: What each personal field is in the clear part of a sealed (or erased) order.
 _EMPTY: Final[Mapping[str, Any]] = {"customer": None, "description": "", "metadata": {}}
 
@@ -79,7 +87,7 @@ def join_order(clear: Mapping[str, Any], personal: Mapping[str, Any]) -> dict[st
 class Sealer:
     """Seals and opens the personal part of orders with the configured keys."""
 
-    __slots__ = ("_current", "_invalid", "_keys", "_multi")
+    __slots__ = ("_current", "_invalid", "_keys", "_multi", "_search")
 
     def __init__(self, keys: Sequence[str]) -> None:
         """*keys*: newest first (it seals); all of them open. At least one."""
@@ -95,6 +103,10 @@ class Sealer:
                 raise ConfigurationError(problem, path=f"{KEYS_PATH}[{i}]")
             fernets.append(Fernet(key.encode("ascii")))
         self._keys = len(fernets)
+        # One search key per key, derived from it (never the key itself): the keyed
+        # hashes that make a customer's phone and document searchable (digests()).
+        self._search = tuple(hmac.new(base64.urlsafe_b64decode(key), _SEARCH_CONTEXT,
+                                      hashlib.sha256).digest() for key in keys)
         self._current: Fernet = fernets[0]
         self._multi: MultiFernet = MultiFernet(fernets)
 
@@ -132,6 +144,17 @@ class Sealer:
             return False
         return True
 
+    def digests(self, kind: str, value: str) -> tuple[str, ...]:
+        """The keyed hashes (hex HMAC-SHA256) of *value*, normalised, as a *kind*
+        (``phone`` or ``document``), under each key's search key, newest first:
+        the first is what a row written now stores; a search asks for any of them,
+        so rows not yet hashed again after a key rotation are found too."""
+        text = phone_digits(value) if kind == "phone" else document_text(value)
+        if not text:
+            return ()
+        data = f"{kind}:{text}".encode()
+        return tuple(hmac.new(key, data, hashlib.sha256).hexdigest() for key in self._search)
+
     def rotate(self, token: str, *, payment_id: str | None = None) -> str:
         """*token* sealed again with the first key (``ConfigurationError`` as
         :meth:`open` when no key opens it)."""
@@ -139,6 +162,38 @@ class Sealer:
             return self._multi.rotate(token.encode("ascii")).decode("ascii")
         except self._invalid:
             raise _unopenable(payment_id, self._keys) from None
+
+
+def phone_digits(value: str) -> str:
+    """A phone as its digits with the country code (a Peruvian number of 9 digits
+    gets ``51``): ``+51 987 654 321``, ``987654321`` and ``51987654321`` are one."""
+    digits = "".join(c for c in value if c.isdigit())
+    return "51" + digits if len(digits) == 9 else digits
+
+
+def document_text(value: str) -> str:
+    """A document number without spaces, dots or dashes, in capitals (``45.678.912``
+    and ``45678912`` are one; the kind is not part of it)."""
+    return "".join(c for c in value if c.isalnum()).upper()
+
+
+def customer_digests(order: Mapping[str, Any] | None, sealer: Sealer | None
+                     ) -> dict[str, str | None]:
+    """The ``phone_hash`` and ``document_hash`` columns of a payment whose order is
+    *order* (its personal part in clear): the newest key's hashes, None without a key
+    or a value."""
+    customer = (order or {}).get("customer") or {}
+    phone, document = customer.get("phone"), customer.get("document")
+    number = str(document[1]) if isinstance(document, list | tuple) and len(document) == 2 \
+        else None
+    out: dict[str, str | None] = {"phone_hash": None, "document_hash": None}
+    if sealer is None:
+        return out
+    if isinstance(phone, str) and phone:
+        out["phone_hash"] = next(iter(sealer.digests("phone", phone)), None)
+    if number:
+        out["document_hash"] = next(iter(sealer.digests("document", number)), None)
+    return out
 
 
 def _unopenable(payment_id: str | None, keys: int) -> ConfigurationError:
