@@ -28,3 +28,28 @@ def test_plugin_discovery_imports_no_broker_client() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     assert json.loads(out) == []
+
+
+def test_plugin_discovery_leaves_out_the_httpx_command_line() -> None:
+    """httpx's package imports its command line (click, rich, pygments) with itself;
+    pasarela puts a stand-in in its place that imports it on first use."""
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+            "get_plugin_manager().providers(); import httpx; "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+            "& {'click', 'rich', 'pygments'})))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert json.loads(out) == []
+
+
+def test_the_httpx_command_line_still_works_after_pasarela() -> None:
+    """The stand-in hands every use over to the real module: ``httpx.main`` runs the
+    real command, and the real module's names are there."""
+    code = ("import sys, pasarela, httpx, httpx._main as cli; "
+            "assert cli.print_help is sys.modules['httpx._main'].print_help; "
+            "assert 'rich' in sys.modules; "
+            "httpx.main(['--help'])")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: httpx" in done.stdout
