@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from html import escape
@@ -28,9 +29,11 @@ from urllib.parse import quote
 import anyio.to_thread
 import jinja2
 from markupsafe import Markup
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.engine.jobs import RESOLVER_CHECKS
@@ -217,27 +220,87 @@ def redacted_exchanges(pasarela: AsyncPasarela | Pasarela, payment_id: str) -> l
 
 
 def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
-           env: jinja2.Environment, now: Callable[[], datetime]) -> list[BaseRoute]:
-    """The console at ``/admin`` (the implicit merchant's payments, with the
-    ``[pages] admin_token``) and, for each merchant with an ``admin_token`` of its
-    own, that merchant's console at ``/m/NAME/admin``: its own payments, accounts
-    and deliveries only, its name and colour in the header."""
-    out: list[BaseRoute] = []
+           env: jinja2.Environment, now: Callable[[], datetime], *,
+           merchant: str | None = None) -> list[BaseRoute]:
+    """The console at ``/admin`` (the implicit merchant's payments) and, for each
+    merchant, that merchant's console at ``/m/NAME/admin``: its own payments, accounts
+    and deliveries only, its name and colour in the header. With *merchant*, that
+    merchant's console only.
+
+    A console is there when it has a credential: an admin token (``[pages]
+    admin_token``, a merchant's ``admin_token``) or an operator account in the store
+    (``pasarela operators add``); otherwise its addresses are 404. Nothing is built
+    at start-up: a console is built on its first request and kept (see
+    :class:`LazyConsoles`)."""
     env = console_i18n.console_environment(env)  # i18n: _(), ngettext, locale filters
-    if settings.admin_token:
-        out += _console(pasarela, None, settings.admin_token, settings, env, now)
-    for name in pasarela.merchants.names():
-        table = pasarela.merchants.table(name)
-        if table.admin_token:
-            out += _console(pasarela, name, table.admin_token, settings, env, now)
-    return out
+    consoles = LazyConsoles(pasarela, settings, env, now, merchant=merchant)
+    if merchant is not None:
+        mount = f"/m/{merchant}/admin"
+        return [Route(mount, consoles, name=f"pasarela-admin-{merchant}"),
+                Route(mount + "/{rest:path}", consoles)]
+    return [Route("/admin", consoles, name="pasarela-admin"),
+            Route("/admin/{rest:path}", consoles),
+            Route("/m/{merchant}/admin", consoles),
+            Route("/m/{merchant}/admin/{rest:path}", consoles)]
 
 
-def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: str,
+class LazyConsoles:
+    """The ASGI app behind every console address: finds the console the path names
+    (the implicit merchant's, or ``/m/NAME/admin``'s merchant), builds it on its first
+    request (a merchant's configuration, its :class:`ConsoleGuard`, its routes: once,
+    under a lock) and hands the request to it. A merchant that does not exist, or a
+    console without any credential, is 404 (and is looked at again next time: an
+    operator added later turns it on)."""
+
+    def __init__(self, pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
+                 env: jinja2.Environment, now: Callable[[], datetime], *,
+                 merchant: str | None = None) -> None:
+        self._pasarela = pasarela
+        self._settings = settings
+        self._env = env
+        self._now = now
+        self._only = merchant
+        self._built: dict[str | None, Router] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many consoles are built so far."""
+        return len(self._built)
+
+    def _build(self, merchant: str | None) -> Router | None:
+        with self._lock:
+            router = self._built.get(merchant)
+            if router is not None:
+                return router
+            pasarela = self._pasarela
+            if merchant is None:
+                token = self._settings.admin_token
+            elif merchant not in pasarela.merchants:
+                return None
+            else:
+                token = pasarela.merchants.table(merchant).admin_token
+            if not token and not pasarela.store.has_operators(merchant or ""):
+                return None
+            router = Router(routes=_console(pasarela, merchant, token, self._settings,
+                                            self._env, self._now))
+            self._built[merchant] = router
+            return router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        merchant = self._only or scope.get("path_params", {}).get("merchant")
+        router = self._built.get(merchant)
+        if router is None:
+            router = await anyio.to_thread.run_sync(self._build, merchant)
+        if router is None:
+            raise HTTPException(status_code=404)
+        await router(scope, receive, send)
+
+
+def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: str | None,
              settings: PageSettings, env: jinja2.Environment, now: Callable[[], datetime]
              ) -> list[BaseRoute]:
-    """One console: *merchant*'s (None: the implicit merchant's), signed in with
-    *token*."""
+    """One console: *merchant*'s (None: the implicit merchant's), signed in by its
+    operators or with the break-glass *token*."""
     scope = pasarela.service if merchant is None else pasarela.merchants.service(merchant)
     api: Any = pasarela if merchant is None else pasarela.merchants[merchant]
     mount = "/admin" if merchant is None else f"/m/{merchant}/admin"
@@ -246,7 +309,8 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
         table = pasarela.merchants.table(merchant)
         brand = {"name": table.display_name or merchant, "colour": table.colour}
     guard = ConsoleGuard(merchant=scope.merchant, mount=mount, token=token, env=env, now=now,
-                         brand=brand, locale=lambda request: console_i18n.context_for(
+                         store=pasarela.store, brand=brand,
+                         locale=lambda request: console_i18n.context_for(
                              console_i18n.negotiate(request)))
 
     def base(request: Request) -> dict[str, Any]:
@@ -305,8 +369,11 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
         except PasarelaError as exc:
             log.warning("admin_sync_failed", payment_id=payment_id, error=type(exc).__name__)
             code = quote(str(getattr(exc, "code", "error")), safe="")
+            guard.audit(operator, "sync", payment_id, request, outcome="failed",
+                        detail={"error": type(exc).__name__, "code": code})
             return RedirectResponse(f"{target}?sync_error={code}", 303, headers=SECURITY_HEADERS)
         log.info("admin_sync", payment_id=payment_id)
+        guard.audit(operator, "sync", payment_id, request)
         return RedirectResponse(f"{target}?synced=1", 303, headers=SECURITY_HEADERS)
 
     return [

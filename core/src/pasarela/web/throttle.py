@@ -1,12 +1,14 @@
 """Sign-in throttling for the operator console: per address and per account.
 
-A failed sign-in (a wrong token in the form, or a wrong ``Bearer`` token) counts
-against the client's address and against the account (the console has one: its
-token). Past :attr:`LoginThrottle.per_address` failures from one address, or
-:attr:`LoginThrottle.per_account` from everywhere, within :attr:`LoginThrottle.window`,
-further attempts are refused (429 with ``Retry-After``) until the oldest failure leaves
-the window; a correct sign-in clears its address. State is in memory, per process, and
-bounded: the oldest addresses are forgotten first.
+A failed sign-in (a wrong password for an operator, a wrong admin token in the form
+or as a ``Bearer`` token) counts against the client's address and against the
+account it tried (the operator's name; :data:`ACCOUNT` for the admin token). Past
+:attr:`LoginThrottle.per_address` failures from one address, or
+:attr:`LoginThrottle.per_account` on one account from everywhere, within
+:attr:`LoginThrottle.window`, further attempts from that address, or on that account,
+are refused (429 with ``Retry-After``) until the oldest failure leaves the window; a
+correct sign-in clears its address. State is in memory, per process, and bounded:
+the oldest addresses and accounts are forgotten first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import attrs
 
 __all__ = ["ACCOUNT", "LoginThrottle"]
 
-#: The one account the console has.
+#: The account the admin token signs in to.
 ACCOUNT: Final = "admin"
 
 
@@ -42,18 +44,19 @@ class LoginThrottle:
             del self._failures[key]
         return times
 
-    def retry_after(self, address: str, now: datetime) -> float | None:
-        """Seconds until *address* may try again, or None when it may now."""
+    def retry_after(self, address: str, now: datetime, account: str = ACCOUNT
+                    ) -> float | None:
+        """Seconds until *address* may try *account* again, or None when it may now."""
         waits = []
         for key, limit in ((f"address:{address}", self.per_address),
-                           (f"account:{ACCOUNT}", self.per_account)):
+                           (f"account:{account}", self.per_account)):
             times = self._recent(key, now)
             if len(times) >= limit:
                 waits.append((times[0] + self.window - now).total_seconds())
         return max(1.0, *waits) if waits else None
 
-    def failed(self, address: str, now: datetime) -> None:
-        for key in (f"address:{address}", f"account:{ACCOUNT}"):
+    def failed(self, address: str, now: datetime, account: str = ACCOUNT) -> None:
+        for key in (f"address:{address}", f"account:{account}"):
             times = self._failures.setdefault(key, deque())
             times.append(now)
             self._failures.move_to_end(key)
