@@ -16,8 +16,10 @@ server on loopback, then plays seven customers:
    an agent afterwards: a late payment, announced as its own event.
 
 Each payment is printed with its history and its redacted provider exchanges. Then
-the acts beside this script: two merchants on one server (``merchants_act.py``) and a
-second provider, dLocal and Mercado Pago (``providers_act.py``).
+the acts beside this script: two merchants on one server (``merchants_act.py``), a
+second provider, dLocal and Mercado Pago (``providers_act.py``), and what the
+checkout's cash would have cost through PagoEfectivo directly, through dLocal and
+through Mercado Pago (``costs_act.py``, ``pasarela costs --what-if``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from pasarela.web.pay_page import PageSettings, pay_link
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from costs_act import costs_act, window_around  # the three cash routes compared
 from merchants_act import two_merchants  # the act beside this script
 from providers_act import dlocal_act, mercadopago_act  # the second-provider acts
 
@@ -114,6 +117,7 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     clock = Clock()
+    started = clock()
     ports = {name: free_port() for name in ("pagoefectivo", "yape", "stripe", "pasarela")}
     hooks = f"http://127.0.0.1:{ports['pasarela']}/webhooks"
     config = {
@@ -277,6 +281,7 @@ def main() -> int:
     merchants_ok = two_merchants(console, OUT, free_port)
     dlocal_ok = dlocal_act(console, OUT, free_port)
     mercadopago_ok = mercadopago_act(console, OUT, free_port)
+    costs_ok = costs_act(console, OUT, *window_around(started))
     expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
                 Status.PARTIALLY_REFUNDED, Status.SUCCEEDED, Status.EXPIRED, Status.SUCCEEDED]
     if statuses != expected:
@@ -290,6 +295,9 @@ def main() -> int:
         return 1
     if not mercadopago_ok:
         console.print("[red]the Mercado Pago act did not end as expected")
+        return 1
+    if not costs_ok:
+        console.print("[red]the costs act did not compare the three cash routes")
         return 1
     return 0
 
