@@ -76,8 +76,9 @@ class PasarelaPlugins:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
-        #: entry point name -> (distribution, version), for plugins from entry points.
-        self._distributions: dict[str, tuple[str | None, str | None]] = {}
+        #: entry point name -> (distribution, version), or the entry point to read them
+        #: from on first use, for plugins from entry points.
+        self._distributions: dict[str, tuple[str | None, str | None] | metadata.EntryPoint] = {}
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -130,33 +131,32 @@ class PasarelaPlugins:
         env = os.environ if env is None else env
         allow = _names(env.get(LOAD_ENV))
         entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        seen: dict[str, str | None] = {}
+        seen: dict[str, metadata.EntryPoint] = {}
         for ep in entry_points:
             if allow is not None and ep.name not in allow:
                 continue
             if self.pm.is_blocked(ep.name):
                 log.debug("plugin_disabled", plugin=ep.name)
                 continue
-            dist = ep.dist
-            dist_name = dist.name if dist is not None else None
-            version = dist.version if dist is not None else None
             if ep.name in seen:
                 raise PluginLoadError(
                     f"entry point name is declared by two distributions: "
-                    f"{seen[ep.name]} and {dist_name}",
+                    f"{_of(seen[ep.name])[0]} and {_of(ep)[0]}",
                     plugin=ep.name,
-                    distribution=dist_name,
+                    distribution=_of(ep)[0],
                 )
-            seen[ep.name] = dist_name
+            seen[ep.name] = ep
             try:
                 obj = ep.load()
             except Exception as exc:
                 raise PluginLoadError(
                     f"cannot import {ep.value!r}: {type(exc).__name__}: {exc}",
                     plugin=ep.name,
-                    distribution=dist_name,
+                    distribution=_of(ep)[0],
                 ) from exc
-            self._register(obj, ep.name, distribution=(dist_name, version))
+            # The distribution's name and version are read when asked for (errors,
+            # origins): reading every plugin's metadata was a tenth of discovery.
+            self._register(obj, ep.name, distribution=ep)
         if allow:
             for missing in sorted(allow - set(seen)):
                 if not self.pm.is_blocked(missing):
@@ -178,8 +178,11 @@ class PasarelaPlugins:
 
     def distribution(self, plugin: str) -> tuple[str | None, str | None]:
         """``(distribution, version)`` that *plugin* came from, where known."""
-        if plugin in self._distributions:
-            return self._distributions[plugin]
+        known = self._distributions.get(plugin)
+        if isinstance(known, metadata.EntryPoint):
+            known = self._distributions[plugin] = _of(known)
+        if known is not None:
+            return known
         obj = self.pm.get_plugin(plugin)
         if obj is None:
             return None, None
@@ -251,6 +254,11 @@ class PasarelaPlugins:
         """Deliver a routing *decision* to every observer, each on its own."""
         return self._notify("pasarela_routing_decision", {"decision": decision})
 
+    def alert(self, alert: Mapping[str, Any]) -> list[str]:
+        """Deliver an *alert* document (opened or resolved) to every observer of
+        ``pasarela_alert``, each on its own."""
+        return self._notify("pasarela_alert", {"alert": alert}, alert_id=alert.get("id"))
+
     # --- internals ----------------------------------------------------------------
 
     def _notify(self, hook_name: str, kwargs: Mapping[str, Any], **context: Any) -> list[str]:
@@ -266,20 +274,22 @@ class PasarelaPlugins:
         return failed
 
     def _register(
-        self, obj: object, name: str | None, *, distribution: tuple[str | None, str | None] | None
+        self, obj: object, name: str | None, *,
+        distribution: tuple[str | None, str | None] | metadata.EntryPoint | None
     ) -> str | None:
         label = name or _label(obj)
         if name is not None and self.pm.is_blocked(name):
             return None
-        dist_name = distribution[0] if distribution else None
         try:
             registered = self.pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
             message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            raise PluginLoadError(message, plugin=label, distribution=dist_name) from exc
+            raise PluginLoadError(message, plugin=label,
+                                  distribution=_dist_name(distribution)) from exc
         except ValueError as exc:
             raise PluginLoadError(
-                f"cannot register: {exc}".splitlines()[0], plugin=label, distribution=dist_name
+                f"cannot register: {exc}".splitlines()[0], plugin=label,
+                distribution=_dist_name(distribution),
             ) from exc
         if registered is None:
             return None
@@ -290,7 +300,7 @@ class PasarelaPlugins:
                 "implements no pasarela hook (is each hook decorated with "
                 "pasarela.hookspecs.hookimpl?)",
                 plugin=label,
-                distribution=dist_name,
+                distribution=_dist_name(distribution),
             )
         if distribution is not None:
             self._distributions[registered] = distribution
@@ -360,6 +370,20 @@ def _names(value: str | None) -> set[str] | None:
     if value is None:
         return None
     return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _of(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    """(distribution, version) that declares *ep*, where known."""
+    dist = ep.dist
+    return (dist.name, dist.version) if dist is not None else (None, None)
+
+
+def _dist_name(
+    distribution: tuple[str | None, str | None] | metadata.EntryPoint | None,
+) -> str | None:
+    if isinstance(distribution, metadata.EntryPoint):
+        return _of(distribution)[0]
+    return distribution[0] if distribution else None
 
 
 def _label(obj: object) -> str:
