@@ -13,7 +13,8 @@ group::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from pasarela.hookspecs import hookimpl
 from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS
@@ -29,11 +30,18 @@ __all__ = [
     "API_VERSION",
     "ERROR_CODES",
     "REJECTIONS",
+    "SETTLEMENT_MAPPING",
     "DlocalProvider",
     "DlocalSettings",
     "RefundBank",
     "pasarela_register_providers",
 ]
+
+#: The CSV mapping of dLocal's "Settlement - Cross-border Payins Model" report, for
+#: ``pasarela reconcile --provider dlocal --file REPORT.csv --mapping ...`` (dLocal
+#: documents no API for it: the report comes by e-mail or SFTP). See the README for
+#: what of it is unverified.
+SETTLEMENT_MAPPING: Final = Path(__file__).with_name("settlement.toml")
 
 
 @hookimpl
