@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check core adapters relays tests bench demo docs/examples
 	$(BIN)/mypy
 
+# make bench: every benchmark quiet, then with one core kept busy (BUSY=1: the busy pass
+# only); PASARELA_BENCH_SCALE=0.1 for a quick look.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(BUSY),--busy-only)
 
 # docs/lifecycle.md from the state table, then the site into site/ (mkdocs.yml); --strict:
 # a broken link, anchor or cross-reference fails. (Not --quiet: it hides what --strict counts.)

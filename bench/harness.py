@@ -1,21 +1,107 @@
 """A tiny benchmark harness: measure a subject and its baseline in the same run,
-interleaved, and report the ratio of their medians."""
+interleaved, and report the ratio of their medians.
+
+Two kinds of lines:
+
+- :func:`goal`: a figure measured in several rounds, printed with its median and its
+  spread (lowest to highest round) and judged against its goal by the median;
+- :func:`report`: a line with its value as text and a verdict (``budget="reported"``
+  for a line that is only informative).
+
+Both are recorded for the pass running (``quiet`` or ``busy``, set by ``bench/run.py``
+through :func:`set_pass`), so that ``make bench`` can print every line of both passes
+side by side with one verdict: met only when the line holds in both.
+
+``PASARELA_BENCH_SCALE`` (default 1) scales the counts of the benchmarks that read it
+through :func:`scaled` (0.1 for a quick look while developing); ``PASARELA_BENCH_ROUNDS``
+overrides the rounds of those that read :func:`rounds`. A figure measured at another
+scale than 1 is marked so in its line.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 
 ROOT = Path(__file__).resolve().parents[1]
+SCALE = float(os.environ.get("PASARELA_BENCH_SCALE", "1") or "1")
+
+
+def scaled(count: int, minimum: int = 1) -> int:
+    """*count* times ``PASARELA_BENCH_SCALE``, at least *minimum*."""
+    return max(minimum, round(count * SCALE))
+
+
+def rounds(default: int) -> int:
+    """How many rounds a benchmark runs: ``PASARELA_BENCH_ROUNDS`` or *default*."""
+    return max(1, int(os.environ.get("PASARELA_BENCH_ROUNDS", "0") or 0) or default)
+
+
+# --- the lines of a run, per pass --------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """One printed line of one pass."""
+
+    name: str
+    value: str
+    goal: str
+    ok: bool
+    judged: bool  # False for a line that is only reported
+
+
+@dataclass
+class Passes:
+    """Every line of every pass of this process, in the order first printed."""
+
+    current: str = "quiet"
+    lines: dict[str, dict[str, Line]] = field(default_factory=dict)
+
+    def add(self, line: Line) -> None:
+        self.lines.setdefault(line.name, {})[self.current] = line
+
+
+PASSES = Passes()
+
+
+def set_pass(name: str) -> None:
+    """Record the lines printed from now on as pass *name* (``quiet`` or ``busy``)."""
+    PASSES.current = name
+
+
+def goal(name: str, values: Sequence[float], *, unit: str = "", at_most: float | None = None,
+         at_least: float | None = None, digits: int = 2, detail: str = "") -> bool:
+    """Print and record a figure measured in rounds (*values*, one per round): its
+    median, its spread, and whether the median meets the goal (``<= at_most`` or
+    ``>= at_least``). Returns that verdict."""
+    assert (at_most is None) != (at_least is None), "one goal: at_most or at_least"
+    median = statistics.median(values)
+    ok = median <= at_most if at_most is not None else median >= at_least  # type: ignore[operator]
+    bound = at_most if at_most is not None else at_least
+    target = f"{'<=' if at_most is not None else '>='} {bound:,.{digits}f}{unit}"
+
+    def fmt(v: float) -> str:
+        return f"{v:,.{digits}f}"
+
+    spread = (f" ({fmt(min(values))}-{fmt(max(values))} over {len(values)} rounds)"
+              if len(values) > 1 else " (1 round)")
+    scale = f" [scale {SCALE:g}]" if SCALE != 1 else ""
+    value = f"{fmt(median)}{unit}{spread}{scale}" + (f"; {detail}" if detail else "")
+    _print(name, value, target, ok)
+    PASSES.add(Line(name, f"{fmt(median)}{unit}{spread}", target, ok, True))
+    return ok
 
 
 def free_port() -> int:
@@ -60,22 +146,64 @@ def per_op(fn: Callable[[int], None], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def compare(subject: Callable[[int], None], baseline: Callable[[int], None], *, n: int,
-            rounds: int = 5) -> tuple[float, float, float]:
-    """Interleave rounds of subject and baseline; return (subject s/op, baseline s/op, ratio)."""
+def compare_rounds(subject: Callable[[int], None], baseline: Callable[[int], None], *,
+                   n: int, rounds: int = 5) -> tuple[list[float], list[float]]:
+    """Interleave rounds of subject and baseline; (subject s/op, baseline s/op) per round."""
     subject_times, baseline_times = [], []
     offset = 0
     for _ in range(rounds):
         baseline_times.append(per_op(lambda i, o=offset: baseline(o + i), n))
         subject_times.append(per_op(lambda i, o=offset: subject(o + i), n))
         offset += n
+    return subject_times, baseline_times
+
+
+def compare(subject: Callable[[int], None], baseline: Callable[[int], None], *, n: int,
+            rounds: int = 5) -> tuple[float, float, float]:
+    """Interleave rounds of subject and baseline; return (subject s/op, baseline s/op, ratio)."""
+    subject_times, baseline_times = compare_rounds(subject, baseline, n=n, rounds=rounds)
     s, b = statistics.median(subject_times), statistics.median(baseline_times)
     return s, b, s / b
 
 
-def report(name: str, value: str, budget: str, ok: bool) -> None:
+def _print(name: str, value: str, budget: str, ok: bool) -> None:
     mark = "ok  " if ok else "OVER"
-    print(f"[{mark}] {name:<48} {value:<40} budget: {budget}")
+    print(f"[{mark}] {name:<48} {value:<40} goal: {budget}", flush=True)
+
+
+def report(name: str, value: str, budget: str, ok: bool) -> None:
+    """Print and record a line: *value* as text, judged *ok* against *budget*
+    (``"reported"``: not judged)."""
+    _print(name, value, budget, ok)
+    PASSES.add(Line(name.strip(), value, budget, ok, budget != "reported"))
+
+
+# --- the busy pass: a bounded CPU load beside the benchmark ------------------------------
+
+_SPIN = """
+import os, sys, time
+cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+if len(cpus) > 1:
+    os.sched_setaffinity(0, {cpus[-1]})  # the other core: the last one
+end = time.monotonic() + float(sys.argv[1])
+x = 0
+while time.monotonic() < end:
+    for _ in range(10000):
+        x += 1
+"""
+
+
+@contextmanager
+def busy_load(max_seconds: float = 3600.0) -> Iterator[None]:
+    """Keep one core busy (one process spinning, pinned to the last CPU where the
+    platform allows) while the block runs; it stops at the block's end, or after
+    *max_seconds* at the latest, whatever happens to this process."""
+    proc = subprocess.Popen([sys.executable, "-c", _SPIN, str(max_seconds)])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def report_run(name: str, label: str, unit: str, count: int, seconds: float, peak_mb: float,
