@@ -270,6 +270,7 @@ def _register_commands() -> None:
     from pasarela.cli.customers import customers  # noqa: PLC0415
     from pasarela.cli.doctor import doctor  # noqa: PLC0415
     from pasarela.cli.evidence import evidence  # noqa: PLC0415
+    from pasarela.cli.operators import operators  # noqa: PLC0415
     from pasarela.cli.reconcile import costs, reconcile  # noqa: PLC0415
     from pasarela.cli.routing import route  # noqa: PLC0415
     from pasarela.cli.serve import serve, worker  # noqa: PLC0415
@@ -281,6 +282,7 @@ def _register_commands() -> None:
     main.add_command(worker)
     main.add_command(doctor)
     main.add_command(customers)
+    main.add_command(operators)
     payments.add_command(evidence)
 
 
