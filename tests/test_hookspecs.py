@@ -51,6 +51,7 @@ def signature_of(function: Callable[..., Any]) -> str:
 
 def test_the_expected_hooks_exist() -> None:
     assert sorted(hookspec_functions()) == [
+        "pasarela_alert",
         "pasarela_payment_event",
         "pasarela_register_providers",
         "pasarela_routing_decision",
@@ -219,6 +220,27 @@ def test_hook_pasarela_routing_decision() -> None:
     decision = {"rule": "cards", "candidates": ["stripe"], "excluded": {"yape": "no cards"}}
     assert plugins.routing_decision(decision) == []
     assert decisions == [decision]
+
+
+def test_hook_pasarela_alert() -> None:
+    seen: list[Any] = []
+
+    class Pager:
+        @hookimpl
+        def pasarela_alert(self, alert: Any) -> None:
+            seen.append(alert["kind"])
+
+    class Broken:
+        @hookimpl
+        def pasarela_alert(self, alert: Any) -> None:
+            raise RuntimeError("pager down")
+
+    plugins = get_plugin_manager(load_entrypoints=False, plugins=[Pager(), Broken()])
+    with capture_events() as logs:
+        failed = plugins.alert({"id": 3, "state": "firing", "kind": "outbox_lag"})
+    assert seen == ["outbox_lag"]
+    assert len(failed) == 1
+    assert [e["alert_id"] for e in logs if e["event"] == "observer_failed"] == [3]
 
 
 # --- LifecycleEvent ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ STORE = ROOT / "store"
 PUBLIC = frozenset({
     "pasarela.store",
     "pasarela.store.batch",
+    "pasarela.store.monitoring",
     "pasarela.store.queries",
     "pasarela.store.sealing",
     "pasarela.store.settlements",

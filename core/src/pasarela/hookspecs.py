@@ -37,6 +37,7 @@ __all__ = [
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
+    "pasarela_alert",
     "pasarela_payment_event",
     "pasarela_register_providers",
     "pasarela_routing_decision",
@@ -120,6 +121,26 @@ def pasarela_routing_decision(decision: Mapping[str, Any]) -> None:
 
     :param decision: the decision with its explanation, as stored with the attempt
         (JSON-compatible values).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def pasarela_alert(alert: Mapping[str, Any]) -> None:
+    """Observe an alert opened or resolved by ``pasarela worker`` (``docs/alerts.md``).
+
+    Called once when the alert starts firing (``alert["state"] == "firing"``) and once
+    when it resolves (``"resolved"``), in the worker that evaluated it, after the
+    alert's state was committed. Like every observer, an exception is logged and
+    changes nothing (the log and webhook notifiers still run).
+
+    :param alert: the alert as JSON-compatible values: ``id``, ``state``, ``kind``
+        (``success_rate``, ``notifications_silent``, ``unknown_overdue``,
+        ``outbox_lag``, ``reconciliation_differences``), ``merchant`` (``""``: the
+        implicit one), ``subject`` (an account, ``account/method`` or ``outbox``),
+        ``severity``, ``value``, ``threshold``, ``message``, ``started_at`` and
+        ``resolved_at`` (ISO 8601, UTC). The webhook notifier POSTs the same document.
 
     .. versionadded:: 0.1
     """

@@ -17,6 +17,7 @@ from pasarela.config.env import EnvResolver, scrub
 from pasarela.config.errors import InvalidConfigError, flatten
 from pasarela.config.relays import RelayConfig
 from pasarela.config.sections import (
+    AlertsConfig,
     CheckoutConfig,
     Config,
     EventsConfig,
@@ -185,6 +186,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "events": EventsConfig,
     "worker": WorkerConfig,
     "pages": PagesConfig,
+    "alerts": AlertsConfig,
     "privacy": PrivacyConfig,
     "relays": tuple[RelayConfig, ...],
     "providers": Mapping[str, Mapping[str, Any]],

@@ -105,6 +105,54 @@ class WorkerConfig:
     late_payment: Literal["flag", "refund"] = "flag"
 
 
+def _share(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name}: expected a share between 0 and 1, got {value!r}")
+
+
+def _positive_duration(_: object, attribute: attrs.Attribute[Any], value: timedelta) -> None:
+    if value <= timedelta(0):
+        raise ValueError(f"{attribute.name}: expected a positive duration")
+
+
+@attrs.frozen(kw_only=True)
+class AlertsConfig:
+    """``[alerts]``: what ``pasarela worker`` watches and whom it tells
+    (:mod:`pasarela.engine.alerts`; ``docs/alerts.md``).
+
+    Durations are written like ``"30m"``, ``"1h"``, ``"2d"``. ``delays`` gives an
+    account its own normal notification delay (``[alerts.delays] pagoefectivo =
+    "2h"``). ``webhook_url`` (with ``webhook_secret``, as ``env:NAME``) receives each
+    alert opened and resolved as a signed POST."""
+
+    enabled: bool = True
+    #: How often the worker evaluates the alerts.
+    every: timedelta = attrs.field(default=timedelta(minutes=1), validator=_positive_duration)
+    #: The recent window whose success rate is compared with the baseline before it.
+    window: timedelta = attrs.field(default=timedelta(hours=1), validator=_positive_duration)
+    baseline: timedelta = attrs.field(default=timedelta(hours=24),
+                                      validator=_positive_duration)
+    #: Finished payments each window needs before a rate is compared.
+    min_finished: int = attrs.field(default=20, validator=attrs.validators.ge(1))
+    #: How far (a share, 0.2 = 20 points) the rate may fall below its baseline.
+    drop: float = attrs.field(default=0.2, validator=_share)
+    #: How long an account may send no notification while payments wait.
+    notification_delay: timedelta = attrs.field(default=timedelta(minutes=30),
+                                                validator=_positive_duration)
+    delays: Mapping[str, timedelta] = attrs.field(factory=dict)
+    #: Payments waiting longer than the delay that it takes to alert.
+    min_waiting: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    #: The age of the oldest undispatched event that alerts.
+    outbox_lag: timedelta = attrs.field(default=timedelta(minutes=5),
+                                        validator=_positive_duration)
+    #: Unresolved reconciliation differences of one account that alert.
+    differences: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    #: Log each alert opened and resolved (``alert_fired``, ``alert_resolved``).
+    log: bool = True
+    webhook_url: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+
+
 @attrs.frozen(kw_only=True)
 class PagesConfig:
     """``[pages]``: the customer's page (on with a ``page_secret``, which signs the
@@ -239,6 +287,7 @@ class Config:
     events: EventsConfig = attrs.field(factory=EventsConfig)
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     pages: PagesConfig = attrs.field(factory=PagesConfig)
+    alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
     privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()

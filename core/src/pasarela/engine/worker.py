@@ -11,6 +11,7 @@
   lifecycle events reach the observer hooks, with retries and backoff per event;
 - the relays (:mod:`pasarela.engine.relaying`), when ``[[relays]]`` are configured:
   the outbox published to message brokers, marked per relay once acknowledged;
+- the alerts (:mod:`pasarela.engine.alerts`), every ``[alerts] every``;
 - the late-payment policy. ``flag`` (the default) does nothing more: the
   ``payment.late_succeeded`` event tells the host, which decides. ``refund``
   refunds, where the provider can, every payment that a ``payment.late_succeeded``
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
+from pasarela.engine.alerts import AlertJob
 from pasarela.engine.relaying import start_relays
 from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.lifecycle import Status
@@ -107,6 +109,8 @@ class WorkerStats:
     dispatched: int = 0
     relayed: int = 0
     refunded: int = 0
+    #: Alerts opened or resolved.
+    alerted: int = 0
     errors: int = 0
 
 
@@ -160,8 +164,12 @@ def run_worker(
         jobs.append(_Job("relays", relaying.run))
     if policy == "refund":
         jobs.append(_Job("late_refunds", lambda: refund_late_payments(pasarela)))
+    plugins = getattr(pasarela, "plugins", None)
+    jobs.append(_Job("alerts", AlertJob(  # [alerts]: evaluated every [alerts] every
+        pasarela.store, pasarela.config.alerts, clock=pasarela.service.clock,
+        hook=None if plugins is None else plugins.alert)))
     totals = {"expiry": "expired", "resolver": "resolved", "outbox": "dispatched",
-              "relays": "relayed", "late_refunds": "refunded"}
+              "relays": "relayed", "late_refunds": "refunded", "alerts": "alerted"}
     log.info("worker_started", once=once, interval=interval, late_payment=policy)
     with _signals_set(stop, enabled=handle_signals):
         while not stop.is_set():

@@ -79,3 +79,9 @@ reconciliation_results = sa.Table(
     sa.UniqueConstraint("run_key", "item_key"),
     sa.Index("ix_reconciliation_results_payment_id", "payment_id"),
 )
+
+#: The alerts count the differences no one resolved yet, per provider (migration 0012).
+unresolved_differences = sa.Index(
+    "ix_reconciliation_results_resolved_provider", reconciliation_results.c.resolved,
+    reconciliation_results.c.provider,
+)

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 __all__ = [
     "alerts",
+    "alerts",
     "exchanges",
     "merchants",
     "metadata",
@@ -239,6 +240,31 @@ relay_deliveries = sa.Table(
     sa.Index("ix_relay_deliveries_pending", "relay", "delivered_at", "created_at", "event_id"),
     sa.Index("ix_relay_deliveries_payment", "relay", "payment_id", "created_at"),
 )
+
+#: Alerts (migration 0012; pasarela.engine.alerts): one row per time an alert fired,
+#: kept after it resolved (the history). ``subject`` names what it is about
+#: (``pagoefectivo``, ``pagoefectivo/cash``, ``outbox``); at most one row per
+#: ``(merchant, kind, subject)`` is firing (``resolved_at`` NULL) at a time.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("merchant", sa.String(32), nullable=False, server_default=""),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("started_at", _ts, nullable=False),
+    sa.Column("last_seen_at", _ts, nullable=False),
+    sa.Column("resolved_at", _ts, nullable=True),
+    sa.Index("ix_alerts_open", "resolved_at", "merchant", "kind", "subject"),
+    sa.Index("ix_alerts_started_at", "started_at"),
+)
+#: The alerts' question "when did this provider last send a notification we took".
+sa.Index("ix_webhook_deliveries_provider_received_at", webhook_deliveries.c.provider,
+         webhook_deliveries.c.received_at)
 
 #: Alerts (migration 0012; pasarela.engine.alerts): one row per time an alert fired,
 #: kept after it resolved (the history). ``subject`` names what it is about

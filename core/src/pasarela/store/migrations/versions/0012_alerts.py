@@ -1,4 +1,11 @@
-"""Alerts: alert state and history (placeholder: filled in by the work it names).
+"""Alerts: alert state and history, and the indexes the detectors read by.
+
+``alerts``: one row each time an alert fired (kind, merchant, subject, value,
+threshold, message, when it started, was last seen and resolved); the open ones
+(``resolved_at`` NULL) are the alerts firing now, the others their history. Indexes
+``webhook_deliveries (provider, received_at)`` (the last notification taken from a
+provider, without reading its history) and ``reconciliation_results (resolved,
+provider)`` (the differences no one resolved yet).
 
 Revision ID: 0012
 Revises: 0011
@@ -9,6 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -17,8 +27,33 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    ts = sa.DateTime(timezone=True)
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("merchant", sa.String(32), nullable=False, server_default=""),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("started_at", ts, nullable=False),
+        sa.Column("last_seen_at", ts, nullable=False),
+        sa.Column("resolved_at", ts, nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_alerts"),
+    )
+    op.create_index("ix_alerts_open", "alerts", ["resolved_at", "merchant", "kind", "subject"])
+    op.create_index("ix_alerts_started_at", "alerts", ["started_at"])
+    op.create_index("ix_webhook_deliveries_provider_received_at", "webhook_deliveries",
+                    ["provider", "received_at"])
+    op.create_index("ix_reconciliation_results_resolved_provider", "reconciliation_results",
+                    ["resolved", "provider"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_reconciliation_results_resolved_provider", "reconciliation_results")
+    op.drop_index("ix_webhook_deliveries_provider_received_at", "webhook_deliveries")
+    op.drop_index("ix_alerts_started_at", "alerts")
+    op.drop_index("ix_alerts_open", "alerts")
+    op.drop_table("alerts")
