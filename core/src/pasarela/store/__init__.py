@@ -9,7 +9,9 @@ store's methods and its query modules."""
 from __future__ import annotations
 
 from pasarela.store._base import DATABASE_ERRORS, UNAVAILABLE
+from pasarela.store.audit import ChainHead
 from pasarela.store.batch import WriteBatch
+from pasarela.store.chain import ChainRecord, ChainReport
 from pasarela.store.repository import Store
 from pasarela.store.search import DifferenceQuery, PaymentQuery
 from pasarela.store.values import Delivery, OutboxEvent
@@ -19,6 +21,9 @@ from pasarela.store.writer import PaymentWriter
 __all__ = [
     "DATABASE_ERRORS",
     "UNAVAILABLE",
+    "ChainHead",
+    "ChainRecord",
+    "ChainReport",
     "Delivery",
     "DifferenceQuery",
     "OutboxEvent",

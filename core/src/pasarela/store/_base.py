@@ -79,6 +79,8 @@ class StoreBase:
         store upgrades itself) and False for PostgreSQL (``pasarela db upgrade``).
         """
         self.sealer = sealer
+        #: Whether writes chain their evidence rows (``[audit] chain``; pasarela.store.chain).
+        self.chained = True
         self._url = normalize_url(url)
         self._engine = create_engine(self._url)
         self._sqlite = self._engine.dialect.name == "sqlite"

@@ -112,7 +112,8 @@ INSERT_DELIVERY: Final = sa.insert(webhook_deliveries)
 NEXT_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1).where(
     transitions.c.payment_id == sa.bindparam("_id")
 )
-LOCK_PAYMENT: Final = sa.select(payments.c.status, payments.c.version).where(
+LOCK_PAYMENT: Final = sa.select(payments.c.status, payments.c.version, payments.c.chain_seq,
+                                 payments.c.chain_hash).where(
     payments.c.id == sa.bindparam("_id")
 )
 LOCK_PAYMENT_FOR_UPDATE: Final = LOCK_PAYMENT.with_for_update()
@@ -128,7 +129,8 @@ PAYMENTS_BY_REFERENCE: Final = sa.select(payments, _LAST_SEQ).where(
     payments.c.provider_reference.in_(sa.bindparam("_refs", expanding=True)))
 PAYMENTS_BY_ID: Final = sa.select(payments, _LAST_SEQ).where(
     payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
-VERSIONS_BY_ID: Final = sa.select(payments.c.id, payments.c.version, _LAST_SEQ).where(
+VERSIONS_BY_ID: Final = sa.select(payments.c.id, payments.c.version, _LAST_SEQ,
+                                   payments.c.chain_seq, payments.c.chain_hash).where(
     payments.c.id.in_(sa.bindparam("_ids", expanding=True)))
 SEEN_DELIVERIES: Final = sa.select(webhook_deliveries.c.event_id,
                                    webhook_deliveries.c.payment_key).where(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
@@ -25,7 +25,8 @@ from pasarela.store._rows import (
     exchange_values,
     refund_values,
 )
-from pasarela.store.schema import exchanges, refunds
+from pasarela.store.chain import Kind, link, link_all
+from pasarela.store.schema import exchanges, payments, refunds
 
 
 if TYPE_CHECKING:
@@ -35,13 +36,18 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "CHAIN_TIP",
     "REFUND_MUTABLE",
+    "chain_alone",
+    "chain_on",
     "dialect_insert",
     "duplicate_delivery",
     "insert_delivery",
     "insert_exchanges",
+    "lock_chain",
     "lock_payment",
     "next_seq",
+    "records",
     "stale_version",
     "upsert_refund",
 ]
@@ -94,19 +100,55 @@ def next_seq(conn: sa.Connection, payment_id: str) -> int:
     return int(conn.execute(NEXT_SEQ, {"_id": payment_id}).scalar_one())
 
 
+#: ``UPDATE payments SET chain_seq, chain_hash``: a payment's new chain tip.
+CHAIN_TIP: Final = (sa.update(payments).where(payments.c.id == sa.bindparam("_id"))
+                    .values(chain_seq=sa.bindparam("_seq"), chain_hash=sa.bindparam("_hash")))
+_LOCK_TIP: Final = sa.select(payments.c.chain_seq, payments.c.chain_hash).where(
+    payments.c.id == sa.bindparam("_id"))
+
+
+def lock_chain(conn: sa.Connection, payment_id: str) -> tuple[int, str] | None:
+    """The payment's chain tip (position, hash), its row locked on PostgreSQL (so two
+    writers never fork its chain; SQLite's write transaction excludes the other
+    writers); None when there is no such payment."""
+    query = _LOCK_TIP if conn.dialect.name == "sqlite" else _LOCK_TIP.with_for_update()
+    row = conn.execute(query, {"_id": payment_id}).first()
+    return None if row is None else (int(row.chain_seq), row.chain_hash)
+
+
+def chain_on(conn: sa.Connection, payment_id: str, tip: tuple[int, str],
+             items: Iterable[tuple[Kind, dict[str, Any]]]) -> tuple[int, str]:
+    """Chain *items* after the payment's *tip* and store its new tip; the new tip."""
+    new = link_all(items, seq=tip[0], prev=tip[1])
+    if new != tip:
+        conn.execute(CHAIN_TIP, {"_id": payment_id, "_seq": new[0], "_hash": new[1]})
+    return new
+
+
+def chain_alone(kind: Kind, row: dict[str, Any]) -> None:
+    """Hash a record of no payment (position 0, no previous record): the chain head
+    folds it with the rest."""
+    link(kind, row, seq=0, prev="")
+
+
 def insert_delivery(conn: sa.Connection, delivery: Delivery, *, payment_id: str | None,
-                    now: datetime) -> None:
-    """Insert *delivery*; one recorded already raises ``ConcurrencyConflictError``
-    (the caller's transaction then rolls back)."""
+                    now: datetime, values: dict[str, Any] | None = None) -> None:
+    """Insert *delivery* (its row *values* when built and chained already); one
+    recorded already raises ``ConcurrencyConflictError`` (the caller's transaction
+    then rolls back)."""
     try:
-        conn.execute(INSERT_DELIVERY, delivery_values(delivery, payment_id, now))
+        conn.execute(INSERT_DELIVERY, values if values is not None
+                     else delivery_values(delivery, payment_id, now))
     except sa.exc.IntegrityError as exc:
         raise duplicate_delivery(delivery) from exc
 
 
 def insert_exchanges(conn: sa.Connection, items: Iterable[Exchange], *,
-                     payment_id: str | None) -> None:
-    rows = [exchange_values(exchange, payment_id) for exchange in items]
+                     payment_id: str | None,
+                     rows: list[dict[str, Any]] | None = None) -> None:
+    """Insert the exchanges (their rows when built and chained already)."""
+    if rows is None:
+        rows = [exchange_values(exchange, payment_id) for exchange in items]
     if rows:
         conn.execute(sa.insert(exchanges), rows)
 
@@ -121,3 +163,13 @@ def upsert_refund(conn: sa.Connection, refund: Refund, *, now: datetime) -> None
             set_={name: values[name] for name in (*REFUND_MUTABLE, "updated_at")},
         )
     )
+
+
+def records(delivery: dict[str, Any] | None, exchanges: list[dict[str, Any]],
+             step: dict[str, Any]) -> list[tuple[Kind, dict[str, Any]]]:
+    """A write's evidence rows in chain order: the delivery, the exchanges, the step."""
+    items: list[tuple[Kind, dict[str, Any]]] = [] if delivery is None else [
+        ("delivery", delivery)]
+    items += [("exchange", row) for row in exchanges]
+    items.append(("transition", step))
+    return items

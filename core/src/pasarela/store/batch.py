@@ -59,7 +59,15 @@ from pasarela.store._rows import (
     to_db,
     utc_now,
 )
-from pasarela.store._writes import duplicate_delivery, stale_version, upsert_refund
+from pasarela.store._writes import (
+    CHAIN_TIP,
+    chain_alone,
+    duplicate_delivery,
+    records,
+    stale_version,
+    upsert_refund,
+)
+from pasarela.store.chain import Kind, link_all
 from pasarela.store.driver import executemany, marks, read_payments
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments
@@ -139,13 +147,21 @@ class _Entry:
         self._payment = payment
 
     @classmethod
-    def adopted(cls, payment: Payment, seq: int) -> _Entry:
+    def adopted(cls, payment: Payment, seq: int, tip: tuple[int, str]) -> _Entry:
         return cls({"id": payment.id, "order_reference": payment.order_reference,
                     "provider": payment.provider, "method": payment.method.value,
                     "status": payment.status.value, "amount_minor": payment.amount.minor,
                     "currency": payment.amount.currency,
                     "provider_reference": payment.provider_reference,
-                    "version": payment.version, "_seq": seq}, payment)
+                    "version": payment.version, "_seq": seq,
+                    "chain_seq": tip[0], "chain_hash": tip[1]}, payment)
+
+    def chain(self, items: Iterable[tuple[Kind, dict[str, Any]]]) -> None:
+        """Chain *items* after the payment's tip (written with the payment's row)."""
+        row = self.row
+        row["chain_seq"], row["chain_hash"] = link_all(
+            items, seq=row["chain_seq"], prev=row["chain_hash"])
+        self.changed.update(("chain_seq", "chain_hash"))
 
     @property
     def payment(self) -> Payment:
@@ -184,6 +200,7 @@ class WriteBatch:
         self._sealer = store.sealer
         self._sqlite = store.dialect == "sqlite"
         self._lock = not self._sqlite
+        self._chained = store.chained
         self._now = utc_now()
         self._entries: dict[str, _Entry] = {}
         self._by_reference: dict[tuple[str, str], str | None] = {}
@@ -247,9 +264,10 @@ class WriteBatch:
         query = (VERSIONS_BY_ID.order_by(payments.c.id).with_for_update() if self._lock
                  else VERSIONS_BY_ID)
         for part in _chunks(sorted(given)):
-            for pid, version, seq in self._conn.execute(query, {"_ids": part}):
+            for pid, version, seq, *tip in self._conn.execute(query, {"_ids": part}):
                 if version == given[pid].version:
-                    self._entries[pid] = _Entry.adopted(given[pid], int(seq))
+                    self._entries[pid] = _Entry.adopted(given[pid], int(seq),
+                                                        (int(tip[0]), tip[1]))
                 else:
                     fresh.append(pid)
         self.lock_payments(fresh)
@@ -324,7 +342,8 @@ class WriteBatch:
 
     # --- writes (queued) ---------------------------------------------------------------
 
-    def _queue_delivery(self, delivery: Delivery, payment_id: str | None) -> None:
+    def _queue_delivery(self, delivery: Delivery, payment_id: str | None
+                        ) -> dict[str, Any]:
         values = delivery_values(delivery, payment_id, self._now)
         if delivery.event_id is not None:
             event = (delivery.provider, delivery.event_id)
@@ -332,16 +351,37 @@ class WriteBatch:
                 raise duplicate_delivery(delivery)
             self._seen.setdefault(event, set()).add(values["payment_key"])
         self._deliveries.append(values)
+        return values
+
+    def _chain(self, payment_id: str | None, items: list[tuple[Kind, dict[str, Any]]]
+               ) -> None:
+        """Chain evidence rows queued for *payment_id* (on its tip), or alone for
+        none (or a payment that does not exist)."""
+        if not self._chained or not items:
+            return
+        entry = None
+        if payment_id is not None:
+            try:
+                entry = self._entry(payment_id)
+            except NotFoundError:
+                entry = None
+        if entry is None:
+            for kind, row in items:
+                chain_alone(kind, row)
+        else:
+            entry.chain(items)
 
     def _step(self, entry: _Entry, *, source: str, target: str, cause: Cause, applied: bool,
-              reason: str, event_id: str | None) -> None:
+              reason: str, event_id: str | None) -> dict[str, Any]:
         entry.seq += 1
-        self._transitions.append({
+        step = {
             "payment_id": entry.row["id"], "seq": entry.seq, "source": source,
             "target": target, "cause": _value(cause), "applied": applied,
             "reason": reason, "event_id": event_id, "version": entry.row["version"],
             "at": self._now,
-        })
+        }
+        self._transitions.append(step)
+        return step
 
     def _check_version(self, entry: _Entry, expected_version: int) -> None:
         if entry.row["version"] != expected_version:
@@ -376,12 +416,12 @@ class WriteBatch:
         values["status"] = _value(Status(target))
         evidence = [exchange_values(e, payment_id) for e in exchanges]
         self._checked_refund(refund)
-        if delivery is not None:
-            self._queue_delivery(delivery, payment_id)
+        arrived = None if delivery is None else self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
         self._apply(entry, values, changes or {})
-        self._step(entry, source=source, target=values["status"], cause=cause, applied=True,
-                   reason=reason, event_id=event_id)
+        step = self._step(entry, source=source, target=values["status"], cause=cause,
+                          applied=True, reason=reason, event_id=event_id)
+        self._chain(payment_id, records(arrived, evidence, step))
         self._outbox.append({
             "id": str(ULID()), "payment_id": payment_id, "type": event_type,
             "payload": dict(payload) if payload is not None else entry.payload(),
@@ -408,10 +448,10 @@ class WriteBatch:
         entry = self._entry(payment_id)
         steps = _value(Status(source)), _value(Status(target))
         evidence = [exchange_values(e, payment_id) for e in exchanges]
-        if delivery is not None:
-            self._queue_delivery(delivery, payment_id)
-        self._step(entry, source=steps[0], target=steps[1], cause=Cause(cause), applied=False,
-                   reason=reason, event_id=event_id)
+        arrived = None if delivery is None else self._queue_delivery(delivery, payment_id)
+        step = self._step(entry, source=steps[0], target=steps[1], cause=Cause(cause),
+                          applied=False, reason=reason, event_id=event_id)
+        self._chain(payment_id, records(arrived, evidence, step))
         self._exchanges += evidence
 
     def update_payment(self, payment_id: str, *, expected_version: int,
@@ -440,14 +480,21 @@ class WriteBatch:
     def record_delivery(self, delivery: Delivery) -> bool:
         """As :meth:`Store.record_delivery`, queued: False for one recorded already."""
         try:
-            self._queue_delivery(delivery, None)
+            values = self._queue_delivery(delivery, None)
         except ConcurrencyConflictError:
             return False
+        self._chain(values["payment_id"], [("delivery", values)])
         return True
 
     def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
         """As :meth:`Store.record_exchanges`, queued."""
-        self._exchanges += [exchange_values(e, None) for e in exchanges]
+        rows = [exchange_values(e, None) for e in exchanges]
+        by_payment: dict[str | None, list[tuple[Kind, dict[str, Any]]]] = {}
+        for row in rows:
+            by_payment.setdefault(row["payment_id"], []).append(("exchange", row))
+        for pid in sorted(by_payment, key=lambda p: p or ""):
+            self._chain(pid, by_payment[pid])
+        self._exchanges += rows
 
     # --- the flush ---------------------------------------------------------------------
 
@@ -455,8 +502,12 @@ class WriteBatch:
         """Write everything queued (the caller's transaction then commits)."""
         conn = self._conn
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        tips: list[dict[str, Any]] = []  # chained records only: the version stays
         for pid, entry in self._entries.items():
             if entry.row["version"] == entry.base_version:
+                if entry.changed:
+                    tips.append({"_id": pid, "_seq": entry.row["chain_seq"],
+                                 "_hash": entry.row["chain_hash"]})
                 continue
             names = tuple(sorted(entry.changed))
             shapes.setdefault(names, []).append({
@@ -467,6 +518,8 @@ class WriteBatch:
             if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
                 raise ConcurrencyConflictError(
                     "a payment in the batch changed under it; nothing was applied")
+        if tips:
+            executemany(conn, CHAIN_TIP, tips)
         try:
             if self._deliveries:
                 executemany(conn, INSERT_DELIVERY, self._deliveries)

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import delivery_values, utc_now
-from pasarela.store._writes import dialect_insert
+from pasarela.store._writes import CHAIN_TIP, chain_alone, dialect_insert, lock_chain
+from pasarela.store.chain import link_all
 from pasarela.store.schema import webhook_deliveries
 from pasarela.store.values import Delivery
 
@@ -53,6 +54,16 @@ class Deliveries(StoreBase):
                                     webhook_deliveries.c.payment_key])
                 .returning(webhook_deliveries.c.id)
             )
+        values = delivery_values(delivery, None, utc_now())
         with self._begin(write=True) as conn:
-            return conn.execute(record, delivery_values(delivery, None, utc_now())
-                                ).first() is not None
+            pid = values["payment_id"]
+            tip = lock_chain(conn, pid) if self.chained and pid is not None else None
+            if tip is not None and pid is not None:
+                new = link_all([("delivery", values)], seq=tip[0], prev=tip[1])
+            elif self.chained:
+                chain_alone("delivery", values)
+            if conn.execute(record, values).first() is None:
+                return False  # recorded already: the tip stays where it was
+            if tip is not None:
+                conn.execute(CHAIN_TIP, {"_id": pid, "_seq": new[0], "_hash": new[1]})
+            return True

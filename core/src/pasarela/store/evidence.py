@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from pasarela.exchange import Exchange
 from pasarela.store._base import StoreBase
-from pasarela.store._rows import INSERT_DECISION, from_db, utc_now
-from pasarela.store._writes import insert_exchanges
+from pasarela.store._rows import INSERT_DECISION, exchange_values, from_db, utc_now
+from pasarela.store._writes import chain_alone, chain_on, insert_exchanges, lock_chain
 from pasarela.store.schema import exchanges
 
 
@@ -23,11 +23,24 @@ class Evidence(StoreBase):
 
     def record_exchanges(self, exchanges: Iterable[Exchange]) -> None:
         """Insert the exchanges (each keeps its own ``payment_id``), in one transaction."""
-        rows = list(exchanges)
+        rows = [exchange_values(e, None) for e in exchanges]
         if not rows:
             return
         with self._begin(write=True) as conn:
-            insert_exchanges(conn, rows, payment_id=None)
+            if self.chained:
+                by_payment: dict[str | None, list[dict[str, Any]]] = {}
+                for row in rows:
+                    by_payment.setdefault(row["payment_id"], []).append(row)
+                # Payments in id order: two writers lock them in the same order.
+                for pid in sorted(p for p in by_payment if p is not None):
+                    tip = lock_chain(conn, pid)
+                    if tip is None:  # no such payment (yet): a record of its own
+                        by_payment.setdefault(None, []).extend(by_payment[pid])
+                        continue
+                    chain_on(conn, pid, tip, [("exchange", row) for row in by_payment[pid]])
+                for row in by_payment.get(None, ()):
+                    chain_alone("exchange", row)
+            insert_exchanges(conn, (), payment_id=None, rows=rows)
 
     def exchanges_for(self, payment_id: str) -> list[dict[str, Any]]:
         """The recorded (redacted) exchanges of a payment, oldest first."""

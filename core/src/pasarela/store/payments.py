@@ -37,19 +37,24 @@ from pasarela.store._rows import (
     as_stored,
     change_values,
     default_payload,
+    delivery_values,
+    exchange_values,
     payment_from_row,
     payment_values,
     transition_from_row,
     utc_now,
 )
 from pasarela.store._writes import (
+    chain_on,
     dialect_insert,
     insert_delivery,
     insert_exchanges,
     lock_payment,
     next_seq,
+    records,
     upsert_refund,
 )
+from pasarela.store.chain import link_all
 from pasarela.store.schema import payments, transitions
 from pasarela.store.values import Delivery
 
@@ -236,25 +241,32 @@ class Payments(StoreBase):
         with self._begin(write=True) as conn:
             now = utc_now()
             current = lock_payment(conn, payment_id, expected_version)
+            step = {
+                "payment_id": payment_id,
+                "seq": next_seq(conn, payment_id),
+                "source": current.status,
+                "target": target.value,
+                "cause": cause.value,
+                "applied": True,
+                "reason": reason,
+                "event_id": event_id,
+                "version": expected_version + 1,
+                "at": now,
+            }
+            arrived = (None if delivery is None
+                       else delivery_values(delivery, payment_id, now))
+            evidence = [exchange_values(e, payment_id) for e in exchanges]
+            if self.chained:
+                # Chained in the order written: the delivery, the exchanges, the step.
+                tip = link_all(records(arrived, evidence, step),
+                               seq=current.chain_seq, prev=current.chain_hash)
+                values["chain_seq"], values["chain_hash"] = tip
             row = _bump(conn, payment_id, expected_version, values, now)
             if delivery is not None:
-                insert_delivery(conn, delivery, payment_id=payment_id, now=now)
+                insert_delivery(conn, delivery, payment_id=payment_id, now=now,
+                                values=arrived)
             # Plain INSERTs with bound parameters: compiled once, cached by SQLAlchemy.
-            conn.execute(
-                INSERT_TRANSITION,
-                {
-                    "payment_id": payment_id,
-                    "seq": next_seq(conn, payment_id),
-                    "source": current.status,
-                    "target": target.value,
-                    "cause": cause.value,
-                    "applied": True,
-                    "reason": reason,
-                    "event_id": event_id,
-                    "version": row.version,
-                    "at": now,
-                },
-            )
+            conn.execute(INSERT_TRANSITION, step)
             payment = payment_from_row(row, sealer=self.sealer)
             conn.execute(
                 INSERT_OUTBOX,
@@ -269,7 +281,7 @@ class Payments(StoreBase):
                     "attempts": 0,
                 },
             )
-            insert_exchanges(conn, exchanges, payment_id=payment_id)
+            insert_exchanges(conn, (), payment_id=payment_id, rows=evidence)
             if refund is not None:
                 upsert_refund(conn, refund, now=now)
         return payment
@@ -297,24 +309,29 @@ class Payments(StoreBase):
             # On PostgreSQL the row lock serialises this with transition(), so the
             # two never pick the same seq.
             current = lock_payment(conn, payment_id, None)
+            step = {
+                "payment_id": payment_id,
+                "seq": next_seq(conn, payment_id),
+                "source": Status(source).value,
+                "target": Status(target).value,
+                "cause": Cause(cause).value,
+                "applied": False,
+                "reason": reason,
+                "event_id": event_id,
+                "version": current.version,
+                "at": now,
+            }
+            arrived = (None if delivery is None
+                       else delivery_values(delivery, payment_id, now))
+            evidence = [exchange_values(e, payment_id) for e in exchanges]
+            if self.chained:
+                chain_on(conn, payment_id, (current.chain_seq, current.chain_hash),
+                         records(arrived, evidence, step))
             if delivery is not None:
-                insert_delivery(conn, delivery, payment_id=payment_id, now=now)
-            conn.execute(
-                INSERT_TRANSITION,
-                {
-                    "payment_id": payment_id,
-                    "seq": next_seq(conn, payment_id),
-                    "source": Status(source).value,
-                    "target": Status(target).value,
-                    "cause": Cause(cause).value,
-                    "applied": False,
-                    "reason": reason,
-                    "event_id": event_id,
-                    "version": current.version,
-                    "at": now,
-                },
-            )
-            insert_exchanges(conn, exchanges, payment_id=payment_id)
+                insert_delivery(conn, delivery, payment_id=payment_id, now=now,
+                                values=arrived)
+            conn.execute(INSERT_TRANSITION, step)
+            insert_exchanges(conn, (), payment_id=payment_id, rows=evidence)
 
     def history(self, payment_id: str) -> list[Transition]:
         """The payment's transitions, applied and ignored, in order."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pasarela.store.audit import AuditTrail
 from pasarela.store.batch import WriteBatch
 from pasarela.store.deliveries import Deliveries
 from pasarela.store.evidence import Evidence
@@ -46,7 +47,7 @@ __all__ = ["Delivery", "OutboxEvent", "Store"]
 
 
 class Store(Payments, Refunds, Deliveries, Evidence, Outbox, PersonalData, Relays,
-            Merchants, Search, Operators):
+            Merchants, Search, Operators, AuditTrail):
     """Persistence for payments and their evidence. Thread-safe; one per process.
 
     With ``sqlite://`` (in memory) every call is serialised on the one connection;

@@ -6,6 +6,8 @@ import sqlalchemy as sa
 
 
 __all__ = [
+    "audit_heads",
+    "audit_pruned",
     "alerts",
     "alerts",
     "exchanges",
@@ -75,6 +77,9 @@ payments = sa.Table(
     sa.Column("charged_minor", sa.BigInteger, nullable=True),
     sa.Column("charged_currency", sa.String(3), nullable=True),
     sa.Column("fx_rate", sa.String(40), nullable=True),
+    # The tip of the payment's evidence chain: its last record's position and hash.
+    sa.Column("chain_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("chain_hash", sa.String(64), nullable=False, server_default=""),
     # Keyed hashes (HMAC-SHA256 under a key derived from the newest [privacy] key) of
     # the customer's phone and document number, computed at write: what the console
     # searches by; never the values (migration 0010, pasarela.store.search).
@@ -120,6 +125,11 @@ transitions = sa.Table(
     sa.Column("event_id", sa.String(128), nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("at", _ts, nullable=False),
+    # The evidence chain (migration 0011; pasarela.store.chain): the record's position
+    # in its payment's chain, the previous record's hash and its own (NULL: unchained).
+    sa.Column("chain_seq", sa.Integer, nullable=True),
+    sa.Column("chain_prev", sa.String(64), nullable=True),
+    sa.Column("chain_hash", sa.String(64), nullable=True),
     sa.UniqueConstraint("payment_id", "seq"),
 )
 
@@ -161,6 +171,11 @@ webhook_deliveries = sa.Table(
     sa.Column("outcome", sa.String(24), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("received_at", _ts, nullable=False),
+    # The evidence chain (migration 0011; pasarela.store.chain): the record's position
+    # in its payment's chain, the previous record's hash and its own (NULL: unchained).
+    sa.Column("chain_seq", sa.Integer, nullable=True),
+    sa.Column("chain_prev", sa.String(64), nullable=True),
+    sa.Column("chain_hash", sa.String(64), nullable=True),
     # One event key may name several payments (a provider's key that collides):
     # each is applied to its own payment; a repeat for the same payment is a duplicate.
     sa.UniqueConstraint("provider", "event_id", "payment_key"),
@@ -184,6 +199,13 @@ exchanges = sa.Table(
     sa.Column("error", sa.String(64), nullable=True),
     sa.Column("started_at", _ts, nullable=False),
     sa.Column("duration_ms", sa.Float, nullable=False),
+    # The evidence chain (migration 0011; pasarela.store.chain): the record's position
+    # in its payment's chain, the previous record's hash and its own (NULL: unchained).
+    sa.Column("chain_seq", sa.Integer, nullable=True),
+    sa.Column("chain_prev", sa.String(64), nullable=True),
+    sa.Column("chain_hash", sa.String(64), nullable=True),
+    # The digest of url, headers and bodies the hash covers (they may be erased).
+    sa.Column("body_digest", sa.String(64), nullable=True),
 )
 
 outbox = sa.Table(
@@ -290,3 +312,41 @@ alerts = sa.Table(
 #: The alerts' question "when did this provider last send a notification we took".
 sa.Index("ix_webhook_deliveries_provider_received_at", webhook_deliveries.c.provider,
          webhook_deliveries.c.received_at)
+
+#: The store's chain heads (``pasarela audit seal``; pasarela.store.audit): each folds
+#: the hashes of the records written since the previous one, in id order per table,
+#: and is chained to it; ``signature`` (Ed25519, optional) is over ``hash``.
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", _ts, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("records", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("upto_exchange", sa.BigInteger, nullable=False),
+    sa.Column("upto_transition", sa.BigInteger, nullable=False),
+    sa.Column("upto_delivery", sa.BigInteger, nullable=False),
+    sa.Column("signature", sa.Text, nullable=True),
+    sa.Column("public_key", sa.Text, nullable=True),
+)
+
+#: Ranges of a payment's chain removed by retention (``[audit] keep``), summarised by
+#: their hashes so that the chain still verifies: positions ``first_seq..last_seq``,
+#: the hash before the first and the hash of the last.
+audit_pruned = sa.Table(
+    "audit_pruned",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", sa.String(26), nullable=False, index=True),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_prev", sa.String(64), nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("first_kind", sa.String(16), nullable=False),
+    sa.Column("first_at", _ts, nullable=False),
+    sa.Column("last_at", _ts, nullable=False),
+    sa.Column("pruned_at", _ts, nullable=False),
+)

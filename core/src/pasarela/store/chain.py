@@ -1,0 +1,226 @@
+"""The evidence chain's pure part: the canonical text of each chained record, its
+hash, and the fold of many hashes into a store's chain head (``docs/audit.md``).
+
+Every provider exchange, transition and webhook delivery of a payment carries a
+hash chained to the previous record of the same payment::
+
+    hash = SHA-256(prev_hash "\\n" kind "\\n" canonical(content))
+
+``canonical`` is JSON with sorted keys, no spaces, UTF-8, datetimes as UTC
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``, non-integer numbers as their shortest exact text
+(never a float's binary form), so the same row gives the same bytes on SQLite and
+PostgreSQL, today and after an upgrade. An exchange's texts that may carry personal
+data (URL, headers, bodies) enter the hash as one digest (``body_digest``, stored
+with the row), so erasing them (``pasarela customers forget``) keeps the chain
+whole. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, Literal, TypeAlias
+
+import attrs
+
+
+__all__ = [
+    "GENESIS",
+    "KINDS",
+    "ChainRecord",
+    "ChainReport",
+    "Kind",
+    "body_digest",
+    "canonical",
+    "content_of",
+    "delivery_content",
+    "exchange_content",
+    "fold",
+    "head_hash",
+    "link",
+    "link_all",
+    "record_hash",
+    "transition_content",
+    "utc_text",
+]
+
+Kind: TypeAlias = Literal["exchange", "transition", "delivery"]
+KINDS: Final[tuple[Kind, ...]] = ("exchange", "transition", "delivery")
+#: The previous hash of a payment's first record (and of a record of no payment).
+GENESIS: Final = ""
+
+
+@attrs.frozen(kw_only=True)
+class ChainRecord:
+    """One chained record as verified: what it is, where it sits and whether its
+    stored hash is the one its content and link give."""
+
+    kind: Kind
+    #: The row's id in its table (exchanges, transitions, webhook_deliveries); for a
+    #: pruned range (``kind`` of its first record), the first pruned position.
+    record_id: int
+    #: When it happened (UTC): an exchange's start, a transition's, a delivery's arrival.
+    at: datetime
+    prev_hash: str
+    hash: str
+    #: Whether the recomputed hash and the link to the previous record both match.
+    ok: bool
+    payment_id: str | None = None
+    #: Its position in the payment's chain (1, 2, ...).
+    seq: int = 0
+    #: Why it is not ok ("" when it is): ``content`` or ``link`` and what differs.
+    problem: str = ""
+    #: True for a range removed by retention, summarised by its hashes.
+    pruned: bool = False
+    #: Pruned: how many records the range held.
+    count: int = 1
+
+
+@attrs.frozen(kw_only=True)
+class ChainReport:
+    """What :meth:`Store.verify_chain` found."""
+
+    ok: bool
+    #: Records recomputed (a pruned range counts once).
+    checked: int
+    #: The first record that does not match (payments in id order, records in chain
+    #: order), or None.
+    first_bad: ChainRecord | None = None
+    #: What differs at *first_bad* ("" when ok).
+    reason: str = ""
+    #: Payments whose chain was checked.
+    payments: int = 0
+
+
+def utc_text(value: datetime) -> str:
+    """An aware datetime as canonical UTC text (a naive one is taken as UTC, as
+    SQLite returns it)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that gives the same float back
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    raise TypeError(f"cannot chain a {type(value).__name__}")
+
+
+def canonical(content: Mapping[str, Any]) -> bytes:
+    """The exact bytes hashed for *content* (see the module docs)."""
+    return json.dumps(_plain(content), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def record_hash(prev_hash: str, kind: str, content: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the previous hash, the kind and the canonical content."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(b"\n" + kind.encode("ascii") + b"\n")
+    digest.update(canonical(content))
+    return digest.hexdigest()
+
+
+def body_digest(row: Mapping[str, Any]) -> str:
+    """The digest of an exchange's texts that may carry personal data."""
+    return hashlib.sha256(canonical({
+        "url": row["url"],
+        "request_headers": dict(row["request_headers"] or {}),
+        "request_body": row["request_body"],
+        "response_headers": dict(row["response_headers"] or {}),
+        "response_body": row["response_body"],
+    })).hexdigest()
+
+
+def exchange_content(row: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    """What an ``exchanges`` row's hash covers (its texts by their *digest*)."""
+    return {
+        "payment_id": row["payment_id"], "provider": row["provider"],
+        "operation": row["operation"], "attempt": row["attempt"], "method": row["method"],
+        "status_code": row["status_code"], "error": row["error"],
+        "started_at": row["started_at"], "duration_ms": float(row["duration_ms"]),
+        "body": digest,
+    }
+
+
+def transition_content(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ``transitions`` row's hash covers."""
+    return {
+        "payment_id": row["payment_id"], "seq": row["seq"], "source": row["source"],
+        "target": row["target"], "cause": row["cause"], "applied": bool(row["applied"]),
+        "reason": row["reason"], "event_id": row["event_id"], "version": row["version"],
+        "at": row["at"],
+    }
+
+
+def delivery_content(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ``webhook_deliveries`` row's hash covers."""
+    return {
+        "provider": row["provider"], "event_id": row["event_id"],
+        "event_type": row["event_type"], "payment_id": row["payment_id"],
+        "payment_key": row["payment_key"], "outcome": row["outcome"],
+        "detail": row["detail"], "received_at": row["received_at"],
+    }
+
+
+_CONTENT: Final = {"transition": transition_content, "delivery": delivery_content}
+
+
+def content_of(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the hash of *row*, a record of *kind*, covers (an exchange by its stored
+    ``body_digest``)."""
+    if kind == "exchange":
+        return exchange_content(row, row["body_digest"])
+    return _CONTENT[kind](row)
+
+
+def link(kind: Kind, row: dict[str, Any], *, seq: int, prev: str) -> str:
+    """Chain *row* (a record of *kind* about to be inserted) at position *seq* after
+    *prev*: set its ``chain_seq``, ``chain_prev``, ``chain_hash`` (and an exchange's
+    ``body_digest``) and return its hash, the payment's new tip."""
+    if kind == "exchange":
+        row["body_digest"] = body_digest(row)
+    row["chain_seq"] = seq
+    row["chain_prev"] = prev
+    value = row["chain_hash"] = record_hash(prev, kind, content_of(kind, row))
+    return value
+
+
+def link_all(items: Iterable[tuple[Kind, dict[str, Any]]], *, seq: int, prev: str
+             ) -> tuple[int, str]:
+    """Chain *items* in order after position *seq* and hash *prev* (a payment's tip);
+    the new tip."""
+    for kind, row in items:
+        seq += 1
+        prev = link(kind, row, seq=seq, prev=prev)
+    return seq, prev
+
+
+def fold(hashes: Iterable[tuple[str, int, str]]) -> tuple[str, int]:
+    """The digest of ``(kind, record id, hash)`` items, in the order given, and
+    their number: what one chain head covers."""
+    digest = hashlib.sha256()
+    count = 0
+    for kind, record_id, value in hashes:
+        digest.update(f"{kind}:{record_id}:{value}\n".encode("ascii"))
+        count += 1
+    return digest.hexdigest(), count
+
+
+def head_hash(prev_head: str, *, seq: int, at: datetime, records: str, count: int,
+              upto: Mapping[str, int]) -> str:
+    """A chain head's hash: the previous head and what this one folded."""
+    return record_hash(prev_head, "head", {
+        "seq": seq, "at": at, "records": records, "count": count, "upto": dict(upto)})
