@@ -26,6 +26,7 @@ from pasarela.engine.evidence import (
 from pasarela.logs import mask_email, mask_phone
 from pasarela.store.personal import ERASED
 from pasarela.store.reconcile_schema import settlement_lines
+from pasarela.store.schema import exchanges as exchanges_table
 from pasarela.store.schema import routing_decisions, webhook_deliveries
 from pasarela.store.sealing import new_key
 from tests.evidence.conftest import CUSTOMER, RAW, Setup, bundle_of, make_setup
@@ -325,3 +326,26 @@ def test_support_and_out_together_is_a_usage_error(setup: Setup) -> None:
     result = setup.run("payments", "evidence", setup.paid.id, "--support", "--out", "x.zip")
     assert result.exit_code == 2
     assert result.output.startswith("error: ")
+
+
+def test_an_edit_behind_the_stores_back_shows_in_the_proof(setup: Setup, bundle: Any) -> None:
+    with setup.app() as p:
+        if not hasattr(p.store, "chain_records"):
+            _, doc, _ = bundle(setup.paid.id)
+            assert doc["chain"]["available"] is False
+            return
+        first = p.store.exchanges_for(setup.paid.id)[0]
+        with p.store.engine.begin() as conn:
+            conn.execute(sa.update(exchanges_table).where(exchanges_table.c.id == first["id"])
+                         .values(status_code=299))
+    members, doc, _ = bundle(setup.paid.id)
+    verified = doc["chain"]["verified"]
+    assert verified["ok"] is False
+    assert verified["first_bad"] == {"kind": "exchange", "record_id": first["id"]}
+    [shown] = [x for x in doc["exchanges"] if x["id"] == first["id"]]
+    assert shown["status_code"] == 299
+    assert shown["chain"]["ok"] is False
+    for lang in LANGUAGES:
+        bad = translator(lang).gettext(
+            "The chain does not verify: first bad record {record} ({reason}).")
+        assert bad.split("{record}")[0] in members[f"summary.{lang}.txt"].decode()

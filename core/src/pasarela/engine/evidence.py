@@ -57,6 +57,7 @@ __all__ = [
     "ARCHIVE_JSON",
     "DOMAIN",
     "LANGUAGES",
+    "LOCALE_DIR",
     "PROVIDERS",
     "Facts",
     "archive",
@@ -380,22 +381,30 @@ def _references(facts: Facts, kind: _Kind) -> dict[str, Any]:
     return refs
 
 
+def _record_json(record: Any) -> dict[str, Any]:
+    out = {"kind": str(record.kind), "record_id": int(record.record_id), "at": stamp(record.at),
+           "prev_hash": record.prev_hash, "hash": record.hash, "ok": bool(record.ok)}
+    for extra in ("seq", "pruned", "count", "problem"):  # where the store says them
+        if hasattr(record, extra):
+            out[extra] = getattr(record, extra)
+    return out
+
+
 def _chain_part(facts: Facts) -> tuple[dict[str, Any], dict[tuple[str, int], Any]]:
     if facts.chain is None:
         return ({"available": False,
                  "reason": "this store keeps no audit chain (pasarela audit verify)"}, {})
-    by_record: dict[tuple[str, int], Any] = {}
-    for record in facts.chain:
-        by_record[(str(record.kind), int(record.record_id))] = {
-            "kind": str(record.kind), "record_id": int(record.record_id),
-            "at": stamp(record.at), "prev_hash": record.prev_hash, "hash": record.hash,
-            "ok": bool(record.ok)}
+    by_record = {(str(r.kind), int(r.record_id)): _record_json(r) for r in facts.chain}
     report = facts.chain_report
-    return ({"available": True,
-             "verified": None if report is None else {
-                 "ok": bool(report.ok), "checked": int(report.checked),
-                 "first_bad": None if report.first_bad is None else str(report.first_bad),
-                 "reason": report.reason},
+    verified = None
+    if report is not None:
+        bad = report.first_bad
+        verified = {"ok": bool(report.ok), "checked": int(report.checked),
+                    "first_bad": None if bad is None else (
+                        {"kind": str(bad.kind), "record_id": int(bad.record_id)}
+                        if hasattr(bad, "record_id") else str(bad)),
+                    "reason": str(report.reason or "")}
+    return ({"available": True, "verified": verified,
              "records": list(by_record.values())}, by_record)
 
 
@@ -653,7 +662,10 @@ def _sections(doc: Mapping[str, Any], _: Callable[[str], str]
         notes.append(_(_LABELS["chain_ok"]).format(count=len(chain["records"])))
     else:
         verified = chain["verified"] or {}
-        notes.append(_(_LABELS["chain_bad"]).format(record=verified.get("first_bad"),
+        bad = verified.get("first_bad")
+        record = (f"{bad['kind']} {bad['record_id']}" if isinstance(bad, Mapping)
+                  else str(bad))
+        notes.append(_(_LABELS["chain_bad"]).format(record=record,
                                                     reason=verified.get("reason")))
     notes.append(_(_LABELS["files"]))
 
