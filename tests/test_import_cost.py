@@ -53,3 +53,13 @@ def test_the_httpx_command_line_still_works_after_pasarela() -> None:
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Usage: httpx" in done.stdout
+
+
+def test_plugin_discovery_imports_no_event_loop() -> None:
+    """The relays need asyncio when they publish, not when plugins are discovered."""
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+            "get_plugin_manager().providers(); "
+            "print(json.dumps('asyncio' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert json.loads(out) is False

@@ -11,7 +11,6 @@ when plugins are discovered.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from importlib import metadata
@@ -57,6 +56,8 @@ class NatsRelay(Relay):
                     duplicate_window=DUPLICATE_WINDOW.total_seconds())
 
     async def publish(self, events: Sequence[LifecycleEvent]) -> Sequence[Ack]:
+        import asyncio  # noqa: PLC0415 (with the relay at work, not at plugin discovery)
+
         results = await asyncio.gather(*(
             self._js.publish(f"{self.settings.subject}.{event.type}", encode_event(event),
                              stream=self.stream,

@@ -12,7 +12,6 @@ connection is aio-pika's robust one: it reconnects by itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -52,6 +51,8 @@ class RabbitMQRelay(Relay):
         import aio_pika  # noqa: PLC0415 (already loaded by open())
 
         mandatory = self.mandatory
+        import asyncio  # noqa: PLC0415 (with the relay at work, not at plugin discovery)
+
         results = await asyncio.gather(*(
             self._exchange.publish(
                 aio_pika.Message(encode_event(event), message_id=event.id, type=event.type,
