@@ -51,10 +51,18 @@ class Method(StrEnum):
     BANK_TRANSFER = "bank_transfer"
 
 
+#: Each method by its value: ``Method(value)`` is an enum call, a tenth of building a
+#: payment read from the store.
+_METHODS: Final = {m.value: m for m in Method}
+
+
 def as_method(value: Method | str) -> Method:
     """*value* as a :class:`Method`, or ``ValidationError`` naming ``method``."""
     if isinstance(value, Method):
         return value
+    known = _METHODS.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
     try:
         return Method(value)
     except ValueError:
