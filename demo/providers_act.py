@@ -88,7 +88,8 @@ def dlocal_act(console: Console, out: Path, port: Callable[[], int]) -> bool:
                      phone="+51 944 555 666", document=("DNI", "48123456"))
     with Pasarela(config) as pasarela, \
             serve_app(webhook_server(pasarela), port=server_port), \
-            serve_app(dlocal_sandbox(webhook_url=f"{hooks}/dlocal", webhook_retry_delay=0.2),
+            serve_app(dlocal_sandbox(webhook_url=f"{hooks}/dlocal", webhook_retry_delay=0.2,
+                                     notification_schedule="fast"),
                       port=sandbox_port) as sandbox_url, \
             httpx.Client(timeout=10) as control:
         transfer = pasarela.pay(Order(reference="pedido-2001", amount=Money.of("250.00", "PEN"),

@@ -21,7 +21,9 @@ from pasarela.testing.sandbox import ServedSandbox
 
 @pytest.fixture
 def served(pasarela_sandbox: Callable[..., ServedSandbox]) -> Iterator[ServedSandbox]:
-    served = pasarela_sandbox(create_app, seed=5, webhook_retry_delay=0.05)
+    # Retries in real time, fast; test_notification_schedule.py plays dLocal's own waits.
+    served = pasarela_sandbox(create_app, seed=5, webhook_retry_delay=0.05,
+                              notification_schedule="fast")
     yield served
     served.sandbox.courier.drain(timeout=10)
 

@@ -105,13 +105,17 @@ def _error(status: int, code: int, message: str, param: str | None = None) -> An
 
 @attrs.define(kw_only=True)
 class DlocalKnobs(Knobs):
-    """The shared knobs (12 attempts per notification, as dLocal's at most 12), the
-    USD rate and the refund outcome."""
+    """The shared knobs (12 attempts per notification, as dLocal's at most 12, waiting
+    dLocal's schedule on the sandbox's clock), the USD rate and the refund outcome."""
 
     webhook_retries: int = count(
         11, "further attempts after one the receiver did not accept (dLocal: at most 12 "
-            "attempts in all; the waits are the toolkit's, scaled down from dLocal's "
-            "NOTIFICATION_SCHEDULE)")
+            "attempts in all)")
+    notification_schedule: str = choice(
+        "documented", ("documented", "fast"),
+        "documented: the waits of dLocal's NOTIFICATION_SCHEDULE (hourly for 6 h, then "
+        "every 12 h) on the sandbox's clock, reached by POST /_control/clock; fast: "
+        "webhook_retry_delay doubling, in real time")
     usd_rate: str | None = text("0.266845", "USD per PEN applied to currency_to_charge=USD")
     refund_status: str = choice("SUCCESS", ("SUCCESS", "PENDING", "REJECTED"),
                                 "the status new card refunds get (cash refunds are PENDING)")
@@ -134,9 +138,15 @@ class DlocalSandbox(Sandbox):
                  secret_key: str = DEFAULT_SECRET_KEY, **options: Any) -> None:
         super().__init__(**options)
         self.x_login, self.x_trans_key, self.secret_key = x_login, x_trans_key, secret_key
+        self.courier.schedule = self._notification_schedule
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self._seq = 0
+
+    def _notification_schedule(self) -> Backoff | None:
+        """dLocal's documented waits, unless the ``fast`` knob asks for the toolkit's."""
+        documented = self.dknobs.notification_schedule == "documented"
+        return NOTIFICATION_SCHEDULE if documented else None
 
     @property
     def dknobs(self) -> DlocalKnobs:

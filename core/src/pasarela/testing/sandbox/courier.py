@@ -20,6 +20,13 @@ webhook is sent:
 An attempt the receiver does not accept (by default, anything but a 2xx) is tried
 again ``webhook_retries`` times, after waits from :class:`pasarela.retry.Backoff`
 (``webhook_retry_delay``, doubling). Every attempt is logged on its delivery.
+
+A sandbox whose provider documents its retry schedule (dLocal: hourly, then every 12
+hours) gives it as ``schedule``: while that returns a :class:`~pasarela.retry.Backoff`,
+a retry falls due that long later **on the sandbox's clock** (``now``), so it happens
+when a test or ``POST /_control/clock`` moves the clock there, not an hour of real
+time later. Such a delivery waits like a delayed one: :meth:`Courier.settle` and
+:meth:`Courier.drain` do not wait for it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any, Final
 
@@ -47,6 +54,12 @@ __all__ = ["FINISHED", "Attempt", "Courier", "Delivery", "Webhook"]
 FINISHED: Final = frozenset({"delivered", "failed", "lost", "no_url", "canceled"})
 
 Render = Callable[["Webhook"], tuple[bytes, Mapping[str, str]]]
+#: How often the worker looks at the sandbox's clock while a retry waits on it (s).
+_CLOCK_POLL: Final = 0.05
+
+
+def _no_schedule() -> Backoff | None:
+    return None
 
 
 @attrs.frozen
@@ -90,6 +103,8 @@ class Delivery:
     duplicate: bool = False
     #: Due later than sent (``delay_webhooks``): a control call does not wait for it.
     delayed: bool = False
+    #: When its next attempt falls due on the sandbox's clock (a documented schedule).
+    due_at: datetime | None = None
     body: bytes = attrs.field(default=b"", repr=False)
     attempts: list[Attempt] = attrs.Factory(list)
     finished: threading.Event = attrs.field(factory=threading.Event, repr=False)
@@ -111,6 +126,7 @@ class Delivery:
             "id": self.id, "event_id": self.webhook.event_id, "type": self.webhook.type,
             "object_id": self.webhook.object_id, "url": self.url, "status": self.status,
             "duplicate": self.duplicate, "attempts": [a.describe() for a in self.attempts],
+            "due_at": self.due_at.isoformat() if self.due_at is not None else None,
             "body": self.body.decode("utf-8", "replace"),
         }
 
@@ -131,6 +147,8 @@ class Courier:
     :param knobs: returns the sandbox's current knobs (read at every decision).
     :param accepts: whether an answer's status ends the delivery (default: a 2xx).
     :param now: the sandbox's clock, for the attempts' times.
+    :param schedule: the provider's documented waits between attempts (read at every
+        retry; None: ``webhook_retry_delay`` doubling, in real time); see the module.
     """
 
     def __init__(
@@ -144,6 +162,7 @@ class Courier:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         name: str = "sandbox",
+        schedule: Callable[[], Backoff | None] = _no_schedule,
     ) -> None:
         self.render = render
         self.knobs = knobs
@@ -153,12 +172,15 @@ class Courier:
         self.timeout = timeout
         self.transport = transport
         self.name = name
+        self.schedule = schedule
         #: Every delivery made since the last :meth:`clear`, oldest first.
         self.deliveries: list[Delivery] = []
         #: Deliveries kept back (``hold_webhooks``, ``reorder_webhooks``), oldest first.
         self.held: list[Delivery] = []
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, Delivery]] = []
+        #: Retries due at a time of the sandbox's clock (see ``schedule``).
+        self._on_clock: list[tuple[datetime, int, Delivery]] = []
         self._ids = itertools.count(1)
         self._order = itertools.count()
         self._sending: Delivery | None = None
@@ -271,6 +293,14 @@ class Courier:
             while True:
                 if self._closing:
                     return None
+                if self._on_clock:
+                    now = self.now()
+                    while self._on_clock and self._on_clock[0][0] <= now:
+                        _, order, waiting = heapq.heappop(self._on_clock)
+                        if waiting.status == "scheduled":  # not canceled while it waited
+                            waiting.due_at = None
+                            heapq.heappush(self._due, (time.monotonic(), order, waiting))
+                timeout: float | None = None
                 if self._due:
                     wait = self._due[0][0] - time.monotonic()
                     if wait <= 0:
@@ -280,9 +310,10 @@ class Courier:
                         delivery.status = "sending"
                         self._sending = delivery
                         return delivery
-                    self._cond.wait(wait)
-                else:
-                    self._cond.wait()
+                    timeout = wait
+                if self._on_clock:  # the sandbox's clock may be moved at any moment
+                    timeout = _CLOCK_POLL if timeout is None else min(timeout, _CLOCK_POLL)
+                self._cond.wait(timeout)
 
     def _work(self) -> None:
         with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
@@ -296,6 +327,15 @@ class Courier:
                         self._finish(delivery, "canceled")
                     elif accepted:
                         self._finish(delivery, "delivered")
+                    elif (tried <= knobs.webhook_retries and not self._closing
+                          and (schedule := self.schedule()) is not None):
+                        delivery.status = "scheduled"
+                        # counted from the attempt that failed, as the provider counts
+                        delivery.due_at = delivery.attempts[-1].at + timedelta(
+                            seconds=schedule.seconds(tried))
+                        heapq.heappush(self._on_clock, (delivery.due_at, next(self._order),
+                                                        delivery))
+                        self._cond.notify_all()
                     elif tried <= knobs.webhook_retries and not self._closing:
                         wait = Backoff(base=knobs.webhook_retry_delay, factor=2.0,
                                        cap=max(60.0, knobs.webhook_retry_delay),
@@ -345,17 +385,22 @@ class Courier:
 
     def settle(self, deliveries: Iterable[Delivery], timeout: float = 30.0) -> None:
         """Wait until each of *deliveries* that is due now (not held, not delayed) is
-        finished, retries included."""
+        finished, retries included, or waits for a retry on the sandbox's clock."""
         deadline = time.monotonic() + timeout
         for delivery in deliveries:
             if delivery.status == "held" or delivery.delayed:
                 continue
-            if not delivery.finished.wait(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(f"webhook delivery {delivery.id} still {delivery.status}")
+            with self._cond:
+                while not delivery.done and delivery.due_at is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(
+                            f"webhook delivery {delivery.id} still {delivery.status}")
+                    self._cond.wait(left)
 
     async def settled(self, deliveries: Iterable[Delivery], timeout: float = 30.0) -> None:
         """:meth:`settle`, awaited from an event loop without blocking it."""
-        pending = [d for d in deliveries if not d.done]
+        pending = [d for d in deliveries if not d.done and d.due_at is None]
         if pending:
             await anyio.to_thread.run_sync(self.settle, pending, timeout)
 
@@ -374,12 +419,13 @@ class Courier:
         """Cancel what is held or due, wait for the one being sent, forget the log."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            for _, _, delivery in self._due:
+            for _, _, delivery in (*self._due, *self._on_clock):
                 if delivery.status == "scheduled":
                     self._finish(delivery, "canceled")
             for delivery in self.held:
                 self._finish(delivery, "canceled")
             self._due.clear()
+            self._on_clock.clear()
             self.held.clear()
             if self._sending is not None:
                 self._sending.status = "canceled"
@@ -392,10 +438,11 @@ class Courier:
         starts a new one."""
         with self._cond:
             self._closing = True
-            for _, _, delivery in self._due:
+            for _, _, delivery in (*self._due, *self._on_clock):
                 if delivery.status == "scheduled":
                     self._finish(delivery, "canceled")
             self._due.clear()
+            self._on_clock.clear()
             self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
