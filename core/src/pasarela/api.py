@@ -565,6 +565,9 @@ class MerchantPasarela(_Merchant):
     def cancel(self, payment_id: str) -> Payment:
         return self._owner._run(payments.cancel(self.service, payment_id))
 
+    def extend(self, payment_id: str, until: datetime) -> Payment:
+        return self._owner._run(payments.extend(self.service, payment_id, until))
+
     def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "",
                **params: Any) -> Refund:
         return self._owner._run(refunds.refund(self.service, payment_id, amount,
@@ -604,6 +607,9 @@ class AsyncMerchantPasarela(_Merchant):
 
     async def cancel(self, payment_id: str) -> Payment:
         return await self._owner._run(payments.cancel(self.service, payment_id))
+
+    async def extend(self, payment_id: str, until: datetime) -> Payment:
+        return await self._owner._run(payments.extend(self.service, payment_id, until))
 
     async def refund(self, payment_id: str, amount: Money | None = None, *,
                      reason: str = "", **params: Any) -> Refund:
@@ -690,6 +696,14 @@ class Pasarela(_Base):
 
     def cancel(self, payment_id: str) -> Payment:
         return self._run(payments.cancel(self.service, payment_id))
+
+    def extend(self, payment_id: str, until: datetime) -> Payment:
+        """Make a pending (or expired) payment payable until *until* at its provider
+        (a PagoEfectivo CIP's new expiry; an expired CIP is revived, pending again).
+        ``UnsupportedError`` when the provider cannot; ``IllegalTransitionError`` for
+        a payment in any other state; ``ValidationError`` (``until``) for a time that
+        is not aware or not in the future."""
+        return self._run(payments.extend(self.service, payment_id, until))
 
     def refund(self, payment_id: str, amount: Money | None = None, *, reason: str = "",
                **params: Any) -> Refund:
@@ -803,6 +817,9 @@ class AsyncPasarela(_Base):
 
     async def cancel(self, payment_id: str) -> Payment:
         return await self._run(payments.cancel(self.service, payment_id))
+
+    async def extend(self, payment_id: str, until: datetime) -> Payment:
+        return await self._run(payments.extend(self.service, payment_id, until))
 
     async def refund(
         self, payment_id: str, amount: Money | None = None, *, reason: str = "",

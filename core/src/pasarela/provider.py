@@ -233,6 +233,9 @@ class Operation(StrEnum):
     #: The status of many payments in one flow (the expiry sweep asks this way).
     GET_MANY = "get_many"
     CANCEL = "cancel"
+    #: Move a pending payment's expiry (PagoEfectivo: ``PATCH /v1/cips/{cip}``), which
+    #: may revive an expired one at the provider.
+    EXTEND = "extend"
     REFUND = "refund"
     #: A refund's state at the provider (the resolver asks for refunds of unknown outcome).
     GET_REFUND = "get_refund"
@@ -576,6 +579,12 @@ class Provider(Generic[SettingsT_co]):
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
         raise self.unsupported(Operation.CANCEL)
+
+    def extend(self, payment: Payment, until: datetime) -> Flow[ProviderPayment]:
+        """Make *payment* payable until *until* (``Operation.EXTEND``, optional): the
+        provider's report afterwards, with the new ``expires_at`` (and ``pending``
+        when the provider revived an expired payment)."""
+        raise self.unsupported(Operation.EXTEND)
 
     def refund(
         self, payment: Payment, amount: Money, *, refund_id: str, reason: str,

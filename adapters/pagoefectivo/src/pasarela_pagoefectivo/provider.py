@@ -147,7 +147,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     notification_delay: ClassVar[timedelta] = timedelta(hours=6)
     operations: ClassVar[frozenset[Operation]] = frozenset({
         Operation.PROBE, Operation.CREATE, Operation.GET, Operation.GET_MANY, Operation.CANCEL,
-        Operation.WEBHOOK, Operation.SETTLEMENTS,
+        Operation.EXTEND, Operation.WEBHOOK, Operation.SETTLEMENTS,
     })
     #: Only the search is repeated: PagoEfectivo takes no idempotency key, so a
     #: repeated create may make a second CIP, and a repeated delete of a deleted

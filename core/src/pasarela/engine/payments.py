@@ -56,7 +56,8 @@ from pasarela.retry import RESOLVER
 from pasarela.routing import Decision
 
 
-__all__ = ["CREATE_GRACE", "Option", "cancel", "confirm", "options", "pay", "released_key", "sync"]
+__all__ = ["CREATE_GRACE", "Option", "cancel", "confirm", "extend", "options", "pay",
+           "released_key", "sync"]
 
 log = get_logger("pasarela")
 _NETWORK_RE: Final = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -429,6 +430,37 @@ def cancel(service: Service, payment_id: str) -> Steps[Payment]:
     try:
         reported = yield from run_flow(adapter, Operation.CANCEL,
                                        lambda: adapter.cancel(payment),
+                                       payment_id=payment.id, record=exchanges.append,
+                                       sleep_scale=service.sleep_scale)
+    except ProviderError:
+        service.store.record_exchanges(exchanges)
+        raise
+    return transitions.apply_report(service, payment, reported, Cause.API, exchanges=exchanges)
+
+
+def extend(service: Service, payment_id: str, until: datetime) -> Steps[Payment]:
+    """Make a pending (or expired) payment payable until *until* at its provider
+    (``Operation.EXTEND``: a CIP's new expiry); returns it as the provider reports it
+    afterwards: the new ``expires_at``, and ``pending`` again when the provider
+    revived an expired one (the lifecycle's expired → pending, on its word only)."""
+    payment = service.own(payment_id)
+    if payment.status not in (Status.PENDING, Status.EXPIRED):
+        raise IllegalTransitionError(
+            f"payment {payment_id} is {payment.status.value}; only a pending or expired "
+            "payment's expiry can be moved", source=payment.status.value, target="extend",
+            payment_id=payment_id,
+        )
+    if not isinstance(until, datetime) or until.tzinfo is None:
+        raise ValidationError("must be a timezone-aware datetime", field="until")
+    if until <= service.clock():
+        raise ValidationError("must be in the future", field="until")
+    adapter = service.provider_of(payment)
+    if not adapter.supports(Operation.EXTEND):
+        raise _unsupported(adapter, Operation.EXTEND, payment)
+    exchanges: list[Exchange] = []
+    try:
+        reported = yield from run_flow(adapter, Operation.EXTEND,
+                                       lambda: adapter.extend(payment, until),
                                        payment_id=payment.id, record=exchanges.append,
                                        sleep_scale=service.sleep_scale)
     except ProviderError:

@@ -52,9 +52,10 @@ log = get_logger("pasarela")
 # Plans made again after a concurrency conflict before giving up.
 _ATTEMPTS = 5
 
-# What a duplicate report may still teach (a poll that finds the status unchanged).
+# What a duplicate report may still teach (a poll that finds the status unchanged; an
+# extended CIP, still pending, with its new expiry).
 _ON_DUPLICATE = ("provider_reference", "next_action", "next_check_at", "network", "charged",
-                 "fx_rate")
+                 "fx_rate", "expires_at")
 
 _SETTLED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED, Status.EXPIRED)
 _OPEN = (Status.PENDING, Status.PROCESSING, Status.UNKNOWN)

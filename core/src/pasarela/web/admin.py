@@ -17,33 +17,31 @@ payment with its history and redacted exchanges.
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Final
-from urllib.parse import quote
 
 import anyio.to_thread
 import jinja2
 from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.engine.jobs import RESOLVER_CHECKS
-from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
-from pasarela.web import console_i18n
-from pasarela.web.console_auth import ConsoleGuard, Role, read_form
-from pasarela.web.pay_page import SECURITY_HEADERS, STATIC_PATH, PageSettings, html
+from pasarela.web import console_actions, console_i18n, console_reconcile, console_search
+from pasarela.web import evidence as console_evidence
+from pasarela.web.console_actions import mask, redacted_exchanges  # noqa: F401 - moved there
+from pasarela.web.console_auth import ConsoleGuard, Role
+from pasarela.web.pay_page import STATIC_PATH, PageSettings, html
 
 
 __all__ = ["bar_chart", "line_chart", "routes"]
@@ -181,41 +179,6 @@ def dashboard_data(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
     }
 
 
-#: Keys whose values the dashboard masks even when the recorder let them through.
-SECRET_KEY: Final = re.compile(
-    r"secret|token|password|passwd|api[_-]?key|authorization|signature|cookie|cvc|cvv|"
-    r"card[_-]?number|^pan$", re.IGNORECASE)
-REDACTED: Final = "[redacted]"
-
-
-def mask(value: Any) -> Any:
-    """*value* with every secret-looking key's value replaced (JSON-like data)."""
-    if isinstance(value, Mapping):
-        return {k: REDACTED if SECRET_KEY.search(str(k)) and v not in (None, "", REDACTED)
-                else mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
-
-
-def redacted_exchanges(pasarela: AsyncPasarela | Pasarela, payment_id: str) -> list[dict[str, Any]]:
-    """The stored exchanges, bodies pretty-printed. They were redacted when recorded;
-    secret-looking keys (``client_secret``, ``token``...) are masked again here."""
-    out = []
-    for item in pasarela.store.exchanges_for(payment_id):
-        for key in ("request_body", "response_body"):
-            text = item.get(key) or ""
-            try:
-                item[key] = json.dumps(mask(json.loads(text)), indent=2, ensure_ascii=False)
-            except ValueError:
-                item[key] = text
-        for key in ("request_headers", "response_headers"):
-            headers = mask(item[key])
-            item[key] = "\n".join(f"{k}: {v}" for k, v in sorted(headers.items()))
-        out.append(item)
-    return out
-
-
 # --- routes ---------------------------------------------------------------------------
 
 
@@ -302,7 +265,6 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
     """One console: *merchant*'s (None: the implicit merchant's), signed in by its
     operators or with the break-glass *token*."""
     scope = pasarela.service if merchant is None else pasarela.merchants.service(merchant)
-    api: Any = pasarela if merchant is None else pasarela.merchants[merchant]
     mount = "/admin" if merchant is None else f"/m/{merchant}/admin"
     brand: dict[str, Any] = {}
     if merchant is not None:
@@ -329,57 +291,21 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
         return html(env, "admin.html", {**base(request), **data, "csrf": guard.csrf_token(request),
                                         "now": at, "stale_after": stale})
 
-    async def payment_page(request: Request) -> Response:
-        operator = guard.require(request, Role.VIEWER)
-        if isinstance(operator, Response):
-            return operator
-        payment_id = request.path_params["payment_id"]
-        try:
-            payment = await anyio.to_thread.run_sync(scope.get, payment_id)
-        except NotFoundError:
-            return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
-                        status=404)
-        exchanges = await anyio.to_thread.run_sync(redacted_exchanges, pasarela, payment_id)
-        return html(env, "admin_payment.html", {
-            **base(request), "payment": payment, "exchanges": exchanges,
-            "csrf": guard.csrf_token(request),
-            "synced": request.query_params.get("synced"),
-            "sync_error": request.query_params.get("sync_error"),
-        })
-
-    async def sync_now(request: Request) -> Response:
-        form = await read_form(request)
-        operator = guard.require(request, Role.OPERATOR)
-        if isinstance(operator, Response):
-            return operator
-        if not guard.check_csrf(request, form):
-            log.warning("admin_csrf_failed")
-            return html(env, "admin_error.html", {**base(request), "message": "CSRF check "
-                        "failed: reload the page and try again."}, status=403)
-        payment_id = request.path_params["payment_id"]
-        target = f"{base(request)['admin']}/payments/{quote(payment_id, safe='')}"
-        try:
-            if isinstance(pasarela, AsyncPasarela):
-                await api.sync(payment_id)
-            else:
-                await anyio.to_thread.run_sync(api.sync, payment_id)
-        except NotFoundError:
-            return html(env, "admin_error.html", {**base(request), "message": "No such payment."},
-                        status=404)
-        except PasarelaError as exc:
-            log.warning("admin_sync_failed", payment_id=payment_id, error=type(exc).__name__)
-            code = quote(str(getattr(exc, "code", "error")), safe="")
-            guard.audit(operator, "sync", payment_id, request, outcome="failed",
-                        detail={"error": type(exc).__name__, "code": code})
-            return RedirectResponse(f"{target}?sync_error={code}", 303, headers=SECURITY_HEADERS)
-        log.info("admin_sync", payment_id=payment_id)
-        guard.audit(operator, "sync", payment_id, request)
-        return RedirectResponse(f"{target}?synced=1", 303, headers=SECURITY_HEADERS)
-
     return [
         Route(mount, dashboard, methods=["GET"],
               name="pasarela-admin" if merchant is None else f"pasarela-admin-{merchant}"),
         *guard.routes(),
-        Route(mount + "/payments/{payment_id}", payment_page, methods=["GET"]),
-        Route(mount + "/payments/{payment_id}/sync", sync_now, methods=["POST"]),
+        # Search, the payment page and its actions, reconciliation (one module each).
+        *console_search.routes(pasarela, settings, guard, env=env),
+        *console_actions.routes(pasarela, settings, guard, env=env, now=now,
+                                evidence=_has_evidence()),
+        *console_reconcile.routes(pasarela, settings, guard, env=env),
+        *console_evidence.routes(pasarela, settings, guard),
     ]
+
+
+def _has_evidence() -> bool:
+    """Whether the console offers evidence bundles (``pasarela.web.evidence``)."""
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("pasarela.web.evidence") is not None
