@@ -30,6 +30,7 @@ import hashlib
 import html
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -287,12 +288,15 @@ def personal_forms(customer: Customer | None) -> list[tuple[str, str]]:
 
 
 def _scrubber(forms: Sequence[tuple[str, str]]) -> Callable[[Any], Any]:
+    """Replace each form by its mask where it stands as a whole value (not inside a
+    longer word or number: a name "Ana" leaves "Analysis" alone)."""
+    masks = dict(forms)
+    pattern = re.compile("|".join(f"(?<!\\w){re.escape(form)}(?!\\w)" for form in masks)
+                         ) if masks else None
+
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
-            for form, masked in forms:
-                if form in value:
-                    value = value.replace(form, masked)
-            return value
+            return pattern.sub(lambda m: masks[m.group(0)], value) if pattern else value
         if isinstance(value, Mapping):
             return {str(k): scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -710,8 +714,7 @@ def _sections(doc: Mapping[str, Any], _: Callable[[str], str]
                                          _(_LABELS["reason"])),
                  ((str(doc["routing"]["decision"].get("rule") or "-"),
                    str(doc["routing"]["decision"].get("provider") or "-"),
-                   str(doc["routing"]["decision"].get("reason")
-                       or doc["routing"]["decision"].get("explanation") or "-")),)
+                   _reasons(doc["routing"]["decision"])),)
                  if doc["routing"]["decision"] else ()),
         _Section(_(_LABELS["reconciliation"]),
                  (_(_LABELS["run"]), _(_LABELS["at"]), _(_LABELS["amount"]),
@@ -721,6 +724,11 @@ def _sections(doc: Mapping[str, Any], _: Callable[[str], str]
                        for x in doc["reconciliation"]["lines"])),
     ]
     return facts, notes, sections
+
+
+def _reasons(decision: Mapping[str, Any]) -> str:
+    said = decision.get("reason") or decision.get("explanation") or "-"
+    return "; ".join(str(x) for x in said) if isinstance(said, list) else str(said)
 
 
 def summary_text(doc: Mapping[str, Any], lang: str = "en") -> str:
