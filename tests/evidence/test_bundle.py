@@ -29,7 +29,7 @@ from pasarela.store.reconcile_schema import settlement_lines
 from pasarela.store.schema import exchanges as exchanges_table
 from pasarela.store.schema import routing_decisions, webhook_deliveries
 from pasarela.store.sealing import new_key
-from tests.evidence.conftest import CUSTOMER, RAW, Setup, bundle_of, make_setup
+from tests.evidence.conftest import CUSTOMER, RAW, Setup, bundle_of, make_setup, open_bundle
 
 
 def utc(value: Any) -> datetime:
@@ -349,3 +349,14 @@ def test_an_edit_behind_the_stores_back_shows_in_the_proof(setup: Setup, bundle:
         bad = translator(lang).gettext(
             "The chain does not verify: first bad record {record} ({reason}).")
         assert bad.split("{record}")[0] in members[f"summary.{lang}.txt"].decode()
+
+
+def test_json_and_the_zip_cannot_both_be_stdout(setup: Setup, tmp_path: Path) -> None:
+    result = setup.run("payments", "evidence", setup.paid.id, "--out", "-", "--json")
+    assert result.exit_code == 2
+    assert "standard output" in result.output
+    written = setup.run("payments", "evidence", setup.paid.id, "--out",
+                        str(tmp_path / "b.zip"), "--json")
+    assert written.exit_code == 0, written.output
+    assert json.loads(written.stdout)["payment"]["id"] == setup.paid.id
+    assert open_bundle((tmp_path / "b.zip").read_bytes())["evidence.json"]

@@ -9,7 +9,15 @@ import sys
 
 import click
 
-from pasarela.cli.output import STDOUT, err_console, fail, merchant_scope, out_console, usage
+from pasarela.cli.output import (
+    STDOUT,
+    err_console,
+    fail,
+    merchant_scope,
+    out_console,
+    stdout_taken,
+    usage,
+)
 from pasarela.errors import NotFoundError, PasarelaError
 
 
@@ -35,6 +43,8 @@ def evidence(ctx: click.Context, payment_id: str, out: str | None, support: bool
 
     if support and out is not None:
         usage("--support prints the ticket text; it writes no --out file")
+    if as_json and out is not None:
+        stdout_taken(out, STDOUT)  # the JSON goes to standard output: the zip may not
     try:
         pasarela = Pasarela.from_config(ctx.obj["config"])
     except PasarelaError as exc:
