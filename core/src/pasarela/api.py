@@ -34,7 +34,7 @@ from pasarela.config import (
 )
 from pasarela.config.env import EnvResolver
 from pasarela.config.loading import MerchantTables, read_config
-from pasarela.config.sections import merchant_path
+from pasarela.config.sections import logo_path, merchant_path
 from pasarela.engine import payments, refunds
 from pasarela.engine.context import Service
 from pasarela.engine.jobs import expire_due, resolve_due
@@ -115,10 +115,15 @@ def validate(
     plugins: Iterable[object] = (),
     load_entrypoints: bool = True,
     env: Mapping[str, str] | None = None,
+    merchant: str | None = None,
 ) -> list[str]:
     """Every problem :meth:`Pasarela.from_config` would refuse *config* for, with its
     path, without opening the store or calling a provider (``pasarela config check``).
-    An empty list means it starts."""
+    An empty list means it starts.
+
+    With *merchant*, the deployment's own tables and that merchant's only (``pasarela
+    --merchant NAME config check``): another merchant's problems are not listed, and a
+    merchant the file does not declare is a problem of its own."""
     try:
         manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins)
         problems: list[str] = []
@@ -140,6 +145,8 @@ def validate(
                 problems += exc.errors
         tables = cfg.merchants
         for name in tables:  # every merchant, eagerly (from_config: on first use)
+            if merchant is not None and name != merchant:
+                continue
             trouble = tables.problems(name) if isinstance(tables, MerchantTables) else []
             if trouble:
                 problems += trouble if loaded is not None else []  # else listed already
@@ -148,9 +155,19 @@ def validate(
                 _merchant_parts(cfg, manager, None, name, tables[name])
             except InvalidConfigError as exc:
                 problems += exc.errors
+            logo = tables[name].logo_file
+            if logo is not None and not logo_path(cfg.source, logo).is_file():
+                problems.append(f"merchants.{name}.logo_file: no such file "
+                                f"{str(logo_path(cfg.source, logo))!r}")
     except PasarelaError as exc:
         return [str(e) for e in getattr(exc, "errors", None) or [str(exc)]]
-    return problems
+    if merchant is None:
+        return problems
+    mine = [p for p in problems if not p.startswith("merchants.")
+            or p.startswith((f"merchants.{merchant}.", f"merchants.{merchant}:"))]
+    if merchant not in cfg.merchants:
+        mine.append(f"merchants: no merchant {merchant!r} in this file")
+    return mine
 
 
 def _file_problems(config: str | os.PathLike[str] | Mapping[str, Any],
@@ -319,6 +336,7 @@ class Merchants:
     def create(self, name: str, *, providers: Mapping[str, Mapping[str, Any]],
                routes: Sequence[Mapping[str, Any]] = (), display_name: str = "",
                logo_url: str | None = None, colour: str | None = None,
+               accent: str | None = None, logo_file: str | None = None,
                admin_token: str | None = None,
                preference: Sequence[str] = ()) -> MerchantPasarela:
         """Add merchant *name* at run time, kept in the store, and return its API.
@@ -339,7 +357,8 @@ class Merchants:
             "checkout": {"preference": list(preference)},
         }
         document.update({key: value for key, value in (
-            ("logo_url", logo_url), ("colour", colour), ("admin_token", admin_token))
+            ("logo_url", logo_url), ("colour", colour), ("accent", accent),
+            ("logo_file", logo_file), ("admin_token", admin_token))
             if value is not None})
         path = f"merchants.{name}"
         table, problems = merchant_from_table(document, EnvResolver(

@@ -28,6 +28,7 @@ from pasarela.config.sections import (
     RouteConfig,
     StoreConfig,
     WorkerConfig,
+    branding_problems,
     key_problem,
     resolve_store_url,
 )
@@ -311,6 +312,10 @@ def merchant_from_table(table: Any, resolver: EnvResolver, path: str
         errors.append((f"{path}.routes", "expected an array of tables"))
     rest = resolver.resolve({k: v for k, v in table.items() if k not in ("providers", "routes")},
                             path)
+    if isinstance(rest, Mapping):
+        bad = branding_problems(rest)
+        errors += [(f"{path}.{name}", message) for name, message in bad]
+        rest = {k: v for k, v in rest.items() if k not in {name for name, _ in bad}}
     try:
         merchant = CONVERTER().structure(rest, MerchantConfig)
     except Exception as exc:

@@ -227,6 +227,57 @@ def _check_logo(_: object, attribute: attrs.Attribute[Any], value: str | None) -
         raise ValueError(f"{attribute.name}: expected an https:// address")
 
 
+#: The image files a merchant's ``logo_file`` may be (the suffix gives the type served).
+LOGO_TYPES: Final[Mapping[str, str]] = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+    ".webp": "image/webp", ".gif": "image/gif", ".svg": "image/svg+xml",
+}
+
+
+def logo_path(source: str | None, logo_file: str) -> Path:
+    """Where a merchant's ``logo_file`` is: as given when absolute, else in the folder
+    of the configuration file *source* (the working folder without one)."""
+    path = Path(logo_file)
+    if path.is_absolute() or source is None:
+        return path
+    return Path(source).parent / path
+
+
+def _check_logo_file(instance: Any, attribute: attrs.Attribute[Any], value: str | None
+                     ) -> None:
+    if value is None:
+        return
+    suffix = Path(value).suffix.lower()
+    if suffix not in LOGO_TYPES:
+        raise ValueError(f"{attribute.name}: expected an image file ("
+                         f"{', '.join(sorted(LOGO_TYPES))}), got {value!r}")
+    if instance.logo_url is not None:
+        raise ValueError(f"{attribute.name}: give logo_url or logo_file, not both")
+
+
+def branding_problems(table: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each branding value of a merchant's *table* that is
+    not good (a colour not ``#rrggbb``, a logo not https or not an image file), so
+    that each is reported under its own path (``merchants.NAME.colour``)."""
+    out: list[tuple[str, str]] = []
+    for name in ("colour", "accent", "logo_url", "logo_file"):
+        value = table.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            out.append((name, "expected a string"))
+        elif name in ("colour", "accent") and not _COLOUR.match(value):
+            out.append((name, f"expected a colour like '#1a7f5a', got {value!r}"))
+        elif name == "logo_url" and not value.startswith("https://"):
+            out.append((name, "expected an https:// address"))
+        elif name == "logo_file" and Path(value).suffix.lower() not in LOGO_TYPES:
+            out.append((name, f"expected an image file ({', '.join(sorted(LOGO_TYPES))}), "
+                              f"got {value!r}"))
+        elif name == "logo_file" and table.get("logo_url") is not None:
+            out.append((name, "give logo_url or logo_file, not both"))
+    return out
+
+
 @attrs.frozen(kw_only=True)
 class MerchantConfig:
     """One ``[merchants.NAME]`` table: a merchant of a platform, with accounts,
@@ -237,8 +288,13 @@ class MerchantConfig:
     display_name: str = ""
     #: An https address of the merchant's logo (the page's CSP allows that origin).
     logo_url: str | None = attrs.field(default=None, validator=_check_logo)
-    #: The brand colour, ``#rrggbb``.
+    #: The merchant's logo as an image file served by the app itself (a path, relative
+    #: to the configuration file's folder), instead of ``logo_url``.
+    logo_file: str | None = attrs.field(default=None, validator=_check_logo_file)
+    #: The brand colour, ``#rrggbb`` (buttons, the page's top line).
     colour: str | None = attrs.field(default=None, validator=_check_colour)
+    #: A second colour, ``#rrggbb`` (links, the amount's box).
+    accent: str | None = attrs.field(default=None, validator=_check_colour)
     admin_token: str | None = attrs.field(default=None, repr=False)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()

@@ -48,6 +48,7 @@ except ModuleNotFoundError as exc:  # pip install 'pasarela[server]'
 from pasarela.api import AsyncPasarela, Pasarela
 from pasarela.logs import get_logger
 from pasarela.provider import Operation, WebhookHeaders, WebhookReply
+from pasarela.registry import merchant_of
 from pasarela.web.batcher import WebhookBatcher
 from pasarela.web.metrics import StoreCollector
 from pasarela.web.webhook_rules import DEFAULT_CONTENT_TYPES, RETRY_LATER, accepted_content_types
@@ -68,8 +69,15 @@ log = get_logger("pasarela")
 
 def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
                pages: PageSettings | None = None,
-               inline_batches: bool | None = None) -> Starlette:
+               inline_batches: bool | None = None, merchant: str | None = None) -> Starlette:
     """The webhook, health and metrics app over *pasarela* (see the module docs).
+
+    *merchant*: serve that merchant only (``pasarela --merchant NAME serve``): the
+    webhooks of its own accounts (``/webhooks/NAME.ACCOUNT``; any other account is
+    404, as one not configured), the customer page of its own payments, its own
+    console at ``/m/NAME/admin`` (not the deployment's ``/admin`` nor another
+    merchant's) and its branding. ``/healthz`` and ``/metrics`` stay the
+    deployment's. An unknown merchant is ``NotFoundError``.
 
     *inline_batches*: whether an :class:`~pasarela.api.AsyncPasarela`'s webhook
     batches do their store work on the event loop instead of a worker thread. The
@@ -81,6 +89,8 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         raise TypeError(f"create_app needs a Pasarela or AsyncPasarela, not {pasarela!r}")
     if max_body <= 0:
         raise ValueError("max_body must be positive")
+    if merchant is not None:
+        pasarela.merchants.service(merchant)  # NotFoundError: no such merchant
     registry = CollectorRegistry()
     requests = Counter(
         "pasarela_webhook_requests", "Webhook requests answered by this process.",
@@ -91,7 +101,8 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["provider"]
-        adapter = pasarela.providers.get(name)
+        adapter = (pasarela.providers.get(name) if merchant is None
+                   or merchant_of(name) == merchant else None)
         if adapter is None or not adapter.supports(Operation.WEBHOOK):
             requests.labels("unknown", "404").inc()
             return _refuse(404, "unknown provider", name[:64], "unknown_provider")
@@ -143,7 +154,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
     # unless a page secret or admin token is given in *pages* or the environment.
     from pasarela.web import pay_page as _pages  # noqa: PLC0415 - keeps Jinja2 lazy
 
-    routes += _pages.routes(pasarela, pages)
+    routes += _pages.routes(pasarela, pages, merchant=merchant)
     app = Starlette(routes=routes)
     app.state.pasarela = pasarela
     app.state.registry = registry

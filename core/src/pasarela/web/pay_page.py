@@ -57,7 +57,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pasarela.api import AsyncPasarela, Pasarela
-from pasarela.errors import NotFoundError
+from pasarela.config.sections import LOGO_TYPES, logo_path
+from pasarela.errors import NotFoundError, PasarelaError
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.next_action import (
@@ -71,7 +72,15 @@ from pasarela.next_action import (
     qr_svg,
 )
 from pasarela.provider import collected_by
+from pasarela.registry import merchant_of
 from pasarela.timezones import LIMA
+from pasarela.web.branding import (
+    BRAND_PATH,
+    Branding,
+    branding_of,
+    stylesheet,
+    template_branding,
+)
 
 
 if TYPE_CHECKING:
@@ -86,6 +95,7 @@ __all__ = [
     "checkout_origin",
     "checkout_policy",
     "negotiate_language",
+    "page_policy",
     "page_state",
     "page_token",
     "pay_link",
@@ -138,9 +148,21 @@ def checkout_origin(script_url: str) -> str | None:
 def checkout_policy(origin: str) -> str:
     """The page's Content-Security-Policy with the checkout's *origin* added to
     ``script-src``, ``frame-src`` and ``connect-src`` (and nowhere else)."""
+    return page_policy(checkout=origin)
+
+
+def page_policy(*, checkout: str | None = None, image: str | None = None) -> str:
+    """The page's Content-Security-Policy: :data:`SECURITY_HEADERS`' own, with a
+    checkout's origin added to ``script-src``, ``frame-src`` and ``connect-src``, and
+    a merchant's logo origin (``https://host``) to ``img-src``, and nowhere else."""
+    images = f"img-src 'self' data: {image}" if image else "img-src 'self' data:"
+    if checkout is None:
+        return (f"default-src 'none'; script-src 'self'; style-src 'self'; {images}; "
+                "connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'none'")
     return (
-        f"default-src 'none'; script-src 'self' {origin}; style-src 'self'; "
-        f"img-src 'self' data:; connect-src 'self' {origin}; frame-src {origin}; "
+        f"default-src 'none'; script-src 'self' {checkout}; style-src 'self'; "
+        f"{images}; connect-src 'self' {checkout}; frame-src {checkout}; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 
@@ -407,27 +429,99 @@ def lima_time(value: datetime, lang: str) -> str:
 
 
 def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = None, *,
-           clock: Callable[[], datetime] | None = None) -> list[BaseRoute]:
-    """The page routes to add to the ASGI app: the static files, ``/pay`` when a page
-    secret is set and ``/admin`` when an admin token is set (nothing otherwise).
+           clock: Callable[[], datetime] | None = None,
+           merchant: str | None = None) -> list[BaseRoute]:
+    """The page routes to add to the ASGI app: the static files and the merchants'
+    branding, ``/pay`` when a page secret is set and ``/admin`` when an admin token
+    is set (nothing otherwise).
 
     *settings* default to the configuration's ``[pages]`` section, else to
-    :meth:`PageSettings.from_env`; *clock* to pasarela's own.
+    :meth:`PageSettings.from_env`; *clock* to pasarela's own. With *merchant*, that
+    merchant's pages only: the customer page of its own payments (another's is 404),
+    its own console (``/m/NAME/admin``) and its own branding.
     """
     settings = settings or PageSettings.from_config(pasarela.config.pages)
     if not settings.page_secret and not settings.admin_token:
         return []
     now = clock or pasarela.service.clock  # business time, as the rest of pasarela
     env = template_environment()
+    find = _brand_finder(pasarela, merchant)
+    env.globals["branding"] = template_branding(find)
     static = _with_headers(StaticFiles(directory=str(_HERE / "static")))
-    out: list[BaseRoute] = [Mount(STATIC_PATH, app=static, name="pasarela-static")]
+    out: list[BaseRoute] = [Mount(STATIC_PATH, app=static, name="pasarela-static"),
+                            *_brand_routes(find)]
     if settings.page_secret:
-        out += _customer_routes(pasarela, settings, env, now)
+        out += _customer_routes(pasarela, settings, env, now, find, merchant)
     if settings.admin_token:
         from pasarela.web import admin as pages_admin  # noqa: PLC0415 - only when the dashboard is on
 
-        out += pages_admin.routes(pasarela, settings, env, now)
+        consoles = pages_admin.routes(pasarela, settings, env, now)
+        if merchant is not None:  # its own console only
+            own = f"/m/{merchant}/admin"
+            consoles = [r for r in consoles if str(getattr(r, "path", "")) == own
+                        or str(getattr(r, "path", "")).startswith(own + "/")]
+        out += consoles
     return out
+
+
+def _brand_finder(pasarela: AsyncPasarela | Pasarela, only: str | None = None
+                 ) -> Callable[[str], Branding | None]:
+    """Merchant name to its :class:`~pasarela.web.branding.Branding` (None: the
+    implicit merchant, an unknown or broken one, or with *only* any merchant but
+    that one); each built once."""
+    found: dict[str, Branding | None] = {}
+
+    def find(name: str) -> Branding | None:
+        if name in found:
+            return found[name]
+        brand = None
+        if name and name in pasarela.merchants and (only is None or name == only):
+            try:
+                table = pasarela.merchants.table(name)
+            except PasarelaError:
+                return None  # broken: its pages go without branding (not cached)
+            logo = (str(logo_path(pasarela.config.source, table.logo_file))
+                    if table.logo_file else None)
+            brand = branding_of(name, table, logo)
+        found[name] = brand
+        return brand
+
+    return find
+
+
+def _brand_routes(find: Callable[[str], Branding | None]) -> list[BaseRoute]:
+    """``/pasarela-brand/NAME/style.css`` and ``/pasarela-brand/NAME/logo``: public,
+    as the pages that use them are, and 404 for a merchant without them."""
+    headers = {**{k: v for k, v in SECURITY_HEADERS.items() if k != "Cache-Control"},
+               "Cache-Control": "public, max-age=3600"}
+
+    def missing() -> Response:
+        return Response("not found\n", 404, media_type="text/plain",
+                        headers=dict(SECURITY_HEADERS))
+
+    async def style(request: Request) -> Response:
+        brand = find(request.path_params["merchant"])
+        if brand is None:
+            return missing()
+        return Response(stylesheet(brand), media_type="text/css", headers=headers)
+
+    async def logo(request: Request) -> Response:
+        brand = find(request.path_params["merchant"])
+        if brand is None or brand.logo_file is None:
+            return missing()
+        path = Path(brand.logo_file)
+        try:
+            body = await anyio.to_thread.run_sync(path.read_bytes)
+        except OSError:
+            return missing()
+        return Response(body, media_type=LOGO_TYPES[path.suffix.lower()], headers=headers)
+
+    return [
+        Route(BRAND_PATH + "/{merchant}/style.css", style, methods=["GET"],
+              name="pasarela-brand-style"),
+        Route(BRAND_PATH + "/{merchant}/logo", logo, methods=["GET"],
+              name="pasarela-brand-logo"),
+    ]
 
 
 def _with_headers(app: ASGIApp) -> ASGIApp:
@@ -448,8 +542,11 @@ def _with_headers(app: ASGIApp) -> ASGIApp:
 
 
 def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
-                     env: jinja2.Environment, now: Callable[[], datetime]) -> list[BaseRoute]:
+                     env: jinja2.Environment, now: Callable[[], datetime],
+                     find: Callable[[str], Branding | None],
+                     merchant: str | None) -> list[BaseRoute]:
     secret = settings.page_secret or ""
+    brand_view = template_branding(find)
 
     async def load(request: Request) -> Payment | None:
         payment_id = request.path_params["payment_id"]
@@ -458,9 +555,12 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                                                                    now=now()):
             return None
         try:
-            return await anyio.to_thread.run_sync(pasarela.store.get_payment, payment_id)
+            payment = await anyio.to_thread.run_sync(pasarela.store.get_payment, payment_id)
         except NotFoundError:
             return None
+        if merchant is not None and merchant_of(payment.provider) != merchant:
+            return None  # another merchant's, on a server of one merchant: as none
+        return payment
 
     async def page(request: Request) -> Response:
         lang = negotiate_language(request.headers.get("accept-language"))
@@ -484,11 +584,15 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                                  action.instructions.get("es") or ())
         checkout_script = None
         headers: dict[str, str] = {}
+        origin = None
         if isinstance(action, OpenCheckout) and state == "checkout":
             origin = checkout_origin(action.script_url)
             if origin is not None:
                 checkout_script = action.script_url
-                headers["Content-Security-Policy"] = checkout_policy(origin)
+        brand = find(merchant_of(payment.provider))
+        image = brand.image_origin if brand is not None else None
+        if origin is not None or image is not None:
+            headers["Content-Security-Policy"] = page_policy(checkout=origin, image=image)
         qr = None
         if isinstance(action, ShowCashCode) and state == "cash":
             qr = scalable_svg(action.qr_svg or qr_svg(action.url or action.code))
@@ -505,6 +609,8 @@ def _customer_routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings,
                 price=payment.amount.format(money_locale), source=payment.amount.currency,
                 rate=payment.fx_rate, target=payment.charged.currency)
         context = {
+            "brand": brand_view(brand.merchant, prefix) if brand else None,
+            "brand_css": prefix + brand.stylesheet_path if brand else None,
             "network_line": network_line, "fx_line": fx_line,
             "qr": qr, "lang": lang, "t": MESSAGES[lang], "state": state, "payment": payment,
             "action": action, "static": prefix + STATIC_PATH,
