@@ -19,9 +19,11 @@ from pasarela.cli.output import (
     CommandGroup,
     configure_logging,
     fail,
+    merchant_name,
     merchant_scope,
     money_json,
     out_console,
+    unscoped,
     usage,
 )
 from pasarela.errors import NotFoundError, PasarelaError
@@ -62,8 +64,9 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--config", "config_path", envvar="PASARELA_CONFIG", default="pasarela.toml",
               show_default=True, help="The configuration file.")
 @click.option("--merchant", envvar="PASARELA_MERCHANT", default=None, metavar="NAME",
-              help="Work on merchant NAME's payments and accounts only (payments show, "
-                   "reconcile, doctor); default: the implicit merchant's.")
+              help="Work on merchant NAME's payments, accounts and routes only (every "
+                   "command that reads or writes a merchant's data; a command that works on "
+                   "the whole deployment refuses it); default: the implicit merchant's.")
 @click.option("--json-logs", is_flag=True, help="Log as JSON lines instead of for people.")
 @click.option("--debug", is_flag=True, envvar="PASARELA_DEBUG",
               help="Print the traceback of an unexpected error.")
@@ -137,17 +140,24 @@ def config() -> None:
 @click.pass_context
 def config_check(ctx: click.Context, file: str | None) -> None:
     """Check FILE (default: --config) exactly as ``Pasarela.from_config`` would start it:
-    syntax, secrets, every provider's settings, provider references, routes."""
+    syntax, secrets, every provider's settings, provider references, routes; every
+    merchant's too, or with ``--merchant NAME`` that merchant's only."""
     from pasarela.api import validate  # noqa: PLC0415
     from pasarela.config import load_config  # noqa: PLC0415
 
     path = file or ctx.obj["config"]
-    problems = validate(path)
+    merchant = merchant_name(ctx)
+    problems = validate(path, merchant=merchant or None)
     if problems:
         fail(problems[0], problems[1:])
     cfg = load_config(path)
     out = out_console()
     out.print("[green]ok[/] ", end="")
+    if merchant:
+        table = cfg.merchants[merchant]
+        out.print(f"{path}: merchant {merchant}: {len(table.providers)} account(s), "
+                  f"{len(table.routes)} route(s)", markup=False)
+        return
     out.print(f"{path}: {len(cfg.providers)} provider(s), {len(cfg.routes)} route(s)",
               markup=False)
 
@@ -230,6 +240,8 @@ def db_upgrade(ctx: click.Context, url: str | None) -> None:
     """Run the database migrations to the newest version."""
     from pasarela.config import load_config  # noqa: PLC0415
     from pasarela.store import Store  # noqa: PLC0415
+
+    unscoped(ctx, "every merchant's payments are in one store")
 
     try:
         target = url or load_config(ctx.obj["config"]).store.url

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pasarela.cli.output import fail, out_console
+from pasarela.cli.output import fail, merchant_name, out_console, unscoped
 from pasarela.errors import PasarelaError
 
 
@@ -49,7 +49,9 @@ def rotate_key(ctx: click.Context, batch_size: int, after: str, as_json: bool) -
     """Seal every payment's personal data under the newest key (the first of
     ``[privacy] keys``): those sealed under an older key, and those stored in clear.
     Batched, one transaction each; stopped, it can run again (or resume with
-    --after): a payment under the newest key is left alone."""
+    --after): a payment under the newest key is left alone. The keys are the
+    deployment's, so it takes no --merchant."""
+    unscoped(ctx, "the [privacy] keys seal every merchant's payments")
     totals = {"examined": 0, "sealed": 0, "rotated": 0}
     with _store(ctx) as pasarela:
         cursor = after
@@ -80,15 +82,21 @@ def forget(ctx: click.Context, reference: str, as_json: bool) -> None:
     """Erase the personal data of the payments of order REFERENCE (Ley 29733):
     customer, description, metadata, refund reasons and the customer's values in the
     recorded provider exchanges. Ids, amounts, statuses, timestamps and the history
-    stay for the books; one audit line is added. Running it again changes nothing."""
+    stay for the books; one audit line is added. Running it again changes nothing.
+    Order references are each merchant's own: the payments of the implicit merchant,
+    or with --merchant NAME of that merchant, and no other's."""
+    merchant = merchant_name(ctx)
     with _store(ctx) as pasarela:
         try:
-            done = pasarela.store.forget_customer(reference)
+            if merchant:
+                pasarela.merchants.service(merchant)  # an unknown merchant: not found
+            done = pasarela.store.forget_customer(reference, merchant=merchant)
         except PasarelaError as exc:
             fail(exc)
         where = repr(pasarela.store)
     if not done:
-        fail(f"no payment with order reference {reference!r} in {where}")
+        whose = f" of merchant {merchant!r}" if merchant else ""
+        fail(f"no payment{whose} with order reference {reference!r} in {where}")
     erased = [e.payment_id for e in done if e.erased]
     before = [e.payment_id for e in done if not e.erased]
     if as_json:

@@ -53,7 +53,8 @@ from pasarela.money import Money
 
 
 __all__ = ["STDOUT", "CommandGroup", "ExitCode", "configure_logging", "err_console", "fail",
-           "money_json", "no_color", "out_console", "output", "stdout_taken", "usage"]
+           "merchant_name", "merchant_scope", "money_json", "no_color", "out_console", "output",
+           "stdout_taken", "unscoped", "usage"]
 
 #: The file name that means standard output.
 STDOUT: Final = "-"
@@ -273,13 +274,29 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO,
             logger.propagate = False
 
 
+def merchant_name(ctx: click.Context) -> str:
+    """The group's ``--merchant`` (``""`` without it: the implicit merchant)."""
+    obj = ctx.find_root().obj
+    return str(obj.get("merchant") or "") if isinstance(obj, dict) else ""
+
+
+def unscoped(ctx: click.Context, why: str) -> None:
+    """A command that works on the whole deployment, never on one merchant's part of
+    it: given ``--merchant``, it stops with a usage error (2) saying so and *why*,
+    rather than acting on every merchant."""
+    name = merchant_name(ctx)
+    if name:
+        usage(f"'{ctx.command_path}' works on the whole deployment ({why}); it takes no "
+              f"--merchant (given: {name!r})")
+
+
 def merchant_scope(ctx: click.Context, pasarela: Any) -> tuple[str, Any, Any]:
     """The group's ``--merchant``: (its name or ``""``, the API the command works
     through, that merchant's engine context). Without it, the deployment's own (the
     implicit merchant's); an unknown or broken merchant is a failure naming it."""
     from pasarela.errors import PasarelaError  # noqa: PLC0415
 
-    name = str((ctx.find_root().obj or {}).get("merchant") or "")
+    name = merchant_name(ctx)
     if not name:
         return "", pasarela, pasarela.service
     try:

@@ -10,6 +10,10 @@
   and prints the split by method and provider with the expected fees; with
   ``--config``, the same under the other configuration and the difference.
 
+With ``pasarela --merchant NAME route ...`` both work on merchant *NAME*'s accounts
+and routes (``simulate --config OTHER.toml`` compares with the same merchant in the
+other file): its decisions never name another merchant's account.
+
 ``--json`` prints the result as one JSON document on standard output (money as
 ``{"minor": ..., "currency": ...}``, as a stored decision has it); errors and the
 progress bar go to standard error.
@@ -37,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from rich.text import Text
 
-from pasarela.cli.output import err_console, fail, money_json, out_console
+from pasarela.cli.output import err_console, fail, merchant_name, money_json, out_console
 from pasarela.errors import PasarelaError
 from pasarela.model import Method, Order
 from pasarela.money import Money
@@ -86,8 +90,12 @@ def _config_path(ctx: click.Context) -> str:
     return os.environ.get("PASARELA_CONFIG", "pasarela.toml")
 
 
-def load_router(path: str, stack: ExitStack) -> Router:
-    """The router of the configuration at *path*; errors end the command."""
+def load_router(path: str, stack: ExitStack, merchant: str = "") -> Router:
+    """The router of the configuration at *path* (with *merchant*, that merchant's:
+    its own accounts and routes, as its payments are routed); errors end the
+    command."""
+    if merchant:
+        return _merchant_router(path, stack, merchant)
     from pasarela.config import load_config  # noqa: PLC0415
     from pasarela.plugins import get_plugin_manager  # noqa: PLC0415
     from pasarela.provider import Provider  # noqa: PLC0415
@@ -116,6 +124,21 @@ def load_router(path: str, stack: ExitStack) -> Router:
     except PasarelaError as exc:
         _fail(f"{path}: {exc}" if not getattr(exc, "errors", None) else f"{path}:",
               getattr(exc, "errors", None))
+
+
+def _merchant_router(path: str, stack: ExitStack, merchant: str) -> Router:
+    """Merchant *merchant*'s router in the deployment of *path* (a merchant of the
+    file, or one kept in its store); an unknown merchant ends the command."""
+    from pasarela.api import Pasarela  # noqa: PLC0415
+
+    try:
+        pasarela = Pasarela.from_config(path)
+        stack.callback(pasarela.close)
+        router: Router = pasarela.merchants.service(merchant).router
+    except PasarelaError as exc:
+        _fail(f"{path}: {exc}" if not getattr(exc, "errors", None) else f"{path}:",
+              getattr(exc, "errors", None))
+    return router
 
 
 def _read_json(path: str) -> Any:
@@ -194,7 +217,7 @@ def explain(ctx: click.Context, order_file: str, method: str | None, at_text: st
         _fail(f"{order_file}: unknown method {wanted!r}; one of "
               f"{', '.join(m.value for m in Method)}")
     with ExitStack() as stack:
-        router = load_router(_config_path(ctx), stack)
+        router = load_router(_config_path(ctx), stack, merchant_name(ctx))
         decisions = [router.simulate(order, how, at=at) for how in methods]
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in decisions], indent=2, ensure_ascii=False))
@@ -272,8 +295,9 @@ def simulate(ctx: click.Context, orders_file: str, other_config: str | None,
     """Route every line of ORDERS_FILE (JSON lines: orders with "method", or stored
     decisions) and print the split by method and provider with expected fees."""
     with ExitStack() as stack:
-        current = load_router(_config_path(ctx), stack)
-        other = load_router(other_config, stack) if other_config else None
+        merchant = merchant_name(ctx)
+        current = load_router(_config_path(ctx), stack, merchant)
+        other = load_router(other_config, stack, merchant) if other_config else None
         count = sum(1 for _ in _lines(orders_file))
         tallies = (_Tally(), _Tally())
         moved = 0

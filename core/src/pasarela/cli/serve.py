@@ -12,6 +12,12 @@ Both are plain click commands, added to the ``pasarela`` group by
 - ``worker`` runs :func:`pasarela.engine.worker.run_worker`: expiry sweep, resolver,
   outbox dispatcher, late-payment policy. With ``[outbox] dispatch = "worker"`` the
   server leaves lifecycle events to it.
+
+``pasarela --merchant NAME serve`` serves merchant *NAME* only
+(:func:`~pasarela.web.app.create_app`'s ``merchant``): its accounts' webhooks, its
+payments' customer pages, its console and branding; anything of another merchant is
+404. The worker's jobs run over every merchant's payments, each merchant taking a share
+of every pass, so ``worker`` takes no ``--merchant`` (it says so, exit 2).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any, cast
 
 import click
 
-from pasarela.cli.output import ExitCode, configure_logging, fail
+from pasarela.cli.output import ExitCode, configure_logging, fail, merchant_name, unscoped
 from pasarela.errors import PasarelaError
 from pasarela.extras import MissingExtraError, require
 
@@ -64,7 +70,8 @@ def _configure_logs(ctx: click.Context, level: str, *, also: tuple[str, ...] = (
 @click.pass_context
 def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max_body: int,
           log_level: str) -> None:
-    """Serve provider webhooks, /healthz and /metrics (uvicorn)."""
+    """Serve provider webhooks, /healthz and /metrics (uvicorn); with --merchant NAME,
+    that merchant's webhooks, pages and console only."""
     from pasarela.api import AsyncPasarela  # noqa: PLC0415
 
     try:
@@ -76,19 +83,25 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max
     # formatter: masked, JSON with --json-logs, and never a traceback's local variables.
     _configure_logs(ctx, log_level, also=("uvicorn",))
     path = _config_path(ctx, config_path)
+    merchant = merchant_name(ctx) or None
     try:
         pasarela = AsyncPasarela.from_config(path)
+        if merchant is not None:
+            pasarela.merchants.service(merchant)  # an unknown merchant: not found
     except PasarelaError as exc:
         fail(exc)
-    asyncio.run(_serve(pasarela, host=host, port=port, max_body=max_body, log_level=log_level))
+    asyncio.run(_serve(pasarela, host=host, port=port, max_body=max_body, log_level=log_level,
+                       merchant=merchant))
 
 
-async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_level: str) -> None:
+async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_level: str,
+                 merchant: str | None) -> None:
     import uvicorn  # noqa: PLC0415
 
     from pasarela.web.app import create_app  # noqa: PLC0415
 
-    config = uvicorn.Config(create_app(pasarela, max_body=max_body), host=host, port=port,
+    app = create_app(pasarela, max_body=max_body, merchant=merchant)
+    config = uvicorn.Config(app, host=host, port=port,
                             log_level=log_level, access_log=False, lifespan="off",
                             log_config=None)
     server = uvicorn.Server(config)
@@ -112,9 +125,12 @@ async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_leve
 @click.pass_context
 def worker(ctx: click.Context, config_path: str | None, once: bool, interval: float,
            late_payment: str | None, log_level: str) -> None:
-    """Run the background jobs: expiry, resolver, outbox dispatch, late refunds."""
+    """Run the background jobs: expiry, resolver, outbox dispatch, late refunds (for
+    every merchant, each taking a share of each pass; it takes no --merchant)."""
     from pasarela.api import Pasarela  # noqa: PLC0415
     from pasarela.engine.worker import LatePaymentPolicy, run_worker  # noqa: PLC0415
+
+    unscoped(ctx, "its jobs run over every merchant's payments, fair across merchants")
 
     _configure_logs(ctx, log_level)
     path = _config_path(ctx, config_path)

@@ -107,14 +107,19 @@ class PersonalData(StoreBase):
                 conn.execute(sa.update(payments).where(payments.c.id == pid).values(**values))
         return Resealed(examined, sealed, rotated, last)
 
-    def forget_customer(self, order_reference: str) -> list[Erasure]:
+    def forget_customer(self, order_reference: str, *,
+                        merchant: str | None = None) -> list[Erasure]:
         """Erase the personal data of every payment of *order_reference* (see the
-        module docs), in one transaction; ``[]`` when there is none."""
+        module docs), in one transaction; ``[]`` when there is none. With *merchant*
+        (``""``: the implicit one), that merchant's payments only: order references
+        are each merchant's own."""
         query = (sa.select(payments.c.id, payments.c.status, payments.c.version,
                            payments.c.order, payments.c.personal, payments.c.chain_seq,
                            payments.c.chain_hash)
                  .where(payments.c.order_reference == order_reference)
                  .order_by(payments.c.id))
+        if merchant is not None:
+            query = query.where(payments.c.merchant == merchant)
         if not self._sqlite:
             query = query.with_for_update()
         done: list[Erasure] = []
