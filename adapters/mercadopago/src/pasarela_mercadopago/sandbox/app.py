@@ -28,6 +28,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -218,7 +219,9 @@ def _control(sandbox: MercadoPagoSandbox) -> list[ControlRoute]:
                 payment = sandbox.expire(ident)
             else:
                 return _respond(404, {"error": f"unknown action {name!r}"})
-        sandbox.courier.drain(timeout=10)
+        # Waited for off the event loop: the receiver may fetch the payment from this
+        # sandbox before it answers the notification (pasarela verifies by fetching).
+        await anyio.to_thread.run_sync(lambda: sandbox.courier.drain(timeout=10))
         return _respond(200, payment)
 
     return [

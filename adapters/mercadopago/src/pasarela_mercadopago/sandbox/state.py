@@ -457,8 +457,11 @@ class MercadoPagoSandbox(Sandbox):
         body = {"id": ident, "live_mode": False, "type": "payment",
                 "date_created": self._date(self.now()), "user_id": COLLECTOR_ID,
                 "api_version": "v1", "action": action, "data": {"id": str(payment["id"])}}
+        # As Mercado Pago's webhooks: the URL names the object (?data.id=...&type=payment),
+        # and the signature covers that data.id.
         self.send_webhook(Webhook(event_id=str(ident), type=action, payload=body,
-                                  object_id=str(payment["id"])))
+                                  object_id=str(payment["id"]),
+                                  query=(("data.id", str(payment["id"])), ("type", "payment"))))
 
     def render_webhook(self, webhook: Webhook) -> tuple[bytes, Mapping[str, str]]:
         import json  # noqa: PLC0415

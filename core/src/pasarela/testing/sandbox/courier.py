@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import anyio
 import attrs
@@ -66,12 +67,21 @@ def _no_schedule() -> Backoff | None:
 class Webhook:
     """One event a sandbox sends: its id, type, what it is about, and the payload
     the sandbox's ``render`` turns into bytes and headers (at every attempt, so a
-    signature can carry the time of sending)."""
+    signature can carry the time of sending). *query* is added to ``webhook_url``'s
+    query string, for a provider that names the object there (Mercado Pago's
+    ``?data.id=...&type=payment``)."""
 
     event_id: str
     type: str
     payload: Any = attrs.field(repr=False)
     object_id: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+    def address(self, url: str) -> str:
+        """*url* with :attr:`query` added to its query string."""
+        if not self.query:
+            return url
+        return f"{url}{'&' if '?' in url else '?'}{urlencode(self.query, safe='')}"
 
 
 @attrs.frozen
@@ -256,7 +266,8 @@ class Courier:
             return [d.describe() for d in self.deliveries]
 
     def _new(self, webhook: Webhook, url: str | None, *, duplicate: bool = False) -> Delivery:
-        delivery = Delivery(next(self._ids), webhook, url, "scheduled", duplicate=duplicate)
+        delivery = Delivery(next(self._ids), webhook, webhook.address(url) if url else url,
+                            "scheduled", duplicate=duplicate)
         try:
             delivery.body = self.render(webhook)[0]
         except Exception as exc:  # the log says what went wrong
