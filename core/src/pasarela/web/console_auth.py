@@ -409,6 +409,7 @@ class ConsoleGuard:
             return refused
         store = self._store
         if store is None or account == "?" or not password:
+            await anyio.to_thread.run_sync(verify_password, None, password)  # as long
             self._throttle.failed(address, self._now(), account)
             return self.login_page(request, error="That name or password is not right.")
         stored = await anyio.to_thread.run_sync(store.operator_password_hash, self.merchant,
