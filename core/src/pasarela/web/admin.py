@@ -1,11 +1,12 @@
 """The operator dashboard at ``/admin`` (mounted by :func:`pasarela.web.pay_page.routes`).
 
-Off unless an admin token is configured. The token is the credential: send it as
-``Authorization: Bearer TOKEN``, or sign in once with the form at ``/admin/login``,
-which sets an HttpOnly, SameSite=Strict session cookie (an HMAC over its expiry,
-keyed by the token). Both are compared in constant time. Without them every admin
-page answers 401 with the sign-in form. Actions (``sync now``, sign out) are POST
-forms carrying a CSRF token: an HMAC, keyed by the admin token, over the session.
+Who may do what is :mod:`pasarela.web.console_auth`'s: operator accounts with roles
+(viewer, operator, admin) signing in at ``/admin/login`` to a signed session, the
+admin token as the break-glass credential (``Authorization: Bearer TOKEN`` or the
+form), a CSRF token on every POST, the operator audit log. Without a credential
+every console page answers 401 with the sign-in form. A console (the implicit
+merchant's, each merchant's at ``/m/NAME/admin``) is built on its first request
+(:class:`LazyConsoles`), and is 404 while it has neither a token nor an operator.
 
 Pages: the last 24 h of payments by provider, method and status; success rate per
 provider and method by hour and effective cost per provider, as SVG drawn here
