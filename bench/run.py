@@ -40,6 +40,8 @@ BENCHMARKS = [
     "bench_relays",
     "bench_costs",
     "bench_merchants",
+    "bench_metrics",
+    "bench_console",
 ]
 
 

@@ -267,8 +267,8 @@ def main() -> int:
         metrics = control.get(f"{hooks.removesuffix('/webhooks')}/metrics").text
         summary = Table("series", "value")
         for line in metrics.splitlines():
-            if line.startswith(("pasarela_payments{", "pasarela_unknown_payments",
-                                "pasarela_outbox_lag_events", "pasarela_payment_success_rate")):
+            if line.startswith(("pasarela_payments_open{", "pasarela_payment_transitions_total{",
+                                "pasarela_outbox_lag_events", "pasarela_alerts_firing")):
                 series, _, value = line.rpartition(" ")
                 summary.add_row(series.removeprefix("pasarela_").replace('"', ""), value)
         console.print(summary)

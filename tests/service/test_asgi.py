@@ -122,9 +122,9 @@ async def test_unknown_provider_is_404_and_records_nothing(make_async):
         metrics = (await client.get("/metrics")).text
     assert response.status_code == 404
     assert response.json() == {"error": "unknown provider"}
-    assert 'pasarela_webhook_verification_failures_total{provider="nope"}' not in metrics
+    assert 'provider="nope"' not in metrics
     assert samples(metrics)[("pasarela_webhook_requests_total",
-                             (("code", "404"), ("provider", "unknown")))] == 1
+                             (("code", "404"), ("merchant", ""), ("provider", "unknown")))] == 1
 
 
 async def test_get_on_the_webhook_route_is_405(make_async):
@@ -287,6 +287,7 @@ def test_create_app_refuses_other_objects():
 
 async def test_metrics_expose_the_named_series(make_async, gateway):
     p = make_async()
+    app = create_app(p)  # this process's counters count from here
     paid = await pending_payment(p, "pedido-paid")
     await pending_payment(p, "pedido-waiting")
     unknown = await p.pay(make_order("pedido-lost"), method="card", idempotency_key="lost",
@@ -296,7 +297,7 @@ async def test_metrics_expose_the_named_series(make_async, gateway):
                            scenario="decline")
     assert declined.status is Status.FAILED
     headers, body = gateway.settle(paid.provider_reference)
-    async with client_for(create_app(p)) as client:
+    async with client_for(app) as client:
         assert (await client.post("/webhooks/fake", headers=headers, content=body)).is_success
         forged = await client.post("/webhooks/fake", headers=headers, content=body + b" ")
         assert forged.status_code == 400
@@ -304,57 +305,84 @@ async def test_metrics_expose_the_named_series(make_async, gateway):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     got = samples(response.text)
-    fake = (("provider", "fake"),)
-    assert got[("pasarela_store_up", ())] == 1
-    assert got[("pasarela_payments", (("method", "cash"), ("provider", "fake"),
-                                      ("status", "succeeded")))] == 1
-    assert got[("pasarela_payments", (("method", "cash"), ("provider", "fake"),
-                                      ("status", "pending")))] == 1
-    assert got[("pasarela_payments", (("method", "card"), ("provider", "fake"),
-                                      ("status", "unknown")))] == 1
-    assert got[("pasarela_payment_success_rate", fake)] == 0.5  # one succeeded, one failed
-    assert got[("pasarela_unknown_payments", fake)] == 1
-    assert got[("pasarela_webhook_verification_failures_total", fake)] == 1
+    names = {name for name, _ in got}
+    assert {
+        "pasarela_store_up", "pasarela_payments_open", "pasarela_outbox_lag_events",
+        "pasarela_outbox_oldest_age_seconds", "pasarela_webhook_requests_total",
+        "pasarela_webhook_request_duration_seconds_count",
+        "pasarela_payment_transitions_total", "pasarela_payment_time_to_success_seconds_count",
+        "pasarela_provider_request_duration_seconds_count",
+    } <= names
+    # every series has a merchant label
+    assert [key for key in got if "merchant" not in dict(key[1])] == []
+    fake = (("merchant", ""), ("provider", "fake"))
+    assert got[("pasarela_store_up", (("merchant", ""),))] == 1
+    open_series = {dict(labels)["status"]: value for (name, labels), value in got.items()
+                   if name == "pasarela_payments_open"}
+    assert open_series == {"pending": 1, "unknown": 1}
+    def moved(method: str, network: str, status: str) -> float:
+        return got.get(("pasarela_payment_transitions_total", (
+            ("merchant", ""), ("method", method), ("network", network), ("provider", "fake"),
+            ("status", status))), 0)
+    assert [moved("cash", "pagoefectivo", "pending"), moved("cash", "pagoefectivo", "succeeded"),
+            moved("card", "", "unknown"), moved("card", "", "failed")] == [2, 1, 1, 1]
+    paid_hist = (*fake[:1], ("method", "cash"), fake[1])
+    assert got[("pasarela_payment_time_to_success_seconds_count", paid_hist)] == 1
     # pending x2, succeeded, unknown, failed: five events, none dispatched (worker mode)
-    assert got[("pasarela_outbox_lag_events", ())] == 5
-    assert got[("pasarela_outbox_oldest_age_seconds", ())] >= 0
-    create = (("operation", "create"), ("provider", "fake"))
-    calls = got[("pasarela_provider_call_seconds_count", create)]
-    assert calls == 4
-    assert got[("pasarela_provider_call_seconds_bucket", (("le", "+Inf"), *create))] == calls
-    assert got[("pasarela_provider_call_seconds_sum", create)] >= 0
+    assert got[("pasarela_outbox_lag_events", (("merchant", ""),))] == 5
+    assert got[("pasarela_outbox_oldest_age_seconds", (("merchant", ""),))] >= 0
+    create = (("merchant", ""), ("operation", "create"), ("outcome", "2xx"),
+              ("provider", "fake"))
+    calls = got[("pasarela_provider_request_duration_seconds_count", create)]
+    outcomes = {dict(labels)["outcome"]: value for (name, labels), value in got.items()
+                if name == "pasarela_provider_request_duration_seconds_count"
+                and dict(labels)["operation"] == "create"}
+    # two codes issued; the decline answered 4xx; the timeout's exchange got no answer
+    assert outcomes == {"2xx": 2, "4xx": 1, "error": 1}
+    assert got[("pasarela_provider_request_duration_seconds_bucket",
+                (("le", "+Inf"), *create))] == calls
+    assert got[("pasarela_provider_request_duration_seconds_sum", create)] >= 0
     assert got[("pasarela_webhook_requests_total", (("code", "200"), *fake))] == 1
     assert got[("pasarela_webhook_requests_total", (("code", "400"), *fake))] == 1
+    assert got[("pasarela_webhook_request_duration_seconds_count", fake)] == 2
 
 
-async def test_latency_histogram_counts_each_exchange_once_across_scrapes(make_async, gateway):
+async def test_counters_count_events_as_they_happen_without_reading_the_store(
+        make_async, gateway, monkeypatch):
     p = make_async()
     app = create_app(p)
-    key = ("pasarela_provider_call_seconds_count", (("operation", "create"),
-                                                    ("provider", "fake")))
+    key = ("pasarela_payment_transitions_total", (
+        ("merchant", ""), ("method", "cash"), ("network", "pagoefectivo"), ("provider", "fake"),
+        ("status", "pending")))
     async with client_for(app) as client:
         await pending_payment(p, "pedido-a")
         first = samples((await client.get("/metrics")).text)[key]
         again = samples((await client.get("/metrics")).text)[key]
         await pending_payment(p, "pedido-b")
         later = samples((await client.get("/metrics")).text)[key]
-    assert (first, again, later) == (1, 1, 2)
+        other = make_async()  # another pasarela (its own store) in the same process
+        await pending_payment(other, "pedido-c")
+        after_other = samples((await client.get("/metrics")).text)[key]
+    assert (first, again, later, after_other) == (1, 1, 2, 2)
 
 
 async def test_metrics_report_the_store_down(make_async, monkeypatch):
     p = make_async()
     app = create_app(p)
+    await pending_payment(p, "pedido-a")
 
-    def broken(**kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise sa.exc.OperationalError("SELECT", {}, Exception("gone"))
 
-    monkeypatch.setattr(p.store, "outbox_lag", broken)
+    monkeypatch.setattr(p.store, "read_transaction", broken)
     async with client_for(app) as client:
         response = await client.get("/metrics")
     got = samples(response.text)
     assert response.status_code == 200
-    assert got[("pasarela_store_up", ())] == 0
-    assert not any(name == "pasarela_payments" for name, _ in got)
+    assert got[("pasarela_store_up", (("merchant", ""),))] == 0
+    assert not any(name == "pasarela_payments_open" for name, _ in got)
+    # this process's counters need no store
+    assert any(name == "pasarela_payment_transitions_total" for name, _ in got)
 
 
 async def test_openmetrics_is_negotiated(make_async):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from pasarela.engine import meters
 from pasarela.engine.redaction import redact_exchange
 from pasarela.engine.steps import Sleep, Steps
 from pasarela.errors import (
@@ -97,6 +98,8 @@ def _one_attempt(
             except httpx.HTTPError as exc:
                 error = exc
             duration = (time.perf_counter() - t0) * 1000
+            meters.called(provider.account, operation.value, duration / 1000,
+                          None if response is None else response.status_code)
             if record is not None:
                 record(_exchange(provider, operation, payment_id, attempt, request,
                                  response, error, started, duration))

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pasarela.engine import meters
 from pasarela.engine.context import Service
 from pasarela.errors import ConcurrencyConflictError, ErrorCode, IllegalTransitionError, RefundError
 from pasarela.exchange import Exchange
@@ -220,6 +221,7 @@ def _write(
         )
         log.info("payment_transition", payment_id=payment.id, provider=payment.provider,
                  source=payment.status.value, target=planned.target.value, cause=cause.value)
+        meters.transitioned(writer, moved, payment.status)
         return moved
     duplicate = planned.verdict is Verdict.DUPLICATE and refund is None
     if duplicate and delivery is None:

@@ -16,10 +16,10 @@
 ``GET /healthz``
     200 when the store answers, 503 otherwise (JSON).
 ``GET /metrics``
-    Prometheus exposition from a registry of the app's own: this process's
-    ``pasarela_webhook_requests_total``, and every other series computed from the
-    store at scrape time (:class:`pasarela.web.metrics.StoreCollector`), so each
-    replica of the server shows the same figures.
+    Prometheus exposition from a registry of the app's own: this process's counters
+    and histograms, updated as things happen (:class:`pasarela.web.metrics.
+    ProcessMetrics`), and the gauges read from the store by an index at scrape time
+    (:class:`pasarela.web.metrics.StoreCollector`); see :mod:`pasarela.web.metrics`.
 
 Mount it in a host app with ``app.mount("/pasarela", create_app(pasarela))``. A sync
 :class:`~pasarela.api.Pasarela` is called in a worker thread. The app never closes
@@ -28,6 +28,7 @@ the pasarela it was given.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
@@ -36,7 +37,7 @@ from pasarela.extras import MissingExtraError
 
 
 try:
-    from prometheus_client import CollectorRegistry, Counter
+    from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -50,7 +51,7 @@ from pasarela.logs import get_logger
 from pasarela.provider import Operation, WebhookHeaders, WebhookReply
 from pasarela.registry import merchant_of
 from pasarela.web.batcher import WebhookBatcher
-from pasarela.web.metrics import StoreCollector
+from pasarela.web.metrics import ProcessMetrics, StoreCollector
 from pasarela.web.webhook_rules import DEFAULT_CONTENT_TYPES, RETRY_LATER, accepted_content_types
 
 
@@ -92,29 +93,27 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
     if merchant is not None:
         pasarela.merchants.service(merchant)  # NotFoundError: no such merchant
     registry = CollectorRegistry()
-    requests = Counter(
-        "pasarela_webhook_requests", "Webhook requests answered by this process.",
-        ["provider", "code"], registry=registry,
-    )
+    process = ProcessMetrics(registry, pasarela.store).start()
     registry.register(StoreCollector(pasarela.store))
     batcher = WebhookBatcher(pasarela, inline=inline_batches)
 
     async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
         name = request.path_params["provider"]
         adapter = (pasarela.providers.get(name) if merchant is None
                    or merchant_of(name) == merchant else None)
         if adapter is None or not adapter.supports(Operation.WEBHOOK):
-            requests.labels("unknown", "404").inc()
+            process.webhook("unknown", 404)
             return _refuse(404, "unknown provider", name[:64], "unknown_provider")
         accepted = accepted_content_types(adapter)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in accepted:
-            requests.labels(name, "415").inc()
+            process.webhook(name, 415)
             return _refuse(415, f"content type must be one of {', '.join(sorted(accepted))}",
                            name, "unsupported_media_type", media_type=media_type[:100])
         body = await _read_body(request, max_body)
         if body is None:
-            requests.labels(name, "413").inc()
+            process.webhook(name, 413)
             return _refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
         # The query string goes with the headers (Mercado Pago signs its data.id).
         headers = WebhookHeaders(request.headers.items(),
@@ -124,14 +123,14 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         except RETRY_LATER as exc:
             log.warning("webhook_deferred", provider=name, error=type(exc).__name__,
                         detail=str(exc)[:300])
-            requests.labels(name, "503").inc()
+            process.webhook(name, 503, time.perf_counter() - started)
             return JSONResponse({"error": "temporarily unavailable; deliver again"}, 503,
                                 headers={"Retry-After": "5"})
         except Exception:
             log.exception("webhook_failed", provider=name)
-            requests.labels(name, "500").inc()
+            process.webhook(name, 500, time.perf_counter() - started)
             return JSONResponse({"error": "internal error; deliver again"}, 500)
-        requests.labels(name, str(reply.status_code)).inc()
+        process.webhook(name, reply.status_code, time.perf_counter() - started)
         return _reply(reply)
 
     async def healthz(request: Request) -> Response:
@@ -158,6 +157,7 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
     app = Starlette(routes=routes)
     app.state.pasarela = pasarela
     app.state.registry = registry
+    app.state.metrics = process  # the engine's meters hold it weakly: it lives with the app
     return app
 
 

@@ -1,142 +1,186 @@
-"""Prometheus series computed from the store at scrape time (``GET /metrics`` of
-:func:`pasarela.web.app.create_app`).
+"""Prometheus series of ``GET /metrics`` (:func:`pasarela.web.app.create_app`).
 
-Every series except ``pasarela_webhook_requests_total`` (the app's own counter) is
-read from the store (:mod:`pasarela.store.queries`), so each replica of the server
-shows the same figures: payments by provider, method and status; success rate per
-provider; unknown payments; webhook verification failures (rejected deliveries);
-outbox lag; and the provider call latency histogram, built from the recorded
-exchanges (each scrape reads only the exchanges recorded since the previous one).
+Two kinds, each in the app's own registry (never the global one):
+
+**This process's counters and histograms**, updated when things happen
+(:class:`ProcessMetrics`, told by :mod:`pasarela.engine.meters` and by the app's
+webhook route), so a scrape reads no table for them. They count from the app's
+start, per process, as Prometheus expects (``rate()`` and ``sum by`` over the
+replicas do the rest):
+
+- ``pasarela_webhook_requests_total{merchant, provider, code}``: webhook requests
+  answered (``code="400"``: a forged, stale or malformed delivery);
+- ``pasarela_webhook_request_duration_seconds{merchant, provider}``: from the
+  request to the reply, commit included;
+- ``pasarela_payment_transitions_total{merchant, provider, method, network, status}``:
+  transitions committed by this process, by the status moved to;
+- ``pasarela_payment_time_to_success_seconds{merchant, provider, method}``: creation
+  to success of the payments this process saw succeed (a CIP: until it was paid);
+- ``pasarela_provider_request_duration_seconds{merchant, provider, operation,
+  outcome}``: each HTTP exchange with a provider (``outcome``: ``2xx``, ``4xx``,
+  ``5xx`` or ``error``).
+
+**Gauges read from the store** at scrape time (:class:`StoreCollector`), each by an
+index and bounded by something other than the number of payments
+(:mod:`pasarela.store.monitoring`):
+
+- ``pasarela_payments_open{merchant, provider, method, status}``: payments still
+  pending, processing or unknown (led by ``status`` on ``ix_payments_status_*``: the
+  cost follows the open payments, which the expiry sweep bounds, not the table);
+- ``pasarela_outbox_lag_events{merchant=""}`` and
+  ``pasarela_outbox_oldest_age_seconds{merchant=""}``: undispatched lifecycle events
+  (``ix_outbox_pending``: the cost follows the backlog). The outbox is the
+  deployment's one queue, so its series is the deployment's (``merchant=""``);
+- ``pasarela_alerts_firing{merchant, kind, subject}``: 1 per alert firing
+  (``ix_alerts_open``);
+- ``pasarela_store_up{merchant=""}``: 1 when the store answered this scrape (the other
+  gauges are absent when it did not).
+
+Every series has a ``merchant`` label: the merchant's name, ``""`` for the implicit
+merchant (and for what belongs to the whole deployment). ``provider`` is the
+account's own name (``pe_usd``, not ``bodega.pe_usd``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pasarela.engine import meters
 from pasarela.errors import ConfigurationError
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
-from pasarela.store import DATABASE_ERRORS, Store, queries
+from pasarela.registry import MERCHANT_SEPARATOR, merchant_of
+from pasarela.store import DATABASE_ERRORS, Store
+from pasarela.store.monitoring import scrape
 
 
-__all__ = ["LATENCY_BUCKETS", "StoreCollector"]
+if TYPE_CHECKING:
+    from pasarela.model import Payment
+
+
+__all__ = ["LATENCY_BUCKETS", "PAY_BUCKETS", "ProcessMetrics", "StoreCollector", "labels_of"]
 
 log = get_logger("pasarela")
 
-#: Upper bounds (seconds) of the provider call latency histogram.
+#: Upper bounds (seconds) of the provider call and webhook latency histograms.
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-_SUCCEEDED: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
-_FINISHED: Final = _SUCCEEDED | {Status.FAILED, Status.CANCELED, Status.EXPIRED}
+#: Upper bounds (seconds) of the time to success: a card in seconds, a CIP in hours
+#: or days.
+PAY_BUCKETS: Final = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0,
+                      6 * 3600.0, 12 * 3600.0, 86400.0, 2 * 86400.0, 3 * 86400.0,
+                      7 * 86400.0)
 #: What a scrape that cannot read the store meets (``pasarela_store_up`` 0).
 _UNREADABLE: Final[tuple[type[Exception], ...]] = (*DATABASE_ERRORS, ConfigurationError)
 
 
-class StoreCollector(Collector):
-    """Prometheus series computed from the store at scrape time.
+def labels_of(account: str) -> tuple[str, str]:
+    """``(merchant, provider)`` labels of an account's full name."""
+    merchant = merchant_of(account)
+    return (merchant, account.partition(MERCHANT_SEPARATOR)[2] if merchant else account)
 
-    ``pasarela_store_up`` is 0 (and the other series absent) when the store cannot
-    be read. The latency histogram keeps running totals: each scrape adds the
-    exchanges whose id is above the last one seen (the first scrape reads them all).
-    """
+
+class ProcessMetrics:
+    """This process's counters and histograms, in *registry*; a
+    :class:`~pasarela.engine.meters.Meter` (attach it with :meth:`start`).
+    Transitions written through another :class:`~pasarela.store.Store` than *store*
+    are not counted (another pasarela in the same process)."""
+
+    def __init__(self, registry: CollectorRegistry, store: Store) -> None:
+        self.store = store
+        self.webhook_requests = Counter(
+            "pasarela_webhook_requests", "Webhook requests answered by this process.",
+            ["merchant", "provider", "code"], registry=registry)
+        self.webhook_seconds = Histogram(
+            "pasarela_webhook_request_duration_seconds",
+            "Webhook requests answered by this process: time to the reply, commit included.",
+            ["merchant", "provider"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.transitions = Counter(
+            "pasarela_payment_transitions",
+            "Payment transitions committed by this process, by the status moved to.",
+            ["merchant", "provider", "method", "network", "status"], registry=registry)
+        self.time_to_success = Histogram(
+            "pasarela_payment_time_to_success_seconds",
+            "From a payment's creation to its success, for those this process saw succeed.",
+            ["merchant", "provider", "method"], buckets=PAY_BUCKETS, registry=registry)
+        self.provider_seconds = Histogram(
+            "pasarela_provider_request_duration_seconds",
+            "HTTP exchanges of this process with the providers.",
+            ["merchant", "provider", "operation", "outcome"], buckets=LATENCY_BUCKETS,
+            registry=registry)
+
+    def start(self) -> ProcessMetrics:
+        """Hear this process's events from now on (held weakly)."""
+        meters.attach(self)
+        return self
+
+    def webhook(self, account: str, code: int | str, seconds: float | None = None) -> None:
+        merchant, provider = labels_of(account)
+        self.webhook_requests.labels(merchant, provider, str(code)).inc()
+        if seconds is not None:
+            self.webhook_seconds.labels(merchant, provider).observe(seconds)
+
+    def transitioned(self, writer: object, payment: Payment, source: Status) -> None:
+        if isinstance(writer, Store) and writer is not self.store:
+            return
+        merchant, provider = labels_of(payment.provider)
+        self.transitions.labels(merchant, provider, payment.method.value,
+                                payment.network or "", payment.status.value).inc()
+        if payment.status is Status.SUCCEEDED:
+            waited = (payment.updated_at - payment.created_at).total_seconds()
+            self.time_to_success.labels(merchant, provider, payment.method.value).observe(
+                max(0.0, waited))
+
+    def called(self, account: str, operation: str, seconds: float, outcome: str) -> None:
+        merchant, provider = labels_of(account)
+        self.provider_seconds.labels(merchant, provider, operation, outcome).observe(seconds)
+
+
+class StoreCollector(Collector):
+    """The gauges read from the store at scrape time, each by an index (see the
+    module docs). ``pasarela_store_up`` is 0, and the others absent, when the store
+    cannot be read."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._last_exchange = 0
-        # (provider, operation) -> [count per bucket..., count, sum of seconds]
-        self._latency: dict[tuple[str, str], list[float]] = {}
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("pasarela_store_up", "1 when the store answered this scrape.")
+        up = GaugeMetricFamily("pasarela_store_up", "1 when the store answered this scrape.",
+                               labels=["merchant"])
         try:
-            lag = self.store.outbox_lag(now=datetime.now(UTC))
-            with self._lock:
-                read = queries.metrics(self.store, exchanges_after=self._last_exchange,
-                                       bounds=LATENCY_BUCKETS)
-                latency = self._latency_family(read.latency)
+            read = scrape(self.store, now=datetime.now(UTC))
         except _UNREADABLE as exc:
             log.warning("metrics_store_unavailable", error=type(exc).__name__)
-            up.add_metric([], 0)
+            up.add_metric([""], 0)
             yield up
             return
-        up.add_metric([], 1)
+        up.add_metric([""], 1)
         yield up
-        yield from _payment_families(read.payments)
-        failures = CounterMetricFamily(
-            "pasarela_webhook_verification_failures",
-            "Webhook deliveries rejected as forged, stale or malformed.", labels=["provider"])
-        for provider, count in read.rejected.items():
-            failures.add_metric([provider], count)
-        yield failures
-        yield GaugeMetricFamily("pasarela_outbox_lag_events",
-                                "Lifecycle events not yet dispatched.", value=lag[0])
-        yield GaugeMetricFamily("pasarela_outbox_oldest_age_seconds",
-                                "Age of the oldest undispatched event.", value=lag[1])
-        yield latency
-
-    def _latency_family(self, rows: list[queries.LatencyTotals]) -> Metric:
-        for row in rows:
-            entry = self._latency.setdefault((row.provider, row.operation),
-                                             [0.0] * (len(LATENCY_BUCKETS) + 2))
-            for i, value in enumerate(row.buckets):
-                entry[i] += float(value)
-            entry[-2] += float(row.calls)
-            entry[-1] += row.seconds
-            self._last_exchange = max(self._last_exchange, row.last_id)
-        family = HistogramMetricFamily(
-            "pasarela_provider_call_seconds",
-            "Provider HTTP call latency, from the recorded exchanges.",
-            labels=["provider", "operation"])
-        for (provider, operation), entry in sorted(self._latency.items()):
-            pairs = [(_bound(b), entry[i]) for i, b in enumerate(LATENCY_BUCKETS)]
-            pairs.append(("+Inf", entry[-2]))
-            family.add_metric([provider, operation], pairs, sum_value=entry[-1])
-        return family
-
-
-def _payment_families(counts: list[queries.PaymentCount]) -> Iterator[Metric]:
-    by_status = GaugeMetricFamily("pasarela_payments", "Payments by provider, method and "
-                                  "status.", labels=["provider", "method", "status"])
-    unknown = GaugeMetricFamily("pasarela_unknown_payments", "Payments whose outcome is "
-                                "unknown (waiting for the resolver).", labels=["provider"])
-    rate = GaugeMetricFamily(
-        "pasarela_payment_success_rate",
-        "Share of finished payments that succeeded (succeeded, partially refunded or "
-        "refunded over those plus failed, canceled and expired), per provider.",
-        labels=["provider"])
-    finished: dict[str, int] = {}
-    succeeded: dict[str, int] = {}
-    unknowns: dict[str, int] = {}
-    for provider, method, status, count in counts:
-        by_status.add_metric([provider, method, status], count)
-        state = Status(status)
-        unknowns.setdefault(provider, 0)
-        if state is Status.UNKNOWN:
-            unknowns[provider] += count
-        if state in _FINISHED:
-            finished[provider] = finished.get(provider, 0) + count
-        if state in _SUCCEEDED:
-            succeeded[provider] = succeeded.get(provider, 0) + count
-    for provider, total in sorted(finished.items()):
-        rate.add_metric([provider], succeeded.get(provider, 0) / total)
-    for provider, count in sorted(unknowns.items()):
-        unknown.add_metric([provider], count)
-    yield by_status
-    yield rate
-    yield unknown
-
-
-def _bound(value: float) -> str:
-    return repr(float(value))
+        family = GaugeMetricFamily(
+            "pasarela_payments_open", "Payments still pending, processing or unknown.",
+            labels=["merchant", "provider", "method", "status"])
+        for row in read.open_payments:
+            family.add_metric([row.merchant, labels_of(row.provider)[1], row.method,
+                               row.status], row.payments)
+        yield family
+        # The outbox is the deployment's one queue (its worker dispatches every
+        # merchant's events): one series, merchant="".
+        events = GaugeMetricFamily("pasarela_outbox_lag_events",
+                                   "Lifecycle events not yet dispatched.", labels=["merchant"])
+        events.add_metric([""], read.outbox_events)
+        yield events
+        age = GaugeMetricFamily("pasarela_outbox_oldest_age_seconds",
+                                "Age of the oldest undispatched event.", labels=["merchant"])
+        age.add_metric([""], read.outbox_age)
+        yield age
+        alerts = GaugeMetricFamily(
+            "pasarela_alerts_firing", "1 for each alert firing (docs/alerts.md).",
+            labels=["merchant", "kind", "subject"])
+        for alert in read.alerts:
+            alerts.add_metric([alert.merchant, alert.kind, alert.subject], 1)
+        yield alerts
