@@ -41,7 +41,6 @@ BENCHMARKS = [
     "bench_costs",
     "bench_merchants",
     "bench_metrics",
-    "bench_console",
 ]
 
 
