@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from ulid import ULID
 
 from pasarela.config import InvalidConfigError, RouteConfig, load_config
+from pasarela.errors import ErrorCode
 from pasarela.model import Customer, Method, Order
 from pasarela.money import Money
-from pasarela.provider import Provider, ProviderSettings
+from pasarela.provider import Ineligibility, Provider, ProviderSettings
 from pasarela.routing import (
     Decision,
     HealthStat,
@@ -536,6 +537,49 @@ class TestEligibility:
         assert refused.provider is None
         assert refused.skipped == {"alpha": "does not offer cash"}
 
+
+    @settings(max_examples=60, deadline=None)
+    @given(minor=st.sampled_from([1, 99, 100, 101, 149_999, 150_000, 150_001, 10**9]),
+           currency=st.sampled_from(["PEN", "USD"]),
+           country=st.sampled_from(["PE", "US"]),
+           method=st.sampled_from(list(Method)))
+    def test_each_skip_is_what_the_provider_itself_answers(self, minor, currency, country,
+                                                           method):
+        """The router finds each provider's eligibility once per country, currency
+        and method; every order still gets the provider's own answer, at each bound."""
+        r = router([{"name": "all", "use": ["beta", "alpha", "fake"]}], disabled=("fake",))
+        for _ in range(2):  # found, then from what was found
+            the_order = order(amount=f"{currency} {Money(minor, currency).amount}",
+                              country=country)
+            decision = r.decide(the_order, method)
+            for name, provider in r.providers.items():
+                unfit = provider.ineligibility(the_order, method)
+                if unfit is None:
+                    assert name in decision.candidates
+                else:
+                    assert decision.skipped[name] == unfit.message
+
+    def test_a_provider_answering_eligibility_itself_is_asked_for_every_order(self):
+        asked: list[int] = []
+
+        class Picky(Alpha):
+            name = "picky"
+
+            def ineligibility(self, order: Order, method: Method) -> Ineligibility | None:
+                asked.append(order.amount.minor)
+                unfit = super().ineligibility(order, method)
+                if unfit is None and order.amount.minor % 2:
+                    return Ineligibility(ErrorCode.AMOUNT_OUT_OF_RANGE, "odd amounts refused")
+                return unfit
+
+        r = Router.from_config([{"name": "all", "use": ["picky", "fake"]}],
+                               {"picky": Picky(ProviderSettings()),
+                                "fake": FakeProvider(FakeSettings())}, clock=Clock())
+        assert r.decide(order(amount="PEN 10.00"), "card").provider == "picky"
+        odd = r.decide(order(amount="PEN 10.01"), "card")
+        assert odd.provider == "fake"
+        assert odd.skipped == {"picky": "odd amounts refused"}
+        assert asked == [1000, 1001]
 
 class TestCircuitBreaker:
     def test_opens_after_consecutive_failures_and_recovers_after_cool_off(self):

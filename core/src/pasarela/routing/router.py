@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from pasarela.config import InvalidConfigError
-from pasarela.errors import PasarelaError
+from pasarela.errors import ErrorCode, PasarelaError
 from pasarela.fees import FeeSchedule
 from pasarela.model import Method, Order
-from pasarela.provider import Provider
+from pasarela.money import Money
+from pasarela.provider import Ineligibility, Provider
 from pasarela.routing.breaker import CircuitBreaker
 from pasarela.routing.decision import NOTHING, Basis, Decision
 from pasarela.routing.facts import Facts, Moment
@@ -30,6 +31,13 @@ _PLAN_CACHE_MAX: Final = 4096
 
 _Blocked = Callable[[str, Method, datetime], "str | None"]
 _Plan = tuple[tuple[tuple[str, ...], "Rule | None"], ...]
+
+#: A provider whose eligibility is asked for every order (its class answers it itself).
+_ASK: Final = object()
+#: What a provider's eligibility is for orders of one country and currency paid by one
+#: method: ``_ASK``, an ``Ineligibility`` that holds for all of them, or the amount
+#: bounds (low, high) within which it takes them.
+_Fit = object | Ineligibility | tuple[int | None, int | None]
 
 
 class Router:
@@ -55,6 +63,7 @@ class Router:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.breaker = breaker or CircuitBreaker()
         self._plans: dict[tuple[str, str, Method], _Plan] = {}
+        self._fits: dict[tuple[str, Method, str, str], tuple[Provider, _Fit]] = {}
 
     @classmethod
     def from_config(
@@ -207,6 +216,52 @@ class Router:
         self._plans[key] = plan
         return plan
 
+    def _fit(self, name: str, provider: Provider, method: Method, country: str,
+             currency: str) -> _Fit:
+        """What :meth:`Provider.ineligibility` answers for orders with these facts, found
+        once: the base class's answer depends on nothing else but the amount, against
+        bounds it reads from the provider (a class that answers it, or its bounds,
+        itself is asked for every order). Asked of a probe order at the lower bound."""
+        key = (name, method, country, currency)
+        cached = self._fits.get(key)
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        kind = type(provider)
+        fit: _Fit = _ASK
+        if (kind.ineligibility is Provider.ineligibility
+                and kind.amount_limits is Provider.amount_limits):
+            low, high = provider.amount_limits(currency)
+            probe = low if low is not None else high if high is not None else 0
+            try:
+                unfit = provider.ineligibility(
+                    Order(reference="probe", amount=Money(probe, currency), country=country),
+                    method)
+            except PasarelaError:
+                unfit = Ineligibility(ErrorCode.AMOUNT_OUT_OF_RANGE, "")  # asked each time
+            if unfit is None:
+                fit = (low, high)
+            elif unfit.code is not ErrorCode.AMOUNT_OUT_OF_RANGE:
+                fit = unfit
+        if len(self._fits) >= _PLAN_CACHE_MAX:
+            self._fits.clear()
+        self._fits[key] = (provider, fit)
+        return fit
+
+    def _ineligibility(self, name: str, provider: Provider, order: Order, facts: Facts,
+                       method: Method) -> Ineligibility | None:
+        """``provider.ineligibility(order, method)``, from what :meth:`_fit` found."""
+        cached = self._fits.get((name, method, facts.country, facts.currency))
+        fit = (cached[1] if cached is not None and cached[0] is provider
+               else self._fit(name, provider, method, facts.country, facts.currency))
+        if isinstance(fit, tuple):
+            low, high = fit
+            if (low is None or facts.minor >= low) and (high is None or facts.minor <= high):
+                return None
+            return provider.ineligibility(order, method)  # its words for the amount
+        if isinstance(fit, Ineligibility):
+            return fit
+        return provider.ineligibility(order, method)  # _ASK
+
     def _decide(self, facts: Facts, order: Order, method: Method, now: datetime,
                 requested: str | None, health: HealthLookup | None,
                 blocked: _Blocked | None) -> Decision:
@@ -246,7 +301,8 @@ class Router:
         providers = self.providers
         for name in names:
             provider = providers.get(name)
-            unfit = None if provider is None else provider.ineligibility(order, method)
+            unfit = (None if provider is None
+                     else self._ineligibility(name, provider, order, facts, method))
             if unfit is None and provider is not None and facts.network is not None:
                 unfit = provider.network_ineligibility(method, facts.network)
             why = ("not configured" if provider is None
