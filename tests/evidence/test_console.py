@@ -5,6 +5,7 @@ merchant's payment is 404; each download is in the console's audit log."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from pasarela.web.app import create_app
 from pasarela.web.console_auth import ConsoleGuard
 from pasarela.web.console_i18n import console_environment
 from pasarela.web.evidence import routes
@@ -97,3 +99,28 @@ async def test_another_merchants_payment_is_404(setup: Setup) -> None:
     assert mine.status_code == 200
     assert json.loads(open_bundle(mine.content)["evidence.json"])["merchant"] == "other"
     assert root.status_code == 404
+
+
+async def test_the_consoles_payment_page_links_the_download(setup: Setup) -> None:
+    with setup.app() as app:
+        web = create_app(app, pages=PageSettings(page_secret="page-secret-" + "x" * 24,
+                                                 admin_token=TOKEN))
+        transport = httpx.ASGITransport(app=web)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            page = await c.get(f"/admin/payments/{setup.paid.id}", headers=headers)
+            assert page.status_code == 200, page.text
+            link = re.search(r'<a id="evidence" href="([^"]+)"', page.text)
+            assert link, "the payment page offers the bundle"
+            got = await c.get(link.group(1), headers=headers)
+            zipped = await c.get(f"/admin/payments/{setup.paid.id}/evidence.zip",
+                                 headers=headers)
+            theirs = await c.get(f"/admin/payments/{setup.other.id}/evidence.zip",
+                                 headers=headers)
+            anonymous = await c.get(f"/admin/payments/{setup.paid.id}/evidence.zip")
+    for answer in (got, zipped):
+        assert answer.status_code == 200
+        doc = json.loads(open_bundle(answer.content)["evidence.json"])
+        assert doc["payment"]["id"] == setup.paid.id
+    assert theirs.status_code == 404
+    assert anonymous.status_code == 401
