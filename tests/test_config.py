@@ -442,7 +442,7 @@ def test_unknown_keys_in_sections() -> None:
         "stor: unknown section; did you mean store?",
         "store.uri: unknown setting; did you mean url?",
         "zzz: unknown section; known: store, plugins, checkout, events, worker, pages, "
-        "alerts, privacy, relays, providers, routes, merchants",
+        "alerts, audit, privacy, relays, providers, routes, merchants",
     ]
 
 

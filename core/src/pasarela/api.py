@@ -202,6 +202,7 @@ def _build(
     backend = store or Store(cfg.store.url, sealer=sealer)
     if backend.sealer is None:
         backend.sealer = sealer  # the configuration's keys apply to a store given too
+    backend.chained = cfg.audit.chain  # [audit] chain
     if any(route.strategy == "healthiest" for route in cfg.routes):
         router.health = StoreHealth(backend, clock=clock)
 

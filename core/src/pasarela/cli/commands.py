@@ -279,6 +279,7 @@ def sandbox(name: str, host: str, port: int | None, webhook_url: str | None,
 
 
 def _register_commands() -> None:
+    from pasarela.cli.audit import audit  # noqa: PLC0415
     from pasarela.cli.customers import customers  # noqa: PLC0415
     from pasarela.cli.doctor import doctor  # noqa: PLC0415
     from pasarela.cli.evidence import evidence  # noqa: PLC0415
@@ -294,6 +295,7 @@ def _register_commands() -> None:
     main.add_command(worker)
     main.add_command(doctor)
     main.add_command(customers)
+    main.add_command(audit)
     main.add_command(operators)
     payments.add_command(evidence)
 

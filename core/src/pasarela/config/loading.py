@@ -18,6 +18,7 @@ from pasarela.config.errors import InvalidConfigError, flatten
 from pasarela.config.relays import RelayConfig
 from pasarela.config.sections import (
     AlertsConfig,
+    AuditConfig,
     CheckoutConfig,
     Config,
     EventsConfig,
@@ -188,6 +189,7 @@ _SECTIONS: Final[Mapping[str, Any]] = {
     "worker": WorkerConfig,
     "pages": PagesConfig,
     "alerts": AlertsConfig,
+    "audit": AuditConfig,
     "privacy": PrivacyConfig,
     "relays": tuple[RelayConfig, ...],
     "providers": Mapping[str, Mapping[str, Any]],

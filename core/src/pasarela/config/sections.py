@@ -115,6 +115,28 @@ def _positive_duration(_: object, attribute: attrs.Attribute[Any], value: timede
         raise ValueError(f"{attribute.name}: expected a positive duration")
 
 
+def _optional_positive(_: object, attribute: attrs.Attribute[Any],
+                       value: timedelta | None) -> None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError(f"{attribute.name}: must be a positive duration")
+
+
+@attrs.frozen(kw_only=True)
+class AuditConfig:
+    """``[audit]``: the evidence chain (``docs/audit.md``). ``chain`` hashes every
+    exchange, transition and delivery at write time (off only to measure its cost);
+    ``keep`` is how long exchanges and deliveries are kept (``"400d"``; none: for
+    ever), the worker removing older ones while the chain still verifies;
+    ``every`` is how often the worker seals a chain head (and prunes);
+    ``signing_key`` (``env:NAME``: an Ed25519 private key, PEM or url-safe base64
+    of its 32 raw bytes) signs each head."""
+
+    chain: bool = True
+    keep: timedelta | None = attrs.field(default=None, validator=_optional_positive)
+    every: timedelta = attrs.field(default=timedelta(hours=1), validator=_positive_duration)
+    signing_key: str | None = attrs.field(default=None, repr=False)
+
+
 @attrs.frozen(kw_only=True)
 class AlertsConfig:
     """``[alerts]``: what ``pasarela worker`` watches and whom it tells
@@ -344,6 +366,7 @@ class Config:
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     pages: PagesConfig = attrs.field(factory=PagesConfig)
     alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
+    audit: AuditConfig = attrs.field(factory=AuditConfig)
     privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     routes: tuple[RouteConfig, ...] = ()

@@ -12,6 +12,8 @@
 - the relays (:mod:`pasarela.engine.relaying`), when ``[[relays]]`` are configured:
   the outbox published to message brokers, marked per relay once acknowledged;
 - the alerts (:mod:`pasarela.engine.alerts`), every ``[alerts] every``;
+- the evidence chain's seal and retention (:mod:`pasarela.engine.audit`), every
+  ``[audit] every``;
 - the late-payment policy. ``flag`` (the default) does nothing more: the
   ``payment.late_succeeded`` event tells the host, which decides. ``refund``
   refunds, where the provider can, every payment that a ``payment.late_succeeded``
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import attrs
 
 from pasarela.engine.alerts import AlertJob
+from pasarela.engine.audit import AuditJob
 from pasarela.engine.relaying import start_relays
 from pasarela.errors import ConfigurationError, PasarelaError
 from pasarela.lifecycle import Status
@@ -111,6 +114,8 @@ class WorkerStats:
     refunded: int = 0
     #: Alerts opened or resolved.
     alerted: int = 0
+    #: Chain heads sealed plus evidence records removed by retention.
+    audited: int = 0
     errors: int = 0
 
 
@@ -168,8 +173,11 @@ def run_worker(
     jobs.append(_Job("alerts", AlertJob(  # [alerts]: evaluated every [alerts] every
         pasarela.store, pasarela.config.alerts, clock=pasarela.service.clock,
         hook=None if plugins is None else plugins.alert)))
+    jobs.append(_Job("audit", AuditJob(  # [audit]: seal a chain head, prune, every [audit] every
+        pasarela.store, pasarela.config.audit, clock=pasarela.service.clock)))
     totals = {"expiry": "expired", "resolver": "resolved", "outbox": "dispatched",
-              "relays": "relayed", "late_refunds": "refunded", "alerts": "alerted"}
+              "relays": "relayed", "late_refunds": "refunded", "alerts": "alerted",
+              "audit": "audited"}
     log.info("worker_started", once=once, interval=interval, late_payment=policy)
     with _signals_set(stop, enabled=handle_signals):
         while not stop.is_set():

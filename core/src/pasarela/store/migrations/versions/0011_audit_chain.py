@@ -1,4 +1,4 @@
-"""Evidence chain: record hashes on exchanges, transitions and deliveries, chain heads, pruned-range summaries.
+"""Evidence chain: record hashes, the payments' chain tips, chain heads, pruned ranges.
 
 ``exchanges``, ``transitions`` and ``webhook_deliveries`` get ``chain_seq`` (the
 record's position in its payment's chain), ``chain_prev`` and ``chain_hash``;
@@ -112,14 +112,15 @@ def downgrade() -> None:
                 batch.drop_column(column.name)
 
 
-def _tables() -> dict[str, sa.Table]:
+def _tables(conn: sa.Connection) -> dict[str, sa.Table]:
     meta = sa.MetaData()
-    return {name: sa.Table(name, meta, autoload_with=op.get_bind())
+    return {name: sa.Table(name, meta, autoload_with=conn)
             for name in (*_RECORDS, "payments")}
 
 
 def _chain_existing(conn: sa.Connection) -> None:
-    tables = _tables()
+    """Chain every row that is not (see the module docs)."""
+    tables = _tables(conn)
     pay = tables["payments"]
     if conn.execute(sa.select(sa.func.count()).select_from(pay)).scalar_one() == 0 and all(
             conn.execute(sa.select(sa.func.count()).select_from(tables[n])).scalar_one() == 0
