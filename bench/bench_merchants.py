@@ -93,16 +93,23 @@ def start_figures(kind: str, url: str, count: int, base_url: str) -> bool:
     app = open_deployment(url)
     try:
         assert len(app.merchants) == count
+        name = f"m{count // 2:05d}"
         started = time.perf_counter()
-        app.merchants.service(f"m{count // 2:05d}")
+        router = app.merchants.service(name).router
         first_use = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(1000):
+            again = app.merchants.service(name).router
+        later_use = (time.perf_counter() - started) / 1000
+        cached = again is router  # compiled once, then the same router every time
     finally:
         app.close()
-    ok = seconds < BUDGET_S
+    ok = seconds < BUDGET_S and cached
     report(f"from_config, {count:,} merchants x 3 accounts ({kind})", f"{seconds:.2f} s",
-           f"< {BUDGET_S:.0f} s", ok)
-    print(f"       a merchant's first use (3 accounts, fees, 2 routes built): "
-          f"{first_use * 1e3:.1f} ms")
+           f"< {BUDGET_S:.0f} s", seconds < BUDGET_S)
+    report(f"routing of one merchant compiled once, cached ({kind})",
+           f"first use {first_use * 1e3:.1f} ms, then {later_use * 1e6:.1f} us "
+           f"({first_use / later_use:,.0f}x less)", "the same router", cached)
     return ok
 
 
