@@ -7,6 +7,7 @@ with Decimal, not by pasarela. On SQLite and PostgreSQL (the store fixtures)."""
 from __future__ import annotations
 
 import json
+import tomllib
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -89,6 +90,21 @@ def test_a_bad_cross_border_fee_names_its_setting(value: Any, why: str) -> None:
     with pytest.raises(ConfigurationError, match=why) as caught:
         FeeSchedule.from_mapping({"cross_border": value}, path="providers.dlocal.fees")
     assert "providers.dlocal.fees.cross_border" in str(caught.value)
+
+
+def test_the_documented_example_holds() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "costs.md").read_text(
+        encoding="utf-8")
+    section = page.split("## Settling abroad", 1)[1].split("\n## ", 1)[0]
+    table = tomllib.loads(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    fees = table["providers"]["dlocal"]["fees"]
+    parts = FeeSchedule.from_mapping(fees).breakdown(Money.of("149.90", "PEN"))
+    figures = (parts.commission, parts.fx, parts.cross_border)
+    assert figures == tuple(Money.of(str(pct("149.90", fees[key])), "PEN")
+                            for key in ("percent", "fx_spread", "cross_border"))
+    for money in figures:
+        assert f"**{Decimal(money.minor).scaleb(-2)}**" in section
+    assert f"**PEN {Decimal(parts.total.minor).scaleb(-2)}**" in section
 
 
 def test_the_cost_report_carries_the_cross_border_fee(store: Store, plant: Planter) -> None:
