@@ -41,6 +41,7 @@ BENCHMARKS = [
     "bench_costs",
     "bench_merchants",
     "bench_metrics",
+    "bench_console",
 ]
 
 
