@@ -12,8 +12,11 @@ Pages: the last 24 h of payments by provider, method and status; success rate pe
 provider and method by hour and effective cost per provider, as SVG drawn here
 (no scripts); unknown and stale pending payments with "sync now"; the payments and
 refunds needing an operator (still unknown, or pending, after the resolver's whole
-schedule: how many, and the oldest); recent webhook rejections; outbox lag; and each
-payment with its history and redacted exchanges.
+schedule: how many, and the oldest); recent webhook rejections; outbox lag. The rest of
+the console is in its own modules, wired here: the search
+(:mod:`pasarela.web.console_search`), each payment's page and its confirmed, audited
+actions (:mod:`pasarela.web.console_actions`), the reconciliation runs and their
+differences (:mod:`pasarela.web.console_reconcile`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ from pasarela.engine.jobs import RESOLVER_CHECKS
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
-from pasarela.web import console_actions, console_i18n, console_reconcile, console_search
+from pasarela.web import (
+    console_actions,
+    console_i18n,
+    console_reconcile,
+    console_search,
+    console_trends,
+)
 from pasarela.web import evidence as console_evidence
 from pasarela.web.console_actions import mask, redacted_exchanges  # noqa: F401 - moved there
 from pasarela.web.console_auth import ConsoleGuard, Role
@@ -301,6 +310,7 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
         *console_actions.routes(pasarela, settings, guard, env=env, now=now,
                                 evidence=_has_evidence()),
         *console_reconcile.routes(pasarela, settings, guard, env=env),
+        *console_trends.routes(pasarela, settings, guard, env=env),
         *console_evidence.routes(pasarela, settings, guard),
     ]
 
