@@ -454,7 +454,11 @@ async def test_consoles_are_built_on_their_first_request(sqlite_url: str, clock)
             assert (await client.get("/m/b/admin")).status_code == 404
             assert (await client.get("/m/zz/admin")).status_code == 404
             add(p, "berta", Role.VIEWER, merchant="b")              # b's console turns on
-            assert (await client.get("/m/b/admin")).status_code == 401
+            login = await client.get("/m/b/admin")
+            assert login.status_code == 401
+            assert 'name="password"' in login.text
+            assert 'name="token"' not in login.text                # b has no admin token
+            assert 'name="token"' in (await client.get("/m/a/admin/login")).text
             assert (await sign_in(client, "berta", mount="/m/b/admin")).status_code == 303
             assert (await client.get("/m/b/admin")).status_code == 200
             assert len(consoles) == 2

@@ -347,7 +347,8 @@ class ConsoleGuard:
     def login_page(self, request: Request, *, error: str | None = None,
                    status: int = 401) -> Response:
         """The sign-in form, 401."""
-        return html(self._env, "admin_login.html", {**self.context(request), "error": error},
+        return html(self._env, "admin_login.html", {**self.context(request), "error": error,
+                                                    "token_on": bool(self._token)},
                     status=status,
                     headers={"WWW-Authenticate": 'Bearer realm="pasarela admin"'})
 
