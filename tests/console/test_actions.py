@@ -14,6 +14,8 @@ from pasarela.api import AsyncPasarela
 from pasarela.lifecycle import Status
 from pasarela.store.reconcile_schema import reconciliation_results
 from pasarela.testing.fake import FakeGateway
+from pasarela.web.console_actions import ACTIONS, action_refusals
+from pasarela.web.console_auth import Operator, Role
 
 from .console_fixtures import BEARER, csrf_of, order
 
@@ -222,3 +224,20 @@ async def test_pages_need_a_signed_in_operator(client: httpx.AsyncClient) -> Non
                  "/admin/reconciliation/run-1"):
         assert (await client.get(path)).status_code == 401
     assert (await client.post("/admin/payments/x/actions/refund")).status_code == 401
+
+
+async def test_a_viewer_sees_every_action_refused_with_the_reason(pasarela) -> None:
+    payment = await _card(pasarela, "tarjeta-9")
+    adapter = pasarela.service.provider_of(payment)
+    viewer = Operator("vera", Role.VIEWER, "")
+    refusals = action_refusals(payment, adapter, viewer, page_secret="s")
+    assert set(refusals) == set(ACTIONS)
+    assert all(r == "this needs the operator role; vera is a viewer"
+               for r in refusals.values())
+    operator = Operator("olga", Role.OPERATOR, "")
+    allowed = action_refusals(payment, adapter, operator, page_secret="s")
+    assert allowed["refund"] is None
+    assert allowed["sync"] is None
+    assert "only a pending one" in allowed["cancel"]
+    assert "does not support extend" in allowed["extend"]
+    assert "nothing left for the customer" in allowed["resend"]
