@@ -62,6 +62,10 @@ async def test_search_by_cip_order_phone_and_document(pasarela, client) -> None:
     assert "DNI ••••2233" in page.text
     assert "912345678" not in page.text
     assert "70112233" not in page.text
+    assert f'href="/admin/payments/{wanted.id}/evidence"' in page.text
+    bundle = await client.get(f"/admin/payments/{wanted.id}/evidence", headers=BEARER)
+    assert bundle.status_code == 200
+    assert bundle.content.startswith(b"PK")  # the zip
 
 
 async def test_filters_pages_and_bad_input(pasarela, client) -> None:
