@@ -452,15 +452,10 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
                             *_brand_routes(find)]
     if settings.page_secret:
         out += _customer_routes(pasarela, settings, env, now, find, merchant)
-    if settings.admin_token:
-        from pasarela.web import admin as pages_admin  # noqa: PLC0415 - only when the dashboard is on
+    from pasarela.web import admin as pages_admin  # noqa: PLC0415 - only with the pages on
 
-        consoles = pages_admin.routes(pasarela, settings, env, now)
-        if merchant is not None:  # its own console only
-            own = f"/m/{merchant}/admin"
-            consoles = [r for r in consoles if str(getattr(r, "path", "")) == own
-                        or str(getattr(r, "path", "")).startswith(own + "/")]
-        out += consoles
+    # each console is built on its first request; 404 while it has no credential
+    out += pages_admin.routes(pasarela, settings, env, now, merchant=merchant)
     return out
 
 
