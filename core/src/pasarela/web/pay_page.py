@@ -432,8 +432,9 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings | None = N
            clock: Callable[[], datetime] | None = None,
            merchant: str | None = None) -> list[BaseRoute]:
     """The page routes to add to the ASGI app: the static files and the merchants'
-    branding, ``/pay`` when a page secret is set and ``/admin`` when an admin token
-    is set (nothing otherwise).
+    branding, ``/pay`` when a page secret is set, and the consoles (``/admin``,
+    ``/m/NAME/admin``: served once they have an admin token or an operator account;
+    :func:`pasarela.web.admin.routes`). Nothing without a page secret or admin token.
 
     *settings* default to the configuration's ``[pages]`` section, else to
     :meth:`PageSettings.from_env`; *clock* to pasarela's own. With *merchant*, that
