@@ -6,8 +6,10 @@ table, through an index:
 
 - :func:`outcomes`: payments created in a time window, by primary key range (a
   payment's id is a ULID that starts with its creation time): the window's payments;
-- :func:`waiting` and :func:`open_payments`: the open payments only (``ix_payments_
-  status_*``, led by ``status``), which the expiry sweep keeps bounded;
+- :func:`open_payments` (and :func:`scrape`): the partial index of the open payments
+  alone (``ix_payments_open``), whose size the expiry sweep keeps bounded;
+- :func:`waiting`: the pending payments only (``ix_payments_status_*``, led by
+  ``status``);
 - :func:`last_notifications`: one index probe per account (``ix_webhook_deliveries_
   provider_received_at``, newest first);
 - :func:`overdue_unknowns`: the unknown payments only (``ix_payments_status_next_check_at``);
@@ -44,6 +46,7 @@ __all__ = [
     "NewAlert",
     "Outcome",
     "Scrape",
+    "TrendRow",
     "Waiting",
     "alert_history",
     "close_alerts",
@@ -55,6 +58,7 @@ __all__ = [
     "record_alerts",
     "scrape",
     "touch_alerts",
+    "trend_rows",
     "unresolved_differences",
     "waiting",
 ]
@@ -170,7 +174,8 @@ def unresolved_differences(store: Store) -> list[tuple[str, int]]:
 
 _OPEN: Final = (sa.select(payments.c.merchant, payments.c.provider, payments.c.method,
                           payments.c.status, sa.func.count())
-                .where(payments.c.status.in_(OPEN_STATUSES))
+                # literal, the partial index's own condition, so the planner takes it
+                .where(sa.text("status IN ('pending', 'processing', 'unknown')"))
                 .group_by(payments.c.merchant, payments.c.provider, payments.c.method,
                           payments.c.status))
 _LAG: Final = (sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
@@ -205,6 +210,45 @@ def scrape(store: Store, *, now: datetime) -> Scrape:
     age = 0.0 if not count or oldest is None else max(0.0, (now - from_db(oldest))
                                                         .total_seconds())
     return Scrape(waiting, int(count or 0), age, firing)
+
+
+class TrendRow(NamedTuple):
+    """One payment, as the console's trends count it."""
+
+    provider: str
+    method: str
+    network: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    amount_minor: int
+    currency: str
+    #: The fee routing expected (minor units of *currency*), when it said one.
+    fee_minor: int | None
+
+
+def trend_rows(store: Store, *, merchant: str, since: datetime, until: datetime,
+               limit: int) -> list[TrendRow]:
+    """*merchant*'s payments created in ``[since, until)``, at most *limit* of them
+    (the newest), by ``ix_payments_merchant_created_at``: the window's rows only."""
+    query = (sa.select(payments.c.provider, payments.c.method, payments.c.network,
+                       payments.c.status, payments.c.created_at, payments.c.updated_at,
+                       payments.c.expires_at, payments.c.amount_minor, payments.c.currency,
+                       payments.c.routing)
+             .where(payments.c.merchant == merchant,
+                    payments.c.created_at >= to_db(since, "since"),
+                    payments.c.created_at < to_db(until, "until"))
+             .order_by(payments.c.created_at.desc()).limit(limit))
+    out = []
+    with store.read_transaction() as conn:
+        for p, m, n, st, c, u, e, minor, cur, routing in conn.execute(query):
+            fee = (routing or {}).get("expected_fee") if isinstance(routing, dict) else None
+            fee_minor = (int(fee["minor"]) if isinstance(fee, dict) and fee.get("currency") == cur
+                         and isinstance(fee.get("minor"), int | str) else None)
+            out.append(TrendRow(p, m, n, st, from_db(c), from_db(u),
+                                None if e is None else from_db(e), int(minor), cur, fee_minor))
+    return out
 
 
 # --- alert state ------------------------------------------------------------------------

@@ -6,10 +6,9 @@ import sqlalchemy as sa
 
 
 __all__ = [
+    "alerts",
     "audit_heads",
     "audit_pruned",
-    "alerts",
-    "alerts",
     "exchanges",
     "merchants",
     "metadata",
@@ -284,31 +283,11 @@ alerts = sa.Table(
     sa.Index("ix_alerts_open", "resolved_at", "merchant", "kind", "subject"),
     sa.Index("ix_alerts_started_at", "started_at"),
 )
-#: The alerts' question "when did this provider last send a notification we took".
-sa.Index("ix_webhook_deliveries_provider_received_at", webhook_deliveries.c.provider,
-         webhook_deliveries.c.received_at)
-
-#: Alerts (migration 0012; pasarela.engine.alerts): one row per time an alert fired,
-#: kept after it resolved (the history). ``subject`` names what it is about
-#: (``pagoefectivo``, ``pagoefectivo/cash``, ``outbox``); at most one row per
-#: ``(merchant, kind, subject)`` is firing (``resolved_at`` NULL) at a time.
-alerts = sa.Table(
-    "alerts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("merchant", sa.String(32), nullable=False, server_default=""),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("subject", sa.String(128), nullable=False),
-    sa.Column("severity", sa.String(16), nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Column("threshold", sa.Float, nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("started_at", _ts, nullable=False),
-    sa.Column("last_seen_at", _ts, nullable=False),
-    sa.Column("resolved_at", _ts, nullable=True),
-    sa.Index("ix_alerts_open", "resolved_at", "merchant", "kind", "subject"),
-    sa.Index("ix_alerts_started_at", "started_at"),
-)
+#: The open payments only (a partial index: a payment leaves it when it finishes), with
+#: what ``/metrics`` groups them by, so that the gauge reads the index alone.
+_OPEN = sa.text("status IN ('pending', 'processing', 'unknown')")
+sa.Index("ix_payments_open", payments.c.status, payments.c.merchant, payments.c.provider,
+         payments.c.method, sqlite_where=_OPEN, postgresql_where=_OPEN)
 #: The alerts' question "when did this provider last send a notification we took".
 sa.Index("ix_webhook_deliveries_provider_received_at", webhook_deliveries.c.provider,
          webhook_deliveries.c.received_at)

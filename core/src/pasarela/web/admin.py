@@ -41,7 +41,13 @@ from pasarela.engine.jobs import RESOLVER_CHECKS
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.store import queries
-from pasarela.web import console_actions, console_i18n, console_reconcile, console_search
+from pasarela.web import (
+    console_actions,
+    console_i18n,
+    console_reconcile,
+    console_search,
+    console_trends,
+)
 from pasarela.web import evidence as console_evidence
 from pasarela.web.console_actions import mask, redacted_exchanges  # noqa: F401 - moved there
 from pasarela.web.console_auth import ConsoleGuard, Role
@@ -304,6 +310,7 @@ def _console(pasarela: AsyncPasarela | Pasarela, merchant: str | None, token: st
         *console_actions.routes(pasarela, settings, guard, env=env, now=now,
                                 evidence=_has_evidence()),
         *console_reconcile.routes(pasarela, settings, guard, env=env),
+        *console_trends.routes(pasarela, settings, guard, env=env),
         *console_evidence.routes(pasarela, settings, guard),
     ]
 

@@ -5,7 +5,10 @@ threshold, message, when it started, was last seen and resolved); the open ones
 (``resolved_at`` NULL) are the alerts firing now, the others their history. Indexes
 ``webhook_deliveries (provider, received_at)`` (the last notification taken from a
 provider, without reading its history) and ``reconciliation_results (resolved,
-provider)`` (the differences no one resolved yet).
+provider)`` (the differences no one resolved yet); ``ix_payments_open``, a partial
+index of the open payments (pending, processing, unknown) by status, merchant,
+account and method: the ``/metrics`` gauge reads it alone, and a payment leaves it
+when it finishes.
 
 Revision ID: 0012
 Revises: 0011
@@ -49,9 +52,13 @@ def upgrade() -> None:
                     ["provider", "received_at"])
     op.create_index("ix_reconciliation_results_resolved_provider", "reconciliation_results",
                     ["resolved", "provider"])
+    open_only = sa.text("status IN ('pending', 'processing', 'unknown')")
+    op.create_index("ix_payments_open", "payments", ["status", "merchant", "provider", "method"],
+                    sqlite_where=open_only, postgresql_where=open_only)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_open", "payments")
     op.drop_index("ix_reconciliation_results_resolved_provider", "reconciliation_results")
     op.drop_index("ix_webhook_deliveries_provider_received_at", "webhook_deliveries")
     op.drop_index("ix_alerts_started_at", "alerts")
