@@ -42,6 +42,7 @@ BENCHMARKS = [
     "bench_merchants",
     "bench_metrics",
     "bench_console",
+    "bench_chain",
 ]
 
 

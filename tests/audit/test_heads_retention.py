@@ -232,7 +232,7 @@ def test_canonical_content_names_no_float_bits() -> None:
            "method": "POST", "status_code": 201, "error": None,
            "started_at": datetime(2026, 12, 2, 6, 0, tzinfo=UTC), "duration_ms": 0.1}
     content = exchange_content(row, "d" * 64)
-    assert content["duration_ms"] == 0.1
+    assert content["duration_ms"] == "0.1"
     from pasarela.store.chain import canonical
 
     assert b'"duration_ms":"0.1"' in canonical(content)

@@ -103,26 +103,23 @@ def utc_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _plain(value: Any) -> Any:
+def _default(value: Any) -> Any:
+    """JSON for what ``json`` does not write itself: datetimes as UTC text, decimals
+    as their exact text."""
     if isinstance(value, datetime):
         return utc_text(value)
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
-        return value
-    if isinstance(value, float):
-        return repr(value)  # the shortest text that gives the same float back
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return list(value)
     raise TypeError(f"cannot chain a {type(value).__name__}")
 
 
 def canonical(content: Mapping[str, Any]) -> bytes:
-    """The exact bytes hashed for *content* (see the module docs)."""
-    return json.dumps(_plain(content), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    """The exact bytes hashed for *content* (see the module docs). Contents hold no
+    float (``exchange_content`` writes ``duration_ms`` as its shortest exact text)."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_default).encode("utf-8")
 
 
 def record_hash(prev_hash: str, kind: str, content: Mapping[str, Any]) -> str:
@@ -150,7 +147,9 @@ def exchange_content(row: Mapping[str, Any], digest: str) -> dict[str, Any]:
         "payment_id": row["payment_id"], "provider": row["provider"],
         "operation": row["operation"], "attempt": row["attempt"], "method": row["method"],
         "status_code": row["status_code"], "error": row["error"],
-        "started_at": row["started_at"], "duration_ms": float(row["duration_ms"]),
+        "started_at": row["started_at"],
+        # the shortest text that gives the same float back: never the float's bits
+        "duration_ms": repr(float(row["duration_ms"])),
         "body": digest,
     }
 
