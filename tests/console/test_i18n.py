@@ -94,3 +94,72 @@ def test_every_catalog_message_is_translated(locale):
         catalog = {m.id: m.string for m in read_po(fh) if m.id}
     assert set(catalog) == english
     assert [k for k, v in catalog.items() if not v] == []
+
+
+# --- the console rendered --------------------------------------------------------------
+
+CONSOLE_TEMPLATES = sorted((console_i18n.LOCALE_DIR.parent / "web" / "templates").glob(
+    "admin*.html"))
+
+
+def test_every_console_template_message_is_in_the_catalog():
+    from babel.messages.extract import extract_from_file
+
+    with open(console_i18n.LOCALE_DIR / "en" / "LC_MESSAGES" / "console.po", "rb") as fh:
+        known = {m.id for m in read_po(fh) if m.id}
+    used = {message for path in CONSOLE_TEMPLATES
+            for _line, message, _comments, _context in extract_from_file(
+                "jinja2.ext:babel_extract", str(path),
+                options={"extensions": "jinja2.ext.i18n"})}
+    assert len(used) > 150
+    assert sorted(m for m in used if m not in known) == []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("asked", "lang", "present", "absent"), [
+    ("zh-CN", "zh-CN", ["操作员仪表板", "最近 24 小时的付款", "退出登录", "发件箱"],
+     ["Operator dashboard", "Payments of the last 24 h", "Sign out"]),
+    ("es-PE", "es-PE", ["Panel del operador", "Pagos de las últimas 24 h", "Cerrar sesión",
+                        "Bandeja de salida"],
+     ["Operator dashboard", "Payments of the last 24 h", "Sign out"]),
+])
+async def test_the_dashboard_in_chinese_and_spanish(pasarela, client, asked, lang, present,
+                                                    absent):
+    from .console_fixtures import BEARER, order
+
+    await pasarela.pay(order("i18n-1", amount="1234.50"), method="cash",
+                       idempotency_key="i18n-1")
+    page = await client.get(f"/admin?lang={asked}", headers=BEARER)
+    assert page.status_code == 200
+    assert f'<html lang="{lang}">' in page.text
+    for text in present:
+        assert text in page.text
+    for text in absent:
+        assert text not in page.text
+    # the time in Lima, in the operator's locale
+    lima = page.text.split('<span id="lima-now">', 1)[1].split("</span>", 1)[0]
+    assert ("利马" if lang == "zh-CN" else "Lima") in lima
+    if lang == "zh-CN":
+        assert "年" in lima
+
+
+@pytest.mark.anyio
+async def test_the_language_link_remembers_the_choice(client):
+    from .console_fixtures import BEARER
+
+    chosen = await client.get("/admin/language/zh_CN", headers=BEARER)
+    assert chosen.status_code == 303
+    assert chosen.headers["location"] == "/admin"
+    cookie = chosen.headers["set-cookie"].lower()
+    assert "pasarela_lang=zh_cn" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    page = await client.get("/admin/trends", headers=BEARER)
+    assert '<html lang="zh-CN">' in page.text
+    assert "趋势" in page.text
+    assert (await client.get("/admin/language/klingon", headers=BEARER)).status_code == 404

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -34,10 +33,13 @@ def row(status: str, created: timedelta, finished: timedelta, *, method: str = "
 
 def test_buckets_are_lima_hours_and_lima_days():
     hours = bucket_starts(NOW, "hour")
-    assert len(hours) == 48 and hours[-1].hour == 10 and hours[-1].utcoffset() == timedelta(
+    assert len(hours) == 48
+    assert hours[-1].hour == 10
+    assert hours[-1].utcoffset() == timedelta(
         hours=-5)
     days = bucket_starts(NOW, "day")
-    assert len(days) == 30 and (days[-1].day, days[-1].hour) == (2, 0)
+    assert len(days) == 30
+    assert (days[-1].day, days[-1].hour) == (2, 0)
     late_evening = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 21:00 on the 2nd in Lima
     assert bucket_starts(late_evening, "day")[-1].day == 2
 
@@ -58,24 +60,32 @@ def test_trends_count_rates_volume_cost_pay_times_and_late_payments():
     cash = found.rates["pagoefectivo · cash · pagoefectivo"]
     assert (cash[-4], cash[-3], cash[-1]) == (1.0, 0.5, None)  # 07:00; 08:00; 10:00 Lima
     assert found.rates["stripe · card · visa"][-2] == 0.0  # 09:00 Lima
-    assert sum(found.volume) == 5 and found.volume[-1] == 1 and found.volume[-2] == 1
+    assert sum(found.volume) == 5
+    assert found.volume[-1] == 1
+    assert found.volume[-2] == 1
     assert found.cost == {"pagoefectivo (PEN)": pytest.approx(100 * 700 / 20_000)}
     assert {k: v for k, v in found.pay_times.items() if v} == {"< 15 min": 1, "1–3 h": 1}
-    assert sum(found.late) == 1 and found.late[-3] == 1
+    assert sum(found.late) == 1
+    assert found.late[-3] == 1
     assert [label for _, label in PAY_TIME_BINS] == list(found.pay_times)
 
 
 def test_by_day():
     found = trends([row("succeeded", timedelta(days=3), timedelta(days=2))], now=NOW,
                    period="day")
-    assert found.labels[-1] == "02 Dec" and found.rates[
+    assert found.labels[-1] == "02 Dec"
+    assert found.rates[
         "pagoefectivo · cash · pagoefectivo"][-3] == 1.0
 
 
 def test_column_chart_escapes_its_text():
     svg = str(column_chart([1, 3], ["<a>", "b"], title="x & <y>"))
-    assert "<a>" not in svg and "&lt;a&gt;" in svg and "x &amp; &lt;y&gt;" in svg
-    assert svg.startswith("<svg") and "<script" not in svg and "style=" not in svg
+    assert "<a>" not in svg
+    assert "&lt;a&gt;" in svg
+    assert "x &amp; &lt;y&gt;" in svg
+    assert svg.startswith("<svg")
+    assert "<script" not in svg
+    assert "style=" not in svg
 
 
 async def test_a_viewer_sees_trends_and_alerts_in_three_languages(pasarela, client, gateway):
@@ -96,9 +106,11 @@ async def test_a_viewer_sees_trends_and_alerts_in_three_languages(pasarela, clie
     page = await client.get("/admin/trends")
     assert page.status_code == 200
     csp = page.headers["content-security-policy"]
-    assert "unsafe-inline" not in csp and "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "style-src 'self'" in csp
     assert re.search(r'<span id="volume-total">4</span>', page.text)
-    assert page.text.count("<svg") >= 3 and "<script" not in page.text
+    assert page.text.count("<svg") >= 3
+    assert "<script" not in page.text
     assert ' style="' not in page.text
     daily = await client.get("/admin/trends?period=day")
     assert "Last 30 days, by day</strong>" in daily.text
@@ -106,9 +118,11 @@ async def test_a_viewer_sees_trends_and_alerts_in_three_languages(pasarela, clie
     assert 'data-kind="notifications_silent"' in alerts.text
     assert '<span id="firing-count">1</span>' in alerts.text
     zh = await client.get("/admin/alerts?lang=zh-CN")
-    assert '<html lang="zh-CN">' in zh.text and "正在触发" in zh.text
+    assert '<html lang="zh-CN">' in zh.text
+    assert "正在触发" in zh.text
     es = await client.get("/admin/trends", headers={"Accept-Language": "es-PE,es;q=0.9"})
-    assert '<html lang="es-PE">' in es.text and "Tendencias" in es.text
+    assert '<html lang="es-PE">' in es.text
+    assert "Tendencias" in es.text
     assert "Tiempo para pagar un CIP" in es.text
 
 
@@ -124,7 +138,8 @@ async def test_another_merchants_alerts_are_not_shown(pasarela, client):
     record_alerts(pasarela.store, [NewAlert("bodega", "outbox_lag", "outbox", "warning", 1.0,
                                             0.0, "bodega's")], now=datetime.now(UTC))
     page = await client.get("/admin/alerts", headers=BEARER)
-    assert "bodega&#39;s" not in page.text and "bodega's" not in page.text
+    assert "bodega&#39;s" not in page.text
+    assert "bodega's" not in page.text
     assert 'id="no-alerts"' in page.text
 
 

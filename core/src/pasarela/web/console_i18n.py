@@ -15,7 +15,8 @@ medium format) and ``lima_short``.
 
 :func:`negotiate` picks the language of a request: ``?lang=`` first, then the
 ``pasarela_lang`` cookie (set by :func:`remember` when ``?lang=`` was given), then
-``Accept-Language``; English otherwise.
+``Accept-Language``; English otherwise. ``GET {mount}/language/{locale}`` (every
+console page links the three) sets the cookie and goes back to the dashboard.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "console_environment",
     "context_for",
     "html_lang",
+    "language_route",
     "negotiate",
     "remember",
     "translations",
@@ -214,3 +216,23 @@ def console_environment(base: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(money=money, number=number, percent=percent, lima=lima,
                        lima_short=lima_short)
     return env
+
+
+def language_route(mount: str) -> Any:
+    """``GET {mount}/language/{locale}``: remember *locale* in the cookie (a year,
+    HttpOnly, SameSite=Strict), then back to the console's dashboard. An unknown
+    locale is 404."""
+    from starlette.responses import RedirectResponse, Response  # noqa: PLC0415
+    from starlette.routing import Route  # noqa: PLC0415
+
+    async def choose(request: Request) -> Response:
+        locale = request.path_params["locale"]
+        if locale not in LANGUAGES:
+            return Response("no such language\n", status_code=404, media_type="text/plain")
+        target = request.scope.get("root_path", "") + mount
+        response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
+        response.set_cookie(COOKIE, locale, max_age=365 * 86400, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    return Route(mount + "/language/{locale}", choose, methods=["GET"])

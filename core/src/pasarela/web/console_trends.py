@@ -249,4 +249,5 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings, guard: Co
     return [
         Route(guard.mount + "/trends", trends_page, methods=["GET"]),
         Route(guard.mount + "/alerts", alerts_page, methods=["GET"]),
+        console_i18n.language_route(guard.mount),
     ]
