@@ -35,7 +35,7 @@ from ulid import ULID
 from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import Payment, Refund
+from pasarela.model import Method, Payment, Refund
 from pasarela.money import Money
 from pasarela.next_action import NextAction, next_action_from_dict
 from pasarela.store._rows import (
@@ -85,7 +85,7 @@ __all__ = ["WriteBatch"]
 #: Rows per ``IN (...)`` list: well under SQLite's and psycopg's parameter limits.
 _IN_CHUNK = 500
 
-def _value(member: Status | Cause) -> str:
+def _value(member: Status | Cause | Method) -> str:
     """The stored value of a lifecycle enum member (``.value`` without enum's cost)."""
     return str.__str__(member)
 
@@ -149,8 +149,8 @@ class _Entry:
     @classmethod
     def adopted(cls, payment: Payment, seq: int, tip: tuple[int, str]) -> _Entry:
         return cls({"id": payment.id, "order_reference": payment.order_reference,
-                    "provider": payment.provider, "method": payment.method.value,
-                    "status": payment.status.value, "amount_minor": payment.amount.minor,
+                    "provider": payment.provider, "method": _value(payment.method),
+                    "status": _value(payment.status), "amount_minor": payment.amount.minor,
                     "currency": payment.amount.currency,
                     "provider_reference": payment.provider_reference,
                     "version": payment.version, "_seq": seq,
