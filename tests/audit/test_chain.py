@@ -4,6 +4,7 @@ write batch; a row edited or removed behind the store's back is named."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,9 +30,11 @@ def test_a_realistic_flow_verifies(store: Store) -> None:
     assert [r.seq for r in records] == list(range(1, 10))
     assert all(r.ok for r in records)
     assert records[0].prev_hash == ""
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     report = store.verify_chain(payment.id)
-    assert report.ok and report.checked == 9 and report.first_bad is None
+    assert report.ok
+    assert report.checked == 9
+    assert report.first_bad is None
     assert store.verify_chain().ok
 
 
@@ -71,7 +74,8 @@ def test_an_edited_exchange_body_is_named(store: Store) -> None:
     target = _first(store, t.exchanges, payment.id)
     edit(store, t.exchanges, target, response_body='{"id": "cip-forged"}')
     report = store.verify_chain(payment.id)
-    assert not report.ok and report.first_bad is not None
+    assert not report.ok
+    assert report.first_bad is not None
     assert (report.first_bad.kind, report.first_bad.record_id) == ("exchange", target)
     assert "content" in report.reason
 
@@ -81,7 +85,8 @@ def test_an_edited_delivery_outcome_is_named(store: Store) -> None:
     target = _first(store, t.webhook_deliveries, payment.id)
     edit(store, t.webhook_deliveries, target, outcome="rejected")
     bad = store.verify_chain(payment.id).first_bad
-    assert bad is not None and (bad.kind, bad.record_id) == ("delivery", target)
+    assert bad is not None
+    assert (bad.kind, bad.record_id) == ("delivery", target)
 
 
 def test_a_removed_record_breaks_the_link_of_the_next(store: Store) -> None:
@@ -90,8 +95,10 @@ def test_a_removed_record_breaks_the_link_of_the_next(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(sa.delete(t.webhook_deliveries).where(t.webhook_deliveries.c.id == target))
     report = store.verify_chain(payment.id)
-    assert not report.ok and report.reason.startswith("link:")
-    assert report.first_bad is not None and report.first_bad.kind == "exchange"
+    assert not report.ok
+    assert report.reason.startswith("link:")
+    assert report.first_bad is not None
+    assert report.first_bad.kind == "exchange"
 
 
 def test_a_removed_last_record_is_caught_by_the_tip(store: Store) -> None:
@@ -100,7 +107,8 @@ def test_a_removed_last_record_is_caught_by_the_tip(store: Store) -> None:
         last = conn.execute(sa.select(sa.func.max(t.exchanges.c.id))).scalar_one()
         conn.execute(sa.delete(t.exchanges).where(t.exchanges.c.id == last))
     report = store.verify_chain(payment.id)
-    assert not report.ok and "missing" in report.reason
+    assert not report.ok
+    assert "missing" in report.reason
 
 
 def test_a_rewritten_hash_is_caught_by_the_next_link(store: Store) -> None:
@@ -115,8 +123,10 @@ def test_a_rewritten_hash_is_caught_by_the_next_link(store: Store) -> None:
     edit(store, t.transitions, target, reason="rewritten",
          chain_hash=record_hash(row["chain_prev"], "transition", transition_content(row)))
     report = store.verify_chain(payment.id)
-    assert not report.ok and report.reason.startswith("link:")
-    assert report.first_bad is not None and report.first_bad.seq == 3
+    assert not report.ok
+    assert report.reason.startswith("link:")
+    assert report.first_bad is not None
+    assert report.first_bad.seq == 3
 
 
 @contextmanager
@@ -152,7 +162,8 @@ def test_batched_writes_chain_as_the_store_does(store: Store) -> None:
     # An ignored report alone moves the chain, not the version or updated_at.
     assert store.get_payment(payments[1].id).version == 3
     report = store.verify_chain()
-    assert report.ok and report.payments == 3
+    assert report.ok
+    assert report.payments == 3
     # the rejected delivery (no payment) is hashed on its own and checked too
     assert report.checked == 3 * 6 + 1 + 1
 
@@ -166,7 +177,8 @@ def test_records_of_no_payment_are_checked(store: Store) -> None:
         rid = conn.execute(sa.select(t.webhook_deliveries.c.id)).scalar_one()
     edit(store, t.webhook_deliveries, rid, detail="fine")
     report = store.verify_chain()
-    assert not report.ok and report.first_bad is not None
+    assert not report.ok
+    assert report.first_bad is not None
     assert (report.first_bad.kind, report.first_bad.record_id) == ("delivery", rid)
 
 
@@ -186,7 +198,8 @@ def test_chain_off_writes_unchained_rows(store: Store) -> None:
     store.chained = True
     store.record_exchanges([new_exchange(payment.id, operation="get")])
     records = store.chain_records(payment.id)
-    assert [r.seq for r in records] == [1] and records[0].ok
+    assert [r.seq for r in records] == [1]
+    assert records[0].ok
 
 
 def test_unknown_payment(store: Store) -> None:

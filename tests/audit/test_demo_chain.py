@@ -36,8 +36,10 @@ def test_the_demo_stores_verify_and_a_planted_edit_is_named(tmp_path: Path) -> N
             for name in ("pasarela.db", "merchants.db")]
     for url in urls:
         code, report = _verify(url, tmp_path)
-        assert code == 0 and report["ok"], report
-        assert report["checked"] > 0 and report["unchained"] == 0
+        assert code == 0, report
+        assert report["ok"], report
+        assert report["checked"] > 0
+        assert report["unchained"] == 0
     with Store(urls[0]) as store, store.engine.begin() as conn:
         target, payment = conn.execute(
             sa.select(t.transitions.c.id, t.transitions.c.payment_id)
@@ -45,7 +47,8 @@ def test_the_demo_stores_verify_and_a_planted_edit_is_named(tmp_path: Path) -> N
         conn.execute(sa.update(t.transitions).where(t.transitions.c.id == target)
                      .values(target="failed"))
     code, report = _verify(urls[0], tmp_path)
-    assert code == 1 and not report["ok"]
+    assert code == 1
+    assert not report["ok"]
     bad = report["first_bad"]
     assert isinstance(bad, dict)
     assert (bad["kind"], bad["record_id"], bad["payment_id"]) == ("transition", target,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pasarela.config.sections import AuditConfig
 from pasarela.engine.audit import (
     AuditJob,
     check_document,
@@ -20,7 +21,6 @@ from pasarela.engine.audit import (
     new_signing_key,
     signer,
 )
-from pasarela.config.sections import AuditConfig
 from pasarela.lifecycle import Cause, Status
 from pasarela.store import Delivery, Store
 from pasarela.store import schema as t
@@ -58,13 +58,18 @@ def _rechain(store: Store, payment_id: str) -> None:
 def test_heads_fold_every_record_and_catch_a_rewritten_chain(store: Store) -> None:
     first = flow(store)
     head1 = store.seal_chain()
-    assert head1 is not None and head1.seq == 1 and head1.count == 9
+    assert head1 is not None
+    assert head1.seq == 1
+    assert head1.count == 9
     assert store.seal_chain() == head1  # nothing new: the same head
     flow(store)
     head2 = store.seal_chain()
-    assert head2 is not None and head2.seq == 2 and head2.prev_hash == head1.hash
+    assert head2 is not None
+    assert head2.seq == 2
+    assert head2.prev_hash == head1.hash
     assert head2.count == 9
-    assert store.verify_heads().ok and store.verify_heads().checked == 2
+    assert store.verify_heads().ok
+    assert store.verify_heads().checked == 2
     # Rewrite a transition and re-hash its whole chain: the chain verifies alone ...
     target = int(store.chain_records(first.id)[1].record_id)
     edit(store, t.transitions, target, reason="rewritten")
@@ -72,7 +77,8 @@ def test_heads_fold_every_record_and_catch_a_rewritten_chain(store: Store) -> No
     assert store.verify_chain().ok
     # ... but the head that folded the old hashes does not.
     check = store.verify_heads()
-    assert not check.ok and check.first_bad == 1
+    assert not check.ok
+    assert check.first_bad == 1
     assert "rewritten" in check.reason
 
 
@@ -80,7 +86,9 @@ def test_a_signed_head_verifies_with_its_public_key_and_fails_altered(store: Sto
     private, public = new_signing_key()
     flow(store)
     head = store.seal_chain(sign=signer(private))
-    assert head is not None and head.signature and head.public_key == public
+    assert head is not None
+    assert head.signature
+    assert head.public_key == public
     document = head_document(head)
     assert check_document(document, public) == ""
     assert matches_store(store, document) == ""
@@ -129,14 +137,16 @@ def test_retention_prunes_and_the_chain_still_verifies(store: Store) -> None:
     assert all(r.ok for r in records)
     assert store.verify_chain().ok
     heads = store.verify_heads()
-    assert heads.ok and heads.pruned == 1
+    assert heads.ok
+    assert heads.pruned == 1
     # Everything pruned (a keep in the future): ranges merge with the earlier ones.
     store.prune_evidence(datetime.now(UTC) + timedelta(days=1))
     records = store.chain_records(payment.id)
     assert [(r.kind, r.pruned, r.count) for r in records] == [
         ("exchange", True, 2), ("transition", False, 1), ("exchange", True, 3),
         ("transition", False, 1)]
-    assert store.verify_chain().ok and store.verify_chain(other.id).ok
+    assert store.verify_chain().ok
+    assert store.verify_chain(other.id).ok
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.exchanges)).scalar() == 0
     # A pruned range edited behind the store's back is caught by the next link.
@@ -145,7 +155,8 @@ def test_retention_prunes_and_the_chain_still_verifies(store: Store) -> None:
                                                      t.audit_pruned.c.first_seq == 1)
                      .values(last_hash="0" * 64))
     report = store.verify_chain(payment.id)
-    assert not report.ok and report.reason.startswith("link:")
+    assert not report.ok
+    assert report.reason.startswith("link:")
 
 
 def test_the_worker_job_seals_and_prunes(store: Store) -> None:
@@ -160,7 +171,8 @@ def test_the_worker_job_seals_and_prunes(store: Store) -> None:
     assert job() == 0  # not due yet ([audit] every: an hour)
     tick[0] = 3601.0
     assert job() == 1 + 6
-    assert store.verify_chain().ok and store.verify_heads().ok
+    assert store.verify_chain().ok
+    assert store.verify_heads().ok
     assert AuditJob(store, AuditConfig(chain=False), clock=lambda: datetime.now(UTC))() == 0
 
 
@@ -173,7 +185,8 @@ def test_the_migration_chains_older_rows(store: Store) -> None:
     path = (Path(__file__).parents[2] / "core/src/pasarela/store/migrations/versions"
             / "0011_audit_chain.py")
     spec = importlib.util.spec_from_file_location("migration_0011", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with store.engine.begin() as conn:
@@ -181,7 +194,8 @@ def test_the_migration_chains_older_rows(store: Store) -> None:
     store.chained = True
     assert store.unchained() == 0
     records = store.chain_records(payment.id)
-    assert len(records) == 9 and all(r.ok for r in records)
+    assert len(records) == 9
+    assert all(r.ok for r in records)
     assert store.verify_chain().ok
     store.record_exchanges([new_exchange(payment.id)])  # goes on from the migrated tip
     assert store.verify_chain(payment.id).ok
@@ -209,7 +223,7 @@ def test_concurrent_writers_keep_one_chain_on_postgresql(postgres_schema_url: st
                         store.record_ignored(payment.id, source=Status.CREATED,
                                              target=Status.CREATED, cause=Cause.WEBHOOK,
                                              reason=f"r-{n}-{i}")
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
@@ -237,4 +251,36 @@ def test_canonical_content_names_no_float_bits() -> None:
 
     assert b'"duration_ms":"0.1"' in canonical(content)
     assert b'"started_at":"2026-12-02T06:00:00.000000Z"' in canonical(content)
-    assert delivery_content is not None and transition_content is not None
+    assert delivery_content is not None
+    assert transition_content is not None
+
+
+def test_heads_tell_pruning_from_removal(store: Store) -> None:
+    store.record_delivery(Delivery(provider="fake", event_id=None, event_type=None,
+                                   outcome="rejected", detail="forged"))
+    payment = flow(store)
+    assert store.seal_chain() is not None
+    # Removed behind the store's back (the last record, its tip put back too): the
+    # chain alone could be made to verify, the head cannot.
+    with store.engine.begin() as conn:
+        last = conn.execute(sa.select(t.exchanges).where(t.exchanges.c.payment_id == payment.id)
+                            .order_by(t.exchanges.c.id.desc()).limit(1)).mappings().one()
+        conn.execute(sa.delete(t.exchanges).where(t.exchanges.c.id == last["id"]))
+        conn.execute(sa.update(t.payments).where(t.payments.c.id == payment.id).values(
+            chain_seq=last["chain_seq"] - 1, chain_hash=last["chain_prev"]))
+    assert store.verify_chain().ok
+    check = store.verify_heads()
+    assert not check.ok
+    assert check.first_bad == 1
+
+
+def test_pruning_records_of_no_payment_keeps_the_heads(store: Store) -> None:
+    store.record_delivery(Delivery(provider="fake", event_id=None, event_type=None,
+                                   outcome="rejected", detail="forged"))
+    assert store.seal_chain() is not None
+    done = store.prune_evidence(datetime.now(UTC) + timedelta(days=1))
+    assert done.deliveries == 1
+    check = store.verify_heads()
+    assert check.ok
+    assert check.pruned == 1
+    assert store.verify_chain().ok
