@@ -86,10 +86,14 @@ def serve(ctx: click.Context, config_path: str | None, host: str, port: int, max
     merchant = merchant_name(ctx) or None
     try:
         pasarela = AsyncPasarela.from_config(path)
-        if merchant is not None:
-            pasarela.merchants.service(merchant)  # an unknown merchant: not found
     except PasarelaError as exc:
         fail(exc)
+    if merchant is not None:
+        try:
+            pasarela.merchants.service(merchant)  # an unknown merchant: not found
+        except PasarelaError as exc:
+            asyncio.run(pasarela.aclose())
+            fail(exc)
     asyncio.run(_serve(pasarela, host=host, port=port, max_body=max_body, log_level=log_level,
                        merchant=merchant))
 
