@@ -284,3 +284,52 @@ def test_pruning_records_of_no_payment_keeps_the_heads(store: Store) -> None:
     assert check.ok
     assert check.pruned == 1
     assert store.verify_chain().ok
+
+
+@pytest.mark.postgres
+def test_seals_beside_concurrent_writers_fold_every_record_once(
+        postgres_schema_url: str) -> None:
+    store = Store(postgres_schema_url, upgrade=True)
+    try:
+        payments = [store.create_payment(new_payment(), fingerprint="fp")[0]
+                    for _ in range(4)]
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def write(n: int) -> None:
+            try:
+                payment = payments[n]
+                for i in range(15):
+                    store.record_ignored(
+                        payment.id, source=Status.CREATED, target=Status.CREATED,
+                        cause=Cause.WEBHOOK, reason=f"r-{i}",
+                        exchanges=[new_exchange(payment.id)],
+                        delivery=Delivery(provider="fake", event_id=f"e-{n}-{i}",
+                                          event_type="info", outcome="ignored"))
+            except BaseException as exc:
+                errors.append(exc)
+
+        def seal() -> None:
+            try:
+                while not done.is_set():
+                    store.seal_chain()
+            except BaseException as exc:
+                errors.append(exc)
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        sealer = threading.Thread(target=seal)
+        sealer.start()
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join(60)
+        done.set()
+        sealer.join(60)
+        assert errors == []
+        store.seal_chain()
+        heads = store.chain_heads()
+        assert sum(h.count for h in heads) == 4 * 15 * 3
+        assert store.verify_heads().ok
+        assert store.verify_chain().ok
+    finally:
+        store.close()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from pasarela.errors import ConfigurationError
+from pasarela.errors import ConcurrencyConflictError, ConfigurationError
 from pasarela.logs import get_logger
 from pasarela.store import ChainHead, Store
 from pasarela.store.chain import head_hash
@@ -235,7 +235,10 @@ class AuditJob:
         done = 0
         # Seal first: what retention then removes was folded into a head already.
         before = self.store.chain_head()
-        head = self.store.seal_chain(sign=self.sign)
+        try:
+            head = self.store.seal_chain(sign=self.sign)
+        except ConcurrencyConflictError:  # another worker sealed this head first
+            head = before
         if head is not None and (before is None or head.seq != before.seq):
             log.info("audit_sealed", seq=head.seq, records=head.count,
                      signed=head.signature is not None)

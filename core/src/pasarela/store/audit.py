@@ -297,15 +297,19 @@ class AuditTrail(StoreBase):
         head when nothing was written since; None when there is nothing at all.
 
         The ids folded are those every writer has finished with: on PostgreSQL a
-        brief ``SHARE`` lock on the three tables waits for the inserting
-        transactions of the moment (writes pause for one ``max(id)`` each, never
-        for the fold); on SQLite the write transaction does."""
-        with self._begin(write=True) as conn:
-            if not self._sqlite:
-                conn.execute(sa.text("LOCK TABLE exchanges, transitions, webhook_deliveries "
-                                     "IN SHARE MODE"))
-            tops: dict[str, int] = {kind: int(conn.execute(sa.select(sa.func.coalesce(
-                sa.func.max(table.c.id), 0))).scalar_one()) for kind, table, _ in _TABLES}
+        brief ``SHARE`` lock on each table in turn waits for the transactions
+        inserting into it at the moment (its writes pause for one ``max(id)``,
+        never for the fold); on SQLite the write transaction does."""
+        tops: dict[str, int] = {}
+        for kind, table, _ in _TABLES:
+            # One table per transaction: the seal never holds one lock while it waits
+            # for another, so it cannot deadlock with writers (who take them in any
+            # order, erasure included).
+            with self._begin(write=True) as conn:
+                if not self._sqlite:
+                    conn.execute(sa.text(f"LOCK TABLE {table.name} IN SHARE MODE"))
+                tops[kind] = int(conn.execute(sa.select(sa.func.coalesce(
+                    sa.func.max(table.c.id), 0))).scalar_one())
         with self._begin(write=True) as conn:
             last = conn.execute(sa.select(audit_heads).order_by(audit_heads.c.seq.desc())
                                 .limit(1)).mappings().first()
@@ -433,6 +437,13 @@ class AuditTrail(StoreBase):
                     .limit(limit * 10)).scalars())
                 if alone:
                     conn.execute(sa.delete(table).where(table.c.id.in_(alone)))
+                    # Recorded under payment "" (no chain): heads that folded them are
+                    # then known to be partly pruned, not tampered with.
+                    conn.execute(sa.insert(audit_pruned).values(
+                        payment_id="", first_seq=0, last_seq=0, count=len(alone),
+                        first_prev="", last_hash="",
+                        first_kind="exchange" if table is exchanges else "delivery",
+                        first_at=now, last_at=now, pruned_at=now))
                     if table is exchanges:
                         ex += len(alone)
                     else:
