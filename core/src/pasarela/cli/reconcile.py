@@ -275,11 +275,22 @@ def _setup(providers: Any) -> Any:
         fail(exc)
 
 
-def _scope(ctx: click.Context, pasarela: Any) -> tuple[Any, Callable[[str], bool]]:
+def _scope(ctx: click.Context, pasarela: Any) -> tuple[Any, Callable[[str], bool] | None]:
     """The root ``--merchant``'s engine context (else the deployment's own) and which
-    accounts' payments are that merchant's."""
+    accounts' payments are that merchant's (None: every account's, a deployment
+    without merchants)."""
     merchant, _, service = merchant_scope(ctx, pasarela)
-    return service, lambda account: merchant_of(account) == merchant
+    if not merchant and not len(pasarela.merchants):
+        return service, None
+    mine: dict[str, bool] = {}  # few accounts, many rows: each name decided once
+
+    def accounts(account: str) -> bool:
+        found = mine.get(account)
+        if found is None:
+            found = mine[account] = merchant_of(account) == merchant
+        return found
+
+    return service, accounts
 
 
 def _what_ifs(values: tuple[str, ...]) -> list[tuple[str, str]]:

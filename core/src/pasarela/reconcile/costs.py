@@ -91,6 +91,8 @@ def what_if(store: Store, since: datetime, until: datetime, router: Router, *,
             out.current[cur] += minor
         return out
     for r in queries.routed_orders(store, since, until, statuses=_PAID):
+        if not r.order:  # an order stored as JSON null: not kept, cannot be routed again
+            continue
         out.orders += 1
         out.current[r.currency] += _expected(r.routing, r.currency)
         decision = router.simulate(Order.from_dict(r.order), r.method, at=r.created_at)
