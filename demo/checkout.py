@@ -19,7 +19,10 @@ Each payment is printed with its history and its redacted provider exchanges. Th
 the acts beside this script: two merchants on one server (``merchants_act.py``), a
 second provider, dLocal and Mercado Pago (``providers_act.py``), and what the
 checkout's cash would have cost through PagoEfectivo directly, through dLocal and
-through Mercado Pago (``costs_act.py``, ``pasarela costs --what-if``).
+through Mercado Pago (``costs_act.py``, ``pasarela costs --what-if``). Last, the
+audit trail (``evidence_act.py``): the cash codes reconciled with PagoEfectivo while
+its sandbox runs, every store's chains verified (``pasarela audit verify --all``) and
+each checkout payment's evidence bundle written (``pasarela payments evidence``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from pasarela.web.pay_page import PageSettings, pay_link
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from costs_act import costs_act, window_around  # the three cash routes compared
+from evidence_act import evidence_act, reconcile_cash, write_config  # the audit trail
 from merchants_act import two_merchants  # the act beside this script
 from providers_act import dlocal_act, mercadopago_act  # the second-provider acts
 
@@ -263,6 +267,9 @@ def main() -> int:
         wait_for(lambda: pasarela.get(late.id).status is Status.SUCCEEDED, "the late payment")
         shown.extend([unpaid.id, late.id])
 
+        shop = write_config(OUT, config)  # the checkout's accounts, for the command line
+        reconciled = reconcile_cash(console, shop, *window_around(started))
+
         console.rule("[bold]Metrics (GET /metrics)")
         metrics = control.get(f"{hooks.removesuffix('/webhooks')}/metrics").text
         summary = Table("series", "value")
@@ -282,6 +289,7 @@ def main() -> int:
     dlocal_ok = dlocal_act(console, OUT, free_port)
     mercadopago_ok = mercadopago_act(console, OUT, free_port)
     costs_ok = costs_act(console, OUT, *window_around(started))
+    evidence_ok = evidence_act(console, OUT, shop, shown)
     expected = [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED,
                 Status.PARTIALLY_REFUNDED, Status.SUCCEEDED, Status.EXPIRED, Status.SUCCEEDED]
     if statuses != expected:
@@ -298,6 +306,12 @@ def main() -> int:
         return 1
     if not costs_ok:
         console.print("[red]the costs act did not compare the three cash routes")
+        return 1
+    if not reconciled:
+        console.print("[red]the cash codes did not reconcile with PagoEfectivo")
+        return 1
+    if not evidence_ok:
+        console.print("[red]the audit trail did not verify, or a bundle was not written")
         return 1
     return 0
 
