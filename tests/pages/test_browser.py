@@ -309,7 +309,9 @@ def test_dashboard_login_and_counts_change(stack, browser):
     assert browser.find_elements("css selector", "figure svg")
     browser.save_screenshot(str(artifacts() / "admin-dashboard.png"))
     browser.find_element("css selector", "#attention button").click()   # sync now
-    wait_for(browser, lambda d: "Synced with the provider." in d.page_source)
+    # The console speaks the page's language (es-PE here): the status line by its id.
+    wait_for(browser, lambda d: d.find_elements("id", "done"))
+    assert browser.find_element("id", "done").text == "Sincronizado con el proveedor."
     assert browser.find_element("id", "status").text.startswith("pending")
     browser.save_screenshot(str(artifacts() / "admin-payment.png"))
 
