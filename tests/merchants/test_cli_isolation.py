@@ -12,7 +12,7 @@ The command tree is enumerated: a command with no entry in :data:`ENTRIES` fails
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
