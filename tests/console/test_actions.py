@@ -162,6 +162,9 @@ async def test_resend_shows_the_link_and_announces_it(pasarela, client, recorder
     assert shown.status_code == 200
     link = shown.text.split('id="link" type="text" readonly value="')[1].split('"')[0]
     assert link.startswith(f"http://testserver/pay/{pending.id}?t=")
+    # Through the outbox (this deployment dispatches in its worker): not yet observed.
+    assert not [e for e in recorder.events if e.type == "payment.link_resent"]
+    await pasarela.dispatch_outbox()
     seen = [e for e in recorder.events if e.type == "payment.link_resent"]
     assert len(seen) == 1
     assert seen[0].payload["link"] == link.replace("&amp;", "&")

@@ -97,9 +97,11 @@ def pasarela_payment_event(event: LifecycleEvent) -> None:
     Called by the outbox dispatcher after the status change was committed, **at
     least once**: the same event may arrive again after a crash or retry, always
     with the same ``event.id``, so deduplicate on it. ``event.type`` is
-    ``payment.<status>`` or ``payment.late_succeeded`` (the provider confirmed money
+    ``payment.<status>``, ``payment.late_succeeded`` (the provider confirmed money
     taken after the payment had expired or been canceled: decide about stock you
-    already released).
+    already released), or ``payment.link_resent`` (an operator resent the customer's
+    page link from the console: send ``event.payload["link"]`` to the customer;
+    the payment's status did not change).
 
     Each implementation runs on its own: an exception is logged (event
     ``observer_failed`` with the plugin's name) and does not stop the other

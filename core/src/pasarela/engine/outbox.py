@@ -6,15 +6,21 @@ transaction. The dispatcher claims due events, calls every
 logged and does not undo the payment), then marks them dispatched. A crash between
 the two delivers the event again: observers see each event at least once, with a
 stable ``event.id`` to deduplicate on.
+
+:func:`announce` writes an event that no status change causes (the
+:data:`~pasarela.events.ANNOUNCEMENTS`, ``payment.link_resent``) to the same outbox,
+so it reaches the observers and relays the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from pasarela.engine.context import Service
-from pasarela.events import LifecycleEvent
+from pasarela.errors import ValidationError
+from pasarela.events import ANNOUNCEMENTS, LifecycleEvent
 from pasarela.logs import get_logger
 from pasarela.money import Money
 from pasarela.plugins import PasarelaPlugins
@@ -22,7 +28,7 @@ from pasarela.retry import Backoff
 from pasarela.store import OutboxEvent
 
 
-__all__ = ["MARK_EVERY", "REDELIVERY", "dispatch_outbox", "to_lifecycle_event"]
+__all__ = ["MARK_EVERY", "REDELIVERY", "announce", "dispatch_outbox", "to_lifecycle_event"]
 
 log = get_logger("pasarela")
 
@@ -41,6 +47,20 @@ def to_lifecycle_event(row: OutboxEvent) -> LifecycleEvent:
         occurred_at=row.created_at,
         payload=payload,
     )
+
+
+def announce(service: Service, payment_id: str, event_type: str,
+             payload: Mapping[str, Any] | None = None) -> str:
+    """Write *event_type* (one of :data:`~pasarela.events.ANNOUNCEMENTS`) about
+    *payment_id* to the outbox with *payload*; the event's id. The dispatcher delivers
+    it as it does every event (``dispatch_outbox``, inline or by the worker)."""
+    if event_type not in ANNOUNCEMENTS:
+        raise ValidationError(f"{event_type!r} is not an announcement (one of "
+                              f"{', '.join(sorted(ANNOUNCEMENTS))}); a status change's "
+                              "event is written with its transition", field="event_type")
+    event_id = service.store.announce(payment_id, event_type, payload)
+    log.info("payment_announced", payment_id=payment_id, event_type=event_type)
+    return event_id
 
 
 #: Events marked delivered together: a worker killed mid-batch delivers at most this

@@ -16,11 +16,23 @@ from typing import Any, ClassVar
 
 import attrs
 import sqlalchemy as sa
+from ulid import ULID
 
+from pasarela.errors import NotFoundError
 from pasarela.lifecycle import Status
 from pasarela.model import Payment
 from pasarela.store._base import StoreBase
-from pasarela.store._rows import CHECKED, Row, from_db, payment_from_row, to_db
+from pasarela.store._rows import (
+    CHECKED,
+    GET_PAYMENT,
+    INSERT_OUTBOX,
+    Row,
+    default_payload,
+    from_db,
+    payment_from_row,
+    to_db,
+    utc_now,
+)
 from pasarela.store.driver import bound, marks, read_payments
 from pasarela.store.schema import outbox, payments
 from pasarela.store.values import OutboxEvent
@@ -82,6 +94,26 @@ class Outbox(StoreBase):
             )
             for row in rows
         ]
+
+    def announce(self, payment_id: str, event_type: str,
+                 payload: Mapping[str, Any] | None = None) -> str:
+        """Write an event about *payment_id* that no status change causes (one of
+        :data:`pasarela.events.ANNOUNCEMENTS`) to the outbox, beside the payment's
+        usual event fields and *payload*; dispatched like the transitions' events (at
+        least once). Its id; ``NotFoundError`` when there is no such payment."""
+        event_id = str(ULID())
+        with self._begin(write=True) as conn:
+            row = conn.execute(GET_PAYMENT, {"_id": payment_id}).first()
+            if row is None:
+                raise NotFoundError(f"no payment {payment_id!r}")
+            payment = payment_from_row(row, sealer=self.sealer)
+            now = utc_now()
+            conn.execute(INSERT_OUTBOX, {
+                "id": event_id, "payment_id": payment_id, "type": event_type,
+                "payload": {**default_payload(payment), **(payload or {})},
+                "created_at": now, "next_attempt_at": now, "attempts": 0,
+            })
+        return event_id
 
     def mark_dispatched(self, event_ids: Sequence[str], *, now: datetime) -> None:
         if not event_ids:

@@ -8,13 +8,13 @@ decision, and the actions with, for each one not allowed, why.
 Actions (an operator): ``sync``, ``cancel``, ``refund`` (all or part), ``extend``
 (a CIP's new expiry; providers declaring ``Operation.EXTEND``), ``resend`` (the
 customer's page link, shown to copy and announced as a ``payment.link_resent``
-event to the ``pasarela_payment_event`` observers, who send it; pasarela sends no
-email). Each is asked at ``GET {mount}/payments/{id}/actions/{action}`` (the
-confirmation, with its form) and done by the POST of that form (CSRF-checked),
-always through the public API (one transition path), and recorded in the
-operator audit log, done, failed or refused. An action the lifecycle, the
-provider's capabilities or the operator's role does not allow is refused with the
-reason, before anything is asked of the provider.
+event through the outbox, as every payment event, to the ``pasarela_payment_event``
+observers and the relays, who send it; pasarela sends no email). Each is asked at
+``GET {mount}/payments/{id}/actions/{action}`` (the confirmation, with its form) and
+done by the POST of that form (CSRF-checked), always through the public API (one
+transition path), and recorded in the operator audit log, done, failed or refused.
+An action the lifecycle, the provider's capabilities or the operator's role does not
+allow is refused with the reason, before anything is asked of the provider.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from ulid import ULID
 
 from pasarela.api import AsyncPasarela, Pasarela
+from pasarela.engine.outbox import announce
 from pasarela.errors import NotFoundError, PasarelaError, ValidationError
-from pasarela.events import LifecycleEvent
+from pasarela.events import LINK_RESENT
 from pasarela.lifecycle import Status
 from pasarela.logs import get_logger
 from pasarela.model import Payment
@@ -297,16 +297,16 @@ def routes(pasarela: AsyncPasarela | Pasarela, settings: PageSettings, guard: Co
     async def resend(request: Request, operator: Operator, payment: Payment) -> Response:
         secret = settings.page_secret or ""
         link = pay_link(payment.id, secret, base_url=str(request.base_url), now=now())
-        event = LifecycleEvent(
-            id=str(ULID()), type="payment.link_resent", payment_id=payment.id,
-            order_reference=payment.order_reference, provider=payment.provider,
-            status=Status(payment.status).value, amount=payment.amount, occurred_at=now(),
-            payload={"link": link, "operator": operator.name})
-        failed = await anyio.to_thread.run_sync(pasarela.plugins.payment_event, event)
-        guard.audit(operator, "resend", payment.id, request,
-                    outcome="failed" if failed else "done",
-                    detail={"event_id": event.id, "observers_failed": ",".join(failed)})
-        return confirm_page(request, payment, "resend", link=link, observers_failed=failed)
+        # Through the outbox, as every payment event: the observers (and the relays)
+        # get it at least once, from this request's dispatch or the worker's.
+        event_id = await anyio.to_thread.run_sync(
+            lambda: announce(service, payment.id, LINK_RESENT,
+                             {"link": link, "operator": operator.name}))
+        guard.audit(operator, "resend", payment.id, request, outcome="done",
+                    detail={"event_id": event_id})
+        if pasarela.config.events.dispatch == "inline":
+            await call(pasarela, pasarela.dispatch_outbox)
+        return confirm_page(request, payment, "resend", link=link)
 
     async def act(request: Request) -> Response:
         return await perform(request, request.path_params["action"], confirmed=False)
