@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Final
 from pasarela.errors import ConcurrencyConflictError, ConfigurationError
 from pasarela.logs import get_logger
 from pasarela.store import ChainHead, Store
-from pasarela.store.chain import head_hash
 
 
 if TYPE_CHECKING:
@@ -166,10 +165,11 @@ def check_document(document: Mapping[str, Any], public_key: str | None = None) -
     from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
 
     try:
-        again = head_hash(str(document["prev_hash"]), seq=int(document["seq"]),
-                          at=datetime.fromisoformat(str(document["at"])),
-                          records=str(document["records"]), count=int(document["count"]),
-                          upto={str(k): int(v) for k, v in dict(document["upto"]).items()})
+        again = ChainHead(
+            seq=int(document["seq"]), at=datetime.fromisoformat(str(document["at"])),
+            prev_hash=str(document["prev_hash"]), hash=str(document.get("hash")),
+            records=str(document["records"]), count=int(document["count"]),
+            upto={str(k): int(v) for k, v in dict(document["upto"]).items()}).recomputed()
     except (KeyError, TypeError, ValueError) as exc:
         return f"not a chain head: {exc}"
     if again != document.get("hash"):

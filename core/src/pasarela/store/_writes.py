@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHAIN_TIP",
+    "DELIVERY_LOCK_WAIT",
     "REFUND_MUTABLE",
     "chain_alone",
     "chain_on",
@@ -107,12 +108,31 @@ _LOCK_TIP: Final = sa.select(payments.c.chain_seq, payments.c.chain_hash).where(
     payments.c.id == sa.bindparam("_id"))
 
 
-def lock_chain(conn: sa.Connection, payment_id: str) -> tuple[int, str] | None:
+#: The most a delivery recorded on its own waits for its payment's row lock.
+DELIVERY_LOCK_WAIT: Final = "2s"
+
+
+def lock_chain(conn: sa.Connection, payment_id: str, *, wait: str | None = None
+               ) -> tuple[int, str] | None:
     """The payment's chain tip (position, hash), its row locked on PostgreSQL (so two
     writers never fork its chain; SQLite's write transaction excludes the other
-    writers); None when there is no such payment."""
-    query = _LOCK_TIP if conn.dialect.name == "sqlite" else _LOCK_TIP.with_for_update()
-    row = conn.execute(query, {"_id": payment_id}).first()
+    writers); None when there is no such payment, or (with *wait*, a PostgreSQL
+    interval) when its row stayed locked that long by another transaction."""
+    if conn.dialect.name == "sqlite":
+        row = conn.execute(_LOCK_TIP, {"_id": payment_id}).first()
+    elif wait is None:
+        row = conn.execute(_LOCK_TIP.with_for_update(), {"_id": payment_id}).first()
+    else:
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{wait}'"))
+        try:
+            with conn.begin_nested():
+                row = conn.execute(_LOCK_TIP.with_for_update(), {"_id": payment_id}).first()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            row = None
+        finally:
+            conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
     return None if row is None else (int(row.chain_seq), row.chain_hash)
 
 

@@ -76,6 +76,11 @@ class ChainHead:
     signature: str | None = None
     public_key: str | None = None
 
+    def recomputed(self) -> str:
+        """The hash its fields give (equal to :attr:`hash` unless it was altered)."""
+        return head_hash(self.prev_hash, seq=self.seq, at=self.at, records=self.records,
+                         count=self.count, upto={k: int(v) for k, v in self.upto.items()})
+
 
 class HeadCheck(NamedTuple):
     """What :meth:`AuditTrail.verify_heads` found."""

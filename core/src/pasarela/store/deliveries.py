@@ -10,7 +10,13 @@ import sqlalchemy as sa
 
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import delivery_values, utc_now
-from pasarela.store._writes import CHAIN_TIP, chain_alone, dialect_insert, lock_chain
+from pasarela.store._writes import (
+    CHAIN_TIP,
+    DELIVERY_LOCK_WAIT,
+    chain_alone,
+    dialect_insert,
+    lock_chain,
+)
 from pasarela.store.chain import link_all
 from pasarela.store.schema import webhook_deliveries
 from pasarela.store.values import Delivery
@@ -57,7 +63,11 @@ class Deliveries(StoreBase):
         values = delivery_values(delivery, None, utc_now())
         with self._begin(write=True) as conn:
             pid = values["payment_id"]
-            tip = lock_chain(conn, pid) if self.chained and pid is not None else None
+            # A payment held by another transaction (a write batch of another server)
+            # for longer than a moment: the delivery is chained on its own instead
+            # (the chain heads still fold it), rather than waiting on that batch.
+            tip = (lock_chain(conn, pid, wait=DELIVERY_LOCK_WAIT)
+                   if self.chained and pid is not None else None)
             if tip is not None and pid is not None:
                 new = link_all([("delivery", values)], seq=tip[0], prev=tip[1])
             elif self.chained:
