@@ -63,3 +63,23 @@ def test_plugin_discovery_imports_no_event_loop() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     assert json.loads(out) is False
+
+
+def test_plugin_discovery_loads_no_babel() -> None:
+    """Babel (its import and its currency data) comes with the first Money built or
+    amount formatted, not with discovering the plugins: no adapter builds a Money at
+    import (dLocal's card minimum is built on first use)."""
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+            "get_plugin_manager().providers(); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'babel'})))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert json.loads(out) == []
+
+
+def test_the_dlocal_card_minimum_is_still_there() -> None:
+    from pasarela_dlocal import provider
+
+    from pasarela.money import Money
+
+    assert Money(500, "PEN") == provider.CARD_MINIMUM

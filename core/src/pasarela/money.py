@@ -13,7 +13,6 @@ from functools import cache, lru_cache
 from typing import Final
 
 import attrs
-from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 from pasarela.errors import ValidationError
 
@@ -27,11 +26,17 @@ _PARSE_RE: Final = re.compile(r"^\s*([A-Za-z]{3})\s*([+-]?[0-9][0-9,]*(?:\.[0-9]
 
 @cache
 def _known_currencies() -> frozenset[str]:
+    # Babel on first use (its import and currency data are a good part of importing
+    # pasarela otherwise)
+    from babel.numbers import list_currencies  # noqa: PLC0415
+
     return frozenset(list_currencies()) - _NOT_MONEY
 
 
 @lru_cache(maxsize=512)  # bounded: codes can come from untrusted input
 def _exponent(code: str) -> int | None:
+    from babel.numbers import get_currency_precision  # noqa: PLC0415
+
     return int(get_currency_precision(code)) if code in _known_currencies() else None
 
 
@@ -178,4 +183,6 @@ class Money:
 
     def format(self, locale: str = "es_PE") -> str:
         """Format for people with Babel: ``S/ 1,234.50`` in ``es_PE``."""
+        from babel.numbers import format_currency  # noqa: PLC0415 - on first use
+
         return str(format_currency(self.amount, self.currency, locale=locale))

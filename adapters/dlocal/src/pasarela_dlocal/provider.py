@@ -7,6 +7,7 @@ the answers become lifecycle reports, next actions and errors (:mod:`.errors`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -43,10 +44,24 @@ from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS, error_from
 from pasarela_dlocal.settings import API_VERSION, DlocalSettings
 
 
-__all__ = ["CARD_MINIMUM", "DlocalProvider", "RefundBank"]
+__all__ = ["CARD_MINIMUM", "DlocalProvider", "RefundBank"]  # noqa: F822 - CARD_MINIMUM: __getattr__
 
-#: Cards in Peru take at least S/ 5.00 (docs.dlocal.com/docs/peru).
-CARD_MINIMUM: Final = Money(500, "PEN")
+#: Cards in Peru take at least S/ 5.00 (docs.dlocal.com/docs/peru), in céntimos.
+_CARD_MINIMUM_MINOR: Final = 500
+
+
+@functools.cache
+def _card_minimum() -> Money:
+    # Built on first use: a Money loads Babel's currency data, which discovering the
+    # plugins does not need.
+    return Money(_CARD_MINIMUM_MINOR, "PEN")
+
+
+def __getattr__(name: str) -> Money:
+    """``CARD_MINIMUM``: the least a card payment in PEN takes, ``Money(500, "PEN")``."""
+    if name == "CARD_MINIMUM":
+        return _card_minimum()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 _CENT: Final = Decimal("0.01")
 
 
@@ -150,9 +165,9 @@ class DlocalProvider(Provider[DlocalSettings]):
     def ineligibility(self, order: Order, method: Method) -> Ineligibility | None:
         reason = super().ineligibility(order, method)
         if (reason is None and method is Method.CARD and order.amount.currency == "PEN"
-                and order.amount < CARD_MINIMUM):
+                and order.amount.minor < _CARD_MINIMUM_MINOR):
             return Ineligibility(ErrorCode.AMOUNT_OUT_OF_RANGE,
-                                 f"cards take at least {CARD_MINIMUM}")
+                                 f"cards take at least {_card_minimum()}")
         return reason
 
     def _charge(self, request: CreateRequest) -> str | None:
@@ -181,10 +196,10 @@ class DlocalProvider(Provider[DlocalSettings]):
                 fields={"card_token": "pass pay(..., card_token=...)"}, provider=self.name,
                 created_nothing=True)
         if request.method is Method.CARD and request.amount.currency == "PEN" and (
-                request.amount < CARD_MINIMUM):
+                request.amount.minor < _CARD_MINIMUM_MINOR):
             raise ProviderValidationError(
-                f"cards take at least {CARD_MINIMUM}",
-                fields={"amount": f"at least {CARD_MINIMUM} for a card"}, provider=self.name,
+                f"cards take at least {_card_minimum()}",
+                fields={"amount": f"at least {_card_minimum()} for a card"}, provider=self.name,
                 created_nothing=True)
         bank = request.params.get("bank")
         if bank is not None and bank not in ("BC", "IO"):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from babel.dates import format_datetime
-
 from pasarela.money import Money
 from pasarela.next_action import ShowCashCode
 from pasarela_pagoefectivo.api import LIMA
@@ -21,6 +19,8 @@ __all__ = ["cash_code_action", "instructions"]
 
 
 def _deadline(expires_at: datetime, locale: str) -> str:
+    from babel.dates import format_datetime  # noqa: PLC0415 - on first use, not on discovery
+
     if locale.startswith("es"):
         text = format_datetime(
             expires_at, "EEEE d 'de' MMMM 'de' y 'a las' HH:mm", tzinfo=LIMA, locale="es_PE"
