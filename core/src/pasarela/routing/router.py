@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from pasarela.routing.decision import NOTHING, Basis, Decision
 from pasarela.routing.facts import Facts, Moment
 from pasarela.routing.health import HealthSource, HealthStat
 from pasarela.routing.routes import compile_route, parse_share, shadowed
-from pasarela.routing.rules import DEFAULT_EXPLORATION, DEFAULT_MIN_SAMPLE, Rule
+from pasarela.routing.rules import DEFAULT_EXPLORATION, DEFAULT_MIN_SAMPLE, Rule, band_miss
 from pasarela.routing.strategies import (
     HealthLookup,
     order_cheapest,
@@ -30,7 +31,68 @@ from pasarela.routing.strategies import (
 _PLAN_CACHE_MAX: Final = 4096
 
 _Blocked = Callable[[str, Method, datetime], "str | None"]
-_Plan = tuple[tuple[tuple[str, ...], "Rule | None"], ...]
+
+
+class _Bands:
+    """Consecutive rules of a plan that check nothing but an amount band (one
+    country's bands for a method), compiled into one bisection: for each stretch of
+    amounts between the bands' edges, the first rule that matches (or None) and the
+    lines the rules before it add to the explanation, exactly as trying them one by
+    one would."""
+
+    __slots__ = ("cuts", "found")
+
+    def __init__(self, run: Sequence[tuple[tuple[str, ...], Rule]]) -> None:
+        edges: set[int] = set()
+        for _, rule in run:
+            low, high = rule.band[:2] if rule.band is not None else (None, None)
+            if low is not None:
+                edges.add(low)
+            if high is not None:
+                edges.add(high + 1)
+        #: The stretches: below cuts[0], [cuts[0], cuts[1]), ..., from cuts[-1] up.
+        self.cuts = sorted(edges)
+        samples = [self.cuts[0] - 1 if self.cuts else 0, *self.cuts]
+        self.found: list[tuple[tuple[str, ...], Rule | None]] = []
+        for minor in samples:
+            lines: list[str] = []
+            hit: Rule | None = None
+            for position, (misses, rule) in enumerate(run):
+                if position:  # the first rule's lines come before the run
+                    lines.extend(misses)
+                assert rule.band is not None
+                why = band_miss(rule.band, minor)
+                if why is None:
+                    hit = rule
+                    break
+                lines.append(rule._miss + why)
+            self.found.append((tuple(lines), hit))
+
+    def find(self, minor: int) -> tuple[tuple[str, ...], Rule | None]:
+        """The lines and the rule for an order of *minor* units."""
+        return self.found[bisect_right(self.cuts, minor)]
+
+
+_Plan = tuple[tuple[tuple[str, ...], "Rule | _Bands | None"], ...]
+
+
+def _bisected(steps: Sequence[tuple[tuple[str, ...], Rule | None]]) -> _Plan:
+    """*steps* with each run of two or more band-only rules as one :class:`_Bands`."""
+    out: list[tuple[tuple[str, ...], Rule | _Bands | None]] = []
+    start = 0
+    while start < len(steps):
+        end = start
+        while end < len(steps) and (rule := steps[end][1]) is not None and (
+                rule.band is not None):
+            end += 1
+        if end - start >= 2:
+            run = [(misses, rule) for misses, rule in steps[start:end] if rule is not None]
+            out.append((steps[start][0], _Bands(run)))
+            start = end
+        else:
+            out.append(steps[start])
+            start += 1
+    return tuple(out)
 
 #: A provider whose eligibility is asked for every order (its class answers it itself).
 _ASK: Final = object()
@@ -210,7 +272,7 @@ class Router:
                 break
         else:
             steps.append((tuple(misses), None))
-        plan = tuple(steps)
+        plan = _bisected(steps)
         if len(self._plans) >= _PLAN_CACHE_MAX:
             self._plans.clear()
         self._plans[key] = plan
@@ -281,6 +343,12 @@ class Router:
                     trace.extend(misses)
                 if step is None:
                     break
+                if isinstance(step, _Bands):
+                    lines, rule = step.find(facts.minor)
+                    trace.extend(lines)
+                    if rule is not None:
+                        break
+                    continue
                 for check in step.checks:
                     why = check(facts, moment)
                     if why is not None:

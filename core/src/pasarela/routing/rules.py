@@ -113,6 +113,9 @@ class Rule:
     _cumulative: tuple[int, ...] = attrs.field(init=False, repr=False)
     _shares: str = attrs.field(init=False, repr=False)
     _salt: bytes = attrs.field(init=False, repr=False)
+    #: The amount band, when it is all the rule checks beyond country, currency and
+    #: method (the router bisects runs of such rules).
+    band: Band | None = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         label = ("implicit default rule" if self.implicit
@@ -130,6 +133,10 @@ class Rule:
         object.__setattr__(self, "_shares", f"strategy weighted ({shares})")
         object.__setattr__(self, "_salt",
                            hashlib.blake2b(self.name.encode(), digest_size=16).digest())
+        cond = self.conditions
+        only_amount = (len(self.checks) == 1 and attrs.evolve(
+            cond, countries=None, currencies=None, methods=None, amount=None).empty)
+        object.__setattr__(self, "band", amount_band(cond) if only_amount else None)
 
     @property
     def is_default(self) -> bool:
@@ -327,6 +334,31 @@ def _compile_time(value: Any, path: str, errors: list[str], found: dict[str, Any
         said.append(f"on {', '.join(d for d in _DAYS if _DAYS.index(d) in found['days'])}")
 
 
+#: An amount condition: its bounds in minor units (inclusive) and why an amount
+#: below or above them does not match.
+Band = tuple[int | None, int | None, str, str]
+
+
+def amount_band(cond: _Conditions) -> Band | None:
+    """*cond*'s amount bounds and their misses, or None without any."""
+    if cond.amount is None:
+        return None
+    currency, low, high = cond.amount
+    below = f"amount is below the minimum {money_text(low, currency)}" if low else ""
+    above = f"amount is above the maximum {money_text(high, currency)}" if high else ""
+    return low, high, below, above
+
+
+def band_miss(band: Band, minor: int) -> str | None:
+    """Why *minor* is outside *band* (as the rule's amount check says), or None."""
+    low, high, below, above = band
+    if low is not None and minor < low:
+        return below
+    if high is not None and minor > high:
+        return above
+    return None
+
+
 def compile_checks(cond: _Conditions) -> tuple[Check, ...]:
     """The conditions not settled by country, currency and method, as fast checks."""
     out: list[Check] = []
@@ -340,11 +372,9 @@ def compile_checks(cond: _Conditions) -> tuple[Check, ...]:
             return None if facts.network in networks else network_miss
 
         out.append(network)
-    if cond.amount is not None:
-        _, low, high = cond.amount
-        currency = cond.amount[0]
-        below = f"amount is below the minimum {money_text(low, currency)}" if low else ""
-        above = f"amount is above the maximum {money_text(high, currency)}" if high else ""
+    band = amount_band(cond)
+    if band is not None:
+        low, high, below, above = band
 
         def amount(facts: Facts, moment: Moment) -> str | None:
             if low is not None and facts.minor < low:
