@@ -41,16 +41,13 @@ from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
 import attrs
-import sqlalchemy as sa
 
 from pasarela.engine.context import Service
 from pasarela.logs import mask_email, mask_fields, mask_phone, mask_text
 from pasarela.model import Customer, Payment, Refund
 from pasarela.money import Money
 from pasarela.registry import merchant_of
-from pasarela.store.personal import ERASED
-from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
-from pasarela.store.schema import payments, routing_decisions, transitions, webhook_deliveries
+from pasarela.store import ERASED, queries
 from pasarela.timezones import LIMA
 
 
@@ -162,10 +159,6 @@ class Facts:
     generated_at: datetime
 
 
-def _rows(conn: sa.Connection, query: sa.Select[Any]) -> tuple[dict[str, Any], ...]:
-    return tuple(dict(row._mapping) for row in conn.execute(query))
-
-
 def _aware(value: Any) -> Any:
     """A datetime from the database, in UTC (SQLite returns it naive)."""
     if isinstance(value, datetime):
@@ -194,39 +187,18 @@ def read_facts(service: Service, payment_id: str, *,
     merchant's payment only: another's is ``NotFoundError``, as a missing one)."""
     payment = service.own(payment_id, history=True)
     store = service.store
-    with store.read_transaction() as conn:
-        sealed = conn.execute(sa.select(payments.c.personal.is_not(None))
-                              .where(payments.c.id == payment_id)).scalar_one()
-        steps = _rows(conn, sa.select(transitions).where(transitions.c.payment_id == payment_id)
-                      .order_by(transitions.c.seq))
-        deliveries = _rows(conn, sa.select(webhook_deliveries)
-                           .where(webhook_deliveries.c.payment_id == payment_id)
-                           .order_by(webhook_deliveries.c.received_at,
-                                     webhook_deliveries.c.id))
-        decisions = _rows(conn, sa.select(routing_decisions)
-                          .where(routing_decisions.c.payment_id == payment_id)
-                          .order_by(routing_decisions.c.id))
-        lines = _rows(conn, sa.select(settlement_lines)
-                      .where(settlement_lines.c.payment_id == payment_id)
-                      .order_by(settlement_lines.c.created_at, settlement_lines.c.id))
-        differences = _rows(conn, sa.select(reconciliation_results)
-                            .where(reconciliation_results.c.payment_id == payment_id)
-                            .order_by(reconciliation_results.c.created_at,
-                                      reconciliation_results.c.id))
+    rows = queries.evidence_rows(store, payment_id)
     exchanges = tuple(store.exchanges_for(payment_id))
-    chain = report = None
-    records = getattr(store, "chain_records", None)
-    verify = getattr(store, "verify_chain", None)
-    if callable(records) and callable(verify):  # the audit chain (store/chain.py)
-        chain = tuple(records(payment_id))
-        report = verify(payment_id=payment_id)
+    chain = tuple(store.chain_records(payment_id))
+    report = store.verify_chain(payment_id=payment_id)
     adapter = service.account(payment.provider)
     name = getattr(adapter, "name", None) if adapter is not None else None
     return Facts(
-        payment=payment, merchant=merchant_of(payment.provider), sealed=bool(sealed),
-        transitions=steps, exchanges=exchanges, deliveries=deliveries,
-        refunds=tuple(store.refunds_for(payment_id)), decisions=decisions, lines=lines,
-        differences=differences, chain=chain, chain_report=report, adapter=name,
+        payment=payment, merchant=merchant_of(payment.provider), sealed=rows.sealed,
+        transitions=rows.transitions, exchanges=exchanges, deliveries=rows.deliveries,
+        refunds=tuple(store.refunds_for(payment_id)), decisions=rows.decisions,
+        lines=rows.settlement_lines, differences=rows.differences, chain=chain,
+        chain_report=report, adapter=name,
         account_ids=_account_ids(adapter, PROVIDERS.get(name or "", _OTHER)),
         generated_at=now or service.clock(),
     )

@@ -12,6 +12,7 @@ from pasarela.store._base import DATABASE_ERRORS, UNAVAILABLE
 from pasarela.store.audit import ChainHead
 from pasarela.store.batch import WriteBatch
 from pasarela.store.chain import ChainRecord, ChainReport
+from pasarela.store.personal import ERASED
 from pasarela.store.repository import Store
 from pasarela.store.search import DifferenceQuery, PaymentQuery
 from pasarela.store.values import Delivery, OutboxEvent
@@ -20,6 +21,7 @@ from pasarela.store.writer import PaymentWriter
 
 __all__ = [
     "DATABASE_ERRORS",
+    "ERASED",
     "UNAVAILABLE",
     "ChainHead",
     "ChainRecord",

@@ -24,7 +24,15 @@ from pasarela.model import RefundStatus
 from pasarela.registry import MERCHANT_SEPARATOR, qualified
 from pasarela.store._rows import CHECKED, from_db, to_db
 from pasarela.store.reconcile_schema import reconciliation_results, settlement_lines
-from pasarela.store.schema import exchanges, outbox, payments, refunds, webhook_deliveries
+from pasarela.store.schema import (
+    exchanges,
+    outbox,
+    payments,
+    refunds,
+    routing_decisions,
+    transitions,
+    webhook_deliveries,
+)
 from pasarela.store.sealing import opened_order
 
 
@@ -36,6 +44,7 @@ __all__ = [
     "Attention",
     "CostPayment",
     "Dashboard",
+    "EvidenceRows",
     "ForOperator",
     "LatencyTotals",
     "Metrics",
@@ -52,6 +61,7 @@ __all__ = [
     "due_for_check_count",
     "due_for_expiry_count",
     "due_refund_check_count",
+    "evidence_rows",
     "metrics",
     "needing_operator",
     "payment_counts",
@@ -684,3 +694,52 @@ def cost_amounts(store: Store, since: datetime, until: datetime) -> Iterator[Cos
              .where(*_window(since, until)))
     for row in _stream(store, query):
         yield CostAmount(*row)
+
+
+# --- a payment's evidence (pasarela payments evidence) ---------------------------------
+
+
+class EvidenceRows(NamedTuple):
+    """What the store holds about one payment besides its model, each part oldest first,
+    as plain dicts (column name: value; datetimes as the database returned them)."""
+
+    #: Whether its order's personal data is sealed in the store.
+    sealed: bool
+    transitions: tuple[dict[str, Any], ...]
+    deliveries: tuple[dict[str, Any], ...]
+    decisions: tuple[dict[str, Any], ...]
+    settlement_lines: tuple[dict[str, Any], ...]
+    differences: tuple[dict[str, Any], ...]
+
+
+def evidence_rows(store: Store, payment_id: str) -> EvidenceRows:
+    """The transitions, webhook deliveries, routing decisions, settlement lines and
+    reconciliation differences of *payment_id*, in one read transaction."""
+
+    def rows(conn: sa.Connection, query: sa.Select[Any]) -> tuple[dict[str, Any], ...]:
+        return tuple(dict(row._mapping) for row in conn.execute(query))
+
+    with store.read_transaction() as conn:
+        sealed = conn.execute(sa.select(payments.c.personal.is_not(None))
+                              .where(payments.c.id == payment_id)).scalar()
+        return EvidenceRows(
+            sealed=bool(sealed),
+            transitions=rows(conn, sa.select(transitions)
+                             .where(transitions.c.payment_id == payment_id)
+                             .order_by(transitions.c.seq)),
+            deliveries=rows(conn, sa.select(webhook_deliveries)
+                            .where(webhook_deliveries.c.payment_id == payment_id)
+                            .order_by(webhook_deliveries.c.received_at,
+                                      webhook_deliveries.c.id)),
+            decisions=rows(conn, sa.select(routing_decisions)
+                           .where(routing_decisions.c.payment_id == payment_id)
+                           .order_by(routing_decisions.c.id)),
+            settlement_lines=rows(conn, sa.select(settlement_lines)
+                                  .where(settlement_lines.c.payment_id == payment_id)
+                                  .order_by(settlement_lines.c.created_at,
+                                            settlement_lines.c.id)),
+            differences=rows(conn, sa.select(reconciliation_results)
+                             .where(reconciliation_results.c.payment_id == payment_id)
+                             .order_by(reconciliation_results.c.created_at,
+                                       reconciliation_results.c.id)),
+        )
