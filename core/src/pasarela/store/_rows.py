@@ -7,6 +7,7 @@ no private name crosses a module."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -311,6 +312,27 @@ def change_values(changes: Mapping[str, Any], *, allowed: frozenset[str]) -> dic
     return values
 
 
+#: A phone as ``Customer`` stores it (E.164, what its converter wrote).
+_E164: Final = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def stored_order(data: Mapping[str, Any]) -> Order:
+    """An order as the store wrote it (``Order.to_dict`` of one validated when it was
+    given), as ``Order.from_dict`` builds it, except that the customer's phone, E.164
+    already, is not parsed again (phonenumbers is most of reading a payment back).
+    Anything else, or a phone not in E.164, goes through ``Order.from_dict``."""
+    customer = data.get("customer")
+    if not isinstance(customer, Mapping):
+        return Order.from_dict(data)
+    phone = customer.get("phone")
+    if not isinstance(phone, str) or not _E164.fullmatch(phone):
+        return Order.from_dict(data)
+    order = Order.from_dict({**data, "customer": {**customer, "phone": None}})
+    # the Customer just built, before anything else sees it: frozen to everyone else
+    object.__setattr__(order.customer, "phone", phone)
+    return order
+
+
 def payment_from_row(row: Row | Mapping[str, Any], *,
                       history: tuple[Transition, ...] = (),
                       sealer: Sealer | None = None) -> Payment:
@@ -342,7 +364,7 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         next_check_at=opt_from_db(r["next_check_at"]),
         check_attempts=r["check_attempts"],
         routing=dict(r["routing"] or {}),
-        order=Order.from_dict(order) if order else None,
+        order=stored_order(order) if order else None,
         history=history,
         network=r.get("network"),
         charged=(Money(charged_minor, r["charged_currency"]) if charged_minor is not None
