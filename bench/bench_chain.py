@@ -213,7 +213,7 @@ def main() -> int:
     from pasarela.cli.output import configure_logging
 
     configure_logging(level=logging.WARNING)
-    n_rounds = rounds(5)
+    n_rounds = rounds(3)  # five rounds took over five minutes of make bench
     ok = True
     hashing(scaled(20_000, 1000))
     with tempfile.TemporaryDirectory() as tmp:
