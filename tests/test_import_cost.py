@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 LAZY = ("cryptography", "jinja2", "starlette", "uvicorn", "prometheus_client", "alembic",
@@ -83,3 +86,91 @@ def test_the_dlocal_card_minimum_is_still_there() -> None:
     from pasarela.money import Money
 
     assert Money(500, "PEN") == provider.CARD_MINIMUM
+
+
+def _discovery_loads(modules: set[str]) -> list[str]:
+    """Which of *modules* (full names) discovering the installed plugins imports."""
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+            "get_plugin_manager().providers(); "
+            f"print(json.dumps(sorted(set(sys.modules) & set({sorted(modules)!r}))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    loaded: list[str] = json.loads(out)
+    return loaded
+
+
+def test_plugin_discovery_imports_neither_httpx_nor_importlib_metadata() -> None:
+    """Registering a provider class imports no HTTP client (flows build requests when a
+    provider runs), and the entry points are read without importlib.metadata (it and
+    the email package it brings cost a third of discovery)."""
+    assert _discovery_loads({"httpx", "importlib.metadata", "email.utils", "zipfile"}) == []
+
+
+def test_plugin_discovery_leaves_the_adapters_operations_out() -> None:
+    """What only a provider's operations use is imported when one first runs."""
+    assert _discovery_loads({"pasarela_stripe.api", "pasarela_stripe.events"}) == []
+
+
+def test_a_provider_imports_its_operations_when_it_runs_one() -> None:
+    """In a fresh process: discovery leaves Stripe's API module out, and the first flow
+    run imports it (and httpx) and builds its request as before."""
+    code = ("import sys; from pasarela.plugins import get_plugin_manager; "
+            "from pasarela_stripe.settings import StripeSettings; "
+            "cls = get_plugin_manager().providers().get('stripe'); "
+            "assert 'pasarela_stripe.api' not in sys.modules; "
+            "request = next(cls(StripeSettings(api_key='sk_test_x')).probe()); "
+            "import httpx; assert isinstance(request, httpx.Request); "
+            "print(request.method, request.url.path)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert out.split() == ["GET", "/v1/balance_transactions"]
+
+
+def test_imported_on_use_puts_the_module_in_its_place() -> None:
+    from pasarela.provider import imported_on_use
+
+    namespace: dict[str, object] = {}
+    namespace["textwrap"] = stand_in = imported_on_use("textwrap", namespace)
+    assert namespace["textwrap"] is stand_in
+    assert stand_in.dedent("  x") == "x"  # type: ignore[attr-defined]
+    import textwrap
+
+    assert namespace["textwrap"] is textwrap
+    assert stand_in.indent is textwrap.indent  # type: ignore[attr-defined]
+
+
+def test_the_entry_point_scan_finds_what_importlib_metadata_finds() -> None:
+    from importlib import metadata
+
+    from pasarela import plugins
+
+    for group in ("pasarela", "console_scripts", "pytest11"):
+        scanned = sorted((e.name, e.value, e.dist and e.dist.name)
+                         for e in plugins._scan_entry_points(group))
+        expected = sorted((e.name, e.value, e.dist and e.dist.name)
+                          for e in metadata.entry_points(group=group))
+        assert scanned == expected, group
+
+
+def test_a_zipped_distribution_is_read_by_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan reads plain directories only; a zip on the path hands the whole read
+    to importlib.metadata, which finds the zipped distribution's entry points."""
+    import zipfile
+
+    from pasarela import plugins
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("zipped_plugin-1.0.dist-info/METADATA",
+                        "Metadata-Version: 2.1\nName: zipped-plugin\nVersion: 1.0\n")
+        zipped.writestr("zipped_plugin-1.0.dist-info/entry_points.txt",
+                        "[pasarela]\nzipped = zipped_plugin\n")
+    monkeypatch.syspath_prepend(str(archive))
+    with pytest.raises(plugins._Unusual):
+        list(plugins._scan_entry_points("pasarela"))
+    found = {e.name: e for e in plugins._entry_points("pasarela")}
+    assert found["zipped"].value == "zipped_plugin"
+    assert plugins._of(found["zipped"]) == ("zipped-plugin", "1.0")
+    assert {"pagoefectivo", "stripe"} <= set(found)

@@ -27,11 +27,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
+import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
-from importlib import metadata
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cache, reduce
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pluggy
 
@@ -42,6 +43,8 @@ from pasarela.registry import DISABLE_ENV, ProviderRegistry
 
 
 if TYPE_CHECKING:
+    from importlib import metadata
+
     from pasarela.events import LifecycleEvent
     from pasarela.model import Method, Order
 
@@ -78,7 +81,7 @@ class PasarelaPlugins:
         self.pm = pm
         #: entry point name -> (distribution, version), or the entry point to read them
         #: from on first use, for plugins from entry points.
-        self._distributions: dict[str, tuple[str | None, str | None] | metadata.EntryPoint] = {}
+        self._distributions: dict[str, tuple[str | None, str | None] | _EntryPoint] = {}
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -130,8 +133,8 @@ class PasarelaPlugins:
         """
         env = os.environ if env is None else env
         allow = _names(env.get(LOAD_ENV))
-        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        seen: dict[str, metadata.EntryPoint] = {}
+        entry_points = sorted(_entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name)
+        seen: dict[str, _EntryPoint] = {}
         for ep in entry_points:
             if allow is not None and ep.name not in allow:
                 continue
@@ -179,7 +182,7 @@ class PasarelaPlugins:
     def distribution(self, plugin: str) -> tuple[str | None, str | None]:
         """``(distribution, version)`` that *plugin* came from, where known."""
         known = self._distributions.get(plugin)
-        if isinstance(known, metadata.EntryPoint):
+        if known is not None and not isinstance(known, tuple):
             known = self._distributions[plugin] = _of(known)
         if known is not None:
             return known
@@ -275,7 +278,7 @@ class PasarelaPlugins:
 
     def _register(
         self, obj: object, name: str | None, *,
-        distribution: tuple[str | None, str | None] | metadata.EntryPoint | None
+        distribution: tuple[str | None, str | None] | _EntryPoint | None
     ) -> str | None:
         label = name or _label(obj)
         if name is not None and self.pm.is_blocked(name):
@@ -362,6 +365,138 @@ def get_plugin_manager(
     return facade
 
 
+# --- the entry point scan ---------------------------------------------------------
+
+
+class _EntryPoint(Protocol):
+    """What discovery reads of an entry point: :class:`importlib.metadata.EntryPoint`
+    has it, and so has :class:`_ScannedEntryPoint`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def dist(self) -> metadata.Distribution | None: ...
+    def load(self) -> Any: ...
+
+
+#: ``importlib.metadata.EntryPoint.pattern``: ``module``, ``module:attr.attr``, extras.
+_ENTRY_POINT_VALUE: Final = re.compile(
+    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+)
+
+
+class _ScannedEntryPoint:
+    """An entry point found by :func:`_scan_entry_points`; its distribution (name and
+    version, from the metadata folder it was read from) is read when asked for."""
+
+    __slots__ = ("_path", "group", "name", "value")
+
+    def __init__(self, name: str, value: str, group: str, path: str) -> None:
+        self.name, self.value, self.group, self._path = name, value, group, path
+
+    @property
+    def dist(self) -> metadata.Distribution | None:
+        import pathlib  # noqa: PLC0415 - for errors and origins only
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.PathDistribution(pathlib.Path(self._path))
+
+    def load(self) -> Any:
+        """What ``importlib.metadata.EntryPoint.load`` gives: the module, or the named
+        object in it."""
+        match = _ENTRY_POINT_VALUE.match(self.value)
+        if match is None:
+            raise ValueError(f"not an entry point value: {self.value!r}")
+        module = importlib.import_module(match.group("module"))
+        return reduce(getattr, filter(None, (match.group("attr") or "").split(".")), module)
+
+
+class _Unusual(Exception):
+    """The scan met what only :mod:`importlib.metadata` reads right (a zip, an egg)."""
+
+
+def _entry_points(group: str) -> Iterable[_EntryPoint]:
+    """The installed entry points of *group*: what ``importlib.metadata.entry_points(
+    group=group)`` gives, read without importing :mod:`importlib.metadata` (a fifth of
+    discovery, with the email, zipfile and pathlib modules it imports) where the
+    installation is the usual one: metadata folders in plain directories of
+    ``sys.path``, no other finder of distributions. Anything else (zipped paths, eggs,
+    an import hook that finds distributions) is read by :mod:`importlib.metadata`."""
+    try:
+        return list(_scan_entry_points(group))
+    except _Unusual:
+        from importlib import metadata  # noqa: PLC0415
+
+        return list(metadata.entry_points(group=group))
+
+
+def _scan_entry_points(group: str) -> Iterator[_ScannedEntryPoint]:
+    """The entry points of *group*, distribution by distribution as
+    ``importlib.metadata`` finds them: ``sys.path`` in order, each directory's
+    ``*.dist-info`` and ``*.egg-info`` folders in listing order, the first of each
+    normalized name only; ``entry_points.txt`` parsed as its ``Sectioned`` parser does.
+
+    :raises _Unusual: at anything this scan does not read as importlib.metadata does.
+    """
+    from importlib.machinery import PathFinder  # noqa: PLC0415 - frozen, already imported
+
+    if any(getattr(finder, "find_distributions", None) is not None and finder is not PathFinder
+           for finder in sys.meta_path):
+        raise _Unusual
+    seen: set[str] = set()
+    for root in sys.path:
+        if os.path.basename(root).lower().endswith(".egg"):
+            raise _Unusual
+        try:
+            children = os.listdir(root or ".")
+        except OSError:
+            if os.path.exists(root or "."):
+                raise _Unusual from None  # a zip file, say
+            continue
+        for child in children:
+            low = child.lower()
+            if not low.endswith((".dist-info", ".egg-info")):
+                continue
+            stem, _, ext = child.rpartition(".")
+            if ext not in {"dist-info", "egg-info"}:
+                raise _Unusual  # importlib names this one from its METADATA
+            name = _normalize(stem.partition("-")[0])
+            if name in seen:
+                continue
+            seen.add(name)
+            path = os.path.join(root, child)
+            try:
+                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+                continue
+            if f"[{group}]" in text:
+                yield from _section(text, group, path)
+
+
+def _normalize(name: str) -> str:
+    """``importlib.metadata.Prepared.normalize``."""
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+
+
+def _section(text: str, group: str, path: str) -> Iterator[_ScannedEntryPoint]:
+    section: str | None = None
+    for line in map(str.strip, text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+            continue
+        if section != group:
+            continue
+        name, equals, value = line.partition("=")
+        if not equals:
+            raise _Unusual  # importlib.metadata refuses it; let it say so
+        yield _ScannedEntryPoint(name.strip(), value.strip(), group, path)
+
+
 # --- helpers ----------------------------------------------------------------------
 
 
@@ -372,18 +507,20 @@ def _names(value: str | None) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
-def _of(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+def _of(ep: _EntryPoint) -> tuple[str | None, str | None]:
     """(distribution, version) that declares *ep*, where known."""
     dist = ep.dist
     return (dist.name, dist.version) if dist is not None else (None, None)
 
 
 def _dist_name(
-    distribution: tuple[str | None, str | None] | metadata.EntryPoint | None,
+    distribution: tuple[str | None, str | None] | _EntryPoint | None,
 ) -> str | None:
-    if isinstance(distribution, metadata.EntryPoint):
+    if distribution is None:
+        return None
+    if not isinstance(distribution, tuple):
         return _of(distribution)[0]
-    return distribution[0] if distribution else None
+    return distribution[0]
 
 
 def _label(obj: object) -> str:
@@ -414,6 +551,8 @@ def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> object:
 
 @cache
 def _packages() -> Mapping[str, list[str]]:
+    from importlib import metadata  # noqa: PLC0415 - only for a plugin object's origin
+
     return metadata.packages_distributions()
 
 
@@ -421,6 +560,8 @@ def _distribution_of_module(module: str) -> tuple[str | None, str | None]:
     """The distribution that provides *module*: from installed file lists, or else
     the distribution named like its top-level package (``pasarela_plin`` is
     ``pasarela-plin``), which also finds editable installs."""
+    from importlib import metadata  # noqa: PLC0415 - only for a plugin object's origin
+
     top = module.partition(".")[0]
     for name in [*_packages().get(top, []), top]:
         try:

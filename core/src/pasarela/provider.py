@@ -45,10 +45,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Generic
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic
 
 import attrs
-import httpx
 from typing_extensions import TypeVar
 
 from pasarela.errors import (
@@ -62,6 +63,10 @@ from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus, check_storable_text
 from pasarela.money import Money
 from pasarela.next_action import NextAction
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = [
@@ -81,6 +86,7 @@ __all__ = [
     "WebhookReply",
     "collected_by",
     "header_key",
+    "imported_on_use",
     "network_name",
 ]
 
@@ -223,7 +229,49 @@ def _fx_rate(instance: object, attribute: attrs.Attribute[Any], value: Decimal |
 
 
 #: A flow yields requests and receives responses; its return value is the result.
-Flow = Generator[httpx.Request, httpx.Response, T]
+if TYPE_CHECKING:
+    Flow = Generator[httpx.Request, httpx.Response, T]
+else:  # the same alias, without importing httpx to define it (annotations are text)
+    Flow = Generator["httpx.Request", "httpx.Response", T]
+
+
+class _ImportedOnUse:
+    """A module's stand-in in one namespace until a name is read from it (see
+    :func:`imported_on_use`)."""
+
+    __slots__ = ("_alias", "_module", "_name", "_namespace")
+
+    def __init__(self, name: str, namespace: dict[str, Any], alias: str) -> None:
+        self._name, self._namespace, self._alias = name, namespace, alias
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = self._module
+        if module is None:
+            module = self._module = import_module(self._name)
+            if self._namespace.get(self._alias) is self:
+                self._namespace[self._alias] = module
+        return getattr(module, attribute)
+
+    def __repr__(self) -> str:
+        return f"<module {self._name!r}, imported on first use>"
+
+
+def imported_on_use(name: str, namespace: dict[str, Any], alias: str | None = None) -> Any:
+    """A stand-in for module *name* under *alias* (default: its last part) in
+    *namespace*, a module's ``globals()``: the first name read through it imports the
+    module and puts it in the stand-in's place, so later reads are the module's own.
+
+    Plugin discovery imports every adapter's provider module to register its class;
+    what only the operations use (httpx, an API module) is imported when a provider
+    first runs one::
+
+        if TYPE_CHECKING:
+            import httpx
+        else:
+            httpx = imported_on_use("httpx", globals())
+    """
+    return _ImportedOnUse(name, namespace, alias or name.rpartition(".")[2])
 
 
 class Operation(StrEnum):

@@ -17,7 +17,6 @@ import random
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 import attrs
@@ -118,6 +117,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if _DELAY_SECONDS.fullmatch(text):
         seconds = float(text)
         return seconds if math.isfinite(seconds) else None
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - dates are rare here
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

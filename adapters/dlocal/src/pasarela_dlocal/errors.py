@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from pasarela.errors import (
     AuthenticationError,
@@ -26,6 +24,10 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.retry import parse_retry_after
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = ["ERROR_CODES", "REJECTIONS", "error_from"]

@@ -11,10 +11,9 @@ import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
-import httpx
 
 from pasarela.errors import (
     DeclinedError,
@@ -38,10 +37,17 @@ from pasarela.provider import (
     ProviderRefund,
     WebhookEvent,
     WebhookHeaders,
+    imported_on_use,
 )
 from pasarela_dlocal import api
 from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS, error_from
 from pasarela_dlocal.settings import API_VERSION, DlocalSettings
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = imported_on_use("httpx", globals())
 
 
 __all__ = ["CARD_MINIMUM", "DlocalProvider", "RefundBank"]  # noqa: F822 - CARD_MINIMUM: __getattr__

@@ -15,11 +15,10 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 import attrs
-import httpx
 
 from pasarela.errors import ErrorCode, ProviderError
 from pasarela.lifecycle import Status
@@ -31,10 +30,17 @@ from pasarela.provider import (
     ProviderRefund,
     SettlementLine,
     header_key,
+    imported_on_use,
 )
 from pasarela_mercadopago.actions import pay_pagoefectivo
 from pasarela_mercadopago.errors import declined, error_from_response, status_of
 from pasarela_mercadopago.settings import MercadoPagoSettings
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = imported_on_use("httpx", globals())
 
 
 __all__ = [

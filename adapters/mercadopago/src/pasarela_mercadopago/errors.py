@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from pasarela.errors import (
     AuthenticationError,
@@ -28,6 +26,10 @@ from pasarela.errors import (
 )
 from pasarela.lifecycle import Status
 from pasarela.retry import parse_retry_after
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = ["ERROR_CODES", "STATUSES", "MercadoPagoDeclinedError", "error_from_response",

@@ -17,14 +17,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import httpx
 
 from pasarela import jsontext
 from pasarela.errors import ProviderError, UnknownOutcomeError
 from pasarela.money import Money
+from pasarela.provider import imported_on_use
 from pasarela_pagoefectivo.errors import PROVIDER, error_from_response, response_code
 from pasarela_pagoefectivo.fields import (
     CURRENCIES,
@@ -36,6 +36,12 @@ from pasarela_pagoefectivo.fields import (
     parse_timestamp,
 )
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = imported_on_use("httpx", globals())
 
 
 __all__ = [

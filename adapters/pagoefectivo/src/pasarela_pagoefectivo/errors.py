@@ -21,10 +21,9 @@ never claim ``created_nothing``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import httpx
 
 from pasarela import jsontext
 from pasarela.errors import (
@@ -38,6 +37,10 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.retry import parse_retry_after
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = [

@@ -13,9 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from pasarela.errors import (
     ErrorCode,
@@ -43,6 +41,10 @@ from pasarela_pagoefectivo import api, notifications
 from pasarela_pagoefectivo.errors import ERROR_TABLE, PROVIDER
 from pasarela_pagoefectivo.instructions import cash_code_action
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = [

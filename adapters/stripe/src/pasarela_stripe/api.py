@@ -30,11 +30,10 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import attrs
-import httpx
 
 from pasarela.errors import ErrorCode, ProviderError, ValidationError
 from pasarela.lifecycle import Status
@@ -47,10 +46,17 @@ from pasarela.provider import (
     ProviderRefund,
     SettlementLine,
     header_key,
+    imported_on_use,
 )
 from pasarela_stripe import form
 from pasarela_stripe.errors import error_from_response
 from pasarela_stripe.settings import StripeSettings
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = imported_on_use("httpx", globals())
 
 
 __all__ = [

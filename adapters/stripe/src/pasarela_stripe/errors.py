@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from pasarela.errors import (
     AuthenticationError,
@@ -32,6 +30,10 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.retry import parse_retry_after
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = [

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
-import httpx
 
 from pasarela.errors import (
     ConfigurationError,
@@ -34,34 +33,25 @@ from pasarela.provider import (
     SettlementLine,
     WebhookEvent,
     WebhookHeaders,
+    imported_on_use,
 )
 from pasarela_stripe import webhooks
-from pasarela_stripe.api import (
-    build_balance_transactions,
-    build_cancel,
-    build_confirm,
-    build_create,
-    build_get,
-    build_get_refund,
-    build_list_refunds,
-    build_refund,
-    build_search,
-    parse_intent,
-    parse_json,
-    parse_refund,
-    parse_refund_page,
-    parse_search,
-    parse_transactions,
-    refund_id_of,
-)
 from pasarela_stripe.errors import (
     ERROR_CODES,
     StripeDeclinedError,
     error_from_response,
     error_object,
 )
-from pasarela_stripe.events import parse_events
 from pasarela_stripe.settings import StripeSettings
+
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pasarela_stripe import api, events
+else:  # the requests, answers and events: imported when a provider first runs an operation
+    api = imported_on_use("pasarela_stripe.api", globals())
+    events = imported_on_use("pasarela_stripe.events", globals())
 
 
 __all__ = ["StripeProvider"]
@@ -114,23 +104,24 @@ class StripeProvider(Provider[StripeSettings]):
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         """:func:`~pasarela_stripe.api.parse_json` with the provider's clock (for a
         ``Retry-After`` date)."""
-        return parse_json(response, now=self.clock())
+        return api.parse_json(response, now=self.clock())
 
     def check_request(self, request: CreateRequest) -> None:
         """Stripe's field rules (metadata sizes, a PaymentMethod id), before anything
         is stored: the request is built once, and what it refuses names its field."""
         try:
-            build_create(self.settings, request)
+            api.build_create(self.settings, request)
         except ValidationError as exc:
             raise ProviderValidationError(
                 f"Stripe: {exc.message}", fields={exc.field or "params": exc.message},
                 provider=self.name) from None
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
-        response = yield build_create(self.settings, request)
+        response = yield api.build_create(self.settings, request)
         if "payment_method" in request.params:
             yield from self._close_if_declined(response, request.idempotency_key)
-        return parse_intent(self._json(response), after_confirm="payment_method" in request.params)
+        return api.parse_intent(self._json(response),
+                                after_confirm="payment_method" in request.params)
 
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
         payment_method = params.get("payment_method")
@@ -139,7 +130,7 @@ class StripeProvider(Provider[StripeSettings]):
                                   field="payment_method")
         key = f"{payment.idempotency_key}:confirm:{payment_method}"
         return_url = params.get("return_url")
-        request = build_confirm(
+        request = api.build_confirm(
             self.settings, payment.provider_reference, payment_method, key=key,
             return_url=return_url if isinstance(return_url, str) else None,
         )
@@ -150,21 +141,21 @@ class StripeProvider(Provider[StripeSettings]):
 
     def get(self, payment: Payment) -> Flow[ProviderPayment]:
         if payment.provider_reference:
-            response = yield build_get(self.settings, payment.provider_reference)
-            return parse_intent(self._json(response))
+            response = yield api.build_get(self.settings, payment.provider_reference)
+            return api.parse_intent(self._json(response))
         # The create's answer was lost: find the PaymentIntent by our payment id.
-        response = yield build_search(self.settings, payment.id)
-        intent = parse_search(self._json(response))
+        response = yield api.build_search(self.settings, payment.id)
+        intent = api.parse_search(self._json(response))
         if intent is None:
             raise ProviderError(
                 f"no PaymentIntent found for payment {payment.id} (yet: search lags ~1 min)",
                 provider=self.name, code=ErrorCode.NOT_FOUND, retryable=True,
             )
-        return parse_intent(intent)
+        return api.parse_intent(intent)
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
         key = f"{payment.idempotency_key}:cancel"
-        response = yield build_cancel(self.settings, payment.provider_reference, key=key)
+        response = yield api.build_cancel(self.settings, payment.provider_reference, key=key)
         return (yield from self._answer_or_refetch(response, payment.provider_reference))
 
     def refund(
@@ -176,10 +167,10 @@ class StripeProvider(Provider[StripeSettings]):
                 f"the payment is in {payment.amount.currency}, not {amount.currency}",
                 field="amount",
             )
-        request = build_refund(self.settings, payment.provider_reference, amount,
-                               refund_id=refund_id, payment_id=payment.id, reason=reason)
+        request = api.build_refund(self.settings, payment.provider_reference, amount,
+                                   refund_id=refund_id, payment_id=payment.id, reason=reason)
         response = yield request
-        refund = parse_refund(self._json(response))
+        refund = api.parse_refund(self._json(response))
         if refund.refund_id is None:
             refund = attrs.evolve(refund, refund_id=refund_id)
         return refund
@@ -195,8 +186,8 @@ class StripeProvider(Provider[StripeSettings]):
         Not found is ``pending`` (Stripe has not said), never ``failed``.
         """
         if refund.provider_reference:
-            response = yield build_get_refund(self.settings, refund.provider_reference)
-            found = parse_refund(self._json(response))
+            response = yield api.build_get_refund(self.settings, refund.provider_reference)
+            found = api.parse_refund(self._json(response))
             return found if found.refund_id else attrs.evolve(found, refund_id=refund.id)
         unknown = ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
                                  payment_reference=payment.provider_reference)
@@ -205,12 +196,12 @@ class StripeProvider(Provider[StripeSettings]):
             return unknown
         cursor: str | None = None
         while True:
-            response = yield build_list_refunds(self.settings, payment.provider_reference,
-                                                starting_after=cursor)
-            page = parse_refund_page(self._json(response))
+            response = yield api.build_list_refunds(self.settings, payment.provider_reference,
+                                                    starting_after=cursor)
+            page = api.parse_refund_page(self._json(response))
             for obj in page.refunds:
-                if refund_id_of(obj) == refund.id:
-                    return parse_refund(obj)
+                if api.refund_id_of(obj) == refund.id:
+                    return api.parse_refund(obj)
             if page.next_cursor is None:
                 return unknown
             cursor = page.next_cursor
@@ -225,9 +216,9 @@ class StripeProvider(Provider[StripeSettings]):
         lines: list[SettlementLine] = []
         cursor: str | None = None
         while True:
-            response = yield build_balance_transactions(self.settings, since, until,
-                                                        starting_after=cursor)
-            page = parse_transactions(self._json(response))
+            response = yield api.build_balance_transactions(self.settings, since, until,
+                                                            starting_after=cursor)
+            page = api.parse_transactions(self._json(response))
             base = len(lines)
             lines.extend(attrs.evolve(line, line_no=base + n)
                          for n, line in enumerate(page.lines, start=1))
@@ -238,8 +229,8 @@ class StripeProvider(Provider[StripeSettings]):
     def probe(self) -> Flow[None]:
         """One balance transaction listed (``GET /v1/balance_transactions``): the key."""
         now = self.clock()
-        response = yield build_balance_transactions(self.settings, now - timedelta(seconds=1),
-                                                    now, limit=1)
+        response = yield api.build_balance_transactions(
+            self.settings, now - timedelta(seconds=1), now, limit=1)
         self._json(response)
 
     def _close_if_declined(self, response: httpx.Response, key: str) -> Flow[None]:
@@ -255,8 +246,8 @@ class StripeProvider(Provider[StripeSettings]):
             return
         error = error_from_response(response, now=self.clock())
         if isinstance(error, StripeDeclinedError) and error.payment_intent:
-            yield build_cancel(self.settings, error.payment_intent,
-                               key=f"{key}:cancel-after-decline")
+            yield api.build_cancel(self.settings, error.payment_intent,
+                                   key=f"{key}:cancel-after-decline")
         raise error
 
     def _answer_or_refetch(
@@ -269,9 +260,9 @@ class StripeProvider(Provider[StripeSettings]):
             response.status_code == 400
             and error_object(response).get("code") == "payment_intent_unexpected_state"
         ):
-            fresh = yield build_get(self.settings, reference)
-            return parse_intent(self._json(fresh))
-        return parse_intent(self._json(response), after_confirm=after_confirm)
+            fresh = yield api.build_get(self.settings, reference)
+            return api.parse_intent(self._json(fresh))
+        return api.parse_intent(self._json(response), after_confirm=after_confirm)
 
     # --- webhooks -------------------------------------------------------------------
 
@@ -286,4 +277,4 @@ class StripeProvider(Provider[StripeSettings]):
                                      path="providers.stripe.webhook_secrets")
         webhooks.verify(headers, body, self.settings.webhook_secrets,
                         now=now, tolerance=self.settings.webhook_tolerance)
-        return parse_events(body)
+        return events.parse_events(body)

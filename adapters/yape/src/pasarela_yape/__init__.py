@@ -7,8 +7,7 @@ webhook. ``pasarela_yape.sandbox.create_app`` is a local Culqi simulator.
 
 from __future__ import annotations
 
-from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pasarela.hookspecs import hookimpl
 from pasarela_yape.provider import YapeProvider
@@ -20,7 +19,14 @@ if TYPE_CHECKING:
 
 
 __all__ = ["YapeProvider", "YapeSettings", "pasarela_register_providers"]
-__version__ = metadata.version("pasarela-yape")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read when asked: importlib.metadata is not discovery's
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.version("pasarela-yape")
+    raise AttributeError(f"module 'pasarela_yape' has no attribute {name!r}")
 
 
 @hookimpl

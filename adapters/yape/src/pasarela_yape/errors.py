@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import httpx
 
 from pasarela.errors import (
     AuthenticationError,
@@ -32,6 +31,10 @@ from pasarela.errors import (
     RateLimitedError,
 )
 from pasarela.retry import parse_retry_after
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 __all__ = ["ERROR_CODES", "ERROR_TABLE", "Rule", "error_from_body", "error_from_response"]

@@ -16,13 +16,18 @@ max_amount = "PEN 500.00"
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 from pasarela.errors import ValidationError
-from pasarela.provider import ProviderSettings
+from pasarela.provider import ProviderSettings, imported_on_use
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = imported_on_use("httpx", globals())
 
 
 __all__ = ["CULQI_API_URL", "CULQI_CHECKOUT_URL", "CULQI_SECURE_URL", "YapeSettings"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from importlib import metadata
 from typing import Any
 
 from pasarela.events import LifecycleEvent
@@ -21,7 +20,15 @@ from pasarela.relays import Ack, Relay, RelayRegistry, RelaySettings, encode_eve
 
 
 __all__ = ["DUPLICATE_WINDOW", "NatsRelay", "pasarela_register_relays"]
-__version__ = metadata.version("pasarela-relay-nats")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read when asked: importlib.metadata is not discovery's
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.version("pasarela-relay-nats")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The duplicate window of a stream this relay creates: a repeat published within it
 #: (same ``Nats-Msg-Id``) is dropped by the server.

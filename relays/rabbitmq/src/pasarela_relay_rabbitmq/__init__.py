@@ -13,7 +13,6 @@ connection is aio-pika's robust one: it reconnects by itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
 from pasarela.events import LifecycleEvent
@@ -21,7 +20,15 @@ from pasarela.relays import Ack, Relay, RelayRegistry, encode_event, hookimpl
 
 
 __all__ = ["RabbitMQRelay", "pasarela_register_relays"]
-__version__ = metadata.version("pasarela-relay-rabbitmq")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read when asked: importlib.metadata is not discovery's
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.version("pasarela-relay-rabbitmq")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 
 class RabbitMQRelay(Relay):

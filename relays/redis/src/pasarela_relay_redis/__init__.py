@@ -11,7 +11,6 @@ that readers never fall further behind than that.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
 from pasarela.events import LifecycleEvent
@@ -19,7 +18,15 @@ from pasarela.relays import Ack, Relay, RelayRegistry, encode_event, hookimpl
 
 
 __all__ = ["DEFAULT_STREAM", "RedisRelay", "pasarela_register_relays"]
-__version__ = metadata.version("pasarela-relay-redis")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read when asked: importlib.metadata is not discovery's
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.version("pasarela-relay-redis")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_STREAM = "pasarela:events"
 
