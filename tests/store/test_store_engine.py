@@ -197,3 +197,30 @@ def test_a_forked_child_checkpoints_its_own_writes(
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_pings_only_connections_left_idle(
+        postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection used within ``PING_IDLE`` is handed out without a round trip; one
+    idle longer is pinged first, and a dead one is replaced rather than failing the
+    call (what ``pool_pre_ping`` did on every checkout)."""
+    from pasarela.store import engine as store_engine
+
+    with Store(postgres_schema_url, upgrade=True) as store:
+        pings: list[object] = []
+        ping = store.engine.dialect.do_ping
+        monkeypatch.setattr(store.engine.dialect, "do_ping",
+                            lambda conn: pings.append(conn) or ping(conn))
+        for _ in range(3):
+            assert store.ping()
+        assert pings == []
+        with store.engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool).begin() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        monkeypatch.setattr(store_engine, "PING_IDLE", 0.0)
+        assert store.ping()  # the dead connection replaced, not an error
+        assert len(pings) >= 1
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != pid

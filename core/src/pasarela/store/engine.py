@@ -14,11 +14,16 @@ deferred ``BEGIN`` for reads (a consistent snapshot in WAL mode). A file databas
 uses a :class:`~sqlalchemy.pool.QueuePool` shared by threads. ``sqlite://`` (in
 memory) uses a :class:`~sqlalchemy.pool.StaticPool`: one connection, so the store
 serialises every call on it (see :class:`pasarela.store.Store`).
+
+PostgreSQL notes. The pool keeps 16 connections (and opens up to 16 more), and a
+connection is pinged before it is handed out only when it sat idle longer than
+:data:`PING_IDLE` (``pool_pre_ping`` cost a round trip on every transaction).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from typing import Any, Final
 
@@ -164,16 +169,47 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+#: A pooled PostgreSQL connection idle this long (seconds) is pinged before it is
+#: handed out; one used more recently is not (a ping is a round trip, and a busy
+#: server would otherwise pay one on every transaction).
+PING_IDLE: Final = 2.0
+_LAST_USED: Final = "pasarela_last_used"
+
+
 def _postgres_engine(url: URL) -> Engine:
     require("postgres", "a PostgreSQL store", "psycopg")
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = 10
-    return sa.create_engine(
+    # 16 checkouts at once keep their connections: a smaller pool closed the ones
+    # returned past its size and connected again for the next burst.
+    engine = sa.create_engine(
         url,
         connect_args=connect_args,
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=16,
+        max_overflow=16,
         pool_timeout=30,
     )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry,
+                     proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping, for connections left idle: a dead one is
+        # replaced (DisconnectionError: the pool connects again and retries).
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last < PING_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+    return engine
