@@ -428,6 +428,24 @@ class TestWeighted:
                                "falls in bucket ")
         assert line.endswith(f"so {decision.provider} first")
 
+    @pytest.mark.parametrize("reference", ["pedido-1", "pedido-42", "p-7", "ñandú-2026"])
+    def test_the_bucket_is_blake2b_of_the_reference_keyed_by_the_rule(self, reference):
+        """The same reference goes to the same provider from one version to the next:
+        the bucket is the first 8 bytes of blake2b keyed by the rule's name, big endian,
+        modulo the weights' total."""
+        import hashlib
+
+        key = hashlib.blake2b(b"split", digest_size=16).digest()
+        for person, modulo in ((b"weighted", 100), (b"explore", 10_000), (b"explore-pick", 3)):
+            digest = hashlib.blake2b(reference.encode(), digest_size=8, key=key,
+                                     person=person).digest()
+            expected = int.from_bytes(digest, "big") % modulo
+            assert weighted_router().rules[0].bucket(reference, person, modulo) == expected
+        digest = hashlib.blake2b(reference.encode(), digest_size=8, key=key,
+                                 person=b"weighted").digest()
+        first = "alpha" if int.from_bytes(digest, "big") % 100 < 70 else "beta"
+        assert weighted_router().decide(order(reference), "card").provider == first
+
     def test_an_ineligible_pick_falls_to_the_next(self):
         r = weighted_router()
         big = [f"p-{i}" for i in range(200)]  # beta's maximum is PEN 1500
@@ -636,6 +654,17 @@ class TestDecision:
         text = json.dumps(data)
         for secret in ("45678912", "987654321", "rosa@", "Quispe"):
             assert secret not in text
+
+    def test_a_decision_and_the_routers_providers_are_read_only(self):
+        r = router([DEFAULT])
+        decision = r.decide(order(), "card")
+        for field in ("method", "provider", "candidates", "rule", "strategy", "skipped",
+                      "decided_at"):
+            with pytest.raises(AttributeError):
+                setattr(decision, field, None)
+        with pytest.raises(TypeError):
+            r.providers["fake"] = Alpha(ProviderSettings())  # type: ignore[index]
+        assert r.decide(order(), "card").provider == "fake"
 
     def test_from_dict_round_trip(self):
         decision = router(self.routes()).decide(order(customer=ROSA), "card")

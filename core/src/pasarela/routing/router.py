@@ -6,6 +6,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final
 
 from pasarela.config import InvalidConfigError
@@ -15,7 +16,7 @@ from pasarela.model import Method, Order
 from pasarela.money import Money
 from pasarela.provider import Ineligibility, Provider
 from pasarela.routing.breaker import CircuitBreaker
-from pasarela.routing.decision import NOTHING, Basis, Decision
+from pasarela.routing.decision import NOTHING, Decision
 from pasarela.routing.facts import Facts, Moment
 from pasarela.routing.health import HealthSource, HealthStat
 from pasarela.routing.routes import compile_route, parse_share, shadowed
@@ -33,6 +34,65 @@ _PLAN_CACHE_MAX: Final = 4096
 _Blocked = Callable[[str, Method, datetime], "str | None"]
 
 
+#: A provider whose eligibility is asked for every order (its class answers it itself).
+_ASK: Final = object()
+#: What a provider's eligibility is for orders of one country and currency paid by one
+#: method: ``_ASK``, an ``Ineligibility`` that holds for all of them, or the amount
+#: bounds (low, high) within which it takes them.
+_Fit = object | Ineligibility | tuple[int | None, int | None]
+
+
+#: An entry of a route's candidates for one stretch of amounts: the name, the provider
+#: (None when not configured) and its verdict: None (it takes the order), why it never
+#: does (a static ineligibility), or the provider itself to ask for every order.
+_Entry = tuple[str, "Provider | None", "str | Provider | None"]
+
+
+class _Route:
+    """A rule as a plan (orders of one country, currency and method) tries it, or the
+    provider a caller requested: its checks, and its candidates' eligibility found
+    once for each stretch of amounts between the candidates' bounds (``found``:
+    the names when every candidate takes the order, else None, and the entries)."""
+
+    __slots__ = ("checks", "cuts", "found", "miss", "rule", "rule_index")
+
+    def __init__(self, rule: Rule | None,
+                 candidates: Sequence[tuple[str, Provider | None, _Fit]]) -> None:
+        self.rule = rule
+        self.checks = rule.checks if rule is not None else ()
+        self.miss = rule._miss if rule is not None else ""
+        self.rule_index = None if rule is None or rule.implicit else rule.index
+        edges: set[int] = set()
+        for _, _, fit in candidates:
+            if isinstance(fit, tuple):
+                low, high = fit
+                if low is not None:
+                    edges.add(low)
+                if high is not None:
+                    edges.add(high + 1)
+        #: The stretches: below cuts[0], [cuts[0], cuts[1]), ..., from cuts[-1] up.
+        self.cuts = sorted(edges)
+        self.found: list[tuple[tuple[str, ...] | None, tuple[_Entry, ...]]] = []
+        for minor in [self.cuts[0] - 1 if self.cuts else 0, *self.cuts]:
+            entries: list[_Entry] = []
+            for name, provider, fit in candidates:
+                verdict: str | Provider | None
+                if provider is None:
+                    verdict = "not configured"
+                elif isinstance(fit, tuple):
+                    low, high = fit
+                    inside = (low is None or minor >= low) and (high is None or minor <= high)
+                    verdict = None if inside else provider  # its words for the amount
+                elif isinstance(fit, Ineligibility):
+                    verdict = fit.message
+                else:  # _ASK
+                    verdict = provider
+                entries.append((name, provider, verdict))
+            every = all(verdict is None for _, _, verdict in entries)
+            self.found.append((tuple(n for n, _, _ in entries) if every else None,
+                               tuple(entries)))
+
+
 class _Bands:
     """Consecutive rules of a plan that check nothing but an amount band (one
     country's bands for a method), compiled into one bisection: for each stretch of
@@ -42,10 +102,12 @@ class _Bands:
 
     __slots__ = ("cuts", "found")
 
-    def __init__(self, run: Sequence[tuple[tuple[str, ...], Rule]]) -> None:
+    def __init__(self, run: Sequence[tuple[tuple[str, ...], _Route]]) -> None:
         edges: set[int] = set()
-        for _, rule in run:
-            low, high = rule.band[:2] if rule.band is not None else (None, None)
+        for _, route in run:
+            assert route.rule is not None
+            band = route.rule.band
+            low, high = band[:2] if band is not None else (None, None)
             if low is not None:
                 edges.add(low)
             if high is not None:
@@ -53,54 +115,47 @@ class _Bands:
         #: The stretches: below cuts[0], [cuts[0], cuts[1]), ..., from cuts[-1] up.
         self.cuts = sorted(edges)
         samples = [self.cuts[0] - 1 if self.cuts else 0, *self.cuts]
-        self.found: list[tuple[tuple[str, ...], Rule | None]] = []
+        self.found: list[tuple[tuple[str, ...], _Route | None]] = []
         for minor in samples:
             lines: list[str] = []
-            hit: Rule | None = None
-            for position, (misses, rule) in enumerate(run):
+            hit: _Route | None = None
+            for position, (misses, route) in enumerate(run):
                 if position:  # the first rule's lines come before the run
                     lines.extend(misses)
-                assert rule.band is not None
-                why = band_miss(rule.band, minor)
+                band = route.rule.band if route.rule is not None else None
+                assert band is not None
+                why = band_miss(band, minor)
                 if why is None:
-                    hit = rule
+                    hit = route
                     break
-                lines.append(rule._miss + why)
+                lines.append(route.miss + why)
             self.found.append((tuple(lines), hit))
 
-    def find(self, minor: int) -> tuple[tuple[str, ...], Rule | None]:
+    def find(self, minor: int) -> tuple[tuple[str, ...], _Route | None]:
         """The lines and the rule for an order of *minor* units."""
         return self.found[bisect_right(self.cuts, minor)]
 
 
-_Plan = tuple[tuple[tuple[str, ...], "Rule | _Bands | None"], ...]
+_Plan = tuple[tuple[tuple[str, ...], "_Route | _Bands | None"], ...]
 
 
-def _bisected(steps: Sequence[tuple[tuple[str, ...], Rule | None]]) -> _Plan:
+def _bisected(steps: Sequence[tuple[tuple[str, ...], _Route | None]]) -> _Plan:
     """*steps* with each run of two or more band-only rules as one :class:`_Bands`."""
-    out: list[tuple[tuple[str, ...], Rule | _Bands | None]] = []
+    out: list[tuple[tuple[str, ...], _Route | _Bands | None]] = []
     start = 0
     while start < len(steps):
         end = start
-        while end < len(steps) and (rule := steps[end][1]) is not None and (
-                rule.band is not None):
+        while end < len(steps) and (route := steps[end][1]) is not None and (
+                route.rule is not None and route.rule.band is not None):
             end += 1
         if end - start >= 2:
-            run = [(misses, rule) for misses, rule in steps[start:end] if rule is not None]
+            run = [(misses, route) for misses, route in steps[start:end] if route is not None]
             out.append((steps[start][0], _Bands(run)))
             start = end
         else:
             out.append(steps[start])
             start += 1
     return tuple(out)
-
-#: A provider whose eligibility is asked for every order (its class answers it itself).
-_ASK: Final = object()
-#: What a provider's eligibility is for orders of one country and currency paid by one
-#: method: ``_ASK``, an ``Ineligibility`` that holds for all of them, or the amount
-#: bounds (low, high) within which it takes them.
-_Fit = object | Ineligibility | tuple[int | None, int | None]
-
 
 class Router:
     """Compiled routing rules. Build it with :meth:`from_config`."""
@@ -116,7 +171,8 @@ class Router:
         breaker: CircuitBreaker | None = None,
     ) -> None:
         self.rules = tuple(rules)
-        self.providers = dict(providers)
+        #: The providers, by name (read-only: the plans hold what each one takes).
+        self.providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
         self.fees = dict(fees or {})
         self._schedules: dict[Method, dict[str, FeeSchedule]] = {}
         for (name, how), schedule in self.fees.items():
@@ -126,6 +182,7 @@ class Router:
         self.breaker = breaker or CircuitBreaker()
         self._plans: dict[tuple[str, str, Method], _Plan] = {}
         self._fits: dict[tuple[str, Method, str, str], tuple[Provider, _Fit]] = {}
+        self._requested: dict[tuple[str, str, str, Method], _Route] = {}
 
     @classmethod
     def from_config(
@@ -259,14 +316,15 @@ class Router:
         plan = self._plans.get(key)
         if plan is not None:
             return plan
-        steps: list[tuple[tuple[str, ...], Rule | None]] = []
+        steps: list[tuple[tuple[str, ...], _Route | None]] = []
         misses: list[str] = []
         for rule in self.rules:
             why = rule.static_miss(country, currency, method)
             if why is not None:
                 misses.append(f"{rule.label}: no match: {why}")
                 continue
-            steps.append((tuple(misses), rule))
+            steps.append((tuple(misses), self._route(rule, rule.providers, country, currency,
+                                                     method)))
             misses = []
             if not rule.checks:
                 break
@@ -309,29 +367,39 @@ class Router:
         self._fits[key] = (provider, fit)
         return fit
 
-    def _ineligibility(self, name: str, provider: Provider, order: Order, facts: Facts,
-                       method: Method) -> Ineligibility | None:
-        """``provider.ineligibility(order, method)``, from what :meth:`_fit` found."""
-        cached = self._fits.get((name, method, facts.country, facts.currency))
-        fit = (cached[1] if cached is not None and cached[0] is provider
-               else self._fit(name, provider, method, facts.country, facts.currency))
-        if isinstance(fit, tuple):
-            low, high = fit
-            if (low is None or facts.minor >= low) and (high is None or facts.minor <= high):
-                return None
-            return provider.ineligibility(order, method)  # its words for the amount
-        if isinstance(fit, Ineligibility):
-            return fit
-        return provider.ineligibility(order, method)  # _ASK
+    def _route(self, rule: Rule | None, names: Sequence[str], country: str, currency: str,
+               method: Method) -> _Route:
+        """*rule* (or a requested provider) for orders with these facts: its
+        candidates *names* with what :meth:`_fit` found for each."""
+        providers = self.providers
+        candidates: list[tuple[str, Provider | None, _Fit]] = []
+        for name in names:
+            provider = providers.get(name)
+            fit = (None if provider is None
+                   else self._fit(name, provider, method, country, currency))
+            candidates.append((name, provider, fit))
+        return _Route(rule, candidates)
+
+    def _requested_route(self, name: str, country: str, currency: str,
+                         method: Method) -> _Route:
+        key = (name, country, currency, method)
+        route = self._requested.get(key)
+        if route is None:
+            if len(self._requested) >= _PLAN_CACHE_MAX:
+                self._requested.clear()
+            route = self._requested[key] = self._route(None, (name,), country, currency, method)
+        return route
 
     def _decide(self, facts: Facts, order: Order, method: Method, now: datetime,
                 requested: str | None, health: HealthLookup | None,
                 blocked: _Blocked | None) -> Decision:
+        #: The rule lines of the explanation (the rest is written when it is read).
         trace: list[str] = []
         rule: Rule | None = None
+        route: _Route | None = None
         if requested is not None:
             trace.append(f"provider {requested} requested by the caller; rules not consulted")
-            names: tuple[str, ...] = (requested,)
+            route = self._requested_route(requested, facts.country, facts.currency, method)
             strategy = "requested"
             blocked = None
         else:
@@ -344,71 +412,87 @@ class Router:
                 if step is None:
                     break
                 if isinstance(step, _Bands):
-                    lines, rule = step.find(facts.minor)
+                    lines, route = step.find(facts.minor)
                     trace.extend(lines)
-                    if rule is not None:
+                    if route is not None:
                         break
                     continue
                 for check in step.checks:
                     why = check(facts, moment)
                     if why is not None:
-                        trace.append(step._miss + why)
+                        trace.append(step.miss + why)
                         break
                 else:
-                    rule = step
+                    route = step
                     break
-            if rule is None:  # only without a default rule, which compiling refuses
+            if route is None:  # only without a default rule, which compiling refuses
                 trace.append("no rule matched")
-                names, strategy = (), "none"
+                route, strategy = _NOWHERE, "none"
             else:
+                rule = route.rule
+                assert rule is not None
                 trace.append(rule._matched)
-                names, strategy = rule.providers, rule.strategy
-        eligible: list[str] = []
+                strategy = rule.strategy
+        eligible, entries = route.found[bisect_right(route.cuts, facts.minor)]
         skipped: dict[str, str] = {}
-        circuits: dict[str, str] = {}
-        providers = self.providers
-        for name in names:
-            provider = providers.get(name)
-            unfit = (None if provider is None
-                     else self._ineligibility(name, provider, order, facts, method))
-            if unfit is None and provider is not None and facts.network is not None:
-                unfit = provider.network_ineligibility(method, facts.network)
-            why = ("not configured" if provider is None
-                   else None if unfit is None else unfit.message)
-            if why is None and blocked is not None:
-                why = blocked(name, method, now)
-                if why is not None:
-                    circuits[name] = why
-            if why is None:
-                eligible.append(name)
-            else:
-                skipped[name] = why
-                trace.append(f"candidate {name}: skipped: {why}")
+        circuits: dict[str, str] | None = None
+        if eligible is None or facts.network is not None or blocked is not None:
+            eligible, circuits = _eligible(entries, order, facts.network, method, now, blocked,
+                                           skipped)
         schedules = self._schedules.get(method, NOTHING)
         fee_minor: dict[str, int] | None = None
-        snapshot: dict[str, list[int]] = {}
+        bucket = 0
+        tail: list[str] | tuple[()] = ()
+        extra: Mapping[str, Any] = NOTHING
         if rule is None or strategy == "ordered":
             ordered = eligible
-            if rule is not None and len(names) > 1:
-                trace.append(rule._ordered)
         elif strategy == "weighted":
-            ordered = order_weighted(rule, facts, eligible, trace)
+            ordered, bucket = order_weighted(rule, facts, eligible)
         elif strategy == "cheapest":
             ordered, fee_minor = order_cheapest(facts, eligible, schedules)
         else:
-            ordered = order_healthiest(rule, facts, method, eligible, health, trace, snapshot)
-        extra: Mapping[str, Any] = NOTHING
-        if snapshot or circuits:
-            extra = {}
+            tail = []
+            snapshot: dict[str, list[int]] = {}
+            ordered = order_healthiest(rule, facts, method, eligible, health, tail, snapshot)
             if snapshot:
-                extra["health"] = snapshot
-            if circuits:
-                extra["open_circuits"] = circuits
-        return Decision(
-            method=method, provider=ordered[0] if ordered else None, candidates=tuple(ordered),
-            rule=rule.name if rule is not None else None, strategy=strategy, skipped=skipped,
-            decided_at=now,
-            basis=Basis(facts.reference, facts.currency,
-                         None if rule is None or rule.implicit else rule.index, requested,
-                         tuple(trace), facts, schedules, fee_minor, extra),
-        )
+                extra = {"health": snapshot}
+        if circuits:
+            extra = {**extra, "open_circuits": circuits}
+        return Decision(method, ordered[0] if ordered else None, ordered,
+                        rule.name if rule is not None else None, strategy, skipped, now,
+                        facts.reference, facts.currency, route.rule_index, rule, trace, facts,
+                        schedules, fee_minor, bucket, tail, extra, requested)
+
+
+#: Where an order goes when no rule matches it (only without a default rule).
+_NOWHERE: Final = _Route(None, ())
+
+
+def _eligible(entries: Sequence[_Entry], order: Order, network: str | None, method: Method,
+              now: datetime, blocked: _Blocked | None,
+              skipped: dict[str, str]) -> tuple[tuple[str, ...], dict[str, str] | None]:
+    """The candidates of *entries* that take *order*, in their order, and the open
+    circuits; each one that does not goes in *skipped* with why."""
+    eligible: list[str] = []
+    circuits: dict[str, str] | None = None
+    for name, provider, verdict in entries:
+        if verdict is None or type(verdict) is str:
+            why = verdict
+        else:
+            assert isinstance(verdict, Provider)
+            unfit = verdict.ineligibility(order, method)
+            why = None if unfit is None else unfit.message
+        if why is None and network is not None and provider is not None:
+            unfit = provider.network_ineligibility(method, network)
+            why = None if unfit is None else unfit.message
+        if why is None and blocked is not None:
+            why = blocked(name, method, now)
+            if why is not None:
+                if circuits is None:
+                    circuits = {}
+                circuits[name] = why
+        if why is None:
+            eligible.append(name)
+        else:
+            skipped[name] = why
+    return tuple(eligible), circuits

@@ -110,9 +110,13 @@ class Rule:
     _matched: str = attrs.field(init=False, repr=False)
     _ordered: str = attrs.field(init=False, repr=False)
     _by_weight: tuple[str, ...] = attrs.field(init=False, repr=False)
+    #: The weighted order when each provider is picked first (by its place in the rule).
+    _by_pick: tuple[tuple[str, ...], ...] = attrs.field(init=False, repr=False)
     _cumulative: tuple[int, ...] = attrs.field(init=False, repr=False)
     _shares: str = attrs.field(init=False, repr=False)
     _salt: bytes = attrs.field(init=False, repr=False)
+    #: blake2b keyed with the salt, one per person :meth:`bucket` is asked with.
+    _hashers: dict[bytes, hashlib.blake2b] = attrs.field(init=False, repr=False)
     #: The amount band, when it is all the rule checks beyond country, currency and
     #: method (the router bisects runs of such rules).
     band: Band | None = attrs.field(init=False, repr=False)
@@ -127,12 +131,19 @@ class Rule:
                            f"strategy ordered: try in listed order {', '.join(self.providers)}")
         ranked = sorted(zip(self.weights, range(len(self.weights)), self.providers,
                             strict=False), key=lambda item: (-item[0], item[1]))
-        object.__setattr__(self, "_by_weight", tuple(name for _, _, name in ranked))
+        by_weight = tuple(name for _, _, name in ranked)
+        object.__setattr__(self, "_by_weight", by_weight)
+        object.__setattr__(self, "_by_pick", tuple(
+            (picked, *(n for n in by_weight if n != picked))
+            for picked in self.providers[:len(self.weights)]))
         object.__setattr__(self, "_cumulative", tuple(accumulate(self.weights)))
         shares = ", ".join(f"{n}={w}" for n, w in zip(self.providers, self.weights, strict=False))
         object.__setattr__(self, "_shares", f"strategy weighted ({shares})")
-        object.__setattr__(self, "_salt",
-                           hashlib.blake2b(self.name.encode(), digest_size=16).digest())
+        salt = hashlib.blake2b(self.name.encode(), digest_size=16).digest()
+        object.__setattr__(self, "_salt", salt)
+        object.__setattr__(self, "_hashers", {
+            person: hashlib.blake2b(digest_size=8, key=salt, person=person)
+            for person in (b"weighted", b"explore", b"explore-pick")})
         cond = self.conditions
         only_amount = (len(self.checks) == 1 and attrs.evolve(
             cond, countries=None, currencies=None, methods=None, amount=None).empty)
@@ -156,9 +167,17 @@ class Rule:
         return None
 
     def bucket(self, reference: str, salt: bytes, modulo: int) -> int:
-        """A number in ``range(modulo)`` fixed by the rule, *reference* and *salt*."""
-        digest = hashlib.blake2b(reference.encode(), digest_size=8, key=self._salt,
-                                 person=salt).digest()
+        """A number in ``range(modulo)`` fixed by the rule, *reference* and *salt*: the
+        first 8 bytes of blake2b keyed by the rule's name with *salt* as its person, big
+        endian, modulo *modulo* (a copy of the keyed hash started once per rule)."""
+        prepared = self._hashers.get(salt)
+        if prepared is None:
+            digest = hashlib.blake2b(reference.encode(), digest_size=8, key=self._salt,
+                                     person=salt).digest()
+        else:
+            hasher = prepared.copy()
+            hasher.update(reference.encode())
+            digest = hasher.digest()
         return int.from_bytes(digest, "big") % modulo
 
 

@@ -8,7 +8,7 @@ success rate, with an exploration share.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from pasarela.fees import FeeSchedule
@@ -26,27 +26,34 @@ STRATEGIES: Final = ("ordered", "weighted", "cheapest", "healthiest")
 HealthLookup = Callable[[str, Method], "HealthStat | None"]
 
 
-def order_cheapest(facts: Facts, eligible: list[str],
-              schedules: Mapping[str, FeeSchedule]) -> tuple[list[str], dict[str, int]]:
+def order_cheapest(facts: Facts, eligible: Sequence[str],
+                   schedules: Mapping[str, FeeSchedule]) -> tuple[tuple[str, ...], dict[str, int]]:
     fee_minor = {n: schedules[n].fee_minor(facts.minor, facts.currency)
                  if n in schedules else 0 for n in eligible}
-    return sorted(eligible, key=fee_minor.__getitem__), fee_minor  # stable: ties keep order
+    return tuple(sorted(eligible, key=fee_minor.__getitem__)), fee_minor  # stable: ties keep order
 
 
-def order_weighted(rule: Rule, facts: Facts, eligible: list[str], lines: list[str]) -> list[str]:
-    total = rule._cumulative[-1]
-    bucket = rule.bucket(facts.reference, b"weighted", total)
-    picked = rule.providers[bisect_right(rule._cumulative, bucket)]
-    lines.append(f"{rule._shares}: reference {facts.reference!r} falls in "
-                 f"bucket {bucket} of {total}, so {picked} first")
-    order = [picked, *(n for n in rule._by_weight if n != picked)]
+def order_weighted(rule: Rule, facts: Facts,
+                   eligible: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    """The eligible in the order the order's reference falls in, and its bucket (the
+    explanation's line is :func:`weighted_line`, written when read)."""
+    bucket = rule.bucket(facts.reference, b"weighted", rule._cumulative[-1])
+    order = rule._by_pick[bisect_right(rule._cumulative, bucket)]
     if len(eligible) == len(order):
-        return order
-    return [n for n in order if n in eligible]
+        return order, bucket
+    return tuple(n for n in order if n in eligible), bucket
 
-def order_healthiest(rule: Rule, facts: Facts, method: Method, eligible: list[str],
-                health: HealthLookup | None, lines: list[str],
-                snapshot: dict[str, list[int]]) -> list[str]:
+
+def weighted_line(rule: Rule, reference: str, bucket: int) -> str:
+    """The weighted strategy's line of the explanation for *reference* in *bucket*."""
+    picked = rule.providers[bisect_right(rule._cumulative, bucket)]
+    return (f"{rule._shares}: reference {reference!r} falls in "
+            f"bucket {bucket} of {rule._cumulative[-1]}, so {picked} first")
+
+
+def order_healthiest(rule: Rule, facts: Facts, method: Method, eligible: Sequence[str],
+                     health: HealthLookup | None, lines: list[str],
+                     snapshot: dict[str, list[int]]) -> tuple[str, ...]:
     measured: list[tuple[float, int, str]] = []
     unmeasured: list[str] = []
     said: list[str] = []
@@ -74,4 +81,4 @@ def order_healthiest(rule: Rule, facts: Facts, method: Method, eligible: list[st
             ranked.insert(0, pick)
             lines.append(f"exploring: reference {facts.reference!r} is in the "
                          f"{rule.exploration}% exploration share, so {pick} first")
-    return ranked
+    return tuple(ranked)
