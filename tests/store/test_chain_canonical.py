@@ -99,6 +99,32 @@ def test_a_transition_hash_is_unchanged() -> None:
         "44712e466e4c6d9704a87cf45fdcc1c9b8f576b57995eaf84d345685a9d79b09")
 
 
+def test_a_linked_transition_hashes_as_its_content() -> None:
+    """A transition row is linked with its text written in one expression: the hash
+    is record_hash of its content, whatever its values (a value of another type than
+    the store's goes through canonical)."""
+    rnd = random.Random(11)
+    for _ in range(3_000):
+        row = {"payment_id": _text(rnd), "seq": rnd.choice([rnd.randint(0, 10**20), True]),
+               "source": rnd.choice([_text(rnd), _Status.PENDING]), "target": _text(rnd),
+               "cause": _text(rnd), "applied": rnd.choice([True, False, 0, 1]),
+               "reason": _text(rnd), "event_id": rnd.choice([None, _text(rnd)]),
+               "version": rnd.choice([rnd.randint(0, 10**6), _Number.THREE]),
+               "at": _time(rnd)}
+        prev = rnd.choice(["", "4471" * 16])
+        expected = chain.record_hash(prev, "transition", chain.transition_content(row))
+        linked = dict(row)
+        assert chain.link("transition", linked, seq=5, prev=prev) == expected, row
+        assert (linked["chain_seq"], linked["chain_prev"], linked["chain_hash"]) == (
+            5, prev, expected)
+    row = {"payment_id": "01JF0000000000000000000000", "seq": 2, "source": "pending",
+           "target": "expired", "cause": "expiry", "applied": True,
+           "reason": 'late ñ "x"', "event_id": None, "version": 3,
+           "at": datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)}
+    assert chain.link("transition", row, seq=1, prev="") == (
+        "44712e466e4c6d9704a87cf45fdcc1c9b8f576b57995eaf84d345685a9d79b09")
+
+
 def test_a_float_goes_through_json() -> None:
     assert chain.canonical({"x": 1.5, "a": "b"}) == b'{"a":"b","x":1.5}'
     with pytest.raises(TypeError):

@@ -24,13 +24,15 @@ caller applies its items one by one instead.
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import sqlalchemy as sa
-from ulid import ULID
 
 from pasarela.errors import ConcurrencyConflictError, NotFoundError, ValidationError
 from pasarela.exchange import Exchange
@@ -69,6 +71,7 @@ from pasarela.store._writes import (
 )
 from pasarela.store.chain import Kind, link_all
 from pasarela.store.driver import executemany, marks, read_payments
+from pasarela.store.outbox import event_ids as outbox_ids
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments
 from pasarela.store.sealing import Sealer
@@ -127,7 +130,25 @@ def _evolved(payment: Payment, changes: Mapping[str, Any], *, status: str | None
             fields["refunded"] = Money(minor, payment.amount.currency) if minor else None
         else:  # pragma: no cover - every updatable column is handled above
             raise ValidationError("cannot be changed in a batch", field=name)
-    return attrs.evolve(payment, **fields)
+    return _rebuilt(payment, fields)
+
+
+#: A payment's attributes in order, read all at once, and their positions.
+_NAMES: Final = tuple(field.name for field in attrs.fields(Payment))
+_READ_ALL: Final = operator.attrgetter(*_NAMES)
+_AT: Final = {name: i for i, name in enumerate(_NAMES)}
+
+
+def _rebuilt(payment: Payment, fields: Mapping[str, Any]) -> Payment:
+    """``attrs.evolve(payment, **fields)``, its attributes read and set in C loops
+    (two thirds of evolve's cost). No converter runs again: every value is one the
+    payment holds, or one :func:`_evolved` built as the converter would."""
+    values = list(_READ_ALL(payment))
+    for name, value in fields.items():
+        values[_AT[name]] = value
+    rebuilt = object.__new__(Payment)
+    deque(map(object.__setattr__, repeat(rebuilt, len(values)), _NAMES, values), maxlen=0)
+    return rebuilt
 
 
 class _Entry:
@@ -202,6 +223,7 @@ class WriteBatch:
         self._lock = not self._sqlite
         self._chained = store.chained
         self._now = utc_now()
+        self._event_ids = outbox_ids(self._now)
         self._entries: dict[str, _Entry] = {}
         self._by_reference: dict[tuple[str, str], str | None] = {}
         # (provider, event id) -> the payment keys it was recorded for ("" for none)
@@ -423,7 +445,7 @@ class WriteBatch:
                           applied=True, reason=reason, event_id=event_id)
         self._chain(payment_id, records(arrived, evidence, step))
         self._outbox.append({
-            "id": str(ULID()), "payment_id": payment_id, "type": event_type,
+            "id": next(self._event_ids), "payment_id": payment_id, "type": event_type,
             "payload": dict(payload) if payload is not None else entry.payload(),
             "created_at": self._now, "next_attempt_at": self._now, "attempts": 0,
         })

@@ -274,6 +274,29 @@ def content_of(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return _CONTENT[kind](row)
 
 
+def _transition_text(row: Mapping[str, Any]) -> str | None:
+    """The canonical text of a transition row's content (:func:`transition_content`,
+    keys in sorted order) written in one expression, or None when a value is not of
+    the type the store writes there (:func:`canonical` then writes it): byte for
+    byte what :func:`canonical` writes, with none of its per-key dispatch."""
+    cause, event_id, payment_id, reason = (row["cause"], row["event_id"],
+                                           row["payment_id"], row["reason"])
+    seq, source, target, version, at = (row["seq"], row["source"], row["target"],
+                                        row["version"], row["at"])
+    if not (type(cause) is str and type(payment_id) is str and type(reason) is str
+            and type(source) is str and type(target) is str and type(seq) is int
+            and type(version) is int and type(at) is datetime
+            and (event_id is None or type(event_id) is str)):
+        return None
+    string = _string
+    return ('{"applied":' + ("true" if row["applied"] else "false")
+            + ',"at":"' + utc_text(at) + '","cause":' + string(cause)
+            + ',"event_id":' + ("null" if event_id is None else string(event_id))
+            + ',"payment_id":' + string(payment_id) + ',"reason":' + string(reason)
+            + ',"seq":' + int.__repr__(seq) + ',"source":' + string(source)
+            + ',"target":' + string(target) + ',"version":' + int.__repr__(version) + "}")
+
+
 def link(kind: Kind, row: dict[str, Any], *, seq: int, prev: str) -> str:
     """Chain *row* (a record of *kind* about to be inserted) at position *seq* after
     *prev*: set its ``chain_seq``, ``chain_prev``, ``chain_hash`` (and an exchange's
@@ -282,6 +305,11 @@ def link(kind: Kind, row: dict[str, Any], *, seq: int, prev: str) -> str:
         row["body_digest"] = body_digest(row)
     row["chain_seq"] = seq
     row["chain_prev"] = prev
+    text = _transition_text(row) if kind == "transition" and prev.isascii() else None
+    if text is not None:  # record_hash's bytes, hashed in one call
+        value = row["chain_hash"] = hashlib.sha256(
+            (prev + "\ntransition\n" + text).encode("utf-8")).hexdigest()
+        return value
     value = row["chain_hash"] = record_hash(prev, kind, content_of(kind, row))
     return value
 

@@ -10,9 +10,10 @@ holds one payment the same way (the late-refund job).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import attrs
 import sqlalchemy as sa
@@ -38,7 +39,39 @@ from pasarela.store.schema import outbox, payments
 from pasarela.store.values import OutboxEvent
 
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "event_ids"]
+
+#: ULID's alphabet (Crockford's base32), two characters (ten bits) at a time.
+_PAIRS: Final = tuple(a + b for a in "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+                      for b in "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_LOW: Final = (1 << 40) - 1
+
+
+def _four(value: int) -> str:
+    """The 40 low bits of *value* as eight ULID characters."""
+    pairs = _PAIRS
+    return (pairs[value >> 30 & 1023] + pairs[value >> 20 & 1023]
+            + pairs[value >> 10 & 1023] + pairs[value & 1023])
+
+
+def event_ids(now: datetime) -> Iterator[str]:
+    """Outbox event ids for the events one write batch writes at *now*: ULIDs, as
+    ``str(ULID())`` writes them, in ULID's monotonic form: the time part (*now*'s
+    millisecond) written once, the random part drawn once (79 random bits, so that
+    counting never overflows it) and counted up for each next id. Unique, and sorted
+    in the order the events were written."""
+    ms = int(now.timestamp() * 1000)
+    head = _PAIRS[ms >> 40 & 1023] + _four(ms)
+    drawn = int.from_bytes(os.urandom(10), "big") >> 1
+    high, low = drawn >> 40, drawn & _LOW
+    pairs = _PAIRS
+    while True:
+        middle = head + _four(high)
+        while low <= _LOW:
+            yield (middle + pairs[low >> 30] + pairs[low >> 20 & 1023]
+                   + pairs[low >> 10 & 1023] + pairs[low & 1023])
+            low += 1
+        high, low = high + 1, 0
 
 
 class Outbox(StoreBase):
