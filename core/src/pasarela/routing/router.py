@@ -129,11 +129,8 @@ class _Bands:
                     hit = route
                     break
                 lines.append(route.miss + why)
+            #: For each stretch, the lines and the rule for an order in it.
             self.found.append((tuple(lines), hit))
-
-    def find(self, minor: int) -> tuple[tuple[str, ...], _Route | None]:
-        """The lines and the rule for an order of *minor* units."""
-        return self.found[bisect_right(self.cuts, minor)]
 
 
 _Plan = tuple[tuple[tuple[str, ...], "_Route | _Bands | None"], ...]
@@ -412,7 +409,7 @@ class Router:
                 if step is None:
                     break
                 if isinstance(step, _Bands):
-                    lines, route = step.find(facts.minor)
+                    lines, route = step.found[bisect_right(step.cuts, facts.minor)]
                     trace.extend(lines)
                     if route is not None:
                         break
