@@ -180,3 +180,24 @@ def test_sqlite_driver_reads_return_what_sqlalchemy_returns(tmp_path):
     assert driver["_seq"] == 1
     assert isinstance(driver["next_action"], dict)
     assert isinstance(driver["expires_at"], datetime)
+
+
+def test_an_adopted_payment_goes_on_from_its_last_transition_and_chain_tip(store):
+    """Adopting reads the version, the last transition's number and the chain's tip
+    (on SQLite through the driver): the batch's transition follows them."""
+    payment, _ = store.create_payment(new_payment(), fingerprint="f")
+    moved = store.transition(payment.id, expected_version=payment.version,
+                             target=Status.PENDING, cause=Cause.API,
+                             event_type="payment.pending")
+    store.record_ignored(payment.id, source=Status.PENDING, target=Status.CREATED,
+                         cause=Cause.WEBHOOK, reason="stale")
+    before = [t.seq for t in store.get_payment(payment.id, history=True).history]
+    with store.batch() as batch:
+        (held,) = batch.adopt([moved])
+        assert held is moved  # unchanged since: taken as is
+        batch.transition(payment.id, expected_version=moved.version, target=Status.EXPIRED,
+                         cause=Cause.JOB, event_type="payment.expired")
+    history = store.get_payment(payment.id, history=True).history
+    assert [t.seq for t in history] == [*before, before[-1] + 1]
+    assert history[-1].target is Status.EXPIRED
+    assert store.verify_chain().ok

@@ -151,6 +151,24 @@ def _rebuilt(payment: Payment, fields: Mapping[str, Any]) -> Payment:
     return rebuilt
 
 
+#: ``VERSIONS_BY_ID`` on SQLite (read through the driver), up to its ``IN`` list.
+_VERSIONS_SQL: Final = (
+    "SELECT payments.id, payments.version, (SELECT coalesce(max(transitions.seq), 0) "
+    "FROM transitions WHERE transitions.payment_id = payments.id), payments.chain_seq, "
+    "payments.chain_hash FROM payments WHERE payments.id IN ")
+
+
+def _fetch(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """The rows of *sql* (SQLite), as the driver's tuples: for columns that SQLAlchemy
+    returns as the driver does (strings, integers), without its per-row results."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 class _Entry:
     """One payment in the batch: its row as read (all of it, or, for a payment the
     caller already holds, the columns the batch writes and reports), its row now,
@@ -168,14 +186,23 @@ class _Entry:
         self._payment = payment
 
     @classmethod
-    def adopted(cls, payment: Payment, seq: int, tip: tuple[int, str]) -> _Entry:
-        return cls({"id": payment.id, "order_reference": payment.order_reference,
-                    "provider": payment.provider, "method": _value(payment.method),
-                    "status": _value(payment.status), "amount_minor": payment.amount.minor,
-                    "currency": payment.amount.currency,
-                    "provider_reference": payment.provider_reference,
-                    "version": payment.version, "_seq": seq,
-                    "chain_seq": tip[0], "chain_hash": tip[1]}, payment)
+    def adopted(cls, payment: Payment, seq: int, chain_seq: int, chain_hash: str) -> _Entry:
+        """The entry of *payment*, held by the caller and unchanged since (as
+        ``__init__`` would make it, without a ``_seq`` to take out of the row)."""
+        entry = cls.__new__(cls)
+        entry.row = {"id": payment.id, "order_reference": payment.order_reference,
+                     "provider": payment.provider, "method": _value(payment.method),
+                     "status": _value(payment.status), "amount_minor": payment.amount.minor,
+                     "currency": payment.amount.currency,
+                     "provider_reference": payment.provider_reference,
+                     "version": payment.version, "chain_seq": chain_seq,
+                     "chain_hash": chain_hash}
+        entry.sealer = None
+        entry.seq = seq
+        entry.base_version = payment.version
+        entry.changed = set()
+        entry._payment = payment
+        return entry
 
     def chain(self, items: Iterable[tuple[Kind, dict[str, Any]]]) -> None:
         """Chain *items* after the payment's tip (written with the payment's row)."""
@@ -285,11 +312,15 @@ class WriteBatch:
         given = {p.id: p for p in held if p.id not in self._entries}
         query = (VERSIONS_BY_ID.order_by(payments.c.id).with_for_update() if self._lock
                  else VERSIONS_BY_ID)
+        entries = self._entries
         for part in _chunks(sorted(given)):
-            for pid, version, seq, *tip in self._conn.execute(query, {"_ids": part}):
-                if version == given[pid].version:
-                    self._entries[pid] = _Entry.adopted(given[pid], int(seq),
-                                                        (int(tip[0]), tip[1]))
+            found = (_fetch(self._conn, _VERSIONS_SQL + f"({marks(part)})", part)
+                     if self._sqlite else self._conn.execute(query, {"_ids": part}))
+            for pid, version, seq, chain_seq, chain_hash in found:
+                payment = given[pid]
+                if version == payment.version:
+                    entries[pid] = _Entry.adopted(payment, int(seq), int(chain_seq),
+                                                  chain_hash)
                 else:
                     fresh.append(pid)
         self.lock_payments(fresh)
