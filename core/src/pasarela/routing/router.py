@@ -32,6 +32,7 @@ from pasarela.routing.strategies import (
 _PLAN_CACHE_MAX: Final = 4096
 
 _Blocked = Callable[[str, Method, datetime], "str | None"]
+_new: Final = object.__new__
 
 
 #: A provider whose eligibility is asked for every order (its class answers it itself).
@@ -54,11 +55,14 @@ class _Route:
     once for each stretch of amounts between the candidates' bounds (``found``:
     the names when every candidate takes the order, else None, and the entries)."""
 
-    __slots__ = ("checks", "cuts", "found", "miss", "rule", "rule_index")
+    __slots__ = ("checks", "cuts", "found", "miss", "rule", "rule_index", "schedules")
 
     def __init__(self, rule: Rule | None,
-                 candidates: Sequence[tuple[str, Provider | None, _Fit]]) -> None:
+                 candidates: Sequence[tuple[str, Provider | None, _Fit]],
+                 schedules: Mapping[str, FeeSchedule]) -> None:
         self.rule = rule
+        #: The fee schedules of the method, by provider.
+        self.schedules = schedules
         self.checks = rule.checks if rule is not None else ()
         self.miss = rule._miss if rule is not None else ""
         self.rule_index = None if rule is None or rule.implicit else rule.index
@@ -375,7 +379,7 @@ class Router:
             fit = (None if provider is None
                    else self._fit(name, provider, method, country, currency))
             candidates.append((name, provider, fit))
-        return _Route(rule, candidates)
+        return _Route(rule, candidates, self._schedules.get(method, NOTHING))
 
     def _requested_route(self, name: str, country: str, currency: str,
                          method: Method) -> _Route:
@@ -402,7 +406,8 @@ class Router:
         else:
             plan = (self._plans.get((facts.country, facts.currency, method))
                     or self._plan(facts.country, facts.currency, method))
-            moment = Moment(now)
+            moment = _new(Moment)  # Moment(now) without the call
+            moment.now, moment._local = now, None
             for misses, step in plan:
                 if misses:
                     trace.extend(misses)
@@ -436,7 +441,7 @@ class Router:
         if eligible is None or facts.network is not None or blocked is not None:
             eligible, circuits = _eligible(entries, order, facts.network, method, now, blocked,
                                            skipped)
-        schedules = self._schedules.get(method, NOTHING)
+        schedules = route.schedules
         fee_minor: dict[str, int] | None = None
         bucket = 0
         tail: list[str] | tuple[()] = ()
@@ -462,7 +467,7 @@ class Router:
 
 
 #: Where an order goes when no rule matches it (only without a default rule).
-_NOWHERE: Final = _Route(None, ())
+_NOWHERE: Final = _Route(None, (), NOTHING)
 
 
 def _eligible(entries: Sequence[_Entry], order: Order, network: str | None, method: Method,
