@@ -106,9 +106,24 @@ def test_plugin_discovery_imports_neither_httpx_nor_importlib_metadata() -> None
     assert _discovery_loads({"httpx", "importlib.metadata", "email.utils", "zipfile"}) == []
 
 
+#: Modules only a provider's operations use: imported when one is built or runs one.
+OPERATIONS = frozenset({
+    "pasarela_stripe.api", "pasarela_stripe.events", "pasarela_pagoefectivo.api",
+    "pasarela_mercadopago.api", "pasarela_dlocal.api", "pasarela_yape.acquirer",
+    "pasarela_yape.culqi", "pathlib", "logging", "typing_extensions",
+})
+
+
 def test_plugin_discovery_leaves_the_adapters_operations_out() -> None:
     """What only a provider's operations use is imported when one first runs."""
-    assert _discovery_loads({"pasarela_stripe.api", "pasarela_stripe.events"}) == []
+    assert _discovery_loads(set(OPERATIONS)) == []
+
+
+def test_the_mercado_pago_search_limit_is_the_api_s() -> None:
+    from pasarela_mercadopago import api
+    from pasarela_mercadopago.provider import MercadoPagoProvider
+
+    assert MercadoPagoProvider.get_many_limit == api.SEARCH_LIMIT
 
 
 def test_a_provider_imports_its_operations_when_it_runs_one() -> None:

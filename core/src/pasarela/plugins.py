@@ -38,7 +38,6 @@ import pluggy
 
 from pasarela import hookspecs, relays
 from pasarela.errors import PasarelaError, PluginError, PluginLoadError
-from pasarela.logs import get_logger
 from pasarela.registry import DISABLE_ENV, ProviderRegistry
 
 
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from importlib import metadata
 
     from pasarela.events import LifecycleEvent
+    from pasarela.logs import EventLogger
     from pasarela.model import Method, Order
 
 
@@ -57,7 +57,15 @@ __all__ = [
     "get_plugin_manager",
 ]
 
-log = get_logger("pasarela.plugins")
+
+
+@cache
+def _log() -> EventLogger:
+    """The module's logger; pasarela.logs (and logging) are imported when it first logs."""
+    from pasarela.logs import get_logger  # noqa: PLC0415
+
+    return get_logger("pasarela.plugins")
+
 
 #: The entry point group that provider distributions declare.
 ENTRY_POINT_GROUP: Final = hookspecs.PROJECT_NAME
@@ -139,7 +147,7 @@ class PasarelaPlugins:
             if allow is not None and ep.name not in allow:
                 continue
             if self.pm.is_blocked(ep.name):
-                log.debug("plugin_disabled", plugin=ep.name)
+                _log().debug("plugin_disabled", plugin=ep.name)
                 continue
             if ep.name in seen:
                 raise PluginLoadError(
@@ -273,7 +281,7 @@ class PasarelaPlugins:
             except Exception:
                 plugin = self._name_of(impl.plugin)
                 failed.append(plugin)
-                log.exception("observer_failed", plugin=plugin, hook=hook_name, **context)
+                _log().exception("observer_failed", plugin=plugin, hook=hook_name, **context)
         return failed
 
     def _register(
@@ -575,7 +583,7 @@ def _distribution_of_module(module: str) -> tuple[str | None, str | None]:
 def _trace_before(
     hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]
 ) -> None:
-    log.debug("hook_call", hook=hook_name, plugins=[impl.plugin_name for impl in hook_impls])
+    _log().debug("hook_call", hook=hook_name, plugins=[impl.plugin_name for impl in hook_impls])
 
 
 def _trace_after(
@@ -584,4 +592,4 @@ def _trace_after(
     hook_impls: Sequence[pluggy.HookImpl],
     kwargs: Mapping[str, object],
 ) -> None:
-    log.debug("hook_done", hook=hook_name, failed=outcome.exception is not None)
+    _log().debug("hook_done", hook=hook_name, failed=outcome.exception is not None)

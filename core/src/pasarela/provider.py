@@ -39,7 +39,6 @@ What the contract promises an adapter, besides the signatures below:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -47,10 +46,9 @@ from decimal import Decimal
 from enum import StrEnum
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 import attrs
-from typing_extensions import TypeVar
 
 from pasarela.errors import (
     ConfigurationError,
@@ -160,6 +158,8 @@ def header_key(key: str, *, max_length: int = 255) -> str:
     keeps the key as the host gave it (``pedido-ñandú-7``)."""
     if len(key) <= max_length and _HEADER_SAFE.match(key):
         return key
+    import hashlib  # noqa: PLC0415 - rare, and not for discovery
+
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -462,9 +462,14 @@ class SettlementLine:
 #: The adapter's settings class; a bare ``Provider`` means any settings. Covariant:
 #: a ``Provider[YapeSettings]`` is a ``Provider`` (the settings are set once, in
 #: ``__init__``, and only read after).
-SettingsT_co = TypeVar(
-    "SettingsT_co", bound=ProviderSettings, default=ProviderSettings, covariant=True
-)
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    SettingsT_co = DefaultedTypeVar(
+        "SettingsT_co", bound=ProviderSettings, default=ProviderSettings, covariant=True
+    )
+else:  # the default is for type checkers: typing_extensions stays out of discovery
+    SettingsT_co = TypeVar("SettingsT_co", bound=ProviderSettings, covariant=True)
 
 
 class Provider(Generic[SettingsT_co]):

@@ -13,8 +13,7 @@ group::
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any
 
 from pasarela.hookspecs import hookimpl
 from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS
@@ -23,6 +22,8 @@ from pasarela_dlocal.settings import API_VERSION, DlocalSettings
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pasarela.registry import ProviderRegistry
 
 
@@ -40,8 +41,16 @@ __all__ = [
 #: The CSV mapping of dLocal's "Settlement - Cross-border Payins Model" report, for
 #: ``pasarela reconcile --provider dlocal --file REPORT.csv --mapping ...`` (dLocal
 #: documents no API for it: the report comes by e-mail or SFTP). See the README for
-#: what of it is unverified.
-SETTLEMENT_MAPPING: Final = Path(__file__).with_name("settlement.toml")
+#: what of it is unverified. (A Path, made when first read: pathlib is not discovery's.)
+SETTLEMENT_MAPPING: Path
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SETTLEMENT_MAPPING":
+        from pathlib import Path  # noqa: PLC0415
+
+        return Path(__file__).with_name("settlement.toml")
+    raise AttributeError(f"module 'pasarela_dlocal' has no attribute {name!r}")
 
 
 @hookimpl

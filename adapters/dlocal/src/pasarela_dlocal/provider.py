@@ -39,15 +39,17 @@ from pasarela.provider import (
     WebhookHeaders,
     imported_on_use,
 )
-from pasarela_dlocal import api
 from pasarela_dlocal.errors import ERROR_CODES, REJECTIONS, error_from
 from pasarela_dlocal.settings import API_VERSION, DlocalSettings
 
 
 if TYPE_CHECKING:
     import httpx
-else:
+
+    from pasarela_dlocal import api
+else:  # what only the operations use: imported when a provider first runs one
     httpx = imported_on_use("httpx", globals())
+    api = imported_on_use("pasarela_dlocal.api", globals())
 
 
 __all__ = ["CARD_MINIMUM", "DlocalProvider", "RefundBank"]  # noqa: F822 - CARD_MINIMUM: __getattr__

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pasarela.errors import ErrorCode, ProviderError, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
@@ -39,11 +39,18 @@ from pasarela.provider import (
     SettlementLine,
     WebhookEvent,
     WebhookHeaders,
+    imported_on_use,
 )
-from pasarela_mercadopago import api, webhooks
+from pasarela_mercadopago import webhooks
 from pasarela_mercadopago.actions import LIMA, approve_in_yape
 from pasarela_mercadopago.errors import ERROR_CODES
 from pasarela_mercadopago.settings import MercadoPagoSettings
+
+
+if TYPE_CHECKING:
+    from pasarela_mercadopago import api
+else:  # the requests and answers: imported when a provider first runs an operation
+    api = imported_on_use("pasarela_mercadopago.api", globals())
 
 
 __all__ = ["METHOD_LIMITS", "MercadoPagoProvider"]
@@ -113,7 +120,8 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
         Operation.PROBE, Operation.CREATE, Operation.GET, Operation.GET_MANY,
         Operation.CANCEL, Operation.REFUND, Operation.GET_REFUND, Operation.SETTLEMENTS,
     })
-    get_many_limit: ClassVar[int] = api.SEARCH_LIMIT
+    #: ``api.SEARCH_LIMIT``, the most one search returns (a test holds them equal).
+    get_many_limit: ClassVar[int] = 100
     settings_class: ClassVar[type[MercadoPagoSettings]] = MercadoPagoSettings
     error_codes: ClassVar[Mapping[str, ErrorCode]] = ERROR_CODES
     secret_headers: ClassVar[frozenset[str]] = frozenset({

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pasarela.money import Money
 from pasarela.next_action import ShowCashCode
-from pasarela_pagoefectivo.api import LIMA
+from pasarela_pagoefectivo.fields import LIMA
 
 
 __all__ = ["cash_code_action", "instructions"]

@@ -26,8 +26,8 @@ from pasarela import jsontext
 from pasarela.errors import SignatureInvalidError, ValidationError, WebhookError
 from pasarela.money import Money
 from pasarela.provider import WebhookHeaders
-from pasarela_pagoefectivo.api import lima_timestamp, parse_timestamp
 from pasarela_pagoefectivo.errors import PROVIDER
+from pasarela_pagoefectivo.fields import lima_timestamp, parse_timestamp
 
 
 __all__ = [

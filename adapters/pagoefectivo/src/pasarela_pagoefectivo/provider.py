@@ -36,15 +36,21 @@ from pasarela.provider import (
     WebhookHeaders,
     WebhookHint,
     WebhookReply,
+    imported_on_use,
 )
-from pasarela_pagoefectivo import api, notifications
+from pasarela_pagoefectivo import notifications
 from pasarela_pagoefectivo.errors import ERROR_TABLE, PROVIDER
+from pasarela_pagoefectivo.fields import CURRENCIES
 from pasarela_pagoefectivo.instructions import cash_code_action
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 
 
 if TYPE_CHECKING:
     import httpx
+
+    from pasarela_pagoefectivo import api
+else:  # the requests and answers: imported when a provider first runs an operation
+    api = imported_on_use("pasarela_pagoefectivo.api", globals())
 
 
 __all__ = [
@@ -135,7 +141,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     #: The network itself, collected directly (a CIP code).
     networks: ClassVar[Mapping[Method, tuple[str, ...]]] = {Method.CASH: ("pagoefectivo",)}
     countries: ClassVar[frozenset[str]] = frozenset({"PE"})
-    currencies: ClassVar[frozenset[str]] = frozenset(api.CURRENCIES)
+    currencies: ClassVar[frozenset[str]] = frozenset(CURRENCIES)
     #: N(18,2): 16 integer digits and 2 decimals; the real maximum is per merchant
     #: (code 511), set it with ``max_amount``.
     limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {

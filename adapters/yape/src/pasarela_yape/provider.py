@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
@@ -42,11 +42,18 @@ from pasarela.provider import (
     SettlementLine,
     WebhookEvent,
     WebhookHeaders,
+    imported_on_use,
 )
-from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder, make_acquirer
 from pasarela_yape.actions import approve_in_yape
 from pasarela_yape.errors import ERROR_CODES
 from pasarela_yape.settings import YapeSettings
+
+
+if TYPE_CHECKING:
+    from pasarela_yape import acquirer as acquiring
+    from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder
+else:  # the acquirer and its requests: imported when a provider is built
+    acquiring = imported_on_use("pasarela_yape.acquirer", globals(), "acquiring")
 
 
 __all__ = ["YapeProvider", "national_mobile"]
@@ -153,7 +160,7 @@ class YapeProvider(Provider[YapeSettings]):
         self, settings: YapeSettings, *, clock: Callable[[], datetime] | None = None
     ) -> None:
         super().__init__(settings, clock=clock)
-        self.acquirer: Acquirer = make_acquirer(settings, self.clock)
+        self.acquirer: Acquirer = acquiring.make_acquirer(settings, self.clock)
 
     # --- checking requests (no I/O) ----------------------------------------------------
 
@@ -233,7 +240,7 @@ class YapeProvider(Provider[YapeSettings]):
         reference = order.reference if order is not None else payment_id
         if order is not None:
             metadata["order_reference"] = order.reference
-        return CodeCharge(
+        return acquiring.CodeCharge(
             payment_id=payment_id, amount=amount, phone=phone, code=code, email=email,
             description=(order.description if order is not None else "") or f"Pedido {reference}",
             metadata=metadata,
@@ -259,7 +266,7 @@ class YapeProvider(Provider[YapeSettings]):
         expires_at = request.expires_at or now + expiry
         if expires_at <= now + timedelta(minutes=1):
             raise _invalid("expires_at", "must be at least a minute in the future")
-        return QrOrder(
+        return acquiring.QrOrder(
             payment_id=request.payment_id, order_reference=order.reference,
             amount=request.amount, expires_at=expires_at,
             description=order.description or f"Pedido {order.reference}",
@@ -276,7 +283,7 @@ class YapeProvider(Provider[YapeSettings]):
                 status=Status.PENDING, raw_status="awaiting_approval_code",
                 next_action=approve_in_yape(request.amount), expires_at=request.expires_at,
             )
-        if isinstance(plan, QrOrder):
+        if isinstance(plan, acquiring.QrOrder):
             return (yield from self.acquirer.create_qr_order(plan))
         return (yield from self.acquirer.charge_with_code(plan))
 
