@@ -6,7 +6,7 @@ exchanges' insert and a refund's upsert. Private to the store; public names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,13 +20,13 @@ from pasarela.store._rows import (
     LOCK_PAYMENT,
     LOCK_PAYMENT_FOR_UPDATE,
     NEXT_SEQ,
-    Row,
     delivery_values,
     exchange_values,
     refund_values,
 )
 from pasarela.store.chain import Kind, link, link_all
-from pasarela.store.schema import exchanges, payments, refunds
+from pasarela.store.driver import execute, executemany
+from pasarela.store.schema import exchanges, payments, refunds, transitions
 
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAIN_TIP",
     "DELIVERY_LOCK_WAIT",
+    "INSERT_EXCHANGES",
     "REFUND_MUTABLE",
     "chain_alone",
     "chain_on",
@@ -83,24 +84,45 @@ def duplicate_delivery(delivery: Delivery) -> ConcurrencyConflictError:
     )
 
 
-def lock_payment(conn: sa.Connection, payment_id: str, expected_version: int | None) -> Row:
-    """Read (and on PostgreSQL lock, ``FOR UPDATE``) the payment's status and version;
-    ``NotFoundError`` when there is none, ``ConcurrencyConflictError`` when its
-    version is not *expected_version* (None: any)."""
-    query = LOCK_PAYMENT if conn.dialect.name == "sqlite" else LOCK_PAYMENT_FOR_UPDATE
-    row = conn.execute(query, {"_id": payment_id}).first()
-    if row is None:
+#: SQLite's :func:`lock_payment` with the number of the payment's next transition.
+_LOCK_NEXT: Final = sa.select(
+    *LOCK_PAYMENT.selected_columns,
+    (sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1)
+     .where(transitions.c.payment_id == payments.c.id)
+     .scalar_subquery().label("next_seq")),
+).where(payments.c.id == sa.bindparam("_id"))
+
+
+def lock_payment(conn: sa.Connection, payment_id: str, expected_version: int | None, *,
+                 with_seq: bool = False) -> Mapping[str, Any]:
+    """Read (and on PostgreSQL lock, ``FOR UPDATE``) the payment's status, version and
+    chain tip; ``NotFoundError`` when there is none, ``ConcurrencyConflictError`` when
+    its version is not *expected_version* (None: any).
+
+    *with_seq* adds ``next_seq``, the number of the payment's next transition: on
+    SQLite in the same statement (its write transaction excludes every other writer
+    already), on PostgreSQL read after the lock is taken (a statement's snapshot is
+    taken before it waits for a row lock, so a count in the same statement could miss
+    a transition committed meanwhile)."""
+    sqlite = conn.dialect.name == "sqlite"
+    query = (_LOCK_NEXT if with_seq else LOCK_PAYMENT) if sqlite else LOCK_PAYMENT_FOR_UPDATE
+    rows = execute(conn, query, {"_id": payment_id})
+    if not rows:
         raise NotFoundError(f"no payment {payment_id!r}")
-    if expected_version is not None and row.version != expected_version:
-        raise stale_version(payment_id, row.version, expected_version)
+    row = rows[0]
+    if expected_version is not None and row["version"] != expected_version:
+        raise stale_version(payment_id, row["version"], expected_version)
+    if with_seq and not sqlite:
+        row["next_seq"] = next_seq(conn, payment_id)
     return row
 
 
 def next_seq(conn: sa.Connection, payment_id: str) -> int:
     """The number of the payment's next transition."""
-    return int(conn.execute(NEXT_SEQ, {"_id": payment_id}).scalar_one())
+    return int(execute(conn, NEXT_SEQ, {"_id": payment_id})[0]["anon_1"])
 
 
+INSERT_EXCHANGES: Final = sa.insert(exchanges)
 #: ``UPDATE payments SET chain_seq, chain_hash``: a payment's new chain tip.
 CHAIN_TIP: Final = (sa.update(payments).where(payments.c.id == sa.bindparam("_id"))
                     .values(chain_seq=sa.bindparam("_seq"), chain_hash=sa.bindparam("_hash")))
@@ -170,7 +192,7 @@ def insert_exchanges(conn: sa.Connection, items: Iterable[Exchange], *,
     if rows is None:
         rows = [exchange_values(exchange, payment_id) for exchange in items]
     if rows:
-        conn.execute(sa.insert(exchanges), rows)
+        executemany(conn, INSERT_EXCHANGES, rows)
 
 
 def upsert_refund(conn: sa.Connection, refund: Refund, *, now: datetime) -> None:

@@ -10,15 +10,15 @@ no private name crosses a module).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
 from pasarela.store.schema import payments
 
 
-__all__ = ["bound", "executemany", "marks", "read_payments"]
+__all__ = ["bound", "execute", "executemany", "marks", "read_payments"]
 
 
 #: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
@@ -68,6 +68,79 @@ def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]])
                                          dialect=conn.dialect) from exc
     finally:
         cursor.close()
+
+
+#: SQLite's single statements, compiled once, by (id of the statement, parameter
+#: names given): (the statement, kept so that its id stays its own; SQL text; per
+#: positional parameter, its name in the parameters or None and the literal's value;
+#: [(position, bind processor)]; the result's keys; [(position, result processor)]).
+_One: TypeAlias = tuple[Any, str, list[tuple[str | None, Any]], list[tuple[int, Any]],
+                       list[str], list[tuple[int, Any]]]
+_DRIVER_ONE: dict[tuple[int, tuple[str, ...]], _One | None] = {}
+
+
+def _compile_one(conn: sa.Connection, statement: Any, keys: tuple[str, ...]) -> _One | None:
+    dialect = conn.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if (getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None)
+            or any(b.expanding or b.callable for b in compiled.binds.values())):
+        return None  # defaults computed per execution, expanding IN: conn.execute's
+    names = list(compiled.positiontup or ())
+    given = set(keys)
+    sources: list[tuple[str | None, Any]] = [
+        (name, None) if name in given else (None, compiled.binds[name].value)
+        for name in names]
+    binds = [(i, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+             for i, name in enumerate(names)]
+    columns = compiled._result_columns  # the result's keys and types
+    results = [(i, column.type.dialect_impl(dialect).result_processor(dialect, None))
+               for i, column in enumerate(columns)]
+    return (statement, compiled.string, sources, [(i, p) for i, p in binds if p is not None],
+            [column.keyname for column in columns],
+            [(i, p) for i, p in results if p is not None])
+
+
+def execute(conn: sa.Connection, statement: Any, params: Mapping[str, Any]
+            ) -> list[dict[str, Any]]:
+    """``conn.execute(statement, params)`` and its rows (a SELECT's, or an INSERT's or
+    UPDATE's RETURNING) as mappings of their keys; on SQLite straight through the
+    driver, with the SQL SQLAlchemy compiles and its own bind and result processors
+    (the values stored and read are the same), compiled once per statement and set of
+    parameter names: a create runs about ten statements, and SQLAlchemy's
+    per-execution bookkeeping cost more than SQLite running them. For statements built
+    once (a module's constants); one with defaults computed per execution or an
+    expanding ``IN`` goes through ``conn.execute``, as does every other dialect."""
+    keys = tuple(params)
+    cached: _One | None = None
+    if conn.dialect.name == "sqlite":
+        key = (id(statement), keys)
+        if key in _DRIVER_ONE:
+            cached = _DRIVER_ONE[key]
+        else:
+            cached = _DRIVER_ONE[key] = _compile_one(conn, statement, keys)
+    if cached is None or cached[0] is not statement:
+        result = conn.execute(statement, dict(params))
+        return [dict(row._mapping) for row in result] if result.returns_rows else []
+    _, sql, sources, processors, names, converters = cached
+    values = [params[name] if name is not None else literal for name, literal in sources]
+    for i, process in processors:
+        values[i] = process(values[i])
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, values)
+        fetched = cursor.fetchall() if names else []
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+        raise sa.exc.DBAPIError.instance(sql, values, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+    rows = []
+    for found in fetched:
+        row = list(found)
+        for i, process in converters:
+            row[i] = process(row[i])
+        rows.append(dict(zip(names, row, strict=True)))
+    return rows
 
 
 #: SQLite's read of whole payment rows, per dialect name: (columns, SELECT ... FROM

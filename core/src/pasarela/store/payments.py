@@ -33,7 +33,6 @@ from pasarela.store._rows import (
     INSERT_TRANSITION,
     TRANSITION_CHANGES,
     UPDATABLE,
-    Row,
     as_stored,
     change_values,
     default_payload,
@@ -50,11 +49,11 @@ from pasarela.store._writes import (
     insert_delivery,
     insert_exchanges,
     lock_payment,
-    next_seq,
     records,
     upsert_refund,
 )
 from pasarela.store.chain import link_all
+from pasarela.store.driver import execute
 from pasarela.store.schema import payments, transitions
 from pasarela.store.values import Delivery
 
@@ -97,9 +96,9 @@ class Payments(StoreBase):
             )
         for _ in range(5):
             with self._begin(write=True) as conn:
-                if conn.execute(create, values).first() is not None:
+                if execute(conn, create, values):
                     if decision is not None:
-                        conn.execute(INSERT_DECISION, {
+                        execute(conn, INSERT_DECISION, {
                             "order_reference": payment.order_reference,
                             "payment_id": payment.id,
                             "decision": dict(decision), "created_at": utc_now(),
@@ -240,11 +239,11 @@ class Payments(StoreBase):
         values["status"] = target.value
         with self._begin(write=True) as conn:
             now = utc_now()
-            current = lock_payment(conn, payment_id, expected_version)
+            current = lock_payment(conn, payment_id, expected_version, with_seq=True)
             step = {
                 "payment_id": payment_id,
-                "seq": next_seq(conn, payment_id),
-                "source": current.status,
+                "seq": current["next_seq"],
+                "source": current["status"],
                 "target": target.value,
                 "cause": cause.value,
                 "applied": True,
@@ -259,17 +258,17 @@ class Payments(StoreBase):
             if self.chained:
                 # Chained in the order written: the delivery, the exchanges, the step.
                 tip = link_all(records(arrived, evidence, step),
-                               seq=current.chain_seq, prev=current.chain_hash)
+                               seq=current["chain_seq"], prev=current["chain_hash"])
                 values["chain_seq"], values["chain_hash"] = tip
             row = _bump(conn, payment_id, expected_version, values, now)
             if delivery is not None:
                 insert_delivery(conn, delivery, payment_id=payment_id, now=now,
                                 values=arrived)
-            # Plain INSERTs with bound parameters: compiled once, cached by SQLAlchemy.
-            conn.execute(INSERT_TRANSITION, step)
+            # Plain INSERTs with bound parameters, compiled once (store.driver).
+            execute(conn, INSERT_TRANSITION, step)
             payment = payment_from_row(row, sealer=self.sealer)
-            conn.execute(
-                INSERT_OUTBOX,
+            execute(
+                conn, INSERT_OUTBOX,
                 {
                     "id": str(ULID()),
                     "payment_id": payment_id,
@@ -308,29 +307,29 @@ class Payments(StoreBase):
         with self._begin(write=True) as conn:
             # On PostgreSQL the row lock serialises this with transition(), so the
             # two never pick the same seq.
-            current = lock_payment(conn, payment_id, None)
+            current = lock_payment(conn, payment_id, None, with_seq=True)
             step = {
                 "payment_id": payment_id,
-                "seq": next_seq(conn, payment_id),
+                "seq": current["next_seq"],
                 "source": Status(source).value,
                 "target": Status(target).value,
                 "cause": Cause(cause).value,
                 "applied": False,
                 "reason": reason,
                 "event_id": event_id,
-                "version": current.version,
+                "version": current["version"],
                 "at": now,
             }
             arrived = (None if delivery is None
                        else delivery_values(delivery, payment_id, now))
             evidence = [exchange_values(e, payment_id) for e in exchanges]
             if self.chained:
-                chain_on(conn, payment_id, (current.chain_seq, current.chain_hash),
+                chain_on(conn, payment_id, (current["chain_seq"], current["chain_hash"]),
                          records(arrived, evidence, step))
             if delivery is not None:
                 insert_delivery(conn, delivery, payment_id=payment_id, now=now,
                                 values=arrived)
-            conn.execute(INSERT_TRANSITION, step)
+            execute(conn, INSERT_TRANSITION, step)
             insert_exchanges(conn, (), payment_id=payment_id, rows=evidence)
 
     def history(self, payment_id: str) -> list[Transition]:
@@ -349,7 +348,7 @@ def _history(conn: sa.Connection, payment_id: str) -> list[Transition]:
 
 
 def _bump(conn: sa.Connection, payment_id: str, expected_version: int,
-          values: Mapping[str, Any], now: datetime) -> Row:
+          values: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
     """``UPDATE payments`` with *values*, the version bumped; the new row."""
     keys = tuple(sorted(values))
     update = _BUMP.get(keys)
@@ -363,9 +362,9 @@ def _bump(conn: sa.Connection, payment_id: str, expected_version: int,
             .returning(*payments.c)
         )
     params = {"_id": payment_id, "_version": expected_version, "_now": now, **values}
-    row = conn.execute(update, params).first()
-    if row is None:  # pragma: no cover - the row is locked or the writer is alone
+    rows = execute(conn, update, params)
+    if not rows:  # pragma: no cover - the row is locked or the writer is alone
         raise ConcurrencyConflictError(
             f"payment {payment_id} moved past version {expected_version}; reload and retry"
         )
-    return row
+    return rows[0]

@@ -1,0 +1,102 @@
+"""SQLite's single statements through the driver (``store.driver.execute``): the rows
+stored and the rows returned are the ones SQLAlchemy's own ``conn.execute`` stores
+and returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pasarela.lifecycle import Status
+from pasarela.store import Store
+from pasarela.store._rows import (
+    INSERT_DECISION,
+    INSERT_OUTBOX,
+    INSERT_TRANSITION,
+    LOCK_PAYMENT,
+    NEXT_SEQ,
+)
+from pasarela.store._writes import _LOCK_NEXT
+from pasarela.store.driver import execute
+from pasarela.store.payments import _bump
+from pasarela.store.schema import payments
+
+from .conftest import new_payment
+
+
+def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path: Path) -> None:
+    payment = new_payment(status=Status.PENDING, version=2)
+    now = datetime.now(UTC)
+    writes: list[tuple[Any, dict[str, Any]]] = [
+        (INSERT_OUTBOX, {"id": "o1", "payment_id": payment.id, "type": "payment.succeeded",
+                         "payload": {"amount": {"minor": 14990}, "note": None, "á": "ñ"},
+                         "created_at": now, "next_attempt_at": now, "attempts": 0}),
+        (INSERT_TRANSITION, {"payment_id": payment.id, "seq": 1, "source": "pending",
+                             "target": "succeeded", "cause": "webhook", "applied": True,
+                             "reason": "", "event_id": None, "version": 3, "at": now}),
+        (INSERT_DECISION, {"order_reference": "o-1", "payment_id": payment.id,
+                           "decision": {"provider": "fake", "attempt": 1},
+                           "created_at": now}),
+    ]
+    reads: list[tuple[Any, dict[str, Any]]] = [
+        (LOCK_PAYMENT, {"_id": payment.id}),
+        (NEXT_SEQ, {"_id": payment.id}),
+        (_LOCK_NEXT, {"_id": payment.id}),
+        (sa.select(payments).where(payments.c.id == sa.bindparam("_id")), {"_id": payment.id}),
+    ]
+    stored, returned = [], []
+    for label in ("driver", "sqlalchemy"):
+        with Store(f"sqlite:///{tmp_path / label}.db") as store:
+            store.create_payment(payment, fingerprint="f")
+            with store.engine.begin() as conn:
+                got: list[Any] = []
+                for statement, row in writes:
+                    if label == "driver":
+                        assert execute(conn, statement, row) == []
+                    else:
+                        conn.execute(statement, row)
+                for statement, row in reads:
+                    if label == "driver":
+                        got.append(execute(conn, statement, row))
+                    else:
+                        got.append([dict(r._mapping) for r in conn.execute(statement, row)])
+                if label == "driver":  # UPDATE ... RETURNING: _bump goes through the driver
+                    got.append(_bump(conn, payment.id, 2, {"status": "succeeded",
+                                                           "next_action": sa.null(),
+                                                           "next_check_at": None}, now))
+                else:
+                    got.append(dict(conn.execute(
+                        sa.update(payments).where(payments.c.id == payment.id,
+                                                  payments.c.version == 2)
+                        .values(version=payments.c.version + 1, updated_at=now,
+                                status="succeeded", next_action=sa.null(),
+                                next_check_at=None)
+                        .returning(*payments.c)).one()._mapping))
+                returned.append(got)
+            with store.engine.connect() as conn:
+                stored.append([conn.exec_driver_sql(f"SELECT * FROM {table}").all()  # noqa: S608
+                               for table in ("payments", "outbox", "transitions",
+                                             "routing_decisions")])
+    assert stored[0] == stored[1]
+    assert returned[0] == returned[1]
+    lock, seq, lock_next, _, bumped = returned[0]
+    assert lock_next == [{**lock[0], "next_seq": seq[0]["anon_1"]}]
+    assert seq[0]["anon_1"] == 2
+    assert isinstance(bumped["updated_at"], datetime)
+    assert bumped["version"] == 3
+
+
+def test_sqlite_driver_execute_raises_as_sqlalchemy_does(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'dup.db'}") as store:
+        payment, _ = store.create_payment(new_payment(), fingerprint="f")
+        step = {"payment_id": payment.id, "seq": 1, "source": "created", "target": "pending",
+                "cause": "api", "applied": True, "reason": "", "event_id": None,
+                "version": 2, "at": datetime.now(UTC)}
+        with store.engine.begin() as conn:
+            execute(conn, INSERT_TRANSITION, step)
+            with pytest.raises(sa.exc.IntegrityError):
+                execute(conn, INSERT_TRANSITION, step)
