@@ -110,7 +110,9 @@ def test_plugin_discovery_imports_neither_httpx_nor_importlib_metadata() -> None
 OPERATIONS = frozenset({
     "pasarela_stripe.api", "pasarela_stripe.events", "pasarela_pagoefectivo.api",
     "pasarela_mercadopago.api", "pasarela_dlocal.api", "pasarela_yape.acquirer",
-    "pasarela_yape.culqi", "pathlib", "logging", "typing_extensions",
+    "pasarela_yape.culqi", "pasarela_stripe.webhooks", "pasarela_mercadopago.webhooks",
+    "pasarela_pagoefectivo.notifications", "pathlib", "logging", "typing_extensions",
+    "hashlib", "hmac", "secrets", "random", "difflib",
 })
 
 

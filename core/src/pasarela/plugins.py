@@ -24,7 +24,6 @@ Nothing is discovered at import time; call :func:`get_plugin_manager`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -540,6 +539,8 @@ def _label(obj: object) -> str:
 def _hook_hint(name: str) -> str:
     """Suggest the closest specified hook for an unknown hook *name*."""
     known = [n for n in dir(hookspecs) if n.startswith("pasarela_")]
+    import difflib  # noqa: PLC0415 - for this error only
+
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]}?)" if close else f" (known hooks: {', '.join(known)})"
 

@@ -17,7 +17,6 @@ live in :mod:`pasarela.plugins`.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -158,6 +157,8 @@ class ProviderRegistry:
         except KeyError:
             pass
         installed = ", ".join(self.names()) or "none"
+        import difflib  # noqa: PLC0415 - for this error only
+
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ProviderNotFoundError(

@@ -13,7 +13,6 @@ drawn from :mod:`random` only when no *draw* is passed.
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -76,7 +75,11 @@ class Backoff:
         top = self.ceiling(attempt)
         if not self.jitter:
             return top
-        return (draw or random.uniform)(top * (1.0 - self.jitter), top)
+        if draw is None:
+            import random  # noqa: PLC0415 - with the first retry, not with discovery
+
+            draw = random.uniform
+        return draw(top * (1.0 - self.jitter), top)
 
     def delay(self, attempt: int) -> timedelta:
         """:meth:`seconds` as a :class:`~datetime.timedelta`."""

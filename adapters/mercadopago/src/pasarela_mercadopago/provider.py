@@ -41,16 +41,16 @@ from pasarela.provider import (
     WebhookHeaders,
     imported_on_use,
 )
-from pasarela_mercadopago import webhooks
 from pasarela_mercadopago.actions import LIMA, approve_in_yape
 from pasarela_mercadopago.errors import ERROR_CODES
 from pasarela_mercadopago.settings import MercadoPagoSettings
 
 
 if TYPE_CHECKING:
-    from pasarela_mercadopago import api
-else:  # the requests and answers: imported when a provider first runs an operation
+    from pasarela_mercadopago import api, webhooks
+else:  # the requests, answers and webhooks: imported when a provider first runs one
     api = imported_on_use("pasarela_mercadopago.api", globals())
+    webhooks = imported_on_use("pasarela_mercadopago.webhooks", globals())
 
 
 __all__ = ["METHOD_LIMITS", "MercadoPagoProvider"]

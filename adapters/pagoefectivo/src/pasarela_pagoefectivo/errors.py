@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from pasarela import jsontext
 from pasarela.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -36,11 +35,16 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
+from pasarela.provider import imported_on_use
 from pasarela.retry import parse_retry_after
 
 
 if TYPE_CHECKING:
     import httpx
+
+    from pasarela import jsontext
+else:  # for an error's body, not for discovery (it brings secrets, hmac, random)
+    jsontext = imported_on_use("pasarela.jsontext", globals())
 
 
 __all__ = [

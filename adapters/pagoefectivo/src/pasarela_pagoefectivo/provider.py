@@ -38,7 +38,6 @@ from pasarela.provider import (
     WebhookReply,
     imported_on_use,
 )
-from pasarela_pagoefectivo import notifications
 from pasarela_pagoefectivo.errors import ERROR_TABLE, PROVIDER
 from pasarela_pagoefectivo.fields import CURRENCIES
 from pasarela_pagoefectivo.instructions import cash_code_action
@@ -48,9 +47,10 @@ from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 if TYPE_CHECKING:
     import httpx
 
-    from pasarela_pagoefectivo import api
-else:  # the requests and answers: imported when a provider first runs an operation
+    from pasarela_pagoefectivo import api, notifications
+else:  # the requests, answers and notifications: imported when a provider first runs one
     api = imported_on_use("pasarela_pagoefectivo.api", globals())
+    notifications = imported_on_use("pasarela_pagoefectivo.notifications", globals())
 
 
 __all__ = [
@@ -62,11 +62,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: What a notification's event type reports.
-EVENT_STATUS: Final[Mapping[str, Status]] = {
-    notifications.EVENT_PAID: Status.SUCCEEDED,
-    notifications.EVENT_EXPIRED: Status.EXPIRED,
-}
+
+def _event_status(event_type: str) -> Status | None:
+    """What a notification's event type reports."""
+    return {
+        notifications.EVENT_PAID: Status.SUCCEEDED,
+        notifications.EVENT_EXPIRED: Status.EXPIRED,
+    }.get(event_type)
+
 
 _ACK: Final = b'{"code":"100","message":"Solicitud exitosa."}'
 _NACK: Final = b'{"code":"111","message":"Solicitud con datos inv\xc3\xa1lidos."}'
@@ -412,7 +415,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
             type=note.event_type,
             provider_reference=note.cip,
             payment_id=note.transaction_code,  # our payment id, echoed back
-            status=EVENT_STATUS.get(note.event_type),
+            status=_event_status(note.event_type),
             amount=amount,
             refund=refund,
             occurred_at=note.payment_date,

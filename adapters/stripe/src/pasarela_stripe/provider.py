@@ -35,7 +35,6 @@ from pasarela.provider import (
     WebhookHeaders,
     imported_on_use,
 )
-from pasarela_stripe import webhooks
 from pasarela_stripe.errors import (
     ERROR_CODES,
     StripeDeclinedError,
@@ -48,10 +47,11 @@ from pasarela_stripe.settings import StripeSettings
 if TYPE_CHECKING:
     import httpx
 
-    from pasarela_stripe import api, events
+    from pasarela_stripe import api, events, webhooks
 else:  # the requests, answers and events: imported when a provider first runs an operation
     api = imported_on_use("pasarela_stripe.api", globals())
     events = imported_on_use("pasarela_stripe.events", globals())
+    webhooks = imported_on_use("pasarela_stripe.webhooks", globals())
 
 
 __all__ = ["StripeProvider"]
