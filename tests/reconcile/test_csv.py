@@ -137,3 +137,37 @@ def test_a_file_line_carries_money_and_utc_times(tmp_path: Path) -> None:
     assert line.fee == Money.of("1.50", "PEN")
     assert line.occurred_at == datetime(2026, 11, 10, 15, 0, 0, 250000, tzinfo=UTC)
     assert line.raw == {"_source": "file"}
+
+
+# --- rows: what the engine reads of a file ---------------------------------------------
+
+
+@pytest.mark.parametrize("when", [
+    "2026-11-10T15:00:00+00:00", "2026-11-10T15:00:00Z", "2026-11-10T10:00:00-05:00",
+    "2026-11-10T15:00:00.250000+00:00", "2026-11-10T15:00:00.25+00:00",
+    "2026-11-10 15:00:00+00:00", "2026-11-10T15:00+00:00", "2026-11-10T15:00:00",
+    "2026-W46-2T15:00:00+00:00", "20261110T150000+00:00",
+])
+def test_a_row_carries_its_utc_time_and_its_isoformat(tmp_path: Path, when: str) -> None:
+    from pasarela.reconcile.matching import line_of, rows_of
+
+    path = write(tmp_path, HEADER + f"cip-1,p-1,100.00,4.72,paid,{when},fake\n")
+    report = CsvReport()
+    [row] = read_csv(path, mapping(), provider="fake", report=report).settlement_rows()
+    assert report.good == 1
+    utc, iso = row[9], row[10]
+    assert utc.tzinfo is UTC
+    assert iso == utc.isoformat()
+    # The rows and the lines of a file are the same lines.
+    [line] = read_csv(path, mapping(), provider="fake", report=CsvReport())
+    assert line_of(row) == line
+    assert list(rows_of([line])) == [row]
+
+
+def test_an_amount_past_the_store_s_integers_is_a_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "cip-1,p-1,92233720368547758.08,1.00,paid,"
+                                    "2026-11-10T15:00:00Z,fake\n")
+    report = CsvReport()
+    assert list(read_csv(path, mapping(), provider="fake", report=report)) == []
+    assert report.bad == 1
+    assert "amount too large" in report.errors[0][1]

@@ -258,3 +258,28 @@ def test_batch_gc_restores_the_thresholds() -> None:
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def test_a_line_s_stored_sqlite_time_is_what_sqlalchemy_writes() -> None:
+    """Lines are inserted through the driver with their times as text, cut from the
+    line's isoformat: the text SQLAlchemy writes for a DateTime on SQLite."""
+    from datetime import timezone
+
+    from pasarela.store.settlements import sqlite_stamp
+
+    for at in (datetime(2026, 11, 10, 15, 0, tzinfo=UTC),
+               datetime(2026, 11, 10, 15, 0, 0, 1, tzinfo=UTC),
+               datetime(2026, 11, 10, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-5))),
+               datetime(999, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)):
+        utc = at.astimezone(UTC)
+        assert sqlite_stamp(utc, utc.isoformat()) == utc.isoformat(" ", "microseconds")[:26]
+        assert sqlite_stamp(utc, utc.isoformat()) == _sqlalchemy_sqlite_text(utc)
+
+
+def _sqlalchemy_sqlite_text(utc: datetime) -> str:
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    process = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    return str(process(utc.replace(tzinfo=None)))

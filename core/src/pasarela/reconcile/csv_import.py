@@ -23,12 +23,13 @@ The file's columns are named by a mapping, from a TOML file::
 or from ``--map field=column`` options (which override the file's). ``amount`` and
 ``occurred_at`` are required, with ``provider_reference`` or ``order_reference``.
 
-:func:`read_csv` yields :class:`~pasarela.provider.SettlementLine` for good lines and
-collects each bad line in :attr:`CsvReport.errors` with its line number: a line
-that cannot be decoded, has the wrong number of fields, an amount with a thousands
-separator or too many decimals, a date that does not parse, or a provider other
-than the run's. A header that lacks a mapped column is an error of line 1 and no
-line is read.
+:func:`read_csv` gives :class:`~pasarela.provider.SettlementLine` for good lines (and
+the reconciliation engine their rows, :data:`~pasarela.reconcile.matching.LineRow`,
+without an object per line) and collects each bad line in :attr:`CsvReport.errors`
+with its line number: a line that cannot be decoded, has the wrong number of
+fields, an amount with a thousands separator or too many decimals, a date that does
+not parse, or a provider other than the run's. A header that lacks a mapped column
+is an error of line 1 and no line is read.
 """
 
 from __future__ import annotations
@@ -41,24 +42,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from pasarela.errors import PasarelaError, ValidationError
-from pasarela.money import Money, currency_exponent
+from pasarela.money import MAX_MINOR, Money, currency_exponent
 from pasarela.provider import SettlementLine
+from pasarela.reconcile.matching import LineRow, line_of
 
 
 __all__ = [
     "FIELDS",
     "ColumnMap",
     "CsvError",
+    "CsvLines",
     "CsvReport",
     "file_digest",
     "parse_amount",
+    "parse_minor",
     "read_csv",
 ]
 
@@ -158,7 +161,12 @@ def file_digest(path: str | Path) -> str:
 
 def parse_amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Money:
     """*text* as Money: the same checks as ``Money.of`` (decimals beyond the
-    currency's are refused), with the currency's exponent looked up once. A plain
+    currency's are refused), with the currency's exponent looked up once."""
+    return Money(parse_minor(text, currency, mapping, field), currency)
+
+
+def parse_minor(text: str, currency: str, mapping: ColumnMap, field: str) -> int:
+    """*text* in minor units of *currency*, as :func:`parse_amount` reads it. A plain
     ``[-]digits[.digits]`` is converted with integer arithmetic; anything else
     (exponents, a leading ``+`` or ``.``) goes through ``Decimal``."""
     raw = text.strip().replace(" ", "")
@@ -178,18 +186,22 @@ def parse_amount(text: str, currency: str, mapping: ColumnMap, field: str) -> Mo
     whole, dot, fraction = (raw[1:] if negative else raw).partition(".")
     if (whole.isascii() and whole.isdigit() and (not dot or (
             fraction.isascii() and fraction.isdigit() and len(fraction) <= exponent))):
-        minor = int(whole) * 10 ** exponent
+        minor: int = int(whole) * 10 ** exponent
         if fraction:
             minor += int(fraction) * 10 ** (exponent - len(fraction))
-        return Money(-minor if negative else minor, currency)
+        if minor > MAX_MINOR:
+            raise ValidationError("amount too large", field=field)
+        return -minor if negative else minor
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise ValidationError(f"{text.strip()!r} is not an amount", field=field) from None
     scaled = value.scaleb(exponent)
     if not value.is_finite() or scaled != scaled.to_integral_value():
-        return Money.of(raw, currency, field=field)  # raises the ValidationError it gives
-    return Money(int(scaled), currency)
+        return Money.of(raw, currency, field=field).minor  # raises the ValidationError
+    if not -MAX_MINOR <= scaled <= MAX_MINOR:
+        raise ValidationError("amount too large", field=field)
+    return int(scaled)
 
 
 @functools.lru_cache(maxsize=64)
@@ -197,7 +209,9 @@ def _exponent(currency: str, field: str) -> int:
     return currency_exponent(currency, field=f"{field}.currency")
 
 
-def _when(text: str, mapping: ColumnMap) -> datetime:
+def _when(text: str, mapping: ColumnMap) -> tuple[datetime, str]:
+    """The time of *text* in UTC, and its ``isoformat()``: *text* itself when it is
+    written so already (``YYYY-MM-DDTHH:MM:SS+00:00``), which spares formatting it."""
     raw = text.strip()
     try:
         if mapping.date_format:
@@ -210,68 +224,96 @@ def _when(text: str, mapping: ColumnMap) -> datetime:
                               field="occurred_at") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(mapping.timezone))
-    return value.astimezone(UTC)
+    utc = value.astimezone(UTC)
+    if (len(raw) == 25 and raw[10] == "T" and raw[19:] == "+00:00" and raw[4] == raw[7] == "-"
+            and raw[13] == raw[16] == ":" and not mapping.date_format):
+        # fromisoformat read four and two ASCII digits between these separators, and
+        # isoformat writes them back so.
+        return utc, raw
+    return utc, utc.isoformat()
 
 
 def read_csv(path: str | Path, mapping: ColumnMap, *, provider: str,
-             report: CsvReport) -> Iterator[SettlementLine]:
-    """Yield the good lines of *path* (one line in memory at a time); record the
-    bad ones in *report*. Lines of another provider than *provider* are bad lines."""
-    with open(path, "rb") as fh:
-        header_bytes = fh.readline()
-        try:
-            header_text = header_bytes.decode(mapping.encoding).lstrip("\ufeff")
-        except UnicodeDecodeError as exc:
-            report.add(1, f"cannot decode the header as {mapping.encoding}: {exc.reason}")
-            return
-        header = [h.strip() for h in next(csv.reader([header_text],
-                                                     delimiter=mapping.delimiter), [])]
-        missing = [f"{field} -> {column!r}" for field, column in mapping.columns.items()
-                   if column not in header]
-        if missing:
-            report.add(1, "the header lacks mapped column(s): " + ", ".join(missing)
-                       + f" (columns: {', '.join(header)})")
-            return
-        index = {field: header.index(column) for field, column in mapping.columns.items()}
-        at = tuple(index.get(field) for field in _LINE_FIELDS)
-        width = len(header)
-        position = 1
+             report: CsvReport) -> CsvLines:
+    """The good lines of *path*, read as they are iterated (one line in memory at a
+    time); the bad ones recorded in *report*. Lines of another provider than
+    *provider* are bad lines."""
+    return CsvLines(path, mapping, provider=provider, report=report)
 
-        def decoded() -> Iterator[str]:
-            nonlocal position
-            for position, raw in enumerate(fh, start=2):  # read by the csv loop below
-                try:
-                    text = raw.decode(mapping.encoding)
-                except UnicodeDecodeError as exc:
-                    report.add(position, f"not {mapping.encoding} at byte {exc.start}: "
-                                         "check the file's encoding")
-                    continue
-                if text.strip():
-                    yield text
 
-        for fields in csv.reader(decoded(), delimiter=mapping.delimiter):
-            line_no = position
-            if len(fields) != width:
-                report.add(line_no, f"expected {width} fields, found {len(fields)}")
-                continue
+class CsvLines:
+    """The lines of a settlement file (see :func:`read_csv`): iterated, each a
+    :class:`~pasarela.provider.SettlementLine`; :meth:`settlement_rows` gives the same
+    lines as the engine reads them. Each pass reads the file again."""
+
+    def __init__(self, path: str | Path, mapping: ColumnMap, *, provider: str,
+                 report: CsvReport) -> None:
+        self.path = path
+        self.mapping = mapping
+        self.provider = provider
+        self.report = report
+
+    def __iter__(self) -> Iterator[SettlementLine]:
+        return map(line_of, self.settlement_rows())
+
+    def settlement_rows(self) -> Iterator[LineRow]:
+        """The good lines as :data:`~pasarela.reconcile.matching.LineRow` tuples."""
+        mapping, provider, report = self.mapping, self.provider, self.report
+        with open(self.path, "rb") as fh:
+            header_bytes = fh.readline()
             try:
-                line = _line(fields, at, mapping, provider, line_no)
-            except PasarelaError as exc:
-                report.add(line_no, str(exc))
-                continue
-            report.good += 1
-            yield line
+                header_text = header_bytes.decode(mapping.encoding).lstrip("\ufeff")
+            except UnicodeDecodeError as exc:
+                report.add(1, f"cannot decode the header as {mapping.encoding}: {exc.reason}")
+                return
+            header = [h.strip() for h in next(csv.reader([header_text],
+                                                         delimiter=mapping.delimiter), [])]
+            missing = [f"{field} -> {column!r}" for field, column in mapping.columns.items()
+                       if column not in header]
+            if missing:
+                report.add(1, "the header lacks mapped column(s): " + ", ".join(missing)
+                           + f" (columns: {', '.join(header)})")
+                return
+            index = {field: header.index(column) for field, column in mapping.columns.items()}
+            at = tuple(index.get(field) for field in _LINE_FIELDS)
+            width = len(header)
+            position = 1
+
+            def decoded() -> Iterator[str]:
+                nonlocal position
+                for position, raw in enumerate(fh, start=2):  # read by the csv loop below
+                    try:
+                        text = raw.decode(mapping.encoding)
+                    except UnicodeDecodeError as exc:
+                        report.add(position, f"not {mapping.encoding} at byte {exc.start}: "
+                                             "check the file's encoding")
+                        continue
+                    if text.strip():
+                        yield text
+
+            good = 0
+            try:
+                for fields in csv.reader(decoded(), delimiter=mapping.delimiter):
+                    line_no = position
+                    if len(fields) != width:
+                        report.add(line_no, f"expected {width} fields, found {len(fields)}")
+                        continue
+                    try:
+                        row = _row(fields, at, mapping, provider, line_no)
+                    except PasarelaError as exc:
+                        report.add(line_no, str(exc))
+                        continue
+                    good += 1
+                    yield row
+            finally:
+                report.good += good
 
 
-#: The fields :func:`_line` reads, in the order of its ``at`` positions.
+#: The fields :func:`_row` reads, in the order of its ``at`` positions.
 _LINE_FIELDS: Final = ("provider", "currency", "amount", "fee", "provider_reference",
                        "order_reference", "status", "occurred_at")
-#: Every line of a file says so (shared: one read-only mapping, not one per line).
-_FROM_FILE: Final = MappingProxyType({"_source": "file"})
-
-
-def _line(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap, provider: str,
-          line_no: int) -> SettlementLine:
+def _row(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap, provider: str,
+         line_no: int) -> LineRow:
     """The line of *fields*; *at* holds the position of each of :data:`_LINE_FIELDS`
     (None: not mapped)."""
     owner_at, currency_at, amount_at, fee_at, reference_at, order_at, status_at, when_at = at
@@ -284,17 +326,15 @@ def _line(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap, pro
                 or mapping.currency or "").upper()
     if amount_at is None or when_at is None:  # pragma: no cover (ColumnMap.load requires both)
         raise CsvError("the mapping needs amount and occurred_at columns", field="columns")
-    amount = parse_amount(fields[amount_at], currency, mapping, "amount")
+    amount = parse_minor(fields[amount_at], currency, mapping, "amount")
     fee_text = fields[fee_at].strip() if fee_at is not None else ""
-    fee = parse_amount(fee_text, currency, mapping, "fee") if fee_text else None
+    fee = parse_minor(fee_text, currency, mapping, "fee") if fee_text else None
     reference = (fields[reference_at].strip() if reference_at is not None else "") or None
     order = (fields[order_at].strip() if order_at is not None else "") or None
     if reference is None and order is None:
         raise ValidationError("neither provider_reference nor order_reference is given",
                               field="provider_reference")
     status = (fields[status_at].strip() if status_at is not None else "") or mapping.status
-    return SettlementLine(
-        provider=provider, provider_reference=reference, order_reference=order,
-        amount=amount, fee=fee, status=status,
-        occurred_at=_when(fields[when_at], mapping), line_no=line_no, raw=_FROM_FILE,
-    )
+    utc, iso = _when(fields[when_at], mapping)
+    return (line_no, provider, reference, order, amount, currency, fee,
+            None if fee is None else currency, status, utc, iso, True)

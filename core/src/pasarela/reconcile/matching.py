@@ -11,7 +11,10 @@ SQLite (``bench/bench_reconcile.py``):
 - duplicates are found in memory: the run keeps the 16-byte content digest of every
   line it has seen (about 90 MB for a million lines), so ``settlement_lines`` needs
   no index on a random key;
-- a line's values go to the store as a plain tuple (no per-line object);
+- a line is read as a plain tuple (:data:`LineRow`): a CSV file gives its rows
+  directly (no :class:`~pasarela.provider.SettlementLine` and no
+  :class:`~pasarela.money.Money` per line), other sources' lines are turned into
+  rows by :func:`rows_of`; a line's values go to the store as a plain tuple too;
 - payments no line matched are found by walking the payments once, in keyset pages
   (see :meth:`Run.missing_at_provider`);
 - everything else (matching by amount and date, differences, healing) is rare.
@@ -22,7 +25,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from pasarela.engine.transitions import apply_report
 from pasarela.fees import FeeSchedule
@@ -50,7 +54,21 @@ if TYPE_CHECKING:
     from pasarela.store import Store
 
 
-__all__ = ["AMOUNT_DATE_WINDOW", "CHUNK_SIZE", "Run", "chunks", "content_hash"]
+__all__ = [
+    "AMOUNT_DATE_WINDOW",
+    "CHUNK_SIZE",
+    "FROM_FILE",
+    "LineRow",
+    "Run",
+    "SettlementRows",
+    "chunks",
+    "content_hash",
+    "line_of",
+    "row_digest",
+    "rows_of",
+]
+
+_T = TypeVar("_T")
 
 AMOUNT_DATE_WINDOW: Final = timedelta(days=3)
 #: Lines per chunk (one lookup per matching rule and one transaction per chunk).
@@ -61,21 +79,74 @@ CHUNK_SIZE: Final = 10000
 _Payment = PaymentFacts
 
 
-def content_hash(line: SettlementLine, utc: datetime | None = None) -> bytes:
+#: A settlement line as the engine reads it: a plain tuple, in this order (one tuple
+#: per line and no object inside it but strings, integers and the time):
+#:
+#: ``line_no``, ``provider``, ``provider_reference``, ``order_reference``,
+#: ``amount_minor``, ``currency``, ``fee_minor`` (None: no fee), ``fee_currency``
+#: (None without a fee), ``status`` (as the provider wrote it), ``occurred_at`` (UTC),
+#: ``occurred_at.isoformat()`` of that UTC time, and whether the line is a file's
+#: (keyed by its line number, see :meth:`Run._line_key`).
+LineRow: TypeAlias = tuple[int, str, str | None, str | None, int, str, int | None, str | None,
+                           str, datetime, str, bool]
+
+#: A file's line says so in its ``raw`` (shared: one read-only mapping, not one per line).
+FROM_FILE: Final = MappingProxyType({"_source": "file"})
+
+
+@runtime_checkable
+class SettlementRows(Protocol):
+    """A source that gives its lines as :data:`LineRow` tuples (a CSV file) besides
+    iterating them as :class:`~pasarela.provider.SettlementLine`."""
+
+    def settlement_rows(self) -> Iterator[LineRow]: ...
+
+
+def rows_of(lines: Iterable[SettlementLine]) -> Iterator[LineRow]:
+    """*lines* as the engine reads them (see :data:`LineRow`)."""
+    for line in lines:
+        utc = line.occurred_at.astimezone(UTC)
+        amount, fee = line.amount, line.fee
+        yield (line.line_no, line.provider, line.provider_reference, line.order_reference,
+               amount.minor, amount.currency, None if fee is None else fee.minor,
+               None if fee is None else fee.currency, line.status, utc, utc.isoformat(),
+               line.line_no > 0 and line.raw.get("_source") == "file")
+
+
+def line_of(row: LineRow) -> SettlementLine:
+    """The :class:`~pasarela.provider.SettlementLine` of *row* (the inverse of
+    :func:`rows_of`, its time in UTC)."""
+    line_no, provider, reference, order, minor, currency, fee, fee_currency, status, utc, \
+        _, from_file = row
+    return SettlementLine(
+        provider=provider, provider_reference=reference, order_reference=order,
+        amount=Money(minor, currency),
+        fee=None if fee is None or fee_currency is None else Money(fee, fee_currency),
+        status=status, occurred_at=utc, line_no=line_no, raw=FROM_FILE if from_file else {})
+
+
+def row_digest(row: LineRow) -> bytes:
     """The line's content digest (16 bytes; stored as 32 hex digits): two lines with
-    the same digest are the same line, the later a duplicate. *utc* is the line's
-    ``occurred_at`` in UTC, when the caller has it already."""
-    amount, fee = line.amount, line.fee
-    when = (utc or line.occurred_at.astimezone(UTC)).isoformat()
-    fees = "" if fee is None else f"{fee.minor}{fee.currency}"
-    text = (f"{line.provider}|{line.provider_reference or ''}|{line.order_reference or ''}|"
-            f"{amount.minor}|{amount.currency}|{fees}|{line.status.strip().lower()}|{when}")
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    the same digest are the same line, the later a duplicate. Its text is fixed:
+    stored digests (and the keys of API lines) must stay what earlier versions wrote."""
+    _, provider, reference, order, minor, currency, fee, fee_currency, status, _, when, _ = row
+    fees = "" if fee is None else f"{fee}{fee_currency}"
+    text = (f"{provider}|{reference or ''}|{order or ''}|{minor}|{currency}|{fees}|"
+            f"{status.strip().lower()}|{when}")
+    return _blake2b(text.encode(), digest_size=16).digest()
 
 
-def chunks(items: Iterable[SettlementLine], size: int) -> Iterator[list[SettlementLine]]:
+_blake2b: Final = hashlib.blake2b
+
+
+def content_hash(line: SettlementLine) -> bytes:
+    """The content digest of *line* (:func:`row_digest` of its row)."""
+    return row_digest(next(rows_of([line])))
+
+
+def chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     """*items* in lists of *size* (the last one shorter)."""
-    chunk: list[SettlementLine] = []
+    chunk: list[_T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:
@@ -122,14 +193,14 @@ class Run:
         if not self.fresh:
             self.seen.update(dict.fromkeys(self.lines.recorded_digests(page=CHUNK_SIZE)))
 
-    def _line_key(self, line: SettlementLine, content: bytes) -> str:
+    def _line_key(self, row: LineRow, content: bytes) -> str:
         """A file's line is keyed by its line number (a re-read of the same file gives
         the same keys). An API's line, which has no stable position, is keyed by its
         content and how many identical lines came before it in this call (so a
         repeated line is still seen, and flagged a duplicate); that count is kept
         per line in memory, for API sources only."""
-        if line.line_no > 0 and line.raw.get("_source") == "file":
-            return f"L{line.line_no}"
+        if row[11]:
+            return f"L{row[0]}"
         seen = self.occurrences.get(content, 0)
         self.occurrences[content] = seen + 1
         return f"H{content.hex()}#{seen}"
@@ -166,10 +237,10 @@ class Run:
                                               else with_fee(payment))
         return found
 
-    def _by_amount_date(self, line: SettlementLine, taken: set[str]) -> _Payment | None:
+    def _by_amount_date(self, row: LineRow, taken: set[str]) -> _Payment | None:
         candidates = self.lines.by_amount_and_date(
-            self.provider, amount_minor=line.amount.minor, currency=line.amount.currency,
-            at=line.occurred_at, window=AMOUNT_DATE_WINDOW, limit=len(taken) + 1)
+            self.provider, amount_minor=row[4], currency=row[5],
+            at=row[9], window=AMOUNT_DATE_WINDOW, limit=len(taken) + 1)
         for payment in candidates:
             if payment.id not in taken:
                 return self._with_fee(payment)
@@ -177,152 +248,152 @@ class Run:
 
     # --- one chunk ---------------------------------------------------------------------
 
-    def chunk(self, lines: list[SettlementLine]) -> None:
-        line_key, stamp = self._line_key, self.lines.stamp
-        keyed: list[tuple[str, bytes, SettlementLine, object]] = []
-        for line in lines:
-            utc = line.occurred_at.astimezone(UTC)
-            content = content_hash(line, utc)
-            keyed.append((line_key(line, content), content, line, stamp(utc)))
+    def chunk(self, rows: list[LineRow]) -> None:
+        line_key, stamp, digest = self._line_key, self.lines.stamp, row_digest
+        keyed: list[tuple[str, bytes, LineRow]] = []
+        for row in rows:
+            content = digest(row)
+            keyed.append((f"L{row[0]}" if row[11] else line_key(row, content), content, row))
         fresh = keyed
         if not self.fresh:
             recorded = self.lines.recorded_line_keys([item[0] for item in keyed])
             fresh = [item for item in keyed if item[0] not in recorded]
         self.summary.skipped += len(keyed) - len(fresh)
         self.summary.lines += len(keyed)
-        by_ref = self._by_reference(sorted(
-            {item[2].provider_reference for item in fresh if item[2].provider_reference}))
+        by_ref = self._by_reference(sorted({item[2][2] for item in fresh if item[2][2]}))
         by_order = self._by_order(sorted(
-            {item[2].order_reference for item in fresh
-             if item[2].order_reference and item[2].provider_reference not in by_ref}))
-        rows: list[tuple[object, ...]] = []
+            {row[3] for _, _, row in fresh if row[3] and row[2] not in by_ref}))
+        lines: list[tuple[object, ...]] = []
         diffs: list[Difference] = []
         taken: set[str] = set()
         counts = dict.fromkeys(Category, 0)
-        seen, key, classify = self.seen, self.key, self._classify
-        now = stamp(self.now.astimezone(UTC))
+        seen, key, classify, match = self.seen, self.key, self._classify, self._match
+        now_utc = self.now.astimezone(UTC)
+        now = stamp(now_utc, now_utc.isoformat())
         width = LINE_STATUS_WIDTH
-        for line_key_, content, line, when in fresh:
+        duplicate, by_reference = Category.DUPLICATE, by_ref.get
+        for line_key_, content, row in fresh:
+            (line_no, provider, reference, order, minor, currency, fee, _, status, utc, when,
+             _) = row
             payment: _Payment | None = None
             how: str | None = None
-            reference = line.provider_reference
             if content in seen:
-                category = Category.DUPLICATE
-                diffs.append(self._difference(line_key_, line, None, Category.DUPLICATE,
+                category = duplicate
+                diffs.append(self._difference(line_key_, row, None, duplicate,
                                               detail="the same line appears earlier"))
             else:
                 seen[content] = None
-                if reference and reference in by_ref:
-                    payment, how = by_ref[reference], "provider_reference"
+                if reference and (payment := by_reference(reference)) is not None:
+                    how = "provider_reference"
                 else:
-                    payment, how = self._match(line, by_order, taken)
+                    payment, how = match(row, by_order, taken)
                 if payment is not None:
                     taken.add(payment.id)
-                category, diff = classify(line_key_, line, payment)
+                category, diff = classify(line_key_, row, payment)
                 if diff is not None:
                     diffs.append(diff)
             counts[category] += 1
-            amount, fee = line.amount, line.fee
             # In LINE_COLUMNS order (pasarela.store.settlements).
-            rows.append((
-                key, line_key_, content.hex(), line.line_no, line.provider, reference,
-                line.order_reference, amount.minor, amount.currency,
-                None if fee is None else fee.minor, line.status[:width], when,
+            lines.append((
+                key, line_key_, content.hex(), line_no, provider, reference, order, minor,
+                currency, fee, status[:width], stamp(utc, when),
                 None if payment is None else payment.id, how, _CATEGORY[category], now,
             ))
         for category, count in counts.items():
             if count:
                 self.summary.counts[category.value] += count
-        self._write(rows, diffs)
+        self._write(lines, diffs)
 
-    def _match(self, line: SettlementLine, by_order: Mapping[str, _Payment], taken: set[str],
+    def _match(self, row: LineRow, by_order: Mapping[str, _Payment], taken: set[str],
                ) -> tuple[_Payment | None, str | None]:
         """A line whose provider reference matched nothing (see :meth:`chunk`)."""
-        if line.order_reference and line.order_reference in by_order:
-            return by_order[line.order_reference], "order_reference"
-        payment = self._by_amount_date(line, taken)
+        order = row[3]
+        if order and order in by_order:
+            return by_order[order], "order_reference"
+        payment = self._by_amount_date(row, taken)
         return (payment, "amount_date") if payment is not None else (None, None)
 
-    def _classify(self, line_key: str, line: SettlementLine, payment: _Payment | None,
+    def _classify(self, line_key: str, row: LineRow, payment: _Payment | None,
                   ) -> tuple[Category, Difference | None]:
-        said = self._said.get(line.status)
+        status, minor, currency = row[8], row[4], row[5]
+        said = self._said.get(status)
         if said is None:
-            said = line_status(line.status)
+            said = line_status(status)
             if len(self._said) < _STATUS_WORDS_KEPT:
-                self._said[line.status] = said
+                self._said[status] = said
         if payment is None:
             category = Category.MISSING_IN_BOOKS if said == "paid" else Category.STATUS_MISMATCH
             return category, self._difference(
-                line_key, line, None, category, actual=f"{said} {line.amount}",
+                line_key, row, None, category, actual=f"{said} {Money(minor, currency)}",
                 detail="no payment of ours matches this line")
         if said == "refunded":
             # A refund line is money going back: any part of the payment (Stripe writes
             # it negative), in the payment's currency.
-            amount_ok = (payment.currency == line.amount.currency
-                         and 0 < abs(line.amount.minor) <= payment.amount_minor)
+            amount_ok = (payment.currency == currency
+                         and 0 < abs(minor) <= payment.amount_minor)
         else:
-            amount_ok = (payment.amount_minor == line.amount.minor
-                         and payment.currency == line.amount.currency)
+            amount_ok = payment.amount_minor == minor and payment.currency == currency
         if not amount_ok:
             ours = Money(payment.amount_minor, payment.currency)
             return Category.AMOUNT_MISMATCH, self._difference(
-                line_key, line, payment, Category.AMOUNT_MISMATCH, expected=str(ours),
-                actual=str(line.amount), detail="amount or currency differs")
-        if said == "paid" and payment.status not in OURS_PAID:
-            return self._heal(line_key, line, payment)
-        if (said == "refunded" and payment.status not in OURS_REFUNDED) or (said in (
+                line_key, row, payment, Category.AMOUNT_MISMATCH, expected=str(ours),
+                actual=str(Money(minor, currency)), detail="amount or currency differs")
+        if said == "paid":
+            if payment.status not in OURS_PAID:
+                return self._heal(line_key, row, payment)
+        elif (said == "refunded" and payment.status not in OURS_REFUNDED) or (said in (
                 "failed", "other") and payment.status in OURS_PAID):
             return Category.STATUS_MISMATCH, self._difference(
-                line_key, line, payment, Category.STATUS_MISMATCH, expected=payment.status,
-                actual=line.status, detail="the provider reports another status")
-        if said == "refunded":  # the payment's fee schedule says nothing of refunds
+                line_key, row, payment, Category.STATUS_MISMATCH, expected=payment.status,
+                actual=status, detail="the provider reports another status")
+        elif said == "refunded":  # the payment's fee schedule says nothing of refunds
             return Category.MATCHED, None
-        return self._check_fee(line_key, line, payment)
+        # The fee, when the line gives one.
+        fee = row[6]
+        if fee is None:
+            return Category.MATCHED, None
+        expected = payment.expected_fee
+        if expected is None or abs(fee - expected) <= self.fee_tolerance:
+            return Category.MATCHED, None
+        fee_currency = row[7] or currency
+        return Category.FEE_MISMATCH, self._difference(
+            line_key, row, payment, Category.FEE_MISMATCH,
+            expected=str(Money(expected, fee_currency)), actual=str(Money(fee, fee_currency)),
+            detail=f"fee differs by more than {self.fee_tolerance} minor unit(s)")
 
-    def _heal(self, line_key: str, line: SettlementLine, payment: _Payment,
+    def _heal(self, line_key: str, row: LineRow, payment: _Payment,
               ) -> tuple[Category, Difference]:
         before = payment.status
+        line_no, reference, minor, currency, status = row[0], row[2], row[4], row[5], row[8]
         if self.service is not None:
             current = self.store.get_payment(payment.id)
             moved = apply_report(self.service,
                 current,
                 ProviderPayment(status=Status.SUCCEEDED,
-                                reference=line.provider_reference or current.provider_reference,
-                                raw_status=f"settlement line {line.line_no}: {line.status}",
-                                amount=line.amount),
+                                reference=reference or current.provider_reference,
+                                raw_status=f"settlement line {line_no}: {status}",
+                                amount=Money(minor, currency)),
                 Cause.RECONCILE, event_id=f"reconcile:{self.key[:16]}:{line_key}"[:128],
             )
             if moved.status.value in OURS_PAID:
                 self.summary.healed += 1
                 return Category.MISSING_IN_BOOKS, self._difference(
-                    line_key, line, payment, Category.MISSING_IN_BOOKS, expected=before,
-                    actual=line.status, resolved=True, healed=True,
+                    line_key, row, payment, Category.MISSING_IN_BOOKS, expected=before,
+                    actual=status, resolved=True, healed=True,
                     detail=f"healed: {before} -> {moved.status.value} (cause reconcile)")
             return Category.STATUS_MISMATCH, self._difference(
-                line_key, line, payment, Category.STATUS_MISMATCH, expected=before,
-                actual=line.status, detail=f"the lifecycle refuses {before} -> succeeded")
+                line_key, row, payment, Category.STATUS_MISMATCH, expected=before,
+                actual=status, detail=f"the lifecycle refuses {before} -> succeeded")
         return Category.MISSING_IN_BOOKS, self._difference(
-            line_key, line, payment, Category.MISSING_IN_BOOKS, expected=before,
-            actual=line.status, detail="paid at the provider; not healed (no service)")
+            line_key, row, payment, Category.MISSING_IN_BOOKS, expected=before,
+            actual=status, detail="paid at the provider; not healed (no service)")
 
-    def _check_fee(self, line_key: str, line: SettlementLine, payment: _Payment,
-                   ) -> tuple[Category, Difference | None]:
-        if line.fee is None:
-            return Category.MATCHED, None
-        expected = payment.expected_fee
-        if expected is None or abs(line.fee.minor - expected) <= self.fee_tolerance:
-            return Category.MATCHED, None
-        return Category.FEE_MISMATCH, self._difference(
-            line_key, line, payment, Category.FEE_MISMATCH,
-            expected=str(Money(expected, line.fee.currency)), actual=str(line.fee),
-            detail=f"fee differs by more than {self.fee_tolerance} minor unit(s)")
-
-    def _difference(self, line_key: str, line: SettlementLine, payment: _Payment | None,
+    def _difference(self, line_key: str, row: LineRow, payment: _Payment | None,
                     category: Category, **fields: Any) -> Difference:
         return Difference(
-            category=category, provider=line.provider, item_key=line_key,
-            line_no=line.line_no, payment_id=None if payment is None else payment.id,
-            provider_reference=line.provider_reference, order_reference=line.order_reference,
+            category=category, provider=row[1], item_key=line_key,
+            line_no=row[0], payment_id=None if payment is None else payment.id,
+            provider_reference=row[2], order_reference=row[3],
             **fields,
         )
 

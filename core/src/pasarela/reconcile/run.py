@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Final
 
 from pasarela.fees import FeeSchedule
 from pasarela.provider import SettlementLine
-from pasarela.reconcile.matching import AMOUNT_DATE_WINDOW, CHUNK_SIZE, Run, chunks
+from pasarela.reconcile.matching import (
+    AMOUNT_DATE_WINDOW,
+    CHUNK_SIZE,
+    Run,
+    SettlementRows,
+    chunks,
+    rows_of,
+)
 from pasarela.reconcile.vocabulary import Category, Difference, Summary, line_status
 from pasarela.store import queries
 
@@ -131,7 +138,9 @@ def reconcile(
     run = Run(store, provider=provider, key=key or run_key(provider, since, until),
                service=service, fee_schedules=fee_schedules or {},
                fee_tolerance=fee_tolerance, now=now)
-    for chunk in chunks(lines, chunk_size):
+    # A CSV file gives its lines as rows; any other source's are turned into rows.
+    rows = lines.settlement_rows() if isinstance(lines, SettlementRows) else rows_of(lines)
+    for chunk in chunks(rows, chunk_size):
         run.chunk(chunk)
         if progress is not None:
             progress(len(chunk))

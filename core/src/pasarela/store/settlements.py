@@ -23,7 +23,7 @@ enough for the index pages a chunk touches.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
@@ -48,6 +48,7 @@ __all__ = [
     "Result",
     "SettlementRun",
     "UnmatchedPayment",
+    "sqlite_stamp",
 ]
 
 #: SQLite page cache for reconciliation connections, in KiB.
@@ -137,12 +138,15 @@ _INSERT_LINES: Final = ("INSERT INTO settlement_lines ({columns}) VALUES ({marks
                         "ON CONFLICT (run_key, line_key) DO NOTHING")
 
 
-def _sqlite_stamp(utc: datetime) -> Any:
-    # As SQLAlchemy stores a DateTime in SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC.
-    return utc.isoformat(" ", "microseconds")[:26]
+def sqlite_stamp(utc: datetime, iso: str) -> Any:
+    """*utc* as SQLAlchemy stores a DateTime in SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``),
+    cut from *iso*, its ``isoformat()`` (``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``)."""
+    if utc.microsecond:
+        return f"{iso[:10]} {iso[11:26]}"
+    return f"{iso[:10]} {iso[11:19]}.000000"
 
 
-def _as_is(utc: datetime) -> Any:
+def _as_is(utc: datetime, iso: str) -> Any:
     return utc
 
 
@@ -165,8 +169,11 @@ class SettlementRun:
                                               ).on_conflict_do_nothing(
             index_elements=[reconciliation_results.c.run_key,
                             reconciliation_results.c.item_key])
-        #: An aware UTC datetime as a line tuple holds it (``occurred_at``, ``created_at``).
-        self.stamp = _sqlite_stamp if self._sqlite else _as_is
+        #: An aware UTC datetime, given with its ``isoformat()`` (which a line has
+        #: already: its content digest is made of it), as a line tuple holds it
+        #: (``occurred_at``, ``created_at``).
+        self.stamp: Callable[[datetime, str], Any] = (
+            sqlite_stamp if self._sqlite else _as_is)
 
     @contextmanager
     def _begin(self, *, write: bool = False) -> Iterator[sa.Connection]:
