@@ -112,7 +112,7 @@ OPERATIONS = frozenset({
     "pasarela_mercadopago.api", "pasarela_dlocal.api", "pasarela_yape.acquirer",
     "pasarela_yape.culqi", "pasarela_stripe.webhooks", "pasarela_mercadopago.webhooks",
     "pasarela_pagoefectivo.notifications", "pathlib", "logging", "typing_extensions",
-    "hashlib", "hmac", "secrets", "random", "difflib",
+    "hashlib", "hmac", "secrets", "random", "difflib", "json", "pasarela.retry",
 })
 
 

@@ -36,7 +36,6 @@ The body of every message is :func:`encode_event` (JSON, one home for the format
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -155,11 +154,15 @@ def encode_event(event: LifecycleEvent) -> bytes:
         "occurred_at": event.occurred_at.isoformat(),
         "payload": dict(event.payload),
     }
+    import json  # noqa: PLC0415 - with the relays at work, not at plugin discovery
+
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
 def decode_event(body: bytes | str) -> dict[str, Any]:
     """A message body back as a dict (what a consumer reads)."""
+    import json  # noqa: PLC0415
+
     value = json.loads(body)
     if not isinstance(value, dict):
         raise ValueError("a relay message body is a JSON object")

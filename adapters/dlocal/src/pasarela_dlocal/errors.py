@@ -23,11 +23,15 @@ from pasarela.errors import (
     RateLimitedError,
     UnsupportedError,
 )
-from pasarela.retry import parse_retry_after
+from pasarela.provider import imported_on_use
 
 
 if TYPE_CHECKING:
     import httpx
+
+    from pasarela import retry
+else:  # Retry-After is read for an error, not at discovery
+    retry = imported_on_use("pasarela.retry", globals())
 
 
 __all__ = ["ERROR_CODES", "REJECTIONS", "error_from"]
@@ -91,7 +95,7 @@ def error_from(response: httpx.Response, *, now: datetime) -> ProviderError | No
     if status == 429:
         return RateLimitedError(
             "dLocal is limiting requests", provider="dlocal", http_status=status,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+            retry_after=retry.parse_retry_after(response.headers.get("retry-after"), now=now),
             created_nothing=True)
     body: Any
     try:

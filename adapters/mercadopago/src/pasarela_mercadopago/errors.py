@@ -9,7 +9,6 @@ rejected payment) to a normalized :class:`ErrorCode`. :data:`STATUSES` maps ever
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -25,11 +24,18 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.lifecycle import Status
-from pasarela.retry import parse_retry_after
+from pasarela.provider import imported_on_use
 
 
 if TYPE_CHECKING:
+    import json
+
     import httpx
+
+    from pasarela import retry
+else:  # an error's body and Retry-After are read for an error, not at discovery
+    json = imported_on_use("json", globals())
+    retry = imported_on_use("pasarela.retry", globals())
 
 
 __all__ = ["ERROR_CODES", "STATUSES", "MercadoPagoDeclinedError", "error_from_response",
@@ -168,7 +174,7 @@ def error_from_response(response: httpx.Response, *, now: datetime | None = None
                               "provider_message": described, "http_status": status}
     if status == 429:
         return RateLimitedError("Mercado Pago is limiting requests", created_nothing=True,
-                                retry_after=parse_retry_after(
+                                retry_after=retry.parse_retry_after(
                                     response.headers.get("retry-after"), now=now),
                                 **common)
     if status >= 500:

@@ -36,15 +36,15 @@ from pasarela.errors import (
     UnsupportedError,
 )
 from pasarela.provider import imported_on_use
-from pasarela.retry import parse_retry_after
 
 
 if TYPE_CHECKING:
     import httpx
 
-    from pasarela import jsontext
+    from pasarela import jsontext, retry
 else:  # for an error's body, not for discovery (it brings secrets, hmac, random)
     jsontext = imported_on_use("pasarela.jsontext", globals())
+    retry = imported_on_use("pasarela.retry", globals())
 
 
 __all__ = [
@@ -179,7 +179,7 @@ def error_from_response(response: httpx.Response, *, operation: str) -> Provider
         if status == 429:
             return RateLimitedError(
                 f"PagoEfectivo is limiting requests ({operation})",
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=retry.parse_retry_after(response.headers.get("retry-after")),
                 **common,
             )
         if status >= 500:

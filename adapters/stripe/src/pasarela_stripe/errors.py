@@ -11,7 +11,6 @@ and the HTTP status settles what the body does not (401, 429, 409, 5xx).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -29,11 +28,18 @@ from pasarela.errors import (
     UnknownOutcomeError,
     UnsupportedError,
 )
-from pasarela.retry import parse_retry_after
+from pasarela.provider import imported_on_use
 
 
 if TYPE_CHECKING:
+    import json
+
     import httpx
+
+    from pasarela import retry
+else:  # an error's body and Retry-After are read for an error, not at discovery
+    json = imported_on_use("json", globals())
+    retry = imported_on_use("pasarela.retry", globals())
 
 
 __all__ = [
@@ -201,7 +207,7 @@ def error_from_response(
         return AuthenticationError(text, created_nothing=True, **common)
     if code is E.RATE_LIMITED or status == 429:
         return RateLimitedError(
-            text, retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+            text, retry_after=retry.parse_retry_after(response.headers.get("retry-after"), now=now),
             created_nothing=True, **common,
         )
     if code is E.IDEMPOTENCY_CONFLICT:

@@ -15,7 +15,6 @@ and ``expired_otp`` are the names this project's sandbox uses (**unverified**).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,11 +29,18 @@ from pasarela.errors import (
     ProviderValidationError,
     RateLimitedError,
 )
-from pasarela.retry import parse_retry_after
+from pasarela.provider import imported_on_use
 
 
 if TYPE_CHECKING:
+    import json
+
     import httpx
+
+    from pasarela import retry
+else:  # an error's body and Retry-After are read for an error, not at discovery
+    json = imported_on_use("json", globals())
+    retry = imported_on_use("pasarela.retry", globals())
 
 
 __all__ = ["ERROR_CODES", "ERROR_TABLE", "Rule", "error_from_body", "error_from_response"]
@@ -166,6 +172,6 @@ def error_from_response(response: httpx.Response) -> ProviderError:
         return RateLimitedError(
             error.message, provider=PROVIDER, provider_code=error.provider_code,
             provider_message=error.provider_message, http_status=response.status_code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=retry.parse_retry_after(response.headers.get("retry-after")),
         )
     return error
