@@ -90,9 +90,10 @@ def test_the_dlocal_card_minimum_is_still_there() -> None:
 
 def _discovery_loads(modules: set[str]) -> list[str]:
     """Which of *modules* (full names) discovering the installed plugins imports."""
-    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
+    code = ("import sys; from pasarela.plugins import get_plugin_manager; "
             "get_plugin_manager().providers(); "
-            f"print(json.dumps(sorted(set(sys.modules) & set({sorted(modules)!r}))))")
+            f"loaded = sorted(set(sys.modules) & set({sorted(modules)!r})); "
+            "import json; print(json.dumps(loaded))")  # json itself read after the check
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     loaded: list[str] = json.loads(out)
