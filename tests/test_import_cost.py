@@ -192,3 +192,13 @@ def test_a_zipped_distribution_is_read_by_importlib_metadata(
     assert found["zipped"].value == "zipped_plugin"
     assert plugins._of(found["zipped"]) == ("zipped-plugin", "1.0")
     assert {"pagoefectivo", "stripe"} <= set(found)
+
+
+@pytest.mark.parametrize("name", ["pasarela_stripe", "Foo", "a__b", "a.b", "A-B_c", "x___y",
+                                  "_a_", "zope.interface", "Ab_Cd", "ruamel.yaml.clib"])
+def test_the_scan_normalizes_names_as_importlib_metadata_does(name: str) -> None:
+    import re
+
+    from pasarela import plugins
+
+    assert plugins._normalize(name) == re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")

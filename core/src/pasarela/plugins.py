@@ -484,7 +484,10 @@ def _scan_entry_points(group: str) -> Iterator[_ScannedEntryPoint]:
 
 
 def _normalize(name: str) -> str:
-    """``importlib.metadata.Prepared.normalize``."""
+    """``importlib.metadata.Prepared.normalize`` (a name with no ``-``, ``.`` or ``__``,
+    as installers write them, is only lower-cased by it)."""
+    if "-" not in name and "." not in name and "__" not in name:
+        return name.lower()
     return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
 
 
