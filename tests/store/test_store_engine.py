@@ -224,3 +224,31 @@ def test_postgres_pings_only_connections_left_idle(
         assert len(pings) >= 1
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != pid
+
+
+def test_sqlite_write_lock_held_elsewhere_is_a_concurrency_conflict(
+        tmp_path: Path, make_payment: Callable[..., Payment],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BEGIN IMMEDIATE`` (sent straight to the driver) that finds another process
+    holding the write lock past the busy timeout raises the store's
+    ``ConcurrencyConflictError``, as SQLAlchemy's own execute did."""
+    import sqlite3
+
+    from pasarela.errors import ConcurrencyConflictError
+    from pasarela.store import engine as store_engine
+
+    path = tmp_path / "locked.db"
+    Store(f"sqlite:///{path}").close()
+    monkeypatch.setattr(store_engine, "_SQLITE_PRAGMAS", tuple(
+        "PRAGMA busy_timeout=50" if p.startswith("PRAGMA busy_timeout") else p
+        for p in store_engine._SQLITE_PRAGMAS))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        with Store(f"sqlite:///{path}") as store:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(ConcurrencyConflictError, match="busy"):
+                store.create_payment(make_payment(), fingerprint="fp")
+            other.execute("ROLLBACK")
+            assert store.create_payment(make_payment(), fingerprint="fp")[1]
+    finally:
+        other.close()

@@ -164,7 +164,15 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         write = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if write else "BEGIN"
+        # Straight to the driver (exec_driver_sql's bookkeeping cost more than the
+        # BEGIN), its error raised as SQLAlchemy's (a busy database's OperationalError).
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+        except dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, (), exc, dbapi.Error,
+                                             dialect=conn.dialect) from exc
 
     return engine
 
