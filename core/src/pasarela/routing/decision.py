@@ -50,7 +50,8 @@ class Decision:
     def __init__(self, method: Method, provider: str | None, candidates: tuple[str, ...],
                  rule: str | None, strategy: str, skipped: Mapping[str, str],
                  decided_at: datetime, reference: str, currency: str, rule_index: int | None,
-                 matched: Rule | None, trace: Sequence[str], facts: Facts | None,
+                 matched: Rule | None, trace: Sequence[str | tuple[str, ...]],
+                 facts: Facts | None,
                  schedules: Mapping[str, FeeSchedule], fee_minor: Mapping[str, int] | None = None,
                  bucket: int = 0, tail: Sequence[str] = (), extra: Mapping[str, Any] = NOTHING,
                  requested: str | None = None, overridden_by: str | None = None,
@@ -67,7 +68,8 @@ class Decision:
         self._rule_index = rule_index
         #: The rule that matched, for the strategy's line (None when rendered).
         self._matched = matched
-        #: The rule lines: each rule tried and why it did or did not match.
+        #: The rule lines: each rule tried and why it did or did not match (a line, or
+        #: a run of lines the plan found once).
         self._trace = trace
         self._facts = facts
         self._schedules = schedules
@@ -180,7 +182,11 @@ class Decision:
         if facts is not None:
             lines.append(f"order {facts.reference}: {money_text(facts.minor, facts.currency)}"
                          f", country {facts.country}, method {self._method.value}")
-        lines.extend(self._trace)
+        for part in self._trace:
+            if type(part) is str:
+                lines.append(part)
+            else:
+                lines.extend(part)
         lines.extend(f"candidate {name}: skipped: {why}" for name, why in self._skipped.items())
         matched = self._matched
         if matched is not None and strategy == "ordered" and len(matched.providers) > 1:

@@ -137,12 +137,14 @@ class _Bands:
             self.found.append((tuple(lines), hit))
 
 
-_Plan = tuple[tuple[tuple[str, ...], "_Route | _Bands | None"], ...]
+#: A plan: steps of the lines of the rules ruled out before, and a rule to try or a
+#: run of amount bands to bisect (neither after the last rule).
+_Plan = tuple[tuple[tuple[str, ...], "_Route | None", "_Bands | None"], ...]
 
 
 def _bisected(steps: Sequence[tuple[tuple[str, ...], _Route | None]]) -> _Plan:
     """*steps* with each run of two or more band-only rules as one :class:`_Bands`."""
-    out: list[tuple[tuple[str, ...], _Route | _Bands | None]] = []
+    out: list[tuple[tuple[str, ...], _Route | None, _Bands | None]] = []
     start = 0
     while start < len(steps):
         end = start
@@ -151,10 +153,10 @@ def _bisected(steps: Sequence[tuple[tuple[str, ...], _Route | None]]) -> _Plan:
             end += 1
         if end - start >= 2:
             run = [(misses, route) for misses, route in steps[start:end] if route is not None]
-            out.append((steps[start][0], _Bands(run)))
+            out.append((steps[start][0], None, _Bands(run)))
             start = end
         else:
-            out.append(steps[start])
+            out.append((*steps[start], None))
             start += 1
     return tuple(out)
 
@@ -394,8 +396,9 @@ class Router:
     def _decide(self, facts: Facts, order: Order, method: Method, now: datetime,
                 requested: str | None, health: HealthLookup | None,
                 blocked: _Blocked | None) -> Decision:
-        #: The rule lines of the explanation (the rest is written when it is read).
-        trace: list[str] = []
+        #: The rule lines of the explanation, a line or the plan's own run of lines each
+        #: (the rest is written when it is read).
+        trace: list[str | tuple[str, ...]] = []
         rule: Rule | None = None
         route: _Route | None = None
         if requested is not None:
@@ -408,17 +411,18 @@ class Router:
                     or self._plan(facts.country, facts.currency, method))
             moment = _new(Moment)  # Moment(now) without the call
             moment.now, moment._local = now, None
-            for misses, step in plan:
+            for misses, step, bands in plan:
                 if misses:
-                    trace.extend(misses)
-                if step is None:
-                    break
-                if isinstance(step, _Bands):
-                    lines, route = step.found[bisect_right(step.cuts, facts.minor)]
-                    trace.extend(lines)
+                    trace.append(misses)
+                if bands is not None:
+                    lines, route = bands.found[bisect_right(bands.cuts, facts.minor)]
+                    if lines:
+                        trace.append(lines)
                     if route is not None:
                         break
                     continue
+                if step is None:
+                    break
                 for check in step.checks:
                     why = check(facts, moment)
                     if why is not None:
