@@ -100,3 +100,23 @@ def test_sqlite_driver_execute_raises_as_sqlalchemy_does(tmp_path: Path) -> None
             execute(conn, INSERT_TRANSITION, step)
             with pytest.raises(sa.exc.IntegrityError):
                 execute(conn, INSERT_TRANSITION, step)
+
+
+def test_a_transitions_outbox_payload_is_the_payments_default_payload(store: Store) -> None:
+    """The transition writes its event's payload from the updated row, and builds the
+    payment it returns after the commit: the payload is ``default_payload`` of it."""
+    from pasarela.lifecycle import Cause
+    from pasarela.store._rows import default_payload
+    from pasarela.store.schema import outbox
+
+    payment, _ = store.create_payment(new_payment(), fingerprint="f")
+    moved = store.transition(payment.id, expected_version=payment.version,
+                             target=Status.PENDING, cause=Cause.API,
+                             event_type="payment.pending",
+                             changes={"provider_reference": "cip-7"})
+    with store.engine.connect() as conn:
+        (stored,) = conn.execute(sa.select(outbox.c.payload)
+                                 .where(outbox.c.payment_id == payment.id)).scalars()
+    assert stored == default_payload(moved)
+    assert stored["provider_reference"] == "cip-7"
+    assert moved == store.get_payment(payment.id)

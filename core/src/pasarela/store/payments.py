@@ -35,7 +35,6 @@ from pasarela.store._rows import (
     UPDATABLE,
     as_stored,
     change_values,
-    default_payload,
     delivery_values,
     exchange_values,
     payment_from_row,
@@ -94,6 +93,7 @@ class Payments(StoreBase):
                     index_elements=[payments.c.merchant, payments.c.idempotency_key])
                 .returning(payments.c.id)
             )
+        stored = as_stored(payment)  # built before the write transaction, not in it
         for _ in range(5):
             with self._begin(write=True) as conn:
                 if execute(conn, create, values):
@@ -103,7 +103,7 @@ class Payments(StoreBase):
                             "payment_id": payment.id,
                             "decision": dict(decision), "created_at": utc_now(),
                         })
-                    return as_stored(payment), True
+                    return stored, True
                 # The key is taken. On PostgreSQL the insert waited for a concurrent
                 # winner to commit; this statement sees its row, unless that winner's
                 # create was refused and released the key meanwhile: then insert again.
@@ -237,6 +237,9 @@ class Payments(StoreBase):
         cause = Cause(cause)
         values = change_values(changes or {}, allowed=TRANSITION_CHANGES)
         values["status"] = target.value
+        # What needs no database is done before the write transaction, and the payment
+        # is built after it: on SQLite other threads' writes wait for this one.
+        evidence = [exchange_values(e, payment_id) for e in exchanges]
         with self._begin(write=True) as conn:
             now = utc_now()
             current = lock_payment(conn, payment_id, expected_version, with_seq=True)
@@ -254,7 +257,6 @@ class Payments(StoreBase):
             }
             arrived = (None if delivery is None
                        else delivery_values(delivery, payment_id, now))
-            evidence = [exchange_values(e, payment_id) for e in exchanges]
             if self.chained:
                 # Chained in the order written: the delivery, the exchanges, the step.
                 tip = link_all(records(arrived, evidence, step),
@@ -266,15 +268,13 @@ class Payments(StoreBase):
                                 values=arrived)
             # Plain INSERTs with bound parameters, compiled once (store.driver).
             execute(conn, INSERT_TRANSITION, step)
-            payment = payment_from_row(row, sealer=self.sealer)
             execute(
                 conn, INSERT_OUTBOX,
                 {
                     "id": str(ULID()),
                     "payment_id": payment_id,
                     "type": event_type,
-                    "payload": dict(payload) if payload is not None
-                    else default_payload(payment),
+                    "payload": dict(payload) if payload is not None else _payload(row),
                     "created_at": now,
                     "next_attempt_at": now,
                     "attempts": 0,
@@ -283,7 +283,7 @@ class Payments(StoreBase):
             insert_exchanges(conn, (), payment_id=payment_id, rows=evidence)
             if refund is not None:
                 upsert_refund(conn, refund, now=now)
-        return payment
+        return payment_from_row(row, sealer=self.sealer)
 
     def record_ignored(
         self,
@@ -345,6 +345,21 @@ def _history(conn: sa.Connection, payment_id: str) -> list[Transition]:
         .order_by(transitions.c.seq)
     )
     return [transition_from_row(row) for row in conn.execute(query)]
+
+
+def _payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``default_payload`` of the payment in *row*, read from the row itself (the
+    payment is built once the transaction is over)."""
+    return {
+        "payment_id": row["id"],
+        "order_reference": row["order_reference"],
+        "provider": row["provider"],
+        "method": row["method"],
+        "status": row["status"],
+        "amount": {"minor": row["amount_minor"], "currency": row["currency"]},
+        "provider_reference": row["provider_reference"],
+        "version": row["version"],
+    }
 
 
 def _bump(conn: sa.Connection, payment_id: str, expected_version: int,
