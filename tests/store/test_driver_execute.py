@@ -120,3 +120,28 @@ def test_a_transitions_outbox_payload_is_the_payments_default_payload(store: Sto
     assert stored == default_payload(moved)
     assert stored["provider_reference"] == "cip-7"
     assert moved == store.get_payment(payment.id)
+
+
+def test_a_create_with_its_decision_writes_both_or_neither(store: Store) -> None:
+    """``create_payment(decision=...)`` (on PostgreSQL one statement): the payment and
+    its decision when the key is new; neither when it is taken (the same parameters
+    replay the payment, other ones are a conflict)."""
+    from pasarela.errors import IdempotencyConflictError
+    from pasarela.store.schema import routing_decisions
+
+    payment = new_payment()
+    decision = {"provider": "fake", "attempt": 1, "why": ["amount <= 1500"]}
+    created, inserted = store.create_payment(payment, fingerprint="f", decision=decision)
+    assert inserted
+    assert created == store.get_payment(payment.id)
+    again, inserted = store.create_payment(new_payment(idempotency_key=payment.idempotency_key),
+                                           fingerprint="f", decision=decision)
+    assert (again.id, inserted) == (payment.id, False)
+    with pytest.raises(IdempotencyConflictError):
+        store.create_payment(new_payment(idempotency_key=payment.idempotency_key),
+                             fingerprint="other", decision=decision)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(routing_decisions)).all()
+    assert [(r.payment_id, r.order_reference, r.decision) for r in rows] == [
+        (payment.id, payment.order_reference, decision)]
+    assert rows[0].created_at is not None

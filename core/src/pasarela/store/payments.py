@@ -33,6 +33,7 @@ from pasarela.store._rows import (
     INSERT_TRANSITION,
     TRANSITION_CHANGES,
     UPDATABLE,
+    Row,
     as_stored,
     change_values,
     delivery_values,
@@ -53,7 +54,7 @@ from pasarela.store._writes import (
 )
 from pasarela.store.chain import link_all
 from pasarela.store.driver import execute
-from pasarela.store.schema import payments, transitions
+from pasarela.store.schema import payments, routing_decisions, transitions
 from pasarela.store.values import Delivery
 
 
@@ -61,6 +62,7 @@ __all__ = ["Payments"]
 
 #: Statements built once (SQLAlchemy then caches each one's compiled form).
 _CREATE: dict[str, Any] = {}  # by dialect
+_CREATE_DECIDED: dict[tuple[str, ...], Any] = {}  # PostgreSQL's, by the columns given
 _FIND: dict[tuple[str, ...], sa.Select[Any]] = {}  # by the criteria given
 _BUMP: dict[tuple[str, ...], Any] = {}  # by the columns changed
 
@@ -94,6 +96,10 @@ class Payments(StoreBase):
                 .returning(payments.c.id)
             )
         stored = as_stored(payment)  # built before the write transaction, not in it
+        if decision is not None and self.dialect == "postgresql":
+            # One statement, one round trip: the payment and its decision.
+            return self._create_with_decision(payment, values, stored, fingerprint,
+                                              decision)
         for _ in range(5):
             with self._begin(write=True) as conn:
                 if execute(conn, create, values):
@@ -117,12 +123,62 @@ class Payments(StoreBase):
         else:
             raise ConcurrencyConflictError(
                 f"idempotency_key: {payment.idempotency_key!r} kept changing hands; try again")
+        return self._taken(payment, row, fingerprint)
+
+    def _taken(self, payment: Payment, row: Row, fingerprint: str) -> tuple[Payment, bool]:
+        """The payment holding *payment*'s key (*row*), if made with *fingerprint*."""
         if row.fingerprint != fingerprint:
             raise IdempotencyConflictError(
                 f"idempotency_key: {payment.idempotency_key!r} was already used for payment "
                 f"{row.id} with different parameters; use a new key for a new payment"
             )
         return payment_from_row(row, sealer=self.sealer), False
+
+    def _create_with_decision(self, payment: Payment, values: dict[str, Any],
+                              stored: Payment, fingerprint: str,
+                              decision: Mapping[str, Any]) -> tuple[Payment, bool]:
+        """PostgreSQL's :meth:`create_payment` with a decision: ``WITH created AS
+        (INSERT INTO payments ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO
+        routing_decisions ... SELECT ... FROM created``, the same rows in one round
+        trip (a key taken inserts neither)."""
+        keys = tuple(values)
+        statement = _CREATE_DECIDED.get(keys)
+        if statement is None:
+            created = (
+                dialect_insert(self.dialect, payments)
+                .values({k: sa.bindparam(k, type_=payments.c[k].type) for k in keys})
+                .on_conflict_do_nothing(
+                    index_elements=[payments.c.merchant, payments.c.idempotency_key])
+                .returning(payments.c.id)
+                .cte("created")
+            )
+            decided = routing_decisions.c
+            statement = _CREATE_DECIDED[keys] = (
+                sa.insert(routing_decisions)
+                .from_select(
+                    ["payment_id", "order_reference", "decision", "created_at"],
+                    sa.select(created.c.id,
+                              sa.bindparam("_reference", type_=decided.order_reference.type),
+                              sa.bindparam("_decision", type_=decided.decision.type),
+                              sa.bindparam("_at", type_=decided.created_at.type)))
+                .add_cte(created)
+                .returning(decided.payment_id)
+            )
+        params = {**values, "_reference": payment.order_reference,
+                  "_decision": dict(decision)}
+        for _ in range(5):
+            with self._begin(write=True) as conn:
+                if execute(conn, statement, {**params, "_at": utc_now()}):
+                    return stored, True
+                row = conn.execute(
+                    sa.select(payments)
+                    .where(payments.c.merchant == values["merchant"],
+                           payments.c.idempotency_key == payment.idempotency_key)
+                ).first()
+            if row is not None:
+                return self._taken(payment, row, fingerprint)
+        raise ConcurrencyConflictError(
+            f"idempotency_key: {payment.idempotency_key!r} kept changing hands; try again")
 
     def get_payment(self, payment_id: str, *, history: bool = False) -> Payment:
         """The payment, with its transitions when *history*; ``NotFoundError`` if none."""
