@@ -201,3 +201,56 @@ def test_an_adopted_payment_goes_on_from_its_last_transition_and_chain_tip(store
     assert [t.seq for t in history] == [*before, before[-1] + 1]
     assert history[-1].target is Status.EXPIRED
     assert store.verify_chain().ok
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
+        tmp_path, monkeypatch, one_statement):
+    """On SQLite the batch updates its payments with one ``UPDATE ... FROM (VALUES
+    ...)`` per shape of change (SQLite 3.33 on): the rows stored are the ones the
+    per-row statement stores, and a payment changed under the batch still fails it."""
+    from datetime import UTC, datetime, timedelta
+
+    from pasarela.money import Money
+    from pasarela.next_action import ShowCashCode
+    from pasarela.store import batch as batch_module
+
+    if one_statement and not batch_module.UPDATE_FROM:
+        pytest.skip("this SQLite has no UPDATE ... FROM")
+    now = datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)
+    monkeypatch.setattr(batch_module, "utc_now", lambda: now)
+    created = [new_payment(status=Status.PENDING, version=2) for _ in range(4)]
+    deadline = now + timedelta(days=1)
+    action = ShowCashCode(code="7", amount=Money.of("149.90", "PEN"), expires_at=deadline,
+                          url="https://x.pe/7")
+    stored = []
+    for path in ("per_row", "one"):
+        monkeypatch.setattr(batch_module, "UPDATE_FROM", path == "one" and one_statement)
+        with Store(f"sqlite:///{tmp_path / path}.db") as store:
+            for payment in created:
+                store.create_payment(payment, fingerprint="f")
+            with store.batch() as batch:
+                for payment in created[:3]:
+                    batch.transition(payment.id, expected_version=2, target=Status.EXPIRED,
+                                     cause=Cause.JOB, event_type="payment.expired",
+                                     changes={"next_check_at": None})
+                batch.update_payment(created[3].id, expected_version=2, next_action=action,
+                                     next_check_at=deadline, routing={"a": "ñ"})
+            with store.engine.connect() as conn:
+                stored.append(conn.exec_driver_sql(
+                    "SELECT * FROM payments ORDER BY id").all())
+            with pytest.raises(ConcurrencyConflictError):
+                _changed_under_the_batch(store, created[3].id)
+            assert store.get_payment(created[3].id).check_attempts == 0
+    assert stored[0] == stored[1]
+    assert {row.status for row in stored[0]} == {"expired", "pending"}
+
+
+def _changed_under_the_batch(store, payment_id):
+    import sqlalchemy as sa
+
+    with store.batch() as batch:
+        (held,) = batch.adopt([store.get_payment(payment_id)])
+        batch.update_payment(held.id, expected_version=held.version, check_attempts=1)
+        batch._conn.execute(sa.text(  # another writer, as the batch's flush finds it
+            "UPDATE payments SET version = version + 1 WHERE id = :id"), {"id": held.id})

@@ -25,6 +25,7 @@ caller applies its items one by one instead.
 from __future__ import annotations
 
 import operator
+import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -167,6 +168,67 @@ def _fetch(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+#: Whether SQLite takes ``UPDATE ... FROM`` (3.33 on), and with it 32,766 parameters.
+UPDATE_FROM: Final = sqlite3.sqlite_version_info >= (3, 33, 0)
+
+#: SQLite's one-statement update of many payments, by the columns it sets: (SQL up to
+#: its VALUES rows, one row's placeholders, [(position in a row, bind processor)], the
+#: timestamp's bind processor).
+_SQLITE_UPDATES: dict[tuple[str, ...], tuple[str, str, list[tuple[int, Any]], Any]] = {}
+
+
+def _update_sqlite(conn: sa.Connection, names: tuple[str, ...],
+                   rows: list[dict[str, Any]]) -> int:
+    """``payments_update(names)`` for every row in one statement per few hundred rows
+    (``UPDATE payments ... FROM (VALUES ...)``, SQLite 3.33 on) rather than one per
+    row: the same columns set to the same values, converted by the same statement's
+    bind processors, and only where the version is still the base one. Returns the
+    rows matched (changed)."""
+    dialect = conn.dialect
+    cached = _SQLITE_UPDATES.get(names)
+    if cached is None:
+        compiled = payments_update(names).compile(dialect=dialect)
+        quote = dialect.identifier_preparer.quote
+        keys = ("_id", "_base", "_version", *names)
+        binds = [(i, compiled.binds[key].type.dialect_impl(dialect)
+                  .bind_processor(dialect)) for i, key in enumerate(keys)]
+        columns = ", ".join(f"column{i + 1} AS c{i}" for i in range(len(keys)))
+        sets = ", ".join([f"{quote('version')} = v.c2", f"{quote('updated_at')} = ?",
+                          *(f"{quote(name)} = v.c{i}" for i, name in enumerate(names, 3))])
+        cached = _SQLITE_UPDATES[names] = (
+            f"UPDATE payments SET {sets} FROM (SELECT {columns} FROM (VALUES ",  # noqa: S608
+            "(" + ", ".join("?" * len(keys)) + ")",
+            [(i, p) for i, p in binds if p is not None],
+            compiled.binds["_now"].type.dialect_impl(dialect).bind_processor(dialect))
+    head, placeholders, processors, process_now = cached
+    keys = ("_id", "_base", "_version", *names)
+    now = rows[0]["_now"]  # the batch's one timestamp
+    stamp = now if process_now is None else process_now(now)
+    size = max(1, 30_000 // len(keys))
+    matched = 0
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(rows), size):
+            part = rows[start:start + size]
+            params: list[Any] = [stamp]
+            for row in part:
+                values = [row[key] for key in keys]
+                for i, process in processors:
+                    values[i] = process(values[i])
+                params += values
+            sql = (head + ", ".join([placeholders] * len(part))
+                   + ")) AS v WHERE payments.id = v.c0 AND payments.version = v.c1")
+            try:
+                cursor.execute(sql, params)
+            except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+                raise sa.exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                                 dialect=dialect) from exc
+            matched += cursor.rowcount
+    finally:
+        cursor.close()
+    return matched
 
 
 class _Entry:
@@ -563,11 +625,14 @@ class WriteBatch:
                                  "_hash": entry.row["chain_hash"]})
                 continue
             names = tuple(sorted(entry.changed))
-            shapes.setdefault(names, []).append({
-                "_id": pid, "_base": entry.base_version, "_version": entry.row["version"],
-                "_now": self._now, **{n: entry.row[n] for n in names}})
+            row = entry.row
+            params = {n: row[n] for n in names}  # (half the cost of a ** merge)
+            params["_id"], params["_base"] = pid, entry.base_version
+            params["_version"], params["_now"] = row["version"], self._now
+            shapes.setdefault(names, []).append(params)
         for names, rows in shapes.items():
-            matched = executemany(conn, payments_update(names), rows)
+            matched = (_update_sqlite(conn, names, rows) if self._sqlite and UPDATE_FROM
+                       else executemany(conn, payments_update(names), rows))
             if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
                 raise ConcurrencyConflictError(
                     "a payment in the batch changed under it; nothing was applied")
