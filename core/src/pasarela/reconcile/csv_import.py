@@ -169,7 +169,16 @@ def parse_minor(text: str, currency: str, mapping: ColumnMap, field: str) -> int
     """*text* in minor units of *currency*, as :func:`parse_amount` reads it. A plain
     ``[-]digits[.digits]`` is converted with integer arithmetic; anything else
     (exponents, a leading ``+`` or ``.``) goes through ``Decimal``."""
-    raw = text.strip().replace(" ", "")
+    raw = text.strip()
+    whole, _, fraction = raw.partition(mapping.decimal)
+    if (whole.isdigit() and fraction.isdigit() and raw.isascii()
+            and len(fraction) == _exponent(currency, field)):
+        # Most lines: ASCII digits, the decimal separator and the currency's decimals.
+        minor: int = int(whole + fraction)
+        if minor > MAX_MINOR:
+            raise ValidationError("amount too large", field=field)
+        return minor
+    raw = raw.replace(" ", "")
     if not raw:
         raise ValidationError("is empty", field=field)
     if mapping.thousands:
@@ -186,7 +195,7 @@ def parse_minor(text: str, currency: str, mapping: ColumnMap, field: str) -> int
     whole, dot, fraction = (raw[1:] if negative else raw).partition(".")
     if (whole.isascii() and whole.isdigit() and (not dot or (
             fraction.isascii() and fraction.isdigit() and len(fraction) <= exponent))):
-        minor: int = int(whole) * 10 ** exponent
+        minor = int(whole) * 10 ** exponent
         if fraction:
             minor += int(fraction) * 10 ** (exponent - len(fraction))
         if minor > MAX_MINOR:
