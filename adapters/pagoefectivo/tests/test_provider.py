@@ -440,3 +440,27 @@ def test_other_settings_are_refused_by_the_core_check() -> None:
     with pytest.raises(ConfigurationError,
                        match="settings must be PagoEfectivoSettings, not ProviderSettings"):
         PagoEfectivoProvider(ProviderSettings())
+
+
+def test_a_checked_request_is_created_with_the_fields_its_check_built(
+    served: Any, provider: PagoEfectivoProvider, client: httpx.Client,
+    request_factory: Callable[..., CreateRequest], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The core checks a request and then creates it: the CIP's fields are built once
+    (the check's), and a request created without a check builds its own."""
+    from pasarela_pagoefectivo import api
+
+    built: list[str] = []
+    fields = api.cip_fields
+
+    def counted(request: CreateRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        built.append(request.payment_id)
+        return fields(request, *args, **kwargs)
+
+    monkeypatch.setattr(api, "cip_fields", counted)
+    checked, unchecked = request_factory(), request_factory()
+    provider.check_request(checked)
+    assert create(provider, client, checked).status is Status.PENDING
+    assert create(provider, client, unchecked).status is Status.PENDING
+    assert built == [checked.payment_id, unchecked.payment_id]
+    assert served.sandbox.calls["create"] == 2

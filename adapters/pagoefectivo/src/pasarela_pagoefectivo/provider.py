@@ -11,6 +11,7 @@ refused for its token changed nothing.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
@@ -73,6 +74,9 @@ def _event_status(event_type: str) -> Status | None:
 
 _ACK: Final = b'{"code":"100","message":"Solicitud exitosa."}'
 _NACK: Final = b'{"code":"111","message":"Solicitud con datos inv\xc3\xa1lidos."}'
+#: The most checked requests whose fields wait for their create (each is created
+#: right after its check; one left over was refused by the store meanwhile).
+_CHECKED_KEPT: Final = 64
 
 
 def status_of(state: api.CipState) -> Status | None:
@@ -188,6 +192,8 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     ) -> None:
         super().__init__(settings, clock=clock)
         self._tokens = _TokenCache()
+        #: The fields of requests checked and not created yet, by the request's id.
+        self._checked: OrderedDict[int, tuple[CreateRequest, dict[str, Any]]] = OrderedDict()
 
     # --- authorization ---------------------------------------------------------------
 
@@ -217,13 +223,25 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
     # --- create ------------------------------------------------------------------------
 
     def check_request(self, request: CreateRequest) -> None:
-        api.cip_fields(request, self.settings, now=self.clock(),
-                       default_expiry=self.default_expiry or timedelta(hours=48))
+        fields = api.cip_fields(request, self.settings, now=self.clock(),
+                                default_expiry=self.default_expiry or timedelta(hours=48))
+        # The core checks a request, then creates it: the fields are built once.
+        checked = self._checked
+        checked[id(request)] = (request, fields)
+        while len(checked) > _CHECKED_KEPT:  # requests checked and never created
+            try:
+                checked.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
 
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         settings = self.settings
-        fields = api.cip_fields(request, settings, now=self.clock(),
-                                default_expiry=self.default_expiry or timedelta(hours=48))
+        checked = self._checked.pop(id(request), None)
+        if checked is not None and checked[0] is request:
+            fields = checked[1]
+        else:
+            fields = api.cip_fields(request, settings, now=self.clock(),
+                                    default_expiry=self.default_expiry or timedelta(hours=48))
         response = yield from self._send(
             lambda token: api.build_create_request(settings, token, fields)
         )
