@@ -6,8 +6,9 @@ Tuned for a million lines against a million payments (``bench/bench_reconcile.py
 - the hot statements (payments by reference, inserting the lines) are plain SQL run
   through the driver with tuples, not SQLAlchemy Core (whose per-row parameter and
   result processing costs more than the database's work);
-- payments of a chunk are looked up with one bound array (SQLite ``json_each``,
-  PostgreSQL ``= ANY``), not thousands of expanded parameters;
+- payments of a chunk are looked up with one bound array (SQLite ``json_each``
+  joined to the payments, PostgreSQL ``= ANY``), not thousands of expanded
+  parameters;
 - ``settlement_lines`` has no index on the content digest, only ``(run_key,
   line_key)`` (idempotency) and ``(run_key, payment_id)``: the engine finds
   duplicates in memory, from :meth:`SettlementRun.recorded_digests`;
@@ -118,19 +119,24 @@ _FACT_COLUMNS: Final = (
 #: (``{fee}`` is the dialect's JSON extraction of ``routing.expected_fee.minor`` when
 #: its currency is the payment's).
 _PAYMENT_SQL: Final = (
-    "SELECT id, provider, method, provider_reference, order_reference, amount_minor, "
-    "currency, status, {fee} AS expected_fee "
-    "FROM payments WHERE provider = {p} AND {column} {in_array} ORDER BY created_at, id"
+    "SELECT p.id, p.provider, p.method, p.provider_reference, p.order_reference, "
+    "p.amount_minor, p.currency, p.status, {fee} AS expected_fee "
+    "FROM {source} WHERE p.provider = {p} AND p.{column} {in_array} "
+    "ORDER BY p.created_at, p.id"
 )
+#: On SQLite the array's values drive the join (json_each, each value looked up in
+#: the payments' index; CROSS JOIN keeps that order), rather than ``IN (SELECT value
+#: FROM json_each(?))``, which first copies them into a temporary index.
 _SQLITE_SQL: Final = {
-    "p": "?", "in_array": "IN (SELECT value FROM json_each(?))",
-    "fee": "CASE WHEN json_extract(routing, '$.expected_fee.currency') = currency "
-           "THEN json_extract(routing, '$.expected_fee.minor') END",
+    "source": "json_each(?2) AS j CROSS JOIN payments AS p", "p": "?1",
+    "in_array": "= j.value",
+    "fee": "CASE WHEN json_extract(p.routing, '$.expected_fee.currency') = p.currency "
+           "THEN json_extract(p.routing, '$.expected_fee.minor') END",
 }
 _POSTGRES_SQL: Final = {
-    "p": "%s", "in_array": "= ANY(%s)",
-    "fee": "CASE WHEN routing -> 'expected_fee' ->> 'currency' = currency "
-           "THEN CAST(routing -> 'expected_fee' ->> 'minor' AS BIGINT) END",
+    "source": "payments AS p", "p": "%s", "in_array": "= ANY(%s)",
+    "fee": "CASE WHEN p.routing -> 'expected_fee' ->> 'currency' = p.currency "
+           "THEN CAST(p.routing -> 'expected_fee' ->> 'minor' AS BIGINT) END",
 }
 #: Inserting a chunk's lines (executemany with a tuple per line, in LINE_COLUMNS
 #: order); a line recorded already (a concurrent run of the same key) is left alone.
