@@ -3,6 +3,8 @@ sees its own queued writes, and writes nothing until it ends."""
 
 from __future__ import annotations
 
+import itertools
+
 import attrs
 import pytest
 
@@ -219,6 +221,8 @@ def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
         pytest.skip("this SQLite has no UPDATE ... FROM")
     now = datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)
     monkeypatch.setattr(batch_module, "utc_now", lambda: now)
+    monkeypatch.setattr(batch_module, "outbox_ids",
+                        lambda _: (f"01JF{n:022d}" for n in itertools.count()))
     created = [new_payment(status=Status.PENDING, version=2) for _ in range(4)]
     deadline = now + timedelta(days=1)
     action = ShowCashCode(code="7", amount=Money.of("149.90", "PEN"), expires_at=deadline,
@@ -236,14 +240,24 @@ def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
                                      changes={"next_check_at": None})
                 batch.update_payment(created[3].id, expected_version=2, next_action=action,
                                      next_check_at=deadline, routing={"a": "ñ"})
+                for n in range(3):
+                    assert batch.record_delivery(Delivery(
+                        provider="fake", event_id=f"e{n}", event_type="t", outcome="applied",
+                        payment_id=created[n].id, detail="ñ"))
             with store.engine.connect() as conn:
-                stored.append(conn.exec_driver_sql(
-                    "SELECT * FROM payments ORDER BY id").all())
+                stored.append([conn.exec_driver_sql(
+                    f"SELECT * FROM {table} ORDER BY 1, 2").all()  # noqa: S608
+                    for table in ("payments", "transitions", "outbox", "webhook_deliveries")])
             with pytest.raises(ConcurrencyConflictError):
                 _changed_under_the_batch(store, created[3].id)
             assert store.get_payment(created[3].id).check_attempts == 0
+            with pytest.raises(ConcurrencyConflictError):
+                _delivered_under_the_batch(store)
+            assert not store.seen_delivery("fake", "late")
+            assert store.verify_chain().ok
     assert stored[0] == stored[1]
-    assert {row.status for row in stored[0]} == {"expired", "pending"}
+    assert {row.status for row in stored[0][0]} == {"expired", "pending"}
+    assert [len(rows) for rows in stored[0][1:]] == [3, 3, 3]
 
 
 def _changed_under_the_batch(store, payment_id):
@@ -254,3 +268,15 @@ def _changed_under_the_batch(store, payment_id):
         batch.update_payment(held.id, expected_version=held.version, check_attempts=1)
         batch._conn.execute(sa.text(  # another writer, as the batch's flush finds it
             "UPDATE payments SET version = version + 1 WHERE id = :id"), {"id": held.id})
+
+
+def _delivered_under_the_batch(store):
+    import sqlalchemy as sa
+
+    with store.batch() as batch:
+        assert batch.record_delivery(Delivery(provider="fake", event_id="late",
+                                              event_type="t", outcome="ignored"))
+        batch._conn.execute(sa.text(  # another writer recorded it first
+            "INSERT INTO webhook_deliveries (provider, event_id, event_type, payment_key, "
+            "outcome, detail, received_at) VALUES ('fake', 'late', 't', '', 'ignored', '', "
+            "'2026-12-02 07:00:00.000000')"))

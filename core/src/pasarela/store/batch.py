@@ -231,6 +231,73 @@ def _update_sqlite(conn: sa.Connection, names: tuple[str, ...],
     return matched
 
 
+#: SQLite's many-row INSERTs, by (id of the statement, the rows' keys): (the
+#: statement, kept so that its id stays its own; SQL up to its VALUES rows; one row's
+#: placeholders; parameter names in order; [(position, bind processor)]), or None for
+#: one that is not a plain INSERT ... VALUES (it goes through the driver's executemany).
+_SQLITE_INSERTS: dict[tuple[int, tuple[str, ...]],
+                      tuple[Any, str, str, list[str], list[tuple[int, Any]]] | None] = {}
+
+
+def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
+            one_statement: bool) -> None:
+    """``executemany(conn, statement, rows)`` for an INSERT; on SQLite (3.33 on, so
+    32,766 parameters) with *one_statement*, in one ``INSERT ... VALUES (...), (...)``
+    per few thousand parameters: the same SQL's columns, the same bind processors, the
+    rows in the order given (as SQLAlchemy would raise them, errors included)."""
+    if not (one_statement and UPDATE_FROM):
+        executemany(conn, statement, rows)
+        return
+    keys = tuple(rows[0])
+    key = (id(statement), keys)
+    if key in _SQLITE_INSERTS:
+        cached = _SQLITE_INSERTS[key]
+    else:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        head, sep, group = compiled.string.rpartition(" VALUES ")
+        names = list(compiled.positiontup or ())
+        plain = (sep and group == "(" + ", ".join("?" * len(names)) + ")"
+                 and not compiled.insert_prefetch and set(names) <= set(keys))
+        processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
+                       .bind_processor(conn.dialect)) for i, name in enumerate(names)]
+        cached = _SQLITE_INSERTS[key] = (
+            statement, head + sep, group, names,
+            [(i, p) for i, p in processors if p is not None]) if plain else None
+    if cached is None or cached[0] is not statement:
+        executemany(conn, statement, rows)
+        return
+    _, head, group, names, binds = cached
+    size = max(1, 30_000 // max(1, len(names)))
+    # A batch stamps all its rows with one datetime object: convert each such value
+    # once (by identity: only the very same object reuses a result), as executemany.
+    last: dict[int, tuple[Any, Any]] = {}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(rows), size):
+            part = rows[start:start + size]
+            params: list[Any] = []
+            for row in part:
+                values = [row[name] for name in names]
+                for i, process in binds:
+                    value = values[i]
+                    seen = last.get(i)
+                    if seen is not None and seen[0] is value:
+                        values[i] = seen[1]
+                    else:
+                        converted = values[i] = process(value)
+                        last[i] = (value, converted)
+                params += values
+            sql = head + ", ".join([group] * len(part))
+            try:
+                cursor.execute(sql, params)
+            except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+                raise sa.exc.DBAPIError.instance(sql, params, exc,
+                                                 conn.dialect.loaded_dbapi.Error,
+                                                 dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
 class _Entry:
     """One payment in the batch: its row as read (all of it, or, for a payment the
     caller already holds, the columns the batch writes and reports), its row now,
@@ -638,17 +705,18 @@ class WriteBatch:
                     "a payment in the batch changed under it; nothing was applied")
         if tips:
             executemany(conn, CHAIN_TIP, tips)
+        many = self._sqlite
         try:
             if self._deliveries:
-                executemany(conn, INSERT_DELIVERY, self._deliveries)
+                _insert(conn, INSERT_DELIVERY, self._deliveries, one_statement=many)
         except sa.exc.IntegrityError as exc:
             raise ConcurrencyConflictError(
                 "another process recorded one of the batch's deliveries first; nothing "
                 "was applied") from exc
         if self._transitions:
-            executemany(conn, INSERT_TRANSITION, self._transitions)
+            _insert(conn, INSERT_TRANSITION, self._transitions, one_statement=many)
         if self._outbox:
-            executemany(conn, INSERT_OUTBOX, self._outbox)
+            _insert(conn, INSERT_OUTBOX, self._outbox, one_statement=many)
         if self._exchanges:
             conn.execute(sa.insert(exchanges_t), self._exchanges)
         for refund in self._refunds:
