@@ -6,6 +6,7 @@ import gc
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -283,3 +284,42 @@ def _sqlalchemy_sqlite_text(utc: datetime) -> str:
     process = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
     return str(process(utc.replace(tzinfo=None)))
+
+
+def test_a_file_s_rows_and_its_lines_reconcile_alike(
+        pasarela: Pasarela, make_payment: Callable[..., Payment], tmp_path: Path) -> None:
+    """A CSV file is matched from its rows; the same file's SettlementLines, given as a
+    list, go through rows_of: both record the same lines and differences."""
+    from pasarela.reconcile.csv_import import ColumnMap, CsvReport, read_csv
+
+    ok, fee, amount = make_payment("f-ok"), make_payment("f-fee"), make_payment("f-amount")
+    make_payment("f-absent")
+    at = (T0 + timedelta(hours=1)).isoformat()
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "ref,order,amount,fee,status,at\n"
+        f"{ok.provider_reference},,100.00,{_expected_fee(ok)},paid,{at}\n"
+        f"{fee.provider_reference},,100.00,9.99,paid,{at}\n"
+        f"{amount.provider_reference},,99.00,,paid,{at}\n"
+        f"{ok.provider_reference},,100.00,{_expected_fee(ok)},paid,{at}\n"
+        f",f-ok,100.00,,Pagado,2026-11-10 11:00:00\n")
+    columns = ColumnMap.load(None, ["provider_reference=ref", "order_reference=order",
+                                    "amount=amount", "fee=fee", "status=status",
+                                    "occurred_at=at"], ["currency=PEN"])
+    kept = []
+    for key, lines in (("rows", read_csv(path, columns, provider="fake", report=CsvReport())),
+                       ("lines", list(read_csv(path, columns, provider="fake",
+                                               report=CsvReport())))):
+        summary = reconcile(pasarela.store, lines, provider="fake", since=SINCE, until=UNTIL,
+                            key=key, chunk_size=2)
+        with pasarela.store.engine.connect() as conn:
+            stored = [tuple(row) for row in conn.execute(
+                sa.select(*[c for c in settlement_lines.c if c.name not in (
+                    "id", "run_key", "created_at")])
+                .where(settlement_lines.c.run_key == key).order_by(settlement_lines.c.id))]
+        kept.append((summary.counts, stored, [
+            d.to_dict() for d in differences(pasarela.store, key)]))
+    assert kept[0] == kept[1]
+    counts = kept[0][0]
+    assert (counts["matched"], counts["fee_mismatch"], counts["amount_mismatch"],
+            counts["duplicate"], counts["missing_at_provider"]) == (2, 1, 1, 1, 1)
