@@ -592,18 +592,19 @@ class WriteBatch:
     ) -> Payment:
         """As :meth:`Store.transition`, queued. Everything is checked before
         anything is queued: a call that raises leaves the batch as it was."""
-        entry = self._entry(payment_id)
+        entry = self._entries.get(payment_id) or self._entry(payment_id)
         self._check_version(entry, expected_version)
         values = change_values(changes or {}, allowed=TRANSITION_CHANGES)
-        values["status"] = _value(Status(target))
-        evidence = [exchange_values(e, payment_id) for e in exchanges]
+        values["status"] = _value(target if type(target) is Status else Status(target))
+        evidence = [exchange_values(e, payment_id) for e in exchanges] if exchanges else []
         self._checked_refund(refund)
         arrived = None if delivery is None else self._queue_delivery(delivery, payment_id)
         source = entry.row["status"]
         self._apply(entry, values, changes or {})
         step = self._step(entry, source=source, target=values["status"], cause=cause,
                           applied=True, reason=reason, event_id=event_id)
-        self._chain(payment_id, records(arrived, evidence, step))
+        if self._chained:  # on the payment's tip (_chain's, for the entry in hand)
+            entry.chain(records(arrived, evidence, step))
         self._outbox.append({
             "id": next(self._event_ids), "payment_id": payment_id, "type": event_type,
             "payload": dict(payload) if payload is not None else entry.payload(),
