@@ -145,3 +145,36 @@ def test_a_create_with_its_decision_writes_both_or_neither(store: Store) -> None
     assert [(r.payment_id, r.order_reference, r.decision) for r in rows] == [
         (payment.id, payment.order_reference, decision)]
     assert rows[0].created_at is not None
+
+
+def test_a_first_transition_takes_the_order_its_create_wrote(store: Store) -> None:
+    """The payment a create's first transition returns takes the Order the create was
+    given, while the stored order is still the one written; one changed since (erased,
+    sealed again) is built from the row."""
+    from pasarela.lifecycle import Cause
+    from pasarela.model import Customer, Order
+    from pasarela.money import Money
+
+    order = Order(reference="pedido-9", amount=Money.of("149.90", "PEN"),
+                  customer=Customer(first_name="Rosa", last_name="Quispe",
+                                    email="rosa@example.pe", phone="+51 987 654 321",
+                                    document=("DNI", "45678912")),
+                  metadata={"canal": "web"})
+    first, _ = store.create_payment(new_payment(order=order, order_reference="pedido-9"),
+                                    fingerprint="f")
+    moved = store.transition(first.id, expected_version=1, target=Status.PENDING,
+                             cause=Cause.API, event_type="payment.pending")
+    assert moved.order is order
+    assert moved == store.get_payment(first.id)
+
+    second, _ = store.create_payment(new_payment(order=order, order_reference="pedido-9"),
+                                     fingerprint="f")
+    changed = {**order.to_dict(), "description": "changed meanwhile"}
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(payments).where(payments.c.id == second.id)
+                     .values(order=changed))
+    moved = store.transition(second.id, expected_version=1, target=Status.PENDING,
+                             cause=Cause.API, event_type="payment.pending")
+    assert moved.order is not None
+    assert moved.order.description == "changed meanwhile"
+    assert moved == store.get_payment(second.id)

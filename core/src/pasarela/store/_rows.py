@@ -335,14 +335,23 @@ def stored_order(data: Mapping[str, Any]) -> Order:
 
 def payment_from_row(row: Row | Mapping[str, Any], *,
                       history: tuple[Transition, ...] = (),
-                      sealer: Sealer | None = None) -> Payment:
+                      sealer: Sealer | None = None,
+                      known: tuple[Any, Any, Order | None] | None = None) -> Payment:
     """The payment in a ``payments`` row (a result row or a mapping of its columns),
-    its order's personal part opened with *sealer* when it is sealed."""
+    its order's personal part opened with *sealer* when it is sealed.
+
+    *known* is ``(order column, personal column, Order)`` of an order the store wrote:
+    when the row's two columns equal them, that Order is the payment's (built and
+    validated when it was given) rather than one built again from the row."""
     # By key, not by attribute: a Row's attribute lookup costs ~20x its key lookup.
     r: Mapping[Any, Any] = row._mapping if isinstance(row, sa.Row) else row
     currency = r["currency"]
     refunded = r["refunded_minor"]
-    order = opened_order(r["order"], r.get("personal"), sealer, payment_id=r["id"])
+    if known is not None and known[0] == r["order"] and known[1] == r.get("personal"):
+        built: Order | None = known[2]
+    else:
+        order = opened_order(r["order"], r.get("personal"), sealer, payment_id=r["id"])
+        built = stored_order(order) if order else None
     charged_minor, rate = r.get("charged_minor"), r.get("fx_rate")
     return Payment(
         id=r["id"],
@@ -364,7 +373,7 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         next_check_at=opt_from_db(r["next_check_at"]),
         check_attempts=r["check_attempts"],
         routing=dict(r["routing"] or {}),
-        order=stored_order(order) if order else None,
+        order=built,
         history=history,
         network=r.get("network"),
         charged=(Money(charged_minor, r["charged_currency"]) if charged_minor is not None

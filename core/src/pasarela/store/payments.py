@@ -9,8 +9,10 @@ delivery, a refund).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from pasarela.errors import (
 )
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
-from pasarela.model import Payment, Refund, Transition
+from pasarela.model import Order, Payment, Refund, Transition
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import (
     GET_PAYMENT,
@@ -63,6 +65,8 @@ __all__ = ["Payments"]
 #: Statements built once (SQLAlchemy then caches each one's compiled form).
 _CREATE: dict[str, Any] = {}  # by dialect
 _CREATE_DECIDED: dict[tuple[str, ...], Any] = {}  # PostgreSQL's, by the columns given
+#: The most orders kept for the first transitions of the payments created lately.
+_ORDERS_KEPT = 256
 _FIND: dict[tuple[str, ...], sa.Select[Any]] = {}  # by the criteria given
 _BUMP: dict[tuple[str, ...], Any] = {}  # by the columns changed
 
@@ -98,8 +102,11 @@ class Payments(StoreBase):
         stored = as_stored(payment)  # built before the write transaction, not in it
         if decision is not None and self.dialect == "postgresql":
             # One statement, one round trip: the payment and its decision.
-            return self._create_with_decision(payment, values, stored, fingerprint,
-                                              decision)
+            created = self._create_with_decision(payment, values, stored, fingerprint,
+                                                 decision)
+            if created[1]:
+                self._remember(payment, values)
+            return created
         for _ in range(5):
             with self._begin(write=True) as conn:
                 if execute(conn, create, values):
@@ -109,6 +116,7 @@ class Payments(StoreBase):
                             "payment_id": payment.id,
                             "decision": dict(decision), "created_at": utc_now(),
                         })
+                    self._remember(payment, values)
                     return stored, True
                 # The key is taken. On PostgreSQL the insert waited for a concurrent
                 # winner to commit; this statement sees its row, unless that winner's
@@ -124,6 +132,25 @@ class Payments(StoreBase):
             raise ConcurrencyConflictError(
                 f"idempotency_key: {payment.idempotency_key!r} kept changing hands; try again")
         return self._taken(payment, row, fingerprint)
+
+    @cached_property
+    def _orders(self) -> OrderedDict[str, tuple[Any, Any, Order | None]]:
+        """The orders of payments this store created lately, by payment id: (the
+        order column written, the personal column, the Order given)."""
+        return OrderedDict()
+
+    def _remember(self, payment: Payment, values: Mapping[str, Any]) -> None:
+        """Keep *payment*'s order as written, so that its next transition's payment
+        takes the Order given rather than building and validating it again."""
+        if payment.order is None or not isinstance(values["order"], dict):
+            return
+        orders = self._orders
+        orders[payment.id] = (values["order"], values["personal"], payment.order)
+        while len(orders) > _ORDERS_KEPT:
+            try:
+                orders.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
 
     def _taken(self, payment: Payment, row: Row, fingerprint: str) -> tuple[Payment, bool]:
         """The payment holding *payment*'s key (*row*), if made with *fingerprint*."""
@@ -339,7 +366,7 @@ class Payments(StoreBase):
             insert_exchanges(conn, (), payment_id=payment_id, rows=evidence)
             if refund is not None:
                 upsert_refund(conn, refund, now=now)
-        return payment_from_row(row, sealer=self.sealer)
+        return payment_from_row(row, sealer=self.sealer, known=self._orders.pop(payment_id, None))
 
     def record_ignored(
         self,
