@@ -20,9 +20,9 @@ from pasarela.store._rows import (
     LOCK_PAYMENT,
     NEXT_SEQ,
 )
-from pasarela.store._writes import _LOCK_NEXT
+from pasarela.store._writes import LOCK_NEXT
 from pasarela.store.driver import execute
-from pasarela.store.payments import _bump
+from pasarela.store.payments import bump_version
 from pasarela.store.schema import payments
 
 from .conftest import new_payment
@@ -45,7 +45,7 @@ def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path:
     reads: list[tuple[Any, dict[str, Any]]] = [
         (LOCK_PAYMENT, {"_id": payment.id}),
         (NEXT_SEQ, {"_id": payment.id}),
-        (_LOCK_NEXT, {"_id": payment.id}),
+        (LOCK_NEXT, {"_id": payment.id}),
         (sa.select(payments).where(payments.c.id == sa.bindparam("_id")), {"_id": payment.id}),
     ]
     stored, returned = [], []
@@ -64,8 +64,8 @@ def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path:
                         got.append(execute(conn, statement, row))
                     else:
                         got.append([dict(r._mapping) for r in conn.execute(statement, row)])
-                if label == "driver":  # UPDATE ... RETURNING: _bump goes through the driver
-                    got.append(_bump(conn, payment.id, 2, {"status": "succeeded",
+                if label == "driver":  # UPDATE ... RETURNING: bump_version goes through the driver
+                    got.append(bump_version(conn, payment.id, 2, {"status": "succeeded",
                                                            "next_action": sa.null(),
                                                            "next_check_at": None}, now))
                 else:

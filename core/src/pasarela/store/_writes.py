@@ -39,6 +39,7 @@ __all__ = [
     "CHAIN_TIP",
     "DELIVERY_LOCK_WAIT",
     "INSERT_EXCHANGES",
+    "LOCK_NEXT",
     "REFUND_MUTABLE",
     "chain_alone",
     "chain_on",
@@ -85,7 +86,7 @@ def duplicate_delivery(delivery: Delivery) -> ConcurrencyConflictError:
 
 
 #: SQLite's :func:`lock_payment` with the number of the payment's next transition.
-_LOCK_NEXT: Final = sa.select(
+LOCK_NEXT: Final = sa.select(
     *LOCK_PAYMENT.selected_columns,
     (sa.select(sa.func.coalesce(sa.func.max(transitions.c.seq), 0) + 1)
      .where(transitions.c.payment_id == payments.c.id)
@@ -105,7 +106,7 @@ def lock_payment(conn: sa.Connection, payment_id: str, expected_version: int | N
     taken before it waits for a row lock, so a count in the same statement could miss
     a transition committed meanwhile)."""
     sqlite = conn.dialect.name == "sqlite"
-    query = (_LOCK_NEXT if with_seq else LOCK_PAYMENT) if sqlite else LOCK_PAYMENT_FOR_UPDATE
+    query = (LOCK_NEXT if with_seq else LOCK_PAYMENT) if sqlite else LOCK_PAYMENT_FOR_UPDATE
     rows = execute(conn, query, {"_id": payment_id})
     if not rows:
         raise NotFoundError(f"no payment {payment_id!r}")

@@ -60,7 +60,7 @@ from pasarela.store.schema import payments, routing_decisions, transitions
 from pasarela.store.values import Delivery
 
 
-__all__ = ["Payments"]
+__all__ = ["Payments", "bump_version"]
 
 #: Statements built once (SQLAlchemy then caches each one's compiled form).
 _CREATE: dict[str, Any] = {}  # by dialect
@@ -281,7 +281,7 @@ class Payments(StoreBase):
         with self._begin(write=True) as conn:
             lock_payment(conn, payment_id, expected_version)
             now = utc_now()
-            row = _bump(conn, payment_id, expected_version, values, now)
+            row = bump_version(conn, payment_id, expected_version, values, now)
             if refund is not None:
                 upsert_refund(conn, refund, now=now)
         return payment_from_row(row, sealer=self.sealer)
@@ -345,7 +345,7 @@ class Payments(StoreBase):
                 tip = link_all(records(arrived, evidence, step),
                                seq=current["chain_seq"], prev=current["chain_hash"])
                 values["chain_seq"], values["chain_hash"] = tip
-            row = _bump(conn, payment_id, expected_version, values, now)
+            row = bump_version(conn, payment_id, expected_version, values, now)
             if delivery is not None:
                 insert_delivery(conn, delivery, payment_id=payment_id, now=now,
                                 values=arrived)
@@ -445,7 +445,7 @@ def _payload(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _bump(conn: sa.Connection, payment_id: str, expected_version: int,
+def bump_version(conn: sa.Connection, payment_id: str, expected_version: int,
           values: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
     """``UPDATE payments`` with *values*, the version bumped; the new row."""
     keys = tuple(sorted(values))
