@@ -29,7 +29,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -71,7 +71,7 @@ from pasarela.store._writes import (
     upsert_refund,
 )
 from pasarela.store.chain import Kind, link_all
-from pasarela.store.driver import executemany, marks, read_payments
+from pasarela.store.driver import bound_rows, executemany, marks, read_payments
 from pasarela.store.outbox import event_ids as outbox_ids
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments
@@ -268,25 +268,12 @@ def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
         return
     _, head, group, names, binds = cached
     size = max(1, 30_000 // max(1, len(names)))
-    # A batch stamps all its rows with one datetime object: convert each such value
-    # once (by identity: only the very same object reuses a result), as executemany.
-    last: dict[int, tuple[Any, Any]] = {}
+    values = bound_rows(rows, names, binds)  # converted as executemany converts them
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         for start in range(0, len(rows), size):
             part = rows[start:start + size]
-            params: list[Any] = []
-            for row in part:
-                values = [row[name] for name in names]
-                for i, process in binds:
-                    value = values[i]
-                    seen = last.get(i)
-                    if seen is not None and seen[0] is value:
-                        values[i] = seen[1]
-                    else:
-                        converted = values[i] = process(value)
-                        last[i] = (value, converted)
-                params += values
+            params: list[Any] = [value for row in islice(values, len(part)) for value in row]
             sql = head + ", ".join([group] * len(part))
             try:
                 cursor.execute(sql, params)

@@ -10,7 +10,7 @@ no private name crosses a module).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -18,13 +18,46 @@ import sqlalchemy as sa
 from pasarela.store.schema import payments
 
 
-__all__ = ["bound", "execute", "executemany", "marks", "read_payments"]
+__all__ = ["bound", "bound_rows", "execute", "executemany", "marks", "read_payments"]
 
 
 #: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
 #: [(position, bind processor)] for the parameters that have one).
 _DRIVER_SQL: dict[tuple[int, tuple[str, ...]],
                   tuple[str, list[str], list[tuple[int, Any]]]] = {}
+
+
+def bound_rows(rows: Iterable[Mapping[str, Any]], names: Sequence[str],
+               processors: Sequence[tuple[int, Any]]) -> Iterator[list[Any]]:
+    """Each of *rows*' values in the order of *names*, each converted by its bind
+    processor (*processors*: ``[(position, processor)]``). A batch stamps all its rows
+    with one datetime object: each such value is converted once (by identity: only the
+    very same object reuses a result)."""
+    last: dict[int, tuple[Any, Any]] = {}
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process in processors:
+            value = values[i]
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                values[i] = seen[1]
+            else:
+                converted = values[i] = process(value)
+                last[i] = (value, converted)
+        yield values
+
+
+def _processed(fetched: Iterable[Sequence[Any]], names: Sequence[str],
+               processors: Sequence[tuple[int, Any]]) -> list[dict[str, Any]]:
+    """The driver's *fetched* rows as mappings of *names*, each value converted by its
+    result processor (*processors*: ``[(position, processor)]``)."""
+    rows = []
+    for found in fetched:
+        values = list(found)
+        for i, process in processors:
+            values[i] = process(values[i])
+        rows.append(dict(zip(names, values, strict=True)))
+    return rows
 
 
 def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
@@ -44,21 +77,7 @@ def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]])
         cached = _DRIVER_SQL[(id(statement), keys)] = (
             compiled.string, names, [(i, p) for i, p in processors if p is not None])
     sql, names, processors = cached
-    params = []
-    # A batch stamps all its rows with one datetime object: convert each such
-    # value once (by identity: only the very same object reuses a result).
-    last: dict[int, tuple[Any, Any]] = {}
-    for row in rows:
-        values = [row[name] for name in names]
-        for i, process in processors:
-            value = values[i]
-            seen = last.get(i)
-            if seen is not None and seen[0] is value:
-                values[i] = seen[1]
-            else:
-                values[i] = process(value)
-                last[i] = (value, values[i])
-        params.append(values)
+    params = list(bound_rows(rows, names, processors))
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)
@@ -134,13 +153,7 @@ def execute(conn: sa.Connection, statement: Any, params: Mapping[str, Any]
                                          dialect=conn.dialect) from exc
     finally:
         cursor.close()
-    rows = []
-    for found in fetched:
-        row = list(found)
-        for i, process in converters:
-            row[i] = process(row[i])
-        rows.append(dict(zip(names, row, strict=True)))
-    return rows
+    return _processed(fetched, names, converters)
 
 
 #: SQLite's read of whole payment rows, per dialect name: (columns, SELECT ... FROM
@@ -179,13 +192,7 @@ def read_payments(conn: sa.Connection, where: str, params: Sequence[Any], *,
         fetched = cursor.fetchall()
     finally:
         cursor.close()
-    rows = []
-    for found in fetched:
-        values = list(found)
-        for i, process in processors:
-            values[i] = process(values[i])
-        rows.append(dict(zip(names, values, strict=True)))
-    return rows
+    return _processed(fetched, names, processors)
 
 
 def marks(values: Sequence[Any]) -> str:

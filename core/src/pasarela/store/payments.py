@@ -10,7 +10,7 @@ delivery, a refund).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -100,38 +100,26 @@ class Payments(StoreBase):
                 .returning(payments.c.id)
             )
         stored = as_stored(payment)  # built before the write transaction, not in it
+
+        def insert_rows(conn: sa.Connection) -> bool:
+            if not execute(conn, create, values):
+                return False
+            if decision is not None:
+                execute(conn, INSERT_DECISION, {
+                    "order_reference": payment.order_reference,
+                    "payment_id": payment.id,
+                    "decision": dict(decision), "created_at": utc_now(),
+                })
+            return True
+
+        insert: Callable[[sa.Connection], bool] = insert_rows
         if decision is not None and self.dialect == "postgresql":
             # One statement, one round trip: the payment and its decision.
-            created = self._create_with_decision(payment, values, stored, fingerprint,
-                                                 decision)
-            if created[1]:
-                self._remember(payment, values)
-            return created
-        for _ in range(5):
-            with self._begin(write=True) as conn:
-                if execute(conn, create, values):
-                    if decision is not None:
-                        execute(conn, INSERT_DECISION, {
-                            "order_reference": payment.order_reference,
-                            "payment_id": payment.id,
-                            "decision": dict(decision), "created_at": utc_now(),
-                        })
-                    self._remember(payment, values)
-                    return stored, True
-                # The key is taken. On PostgreSQL the insert waited for a concurrent
-                # winner to commit; this statement sees its row, unless that winner's
-                # create was refused and released the key meanwhile: then insert again.
-                row = conn.execute(
-                    sa.select(payments)
-                    .where(payments.c.merchant == values["merchant"],
-                           payments.c.idempotency_key == payment.idempotency_key)
-                ).first()
-            if row is not None:
-                break
-        else:
-            raise ConcurrencyConflictError(
-                f"idempotency_key: {payment.idempotency_key!r} kept changing hands; try again")
-        return self._taken(payment, row, fingerprint)
+            insert = self._insert_with_decision(payment, values, decision)
+        created = self._insert_keyed(payment, values, stored, fingerprint, insert)
+        if created[1]:
+            self._remember(payment, values)
+        return created
 
     @cached_property
     def _orders(self) -> OrderedDict[str, tuple[Any, Any, Order | None]]:
@@ -161,13 +149,13 @@ class Payments(StoreBase):
             )
         return payment_from_row(row, sealer=self.sealer), False
 
-    def _create_with_decision(self, payment: Payment, values: dict[str, Any],
-                              stored: Payment, fingerprint: str,
-                              decision: Mapping[str, Any]) -> tuple[Payment, bool]:
-        """PostgreSQL's :meth:`create_payment` with a decision: ``WITH created AS
-        (INSERT INTO payments ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO
-        routing_decisions ... SELECT ... FROM created``, the same rows in one round
-        trip (a key taken inserts neither)."""
+    def _insert_with_decision(self, payment: Payment, values: dict[str, Any],
+                              decision: Mapping[str, Any]
+                              ) -> Callable[[sa.Connection], bool]:
+        """PostgreSQL's insert of a payment with its decision, for :meth:`_insert_keyed`:
+        ``WITH created AS (INSERT INTO payments ... ON CONFLICT DO NOTHING RETURNING
+        id) INSERT INTO routing_decisions ... SELECT ... FROM created``, the same rows
+        in one round trip (a key taken inserts neither)."""
         keys = tuple(values)
         statement = _CREATE_DECIDED.get(keys)
         if statement is None:
@@ -193,9 +181,20 @@ class Payments(StoreBase):
             )
         params = {**values, "_reference": payment.order_reference,
                   "_decision": dict(decision)}
+        return lambda conn: bool(execute(conn, statement, {**params, "_at": utc_now()}))
+
+    def _insert_keyed(self, payment: Payment, values: Mapping[str, Any], stored: Payment,
+                      fingerprint: str, insert: Callable[[sa.Connection], bool]
+                      ) -> tuple[Payment, bool]:
+        """Run *insert* (the payment's ``INSERT ... ON CONFLICT DO NOTHING``, and what
+        goes with it) in a write transaction: ``(stored, True)`` when it inserted, else
+        the payment holding the key (:meth:`_taken`). On PostgreSQL a losing insert
+        waited for the concurrent winner to commit, so its row is read; unless that
+        winner's create was refused and released the key meanwhile: then insert again
+        (five times at most)."""
         for _ in range(5):
             with self._begin(write=True) as conn:
-                if execute(conn, statement, {**params, "_at": utc_now()}):
+                if insert(conn):
                     return stored, True
                 row = conn.execute(
                     sa.select(payments)
