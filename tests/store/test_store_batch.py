@@ -280,3 +280,81 @@ def _delivered_under_the_batch(store):
             "INSERT INTO webhook_deliveries (provider, event_id, event_type, payment_key, "
             "outcome, detail, received_at) VALUES ('fake', 'late', 't', '', 'ignored', '', "
             "'2026-12-02 07:00:00.000000')"))
+
+
+JSON_VALUES = [
+    {}, {"a": 1}, {"payment_id": "01J", "amount": {"minor": 2500, "currency": "PEN"},
+                   "provider_reference": None, "version": 3},
+    {"ñ": "ü\u2028\x00\"\\/", "emoji": "\U0001f600", "n": [1, 2.5, -0.0, 1e300, None, True]},
+    {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")},
+    {7: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+    {"deep": {"er": {"est": [{"x": []}, {}]}}}, {"big": 2**80, "neg": -(2**70)},
+    [1, 2], "text", 5, None,
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=range(len(JSON_VALUES)))
+def test_json_texts_writes_what_the_json_bind_processor_writes(value):
+    """The batch's one encoder per statement writes a JSON column's dicts byte for byte
+    as SQLAlchemy's bind processor (``json.dumps``) does, one after another."""
+    import sqlalchemy as sa
+
+    from pasarela.store.batch import json_texts
+
+    dialect = sa.create_engine("sqlite://").dialect
+    process = sa.JSON().dialect_impl(dialect).bind_processor(dialect)
+    text = json_texts(process)
+    for _ in range(3):  # the same encoder, row after row
+        assert text(value) == process(value)
+
+
+def test_json_texts_refuses_what_json_dumps_refuses_and_goes_on():
+    import sqlalchemy as sa
+
+    from pasarela.store.batch import json_texts
+
+    dialect = sa.create_engine("sqlite://").dialect
+    process = sa.JSON().dialect_impl(dialect).bind_processor(dialect)
+    cycle: dict[str, object] = {}
+    cycle["self"] = cycle
+    for bad, error in (({"x": object()}, TypeError), (cycle, ValueError),
+                       ({("t",): 1}, TypeError)):
+        with pytest.raises(error):
+            process(bad)
+        text = json_texts(process)
+        with pytest.raises(error):
+            text(bad)
+
+
+def test_a_batchs_outbox_payloads_are_stored_as_one_row_at_a_time_stores_them(
+        tmp_path, monkeypatch):
+    """Outbox payloads (given and default) that the batch writes in one many-row
+    INSERT, through one JSON encoder, are the bytes SQLAlchemy's executemany stores."""
+    from datetime import UTC, datetime
+
+    from pasarela.store import batch as batch_module
+
+    if not batch_module.UPDATE_FROM:
+        pytest.skip("this SQLite has no UPDATE ... FROM")
+    now = datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)
+    monkeypatch.setattr(batch_module, "utc_now", lambda: now)
+    monkeypatch.setattr(batch_module, "outbox_ids",
+                        lambda _: (f"01JF{n:022d}" for n in itertools.count()))
+    created = [new_payment(status=Status.PENDING, version=2) for _ in range(len(JSON_VALUES))]
+    stored = []
+    for path in ("per_row", "one"):
+        monkeypatch.setattr(batch_module, "UPDATE_FROM", path == "one")
+        with Store(f"sqlite:///{tmp_path / path}.db") as store:
+            for payment in created:
+                store.create_payment(payment, fingerprint="f")
+            with store.batch() as batch:
+                for n, (payment, value) in enumerate(zip(created, JSON_VALUES, strict=True)):
+                    payload = value if isinstance(value, dict) and n % 3 else None
+                    batch.transition(payment.id, expected_version=2, target=Status.EXPIRED,
+                                     cause=Cause.JOB, event_type="payment.expired",
+                                     payload=payload)
+            with store.engine.connect() as conn:
+                stored.append(conn.exec_driver_sql(
+                    "SELECT id, payload FROM outbox ORDER BY id").all())
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == len(JSON_VALUES)

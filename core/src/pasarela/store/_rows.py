@@ -20,7 +20,7 @@ from pasarela.errors import ValidationError
 from pasarela.exchange import Exchange
 from pasarela.lifecycle import Cause, Status
 from pasarela.model import Order, Payment, Refund, RefundStatus, Transition
-from pasarela.money import Money
+from pasarela.money import MAX_MINOR, Money
 from pasarela.next_action import NextAction, next_action_from_dict
 from pasarela.registry import merchant_of
 from pasarela.store.schema import (
@@ -51,6 +51,7 @@ __all__ = [
     "PAYMENTS_BY_REFERENCE",
     "SEEN_DELIVERIES",
     "STATUSES",
+    "STORED_CURRENCIES",
     "TRANSITION_CHANGES",
     "UPDATABLE",
     "VERSIONS_BY_ID",
@@ -68,6 +69,7 @@ __all__ = [
     "payments_update",
     "refund_from_row",
     "refund_values",
+    "stored_money",
     "to_db",
     "transition_from_row",
     "utc_now",
@@ -333,6 +335,31 @@ def stored_order(data: Mapping[str, Any]) -> Order:
     return order
 
 
+#: Currencies that ``Money`` accepted for a stored row (its checks hold for good: the
+#: ISO 4217 data is read once).
+STORED_CURRENCIES: set[str] = set()
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+
+
+def stored_money(minor: Any, currency: Any) -> Money:
+    """``Money(minor, currency)`` of a row's columns, the same value or the same error:
+    the store wrote them from a Money, so once a currency has passed Money's checks
+    its amounts are built without them (an int in range is all that is left to check,
+    and it is checked; anything else goes through ``Money``). A claim builds hundreds
+    of payments, and those checks were a good part of each."""
+    if (type(minor) is int and type(currency) is str and currency in STORED_CURRENCIES
+            and -MAX_MINOR <= minor <= MAX_MINOR):
+        money: Money = _new(Money)
+        _set(money, "minor", minor)
+        _set(money, "currency", currency)
+        return money
+    money = Money(minor, currency)
+    if type(currency) is str and not attrs.validators.get_disabled():  # it was checked
+        STORED_CURRENCIES.add(currency)
+    return money
+
+
 def payment_from_row(row: Row | Mapping[str, Any], *,
                       history: tuple[Transition, ...] = (),
                       sealer: Sealer | None = None,
@@ -359,7 +386,7 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         idempotency_key=r["idempotency_key"],
         provider=r["provider"],
         method=r["method"],
-        amount=Money(r["amount_minor"], currency),
+        amount=stored_money(r["amount_minor"], currency),
         status=STATUSES[r["status"]],
         version=r["version"],
         created_at=from_db(r["created_at"]),
@@ -367,7 +394,7 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         provider_reference=r["provider_reference"],
         expires_at=opt_from_db(r["expires_at"]),
         next_action=next_action_from_dict(r["next_action"]),
-        refunded=Money(refunded, currency) if refunded else None,
+        refunded=stored_money(refunded, currency) if refunded else None,
         error_code=r["error_code"],
         error_message=r["error_message"],
         next_check_at=opt_from_db(r["next_check_at"]),
@@ -376,7 +403,8 @@ def payment_from_row(row: Row | Mapping[str, Any], *,
         order=built,
         history=history,
         network=r.get("network"),
-        charged=(Money(charged_minor, r["charged_currency"]) if charged_minor is not None
+        charged=(stored_money(charged_minor, r["charged_currency"])
+                 if charged_minor is not None
                  else None),
         fx_rate=Decimal(rate) if rate is not None else None,
     )

@@ -24,12 +24,14 @@ caller applies its items one by one instead.
 
 from __future__ import annotations
 
+import json
 import operator
 import sqlite3
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice, repeat
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -233,10 +235,42 @@ def _update_sqlite(conn: sa.Connection, names: tuple[str, ...],
 
 #: SQLite's many-row INSERTs, by (id of the statement, the rows' keys): (the
 #: statement, kept so that its id stays its own; SQL up to its VALUES rows; one row's
-#: placeholders; parameter names in order; [(position, bind processor)]), or None for
-#: one that is not a plain INSERT ... VALUES (it goes through the driver's executemany).
+#: placeholders; parameter names in order; [(position, bind processor)]; the positions
+#: of JSON columns written by :func:`json_texts`), or None for one that is not a plain
+#: INSERT ... VALUES (it goes through the driver's executemany).
 _SQLITE_INSERTS: dict[tuple[int, tuple[str, ...]],
-                      tuple[Any, str, str, list[str], list[tuple[int, Any]]] | None] = {}
+                      tuple[Any, str, str, list[str], list[tuple[int, Any]],
+                            frozenset[int]] | None] = {}
+
+#: ``json.dumps`` with its defaults, as an encoder's settings (what it passes to the C
+#: encoder it makes for each call), and that C encoder's maker (None without ``_json``).
+_DUMPS: Final = json.JSONEncoder()
+_MAKE_ENCODER: Final[Callable[..., Callable[[Any, int], Sequence[str]]] | None] = getattr(
+    json.encoder, "c_make_encoder", None)
+
+
+def json_texts(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's bind processor (*process*: SQLAlchemy's on SQLite, which writes
+    ``json.dumps(value)``) for the rows of one statement: a dict is written by one C
+    encoder made for all of them, with the settings ``json.dumps`` gives the one it
+    makes for each value (the same text, byte for byte), and anything else by
+    *process*. ``json.dumps`` makes an encoder for every value and runs three Python
+    calls around it, a third of writing one outbox payload. Made per statement: the
+    encoder's record of the containers it is in (to refuse a cycle) is its own, and an
+    error ends the statement."""
+    if _MAKE_ENCODER is None:  # pragma: no cover - CPython has it
+        return process
+    encoder = _MAKE_ENCODER(
+        {} if _DUMPS.check_circular else None, _DUMPS.default, encode_basestring_ascii,
+        _DUMPS.indent, _DUMPS.key_separator, _DUMPS.item_separator, _DUMPS.sort_keys,
+        _DUMPS.skipkeys, _DUMPS.allow_nan)
+    join = "".join
+
+    def text(value: Any) -> Any:
+        if type(value) is dict:
+            return join(encoder(value, 0))
+        return process(value)
+    return text
 
 
 def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
@@ -260,13 +294,19 @@ def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
                  and not compiled.insert_prefetch and set(names) <= set(keys))
         processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
                        .bind_processor(conn.dialect)) for i, name in enumerate(names)]
+        # JSON columns written with json.dumps (no serializer of the engine's own)
+        texts = (frozenset(i for i, name in enumerate(names)
+                           if isinstance(compiled.binds[name].type, sa.JSON))
+                 if getattr(conn.dialect, "_json_serializer", None) is None else frozenset())
         cached = _SQLITE_INSERTS[key] = (
             statement, head + sep, group, names,
-            [(i, p) for i, p in processors if p is not None]) if plain else None
+            [(i, p) for i, p in processors if p is not None], texts) if plain else None
     if cached is None or cached[0] is not statement:
         executemany(conn, statement, rows)
         return
-    _, head, group, names, binds = cached
+    _, head, group, names, binds, texts = cached
+    if texts:
+        binds = [(i, json_texts(p) if i in texts else p) for i, p in binds]
     size = max(1, 30_000 // max(1, len(names)))
     values = bound_rows(rows, names, binds)  # converted as executemany converts them
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
