@@ -228,10 +228,15 @@ def minimal_postgres_app(url: str) -> Any:
 
 
 def serve_minimal(port: int, db: str) -> None:
+    import gc
+
     import uvicorn
 
     app = minimal_postgres_app(db) if db.startswith("postgresql") else minimal_app(db)
-    # The same settings as `pasarela serve` (pasarela/cli/serve.py).
+    # The same settings as `pasarela serve` (pasarela/cli/serve.py), which also sets
+    # what start-up built aside from the cyclic collector before serving.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, lifespan="off")
     asyncio.run(uvicorn.Server(config).serve())

@@ -23,6 +23,7 @@ of every pass, so ``worker`` takes no ``--merchant`` (it says so, exit 2).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -105,6 +106,11 @@ async def _serve(pasarela: Any, *, host: str, port: int, max_body: int, log_leve
     from pasarela.web.app import create_app  # noqa: PLC0415
 
     app = create_app(pasarela, max_body=max_body, merchant=merchant)
+    # What is built by now (modules, the app, the store's engine) lives as long as the
+    # process: set aside from the cyclic collector, whose full collections then walk
+    # only what requests allocate (a webhook delivery spent ~15 us in them otherwise).
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(app, host=host, port=port,
                             log_level=log_level, access_log=False, lifespan="off",
                             log_config=None)

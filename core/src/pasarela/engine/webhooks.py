@@ -89,7 +89,7 @@ def verifying_account(service: Service, account: str, headers: Mapping[str, str]
     if not siblings:
         return account
     try:
-        hint = kind.webhook_hint(WebhookHeaders(headers), body)
+        hint = kind.webhook_hint(_headers(headers), body)
     except Exception:  # an adapter's hint must not raise; if it does, no hint
         hint = None
     if hint is None:
@@ -120,13 +120,20 @@ def _parse(service: Service, adapter: Provider, headers: Mapping[str, str],
     never an error of the batch it arrived with.
     """
     try:
-        return adapter.parse_webhook(WebhookHeaders(headers), body, now=service.clock())
+        return adapter.parse_webhook(_headers(headers), body, now=service.clock())
     except WebhookError as exc:
         return exc
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             OverflowError) as exc:
         return WebhookError(f"{adapter.account}: unreadable delivery ({type(exc).__name__})",
                             provider=adapter.account)
+
+
+def _headers(headers: Mapping[str, str]) -> WebhookHeaders:
+    """*headers* as the adapter reads them: as given when they already are
+    :class:`~pasarela.provider.WebhookHeaders` (the ASGI app builds them, query
+    included; read-only, so the same object is as good as a copy), else a copy."""
+    return headers if type(headers) is WebhookHeaders else WebhookHeaders(headers)
 
 
 def _apply_parsed(service: Service, provider_name: str,

@@ -115,9 +115,10 @@ def create_app(pasarela: AsyncPasarela | Pasarela, *, max_body: int = 65536,
         if body is None:
             process.webhook(name, 413)
             return _refuse(413, f"body larger than {max_body} bytes", name, "body_too_large")
-        # The query string goes with the headers (Mercado Pago signs its data.id).
-        headers = WebhookHeaders(request.headers.items(),
-                                 query=request.query_params.multi_items())
+        # The query string goes with the headers (Mercado Pago signs its data.id);
+        # most deliveries have none, and an empty one parses to nothing.
+        query = request.query_params.multi_items() if request.scope["query_string"] else ()
+        headers = WebhookHeaders(request.headers.items(), query=query)
         try:
             reply = await batcher.submit((name, headers, body))
         except RETRY_LATER as exc:

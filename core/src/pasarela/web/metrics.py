@@ -113,6 +113,14 @@ class ProcessMetrics:
             "HTTP exchanges of this process with the providers.",
             ["merchant", "provider", "operation", "outcome"], buckets=LATENCY_BUCKETS,
             registry=registry)
+        # Each label set's child, looked up once: ``labels()`` takes a lock and builds
+        # the label tuple on every call, and these are counted on every delivery. A
+        # child is created on its first use, as ``labels()`` did (a series appears
+        # when first counted), and is the one ``labels()`` returns: none is removed.
+        self._requests: dict[tuple[str, int | str], Counter] = {}
+        self._request_seconds: dict[str, Histogram] = {}
+        self._transitions: dict[tuple[str, str, str, str], Counter] = {}
+        self._successes: dict[tuple[str, str], Histogram] = {}
 
     def start(self) -> ProcessMetrics:
         """Hear this process's events from now on (held weakly)."""
@@ -120,21 +128,35 @@ class ProcessMetrics:
         return self
 
     def webhook(self, account: str, code: int | str, seconds: float | None = None) -> None:
-        merchant, provider = labels_of(account)
-        self.webhook_requests.labels(merchant, provider, str(code)).inc()
+        counter = self._requests.get((account, code))
+        if counter is None:
+            counter = self._requests[account, code] = self.webhook_requests.labels(
+                *labels_of(account), str(code))
+        counter.inc()
         if seconds is not None:
-            self.webhook_seconds.labels(merchant, provider).observe(seconds)
+            histogram = self._request_seconds.get(account)
+            if histogram is None:
+                histogram = self._request_seconds[account] = self.webhook_seconds.labels(
+                    *labels_of(account))
+            histogram.observe(seconds)
 
     def transitioned(self, writer: object, payment: Payment, source: Status) -> None:
         if isinstance(writer, Store) and writer is not self.store:
             return
-        merchant, provider = labels_of(payment.provider)
-        self.transitions.labels(merchant, provider, payment.method.value,
-                                payment.network or "", payment.status.value).inc()
-        if payment.status is Status.SUCCEEDED:
+        method, status = payment.method.value, payment.status
+        key = (payment.provider, method, payment.network or "", status.value)
+        counter = self._transitions.get(key)
+        if counter is None:
+            counter = self._transitions[key] = self.transitions.labels(
+                *labels_of(payment.provider), *key[1:])
+        counter.inc()
+        if status is Status.SUCCEEDED:
             waited = (payment.updated_at - payment.created_at).total_seconds()
-            self.time_to_success.labels(merchant, provider, payment.method.value).observe(
-                max(0.0, waited))
+            histogram = self._successes.get(key[:2])
+            if histogram is None:
+                histogram = self._successes[key[0], method] = self.time_to_success.labels(
+                    *labels_of(payment.provider), method)
+            histogram.observe(max(0.0, waited))
 
     def called(self, account: str, operation: str, seconds: float, outcome: str) -> None:
         merchant, provider = labels_of(account)

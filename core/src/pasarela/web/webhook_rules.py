@@ -30,4 +30,16 @@ def accepted_content_types(adapter: Provider) -> frozenset[str]:
     declared: Iterable[str] | None = getattr(type(adapter), "webhook_content_types", None)
     if not declared:
         return DEFAULT_CONTENT_TYPES
-    return frozenset(t.lower() for t in declared)
+    # Asked on every delivery: each declared set lower-cased once (a class that
+    # declares another set later gets its own entry; a list is not remembered).
+    try:
+        found = _LOWERED.get(declared)
+    except TypeError:  # unhashable
+        return frozenset(t.lower() for t in declared)
+    if found is None:
+        found = _LOWERED[declared] = frozenset(t.lower() for t in declared)
+    return found
+
+
+#: Each declared set of media types seen (a frozenset, a tuple), lower-cased.
+_LOWERED: dict[Iterable[str], frozenset[str]] = {}
