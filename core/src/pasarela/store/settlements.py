@@ -293,17 +293,20 @@ class SettlementRun:
         """*provider*'s payments in *statuses* created in ``[since, until)`` that no
         line of the run matched, with an id above *after*, by id: a keyset page.
 
-        Provider and status are compared as ``column || ''`` so that no index on
-        them is used: SQLite would otherwise pick ``(provider, ...)`` and, for every
-        page, read all the provider's payments and sort them by id. Walking the
-        primary key from *after* reads each payment once over all pages."""
+        Provider and status are compared as ``+column`` on SQLite (``column || ''``
+        on PostgreSQL, which has no unary plus for text) so that no index on them is
+        used: SQLite would otherwise pick ``(provider, ...)`` and, for every page,
+        read all the provider's payments and sort them by id. Walking the primary key
+        from *after* reads each payment once over all pages. (SQLite's rowid would
+        read a little less, but pages by rowid would record these differences in the
+        order the payments were inserted, not by id as before.)"""
         matched = sa.select(settlement_lines.c.id).where(
             settlement_lines.c.run_key == self.key,
             settlement_lines.c.payment_id == payments.c.id,
         )
         query = (sa.select(*_FACT_COLUMNS, payments.c.created_at)
-                 .where((payments.c.provider + "") == provider,
-                        (payments.c.status + "").in_(sorted(statuses)),
+                 .where(self._no_index(payments.c.provider) == provider,
+                        self._no_index(payments.c.status).in_(sorted(statuses)),
                         payments.c.created_at >= since.astimezone(UTC),
                         payments.c.created_at < until.astimezone(UTC),
                         payments.c.id > after, ~matched.exists())
@@ -311,6 +314,14 @@ class SettlementRun:
         with self._begin() as conn:
             return [UnmatchedPayment(_facts(row), from_db(row.created_at))
                     for row in conn.execute(query)]
+
+
+    def _no_index(self, column: sa.Column[str]) -> sa.ColumnElement[str]:
+        """*column* of ``payments`` as an expression no index serves: ``+column`` on
+        SQLite (its value as is), ``column || ''`` elsewhere."""
+        if self._sqlite:
+            return sa.literal_column(f"+{column.table.name}.{column.name}", column.type)
+        return column + ""
 
 
 def _facts(row: Row) -> PaymentFacts:
