@@ -11,9 +11,9 @@ import pytest
 
 from pasarela.errors import PasarelaError, ValidationError
 from pasarela.reconcile.csv_import import (
-    _LINE_FIELDS,
+    LINE_FIELDS,
     ColumnMap,
-    _when,
+    line_time,
     parse_minor,
     row_reader,
 )
@@ -22,7 +22,7 @@ from pasarela.reconcile.matching import LineRow
 
 def general(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap,
             provider: str, line_no: int) -> LineRow:
-    """The line of *fields* read field by field through parse_minor and _when (the
+    """The line of *fields* read field by field through parse_minor and line_time (the
     reader before it was specialised)."""
     owner_at, currency_at, amount_at, fee_at, reference_at, order_at, status_at, when_at = at
     assert amount_at is not None
@@ -43,7 +43,7 @@ def general(fields: list[str], at: tuple[int | None, ...], mapping: ColumnMap,
         raise ValidationError("neither provider_reference nor order_reference is given",
                               field="provider_reference")
     status = (fields[status_at].strip() if status_at is not None else "") or mapping.status
-    utc, iso = _when(fields[when_at], mapping)
+    utc, iso = line_time(fields[when_at], mapping)
     return (line_no, provider, reference, order, amount, currency, fee,
             None if fee is None else currency, status, utc, iso, True)
 
@@ -80,7 +80,7 @@ def test_the_reader_gives_each_line_what_the_general_path_gives(options: dict[st
         [f"{k}={v}" for k, v in options.items()])
     header = ["owner", "ref", "order", "amount", "fee", "status", "at"]
     at = tuple(header.index(mapping.columns[f]) if f in mapping.columns else None
-               for f in _LINE_FIELDS)
+               for f in LINE_FIELDS)
     read = row_reader(at, mapping, "fake")
     cases = itertools.product(["", "fake", "FAKE", "other"], ["r1", "", " "], ["o1", ""],
                               AMOUNTS, FEES, ["paid", "", " Refunded "], TIMES)
@@ -102,7 +102,7 @@ def test_the_reader_without_optional_columns_and_with_a_currency_column(
                              [] if currency_column else ["currency=pen"])
     header = ["cur", "order", "amount", "at"]
     at = tuple(header.index(mapping.columns[f]) if f in mapping.columns else None
-               for f in _LINE_FIELDS)
+               for f in LINE_FIELDS)
     read = row_reader(at, mapping, "fake")
     for n, (cur, amount, when) in enumerate(itertools.product(
             ["PEN", "usd", " jpy ", "", "ZZZ"], AMOUNTS, TIMES)):

@@ -56,12 +56,14 @@ from pasarela.reconcile.matching import LineRow, line_of
 
 __all__ = [
     "FIELDS",
+    "LINE_FIELDS",
     "ColumnMap",
     "CsvError",
     "CsvLines",
     "CsvReport",
     "RowReader",
     "file_digest",
+    "line_time",
     "parse_amount",
     "parse_minor",
     "read_csv",
@@ -221,7 +223,7 @@ def _exponent(currency: str, field: str) -> int:
     return currency_exponent(currency, field=f"{field}.currency")
 
 
-def _when(text: str, mapping: ColumnMap) -> tuple[datetime, str]:
+def line_time(text: str, mapping: ColumnMap) -> tuple[datetime, str]:
     """The time of *text* in UTC, and its ``isoformat()``: *text* itself when it is
     written so already (``YYYY-MM-DDTHH:MM:SS+00:00``), which spares formatting it."""
     raw = text.strip()
@@ -287,7 +289,7 @@ class CsvLines:
                            + f" (columns: {', '.join(header)})")
                 return
             index = {field: header.index(column) for field, column in mapping.columns.items()}
-            read = row_reader(tuple(index.get(field) for field in _LINE_FIELDS),
+            read = row_reader(tuple(index.get(field) for field in LINE_FIELDS),
                               mapping, provider)
             width = len(header)
             position = 1
@@ -323,7 +325,7 @@ class CsvLines:
 
 
 #: The fields a row reader reads, in the order of its ``at`` positions.
-_LINE_FIELDS: Final = ("provider", "currency", "amount", "fee", "provider_reference",
+LINE_FIELDS: Final = ("provider", "currency", "amount", "fee", "provider_reference",
                        "order_reference", "status", "occurred_at")
 
 #: A file's row reader: the line of its fields and line number.
@@ -332,13 +334,13 @@ RowReader: TypeAlias = Callable[[list[str], int], LineRow]
 
 def row_reader(at: tuple[int | None, ...], mapping: ColumnMap, provider: str) -> RowReader:
     """The reader of a file's lines: *at* holds the position of each of
-    :data:`_LINE_FIELDS` in the file's header (None: not mapped).
+    :data:`LINE_FIELDS` in the file's header (None: not mapped).
 
     Specialised to the mapping: the positions, the file's currency (when it is an
     option, not a column) and its exponent are bound once, and the common forms are
     read inline: an amount or fee of ASCII digits with the currency's decimals, a
     time written ``YYYY-MM-DDTHH:MM:SS+00:00``. Anything else goes through
-    :func:`parse_minor` and :func:`_when`, which read it (or refuse it) as before;
+    :func:`parse_minor` and :func:`line_time`, which read it (or refuse it) as before;
     the inline forms give what they give (a test holds the two to the same rows)."""
     owner_at, currency_at, amount_at, fee_at, reference_at, order_at, status_at, when_at = at
     if amount_at is None or when_at is None:  # pragma: no cover (ColumnMap.load requires both)
@@ -397,14 +399,14 @@ def row_reader(at: tuple[int | None, ...], mapping: ColumnMap, provider: str) ->
         raw = fields[when_i]
         if (iso_times and len(raw) == 25 and raw[10] == "T" and raw[19:] == "+00:00"
                 and raw[4] == raw[7] == "-" and raw[13] == raw[16] == ":"):
-            # As _when reads it: parsed in UTC (fromisoformat's own timezone.utc, which
+            # As line_time reads it: parsed in UTC (fromisoformat's own timezone.utc, which
             # is UTC) and its own isoformat().
             try:
                 utc, iso = fromisoformat(raw), raw
             except ValueError:
-                utc, iso = _when(raw, mapping)  # raises its error
+                utc, iso = line_time(raw, mapping)  # raises its error
         else:
-            utc, iso = _when(raw, mapping)
+            utc, iso = line_time(raw, mapping)
         return (line_no, provider, reference, order, amount, currency, fee,
                 None if fee is None else currency, status, utc, iso, True)
 
