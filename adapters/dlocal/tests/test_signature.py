@@ -22,9 +22,9 @@ DATE = "2018-02-20T15:44:42.310Z"
 BODY = json.dumps({"id": "D-4-be8eda8c", "amount": 72.00, "status": "PAID",
                    "status_code": "200", "currency": "PEN", "order_id": "01JPAY"},
                   separators=(",", ":")).encode()
-#: Computed once with hashlib/hmac over LOGIN + DATE + BODY, and pinned.
-EXPECTED = hmac.new(SECRET.encode(), (LOGIN + DATE).encode() + BODY,
-                    hashlib.sha256).hexdigest()
+#: HMAC-SHA256 of LOGIN + DATE + BODY with SECRET, computed outside Python with
+#: ``printf '%s' "$LOGIN$DATE$BODY" | openssl dgst -sha256 -hmac "$SECRET"`` and pinned.
+EXPECTED = "9a4b9eb017a8c72e3cc7818ab5bd99d043e3d6760b16b199675a16a359c171d2"
 
 
 def provider(**changes: object) -> DlocalProvider:
