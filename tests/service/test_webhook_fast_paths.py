@@ -152,3 +152,19 @@ def test_serve_freezes_what_start_up_built(tmp_path: Any,
     assert result.exit_code == 0, result.output
     assert len(frozen) == 1
     assert frozen[0] > 0
+
+
+def test_a_sqlite_store_hands_out_the_connection_used_last(tmp_path: Any) -> None:
+    """Its page cache is the current one (one that sat idle re-reads what it touches)."""
+    from pasarela.store.engine import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    try:
+        first, second = engine.connect(), engine.connect()
+        ids = (id(first.connection.dbapi_connection), id(second.connection.dbapi_connection))
+        first.close()
+        second.close()  # returned last
+        with engine.connect() as again:
+            assert id(again.connection.dbapi_connection) == ids[1]
+    finally:
+        engine.dispose()
