@@ -53,6 +53,8 @@ def _first_line(docstring: str) -> str:
 def _public_names(module: str) -> list[str]:
     """A module's ``__all__``, read from its source (no import: django needs no settings)."""
     path = SRC.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.exists():  # a package
+        path = SRC.joinpath(*module.split("."), "__init__.py")
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):

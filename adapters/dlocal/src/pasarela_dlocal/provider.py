@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
+from pasarela import next_action
 from pasarela.errors import (
     DeclinedError,
     ErrorCode,
@@ -26,7 +27,7 @@ from pasarela.errors import (
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.next_action import BankTransfer, NextAction, OpenUrl, ShowCashCode
+from pasarela.next_action import NextAction
 from pasarela.provider import (
     CreateRequest,
     Flow,
@@ -379,7 +380,7 @@ class DlocalProvider(Provider[DlocalSettings]):
             charged = Money.of(converted, fx.target)
         ticket = obj.get("ticket")
         if isinstance(ticket, Mapping) and ticket.get("number") and charged is not None:
-            return ShowCashCode(
+            return next_action.ShowCashCode(
                 code=str(ticket["number"]), amount=charged,
                 expires_at=_date(ticket.get("expiration_date")),
                 url=str(ticket.get("image_url") or obj.get("redirect_url") or "") or None,
@@ -391,7 +392,7 @@ class DlocalProvider(Provider[DlocalSettings]):
             steps = transfer.get("payment_instruction")
             if isinstance(steps, str) and steps:
                 lines = {lang: (steps, *lines.get(lang, ())) for lang in ("es", "en")}
-            return BankTransfer(
+            return next_action.BankTransfer(
                 bank=str(transfer.get("bank_name") or "BCP"), amount=to_pay or charged,
                 expires_at=_date(obj.get("expiration_date")),
                 account=transfer.get("bank_account") or None,
@@ -402,7 +403,7 @@ class DlocalProvider(Provider[DlocalSettings]):
                 instructions=lines)
         redirect = obj.get("redirect_url")
         if isinstance(redirect, str) and redirect:
-            return OpenUrl(url=redirect)
+            return next_action.OpenUrl(url=redirect)
         return None
 
     def parse_refund(self, obj: Mapping[str, Any], *, refund_id: str | None = None

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
+from pasarela import next_action
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet, ShowCashCode
+
+
+if TYPE_CHECKING:
+    from pasarela.next_action import ApproveInWallet, ShowCashCode
 
 
 __all__ = ["LIMA", "approve_in_yape", "pay_pagoefectivo"]
@@ -23,7 +28,7 @@ def pay_pagoefectivo(*, code: str, amount: Money, expires_at: datetime | None,
         local = expires_at.astimezone(LIMA)
         until_es = f" antes del {local.strftime('%d/%m/%Y %H:%M')} (hora de Lima)"
         until_en = f" before {local.strftime('%Y-%m-%d %H:%M')} (Lima time)"
-    return ShowCashCode(
+    return next_action.ShowCashCode(
         code=code, amount=amount, expires_at=expires_at, url=url, qr_data=url or code,
         instructions={
             "es": (
@@ -46,7 +51,7 @@ def approve_in_yape(amount: Money) -> ApproveInWallet:
     """Ask for the phone and the 6-digit approval code from the Yape app
     (``confirm(phone=, otp=)``)."""
     shown = amount.format("es_PE")
-    return ApproveInWallet(
+    return next_action.ApproveInWallet(
         wallet="yape",
         instructions={
             "es": ("Abre Yape y entra a «Código de aprobación».",

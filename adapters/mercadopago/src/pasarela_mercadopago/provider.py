@@ -23,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from pasarela import next_action
 from pasarela.errors import ErrorCode, ProviderError, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet
 from pasarela.provider import (
     CreateRequest,
     Flow,
@@ -258,7 +258,7 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
         """Complete a Yape payment waiting for its approval code (``phone``, ``otp``)."""
         if payment.method is not Method.WALLET or payment.provider_reference is not None or (
-                not isinstance(payment.next_action, ApproveInWallet | None)):
+                not isinstance(payment.next_action, next_action.ApproveInWallet | None)):
             raise UnsupportedError("only a Yape payment waiting for its approval code can be "
                                    "confirmed", code=ErrorCode.UNSUPPORTED_OPERATION,
                                    provider=self.name)
@@ -275,7 +275,7 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
             response = yield api.build_get(self.settings, payment.provider_reference)
             return api.parse_payment(self._json(response))
         if payment.method is Method.WALLET and payment.status is Status.PENDING and (
-                isinstance(payment.next_action, ApproveInWallet)):
+                isinstance(payment.next_action, next_action.ApproveInWallet)):
             return ProviderPayment(status=Status.PENDING, raw_status="awaiting_yape_code",
                                    next_action=payment.next_action)
         # The create's answer was lost: search the order's payments for ours.

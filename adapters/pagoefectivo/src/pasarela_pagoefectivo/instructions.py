@@ -9,10 +9,15 @@ open the code on the phone), or the bare code when there is no URL.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from pasarela import next_action
 from pasarela.money import Money
-from pasarela.next_action import ShowCashCode
 from pasarela_pagoefectivo.fields import LIMA
+
+
+if TYPE_CHECKING:
+    from pasarela.next_action import ShowCashCode
 
 
 __all__ = ["cash_code_action", "instructions"]
@@ -67,7 +72,7 @@ def cash_code_action(
     code: str, amount: Money, expires_at: datetime | None, url: str | None
 ) -> ShowCashCode:
     """The ``show_cash_code`` next action for a new CIP."""
-    return ShowCashCode(
+    return next_action.ShowCashCode(
         code=code,
         amount=amount,
         expires_at=expires_at,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
+from pasarela import next_action
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet, OpenCheckout
+
+
+if TYPE_CHECKING:
+    from pasarela.next_action import ApproveInWallet, OpenCheckout
 
 
 __all__ = ["LIMA", "approve_in_yape", "open_culqi_checkout"]
@@ -22,7 +27,7 @@ def _when(moment: datetime) -> tuple[str, str]:
 def approve_in_yape(amount: Money) -> ApproveInWallet:
     """Ask for the 6-digit approval code from the Yape app (``confirm(phone=, code=)``)."""
     es_amount = en_amount = amount.format("es_PE")
-    return ApproveInWallet(
+    return next_action.ApproveInWallet(
         wallet="yape",
         instructions={
             "es": (
@@ -73,7 +78,7 @@ def open_culqi_checkout(
                   "PagoEfectivo: puedes pagarlo en tu banca por internet, en agentes o bodegas.")
         en.append(f"Culqi also issued PagoEfectivo CIP code {cash_code} for this order: "
                   "you can pay it in online banking, at agents or corner shops.")
-    return OpenCheckout(
+    return next_action.OpenCheckout(
         provider="culqi",
         script_url=script_url,
         settings={"public_key": public_key, "order": order_id, "amount": amount.minor,

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from pasarela import next_action
 from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
-from pasarela.next_action import ApproveInWallet
 from pasarela.provider import (
     CreateRequest,
     Flow,
@@ -290,7 +290,7 @@ class YapeProvider(Provider[YapeSettings]):
     def confirm(self, payment: Payment, params: Mapping[str, Any]) -> Flow[ProviderPayment]:
         """Complete a payment waiting for its approval code with ``phone`` and ``code``."""
         if payment.provider_reference is not None or not isinstance(
-            payment.next_action, ApproveInWallet | None
+            payment.next_action, next_action.ApproveInWallet | None
         ):
             raise UnsupportedError(
                 "only a payment waiting for a Yape approval code can be confirmed",
