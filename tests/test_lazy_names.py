@@ -4,11 +4,13 @@ every read, from every import path, and behave as the eagerly defined classes di
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
 import subprocess
 import sys
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 
 
@@ -16,7 +18,12 @@ import pytest
 LAZY: dict[str, tuple[str, ...]] = {
     "pasarela.next_action": ("ApproveInWallet", "BankTransfer", "ConfirmCard", "OpenCheckout",
                              "OpenUrl", "ScanQr", "ShowCashCode"),
+    "pasarela.provider": ("CreateRequest", "ProviderPayment", "ProviderRefund", "SettlementLine",
+                          "WebhookEvent", "WebhookHint"),
 }
+#: module -> the module that defines its lazy names.
+DEFINED_IN = {"pasarela.next_action": "pasarela.next_action.kinds",
+              "pasarela.provider": "pasarela.provider.values"}
 CASES = [(module, name) for module, names in LAZY.items() for name in names]
 
 
@@ -47,11 +54,13 @@ def test_a_lazy_name_is_one_object_in_a_fresh_process(module: str, name: str) ->
 
 
 def test_unknown_names_still_raise_attribute_error() -> None:
-    from pasarela import next_action
+    from pasarela import next_action, provider
 
     with pytest.raises(AttributeError):
         next_action.NoSuchKind  # noqa: B018
     assert not hasattr(next_action, "Nothing")
+    with pytest.raises(AttributeError):
+        provider.NoSuchValue  # noqa: B018
 
 
 def test_next_actions_check_compare_hash_repr_and_pickle_as_before() -> None:
@@ -106,10 +115,42 @@ def test_from_dict_round_trips_every_kind() -> None:
         assert next_action.next_action_from_dict(action.to_dict()) == action
 
 
-def test_discovery_defines_no_next_action_kind() -> None:
-    code = ("import sys; from pasarela.plugins import get_plugin_manager; "
+def test_discovery_defines_no_lazy_name() -> None:
+    code = ("import json, sys; from pasarela.plugins import get_plugin_manager; "
             "get_plugin_manager().providers(); "
-            "print('pasarela.next_action.kinds' in sys.modules)")
+            f"print(json.dumps(sorted(set(sys.modules) & {set(DEFINED_IN.values())!r})))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout
-    assert out.split() == ["False"]
+    assert json.loads(out) == []
+
+
+def test_provider_values_check_compare_hash_repr_and_pickle_as_before() -> None:
+    from decimal import Decimal
+
+    from pasarela import provider
+    from pasarela.errors import ValidationError, WebhookError
+    from pasarela.lifecycle import Status
+    from pasarela.model import RefundStatus
+    from pasarela.money import Money
+
+    answer = provider.ProviderPayment(status=Status.PENDING, reference="r1",
+                                      amount=Money(100, "PEN"), network="yape")
+    assert answer == provider.ProviderPayment(status=Status.PENDING, reference="r1",
+                                              amount=Money(100, "PEN"), network="yape")
+    assert hash(answer) == hash(attrs.evolve(answer))
+    assert repr(answer).startswith("ProviderPayment(status=<Status.PENDING: 'pending'>, "
+                                   "reference='r1', raw_status=''")
+    assert pickle.loads(pickle.dumps(answer)) == answer  # noqa: S301 - our own bytes
+    with pytest.raises(ValidationError):
+        provider.ProviderPayment(status=Status.PENDING, network="Not A Network")
+    with pytest.raises(ValidationError):
+        provider.ProviderPayment(status=Status.PENDING, fx_rate=Decimal(0))
+    refund = provider.ProviderRefund(status=RefundStatus.PENDING, refund_id="re_1")
+    event = provider.WebhookEvent(event_id="e1", type="cip.paid", provider_reference=None,
+                                  refund=refund)
+    assert isinstance(event.refund, provider.ProviderRefund)
+    with pytest.raises(WebhookError):
+        provider.WebhookEvent(event_id="", type="cip.paid", provider_reference=None)
+    hint = provider.WebhookHint(payment_id="pay_1")
+    assert hint == provider.WebhookHint(payment_id="pay_1")
+    assert repr(hint) == "WebhookHint(payment_id='pay_1', provider_reference=None)"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import attrs
 
 from pasarela import next_action
+from pasarela import provider as contract
 from pasarela.errors import (
     DeclinedError,
     ErrorCode,
@@ -29,14 +30,10 @@ from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.next_action import NextAction
 from pasarela.provider import (
-    CreateRequest,
     Flow,
     Ineligibility,
     Operation,
     Provider,
-    ProviderPayment,
-    ProviderRefund,
-    WebhookEvent,
     WebhookHeaders,
     imported_on_use,
 )
@@ -47,6 +44,7 @@ from pasarela_dlocal.settings import API_VERSION, DlocalSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund, WebhookEvent
     from pasarela_dlocal import api
 else:  # what only the operations use: imported when a provider first runs one
     httpx = imported_on_use("httpx", globals())
@@ -324,7 +322,7 @@ class DlocalProvider(Provider[DlocalSettings]):
     def get_refund(self, payment: Payment, refund: Refund) -> Flow[ProviderRefund]:
         if not refund.provider_reference:
             # dLocal keeps nothing of our refund id: pending until its answer is known.
-            return ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id)
+            return contract.ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id)
         response = yield self._request("GET", f"/refunds/{refund.provider_reference}/status")
         return self.parse_refund(self._answer(response), refund_id=refund.id)
 
@@ -364,7 +362,7 @@ class DlocalProvider(Provider[DlocalSettings]):
             rate = fx.rate
             charged = Money.of((price.amount * fx.rate).quantize(_CENT, rounding=ROUND_HALF_UP),
                                fx.target)
-        return ProviderPayment(
+        return contract.ProviderPayment(
             status=status, reference=str(reference) if reference else None, raw_status=code,
             next_action=action, amount=amount, failure_code=failure_code,
             failure_message=failure_message,
@@ -410,7 +408,7 @@ class DlocalProvider(Provider[DlocalSettings]):
                      ) -> ProviderRefund:
         status = api.REFUND_STATUSES.get(str(obj.get("status", "")), RefundStatus.PENDING)
         reference = obj.get("id")
-        return ProviderRefund(
+        return contract.ProviderRefund(
             status=status, reference=str(reference) if reference else None,
             amount=api.money_of(obj.get("amount"), obj.get("currency")),
             payment_reference=str(obj["payment_id"]) if obj.get("payment_id") else None,
@@ -440,13 +438,13 @@ class DlocalProvider(Provider[DlocalSettings]):
         occurred = _date(date) or now
         if "payment_id" in obj:  # a refund object
             refund = self.parse_refund(obj)
-            return [WebhookEvent(
+            return [contract.WebhookEvent(
                 event_id=f"{obj['id']}:{obj['status']}", type=f"refund.{obj['status']}",
                 provider_reference=str(obj["payment_id"]), refund=refund, occurred_at=occurred,
                 raw=obj)]
         reported = self.parse_payment(obj)
         order_id = obj.get("order_id")
-        return [WebhookEvent(
+        return [contract.WebhookEvent(
             event_id=f"{obj['id']}:{reported.raw_status}", type=f"payment.{obj['status']}",
             provider_reference=str(obj["id"]),
             payment_id=str(order_id) if isinstance(order_id, str) and order_id else None,

@@ -24,20 +24,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pasarela import next_action
+from pasarela import provider as contract
 from pasarela.errors import ErrorCode, ProviderError, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
-    CreateRequest,
     Flow,
     Ineligibility,
     Operation,
     Provider,
-    ProviderPayment,
-    ProviderRefund,
-    SettlementLine,
-    WebhookEvent,
     WebhookHeaders,
     imported_on_use,
 )
@@ -47,6 +43,13 @@ from pasarela_mercadopago.settings import MercadoPagoSettings
 
 
 if TYPE_CHECKING:
+    from pasarela.provider import (
+        CreateRequest,
+        ProviderPayment,
+        ProviderRefund,
+        SettlementLine,
+        WebhookEvent,
+    )
     from pasarela_mercadopago import api, webhooks
 else:  # the requests, answers and webhooks: imported when a provider first runs one
     api = imported_on_use("pasarela_mercadopago.api", globals())
@@ -236,8 +239,8 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         body = self._plan(request)
         if body is None:
-            return ProviderPayment(status=Status.PENDING, raw_status="awaiting_yape_code",
-                                   next_action=approve_in_yape(request.amount))
+            return contract.ProviderPayment(status=Status.PENDING, raw_status="awaiting_yape_code",
+                                            next_action=approve_in_yape(request.amount))
         if request.method is Method.WALLET:
             body["token"] = yield from self._yape_token(request.params, request.idempotency_key)
         response = yield api.build_create(self.settings, body, request.amount,
@@ -276,8 +279,8 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
             return api.parse_payment(self._json(response))
         if payment.method is Method.WALLET and payment.status is Status.PENDING and (
                 isinstance(payment.next_action, next_action.ApproveInWallet)):
-            return ProviderPayment(status=Status.PENDING, raw_status="awaiting_yape_code",
-                                   next_action=payment.next_action)
+            return contract.ProviderPayment(status=Status.PENDING, raw_status="awaiting_yape_code",
+                                            next_action=payment.next_action)
         # The create's answer was lost: search the order's payments for ours.
         response = yield api.build_search(self.settings, {
             "external_reference": payment.order_reference, "sort": "date_created",
@@ -335,8 +338,8 @@ class MercadoPagoProvider(Provider[MercadoPagoSettings]):
         nothing of our refund id (a refund takes only ``amount``), so a refund whose
         answer was lost is ``pending`` until an operator or a webhook says."""
         if not refund.provider_reference or not payment.provider_reference:
-            return ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
-                                  payment_reference=payment.provider_reference)
+            return contract.ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
+                                           payment_reference=payment.provider_reference)
         response = yield api.build_get_refund(self.settings, payment.provider_reference,
                                               refund.provider_reference)
         return api.parse_refund(self._json(response), refund.amount.currency,

@@ -14,12 +14,15 @@ import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pasarela.errors import ProviderValidationError
-from pasarela.provider import CreateRequest
 from pasarela_pagoefectivo.errors import PROVIDER
 from pasarela_pagoefectivo.settings import PagoEfectivoSettings
+
+
+if TYPE_CHECKING:
+    from pasarela.provider import CreateRequest
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
+from pasarela import provider as contract
 from pasarela.errors import (
     ErrorCode,
     ProviderError,
@@ -26,16 +27,10 @@ from pasarela.errors import (
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Payment, RefundStatus
 from pasarela.provider import (
-    CreateRequest,
     Flow,
     Operation,
     Provider,
-    ProviderPayment,
-    ProviderRefund,
-    SettlementLine,
-    WebhookEvent,
     WebhookHeaders,
-    WebhookHint,
     WebhookReply,
     imported_on_use,
 )
@@ -48,6 +43,14 @@ from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.provider import (
+        CreateRequest,
+        ProviderPayment,
+        ProviderRefund,
+        SettlementLine,
+        WebhookEvent,
+        WebhookHint,
+    )
     from pasarela_pagoefectivo import api, notifications
 else:  # the requests, answers and notifications: imported when a provider first runs one
     api = imported_on_use("pasarela_pagoefectivo.api", globals())
@@ -100,7 +103,7 @@ def settlement_line(state: api.CipState, line_no: int = 0) -> SettlementLine | N
     PagoEfectivo publishes no settlement file, so fees are unknown here."""
     if status_of(state) is not Status.SUCCEEDED or state.paid_at is None:
         return None
-    return SettlementLine(
+    return contract.SettlementLine(
         provider=PROVIDER,
         provider_reference=state.cip,
         order_reference=None,
@@ -253,7 +256,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
                 provider=PROVIDER,
             )
         expires_at = created.expires_at or api.parse_timestamp(fields["dateExpiry"])
-        return ProviderPayment(
+        return contract.ProviderPayment(
             status=Status.PENDING,
             reference=created.cip,
             raw_status="generated",
@@ -275,7 +278,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
 
     def _report(self, state: api.CipState, current: Status) -> ProviderPayment:
         status = status_of(state)
-        return ProviderPayment(
+        return contract.ProviderPayment(
             status=status if status is not None else current,
             reference=state.cip,
             raw_status=f"{state.status} {state.status_name}".strip(),
@@ -288,7 +291,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
         if not cip:
             # The search takes CIP numbers only: a create whose answer was lost
             # cannot be looked up. It stays unknown until a notification names it.
-            return (yield from _done(ProviderPayment(
+            return (yield from _done(contract.ProviderPayment(
                 status=Status.UNKNOWN if payment.status is Status.UNKNOWN else payment.status,
                 raw_status="no CIP number known",
                 failure_message="PagoEfectivo's search takes CIP numbers; none is known",
@@ -349,7 +352,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
             if state is None or status_of(state) in (None, Status.PENDING):
                 raise refused from None
             return self._report(state, payment.status)
-        return ProviderPayment(status=Status.CANCELED, reference=cip, raw_status="deleted")
+        return contract.ProviderPayment(status=Status.CANCELED, reference=cip, raw_status="deleted")
 
     def extend(self, payment: Payment, until: datetime) -> Flow[ProviderPayment]:
         """``PATCH /v1/cips/{cip}`` with a new ``dateExpiry``, then a search.
@@ -411,7 +414,7 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
             note = notifications.parse_notification(body)
         except WebhookError:
             return None
-        return WebhookHint(payment_id=note.transaction_code, provider_reference=note.cip)
+        return contract.WebhookHint(payment_id=note.transaction_code, provider_reference=note.cip)
 
     def parse_webhook(
         self, headers: WebhookHeaders, body: bytes, *, now: datetime
@@ -421,14 +424,14 @@ class PagoEfectivoProvider(Provider[PagoEfectivoSettings]):
         refund: ProviderRefund | None = None
         amount = note.amount
         if note.event_type == notifications.EVENT_REFUNDED:
-            refund = ProviderRefund(
+            refund = contract.ProviderRefund(
                 status=RefundStatus.SUCCEEDED,
                 reference=note.event_id,
                 amount=note.amount,
                 payment_reference=note.cip,
             )
             amount = None  # a refund's amount is not the payment's
-        return [WebhookEvent(
+        return [contract.WebhookEvent(
             event_id=note.event_id,
             type=note.event_type,
             provider_reference=note.cip,
@@ -455,7 +458,7 @@ def settlement_from_notification(
     if event.type != notifications.EVENT_PAID or event.amount is None:
         return None
     data: Any = event.raw.get("data") if isinstance(event.raw, Mapping) else None
-    return SettlementLine(
+    return contract.SettlementLine(
         provider=PROVIDER,
         provider_reference=event.provider_reference,
         order_reference=None,

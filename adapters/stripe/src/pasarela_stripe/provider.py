@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
+from pasarela import provider as contract
 from pasarela.errors import (
     ConfigurationError,
     ErrorCode,
@@ -24,14 +25,9 @@ from pasarela.errors import (
 from pasarela.model import Method, Payment, Refund, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
-    CreateRequest,
     Flow,
     Operation,
     Provider,
-    ProviderPayment,
-    ProviderRefund,
-    SettlementLine,
-    WebhookEvent,
     WebhookHeaders,
     imported_on_use,
 )
@@ -47,6 +43,13 @@ from pasarela_stripe.settings import StripeSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.provider import (
+        CreateRequest,
+        ProviderPayment,
+        ProviderRefund,
+        SettlementLine,
+        WebhookEvent,
+    )
     from pasarela_stripe import api, events, webhooks
 else:  # the requests, answers and events: imported when a provider first runs an operation
     api = imported_on_use("pasarela_stripe.api", globals())
@@ -189,8 +192,8 @@ class StripeProvider(Provider[StripeSettings]):
             response = yield api.build_get_refund(self.settings, refund.provider_reference)
             found = api.parse_refund(self._json(response))
             return found if found.refund_id else attrs.evolve(found, refund_id=refund.id)
-        unknown = ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
-                                 payment_reference=payment.provider_reference)
+        unknown = contract.ProviderRefund(status=RefundStatus.PENDING, refund_id=refund.id,
+                                          payment_reference=payment.provider_reference)
         if not payment.provider_reference:
             # refund() sends nothing without a PaymentIntent id: nothing to find
             return unknown

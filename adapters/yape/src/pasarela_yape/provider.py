@@ -28,19 +28,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pasarela import next_action
+from pasarela import provider as contract
 from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
 from pasarela.model import Method, Order, Payment, Refund
 from pasarela.money import Money
 from pasarela.provider import (
-    CreateRequest,
     Flow,
     Operation,
     Provider,
-    ProviderPayment,
-    ProviderRefund,
-    SettlementLine,
-    WebhookEvent,
     WebhookHeaders,
     imported_on_use,
 )
@@ -50,6 +46,13 @@ from pasarela_yape.settings import YapeSettings
 
 
 if TYPE_CHECKING:
+    from pasarela.provider import (
+        CreateRequest,
+        ProviderPayment,
+        ProviderRefund,
+        SettlementLine,
+        WebhookEvent,
+    )
     from pasarela_yape import acquirer as acquiring
     from pasarela_yape.acquirer import Acquirer, CodeCharge, QrOrder
 else:  # the acquirer and its requests: imported when a provider is built
@@ -279,7 +282,7 @@ class YapeProvider(Provider[YapeSettings]):
     def create(self, request: CreateRequest) -> Flow[ProviderPayment]:
         plan = self._plan(request)
         if plan is None:
-            return ProviderPayment(
+            return contract.ProviderPayment(
                 status=Status.PENDING, raw_status="awaiting_approval_code",
                 next_action=approve_in_yape(request.amount), expires_at=request.expires_at,
             )
@@ -304,8 +307,9 @@ class YapeProvider(Provider[YapeSettings]):
     def get(self, payment: Payment) -> Flow[ProviderPayment]:
         if payment.provider_reference is None and payment.status is Status.PENDING:
             # Still waiting for the customer's approval code: nothing to ask anyone.
-            return ProviderPayment(status=Status.PENDING, raw_status="awaiting_approval_code",
-                                   next_action=payment.next_action)
+            return contract.ProviderPayment(status=Status.PENDING,
+                                            raw_status="awaiting_approval_code",
+                                            next_action=payment.next_action)
         return (yield from self.acquirer.get(payment))
 
     def cancel(self, payment: Payment) -> Flow[ProviderPayment]:
