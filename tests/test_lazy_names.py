@@ -18,11 +18,13 @@ import pytest
 LAZY: dict[str, tuple[str, ...]] = {
     "pasarela.next_action": ("ApproveInWallet", "BankTransfer", "ConfirmCard", "OpenCheckout",
                              "OpenUrl", "ScanQr", "ShowCashCode"),
+    "pasarela.model": ("Customer", "Document", "Order", "Payment", "Refund", "Transition"),
     "pasarela.provider": ("CreateRequest", "ProviderPayment", "ProviderRefund", "SettlementLine",
                           "WebhookEvent", "WebhookHint"),
 }
 #: module -> the module that defines its lazy names.
-DEFINED_IN = {"pasarela.next_action": "pasarela.next_action.kinds",
+DEFINED_IN = {"pasarela.model": "pasarela.model.records",
+              "pasarela.next_action": "pasarela.next_action.kinds",
               "pasarela.provider": "pasarela.provider.values"}
 CASES = [(module, name) for module, names in LAZY.items() for name in names]
 
@@ -154,3 +156,28 @@ def test_provider_values_check_compare_hash_repr_and_pickle_as_before() -> None:
     hint = provider.WebhookHint(payment_id="pay_1")
     assert hint == provider.WebhookHint(payment_id="pay_1")
     assert repr(hint) == "WebhookHint(payment_id='pay_1', provider_reference=None)"
+
+
+def test_models_check_compare_hash_repr_and_pickle_as_before() -> None:
+    from pasarela import model
+    from pasarela.errors import ValidationError
+    from pasarela.money import Money
+
+    order = model.Order(reference="o-1", amount=Money(1000, "PEN"), description="Pedido",
+                        customer=model.Customer(first_name="Ana", last_name="Quispe",
+                                                email="ana@example.pe",
+                                                document=("DNI", "12345678")))
+    again = model.Order(reference="o-1", amount=Money(1000, "PEN"), description="Pedido",
+                        customer=model.Customer(first_name="Ana", last_name="Quispe",
+                                                email="ana@example.pe",
+                                                document=("DNI", "12345678")))
+    assert order == again
+    assert isinstance(order.customer, model.Customer)
+    assert isinstance(order.customer.document, model.Document)
+    assert repr(order).startswith("Order(reference='o-1', amount=Money(minor=1000, "
+                                  "currency='PEN')")
+    assert pickle.loads(pickle.dumps(order)) == order  # noqa: S301 - our own bytes
+    with pytest.raises(ValidationError):
+        model.Order(reference="", amount=Money(1000, "PEN"), description="Pedido")
+    with pytest.raises(ValidationError):
+        model.Customer(first_name="Ana", last_name="Quispe", email="not an e-mail")

@@ -26,7 +26,7 @@ from pasarela.errors import (
     WebhookError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment, Refund, RefundStatus
+from pasarela.model import Method, RefundStatus
 from pasarela.money import Money
 from pasarela.next_action import NextAction
 from pasarela.provider import (
@@ -44,6 +44,7 @@ from pasarela_dlocal.settings import API_VERSION, DlocalSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.model import Order, Payment, Refund
     from pasarela.provider import CreateRequest, ProviderPayment, ProviderRefund, WebhookEvent
     from pasarela_dlocal import api
 else:  # what only the operations use: imported when a provider first runs one

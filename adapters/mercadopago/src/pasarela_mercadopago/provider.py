@@ -27,7 +27,7 @@ from pasarela import next_action
 from pasarela import provider as contract
 from pasarela.errors import ErrorCode, ProviderError, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment, Refund, RefundStatus
+from pasarela.model import Method, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
     Flow,
@@ -43,6 +43,7 @@ from pasarela_mercadopago.settings import MercadoPagoSettings
 
 
 if TYPE_CHECKING:
+    from pasarela.model import Order, Payment, Refund
     from pasarela.provider import (
         CreateRequest,
         ProviderPayment,

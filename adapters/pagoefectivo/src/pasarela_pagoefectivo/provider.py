@@ -25,7 +25,7 @@ from pasarela.errors import (
     WebhookError,
 )
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Payment, RefundStatus
+from pasarela.model import Method, RefundStatus
 from pasarela.provider import (
     Flow,
     Operation,
@@ -43,6 +43,7 @@ from pasarela_pagoefectivo.settings import PagoEfectivoSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.model import Payment
     from pasarela.provider import (
         CreateRequest,
         ProviderPayment,

@@ -22,7 +22,7 @@ from pasarela.errors import (
     ProviderValidationError,
     ValidationError,
 )
-from pasarela.model import Method, Payment, Refund, RefundStatus
+from pasarela.model import Method, RefundStatus
 from pasarela.money import Money
 from pasarela.provider import (
     Flow,
@@ -43,6 +43,7 @@ from pasarela_stripe.settings import StripeSettings
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.model import Payment, Refund
     from pasarela.provider import (
         CreateRequest,
         ProviderPayment,

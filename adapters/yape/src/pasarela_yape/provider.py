@@ -31,7 +31,7 @@ from pasarela import next_action
 from pasarela import provider as contract
 from pasarela.errors import ErrorCode, ProviderValidationError, UnsupportedError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, Payment, Refund
+from pasarela.model import Method
 from pasarela.money import Money
 from pasarela.provider import (
     Flow,
@@ -46,6 +46,7 @@ from pasarela_yape.settings import YapeSettings
 
 
 if TYPE_CHECKING:
+    from pasarela.model import Order, Payment, Refund
     from pasarela.provider import (
         CreateRequest,
         ProviderPayment,

@@ -50,13 +50,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 import attrs
 
 from pasarela.errors import ConfigurationError, ErrorCode, UnsupportedError
-from pasarela.model import Method, Order, Payment, Refund
+from pasarela.model import Method
 from pasarela.money import Money
 
 
 if TYPE_CHECKING:
     import httpx
 
+    from pasarela.model import Order, Payment, Refund
     from pasarela.provider.values import (
         CreateRequest,
         ProviderPayment,

@@ -7,15 +7,19 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from pasarela.errors import ValidationError, WebhookError
 from pasarela.lifecycle import Status
-from pasarela.model import Method, Order, RefundStatus, check_storable_text
+from pasarela.model import Method, RefundStatus, check_storable_text
 from pasarela.money import Money
 from pasarela.next_action import NextAction
+
+
+if TYPE_CHECKING:
+    from pasarela.model import Order
 
 
 __all__ = [

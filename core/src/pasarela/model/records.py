@@ -1,13 +1,5 @@
-"""The data model: orders, customers, payments and refunds, frozen attrs values
-validated at construction.
-
-What the customer must do next (a payment's ``next_action``) is
-:mod:`pasarela.next_action`.
-
-A change makes a new value (``attrs.evolve``). Validators raise
-:class:`pasarela.errors.ValidationError` naming the field. Secrets (a card
-``client_secret``) are kept out of ``repr``.
-"""
+"""The data model's attrs classes, defined when :mod:`pasarela.model` first hands one
+out (see its docstring); import them from there."""
 
 from __future__ import annotations
 
@@ -15,61 +7,18 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 import attrs
 
 from pasarela.errors import ValidationError
 from pasarela.lifecycle import Cause, Status
+from pasarela.model import Method, RefundStatus, as_method, check_storable_text
 from pasarela.money import Money
 from pasarela.next_action import NextAction
 
 
-__all__ = [
-    "Customer",
-    "Document",
-    "Method",
-    "Order",
-    "Payment",
-    "Refund",
-    "RefundStatus",
-    "Transition",
-    "as_method",
-    "check_storable_text",
-]
-
-
-class Method(StrEnum):
-    """How the customer pays."""
-
-    CASH = "cash"
-    WALLET = "wallet"
-    CARD = "card"
-    #: A transfer from the customer's bank to an account the provider gives
-    #: (``pasarela.next_action.BankTransfer``).
-    BANK_TRANSFER = "bank_transfer"
-
-
-#: Each method by its value: ``Method(value)`` is an enum call, a tenth of building a
-#: payment read from the store.
-_METHODS: Final = {m.value: m for m in Method}
-
-
-def as_method(value: Method | str) -> Method:
-    """*value* as a :class:`Method`, or ``ValidationError`` naming ``method``."""
-    if isinstance(value, Method):
-        return value
-    known = _METHODS.get(value) if isinstance(value, str) else None
-    if known is not None:
-        return known
-    try:
-        return Method(value)
-    except ValueError:
-        raise ValidationError(
-            f"unknown method {value!r}; one of {', '.join(m.value for m in Method)}",
-            field="method",
-        ) from None
+__all__ = ["Customer", "Document", "Order", "Payment", "Refund", "Transition"]
 
 
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -98,18 +47,6 @@ def _text(field: str, *, max_len: int, required: bool = True) -> Any:
         check_storable_text(value, field)
 
     return check
-
-
-def check_storable_text(value: str, field: str) -> None:
-    """Refuse text that a store or a provider cannot take: a NUL character (PostgreSQL
-    refuses it in text) or a lone surrogate (not encodable as UTF-8)."""
-    if "\x00" in value:
-        raise ValidationError("must not contain a NUL character", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("contains characters that are not valid Unicode text",
-                              field=field) from None
 
 
 @attrs.frozen
@@ -455,12 +392,6 @@ class Payment:
         return self.amount - self.refunded_amount
 
 
-class RefundStatus(StrEnum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
 @attrs.frozen(kw_only=True)
 class Refund:
     id: str
@@ -470,3 +401,9 @@ class Refund:
     created_at: datetime
     reason: str = ""
     provider_reference: str | None = None
+
+
+# Their home is pasarela.model: the names people import, repr and pickle see.
+for _record in (Document, Customer, Order, Transition, Payment, Refund):
+    _record.__module__ = "pasarela.model"
+del _record
