@@ -125,6 +125,36 @@ def test_a_linked_transition_hashes_as_its_content() -> None:
         "44712e466e4c6d9704a87cf45fdcc1c9b8f576b57995eaf84d345685a9d79b09")
 
 
+def _delivery(rnd: random.Random) -> dict[str, Any]:
+    maybe = lambda: rnd.choice([None, _text(rnd), _Status.PENDING])  # noqa: E731
+    return {"provider": rnd.choice([_text(rnd), _Status.PENDING]), "event_id": maybe(),
+            "event_type": maybe(), "payment_id": maybe(),
+            "payment_key": rnd.choice([_text(rnd), _Status.PENDING]),
+            "outcome": rnd.choice([_text(rnd), _Status.PENDING]), "detail": maybe(),
+            "received_at": rnd.choice([_time(rnd), _time(rnd), "2026-12-02"])}
+
+
+def test_a_linked_delivery_hashes_as_its_content() -> None:
+    """A delivery row is linked with its text written in one expression, as a
+    transition is: the hash is record_hash of its content, whatever its values."""
+    rnd = random.Random(13)
+    for _ in range(3_000):
+        row = _delivery(rnd)
+        prev = rnd.choice(["", "4471" * 16])
+        expected = chain.record_hash(prev, "delivery", chain.delivery_content(row))
+        linked = dict(row)
+        assert chain.link("delivery", linked, seq=2, prev=prev) == expected, row
+        assert (linked["chain_seq"], linked["chain_prev"], linked["chain_hash"]) == (
+            2, prev, expected)
+    # the hash the json.dumps-based text gave this delivery before
+    row = {"provider": "pagoefectivo", "event_id": 'evt_ñ "1"', "event_type": "cip.paid",
+           "payment_id": "01JF0000000000000000000000",
+           "payment_key": "01JF0000000000000000000000", "outcome": "applied", "detail": "",
+           "received_at": datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)}
+    assert chain.link("delivery", row, seq=3, prev="4471" * 16) == (
+        "11d74a74f2f2fc34a2ceb50a6f4c2942507ccfc3342f06b14e55be8bb9bae262")
+
+
 def test_a_float_goes_through_json() -> None:
     assert chain.canonical({"x": 1.5, "a": "b"}) == b'{"a":"b","x":1.5}'
     with pytest.raises(TypeError):

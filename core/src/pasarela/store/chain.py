@@ -289,12 +289,46 @@ def _transition_text(row: Mapping[str, Any]) -> str | None:
             and (event_id is None or type(event_id) is str)):
         return None
     string = _string
-    return ('{"applied":' + ("true" if row["applied"] else "false")
-            + ',"at":"' + utc_text(at) + '","cause":' + string(cause)
-            + ',"event_id":' + ("null" if event_id is None else string(event_id))
-            + ',"payment_id":' + string(payment_id) + ',"reason":' + string(reason)
-            + ',"seq":' + int.__repr__(seq) + ',"source":' + string(source)
-            + ',"target":' + string(target) + ',"version":' + int.__repr__(version) + "}")
+    # one f-string: its parts joined in one copy, not one per "+"
+    return (f'{{"applied":{"true" if row["applied"] else "false"},"at":"{utc_text(at)}",'
+            f'"cause":{string(cause)},'
+            f'"event_id":{"null" if event_id is None else string(event_id)},'
+            f'"payment_id":{string(payment_id)},"reason":{string(reason)},"seq":{seq},'
+            f'"source":{string(source)},"target":{string(target)},"version":{version}}}')
+
+
+def _delivery_text(row: Mapping[str, Any]) -> str | None:
+    """The canonical text of a delivery row's content (:func:`delivery_content`, keys
+    in sorted order) written in one expression, or None when a value is not of the
+    type the store writes there (:func:`canonical` then writes it): byte for byte what
+    :func:`canonical` writes, as :func:`_transition_text` is for a transition."""
+    detail, event_id, event_type, outcome = (row["detail"], row["event_id"],
+                                             row["event_type"], row["outcome"])
+    payment_id, payment_key, provider, at = (row["payment_id"], row["payment_key"],
+                                             row["provider"], row["received_at"])
+    if not (type(outcome) is str and type(payment_key) is str and type(provider) is str
+            and type(at) is datetime
+            and (detail is None or type(detail) is str)
+            and (event_id is None or type(event_id) is str)
+            and (event_type is None or type(event_type) is str)
+            and (payment_id is None or type(payment_id) is str)):
+        return None
+    string = _string
+    return (f'{{"detail":{"null" if detail is None else string(detail)},'
+            f'"event_id":{"null" if event_id is None else string(event_id)},'
+            f'"event_type":{"null" if event_type is None else string(event_type)},'
+            f'"outcome":{string(outcome)},'
+            f'"payment_id":{"null" if payment_id is None else string(payment_id)},'
+            f'"payment_key":{string(payment_key)},"provider":{string(provider)},'
+            f'"received_at":"{utc_text(at)}"}}')
+
+
+#: The kinds whose canonical text is written in one expression, and their headers
+#: (``kind "\n"``, as :func:`record_hash` writes them after the previous hash).
+_TEXTS: Final[dict[str, tuple[Callable[[Mapping[str, Any]], str | None], str]]] = {
+    "transition": (_transition_text, "\ntransition\n"),
+    "delivery": (_delivery_text, "\ndelivery\n"),
+}
 
 
 def link(kind: Kind, row: dict[str, Any], *, seq: int, prev: str) -> str:
@@ -305,10 +339,11 @@ def link(kind: Kind, row: dict[str, Any], *, seq: int, prev: str) -> str:
         row["body_digest"] = body_digest(row)
     row["chain_seq"] = seq
     row["chain_prev"] = prev
-    text = _transition_text(row) if kind == "transition" and prev.isascii() else None
-    if text is not None:  # record_hash's bytes, hashed in one call
+    fast = _TEXTS.get(kind) if prev.isascii() else None
+    text = None if fast is None else fast[0](row)
+    if fast is not None and text is not None:  # record_hash's bytes, in one call
         value = row["chain_hash"] = hashlib.sha256(
-            (prev + "\ntransition\n" + text).encode("utf-8")).hexdigest()
+            f"{prev}{fast[1]}{text}".encode()).hexdigest()
         return value
     value = row["chain_hash"] = record_hash(prev, kind, content_of(kind, row))
     return value
