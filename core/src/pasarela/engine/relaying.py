@@ -130,11 +130,14 @@ class RelayDispatcher:
             delivered = [row.id for row in rows if (a := by_id.get(row.id)) and a.ok]
             self.store.mark_relayed(settings.name, delivered, now=datetime.now(UTC))
             done += len(delivered)
+            if len(delivered) == len(rows):
+                continue
             now = datetime.now(UTC)
+            marked = set(delivered)
             failed = [(row.id, self._scrub(running, by_id[row.id].error if row.id in by_id
                                            else "no acknowledgement"),
                        now + RELAY_RETRY.delay(row.attempts + 1))
-                      for row in rows if row.id not in set(delivered)]
+                      for row in rows if row.id not in marked]
             if failed:
                 self.store.mark_relay_failed(settings.name, failed)
                 log.warning("relay_events_refused", relay=settings.name, count=len(failed))

@@ -23,11 +23,14 @@ Marks are per relay: a broker that is down delays its own relay only.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import from_db, to_db, utc_now
@@ -40,6 +43,15 @@ __all__ = ["Relays"]
 
 _d = relay_deliveries
 
+#: ``Relays._among`` on SQLite: the ids of a JSON array, each looked up in the key.
+_SQLITE_AMONG: Final = (
+    "relay_deliveries.rowid IN (SELECT d.rowid FROM json_each(:relay_ids) AS j "
+    "CROSS JOIN relay_deliveries AS d WHERE d.relay = :relay_name AND d.event_id = j.value)")
+_SQLITE_UNDELIVERED: Final = (
+    "relay_deliveries.rowid IN (SELECT d.rowid FROM json_each(:relay_ids) AS j "
+    "CROSS JOIN relay_deliveries AS d WHERE d.relay = :relay_name AND d.event_id = j.value "
+    "AND d.delivered_at IS NULL)")
+
 
 class Relays(StoreBase):
     """The relays' part of :class:`~pasarela.store.Store`."""
@@ -49,6 +61,19 @@ class Relays(StoreBase):
     #: Events queued by one claim from which the table's statistics are refreshed
     #: (PostgreSQL ``ANALYZE``) before the claim selects its batch.
     relay_analyze_after: ClassVar[int] = 1000
+    #: On SQLite, how often a claim looks at the whole rescan margin again rather than
+    #: at the outbox rows added since this store last queued (see ``_queue``).
+    relay_rescan_every: ClassVar[float] = 60.0
+
+    @property
+    def _relay_seen(self) -> dict[str, tuple[int, float]]:
+        """Per relay, this store's (highest outbox rowid queued through, monotonic time
+        of the last look at the whole rescan margin); SQLite only."""
+        try:
+            return self.__relay_seen
+        except AttributeError:
+            self.__relay_seen: dict[str, tuple[int, float]] = {}
+            return self.__relay_seen
 
     def claim_relay(self, relay: str, *, now: datetime, limit: int,
                     lease: timedelta) -> list[OutboxEvent]:
@@ -64,7 +89,7 @@ class Relays(StoreBase):
             if not self._sqlite:
                 cursor = cursor.with_for_update()
             watermark = conn.execute(cursor).scalar_one()
-            self._queue(conn, relay, watermark)
+            looked = self._queue(conn, relay, watermark)
             earlier = _d.alias("earlier")
             blocked = sa.exists().where(
                 earlier.c.relay == _d.c.relay,
@@ -74,8 +99,12 @@ class Relays(StoreBase):
                        sa.and_(earlier.c.created_at == _d.c.created_at,
                                earlier.c.event_id < _d.c.event_id)),
             )
+            # The outbox's columns come with the claim (one statement, not a second
+            # lookup by id): an event is claimed only with its outbox row.
             query = (
-                sa.select(_d.c.event_id, _d.c.attempts)
+                sa.select(_d.c.event_id, _d.c.attempts, outbox.c.payment_id, outbox.c.type,
+                          outbox.c.payload, outbox.c.created_at)
+                .join_from(_d, outbox, outbox.c.id == _d.c.event_id)
                 .where(_d.c.relay == relay, _d.c.delivered_at.is_(None),
                        _d.c.next_attempt_at <= at, ~blocked)
                 .order_by(_d.c.created_at, _d.c.event_id)
@@ -84,32 +113,66 @@ class Relays(StoreBase):
             if not self._sqlite:
                 query = query.with_for_update(skip_locked=True, of=_d)
             claimed = conn.execute(query).all()
-            if not claimed:
-                return []
-            ids = [row.event_id for row in claimed]
-            attempts = {row.event_id: row.attempts for row in claimed}
-            conn.execute(sa.update(_d).where(_d.c.relay == relay, _d.c.event_id.in_(ids))
-                         .values(next_attempt_at=at + lease))
-            rows = {row.id: row for row in conn.execute(
-                sa.select(outbox).where(outbox.c.id.in_(ids)))}
+            if claimed:
+                conn.execute(sa.update(_d).where(self._among(relay, [row[0] for row in claimed]))
+                             .values(next_attempt_at=at + lease))
+        if looked is not None and self._sqlite:  # committed: the rows up to it are queued
+            self._relay_seen[relay] = looked
         return [
-            OutboxEvent(id=row.id, payment_id=row.payment_id, type=row.type,
-                        payload=row.payload, created_at=from_db(row.created_at),
-                        attempts=attempts[row.id])
-            for row in (rows[i] for i in ids if i in rows)
+            OutboxEvent(id=event_id, payment_id=payment_id, type=kind, payload=payload,
+                        created_at=from_db(created_at), attempts=attempts)
+            for event_id, attempts, payment_id, kind, payload, created_at in claimed
         ]
 
-    def _queue(self, conn: sa.Connection, relay: str, watermark: datetime | None) -> None:
+    def _among(self, relay: str, event_ids: Sequence[str], *,
+               undelivered: bool = False) -> sa.ColumnElement[bool] | sa.TextClause:
+        """The rows of *relay* whose ``event_id`` is one of *event_ids* (and, when
+        *undelivered*, not delivered yet). The ids are bound as one array, not one
+        parameter each (a batch's 500 ids are not rendered into every statement): a JSON
+        array on SQLite, each of its ids looked up in the primary key (CROSS JOIN keeps
+        that order; SQLite would otherwise walk every undelivered row of the relay by the
+        pending index), ``= ANY`` on PostgreSQL."""
+        if self._sqlite:
+            return sa.text(_SQLITE_UNDELIVERED if undelivered else _SQLITE_AMONG).bindparams(
+                relay_ids=json.dumps(list(event_ids)), relay_name=relay)
+        among = sa.and_(_d.c.relay == relay, _d.c.event_id == sa.any_(
+            sa.bindparam("relay_ids", list(event_ids), type_=postgresql.ARRAY(sa.String))))
+        return sa.and_(among, _d.c.delivered_at.is_(None)) if undelivered else among
+
+    def _queue(self, conn: sa.Connection, relay: str, watermark: datetime | None
+               ) -> tuple[int, float] | None:
         """Queue for *relay* the outbox events since *watermark* (less the rescan
-        margin) it has not queued; move the watermark to the newest event."""
+        margin) it has not queued; move the watermark to the newest event.
+
+        On SQLite, writers run one at a time, so an outbox row committed after this
+        store's last queueing of *relay* has a higher rowid than every row there was
+        then: only those rows are looked at (the same rows the whole margin would add:
+        the others of the margin were queued then, as the watermark never goes back),
+        and the whole margin again at most every :attr:`relay_rescan_every`. Returns
+        what to remember of this (``_relay_seen``) once the transaction committed."""
         newest = conn.execute(sa.select(sa.func.max(outbox.c.created_at))).scalar_one()
         if newest is None:
-            return
+            return None
         queued = sa.exists().where(_d.c.relay == relay, _d.c.event_id == outbox.c.id)
         source = sa.select(sa.literal(relay, sa.String(64)), outbox.c.id, outbox.c.payment_id,
                            outbox.c.created_at, outbox.c.created_at).where(~queued)
-        if watermark is not None:
-            source = source.where(outbox.c.created_at > watermark - self.relay_rescan)
+        seen = self._relay_seen.get(relay) if self._sqlite and watermark is not None else None
+        top = 0
+        if self._sqlite:
+            top = conn.execute(sa.text("SELECT max(rowid) FROM outbox")).scalar_one()
+        now = time.monotonic()
+        if (seen is not None and watermark is not None and seen[0] <= top
+                and now - seen[1] < self.relay_rescan_every):
+            # The rowid walks the table; "+" keeps SQLite off the created_at index.
+            source = source.where(
+                sa.literal_column("outbox.rowid") > seen[0],
+                sa.literal_column("+outbox.created_at", outbox.c.created_at.type)
+                > watermark - self.relay_rescan)
+            looked = (top, seen[1])
+        else:
+            if watermark is not None:
+                source = source.where(outbox.c.created_at > watermark - self.relay_rescan)
+            looked = (top, now)
         insert = sa.insert(_d).from_select(
             ["relay", "event_id", "payment_id", "created_at", "next_attempt_at"], source)
         if self._sqlite:
@@ -122,6 +185,7 @@ class Relays(StoreBase):
             conn.execute(sa.text("ANALYZE relay_deliveries"))
         conn.execute(sa.update(relay_cursors).where(relay_cursors.c.relay == relay)
                      .values(watermark=newest, updated_at=utc_now()))
+        return looked
 
     def mark_relayed(self, relay: str, event_ids: Sequence[str], *, now: datetime) -> None:
         """Mark *event_ids* delivered by *relay* (its broker acknowledged them)."""
@@ -129,9 +193,7 @@ class Relays(StoreBase):
             return
         at = to_db(now, "now")
         with self._begin(write=True) as conn:
-            conn.execute(sa.update(_d)
-                         .where(_d.c.relay == relay, _d.c.event_id.in_(list(event_ids)),
-                                _d.c.delivered_at.is_(None))
+            conn.execute(sa.update(_d).where(self._among(relay, event_ids, undelivered=True))
                          .values(delivered_at=at))
 
     def mark_relay_failed(self, relay: str, failures: Sequence[tuple[str, str, datetime]]
