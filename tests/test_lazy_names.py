@@ -181,3 +181,13 @@ def test_models_check_compare_hash_repr_and_pickle_as_before() -> None:
         model.Order(reference="", amount=Money(1000, "PEN"), description="Pedido")
     with pytest.raises(ValidationError):
         model.Customer(first_name="Ana", last_name="Quispe", email="not an e-mail")
+
+
+@pytest.mark.parametrize(("module", "name"), CASES)
+def test_a_lazy_class_s_annotations_resolve(module: str, name: str) -> None:
+    """``typing.get_type_hints`` (what cattrs and ``attrs.resolve_types`` use) reads the
+    names in the class's ``__module__``, the package, as before the move."""
+    import typing
+
+    cls = getattr(importlib.import_module(module), name)
+    assert set(typing.get_type_hints(cls)) >= {field.name for field in attrs.fields(cls)}

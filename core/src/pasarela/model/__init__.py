@@ -102,6 +102,10 @@ def _define_records() -> None:
     names = globals()
     for name in _RECORDS:
         names[name] = getattr(records, name)
+    # What their annotations name, where typing.get_type_hints looks (their __module__).
+    for name, value in vars(records).items():
+        if not name.startswith("_"):
+            names.setdefault(name, value)
 
 
 def __getattr__(name: str) -> Any:

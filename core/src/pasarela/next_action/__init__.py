@@ -131,6 +131,10 @@ def _define_kinds() -> None:
     names = globals()
     for name in _KINDS:
         names[name] = getattr(kinds, name)
+    # What their annotations name, where typing.get_type_hints looks (their __module__).
+    for name, value in vars(kinds).items():
+        if not name.startswith("_"):
+            names.setdefault(name, value)
 
 
 def __getattr__(name: str) -> Any:

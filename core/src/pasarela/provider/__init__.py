@@ -592,6 +592,14 @@ def _define_values() -> None:
     names = globals()
     for name in _VALUES:
         names[name] = getattr(values, name)
+    # What their annotations name, where typing.get_type_hints looks (their __module__).
+    for name, value in vars(values).items():
+        if not name.startswith("_"):
+            names.setdefault(name, value)
+    from pasarela import model  # noqa: PLC0415 - CreateRequest.order's annotation
+
+    for name in ("Order", "Payment", "Refund"):
+        names.setdefault(name, getattr(model, name))
 
 
 def __getattr__(name: str) -> Any:
