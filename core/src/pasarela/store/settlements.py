@@ -17,8 +17,9 @@ Tuned for a million lines against a million payments (``bench/bench_reconcile.py
 - the rare reads (matching by amount and date, known differences) stay on
   SQLAlchemy Core.
 
-Every call is its own short transaction; on SQLite each gets a page cache big
-enough for the index pages a chunk touches.
+Every call is its own short transaction; on SQLite the run gives one pooled
+connection a page cache big enough for the index pages a chunk touches (one: see
+:meth:`SettlementRun._size_cache`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ __all__ = [
 
 #: SQLite page cache for reconciliation connections, in KiB.
 SQLITE_CACHE_KIB: Final = 32768
+#: The pool's ``info`` key of a connection a run gave its page cache: ``(driver
+#: connection, the cache_size it had before)``.
+_CACHE_MARK: Final = "pasarela.settlement_cache"
 #: The order of the values of a line tuple given to :meth:`SettlementRun.write`.
 LINE_COLUMNS: Final = (
     "run_key", "line_key", "content_hash", "line_no", "provider", "provider_reference",
@@ -180,16 +184,46 @@ class SettlementRun:
         #: (``occurred_at``, ``created_at``).
         self.stamp: Callable[[datetime, str], Any] = (
             sqlite_stamp if self._sqlite else _as_is)
+        #: The driver connection holding the run's page cache (see _size_cache).
+        self._cache_on: object | None = None
 
     @contextmanager
     def _begin(self, *, write: bool = False) -> Iterator[sa.Connection]:
-        """A store transaction; on SQLite with a page cache big enough for the index
-        pages a chunk touches (the default 2 MB is not; a bigger one only adds to the
-        run's memory, since every index the run writes grows at its end)."""
+        """A store transaction; on SQLite on a connection with a page cache big enough
+        for the index pages a chunk touches (see :meth:`_size_cache`)."""
         with self.store.transaction() if write else self.store.read_transaction() as conn:
             if self._sqlite:
-                conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+                self._size_cache(conn)
             yield conn
+
+    def _size_cache(self, conn: sa.Connection) -> None:
+        """Give the run's page cache (:data:`SQLITE_CACHE_KIB`; the default 2 MB is
+        too small for the index pages a chunk touches, a bigger one only adds to the
+        run's memory, since every index the run writes grows at its end) to one
+        pooled connection only: the one its first transaction got.
+
+        The pool hands a run another connection now and then (the WAL checkpointer
+        holds the run's for a moment after a write): enlarging that one too made a
+        second cache of the same size, which filled as well (about 30 MB more at
+        peak over a million lines). Such a transaction runs with the cache the
+        connection has; one a run enlarged before gets its own size back. The pool
+        keeps the mark in the connection's ``info`` (with the driver connection, in
+        case the pool reconnected under it)."""
+        proxied = conn.connection
+        info, driver = proxied.info, proxied.dbapi_connection
+        mark = info.get(_CACHE_MARK)
+        enlarged = mark is not None and mark[0] is driver
+        if self._cache_on is None:
+            self._cache_on = driver
+        if driver is self._cache_on:
+            if not enlarged:
+                before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+                info[_CACHE_MARK] = (driver, before)
+        elif mark is not None:
+            del info[_CACHE_MARK]
+            if enlarged:
+                conn.exec_driver_sql(f"PRAGMA cache_size={int(mark[1])}")
 
     # --- the run's own lines ---------------------------------------------------------
 
