@@ -6,18 +6,24 @@ one pipeline per batch; an event is delivered once Redis answered its entry id. 
 stream is one ordered log: readers use consumer groups (``XREADGROUP``, ``XACK``) and
 deduplicate on the ``id`` field. ``MAXLEN ~`` keeps the stream bounded: size it so
 that readers never fall further behind than that.
+
+The pipeline is written on one of redis-py's pooled connections: the relay packs its
+``XADD`` commands itself (the bytes redis-py's ``xadd`` would send, string arguments
+in UTF-8; a test holds the two to the same bytes) and reads one reply per command. A
+batch that is not answered within :data:`TIMEOUT` fails, and its connection is
+dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from pasarela.events import LifecycleEvent
 from pasarela.relays import Ack, Relay, RelayRegistry, encode_event, hookimpl
 
 
-__all__ = ["DEFAULT_STREAM", "RedisRelay", "pasarela_register_relays"]
+__all__ = ["DEFAULT_STREAM", "TIMEOUT", "RedisRelay", "pack_xadds", "pasarela_register_relays"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +35,32 @@ def __getattr__(name: str) -> Any:
 
 
 DEFAULT_STREAM = "pasarela:events"
+#: Seconds a batch (or the first ``PING``) may wait for Redis's answers.
+TIMEOUT: Final = 10.0
+
+
+def _bulk(value: bytes) -> bytes:
+    """*value* as one RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def pack_xadds(stream: str, max_len: int, events: Sequence[LifecycleEvent]) -> bytes:
+    """The RESP bytes of one ``XADD <stream> MAXLEN ~ <max_len> * id .. type ..
+    payment_id .. body ..`` per event, in order: what redis-py sends for
+    ``xadd(stream, {"id": .., "type": .., "payment_id": .., "body": ..},
+    maxlen=max_len, approximate=True)`` (its default encoder: UTF-8, strict)."""
+    head = (b"*14\r\n$4\r\nXADD\r\n" + _bulk(stream.encode())
+            + b"$6\r\nMAXLEN\r\n$1\r\n~\r\n" + _bulk(str(max_len).encode()) + b"$1\r\n*\r\n")
+    parts = []
+    for event in events:
+        event_id, kind = event.id.encode(), event.type.encode()
+        payment_id, body = event.payment_id.encode(), encode_event(event)
+        parts.append(
+            b"%s$2\r\nid\r\n$%d\r\n%s\r\n$4\r\ntype\r\n$%d\r\n%s\r\n"
+            b"$10\r\npayment_id\r\n$%d\r\n%s\r\n$4\r\nbody\r\n$%d\r\n%s\r\n"
+            % (head, len(event_id), event_id, len(kind), kind,
+               len(payment_id), payment_id, len(body), body))
+    return b"".join(parts)
 
 
 class RedisRelay(Relay):
@@ -37,29 +69,74 @@ class RedisRelay(Relay):
     type = "redis"
 
     _client: Any = None
+    _exceptions: Any = None  # redis.exceptions, once open
+    _command_named = False
 
     @property
     def stream(self) -> str:
         return self.settings.stream or DEFAULT_STREAM
 
     async def open(self) -> None:
-        import redis.asyncio as aioredis  # noqa: PLC0415 (imported on use, not at discovery)
+        import asyncio  # noqa: PLC0415 (imported on use, not at discovery)
+        import inspect  # noqa: PLC0415
 
-        self._client = aioredis.from_url(str(self.settings.url), socket_timeout=10,
-                                         socket_connect_timeout=5)
-        await self._client.ping()
+        import redis.asyncio as aioredis  # noqa: PLC0415
+        from redis import exceptions  # noqa: PLC0415
+
+        # No socket_timeout: a read of each reply would arm a timer of its own; the
+        # batch has one (TIMEOUT), and connecting its own.
+        client = aioredis.from_url(str(self.settings.url), socket_connect_timeout=5)
+        async with asyncio.timeout(TIMEOUT):
+            await client.ping()
+        self._client = client
+        self._exceptions = exceptions
+        # redis-py before 5.3 names the command a connection is taken for.
+        parameter = inspect.signature(client.connection_pool.get_connection).parameters.get(
+            "command_name")
+        self._command_named = parameter is not None and parameter.default is parameter.empty
 
     async def publish(self, events: Sequence[LifecycleEvent]) -> Sequence[Ack]:
-        pipe = self._client.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(self.stream, {"id": event.id, "type": event.type,
-                                    "payment_id": event.payment_id,
-                                    "body": encode_event(event)},
-                      maxlen=self.settings.max_len, approximate=True)
-        results = await pipe.execute(raise_on_error=False)
-        return [Ack(event_id=event.id, ok=not isinstance(result, BaseException),
-                    error=type(result).__name__ if isinstance(result, BaseException) else "")
-                for event, result in zip(events, results, strict=True)]
+        import asyncio  # noqa: PLC0415 (with the relay at work, not at plugin discovery)
+
+        packed = pack_xadds(self.stream, self.settings.max_len, events)
+        unreachable = (self._exceptions.ConnectionError, self._exceptions.TimeoutError, OSError)
+        async with asyncio.timeout(TIMEOUT):
+            try:
+                replies = await self._pipeline(packed, len(events))
+            except unreachable:
+                # A pooled connection Redis had closed (a restart, an idle timeout):
+                # once more on a new one, as redis-py's pipeline retries. A repeat of
+                # what reached Redis is allowed (at least once; readers dedupe on id).
+                replies = await self._pipeline(packed, len(events))
+        return [Ack(event_id=event.id, ok=not isinstance(reply, BaseException),
+                    error=type(reply).__name__ if isinstance(reply, BaseException) else "")
+                for event, reply in zip(events, replies, strict=True)]
+
+    async def _pipeline(self, packed: bytes, count: int) -> list[Any]:
+        """Send *packed* (*count* commands) on a pooled connection and read a reply
+        per command, an error reply as its exception. A connection left with
+        unread replies (an error, a cancellation) is disconnected, never reused."""
+        pool = self._client.connection_pool
+        conn = await (pool.get_connection("XADD") if self._command_named
+                      else pool.get_connection())
+        try:
+            replies: list[Any] = []
+            done = False
+            try:
+                await conn.send_packed_command(packed)
+                reply_error = self._exceptions.ResponseError
+                for _ in range(count):
+                    try:
+                        replies.append(await conn.read_response())
+                    except reply_error as exc:
+                        replies.append(exc)
+                done = True
+            finally:
+                if not done:
+                    await conn.disconnect(nowait=True)
+            return replies
+        finally:
+            await pool.release(conn)
 
     async def close(self) -> None:
         if self._client is not None:
