@@ -64,21 +64,34 @@ def require_postgres() -> None:
 
 
 @pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    """A store URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+def postgres_schema_urls() -> Iterator[Callable[[], str]]:
+    """Make store URLs, each on a fresh, empty schema (all dropped afterwards)."""
     require_postgres()
     base = normalize_url(postgres_base_url())
-    schema = f"pasarela_t_{secrets.token_hex(6)}"
     admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
-    try:
+    schemas: list[str] = []
+
+    def make() -> str:
+        schema = f"pasarela_t_{secrets.token_hex(6)}"
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
         url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
+        return url.render_as_string(hide_password=False)
+
+    try:
+        yield make
     finally:
         with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            for schema in schemas:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_schema_urls: Callable[[], str]) -> str:
+    """A store URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    return postgres_schema_urls()
 
 
 @pytest.fixture

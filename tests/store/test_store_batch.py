@@ -205,19 +205,32 @@ def test_an_adopted_payment_goes_on_from_its_last_transition_and_chain_tip(store
     assert store.verify_chain().ok
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_urls(request, tmp_path):
+    """Make URLs of empty databases, on each backend."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_schema_urls")
+    names = itertools.count()
+    return lambda: f"sqlite:///{tmp_path / f'db{next(names)}'}.db"
+
+
 @pytest.mark.parametrize("one_statement", [True, False])
-def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
-        tmp_path, monkeypatch, one_statement):
-    """On SQLite the batch updates its payments with one ``UPDATE ... FROM (VALUES
-    ...)`` per shape of change (SQLite 3.33 on): the rows stored are the ones the
-    per-row statement stores, and a payment changed under the batch still fails it."""
+def test_flush_in_one_statement_stores_what_one_per_row_stores(
+        fresh_urls, monkeypatch, one_statement):
+    """The batch writes each table's rows in one statement (SQLite 3.33 on: ``UPDATE
+    ... FROM (VALUES ...)`` and many-row INSERTs; PostgreSQL: each column's values as
+    one array, ``FROM unnest(...)``): the rows stored are the ones the per-row
+    statements store, and a payment changed under the batch, or a delivery recorded
+    by another writer first, still fails it."""
     from datetime import UTC, datetime, timedelta
 
     from pasarela.money import Money
     from pasarela.next_action import ShowCashCode
     from pasarela.store import batch as batch_module
 
-    if one_statement and not batch_module.UPDATE_FROM:
+    urls = [fresh_urls(), fresh_urls()]
+    flag = "UPDATE_FROM" if urls[0].startswith("sqlite") else "POSTGRES_MANY_ROWS"
+    if one_statement and not getattr(batch_module, flag):
         pytest.skip("this SQLite has no UPDATE ... FROM")
     now = datetime(2026, 12, 2, 7, 0, 1, 5, tzinfo=UTC)
     monkeypatch.setattr(batch_module, "utc_now", lambda: now)
@@ -228,9 +241,18 @@ def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
     action = ShowCashCode(code="7", amount=Money.of("149.90", "PEN"), expires_at=deadline,
                           url="https://x.pe/7")
     stored = []
-    for path in ("per_row", "one"):
-        monkeypatch.setattr(batch_module, "UPDATE_FROM", path == "one" and one_statement)
-        with Store(f"sqlite:///{tmp_path / path}.db") as store:
+    stored_paths = ("per_row", "one")
+    real_executemany = batch_module.executemany
+    through_executemany = []  # (path, statement): what the one-statement forms spare
+
+    def executemany(conn, statement, rows):
+        through_executemany.append((path, statement))
+        return real_executemany(conn, statement, rows)
+
+    monkeypatch.setattr(batch_module, "executemany", executemany)
+    for path, url in zip(("per_row", "one"), urls, strict=True):
+        monkeypatch.setattr(batch_module, flag, path == "one" and one_statement)
+        with Store(url, upgrade=True) as store:
             for payment in created:
                 store.create_payment(payment, fingerprint="f")
             with store.batch() as batch:
@@ -256,6 +278,9 @@ def test_sqlite_flush_in_one_statement_stores_what_one_per_row_stores(
             assert not store.seen_delivery("fake", "late")
             assert store.verify_chain().ok
     assert stored[0] == stored[1]
+    by_path = {p: {id(st) for q, st in through_executemany if q == p} for p in stored_paths}
+    assert len(by_path["per_row"]) >= 4  # the update and the three INSERTs, row by row
+    assert by_path["one"] == (by_path["per_row"] if not one_statement else set())
     assert {row.status for row in stored[0][0]} == {"expired", "pending"}
     assert [len(rows) for rows in stored[0][1:]] == [3, 3, 3]
 

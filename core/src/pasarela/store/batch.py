@@ -9,7 +9,9 @@ delivery already recorded (in the database or earlier in the batch) raises
 or bad input) queues nothing. Reads see the batch's own queued changes.
 
 Nothing is written until the batch ends: then every queued row goes out in one
-``executemany`` per table and statement shape, and the transaction commits. So the
+statement per table and statement shape (a many-row ``INSERT`` or ``UPDATE ... FROM``
+on SQLite 3.33 on and on PostgreSQL, ``executemany`` elsewhere), and the transaction
+commits. So the
 webhook server can acknowledge a burst of deliveries with one commit and a handful
 of statements instead of nine statements and two commits each, and the expiry sweep
 can expire hundreds of payments at once.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -175,6 +178,69 @@ def _fetch(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
 #: Whether SQLite takes ``UPDATE ... FROM`` (3.33 on), and with it 32,766 parameters.
 UPDATE_FROM: Final = sqlite3.sqlite_version_info >= (3, 33, 0)
 
+#: Whether a PostgreSQL batch writes a table's rows in one statement, each column's
+#: values bound as one array (``INSERT ... SELECT ... FROM unnest(...)``, ``UPDATE
+#: ... FROM unnest(...)``), rather than psycopg's ``executemany``, which runs the
+#: statement once per row on the server. The SQL is the same for any number of rows,
+#: with a parameter per column, so psycopg converts it once and prepares it on the
+#: server like any repeated statement (tests turn it off to compare).
+POSTGRES_MANY_ROWS: Final = True
+
+#: A named parameter in SQL compiled for psycopg (``%(name)s``).
+_NAMED: Final = re.compile(r"%\((\w+)\)s")
+
+
+def _many_rows(conn: sa.Connection) -> bool:
+    """Whether this connection's batch writes many rows per statement."""
+    if conn.dialect.name == "sqlite":
+        return UPDATE_FROM
+    return (POSTGRES_MANY_ROWS and conn.dialect.name == "postgresql"
+            and conn.dialect.paramstyle == "pyformat")
+
+
+def _typed(compiled: Any, name: str) -> str:
+    """A parameter of parameter *name*'s type (PostgreSQL), sent in binary (psycopg's
+    ``%b``: an array as text escapes each element with a regular expression):
+    ``%b::VARCHAR``, spelled as the dialect casts a bound value (a string's length
+    left out, so an overlong value is refused by its column, not cut short by the
+    cast); ``+ "[]"`` for an array."""
+    dialect = compiled.dialect
+    impl = compiled.binds[name].type._unwrapped_dialect_impl(dialect)
+    if impl._type_affinity is sa.String and getattr(impl, "length", None):
+        impl = sa.String()
+    spelled = dialect.type_compiler_instance.process(impl, identifier_preparer=compiled.preparer)
+    return f"%b::{spelled}"
+
+
+#: One-row VALUES of only named parameters (each perhaps cast), as psycopg's dialect
+#: renders them: what is left after taking the parameters out.
+_PARAMETER: Final = re.compile(r"%\(\w+\)s(?:::[A-Z][A-Z ]*[A-Z])?")
+
+
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """*rows* (each *width* values) as one list per column: psycopg binds a list as an
+    array (a tuple would be a record)."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    appends = [column.append for column in columns]
+    for row in rows:
+        for append, value in zip(appends, row, strict=True):
+            append(value)
+    return columns
+
+
+def _run(conn: sa.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run *sql* once through the driver; returns the rows matched."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
 #: SQLite's one-statement update of many payments, by the columns it sets: (SQL up to
 #: its VALUES rows, one row's placeholders, [(position in a row, bind processor)], the
 #: timestamp's bind processor).
@@ -233,12 +299,50 @@ def _update_sqlite(conn: sa.Connection, names: tuple[str, ...],
     return matched
 
 
-#: SQLite's many-row INSERTs, by (id of the statement, the rows' keys): (the
+#: PostgreSQL's one-statement update of many payments, by the columns it sets and the
+#: driver: (the SQL, [(position in a row, bind processor)], the timestamp's bind
+#: processor).
+_POSTGRES_UPDATES: dict[tuple[tuple[str, ...], str],
+                        tuple[str, list[tuple[int, Any]], Any]] = {}
+
+
+def _update_postgres(conn: sa.Connection, names: tuple[str, ...],
+                     rows: list[dict[str, Any]]) -> int:
+    """As :func:`_update_sqlite` on PostgreSQL: ``UPDATE payments SET ... FROM
+    unnest(...) AS v (...)``, a column's values bound as one array of its type, each
+    converted by the one-row statement's bind processor. Returns the rows matched."""
+    dialect = conn.dialect
+    keys = ("_id", "_base", "_version", *names)
+    cached = _POSTGRES_UPDATES.get((names, dialect.driver))
+    if cached is None:
+        compiled = payments_update(names).compile(dialect=dialect)
+        quote = dialect.identifier_preparer.quote
+        sets = ", ".join([f"{quote('version')} = v.c2",
+                          f"{quote('updated_at')} = {_typed(compiled, '_now')}",
+                          *(f"{quote(name)} = v.c{i}" for i, name in enumerate(names, 3))])
+        binds = [(i, compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect))
+                 for i, key in enumerate(keys)]
+        columns = ", ".join(f"c{i}" for i in range(len(keys)))
+        cached = _POSTGRES_UPDATES[(names, dialect.driver)] = (
+            f"UPDATE payments SET {sets} FROM unnest("  # noqa: S608
+            + ", ".join(_typed(compiled, key) + "[]" for key in keys)
+            + f") AS v ({columns}) WHERE payments.id = v.c0 AND payments.version = v.c1",
+            [(i, p) for i, p in binds if p is not None],
+            compiled.binds["_now"].type.dialect_impl(dialect).bind_processor(dialect))
+    sql, processors, process_now = cached
+    stamp = rows[0]["_now"]  # the batch's one timestamp
+    return _run(conn, sql, [stamp if process_now is None else process_now(stamp),
+                            *_columns(bound_rows(rows, keys, processors), len(keys))])
+
+
+#: Many-row INSERTs (SQLite, PostgreSQL), by (id of the statement, the rows' keys): (the
 #: statement, kept so that its id stays its own; SQL up to its VALUES rows; one row's
-#: placeholders; parameter names in order; [(position, bind processor)]; the positions
-#: of JSON columns written by :func:`json_texts`), or None for one that is not a plain
-#: INSERT ... VALUES (it goes through the driver's executemany).
-_SQLITE_INSERTS: dict[tuple[int, tuple[str, ...]],
+#: placeholders on SQLite, the rest of the SQL on PostgreSQL; parameter names in
+#: order; [(position, bind processor)]; the positions of JSON columns written by
+#: :func:`json_texts`, SQLite's), or None for one that is
+#: not a plain INSERT ... VALUES (it goes through executemany). Keyed by the dialect
+#: and driver too: one process may hold stores of both.
+_MANY_INSERTS: dict[tuple[int, tuple[str, ...], str, str],
                       tuple[Any, str, str, list[str], list[tuple[int, Any]],
                             frozenset[int]] | None] = {}
 
@@ -275,54 +379,64 @@ def json_texts(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
             one_statement: bool) -> None:
-    """``executemany(conn, statement, rows)`` for an INSERT; on SQLite (3.33 on, so
-    32,766 parameters) with *one_statement*, in one ``INSERT ... VALUES (...), (...)``
-    per few thousand parameters: the same SQL's columns, the same bind processors, the
-    rows in the order given (as SQLAlchemy would raise them, errors included)."""
-    if not (one_statement and UPDATE_FROM):
+    """``executemany(conn, statement, rows)`` for an INSERT; with *one_statement* where
+    the dialect takes it, in one statement: on SQLite (3.33 on, so 32,766 parameters)
+    ``INSERT ... VALUES (...), (...)`` per few thousand parameters, on PostgreSQL
+    ``INSERT ... SELECT ... FROM unnest(...) WITH ORDINALITY ... ORDER BY`` with one
+    array per column. The same SQL's columns, the same bind processors, the rows in
+    the order given (as SQLAlchemy would raise them, errors included)."""
+    if not (one_statement and _many_rows(conn)):
         executemany(conn, statement, rows)
         return
+    sqlite = conn.dialect.name == "sqlite"
     keys = tuple(rows[0])
-    key = (id(statement), keys)
-    if key in _SQLITE_INSERTS:
-        cached = _SQLITE_INSERTS[key]
+    key = (id(statement), keys, conn.dialect.name, conn.dialect.driver)
+    if key in _MANY_INSERTS:
+        cached = _MANY_INSERTS[key]
     else:
-        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        # as executemany compiles it (no RETURNING of the new row's key)
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys),
+                                     for_executemany=True)
         head, sep, group = compiled.string.rpartition(" VALUES ")
-        names = list(compiled.positiontup or ())
-        plain = (sep and group == "(" + ", ".join("?" * len(names)) + ")"
-                 and not compiled.insert_prefetch and set(names) <= set(keys))
+        plain = bool(sep) and not compiled.insert_prefetch
+        if sqlite:
+            names = list(compiled.positiontup or ())
+            plain = plain and group == "(" + ", ".join("?" * len(names)) + ")"
+        else:  # pyformat: named parameters, each perhaps cast
+            names = _NAMED.findall(group)
+            plain = plain and (_PARAMETER.sub("", group)
+                               == "(" + ", " * (len(names) - 1) + ")")
+            columns = ", ".join(f"c{i}" for i in range(len(names)))
+            group = (f" SELECT {columns} FROM unnest("  # noqa: S608
+                     + ", ".join(_typed(compiled, name) + "[]" for name in names)
+                     + f") WITH ORDINALITY AS v ({columns}, n) ORDER BY n")
+            sep = ""
+        plain = plain and set(names) <= set(keys) and set(names) == set(compiled.binds)
         processors = [(i, compiled.binds[name].type.dialect_impl(conn.dialect)
                        .bind_processor(conn.dialect)) for i, name in enumerate(names)]
         # JSON columns written with json.dumps (no serializer of the engine's own)
         texts = (frozenset(i for i, name in enumerate(names)
                            if isinstance(compiled.binds[name].type, sa.JSON))
-                 if getattr(conn.dialect, "_json_serializer", None) is None else frozenset())
-        cached = _SQLITE_INSERTS[key] = (
+                 if sqlite and getattr(conn.dialect, "_json_serializer", None) is None
+                 else frozenset())
+        cached = _MANY_INSERTS[key] = (
             statement, head + sep, group, names,
             [(i, p) for i, p in processors if p is not None], texts) if plain else None
     if cached is None or cached[0] is not statement:
         executemany(conn, statement, rows)
         return
     _, head, group, names, binds, texts = cached
+    if not sqlite:
+        _run(conn, head + group, _columns(bound_rows(rows, names, binds), len(names)))
+        return
     if texts:
         binds = [(i, json_texts(p) if i in texts else p) for i, p in binds]
     size = max(1, 30_000 // max(1, len(names)))
     values = bound_rows(rows, names, binds)  # converted as executemany converts them
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for start in range(0, len(rows), size):
-            part = rows[start:start + size]
-            params: list[Any] = [value for row in islice(values, len(part)) for value in row]
-            sql = head + ", ".join([group] * len(part))
-            try:
-                cursor.execute(sql, params)
-            except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-                raise sa.exc.DBAPIError.instance(sql, params, exc,
-                                                 conn.dialect.loaded_dbapi.Error,
-                                                 dialect=conn.dialect) from exc
-    finally:
-        cursor.close()
+    for start in range(0, len(rows), size):
+        part = min(size, len(rows) - start)
+        _run(conn, head + ", ".join([group] * part),
+             [value for row in islice(values, part) for value in row])
 
 
 class _Entry:
@@ -726,25 +840,28 @@ class WriteBatch:
             params["_version"], params["_now"] = row["version"], self._now
             shapes.setdefault(names, []).append(params)
         for names, rows in shapes.items():
-            matched = (_update_sqlite(conn, names, rows) if self._sqlite and UPDATE_FROM
-                       else executemany(conn, payments_update(names), rows))
+            if not _many_rows(conn):
+                matched = executemany(conn, payments_update(names), rows)
+            elif self._sqlite:
+                matched = _update_sqlite(conn, names, rows)
+            else:
+                matched = _update_postgres(conn, names, rows)
             if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
                 raise ConcurrencyConflictError(
                     "a payment in the batch changed under it; nothing was applied")
         if tips:
             executemany(conn, CHAIN_TIP, tips)
-        many = self._sqlite
         try:
             if self._deliveries:
-                _insert(conn, INSERT_DELIVERY, self._deliveries, one_statement=many)
+                _insert(conn, INSERT_DELIVERY, self._deliveries, one_statement=True)
         except sa.exc.IntegrityError as exc:
             raise ConcurrencyConflictError(
                 "another process recorded one of the batch's deliveries first; nothing "
                 "was applied") from exc
         if self._transitions:
-            _insert(conn, INSERT_TRANSITION, self._transitions, one_statement=many)
+            _insert(conn, INSERT_TRANSITION, self._transitions, one_statement=True)
         if self._outbox:
-            _insert(conn, INSERT_OUTBOX, self._outbox, one_statement=many)
+            _insert(conn, INSERT_OUTBOX, self._outbox, one_statement=True)
         if self._exchanges:
             conn.execute(sa.insert(exchanges_t), self._exchanges)
         for refund in self._refunds:
