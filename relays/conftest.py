@@ -11,7 +11,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.conftest import postgres_schema_url  # noqa: E402  (the store tests' fixture)
+from tests.conftest import postgres_schema_url, postgres_schema_urls  # noqa: E402  (the store tests' fixtures)
 
 
-__all__ = ["postgres_schema_url"]
+__all__ = ["postgres_schema_url", "postgres_schema_urls"]
