@@ -76,7 +76,7 @@ from pasarela.store._writes import (
     upsert_refund,
 )
 from pasarela.store.chain import Kind, link_all
-from pasarela.store.driver import bound_rows, executemany, marks, read_payments
+from pasarela.store.driver import bound_rows, executemany, marks, read_payments, run
 from pasarela.store.outbox import event_ids as outbox_ids
 from pasarela.store.schema import exchanges as exchanges_t
 from pasarela.store.schema import payments
@@ -228,19 +228,6 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
     return columns
 
 
-def _run(conn: sa.Connection, sql: str, params: Sequence[Any]) -> int:
-    """Run *sql* once through the driver; returns the rows matched."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
-    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
-                                         dialect=conn.dialect) from exc
-    finally:
-        cursor.close()
-
-
 #: SQLite's one-statement update of many payments, by the columns it sets: (SQL up to
 #: its VALUES rows, one row's placeholders, [(position in a row, bind processor)], the
 #: timestamp's bind processor).
@@ -276,26 +263,13 @@ def _update_sqlite(conn: sa.Connection, names: tuple[str, ...],
     stamp = now if process_now is None else process_now(now)
     size = max(1, 30_000 // len(keys))
     matched = 0
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for start in range(0, len(rows), size):
-            part = rows[start:start + size]
-            params: list[Any] = [stamp]
-            for row in part:
-                values = [row[key] for key in keys]
-                for i, process in processors:
-                    values[i] = process(values[i])
-                params += values
-            sql = (head + ", ".join([placeholders] * len(part))
-                   + ")) AS v WHERE payments.id = v.c0 AND payments.version = v.c1")
-            try:
-                cursor.execute(sql, params)
-            except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-                raise sa.exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
-                                                 dialect=dialect) from exc
-            matched += cursor.rowcount
-    finally:
-        cursor.close()
+    for start in range(0, len(rows), size):
+        part = rows[start:start + size]
+        params: list[Any] = [stamp]
+        for values in bound_rows(part, keys, processors):
+            params += values
+        matched += run(conn, head + ", ".join([placeholders] * len(part))
+                       + ")) AS v WHERE payments.id = v.c0 AND payments.version = v.c1", params)
     return matched
 
 
@@ -331,7 +305,7 @@ def _update_postgres(conn: sa.Connection, names: tuple[str, ...],
             compiled.binds["_now"].type.dialect_impl(dialect).bind_processor(dialect))
     sql, processors, process_now = cached
     stamp = rows[0]["_now"]  # the batch's one timestamp
-    return _run(conn, sql, [stamp if process_now is None else process_now(stamp),
+    return run(conn, sql, [stamp if process_now is None else process_now(stamp),
                             *_columns(bound_rows(rows, keys, processors), len(keys))])
 
 
@@ -427,7 +401,7 @@ def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
         return
     _, head, group, names, binds, texts = cached
     if not sqlite:
-        _run(conn, head + group, _columns(bound_rows(rows, names, binds), len(names)))
+        run(conn, head + group, _columns(bound_rows(rows, names, binds), len(names)))
         return
     if texts:
         binds = [(i, json_texts(p) if i in texts else p) for i, p in binds]
@@ -435,7 +409,7 @@ def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]], *,
     values = bound_rows(rows, names, binds)  # converted as executemany converts them
     for start in range(0, len(rows), size):
         part = min(size, len(rows) - start)
-        _run(conn, head + ", ".join([group] * part),
+        run(conn, head + ", ".join([group] * part),
              [value for row in islice(values, part) for value in row])
 
 

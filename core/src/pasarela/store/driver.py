@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pasarela.store.schema import payments
 
 
-__all__ = ["bound", "bound_rows", "execute", "executemany", "marks", "read_payments"]
+__all__ = ["bound", "bound_rows", "execute", "executemany", "marks", "read_payments", "run"]
 
 
 #: SQLite's many-row writes, compiled once: (SQL text, parameter names in order,
@@ -77,10 +77,18 @@ def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]])
         cached = _DRIVER_SQL[(id(statement), keys)] = (
             compiled.string, names, [(i, p) for i, p in processors if p is not None])
     sql, names, processors = cached
-    params = list(bound_rows(rows, names, processors))
+    return run(conn, sql, list(bound_rows(rows, names, processors)), many=True)
+
+
+def run(conn: sa.Connection, sql: str, params: Sequence[Any], *, many: bool = False) -> int:
+    """Run *sql* through the driver (``executemany`` of *params* if *many*), errors
+    raised as SQLAlchemy raises them; returns the rows matched."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, params)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
         return int(cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
         raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
