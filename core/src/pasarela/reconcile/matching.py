@@ -134,10 +134,14 @@ def row_digest(row: LineRow) -> bytes:
     fees = "" if fee is None else f"{fee}{fee_currency}"
     text = (f"{provider}|{reference or ''}|{order or ''}|{minor}|{currency}|{fees}|"
             f"{status.strip().lower()}|{when}")
-    return _blake2b(text.encode(), digest_size=16).digest()
+    digest = _DIGEST.copy()
+    digest.update(text.encode())
+    return digest.digest()
 
 
-_blake2b: Final = hashlib.blake2b
+#: The 16-byte BLAKE2b a digest starts from (copying it is a third cheaper than
+#: making one with its keyword argument).
+_DIGEST: Final = hashlib.blake2b(digest_size=16)
 
 
 def content_hash(line: SettlementLine) -> bytes:
