@@ -27,7 +27,7 @@ def test_the_run_enlarges_the_cache_of_one_connection_only(tmp_path: Path) -> No
             assert _cache_size(held) == -SQLITE_CACHE_KIB
             first_own = held.connection.dbapi_connection
             # The pool hands the run another connection while this one is held (as
-            # the WAL checkpointer does): that one keeps its own cache.
+            # another transaction of the process does): that one keeps its own cache.
             assert not first.has_lines()
             with engine.connect() as other:
                 assert other.connection.dbapi_connection is not first_own

@@ -41,12 +41,14 @@ def _child(store: Store, make_payment: Callable[..., Payment]) -> None:
     try:
         checkpointer = store.checkpointer
         assert checkpointer is not None
+        inherited = checkpointer._conn  # the handlers closed it before the fork
         before = checkpointer.runs
         store.create_payment(make_payment(), fingerprint="fp")
         deadline = time.monotonic() + 10
         while checkpointer.runs == before and time.monotonic() < deadline:
             time.sleep(0.002)
-        code = 0 if checkpointer.runs > before and checkpointer.running else 1
+        code = 0 if (checkpointer.runs > before and checkpointer.running
+                     and inherited is None and checkpointer._conn is not None) else 1
     finally:
         os._exit(code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +100,38 @@ def test_sqlite_wal_is_checkpointed_in_the_background(
     with Store(f"sqlite:///{path}") as again, again.engine.connect() as conn:  # nothing lost
         count = conn.execute(sa.select(sa.func.count()).select_from(t.payments)).scalar()
     assert count == 51
+
+
+def test_the_checkpointer_runs_on_a_connection_of_its_own(
+        tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
+    """No checkpoint takes a pooled connection (the one a writer returned last, which
+    the pool hands to the next transaction); its own is closed with the store."""
+    store = Store(f"sqlite:///{tmp_path / 'own.db'}")
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    checkouts: list[object] = []
+    sa.event.listen(store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+    try:
+        store.create_payment(make_payment(), fingerprint="fp")
+        writers = list(checkouts)
+        assert writers  # the write itself went through the pool
+        busy, frames, done = checkpointer.run_once()
+        assert (busy, done) == (0, frames)
+        assert frames > 0
+        # Let the background thread run its checkpoints as well.
+        deadline = time.monotonic() + 30
+        while checkpointer.runs < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpointer.runs >= 2
+        assert checkouts == writers
+        own = checkpointer._conn
+        assert own is not None
+        assert all(c is not own for c in checkouts)
+    finally:
+        store.close()
+    assert checkpointer._conn is None
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        own.execute("SELECT 1")
 
 
 def test_sqlite_without_upgrade_says_to_upgrade(tmp_path: Path) -> None:

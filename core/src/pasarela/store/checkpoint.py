@@ -10,11 +10,19 @@ after writes, at most once per ``interval``, ``PRAGMA wal_checkpoint(PASSIVE)``,
 which never blocks readers or writers. An idle store does nothing, and SQLite
 checkpoints on its own when the last connection to the file closes.
 
+The checkpointer has a driver connection of its own, outside the store's pool: a
+checkpoint run on a pooled connection took, now and then, the one a writer had just
+returned (the pool hands out the connection used last, its page cache current), and
+that writer's next transaction got a cold one (a reconciliation run enlarged its
+page cache on both).
+
 Safe across ``fork()`` (a pre-forking server forks after the store is open): an
 ``os.register_at_fork`` handler waits, before the fork, until no checkpointer is
-inside a checkpoint (so the child never inherits a lock held inside SQLite or the
-connection pool by a thread that does not exist there), and the child starts a
-checkpoint thread of its own on its first write.
+inside a checkpoint (so the child never inherits a lock held inside SQLite by a
+thread that does not exist there) and closes the checkpointers' connections (the
+child must not use, nor close, a connection opened before the fork; the parent opens
+its own again at its next checkpoint), and the child starts a checkpoint thread of
+its own on its first write.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ log = get_logger("pasarela")
 #: Every checkpointer not yet collected, for the fork handlers.
 _LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
+#: Connections a child inherited from a fork the handlers did not see (``os.fork``
+#: patched): kept, never used nor closed (closing one in the child could release the
+#: locks of the child's own connections to the file).
+_INHERITED: list[Any] = []
 
 
 class Checkpointer:
@@ -52,6 +64,9 @@ class Checkpointer:
         #: happens mid-checkpoint.
         self._busy = threading.Lock()
         self._pid = os.getpid()
+        #: The driver connection checkpoints run on (opened on the first; see
+        #: :meth:`_connection`), guarded by ``_busy``.
+        self._conn: Any = None
         #: Checkpoints run so far (for tests and the curious).
         self.runs = 0
         with _LIVE_LOCK:
@@ -78,20 +93,49 @@ class Checkpointer:
 
     def run_once(self) -> tuple[int, int, int]:
         """One passive checkpoint now: ``(busy, log frames, checkpointed frames)``."""
-        with self._busy, self._engine.connect() as conn:
-            # The driver connection, outside any transaction: a checkpoint needs that.
-            raw: Any = conn.connection.dbapi_connection
-            busy, frames, done = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._busy:
+            conn = self._connection()
+            try:
+                busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except self._engine.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy's
+                self._close_connection()  # a new one next time
+                raise sa.exc.DBAPIError.instance(
+                    "PRAGMA wal_checkpoint(PASSIVE)", (), exc,
+                    self._engine.dialect.loaded_dbapi.Error, dialect=self._engine.dialect,
+                ) from exc
+            finally:
+                if self._closed.is_set():
+                    self._close_connection()
         self.runs += 1
         return int(busy), int(frames), int(done)
 
     def close(self) -> None:
-        """Stop the thread after a last checkpoint (waits for it)."""
+        """Stop the thread after a last checkpoint (waits for it) and close the
+        checkpointer's connection."""
         self._closed.set()
         self._dirty.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout=10)
+        with self._busy:
+            self._close_connection()
+
+    def _connection(self) -> Any:
+        """The checkpointer's own driver connection to the store's file, opened as the
+        engine's dialect opens one but outside its pool, in autocommit (a checkpoint
+        runs outside any transaction); callers hold ``_busy``."""
+        if self._conn is None:
+            dialect = self._engine.dialect
+            cargs, cparams = dialect.create_connect_args(self._engine.url)
+            self._conn = dialect.loaded_dbapi.connect(
+                *cargs, **{**cparams, "check_same_thread": False, "isolation_level": None})
+        return self._conn
+
+    def _close_connection(self) -> None:
+        """Close the checkpointer's connection, if open (callers hold ``_busy``)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def _loop(self) -> None:
         while True:
@@ -105,7 +149,11 @@ class Checkpointer:
                 return
 
     def _forked(self) -> None:
-        """In the child: the parent's thread is gone; start afresh on the next write."""
+        """In the child: the parent's thread is gone; start afresh on the next write
+        (on a connection of the child's own: one inherited is left alone)."""
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+            self._conn = None
         self._pid, self._thread = os.getpid(), None
         self._dirty, self._start_lock = threading.Event(), threading.Lock()
         self._busy = threading.Lock()
@@ -116,6 +164,7 @@ def _before_fork() -> None:
     _LIVE_LOCK.acquire()
     for checkpointer in list(_LIVE):
         checkpointer._busy.acquire()
+        checkpointer._close_connection()
 
 
 def _after_fork_in_parent() -> None:

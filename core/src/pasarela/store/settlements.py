@@ -216,11 +216,12 @@ class SettlementRun:
         run's memory, since every index the run writes grows at its end) to one
         pooled connection only: the one its first transaction got.
 
-        The pool hands a run another connection now and then (the WAL checkpointer
-        holds the run's for a moment after a write): enlarging that one too made a
-        second cache of the same size, which filled as well (about 30 MB more at
-        peak over a million lines). Such a transaction runs with the cache the
-        connection has; one a run enlarged before gets its own size back. The pool
+        The pool may hand a run another connection (another transaction of the
+        process holding the run's; the WAL checkpointer did, before it had a
+        connection of its own): enlarging that one too made a second cache of the
+        same size, which filled as well (about 30 MB more at peak over a million
+        lines). Such a transaction runs with the cache the connection has; one a run
+        enlarged before gets its own size back. The pool
         keeps the mark in the connection's ``info`` (with the driver connection, in
         case the pool reconnected under it)."""
         proxied = conn.connection
