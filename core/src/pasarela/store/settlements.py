@@ -156,9 +156,8 @@ _INSERT_LINES: Final = ("INSERT INTO settlement_lines ({columns}) VALUES ({marks
 _INSERT_MANY_LINES: Final = ("INSERT INTO settlement_lines ({columns}) SELECT {values} "
                              "FROM (VALUES {rows}) WHERE true "
                              "ON CONFLICT (run_key, line_key) DO NOTHING")
-#: How many parameters a SQLite statement binds at most (32,766 from 3.32 on).
-_SQLITE_PARAMETERS: Final = 30000
-#: How many lines a SQLite statement inserts at most.
+#: How many lines a SQLite statement inserts at most (16 parameters a line at most,
+#: well within the 32,766 SQLite binds from 3.32 on).
 _LINES_PER_STATEMENT: Final = 250
 
 
@@ -380,7 +379,8 @@ def _sqlite_line_inserts(lines: Sequence[tuple[Any, ...]]
     """SQLite statements (SQL and parameters) inserting *lines* (tuples in
     :data:`LINE_COLUMNS` order), in order, :data:`_LINES_PER_STATEMENT` at most each
     (a chunk of 10,000 lines: 116,400 instructions a line for the run with 250, 117,200
-    with 1,000, 120,900 with as many as 30,000 parameters take; 130,700 one a line).
+    with 1,000, 120,900 with 3,750, as many as 30,000 parameters take; 130,700 one a
+    line).
 
     A text or NULL column whose value every line shares (the run key, the provider,
     the currency, the time recorded; often the status, how lines matched and their
@@ -400,7 +400,7 @@ def _sqlite_line_inserts(lines: Sequence[tuple[Any, ...]]
     constants = [columns[i][0] for i in shared]
     row = "(" + ", ".join("?" * len(varying)) + ")"
     rows = list(zip(*(columns[i] for i in varying), strict=True))
-    size = min(_LINES_PER_STATEMENT, (_SQLITE_PARAMETERS - len(shared)) // len(varying))
+    size = _LINES_PER_STATEMENT
     for start in range(0, count, size):
         part = rows[start:start + size]
         params = constants.copy()
