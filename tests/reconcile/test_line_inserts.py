@@ -107,7 +107,7 @@ def test_a_chunk_longer_than_a_statement_keeps_its_order(
     lines.insert(30, lines[5])  # the same line key again: left alone, as one a line
     statements = list(settlements._sqlite_line_inserts(lines))
     assert len(statements) == 9
-    # the values every line shares (run key, provider, order reference, currency,
+    # the values every line shares (run key, digest, provider, order reference, currency,
     # status, the times, how and category) are bound once a statement
     assert all(len(params) == 10 + 7 * 6 for _, params in statements[:-1])
     _write_both(many, one, key, lines)
