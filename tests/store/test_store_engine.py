@@ -134,6 +134,27 @@ def test_the_checkpointer_runs_on_a_connection_of_its_own(
         own.execute("SELECT 1")
 
 
+def test_a_checkpoint_that_cannot_open_its_connection_fails_as_sqlalchemy_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread logs a failed checkpoint (a SQLAlchemy error) and tries again at the
+    next write; a driver error escaping it would end the thread with a traceback."""
+    store = Store(f"sqlite:///{tmp_path / 'gone.db'}")
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+    monkeypatch.setattr(store.engine.dialect.loaded_dbapi, "connect", refuse)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="unable to open"):
+            checkpointer.run_once()
+        assert checkpointer._conn is None
+        monkeypatch.undo()
+        busy, frames, done = checkpointer.run_once()  # a later one opens it
+        assert (busy, done) == (0, frames)
+    finally:
+        store.close()
+
+
 def test_sqlite_without_upgrade_says_to_upgrade(tmp_path: Path) -> None:
     with Store(f"sqlite:///{tmp_path / 'bare.db'}", upgrade=False) as store:
         with pytest.raises(ConfigurationError, match="pasarela db upgrade"):

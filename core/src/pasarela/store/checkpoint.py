@@ -94,8 +94,8 @@ class Checkpointer:
     def run_once(self) -> tuple[int, int, int]:
         """One passive checkpoint now: ``(busy, log frames, checkpointed frames)``."""
         with self._busy:
-            conn = self._connection()
-            try:
+            try:  # opening the connection too: its errors are the loop's to log
+                conn = self._connection()
                 busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except self._engine.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy's
                 self._close_connection()  # a new one next time
