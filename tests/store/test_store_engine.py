@@ -76,6 +76,24 @@ def test_sqlite_upgrades_itself_and_sets_pragmas(tmp_path: Path) -> None:
         assert again.ping()
 
 
+def test_sqlite_keeps_a_write_transactions_temporary_storage_in_memory(
+        tmp_path: Path) -> None:
+    """A write's statement journal stays in memory (MEMORY); a read on the same pooled
+    connection goes back to the build's default, where a sort over every payment may
+    spill to a file rather than grow in memory."""
+    with Store(f"sqlite:///{tmp_path / 'temp.db'}") as store:
+        seen: list[tuple[object, int]] = []
+        for write in (True, False, True, False):
+            begin = store.transaction if write else store.read_transaction
+            with begin() as conn:
+                seen.append((conn.connection.driver_connection,
+                             conn.exec_driver_sql("PRAGMA temp_store").scalar_one()))
+    assert [mode for _, mode in seen] == [2, 0, 2, 0]
+    # One connection throughout (the pool hands out the one used last): the read
+    # undid the write's setting rather than getting a fresh connection.
+    assert len({id(driver) for driver, _ in seen}) == 1
+
+
 def test_sqlite_wal_is_checkpointed_in_the_background(
         tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
     path = tmp_path / "embedded.db"

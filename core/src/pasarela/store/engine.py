@@ -62,6 +62,18 @@ _SQLITE_PRAGMAS: Final = (
     "PRAGMA wal_autocheckpoint=0",
 )
 
+#: Where SQLite keeps a transaction's temporary storage, by whether it writes (set
+#: before its ``BEGIN``, which fixes it for the transaction). A write transaction's is
+#: in memory: a batch's multi-row ``UPDATE`` or ``INSERT`` keeps a statement journal
+#: (the pages it changed, to undo the statement alone), and past 64 KiB SQLite spills it
+#: to a temporary file, opened, written and deleted once a batch. Its size is bounded by
+#: the batch's. A read's stays as the build has it (a file where it spills): a
+#: ``GROUP BY`` or sort over every payment (the costs report, reconciliation's walks)
+#: keeps its temporary b-tree there, which in memory would grow with the data.
+_TEMP_STORE: Final = {True: "PRAGMA temp_store=MEMORY", False: "PRAGMA temp_store=DEFAULT"}
+#: Key of the pooled connection's info: whether its temp_store is MEMORY now.
+_TEMP_IN_MEMORY: Final = "pasarela_temp_in_memory"
+
 
 def normalize_url(url: str | URL) -> URL:
     """Parse *url*; ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``.
@@ -172,8 +184,13 @@ def _sqlite_engine(url: URL) -> Engine:
         # Straight to the driver (exec_driver_sql's bookkeeping cost more than the
         # BEGIN), its error raised as SQLAlchemy's (a busy database's OperationalError).
         dbapi = conn.dialect.loaded_dbapi
+        pooled = conn.connection
+        driver = pooled.driver_connection
         try:
-            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+            if pooled.info.get(_TEMP_IN_MEMORY, False) is not write:
+                driver.execute(_TEMP_STORE[write])  # type: ignore[union-attr]
+                pooled.info[_TEMP_IN_MEMORY] = write
+            driver.execute(sql)  # type: ignore[union-attr]
         except dbapi.Error as exc:
             raise sa.exc.DBAPIError.instance(sql, (), exc, dbapi.Error,
                                              dialect=conn.dialect) from exc
