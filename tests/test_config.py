@@ -180,6 +180,11 @@ def test_good_file_is_structured(tmp_path: Path) -> None:
     assert stripe.timeout == 5.0
     assert isinstance(stripe.timeout, float)
 
+    # Redaction's values: each class's own secret fields, the base's webhook secrets.
+    assert sorted(pago.secret_values()) == sorted([SECRET_ACCESS, SECRET_KEY, WEBHOOK_SECRET])
+    assert sorted(stripe.secret_values()) == sorted(
+        ["whsec_new_0001", "whsec_old_0002", "sk_test_51Hx0000"])
+
     everything = config.all_provider_settings(CLASSES)
     assert everything == {"pagoefectivo": pago, "stripe": stripe}
     assert check_config(path, CLASSES, env=ENV) == []

@@ -74,6 +74,24 @@ class TestFormatting:
         # Babel separates the symbol with a no-break space.
         assert Money.of("1234.5", "PEN").format("es_PE") == "S/\u00a01,234.50"
 
+    @given(st.integers(min_value=-(10**15), max_value=10**15),
+           st.sampled_from(["PEN", "USD", "CLP", "JPY", "KWD", "EUR"]),
+           st.sampled_from(["es_PE", "en_US", "zh_CN", "de_DE", "en"]))
+    def test_format_is_babels_text_of_the_amount(self, minor, currency, locale):
+        # Made once an amount (a cache): the text is Babel's for that amount, in any
+        # order of calls, and a locale Babel does not know still fails as Babel's.
+        from babel.numbers import format_currency
+
+        money = Money(minor, currency)
+        assert money.format(locale) == format_currency(money.amount, currency, locale=locale)
+
+    def test_format_of_an_unknown_locale_fails_every_time(self):
+        from babel.core import UnknownLocaleError
+
+        for _ in range(2):
+            with pytest.raises(UnknownLocaleError):
+                Money(100, "PEN").format("xx_NOPE")
+
     def test_decimal_string(self):
         assert Money(100, "PEN").decimal_string() == "1.00"
         assert Money.of("0.5", "USD").amount == Decimal("0.50")

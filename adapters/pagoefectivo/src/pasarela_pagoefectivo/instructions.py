@@ -8,7 +8,8 @@ open the code on the phone), or the bare code when there is no URL.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from pasarela import next_action
@@ -24,16 +25,28 @@ __all__ = ["cash_code_action", "instructions"]
 
 
 def _deadline(expires_at: datetime, locale: str) -> str:
+    """When the CIP expires, in words, to the minute in Lima (the text shows no seconds).
+
+    The text is made once a minute and language (:func:`_deadline_text`): every CIP
+    created within a minute with the same expiry shows the same words, and Babel's
+    formatting is most of what writing the instructions costs.
+    """
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)  # as Babel reads a naive time
+    minute = expires_at.astimezone(LIMA).replace(second=0, microsecond=0)
+    return _deadline_text(minute, locale.startswith("es"))
+
+
+@lru_cache(maxsize=256)
+def _deadline_text(minute: datetime, spanish: bool) -> str:
     from babel.dates import format_datetime  # noqa: PLC0415 - on first use, not on discovery
 
-    if locale.startswith("es"):
+    if spanish:
         text = format_datetime(
-            expires_at, "EEEE d 'de' MMMM 'de' y 'a las' HH:mm", tzinfo=LIMA, locale="es_PE"
+            minute, "EEEE d 'de' MMMM 'de' y 'a las' HH:mm", tzinfo=LIMA, locale="es_PE"
         )
         return f"{text} (hora de Lima)"
-    text = format_datetime(
-        expires_at, "EEEE, MMMM d, y 'at' h:mm a", tzinfo=LIMA, locale="en_US"
-    )
+    text = format_datetime(minute, "EEEE, MMMM d, y 'at' h:mm a", tzinfo=LIMA, locale="en_US")
     return f"{text} (Lima time)"
 
 

@@ -302,14 +302,27 @@ class ProviderSettings:
     def secret_values(self) -> list[str]:
         """The values of every secret field (for redaction)."""
         out: list[str] = []
-        for field in attrs.fields(type(self)):
-            if field.metadata.get("secret"):
-                value = getattr(self, field.name)
-                if isinstance(value, str) and value:
-                    out.append(value)
-                elif isinstance(value, tuple | list):
-                    out.extend(v for v in value if isinstance(v, str) and v)
+        for name in _secret_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                out.append(value)
+            elif isinstance(value, tuple | list):
+                out.extend(v for v in value if isinstance(v, str) and v)
         return out
+
+
+#: Each settings class's secret field names, read once a class (every recorded
+#: exchange is redacted with their values): :func:`_secret_fields`.
+_SECRET_FIELDS: Final[dict[type, tuple[str, ...]]] = {}
+
+
+def _secret_fields(cls: type[ProviderSettings]) -> tuple[str, ...]:
+    """The names of *cls*'s fields marked ``metadata={"secret": True}``."""
+    names = _SECRET_FIELDS.get(cls)
+    if names is None:
+        names = tuple(field.name for field in attrs.fields(cls) if field.metadata.get("secret"))
+        _SECRET_FIELDS[cls] = names
+    return names
 
 
 @attrs.frozen
