@@ -79,13 +79,14 @@ class TestFormatting:
            st.sampled_from(["es_PE", "en_US", "zh_CN", "de_DE", "en"]))
     def test_format_is_babels_text_of_the_amount(self, minor, currency, locale):
         # Made once an amount (a cache): the text is Babel's for that amount, in any
-        # order of calls, and a locale Babel does not know still fails as Babel's.
+        # order of calls.
         from babel.numbers import format_currency
 
         money = Money(minor, currency)
         assert money.format(locale) == format_currency(money.amount, currency, locale=locale)
 
     def test_format_of_an_unknown_locale_fails_every_time(self):
+        # As Babel fails, and again: a failure is not kept as a text.
         from babel.core import UnknownLocaleError
 
         for _ in range(2):
