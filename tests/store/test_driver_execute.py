@@ -1,9 +1,10 @@
-"""SQLite's single statements through the driver (``store.driver.execute``): the rows
-stored and the rows returned are the ones SQLAlchemy's own ``conn.execute`` stores
-and returns."""
+"""Single statements through the driver (``store.driver.execute``: sqlite3, or psycopg
+on PostgreSQL): the rows stored and the rows returned are the ones SQLAlchemy's own
+``conn.execute`` stores and returns, and errors are raised as it raises them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from pasarela.lifecycle import Status
-from pasarela.store import Store
+from pasarela.store import Store, driver
 from pasarela.store._rows import (
     INSERT_DECISION,
     INSERT_OUTBOX,
@@ -28,7 +29,18 @@ from pasarela.store.schema import payments
 from .conftest import new_payment
 
 
-def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Two empty databases of one backend: one written through the driver, one by
+    SQLAlchemy."""
+    if request.param == "sqlite":
+        return {label: f"sqlite:///{tmp_path / label}.db" for label in ("driver", "sqlalchemy")}
+    make: Callable[[], str] = request.getfixturevalue("postgres_schema_urls")
+    return {label: make() for label in ("driver", "sqlalchemy")}
+
+
+def test_driver_execute_stores_and_returns_what_sqlalchemy_does(
+        two_urls: dict[str, str]) -> None:
     payment = new_payment(status=Status.PENDING, version=2)
     now = datetime.now(UTC)
     writes: list[tuple[Any, dict[str, Any]]] = [
@@ -50,7 +62,7 @@ def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path:
     ]
     stored, returned = [], []
     for label in ("driver", "sqlalchemy"):
-        with Store(f"sqlite:///{tmp_path / label}.db") as store:
+        with Store(two_urls[label], upgrade=True) as store:
             store.create_payment(payment, fingerprint="f")
             with store.engine.begin() as conn:
                 got: list[Any] = []
@@ -78,9 +90,13 @@ def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path:
                         .returning(*payments.c)).one()._mapping))
                 returned.append(got)
             with store.engine.connect() as conn:
-                stored.append([conn.exec_driver_sql(f"SELECT * FROM {table}").all()  # noqa: S608
-                               for table in ("payments", "outbox", "transitions",
-                                             "routing_decisions")])
+                stored.append([
+                    conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1").all()  # noqa: S608
+                    for table in ("payments", "outbox", "transitions", "routing_decisions")])
+            if label == "driver":  # every statement above took the driver's own path
+                fast = driver._DRIVER_ONE if store.dialect == "sqlite" else driver._DRIVER_NAMED
+                for statement, row in [*writes, *reads]:
+                    assert fast[(id(statement), tuple(row))] is not None
     assert stored[0] == stored[1]
     assert returned[0] == returned[1]
     lock, seq, lock_next, _, bumped = returned[0]
@@ -90,16 +106,37 @@ def test_sqlite_driver_execute_stores_and_returns_what_sqlalchemy_does(tmp_path:
     assert bumped["version"] == 3
 
 
-def test_sqlite_driver_execute_raises_as_sqlalchemy_does(tmp_path: Path) -> None:
-    with Store(f"sqlite:///{tmp_path / 'dup.db'}") as store:
-        payment, _ = store.create_payment(new_payment(), fingerprint="f")
-        step = {"payment_id": payment.id, "seq": 1, "source": "created", "target": "pending",
-                "cause": "api", "applied": True, "reason": "", "event_id": None,
-                "version": 2, "at": datetime.now(UTC)}
-        with store.engine.begin() as conn:
+def test_driver_execute_raises_as_sqlalchemy_does(store: Store) -> None:
+    payment, _ = store.create_payment(new_payment(), fingerprint="f")
+    step = {"payment_id": payment.id, "seq": 1, "source": "created", "target": "pending",
+            "cause": "api", "applied": True, "reason": "", "event_id": None,
+            "version": 2, "at": datetime.now(UTC)}
+    with store.engine.begin() as conn:
+        execute(conn, INSERT_TRANSITION, step)
+        with pytest.raises(sa.exc.IntegrityError):
             execute(conn, INSERT_TRANSITION, step)
-            with pytest.raises(sa.exc.IntegrityError):
-                execute(conn, INSERT_TRANSITION, step)
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_under_the_driver_is_invalidated_as_sqlalchemy_does(
+        postgres_schema_url: str) -> None:
+    """The server ends the connection (a restart, a failover): the driver's error is
+    SQLAlchemy's, marked invalidated, and the pool connects again rather than hand the
+    dead connection out; the store goes on."""
+    with Store(postgres_schema_url, upgrade=True) as store:
+        payment, _ = store.create_payment(new_payment(), fingerprint="f")
+        with store.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            conn.rollback()
+            with store.engine.connect() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            with pytest.raises(sa.exc.DBAPIError) as raised:
+                execute(conn, LOCK_PAYMENT, {"_id": payment.id})
+            assert raised.value.connection_invalidated
+            assert conn.invalidated
+        assert store.get_payment(payment.id) == payment
+        with store.engine.connect() as again:
+            assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
 
 
 def test_a_transitions_outbox_payload_is_the_payments_default_payload(store: Store) -> None:
