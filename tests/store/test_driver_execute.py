@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pasarela.exchange import Exchange
 from pasarela.lifecycle import Status
 from pasarela.store import Store, driver
 from pasarela.store._rows import (
@@ -20,9 +21,10 @@ from pasarela.store._rows import (
     INSERT_TRANSITION,
     LOCK_PAYMENT,
     NEXT_SEQ,
+    exchange_values,
 )
-from pasarela.store._writes import LOCK_NEXT
-from pasarela.store.driver import execute
+from pasarela.store._writes import INSERT_EXCHANGES, LOCK_NEXT
+from pasarela.store.driver import execute, executemany
 from pasarela.store.payments import bump_version
 from pasarela.store.schema import payments
 
@@ -54,13 +56,19 @@ def test_driver_execute_stores_and_returns_what_sqlalchemy_does(
                            "decision": {"provider": "fake", "attempt": 1},
                            "created_at": now}),
     ]
+    exchange = exchange_values(Exchange(
+        provider="fake", operation="create", payment_id=payment.id, attempt=1, method="POST",
+        url="https://gateway.example/v1/payments", request_headers={"x-trace": "1"},
+        request_body='{"amount": 14990}', status_code=201, response_headers={},
+        response_body='{"id": "ch_1", "note": "ñ"}', error=None, started_at=now,
+        duration_ms=12.5), payment.id)
     reads: list[tuple[Any, dict[str, Any]]] = [
         (LOCK_PAYMENT, {"_id": payment.id}),
         (NEXT_SEQ, {"_id": payment.id}),
         (LOCK_NEXT, {"_id": payment.id}),
         (sa.select(payments).where(payments.c.id == sa.bindparam("_id")), {"_id": payment.id}),
     ]
-    stored, returned = [], []
+    stored, returned, matched = [], [], []
     for label in ("driver", "sqlalchemy"):
         with Store(two_urls[label], upgrade=True) as store:
             store.create_payment(payment, fingerprint="f")
@@ -76,6 +84,13 @@ def test_driver_execute_stores_and_returns_what_sqlalchemy_does(
                         got.append(execute(conn, statement, row))
                     else:
                         got.append([dict(r._mapping) for r in conn.execute(statement, row)])
+                # One row through executemany (a create's exchange), stored as
+                # SQLAlchemy stores it; the rows matched are counted (SQLAlchemy's
+                # rowcount of an INSERT with RETURNING on psycopg is -1: unknown).
+                if label == "driver":
+                    matched.append(executemany(conn, INSERT_EXCHANGES, [exchange]))
+                else:
+                    conn.execute(INSERT_EXCHANGES, exchange)
                 if label == "driver":  # UPDATE ... RETURNING: bump_version goes through the driver
                     got.append(bump_version(conn, payment.id, 2, {"status": "succeeded",
                                                            "next_action": sa.null(),
@@ -92,13 +107,16 @@ def test_driver_execute_stores_and_returns_what_sqlalchemy_does(
             with store.engine.connect() as conn:
                 stored.append([
                     conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1").all()  # noqa: S608
-                    for table in ("payments", "outbox", "transitions", "routing_decisions")])
+                    for table in ("payments", "outbox", "transitions", "routing_decisions",
+                                  "exchanges")])
             if label == "driver":  # every statement above took the driver's own path
                 fast = driver._DRIVER_ONE if store.dialect == "sqlite" else driver._DRIVER_NAMED
-                for statement, row in [*writes, *reads]:
+                many = [] if store.dialect == "sqlite" else [(INSERT_EXCHANGES, exchange)]
+                for statement, row in [*writes, *reads, *many]:
                     assert fast[(id(statement), tuple(row))] is not None
     assert stored[0] == stored[1]
     assert returned[0] == returned[1]
+    assert matched == [1]
     lock, seq, lock_next, _, bumped = returned[0]
     assert lock_next == [{**lock[0], "next_seq": seq[0]["anon_1"]}]
     assert seq[0]["anon_1"] == 2

@@ -66,6 +66,11 @@ def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]])
     batch writes a few hundred rows per commit, and SQLAlchemy's per-execution
     bookkeeping was a tenth of the webhook path. Returns the rows matched."""
     if conn.dialect.name != "sqlite":
+        # One row (a create's exchange, a transition's): PostgreSQL's one statement.
+        named = (_named(conn, statement, tuple(rows[0]))
+                 if len(rows) == 1 and conn.dialect.name == "postgresql" else None)
+        if named is not None:
+            return _execute_named(conn, named, rows[0])[1]
         return int(conn.execute(statement, rows).rowcount)
     keys = tuple(rows[0])
     cached = _DRIVER_SQL.get((id(statement), keys))
@@ -176,8 +181,21 @@ def _raised(conn: sa.Connection, sql: str, params: Any, exc: Any,
     return error
 
 
+def _named(conn: sa.Connection, statement: Any, keys: tuple[str, ...]) -> _Named | None:
+    """*statement* compiled for :func:`_execute_named` (once), or None: through
+    ``conn.execute``."""
+    key = (id(statement), keys)
+    if key in _DRIVER_NAMED:
+        named = _DRIVER_NAMED[key]
+    else:
+        named = _DRIVER_NAMED[key] = _compile_named(conn, statement, keys)
+    return named if named is not None and named[0] is statement else None
+
+
 def _execute_named(conn: sa.Connection, cached: _Named, params: Mapping[str, Any]
-                   ) -> list[dict[str, Any]]:
+                   ) -> tuple[list[dict[str, Any]], int]:
+    """Run *cached* with *params* on the psycopg connection: its rows, and the rows
+    matched."""
     _, sql, binds, names, converters = cached
     values: dict[str, Any] = {}
     for name, key, literal, process in binds:
@@ -187,11 +205,12 @@ def _execute_named(conn: sa.Connection, cached: _Named, params: Mapping[str, Any
     try:
         cursor.execute(sql, values)
         fetched = cursor.fetchall() if names else []
+        matched = int(cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _raised(conn, sql, values, exc, cursor) from exc
     finally:
         cursor.close()
-    return _processed(fetched, names, converters)
+    return _processed(fetched, names, converters), matched
 
 
 def execute(conn: sa.Connection, statement: Any, params: Mapping[str, Any]
@@ -207,17 +226,14 @@ def execute(conn: sa.Connection, statement: Any, params: Mapping[str, Any]
     ``conn.execute``, as does every other dialect. A driver's error is raised as
     SQLAlchemy's, a lost connection invalidated as ``conn.execute`` does."""
     keys = tuple(params)
-    key = (id(statement), keys)
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        if key in _DRIVER_NAMED:
-            named = _DRIVER_NAMED[key]
-        else:
-            named = _DRIVER_NAMED[key] = _compile_named(conn, statement, keys)
-        if named is not None and named[0] is statement:
-            return _execute_named(conn, named, params)
+        named = _named(conn, statement, keys)
+        if named is not None:
+            return _execute_named(conn, named, params)[0]
     cached: _One | None = None
     if dialect == "sqlite":
+        key = (id(statement), keys)
         if key in _DRIVER_ONE:
             cached = _DRIVER_ONE[key]
         else:
