@@ -85,6 +85,21 @@ def executemany(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]])
     return run(conn, sql, list(bound_rows(rows, names, processors)), many=True)
 
 
+def _raised(conn: sa.Connection, sql: str, params: Any, exc: Any,
+            cursor: Any) -> sa.exc.StatementError:
+    """*exc*, a driver's error, as SQLAlchemy's ``conn.execute`` raises it; a lost
+    connection is invalidated as it does (the pool replaces it rather than hand it out
+    again)."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost and not conn.invalidated:
+        conn.invalidate(exc)
+    error: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+        dialect=dialect)
+    return error
+
+
 def run(conn: sa.Connection, sql: str, params: Sequence[Any], *, many: bool = False) -> int:
     """Run *sql* through the driver (``executemany`` of *params* if *many*), errors
     raised as SQLAlchemy raises them; returns the rows matched."""
@@ -95,9 +110,8 @@ def run(conn: sa.Connection, sql: str, params: Sequence[Any], *, many: bool = Fa
         else:
             cursor.execute(sql, params)
         return int(cursor.rowcount)
-    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-        raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
-                                         dialect=conn.dialect) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _raised(conn, sql, params, exc, cursor) from exc
     finally:
         cursor.close()
 
@@ -164,21 +178,6 @@ def _compile_named(conn: sa.Connection, statement: Any, keys: tuple[str, ...]
                for i, column in enumerate(columns)]
     return (statement, compiled.string, binds, [column.keyname for column in columns],
             [(i, p) for i, p in results if p is not None])
-
-
-def _raised(conn: sa.Connection, sql: str, params: Any, exc: Any,
-            cursor: Any) -> sa.exc.StatementError:
-    """*exc*, a driver's error, as SQLAlchemy's ``conn.execute`` raises it; a lost
-    connection is invalidated as it does (the pool replaces it rather than hand it out
-    again)."""
-    dialect = conn.dialect
-    lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-    if lost and not conn.invalidated:
-        conn.invalidate(exc)
-    error: sa.exc.StatementError = sa.exc.DBAPIError.instance(
-        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
-        dialect=dialect)
-    return error
 
 
 def _named(conn: sa.Connection, statement: Any, keys: tuple[str, ...]) -> _Named | None:
@@ -249,9 +248,8 @@ def execute(conn: sa.Connection, statement: Any, params: Mapping[str, Any]
     try:
         cursor.execute(sql, values)
         fetched = cursor.fetchall() if names else []
-    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-        raise sa.exc.DBAPIError.instance(sql, values, exc, conn.dialect.loaded_dbapi.Error,
-                                         dialect=conn.dialect) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _raised(conn, sql, values, exc, cursor) from exc
     finally:
         cursor.close()
     return _processed(fetched, names, converters)
