@@ -20,6 +20,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 #: How long a child may take before it counts as hung (it needs well under a second).
 CHILD_DEADLINE = 20.0
+#: The driver connection the parent writes on, as the child inherits it.
+parents_writer: object = None
 
 
 def _wait(pid: int) -> int:
@@ -43,7 +45,11 @@ def _child(store: Store, make_payment: Callable[..., Payment]) -> None:
         assert checkpointer is not None
         inherited = checkpointer._conn  # the handlers closed it before the fork
         before = checkpointer.runs
+        writer = store._writer  # the parent's kept write connection: left alone here
         store.create_payment(make_payment(), fingerprint="fp")
+        assert writer is None
+        assert store._writer is not None
+        assert store._writer.connection.driver_connection is not parents_writer
         deadline = time.monotonic() + 10
         while checkpointer.runs == before and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -61,6 +67,9 @@ def test_a_forked_child_checkpoints_its_own_writes(
     try:
         first = make_payment()
         store.create_payment(first, fingerprint="fp")  # starts the parent's thread
+        assert store._writer is not None
+        global parents_writer  # noqa: PLW0603 - read by the child
+        parents_writer = store._writer.connection.driver_connection
         pid = os.fork()
         if pid == 0:
             _child(store, make_payment)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from pasarela.errors import ConfigurationError
+from pasarela.errors import ConcurrencyConflictError, ConfigurationError
+from pasarela.lifecycle import Cause, Status
 from pasarela.model import Payment
 from pasarela.store import Store
 from pasarela.store import schema as t
@@ -78,9 +81,9 @@ def test_sqlite_upgrades_itself_and_sets_pragmas(tmp_path: Path) -> None:
 
 def test_sqlite_keeps_a_write_transactions_temporary_storage_in_memory(
         tmp_path: Path) -> None:
-    """A write's statement journal stays in memory (MEMORY); a read on the same pooled
-    connection goes back to the build's default, where a sort over every payment may
-    spill to a file rather than grow in memory."""
+    """A write's statement journal stays in memory (MEMORY); a read goes back to the
+    build's default, where a sort over every payment may spill to a file rather than
+    grow in memory; also on a connection that switches from writes to reads."""
     with Store(f"sqlite:///{tmp_path / 'temp.db'}") as store:
         seen: list[tuple[object, int]] = []
         for write in (True, False, True, False):
@@ -88,10 +91,56 @@ def test_sqlite_keeps_a_write_transactions_temporary_storage_in_memory(
             with begin() as conn:
                 seen.append((conn.connection.driver_connection,
                              conn.exec_driver_sql("PRAGMA temp_store").scalar_one()))
-    assert [mode for _, mode in seen] == [2, 0, 2, 0]
-    # One connection throughout (the pool hands out the one used last): the read
-    # undid the write's setting rather than getting a fresh connection.
-    assert len({id(driver) for driver, _ in seen}) == 1
+        assert [mode for _, mode in seen] == [2, 0, 2, 0]
+        writer = seen[0][0]
+        # A failed write gives the kept write connection back to the pool, which hands
+        # out the one returned last: the read after it undoes the write's setting.
+        with store.transaction() as conn:
+            assert conn.connection.driver_connection is writer
+        with pytest.raises(sa.exc.OperationalError), store.transaction() as conn:
+            conn.exec_driver_sql("SELECT nothing FROM payments")
+        with store.read_transaction() as conn:
+            assert conn.connection.driver_connection is writer
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar_one() == 0
+
+
+def test_sqlite_writes_keep_one_connection_and_reads_use_others(
+        tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
+    """A SQLite file store's writes run on one kept connection, from any thread; a
+    read never takes it; our own error inside a write keeps it (rolled back), a
+    database's error gives it back and the next write takes a fresh one."""
+    with Store(f"sqlite:///{tmp_path / 'writer.db'}") as store:
+        def driver_of(begin: Callable[[], Any]) -> object:
+            with begin() as conn:
+                return conn.connection.driver_connection
+
+        first = driver_of(store.transaction)
+        assert store.engine.pool.checkedout() == 1  # kept between writes
+        assert driver_of(store.read_transaction) is not first
+        with ThreadPoolExecutor(2) as pool:
+            assert set(pool.map(lambda _: driver_of(store.transaction), range(8))) == {first}
+        payment = make_payment()
+        store.create_payment(payment, fingerprint="fp")
+        with pytest.raises(ConcurrencyConflictError):  # a stale version: our own error
+            store.transition(payment.id, expected_version=7, target=Status.PENDING,
+                             cause=Cause.API, event_type="payment.pending")
+        assert driver_of(store.transaction) is first
+        def delete_then_fail() -> None:
+            with store.transaction() as conn:
+                conn.exec_driver_sql("DELETE FROM payments")
+                raise ValueError("ours")
+
+        with pytest.raises(ValueError, match="ours"):
+            delete_then_fail()
+        assert store.get_payment(payment.id).id == payment.id  # rolled back
+        with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
+            conn.exec_driver_sql("INSERT INTO payments (id) VALUES (NULL)")
+        with store.transaction() as conn:
+            assert conn.in_transaction()
+            assert store.engine.pool.checkedout() == 1  # the failed one went back
+        last = driver_of(store.transaction)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        last.execute("SELECT 1")  # type: ignore[attr-defined]  # closing the store closed it
 
 
 def test_sqlite_wal_is_checkpointed_in_the_background(
@@ -223,8 +272,8 @@ def test_sqlite_job_claims_read_in_index_order(
                              target=Status.PENDING, cause=Cause.API,
                              event_type="payment.pending")
         statements: list[str] = []
-        sa.event.listen(store.engine, "checkout",
-                        lambda raw, record, proxy: raw.set_trace_callback(statements.append))
+        sa.event.listen(store.engine, "begin", lambda conn: (
+            conn.connection.driver_connection.set_trace_callback(statements.append)))
         assert len(store.due_for_expiry(now=midnight + timedelta(hours=1))) == 3
         assert len(store.claim_outbox(now=midnight + timedelta(days=9))) == 3
         claims = [q for q in statements
