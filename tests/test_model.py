@@ -9,6 +9,7 @@ import pytest
 
 from pasarela.errors import ValidationError
 from pasarela.model import Customer, Document, Order
+from pasarela.model.records import split_e164
 from pasarela.money import Money
 from pasarela.next_action import (
     ApproveInWallet,
@@ -69,6 +70,32 @@ class TestCustomer:
         assert c.phone == "+51987654321"
         assert c.is_peruvian_mobile
         assert c.national_phone == "987654321"
+
+    def test_phone_parts_are_the_calling_code_and_the_national_number(self):
+        import phonenumbers
+
+        assert customer().phone_parts == ("+51", "987654321")
+        assert customer(phone=None).phone_parts is None
+        checked = 0
+        # Every region's example numbers, Italy's leading zero and the shared +1 and +7
+        # included: the split of the E.164 text is what the numbering plan says.
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+            for kind in (phonenumbers.PhoneNumberType.FIXED_LINE,
+                         phonenumbers.PhoneNumberType.MOBILE):
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is None or not phonenumbers.is_valid_number(example):
+                    continue
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                c = customer(phone=e164)
+                assert c.phone_parts == (f"+{example.country_code}",
+                                         phonenumbers.national_significant_number(example))
+                assert c.national_phone == c.phone_parts[1]
+                checked += 1
+        assert checked > 400
+        assert split_e164("+390612345678") == ("+39", "0612345678")
+        for bad in ("51987654321", "+", "+0123", "+51 987", "+５１９８７"):
+            with pytest.raises(ValueError, match=r"not an E\.164"):
+                split_e164(bad)
 
     def test_landline_is_not_a_mobile(self):
         assert not customer(phone="+51 1 4567890").is_peruvian_mobile

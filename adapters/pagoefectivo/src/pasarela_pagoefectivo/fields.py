@@ -228,11 +228,11 @@ def cip_fields(
         if document is not None and _DIGITS.match(document.number) and len(document.number) <= 14:
             fields["userDocumentType"] = DOCUMENT_TYPES[document.kind]
             fields["userDocumentNumber"] = document.number
-        phone = customer.phone
-        if not phone:
+        parts = customer.phone_parts
+        if parts is None:
             problems["customer.phone"] = "is required by PagoEfectivo (userPhone)"
         else:
-            country_code, national = _split_phone(phone)
+            country_code, national = parts
             if len(country_code) > 5 or not _DIGITS.match(national) or len(national) > 15:
                 problems["customer.phone"] = "PagoEfectivo takes at most 15 digits"
             fields["userCodeCountry"] = country_code
@@ -246,11 +246,3 @@ def cip_fields(
             created_nothing=True,
         )
     return {key: value for key, value in fields.items() if value not in (None, "")}
-
-
-def _split_phone(e164: str) -> tuple[str, str]:
-    import phonenumbers  # noqa: PLC0415 - kept out of plugin discovery (import time)
-
-    parsed = phonenumbers.parse(e164)
-    return f"+{parsed.country_code}", str(parsed.national_number)
-

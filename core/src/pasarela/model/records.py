@@ -18,7 +18,7 @@ from pasarela.money import Money
 from pasarela.next_action import NextAction
 
 
-__all__ = ["Customer", "Document", "Order", "Payment", "Refund", "Transition"]
+__all__ = ["Customer", "Document", "Order", "Payment", "Refund", "Transition", "split_e164"]
 
 
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -130,6 +130,23 @@ def _phone(value: str | None) -> str | None:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+def split_e164(phone: str) -> tuple[str, str]:
+    """*phone*, a number in E.164 (``+51987654321``), as its country calling code and
+    its national significant number: ``("+51", "987654321")``. Calling codes are
+    prefix-free (ITU-T E.164), so the one of one to three digits that the numbering
+    plan knows is the code; the rest is the national number as dialled, an Italian
+    fixed line's leading zero included (``+390612345678``: ``("+39", "0612345678")``).
+    Raises ``ValueError`` for text that is not E.164 with a known calling code."""
+    import phonenumbers  # noqa: PLC0415 - imported on first use
+
+    digits = phone[1:] if phone.startswith("+") else ""
+    if digits.isascii() and digits.isdigit() and not digits.startswith("0"):
+        for size in (1, 2, 3):
+            if int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                return f"+{digits[:size]}", digits[size:]
+    raise ValueError(f"not an E.164 phone number: {phone!r}")
+
+
 def _email(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -155,12 +172,14 @@ class Customer:
     @property
     def national_phone(self) -> str | None:
         """The phone without country code (``987654321`` for a Peruvian number)."""
-        if self.phone is None:
-            return None
-        import phonenumbers  # noqa: PLC0415 - imported on first use
+        return None if self.phone is None else split_e164(self.phone)[1]
 
-        parsed = phonenumbers.parse(self.phone)
-        return str(parsed.national_number)
+    @property
+    def phone_parts(self) -> tuple[str, str] | None:
+        """The phone's country calling code and its national significant number
+        (``("+51", "987654321")``; an Italian fixed line keeps its leading zero), or
+        None without a phone."""
+        return None if self.phone is None else split_e164(self.phone)
 
     def to_dict(self) -> dict[str, Any]:
         return {
