@@ -178,6 +178,56 @@ def report(name: str, value: str, budget: str, ok: bool) -> None:
     PASSES.add(Line(name.strip(), value, budget, ok, budget != "reported"))
 
 
+# --- the machine: what the absolute lines depend on ---------------------------------------
+
+#: The name of the line :func:`machine` prints (``bench/run.py`` shows it in its summary).
+MACHINE = "machine: pure Python / SQLite commit"
+
+
+def _python_unit() -> None:
+    """A fixed piece of plain Python (dicts, strings, calls), a create's kind of work."""
+    rows = [{"id": f"p-{i}", "amount": i * 7, "status": "pending"} for i in range(200)]
+    for row in rows:
+        row["label"] = f"{row['id']}:{row['amount']}".upper()
+    sorted(rows, key=lambda r: (r["status"], -r["amount"]))
+
+
+def machine(rounds: int = 5) -> tuple[float, float]:
+    """Print and record how fast this machine is right now: microseconds for a fixed
+    piece of plain Python, and for one SQLite commit of a one-row insert (WAL,
+    ``synchronous=NORMAL``, as the store runs), each the median of *rounds*. The
+    absolute lines (ms, s, /s) move with these; the ratios much less."""
+    import sqlite3
+    import tempfile
+
+    python = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(50):
+            _python_unit()
+        python.append((time.perf_counter() - started) / 50 * 1e6)
+    commits = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "machine.db", isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+            body = "x" * 1000
+            for _ in range(rounds):
+                started = time.perf_counter()
+                for _ in range(200):
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+                    db.execute("COMMIT")
+                commits.append((time.perf_counter() - started) / 200 * 1e6)
+        finally:
+            db.close()
+    unit, commit = statistics.median(python), statistics.median(commits)
+    report(MACHINE, f"{unit:.0f} us / {commit:.1f} us (medians of {rounds})", "reported", True)
+    return unit, commit
+
+
 # --- the busy pass: a bounded CPU load beside the benchmark ------------------------------
 
 _SPIN = """

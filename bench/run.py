@@ -53,6 +53,7 @@ def run_pass(name: str, modules: list[str]) -> int:
                                   if name == "busy" else "") + " ===\n", flush=True)
     failures = 0
     with harness.busy_load() if name == "busy" else nullcontext():
+        harness.machine()
         for module_name in modules:
             module = importlib.import_module(module_name)
             argv, sys.argv = sys.argv, [module_name]  # modules parse their own options
@@ -69,6 +70,10 @@ def run_pass(name: str, modules: list[str]) -> int:
 def summary(passes: list[str]) -> int:
     """Every judged line with its value in each pass and its verdict; how many missed."""
     print("\n=== summary: every goal, quiet and busy ===\n")
+    speed = harness.PASSES.lines.get(harness.MACHINE, {})
+    print(f"{harness.MACHINE} (what the absolute lines depend on)\n        "
+          + "  |  ".join(f"{p}: {speed[p].value if p in speed else 'not run'}"
+                         for p in passes) + "\n")
     missed = 0
     for name, by_pass in harness.PASSES.lines.items():
         first = next(iter(by_pass.values()))
