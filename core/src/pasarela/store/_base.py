@@ -8,13 +8,14 @@ Every transaction of the store is opened here (:meth:`StoreBase.transaction`,
 database without the tables a :class:`~pasarela.errors.ConfigurationError` naming
 ``pasarela db upgrade``, and a write that commits wakes the WAL checkpointer.
 
-A SQLite file store keeps one connection for its writes (:attr:`StoreBase._writer`),
-checked out of the pool on the first write and used only under the write lock: a
-write transaction then costs its ``BEGIN IMMEDIATE`` and ``COMMIT`` rather than a
-pool checkout, a new ``Connection`` and a checkin besides (~18 of ~30 us, twice a
-create), and its page cache stays current for the next write. A transaction that
-raises gives it back; the next write takes a fresh one. A forked child leaves the
-parent's alone (never used nor closed) and keeps one of its own.
+A SQLite file store keeps one connection for its writes (``_writer``), checked out
+of the pool on the first write and used only under the write lock: a write
+transaction then costs its ``BEGIN IMMEDIATE`` and ``COMMIT`` rather than a pool
+checkout, a new ``Connection`` and a checkin besides (~18 of ~30 us, twice a create),
+and its page cache stays current for the next write. Reads never take it. A write
+that fails with a database's error gives it back to the pool (the next write takes a
+fresh one); one that our own code ended (a stale version, say) keeps it, rolled back.
+A forked child leaves the parent's alone (never used nor closed) and keeps its own.
 Private to the store; public names.
 """
 
