@@ -143,6 +143,40 @@ def test_sqlite_writes_keep_one_connection_and_reads_use_others(
         last.execute("SELECT 1")  # type: ignore[attr-defined]  # closing the store closed it
 
 
+def test_sqlite_kept_write_connection_under_threads_with_failures(tmp_path: Path) -> None:
+    """Eight threads writing at once, every fifth write failing with a database error
+    and every seventh with our own, reads in between: every write that committed is
+    there, none that failed is, and the store ends with at most one connection kept."""
+    with Store(f"sqlite:///{tmp_path / 'threads.db'}") as store:
+        with store.transaction() as conn:
+            conn.exec_driver_sql("CREATE TABLE marks (n INTEGER PRIMARY KEY)")
+
+        def work(n: int) -> str:
+            try:
+                with store.transaction() as conn:
+                    conn.exec_driver_sql(f"INSERT INTO marks (n) VALUES ({n})")
+                    if n % 5 == 0:
+                        conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+                    if n % 7 == 0:
+                        raise ValueError("ours")
+            except ValueError:
+                return "ours"
+            except (sa.exc.OperationalError, ConfigurationError):
+                return "database"
+            with store.read_transaction() as conn:
+                conn.exec_driver_sql("SELECT count(*) FROM marks").scalar_one()
+            return "committed"
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = dict(zip(range(1, 201), pool.map(work, range(1, 201)), strict=True))
+        with store.read_transaction() as conn:
+            stored = {row[0] for row in conn.exec_driver_sql("SELECT n FROM marks")}
+        assert stored == {n for n, how in outcomes.items() if how == "committed"}
+        assert {n for n, how in outcomes.items() if how == "database"} == {
+            n for n in range(1, 201) if n % 5 == 0}
+        assert store.engine.pool.checkedout() <= 1
+
+
 def test_sqlite_wal_is_checkpointed_in_the_background(
         tmp_path: Path, make_payment: Callable[..., Payment]) -> None:
     path = tmp_path / "embedded.db"
