@@ -154,7 +154,7 @@ def test_sqlite_kept_write_connection_under_threads_with_failures(tmp_path: Path
         def work(n: int) -> str:
             try:
                 with store.transaction() as conn:
-                    conn.exec_driver_sql(f"INSERT INTO marks (n) VALUES ({n})")
+                    conn.exec_driver_sql("INSERT INTO marks (n) VALUES (?)", (n,))
                     if n % 5 == 0:
                         conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
                     if n % 7 == 0:
