@@ -114,6 +114,32 @@ def test_exchanges_are_redacted():
     assert exchange.duration_ms >= 0
 
 
+def test_exchanges_keep_every_number_as_written():
+    """The recorded bodies are the evidence of what was sent and answered: a number keeps
+    its digits (as floats, 149.90 became 149.9 and a 16-digit amount lost its cents)."""
+    from pasarela.engine.redaction import redact_exchange
+
+    body = ('{"amount":1234567890123456.78,"fee":149.90,"big":12345678901234567890,'
+            '"card":{"otp":"123456","rate":0.000001,"e":1e5},"list":[1.50,2],"name":"Ñuñoa"}')
+    request = httpx.Request("POST", "https://api.example.pe/v1/x", content=body.encode())
+    response = httpx.Response(200, content=b'{"amount": 25.00, "id": "p1"}', request=request)
+    provider = FakeProvider(FakeSettings())
+    provider.secret_fields = ("otp",)
+    _, sent, _, answered = redact_exchange(provider, request, response)
+    assert sent == ('{"amount": 1234567890123456.78, "big": 12345678901234567890, '
+                    '"card": {"e": 1e5, "otp": "[redacted]", "rate": 0.000001}, "fee": 149.90, '
+                    '"list": [1.50, 2], "name": "Ñuñoa"}')
+    assert answered == '{"amount": 25.00, "id": "p1"}'
+    # Text spelling a marker is text: only this call's markers become numbers.
+    trap = '{"trap":"\\u00000123456789abcdef:0\\u0000","x":1.5}'
+    trapped = httpx.Request("POST", "https://api.example.pe/v1/x", content=trap.encode())
+    assert redact_exchange(provider, trapped, None)[1] == trap.replace(",", ", ").replace(
+        '":', '": ')
+    # Without a fraction anywhere, the same sorted-key JSON as before.
+    plain = httpx.Request("POST", "https://api.example.pe/v1/x", content=b'{"b":1,"a":"x"}')
+    assert redact_exchange(provider, plain, None)[1] == '{"a": "x", "b": 1}'
+
+
 def test_timeout_retried_with_same_key_creates_one_payment():
     for outcome, exchanges, gateway in run_both("timeout", max_retries=1):
         # The retry carries the same Idempotency-Key and gets the first answer back.
