@@ -10,12 +10,17 @@ JSON is read with ``parse_float=Decimal`` so no amount ever becomes a float.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "resorted"]
+
+#: A number's marker in :func:`resorted`, as ``json.dumps`` writes it.
+_MARKER = re.compile(r'"\\u0000([0-9a-f]{16}):([0-9]+)\\u0000"')
 
 
 def dumps(value: Any) -> bytes:
@@ -46,3 +51,29 @@ def dumps(value: Any) -> bytes:
 def loads(data: bytes | str) -> Any:
     """Parse JSON with decimals kept exact. Raises ``ValueError`` on bad input."""
     return json.loads(data, parse_float=Decimal)
+
+
+def resorted(text: str, *,
+             object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> str:
+    """*text*, a JSON document, parsed (through *object_pairs_hook*, if given) and
+    written again with sorted keys and ``json.dumps``' default separators, each number
+    exactly as *text* wrote it (``149.90`` stays ``149.90``, ``1e5`` stays ``1e5``).
+    Raises ``ValueError`` when *text* is not JSON.
+
+    A number with a fraction or an exponent is parsed into a marker that names a nonce
+    of this call (no text can spell it) and is written back in its place."""
+    numbers: list[str] = []
+    nonce = ""
+
+    def marked(number: str) -> str:
+        nonlocal nonce
+        nonce = nonce or secrets.token_hex(8)
+        numbers.append(number)
+        return f"\x00{nonce}:{len(numbers) - 1}\x00"
+
+    data = json.loads(text, object_pairs_hook=object_pairs_hook, parse_float=marked)
+    out = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    if not numbers:
+        return out
+    return _MARKER.sub(
+        lambda found: numbers[int(found[2])] if found[1] == nonce else found[0], out)

@@ -12,14 +12,13 @@ floats, the first lost its trailing zero and the second became ``...456.8``).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
-from secrets import token_hex
 from typing import Any
 
 import httpx
 
+from pasarela import jsontext
 from pasarela.provider import Provider
 
 
@@ -27,8 +26,6 @@ __all__ = ["redact_exchange"]
 
 # What a masked value is replaced with.
 _MASK = "[redacted]"
-# A number's marker as json.dumps writes it: "\u0000<nonce>:<index>\u0000".
-_MARKER = re.compile(r'"\\u0000([0-9a-f]{16}):([0-9]+)\\u0000"')
 
 
 def _masking(keys: frozenset[str]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
@@ -46,20 +43,8 @@ def _redact_text(text: str, keys: frozenset[str], secrets: Iterable[str]) -> str
     # Mask while parsing only if a key to mask can be in it (a search answer can be
     # long); an escaped key name is not looked for, so any escape means "can be".
     masking = "\\u" in text or any(f'"{key}"' in lowered for key in keys)
-    # A number with a fraction or an exponent is kept as its text: parsed into a marker
-    # no text can spell (a nonce of this call), written back in its place.
-    numbers: list[str] = []
-    nonce = ""
-
-    def exact(number: str) -> str:
-        nonlocal nonce
-        nonce = nonce or token_hex(8)
-        numbers.append(number)
-        return f"\x00{nonce}:{len(numbers) - 1}\x00"
-
     try:
-        data = json.loads(text, object_pairs_hook=_masking(keys) if masking else None,
-                          parse_float=exact)
+        out = jsontext.resorted(text, object_pairs_hook=_masking(keys) if masking else None)
     except ValueError:
         out = text
         for key in keys:  # form-encoded bodies: key=value
@@ -68,11 +53,6 @@ def _redact_text(text: str, keys: frozenset[str], secrets: Iterable[str]) -> str
                 rf"\1\2={_MASK}",
                 out,
             )
-    else:
-        out = json.dumps(data, ensure_ascii=False, sort_keys=True)
-        if numbers:
-            out = _MARKER.sub(lambda found: (numbers[int(found[2])] if found[1] == nonce
-                                             else found[0]), out)
     for secret in secrets:
         if secret:
             out = out.replace(secret, _MASK)
