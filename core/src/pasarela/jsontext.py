@@ -19,8 +19,23 @@ from typing import Any
 
 __all__ = ["dumps", "loads", "resorted"]
 
-#: A number's marker in :func:`resorted`, as ``json.dumps`` writes it.
+#: A number's marker (:func:`_marker`) as ``json.dumps`` writes it.
 _MARKER = re.compile(r'"\\u0000([0-9a-f]{16}):([0-9]+)\\u0000"')
+
+
+def _marker(nonce: str, numbers: list[str], number: str) -> str:
+    """A string standing for *number* (its text) in a document about to be written:
+    it names *nonce*, a call's own (user text can never spell it)."""
+    numbers.append(number)
+    return f"\x00{nonce}:{len(numbers) - 1}\x00"
+
+
+def _numbers_written(text: str, nonce: str, numbers: list[str]) -> str:
+    """*text* with each of this call's markers replaced by its number's text."""
+    if not numbers:
+        return text
+    return _MARKER.sub(
+        lambda found: numbers[int(found[2])] if found[1] == nonce else found[0], text)
 
 
 def dumps(value: Any) -> bytes:
@@ -34,8 +49,7 @@ def dumps(value: Any) -> bytes:
         if isinstance(item, Decimal):
             if not item.is_finite():
                 raise ValueError(f"not a JSON number: {item}")
-            numbers.append(str(item))
-            return f"\x00{nonce}:{len(numbers) - 1}\x00"
+            return _marker(nonce, numbers, str(item))
         if isinstance(item, dict):
             return {key: mark(sub) for key, sub in item.items()}
         if isinstance(item, list | tuple):
@@ -43,9 +57,7 @@ def dumps(value: Any) -> bytes:
         return item
 
     text = json.dumps(mark(value), ensure_ascii=False, separators=(",", ":"))
-    for index, number in enumerate(numbers):
-        text = text.replace(f'"\\u0000{nonce}:{index}\\u0000"', number, 1)
-    return text.encode("utf-8")
+    return _numbers_written(text, nonce, numbers).encode("utf-8")
 
 
 def loads(data: bytes | str) -> Any:
@@ -63,17 +75,8 @@ def resorted(text: str, *,
     A number with a fraction or an exponent is parsed into a marker that names a nonce
     of this call (no text can spell it) and is written back in its place."""
     numbers: list[str] = []
-    nonce = ""
-
-    def marked(number: str) -> str:
-        nonlocal nonce
-        nonce = nonce or secrets.token_hex(8)
-        numbers.append(number)
-        return f"\x00{nonce}:{len(numbers) - 1}\x00"
-
-    data = json.loads(text, object_pairs_hook=object_pairs_hook, parse_float=marked)
-    out = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    if not numbers:
-        return out
-    return _MARKER.sub(
-        lambda found: numbers[int(found[2])] if found[1] == nonce else found[0], out)
+    nonce = secrets.token_hex(8)
+    data = json.loads(text, object_pairs_hook=object_pairs_hook,
+                      parse_float=lambda number: _marker(nonce, numbers, number))
+    return _numbers_written(json.dumps(data, ensure_ascii=False, sort_keys=True),
+                            nonce, numbers)
