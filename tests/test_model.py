@@ -151,6 +151,47 @@ class TestNextAction:
         qr = ScanQr(qr_data="000201", expires_at=None)
         assert next_action_from_dict(qr.to_dict()) == qr
 
+    def test_to_dict_is_attrs_asdict_with_datetimes_and_money_written_out(self):
+        from pasarela.next_action import BankTransfer, OpenCheckout
+
+        def serialize(instance, field, value):
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, Money):
+                return {"minor": value.minor, "currency": value.currency}
+            return value
+
+        moment = datetime(2026, 12, 4, 15, 30, 5, 123456, tzinfo=UTC)
+        lines = {"es": ("Paga en agente", "Código: 123"), "zh": ("去代理点付款",), "en": ()}
+        actions = [
+            ShowCashCode(code="123", amount=Money(14990, "PEN"), expires_at=moment,
+                         url="https://x", qr_data="123", instructions=lines),
+            ShowCashCode(code="9", amount=Money(1, "USD"), expires_at=None),
+            ScanQr(qr_data="000201", expires_at=moment, wallets=("yape", "plin"),
+                   instructions=lines),
+            ApproveInWallet(wallet="yape", instructions={"es": ("Abre Yape",)}),
+            ConfirmCard(client_secret="pi_1_secret_x", step="authenticate", url=None),
+            OpenUrl(url="https://pago.example/1"),
+            OpenCheckout(provider="culqi", script_url="https://js.example",
+                         settings={"publicKey": "pk_test_1", "amount": 14990, "order": "o"},
+                         expires_at=moment, cash_code="C1", instructions=lines),
+            BankTransfer(bank="BCP", amount=Money(25000, "PEN"), expires_at=moment,
+                         account="191-1", account_label="CCI", holder="Tienda SAC",
+                         reference="DL1", instructions=lines),
+        ]
+        # What the types do not promise is still written as attrs.asdict writes it.
+        odd = ShowCashCode(code="8", amount=Money(1, "PEN"), expires_at=None,
+                           instructions={"es": ["a", moment], "en": (moment, "b"),
+                                         "zh": {"c"}})
+        for action in [*actions, odd]:
+            expected = attrs.asdict(action, value_serializer=serialize)
+            expected["type"] = action.type
+            data = action.to_dict()
+            assert data == expected
+            assert list(data) == list(expected)  # the same order, ``type`` last
+        for action in actions:
+            assert next_action_from_dict(action.to_dict()) == action
+
     def test_secret_not_in_repr(self):
         assert "pi_secret" not in repr(ConfirmCard(client_secret="pi_secret_abc"))
 
