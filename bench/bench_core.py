@@ -1,7 +1,7 @@
 """Core budgets: create overhead against bare httpx (one at a time and 16 checkouts at
 once, SQLite and PostgreSQL), and import time with discovery. The SQLite create line
-is followed by its floor: the same create's statements replayed on sqlite3 alone
-(``write_floor``)."""
+lines are followed by their floor: the same create's statements replayed on the
+driver alone (``write_floor``)."""
 
 from __future__ import annotations
 
@@ -143,8 +143,7 @@ def bench_create_pagoefectivo(n: int = 150, latency: float = 0.0,
                 bare(10_000_000 + i)
             subject, baseline = compare_rounds(through_pasarela, bare, n=n,
                                                rounds=rounds(5))
-        floor = (None if latency or store_url is not None
-                 else _write_floor(config, tmp, rosa, amount, n=max(n, 100)))
+        floor = None if latency else _write_floor(config, rosa, amount, n=max(n, 100))
     s, b = statistics.median(subject), statistics.median(baseline)
     if latency:
         report(f"  same, provider answering in {latency * 1e3:.0f} ms",
@@ -156,50 +155,60 @@ def bench_create_pagoefectivo(n: int = 150, latency: float = 0.0,
                detail=f"{s * 1e3:.2f} ms vs {b * 1e3:.2f} ms, {s / b:.2f}x")
     if floor is not None:
         seconds, statements = floor
-        report("  of it, the same writes replayed on sqlite3 alone (the floor)",
+        driver = "sqlite3" if store_url is None else "psycopg"
+        report(f"  of it, the same statements replayed on {driver} alone (the floor)",
                f"{seconds * 1e3:.2f} ms, {statements} statements; the overhead is "
                f"{statistics.median(overheads) / (seconds * 1e3):.1f}x it", "reported", True)
     return met
 
 
-def _write_floor(config: dict[str, Any], tmp: str, customer: Any, amount: Any,
+def _write_floor(config: dict[str, Any], customer: Any, amount: Any,
                  n: int) -> tuple[float, int]:
-    """The seconds a create's own SQLite statements take on the driver alone: one
-    create's statements captured from a Pasarela on a store of its own (the same
-    sandbox), then replayed *n* times a round, three rounds, with fresh unique keys
-    (see ``write_floor``); the median round. Checks every replayed payment was
-    written. Returns (seconds, statements a create)."""
-    import sqlite3
-
-    from write_floor import captured, replay
+    """The seconds a create's own statements take on the driver alone: one create's
+    statements captured from a Pasarela on the benchmark's store (the same sandbox),
+    then replayed *n* times a round, three rounds, with fresh unique keys (see
+    ``write_floor``); the median round. Checks every replayed payment was written.
+    Returns (seconds, statements a create, ``BEGIN`` and ``COMMIT`` included)."""
+    import sqlalchemy as sa
+    from write_floor import captured, captured_postgres, replay, replay_postgres
 
     from pasarela.api import Pasarela
     from pasarela.model import Order
 
-    path = Path(tmp) / "floor.db"
-    floor_config = {**config, "store": {"url": f"sqlite:///{path}"}}
-    with captured() as statements, Pasarela(floor_config) as pasarela:
+    url = sa.engine.make_url(config["store"]["url"])
+    sqlite = url.get_backend_name() == "sqlite"
+    with (captured() if sqlite else captured_postgres()) as statements, \
+            Pasarela(config) as pasarela:
         def pay(key: str) -> Any:
             order = Order(reference=f"o-{key}", amount=amount, description="Audífonos",
                           customer=customer)
             return pasarela.pay(order, method="cash", idempotency_key=key)
 
         for i in range(20):
-            pay(f"warm-{i}")
+            pay(f"floor-warm-{i}")
         del statements[:]
         payment = pay("floor")
-        create = list(statements)
-    with sqlite3.connect(path) as conn:
-        (event_id,), = conn.execute("SELECT id FROM outbox WHERE payment_id = ?",
-                                    (payment.id,)).fetchall()
+        create: list[Any] = list(statements)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        event_id = conn.execute(sa.text("SELECT id FROM outbox WHERE payment_id = :p"),
+                                {"p": payment.id}).scalar_one()
     unique = [payment.id, "floor", event_id]
     per_round = []
     for r in range(3):
-        per_round.append(replay(str(path), create, unique, n, lambda i, r=r: [
-            f"F{r}{i:024d}", f"floor-{r}-{i}", f"E{r}{i:024d}"]))
-    with sqlite3.connect(path) as conn:
-        (written,), = conn.execute("SELECT count(*) FROM payments WHERE id LIKE 'F%' "
-                                   "AND status = 'pending'").fetchall()
+        def fresh(i: int, r: int = r) -> list[str]:
+            return [f"F{r}{i:024d}", f"floor-{r}-{i}", f"E{r}{i:024d}"]
+
+        if sqlite:
+            assert url.database is not None
+            per_round.append(replay(url.database, create, unique, n, fresh))
+        else:
+            libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            per_round.append(replay_postgres(libpq, create, unique, n, fresh))
+    with engine.connect() as conn:
+        written = conn.execute(sa.text("SELECT count(*) FROM payments WHERE id LIKE 'F%' "
+                                       "AND status = 'pending'")).scalar_one()
+    engine.dispose()
     assert written == 3 * n, f"the replay wrote {written} payments of {3 * n}"
     return statistics.median(per_round), len(create)
 

@@ -1,5 +1,5 @@
-"""What SQLite allows for a create's writes: the statements one create ran, replayed
-on the driver alone.
+"""What the database allows for a create's writes: the statements one create ran,
+replayed on the driver alone.
 
 :func:`captured` records, through sqlite3's trace callback on every connection the
 store opens, the SQL that SQLite ran for one ``pay()`` (its values written inline, as
@@ -9,6 +9,11 @@ the store's pragmas, once per create, with the payment's id, its idempotency key
 its outbox event's id made new each time (the unique keys), and returns the seconds a
 create. That is the floor under pasarela's create on this machine: the same rows, the
 same indexes and the same two commits, with no Python above the driver but the loop.
+
+On PostgreSQL, :func:`captured_postgres` records each statement with its parameters as
+psycopg is given them (a cursor class of its own on every connection the pools open)
+and each commit, and :func:`replay_postgres` runs them again on one psycopg
+connection: the same round trips and the same durable commits.
 """
 
 from __future__ import annotations
@@ -95,4 +100,65 @@ def replay(path: str, statements: list[str], unique: list[str], n: int,
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+    return elapsed / n
+
+
+@contextmanager
+def captured_postgres() -> Iterator[list[tuple[str, Any]]]:
+    """``(SQL, parameters)`` of every statement psycopg runs on the pools' connections
+    opened meanwhile, and ``("COMMIT", None)`` for each commit, in order."""
+    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+    statements: list[tuple[str, Any]] = []
+
+    class Recording(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            statements.append((str(query), params))
+            return super().execute(query, params, **kwargs)
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, psycopg.Connection):
+            dbapi_connection.cursor_factory = Recording
+
+    def commit(_conn: Any) -> None:
+        statements.append(("COMMIT", None))
+
+    sa.event.listen(sa.pool.Pool, "connect", trace)
+    sa.event.listen(sa.engine.Engine, "commit", commit)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", trace)
+        sa.event.remove(sa.engine.Engine, "commit", commit)
+
+
+def replay_postgres(url: str, statements: list[tuple[str, Any]], unique: list[str], n: int,
+                    fresh: Callable[[int], list[str]]) -> float:
+    """As :func:`replay`, on PostgreSQL at *url* (a libpq URL) with psycopg: the mean
+    seconds a run of *statements*, each ``COMMIT`` a commit of the connection."""
+    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+    def where(params: Any) -> list[tuple[Any, int]]:
+        items = params.items() if isinstance(params, dict) else enumerate(params or ())
+        return [(key, unique.index(value)) for key, value in items
+                if isinstance(value, str) and value in unique]
+
+    plans = [(sql, params, where(params)) for sql, params in statements]
+    with psycopg.connect(url) as conn:
+        began = time.perf_counter()
+        for i in range(n):
+            new = fresh(i)
+            for sql, params, at in plans:
+                if sql == "COMMIT":
+                    conn.commit()
+                    continue
+                bound = params
+                if at:
+                    bound = dict(params) if isinstance(params, dict) else list(params)
+                    for key, k in at:
+                        bound[key] = new[k]
+                cursor = conn.execute(sql, bound)
+                if cursor.description is not None:
+                    cursor.fetchall()
+        elapsed = time.perf_counter() - began
     return elapsed / n
