@@ -38,8 +38,16 @@ class TestConstruction:
 
     @pytest.mark.parametrize("code", ["XYZ", "pen", "", "XXX"])
     def test_unknown_or_lower_currency(self, code):
+        Money(100, "PEN")  # a code that passed is remembered; these still fail
         with pytest.raises(ValidationError) as info:
             Money(100, code)
+        assert info.value.field == "currency"
+
+    @pytest.mark.parametrize("code", [None, 604, ["PEN"], b"PEN"])
+    def test_currency_not_text(self, code):
+        Money(100, "PEN")
+        with pytest.raises(ValidationError) as info:
+            Money(100, code)  # type: ignore[arg-type]
         assert info.value.field == "currency"
 
     @pytest.mark.parametrize("text", ["12.50", "PEN", "PEN twelve", "PEN 1.2.3"])

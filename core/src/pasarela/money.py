@@ -48,10 +48,18 @@ def currency_exponent(currency: str, *, field: str = "currency") -> int:
     return exponent
 
 
+#: The codes that passed :func:`_check_currency` (known to ISO 4217 and upper case: a
+#: few hundred at most), which a Money of them then need not look up again.
+_CHECKED: Final[set[str]] = set()
+
+
 def _check_currency(instance: Money, attribute: attrs.Attribute[str], value: str) -> None:
+    if type(value) is str and value in _CHECKED:
+        return
     currency_exponent(value)
     if value != value.upper():
         raise ValidationError("currency must be upper case", field="currency")
+    _CHECKED.add(value)
 
 
 #: The largest amount, in minor units, that the store keeps (a signed 64-bit integer).

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql
 from pasarela.store._base import StoreBase
 from pasarela.store._rows import from_db, to_db, utc_now
 from pasarela.store._writes import dialect_insert
+from pasarela.store.driver import execute
 from pasarela.store.schema import outbox, relay_cursors, relay_deliveries
 from pasarela.store.values import OutboxEvent
 
@@ -51,6 +52,28 @@ _SQLITE_UNDELIVERED: Final = (
     "relay_deliveries.rowid IN (SELECT d.rowid FROM json_each(:relay_ids) AS j "
     "CROSS JOIN relay_deliveries AS d WHERE d.relay = :relay_name AND d.event_id = j.value "
     "AND d.delivered_at IS NULL)")
+
+_earlier = _d.alias("earlier")
+#: The due events of relay ``_relay`` at ``_at`` that are the first undelivered of
+#: their payment, earliest first, ``_limit`` at most, with their outbox columns.
+_CLAIM: Final = (
+    sa.select(_d.c.event_id, _d.c.attempts, outbox.c.payment_id, outbox.c.type,
+              outbox.c.payload, outbox.c.created_at)
+    .join_from(_d, outbox, outbox.c.id == _d.c.event_id)
+    .where(_d.c.relay == sa.bindparam("_relay"), _d.c.delivered_at.is_(None),
+           _d.c.next_attempt_at <= sa.bindparam("_at", type_=_d.c.next_attempt_at.type),
+           ~sa.exists().where(
+               _earlier.c.relay == _d.c.relay,
+               _earlier.c.payment_id == _d.c.payment_id,
+               _earlier.c.delivered_at.is_(None),
+               sa.or_(_earlier.c.created_at < _d.c.created_at,
+                      sa.and_(_earlier.c.created_at == _d.c.created_at,
+                              _earlier.c.event_id < _d.c.event_id))))
+    .order_by(_d.c.created_at, _d.c.event_id)
+    .limit(sa.bindparam("_limit", type_=sa.Integer))
+)
+#: :data:`_CLAIM` on PostgreSQL: the rows taken are locked, the locked ones skipped.
+_CLAIM_LOCKED: Final = _CLAIM.with_for_update(skip_locked=True, of=_d)
 
 
 class Relays(StoreBase):
@@ -90,38 +113,21 @@ class Relays(StoreBase):
                 cursor = cursor.with_for_update()
             watermark = conn.execute(cursor).scalar_one()
             looked = self._queue(conn, relay, watermark)
-            earlier = _d.alias("earlier")
-            blocked = sa.exists().where(
-                earlier.c.relay == _d.c.relay,
-                earlier.c.payment_id == _d.c.payment_id,
-                earlier.c.delivered_at.is_(None),
-                sa.or_(earlier.c.created_at < _d.c.created_at,
-                       sa.and_(earlier.c.created_at == _d.c.created_at,
-                               earlier.c.event_id < _d.c.event_id)),
-            )
             # The outbox's columns come with the claim (one statement, not a second
             # lookup by id): an event is claimed only with its outbox row.
-            query = (
-                sa.select(_d.c.event_id, _d.c.attempts, outbox.c.payment_id, outbox.c.type,
-                          outbox.c.payload, outbox.c.created_at)
-                .join_from(_d, outbox, outbox.c.id == _d.c.event_id)
-                .where(_d.c.relay == relay, _d.c.delivered_at.is_(None),
-                       _d.c.next_attempt_at <= at, ~blocked)
-                .order_by(_d.c.created_at, _d.c.event_id)
-                .limit(limit)
-            )
-            if not self._sqlite:
-                query = query.with_for_update(skip_locked=True, of=_d)
-            claimed = conn.execute(query).all()
+            claimed = execute(conn, _CLAIM if self._sqlite else _CLAIM_LOCKED,
+                              {"_relay": relay, "_at": at, "_limit": limit})
             if claimed:
-                conn.execute(sa.update(_d).where(self._among(relay, [row[0] for row in claimed]))
-                             .values(next_attempt_at=at + lease))
+                conn.execute(sa.update(_d).where(self._among(
+                    relay, [row["event_id"] for row in claimed]))
+                    .values(next_attempt_at=at + lease))
         if looked is not None and self._sqlite:  # committed: the rows up to it are queued
             self._relay_seen[relay] = looked
         return [
-            OutboxEvent(id=event_id, payment_id=payment_id, type=kind, payload=payload,
-                        created_at=from_db(created_at), attempts=attempts)
-            for event_id, attempts, payment_id, kind, payload, created_at in claimed
+            OutboxEvent(id=row["event_id"], payment_id=row["payment_id"], type=row["type"],
+                        payload=row["payload"], created_at=from_db(row["created_at"]),
+                        attempts=row["attempts"])
+            for row in claimed
         ]
 
     def _among(self, relay: str, event_ids: Sequence[str], *,
