@@ -19,7 +19,9 @@ pasarela's throughput at least the minimal receiver's on the same database (1.0x
 the runs alternate (minimal, pasarela, minimal, ...), each pasarela run is compared
 with the minimal runs either side of it, and the median of those ratios is the figure
 (a busy machine moves both sides). The core alone, in process, one by one and in
-batches, is printed as the ceiling the server is working towards.
+batches, is printed as the ceiling the server is working towards; so is the HTTP stack
+alone (the same Starlette route answering 200 without verifying or writing), and the
+rate of the two in series, the most the server can reach with both as they are.
 
 ``python bench/bench_webhooks.py [--count N] [--rounds R]``; bench/run.py calls
 :func:`main`.
@@ -192,6 +194,29 @@ def minimal_app(db: str) -> Any:
                              Route("/healthz", healthz)])
 
 
+#: ``_minimal``'s database for the HTTP stack alone: no signature, no database.
+HTTP_ALONE = ":http-alone:"
+
+
+def http_alone_app() -> Any:
+    """The same Starlette route under the same uvicorn setup, reading the body and
+    answering 200: what the HTTP stack costs a delivery, the receivers' common part."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def webhook(request: Request) -> Response:
+        await request.body()
+        return JSONResponse({"received": True})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/webhooks/{provider}", webhook, methods=["POST"]),
+                             Route("/healthz", healthz)])
+
+
 def minimal_postgres_app(url: str) -> Any:
     """The minimal receiver on PostgreSQL: one connection, autocommit, one INSERT per
     delivery (the same work as the SQLite one)."""
@@ -237,7 +262,8 @@ def serve_minimal(port: int, db: str) -> None:
 
     import uvicorn
 
-    app = minimal_postgres_app(db) if db.startswith("postgresql") else minimal_app(db)
+    app = (http_alone_app() if db == HTTP_ALONE
+           else minimal_postgres_app(db) if db.startswith("postgresql") else minimal_app(db))
     # The same settings as `pasarela serve` (pasarela/cli/serve.py), which also sets
     # what start-up built aside from the cyclic collector before serving.
     gc.collect()
@@ -364,7 +390,8 @@ def run_minimal(tmp: Path, deliveries: str, tag: str, db: str | None = None) -> 
     with running([sys.executable, __file__, "_minimal", str(port), db], port) as url:
         result = run_sender(url, deliveries)
     rate = _rate(result)
-    print(f"       minimal receiver ({tag}): {rate:,.0f} deliveries/s {result['statuses']}")
+    what = "HTTP stack alone" if db == HTTP_ALONE else "minimal receiver"
+    print(f"       {what} ({tag}): {rate:,.0f} deliveries/s {result['statuses']}")
     return rate
 
 
@@ -504,6 +531,16 @@ def main(count: int | None = None, rounds_: int | None = None) -> int:
         report("  (core alone / minimal receiver, SQLite)",
                f"{core_one / baseline:.2f}x one by one, {core_batched / baseline:.2f}x "
                f"{CONCURRENCY} at a time", "reported", True)
+        # The bound the two parts set together: a delivery through the server costs
+        # at least the HTTP stack's share and the core's (one process, one core's
+        # worth of the interpreter), so the server's rate is at most that of the two
+        # in series.
+        http = statistics.median(run_minimal(tmp, deliveries, f"run {n}", HTTP_ALONE)
+                                 for n in range(2))
+        ceiling = 1 / (1 / http + 1 / core_batched)
+        report("  (HTTP stack alone / minimal receiver; their series with the core, SQLite)",
+               f"{http / baseline:.2f}x; {ceiling / baseline:.2f}x the most pasarela serve "
+               f"can reach with both as they are", "reported", True)
         with ExitStack() as schemas:
             probe = schemas.enter_context(postgres_schema())
             if probe is not None:

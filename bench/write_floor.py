@@ -107,7 +107,7 @@ def replay(path: str, statements: list[str], unique: list[str], n: int,
 def captured_postgres() -> Iterator[list[tuple[str, Any]]]:
     """``(SQL, parameters)`` of every statement psycopg runs on the pools' connections
     opened meanwhile, and ``("COMMIT", None)`` for each commit, in order."""
-    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+    import psycopg  # only with PostgreSQL
 
     statements: list[tuple[str, Any]] = []
 
@@ -136,7 +136,7 @@ def replay_postgres(url: str, statements: list[tuple[str, Any]], unique: list[st
                     fresh: Callable[[int], list[str]]) -> float:
     """As :func:`replay`, on PostgreSQL at *url* (a libpq URL) with psycopg: the mean
     seconds a run of *statements*, each ``COMMIT`` a commit of the connection."""
-    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+    import psycopg  # only with PostgreSQL
 
     def where(params: Any) -> list[tuple[Any, int]]:
         items = params.items() if isinstance(params, dict) else enumerate(params or ())
